@@ -1,0 +1,82 @@
+"""AppImage: build and push one app's image, or use a pinned digest, and expose the repo digest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from components.content_tag import content_tag
+
+
+@dataclass(frozen=True)
+class AppImageArgs:
+    """Inputs of an AppImage."""
+
+    repository: str
+    """Repository on the registry, without tag."""
+    context: Path
+    """Build context (absolute)."""
+    dockerfile: Path
+    """Dockerfile (absolute)."""
+    project_dir: Path
+    """Paths are handed to the build relative to this, so state does not depend on the checkout's location."""
+    platform: str
+    """Target platform."""
+    server: str
+    """Registry host to push to."""
+    username: str
+    """Registry user."""
+    password: pulumi.Output[str]
+    """Registry password, a secret Output."""
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    """`--build-arg` values."""
+    build_on_preview: bool = True
+    """Build during `pulumi preview` too (without pushing)."""
+    pin: str | None = None
+    """A digest reference to deploy instead of building."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """Resources the build waits for, such as the registry preflight."""
+
+
+class AppImage(pulumi.ComponentResource):
+    """The app's image, referred to by digest everywhere downstream."""
+
+    repo_digest: pulumi.Output[str]
+    """`repository@sha256:...` of the pushed (or pinned) image."""
+    tag: pulumi.Output[str]
+    """The content-derived tag the image was pushed with; empty for a pinned image."""
+
+    def __init__(self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitops-deploy:index:AppImage", name, None, opts)
+        if args.pin is not None:
+            # The rollback path: nothing is built, the last known good digest is deployed as is.
+            self.repo_digest = pulumi.Output.from_input(args.pin)
+            self.tag = pulumi.Output.from_input("")
+        else:
+            tag = content_tag(args.context, args.dockerfile, args.platform, args.build_args)
+            image = docker.Image(
+                f"{name}-image",
+                image_name=f"{args.repository}:{tag}",
+                build=docker.DockerBuildArgs(
+                    context=os.path.relpath(args.context, args.project_dir),
+                    dockerfile=os.path.relpath(args.dockerfile, args.project_dir),
+                    platform=args.platform,
+                    args=dict(args.build_args) or None,
+                ),
+                registry=docker.RegistryArgs(
+                    server=args.server,
+                    username=args.username,
+                    password=pulumi.Output.secret(args.password),
+                ),
+                build_on_preview=args.build_on_preview,
+                skip_push=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            self.repo_digest = image.repo_digest
+            self.tag = pulumi.Output.from_input(tag)
+        self.register_outputs({"repo_digest": self.repo_digest, "tag": self.tag})

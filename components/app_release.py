@@ -1,0 +1,142 @@
+"""AppRelease: one app's pull secret, image, Argo CD Application and release gate, tied together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.app_image import AppImage, AppImageArgs
+from components.argo_application import ArgoApplication, ArgoApplicationArgs
+from components.config import AppConfig, ArgoCDConfig, ClusterConfig, RegistryConfig
+from components.registry_secret import RegistrySecret, RegistrySecretArgs
+
+
+@dataclass(frozen=True)
+class AppReleaseArgs:
+    """Inputs of an AppRelease; secrets arrive as secret Outputs and never become props."""
+
+    app: AppConfig
+    """The app's validated config."""
+    registry: RegistryConfig
+    """The stack's registry."""
+    argocd: ArgoCDConfig
+    """Where Argo CD runs."""
+    cluster: ClusterConfig
+    """Where the pods run."""
+    project_dir: Path
+    """The Pulumi project directory."""
+    registry_password: pulumi.Output[str]
+    """Registry password, a secret Output."""
+    health_headers: pulumi.Output[Mapping[str, str]]
+    """Health-check request headers, a secret Output."""
+    build_on_preview: bool = True
+    """Build the image during preview."""
+    build_depends_on: Sequence[pulumi.Resource] = ()
+    """What the image build waits for (the registry preflight)."""
+    application_depends_on: Sequence[pulumi.Resource] = ()
+    """What the Application waits for (the AppProject, the namespace)."""
+    destination_provider: k8s.Provider | None = None
+    """Provider of the cluster where the pods run; None means the default provider."""
+    argocd_provider: k8s.Provider | None = None
+    """Provider of the cluster where Argo CD runs; None means the default provider."""
+    secret_depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """What the pull secret waits for (its namespace)."""
+
+
+def _providers(provider: k8s.Provider | None) -> dict[str, pulumi.ProviderResource] | None:
+    return {"kubernetes": provider} if provider is not None else None
+
+
+class AppRelease(pulumi.ComponentResource):
+    """Everything one app needs to ship, as children of one component."""
+
+    image_digest: pulumi.Output[str]
+    """`repository@sha256:...` the Application runs."""
+    application_name: pulumi.Output[str]
+    """Name of the Argo CD Application."""
+    pull_secret_name: pulumi.Output[str]
+    """Name of the image pull Secret."""
+
+    def __init__(self, name: str, args: AppReleaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gitops-deploy:index:AppRelease", name, None, opts)
+        app = args.app
+        secret = RegistrySecret(
+            f"{name}-registry",
+            RegistrySecretArgs(
+                app=app.name,
+                namespace=app.namespace,
+                server=args.registry.server,
+                username=args.registry.username,
+                password=args.registry_password,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                providers=_providers(args.destination_provider),
+                depends_on=list(args.secret_depends_on),
+            ),
+        )
+        image = AppImage(
+            f"{name}-image",
+            AppImageArgs(
+                repository=app.image.repository,
+                context=app.image.context,
+                dockerfile=app.image.dockerfile,
+                project_dir=args.project_dir,
+                platform=app.image.platform,
+                build_args=app.image.build_args,
+                server=args.registry.server,
+                username=args.registry.username,
+                password=args.registry_password,
+                build_on_preview=args.build_on_preview,
+                pin=app.image.pin,
+                depends_on=args.build_depends_on,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        size_bytes = self._image_size(name, args, image)
+        application = ArgoApplication(
+            f"{name}-argocd",
+            ArgoApplicationArgs(
+                app=app.name,
+                argocd_namespace=args.argocd.namespace,
+                project=args.argocd.project,
+                destination=args.cluster.destination(app.namespace),
+                source=app.source,
+                replicas=app.replicas,
+                repo_digest=image.repo_digest,
+                tag=image.tag,
+                pull_secret=secret.secret_name,
+                image_size_bytes=size_bytes,
+                sync_timeout_seconds=args.argocd.sync_timeout_seconds,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                providers=_providers(args.argocd_provider),
+                depends_on=[secret, *args.application_depends_on],
+            ),
+        )
+        self._health_check(name, args, image, application)
+        self.image_digest = image.repo_digest
+        self.application_name = application.application_name
+        self.pull_secret_name = secret.secret_name
+        self.register_outputs(
+            {
+                "image_digest": self.image_digest,
+                "application_name": self.application_name,
+                "pull_secret_name": self.pull_secret_name,
+            }
+        )
+
+    def _image_size(self, name: str, args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
+        """The image's compressed size from the registry, as a whole-number string."""
+        raise NotImplementedError
+
+    def _health_check(
+        self, name: str, args: AppReleaseArgs, image: AppImage, application: ArgoApplication
+    ) -> None:
+        """Gate the release on its live endpoint, after Argo CD reports it Healthy."""
+        raise NotImplementedError

@@ -1,0 +1,141 @@
+"""ArgoApplication: the Argo CD Application that rolls one app out, pinned to its image digest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import SourceConfig
+from components.labels import ARGOCD_FINALIZER, IMAGE_SIZE_ANNOTATION, app_labels
+
+WAIT_FOR = json.dumps(
+    ["jsonpath={.status.sync.status}=Synced", "jsonpath={.status.health.status}=Healthy"]
+)
+"""pulumi-kubernetes' await condition: `pulumi up` returns only when Argo CD reports both."""
+
+SYNC_POLICY: dict[str, Any] = {
+    "automated": {"prune": True, "selfHeal": True},
+    "syncOptions": ["CreateNamespace=true"],
+    "retry": {"limit": 3, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
+}
+
+
+def split_digest(repo_digest: str) -> tuple[str, str]:
+    """`repo@sha256:x` -> (`repo`, `sha256:x`)."""
+    repository, sep, digest = repo_digest.partition("@")
+    if not sep or not digest.startswith("sha256:"):
+        raise ValueError(f"expected an image digest reference 'repository@sha256:...', got {repo_digest!r}")
+    return repository, digest
+
+
+def helm_source(
+    source: SourceConfig, repo_digest: str, tag: str, replicas: int, pull_secret: str
+) -> dict[str, Any]:
+    """`spec.source` for a Helm chart: the values contract the chart must honour."""
+    repository, digest = split_digest(repo_digest)
+    values = {
+        "image": {"repository": repository, "tag": tag, "digest": digest},
+        "replicaCount": replicas,
+        "imagePullSecrets": [{"name": pull_secret}],
+    }
+    return {
+        "repoURL": source.repo_url,
+        "targetRevision": source.target_revision,
+        "path": source.path,
+        "helm": {"valuesObject": values},
+    }
+
+
+def kustomize_source(
+    source: SourceConfig, app: str, repo_digest: str, replicas: int
+) -> dict[str, Any]:
+    """`spec.source` for a kustomize overlay: images pinned by digest, replicas set on the app's workload."""
+    repository, digest = split_digest(repo_digest)
+    return {
+        "repoURL": source.repo_url,
+        "targetRevision": source.target_revision,
+        "path": source.path,
+        "kustomize": {
+            "images": [f"{source.image_name}={repository}@{digest}"],
+            "replicas": [{"name": app, "count": replicas}],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ArgoApplicationArgs:
+    """Inputs of an ArgoApplication."""
+
+    app: str
+    """App name, which names the Application."""
+    argocd_namespace: str
+    """Namespace of Argo CD, where the Application lives."""
+    project: str
+    """Argo CD project."""
+    destination: dict[str, str]
+    """`spec.destination`: `{server|name, namespace}`."""
+    source: SourceConfig
+    """Where the manifests come from."""
+    replicas: int
+    """Replica count handed to the chart or overlay."""
+    repo_digest: pulumi.Input[str]
+    """`repository@sha256:...` of the image to run."""
+    tag: pulumi.Input[str]
+    """Content tag of the image (Helm `image.tag`; the digest wins)."""
+    pull_secret: pulumi.Input[str]
+    """Name of the image pull Secret in the destination namespace."""
+    image_size_bytes: pulumi.Input[str]
+    """Whole-number string from the registry, for the image-size policy."""
+    sync_timeout_seconds: int = 600
+    """How long `pulumi up` waits for Synced and Healthy."""
+
+
+class ArgoApplication(pulumi.ComponentResource):
+    """An `argoproj.io/v1alpha1` Application with automated, retried sync, awaited until Healthy."""
+
+    application_name: pulumi.Output[str]
+    """`metadata.name` of the Application."""
+
+    def __init__(
+        self, name: str, args: ArgoApplicationArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("gitops-deploy:index:ArgoApplication", name, None, opts)
+        if args.source.type == "helm":
+            source = pulumi.Output.all(args.repo_digest, args.tag, args.pull_secret).apply(
+                lambda v: helm_source(args.source, v[0], v[1], args.replicas, v[2])
+            )
+        else:
+            source = pulumi.Output.from_input(args.repo_digest).apply(
+                lambda d: kustomize_source(args.source, args.app, d, args.replicas)
+            )
+        application = k8s.apiextensions.CustomResource(
+            f"{name}-application",
+            api_version="argoproj.io/v1alpha1",
+            kind="Application",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.app,
+                namespace=args.argocd_namespace,
+                labels=app_labels(args.app),
+                finalizers=[ARGOCD_FINALIZER],
+                annotations={
+                    "pulumi.com/waitFor": WAIT_FOR,
+                    "pulumi.com/timeoutSeconds": str(args.sync_timeout_seconds),
+                    IMAGE_SIZE_ANNOTATION: args.image_size_bytes,
+                },
+            ),
+            spec={
+                "project": args.project,
+                "destination": args.destination,
+                "source": source,
+                "syncPolicy": SYNC_POLICY,
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.application = application
+        # The name is known from config, but taking it from the resource carries the dependency.
+        self.application_name = application.id.apply(lambda _: args.app)
+        self.register_outputs({"application_name": self.application_name})

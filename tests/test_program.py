@@ -1,0 +1,307 @@
+"""The real `__main__.py` with each real stack file, under the SDK's mocks: what it registers, and how."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from components.argo_application import SYNC_POLICY
+from offline.simulate import SimResource, Simulation
+from offline.stack_files import read_stack_config, stack_names
+from tests.conftest import TEST_PASSWORD
+
+STACKS = ["dev", "staging", "prod"]
+PER_APP_TYPES = Counter(
+    {
+        "gitops-deploy:index:AppRelease": 1,
+        "gitops-deploy:index:RegistrySecret": 1,
+        "kubernetes:core/v1:Secret": 1,
+        "gitops-deploy:index:AppImage": 1,
+        "docker:index/image:Image": 1,
+        "pulumi-python:dynamic/image:ImageSize": 1,
+        "gitops-deploy:index:ArgoApplication": 1,
+        "kubernetes:argoproj.io/v1alpha1:Application": 1,
+        "pulumi-python:dynamic/health:HealthCheck": 1,
+    }
+)
+# Which component each resource type is a child of, within one app.
+PARENT_TYPE = {
+    "gitops-deploy:index:AppRelease": "pulumi:pulumi:Stack",
+    "gitops-deploy:index:RegistrySecret": "gitops-deploy:index:AppRelease",
+    "kubernetes:core/v1:Secret": "gitops-deploy:index:RegistrySecret",
+    "gitops-deploy:index:AppImage": "gitops-deploy:index:AppRelease",
+    "docker:index/image:Image": "gitops-deploy:index:AppImage",
+    "pulumi-python:dynamic/image:ImageSize": "gitops-deploy:index:AppRelease",
+    "gitops-deploy:index:ArgoApplication": "gitops-deploy:index:AppRelease",
+    "kubernetes:argoproj.io/v1alpha1:Application": "gitops-deploy:index:ArgoApplication",
+    "pulumi-python:dynamic/health:HealthCheck": "gitops-deploy:index:AppRelease",
+}
+
+
+def _type_of(urn: str) -> str:
+    """The resource type of a URN (the last segment of its qualified type)."""
+    return urn.split("::")[2].split("$")[-1]
+
+
+def _ancestors(sim: Simulation, res: SimResource) -> list[str]:
+    """URNs from the resource's parent up to the stack."""
+    chain, parent = [], res.parent
+    while parent:
+        chain.append(parent)
+        parent = "" if _type_of(parent) == "pulumi:pulumi:Stack" else sim.get(parent).parent
+    return chain
+
+
+def _app_resources(sim: Simulation, app: str) -> list[SimResource]:
+    """Every resource under the app's AppRelease."""
+    release = next(r for r in sim.by_type("gitops-deploy:index:AppRelease") if r.name == app)
+    return [r for r in sim.resources if r is release or release.urn in _ancestors(sim, r)]
+
+
+def _one(sim: Simulation, type_: str, app: str) -> SimResource:
+    found = [r for r in _app_resources(sim, app) if r.type == type_]
+    assert len(found) == 1, f"{app}: expected one {type_}, found {[r.urn for r in found]}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[dict[str, Simulation]]:
+    """One simulation of each shipped stack, shared by the module's tests."""
+    from offline.simulate import simulate
+
+    yield {stack: simulate(stack, password=TEST_PASSWORD) for stack in STACKS}
+
+
+def test_the_three_stack_files_ship() -> None:
+    assert stack_names() == STACKS
+
+
+def test_dev_runs_fewer_replicas_than_prod() -> None:
+    dev = read_stack_config("dev")["gitops-deploy:apps"]
+    prod = read_stack_config("prod")["gitops-deploy:apps"]
+    assert max(a["replicas"] for a in dev) < min(a["replicas"] for a in prod)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_app_registers_exactly_its_resources(sims: dict[str, Simulation], stack: str) -> None:
+    sim = sims[stack]
+    apps = [a["name"] for a in read_stack_config(stack)["gitops-deploy:apps"]]
+    for app in apps:
+        counts = Counter(r.type for r in _app_resources(sim, app))
+        assert counts == PER_APP_TYPES, f"{stack}/{app}: {counts}"
+    per_app = sum(PER_APP_TYPES.values()) * len(apps)
+    stack_level = [r for r in sim.resources if r.parent.endswith(f"::gitops-deploy-{stack}")
+                   and r.type != "gitops-deploy:index:AppRelease"]
+    assert len(sim.resources) == per_app + len(stack_level)
+    stack_types = Counter(r.type for r in stack_level)
+    assert stack_types["pulumi-python:dynamic/registry:RegistryPreflight"] == 1, stack_types
+    namespaces = {a["namespace"] for a in read_stack_config(stack)["gitops-deploy:apps"]}
+    assert stack_types["kubernetes:core/v1:Namespace"] == len(namespaces)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_parent_chain_of_every_app_resource(sims: dict[str, Simulation], stack: str) -> None:
+    sim = sims[stack]
+    for app in (a["name"] for a in read_stack_config(stack)["gitops-deploy:apps"]):
+        for res in _app_resources(sim, app):
+            parent_type = _type_of(res.parent)
+            assert parent_type == PARENT_TYPE[res.type], f"{res.urn}: parent is {res.parent}"
+            assert _type_of(_ancestors(sim, res)[-1]) == "pulumi:pulumi:Stack", res.urn
+            assert res.name.startswith(f"{app}"), f"{res.urn}: child names derive from the app's"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pull_secret_inputs(sims: dict[str, Simulation], stack: str) -> None:
+    sim = sims[stack]
+    registry = read_stack_config(stack)["gitops-deploy:registry"]
+    for app in read_stack_config(stack)["gitops-deploy:apps"]:
+        secret = _one(sim, "kubernetes:core/v1:Secret", app["name"])
+        assert secret.inputs["type"] == "kubernetes.io/dockerconfigjson", secret.urn
+        assert secret.inputs["metadata"]["namespace"] == app["namespace"], secret.urn
+        assert secret.inputs["metadata"]["name"] == f"{app['name']}-registry", secret.urn
+        assert secret.inputs["metadata"]["labels"]["gitops-deploy/role"] == "image-pull-secret"
+        assert "data" in secret.secret_paths, f"{secret.urn}: data must be secret"
+        config = json.loads(base64.b64decode(secret.inputs["data"][".dockerconfigjson"]))
+        entry = config["auths"][registry["server"]]
+        assert entry["username"] == registry["username"]
+        assert entry["password"] == TEST_PASSWORD
+        assert base64.b64decode(entry["auth"]).decode() == f"{registry['username']}:{TEST_PASSWORD}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_image_build_inputs(sims: dict[str, Simulation], stack: str) -> None:
+    sim = sims[stack]
+    cfg = read_stack_config(stack)
+    for app in cfg["gitops-deploy:apps"]:
+        image = _one(sim, "docker:index/image:Image", app["name"])
+        name = image.inputs["imageName"]
+        repo, tag = name.rsplit(":", 1)
+        assert repo == app["image"]["repository"], image.urn
+        assert tag.startswith("ctx-") and tag != "latest", f"{image.urn}: tag {tag!r}"
+        build = image.inputs["build"]
+        assert build["context"] == app["image"]["context"], f"{image.urn}: context must be project-relative"
+        assert build["dockerfile"] == f"{app['image']['context']}/Dockerfile"
+        assert build["platform"] == app["image"].get("platform", "linux/amd64")
+        assert build.get("args", {}) == app["image"].get("buildArgs", {})
+        assert image.inputs["registry"]["server"] == cfg["gitops-deploy:registry"]["server"]
+        assert "registry.password" in image.secret_paths, image.urn
+        assert image.inputs["buildOnPreview"] is cfg.get("gitops-deploy:build", {}).get("onPreview", True)
+        preflight = sim.by_type("pulumi-python:dynamic/registry:RegistryPreflight")[0]
+        assert preflight.urn in image.dependencies, f"{image.urn} must wait for the registry preflight"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_application_inputs(sims: dict[str, Simulation], stack: str) -> None:
+    sim = sims[stack]
+    cfg = read_stack_config(stack)
+    argocd = cfg.get("gitops-deploy:argocd", {})
+    for app in cfg["gitops-deploy:apps"]:
+        res = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", app["name"])
+        digest = sim.exports["apps"][app["name"]]["imageDigest"]
+        repo, sha = digest.split("@")
+        assert repo == app["image"]["repository"] and sha.startswith("sha256:")
+        meta, spec = res.inputs["metadata"], res.inputs["spec"]
+        assert meta["name"] == app["name"] and meta["namespace"] == argocd.get("namespace", "argocd")
+        assert meta["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
+        assert json.loads(meta["annotations"]["pulumi.com/waitFor"]) == [
+            "jsonpath={.status.sync.status}=Synced",
+            "jsonpath={.status.health.status}=Healthy",
+        ]
+        assert meta["annotations"]["pulumi.com/timeoutSeconds"] == str(argocd.get("syncTimeoutSeconds", 600))
+        assert spec["project"] == argocd.get("project", "default")
+        assert spec["destination"]["namespace"] == app["namespace"]
+        assert spec["syncPolicy"] == SYNC_POLICY
+        assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+        assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
+        source = spec["source"]
+        assert source["repoURL"] == app["source"]["repoURL"]
+        assert source["path"] == app["source"]["path"]
+        assert source["targetRevision"] == app["source"]["targetRevision"]
+        if app["source"]["type"] == "helm":
+            values = source["helm"]["valuesObject"]
+            assert values["image"]["repository"] == repo
+            assert values["image"]["digest"] == sha
+            assert values["image"]["tag"].startswith("ctx-")
+            assert values["replicaCount"] == app["replicas"]
+            assert values["imagePullSecrets"] == [{"name": f"{app['name']}-registry"}]
+            assert "kustomize" not in source
+        else:
+            image_name = app["source"].get("imageName", app["image"]["repository"])
+            assert source["kustomize"]["images"] == [f"{image_name}={digest}"]
+            assert source["kustomize"]["replicas"] == [{"name": app["name"], "count": app["replicas"]}]
+            assert "helm" not in source
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_health_check_follows_the_application(sims: dict[str, Simulation], stack: str) -> None:
+    sim = sims[stack]
+    for app in read_stack_config(stack)["gitops-deploy:apps"]:
+        check = _one(sim, "pulumi-python:dynamic/health:HealthCheck", app["name"])
+        application = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", app["name"])
+        assert application.urn in check.dependencies, check.urn
+        assert check.inputs["url"] == app["health"]["url"]
+        assert check.inputs["trigger"] == sim.exports["apps"][app["name"]]["imageDigest"]
+        health = app["health"]
+        assert check.inputs["max_latency_ms"] == health.get("maxLatencyMs", 200)
+        assert check.inputs["attempts"] == health.get("attempts", 10)
+        assert "headers" in check.secret_paths, f"{check.urn}: headers must be secret"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_exports_name_each_app(sims: dict[str, Simulation], stack: str) -> None:
+    apps = read_stack_config(stack)["gitops-deploy:apps"]
+    exported = sims[stack].exports["apps"]
+    assert sorted(exported) == sorted(a["name"] for a in apps)
+    for app in apps:
+        assert exported[app["name"]]["application"] == app["name"]
+        assert exported[app["name"]]["pullSecret"] == f"{app['name']}-registry"
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaves(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _contains_password(text: str) -> bool:
+    if TEST_PASSWORD in text:
+        return True
+    try:
+        decoded = base64.b64decode(text, validate=True).decode(errors="ignore")
+    except ValueError:
+        return False
+    return _contains_password(decoded) if decoded != text else False
+
+
+def _under_secret(path: str, secret_paths: frozenset[str]) -> bool:
+    return any(path == s or path.startswith(s + ".") or path.startswith(s + "[") for s in secret_paths)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_password_appears_only_inside_secrets(sims: dict[str, Simulation], stack: str) -> None:
+    sim = sims[stack]
+    carriers = set()
+    for res in sim.resources:
+        for where, values in (("input", res.inputs), ("output", res.outputs)):
+            for path, text in _leaves(values):
+                if _contains_password(text):
+                    assert where == "input" and _under_secret(path, res.secret_paths), (
+                        f"{res.urn}: the password is in plaintext at {where} {path}"
+                    )
+                    carriers.add((res.type, path.split(".")[0]))
+    assert ("kubernetes:core/v1:Secret", "data") in carriers
+    assert carriers <= {
+        ("kubernetes:core/v1:Secret", "data"),
+        ("docker:index/image:Image", "registry"),
+        ("pulumi-python:dynamic/registry:RegistryPreflight", "password"),
+        ("pulumi-python:dynamic/image:ImageSize", "password"),
+    }, carriers
+    assert not any(_contains_password(t) for _, t in _leaves(sim.exports))
+    assert not any(TEST_PASSWORD in line for line in sim.logs)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_core_objects_validate_against_the_kubernetes_schema(sims: dict[str, Simulation], stack: str) -> None:
+    core = [r for r in sims[stack].resources if r.type.startswith("kubernetes:core/")]
+    assert core
+    for res in core:
+        manifest = {k: v for k, v in res.inputs.items() if not k.startswith("__")}
+        try:
+            kubernetes_validate.validate(manifest, "1.33", strict=True)
+        except kubernetes_validate.ValidationError as err:
+            pytest.fail(f"{res.urn}: {err.message} at {list(err.path)}")
+
+
+def test_several_apps_get_independent_resources(
+    run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]]
+) -> None:
+    cfg = stack_config("staging")
+    template = cfg["gitops-deploy:apps"][0]
+    apps = []
+    for i, name in enumerate(["alpha", "beta", "gamma"]):
+        app = json.loads(json.dumps(template))
+        app["name"], app["namespace"], app["replicas"] = name, f"team-{i % 2}", 3 + i
+        app["image"]["repository"] = f"registry.example.com/platform/{name}"
+        apps.append(app)
+    cfg["gitops-deploy:apps"] = apps
+    sim = run_program("staging", config=cfg)
+    for i, name in enumerate(["alpha", "beta", "gamma"]):
+        owned = _app_resources(sim, name)
+        assert Counter(r.type for r in owned) == PER_APP_TYPES
+        assert all(r.name.startswith(name) for r in owned)
+        application = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", name)
+        assert application.inputs["spec"]["source"]["kustomize"]["replicas"][0]["count"] == 3 + i
+        assert application.inputs["metadata"]["name"] == name
+    assert len(sim.by_type("kubernetes:core/v1:Namespace")) == 2
+    assert len({r.urn for r in sim.resources}) == len(sim.resources)
