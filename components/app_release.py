@@ -112,12 +112,9 @@ class AppRelease(pulumi.ComponentResource):
                 pull_secret=secret.secret_name,
                 image_size_bytes=size_bytes,
                 sync_timeout_seconds=args.argocd.sync_timeout_seconds,
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                providers=_providers(args.argocd_provider),
                 depends_on=[secret, *args.application_depends_on],
             ),
+            opts=pulumi.ResourceOptions(parent=self, providers=_providers(args.argocd_provider)),
         )
         self._health_check(name, args, image, application)
         self.image_digest = image.repo_digest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,8 @@ class ArgoApplicationArgs:
     """Whole-number string from the registry, for the image-size policy."""
     sync_timeout_seconds: int = 600
     """How long `pulumi up` waits for Synced and Healthy."""
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the Application itself waits for (its AppProject, its pull secret)."""
 
 
 class ArgoApplication(pulumi.ComponentResource):
@@ -133,7 +136,7 @@ class ArgoApplication(pulumi.ComponentResource):
                 "source": source,
                 "syncPolicy": SYNC_POLICY,
             },
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.application = application
         # The name is known from config, but taking it from the resource carries the dependency.

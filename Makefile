@@ -1,0 +1,50 @@
+# The README's two commands: `make up STACK=dev` (the main job) and `make test`.
+SHELL := /bin/bash
+STACK ?= dev
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STATE_DIR := $(CURDIR)/.pulumi-state
+
+.PHONY: venv up preview test lint pytest bench policy-check clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt policies/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -r policies/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Log in to a local file backend only when no backend is configured, then select (or create) the stack.
+define pulumi_stack
+	@if [ -z "$${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then \
+		mkdir -p "$(STATE_DIR)" && pulumi login "file://$(STATE_DIR)"; fi
+	pulumi stack select --create "$(STACK)"
+endef
+
+up: venv
+	$(pulumi_stack)
+	pulumi up --stack "$(STACK)" --policy-pack policies --policy-pack-config "policies/config.$(STACK).json"
+
+preview: venv
+	$(pulumi_stack)
+	pulumi preview --diff --stack "$(STACK)" --policy-pack policies --policy-pack-config "policies/config.$(STACK).json"
+
+policy-check: venv
+	$(PY) -m policies.check --stack "$(STACK)"
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy .
+
+pytest: venv
+	$(PY) -m pytest
+
+test: lint pytest
+
+bench: venv
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) "$$b" || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
