@@ -77,16 +77,22 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     started = time.perf_counter()
     floor = _best(None, runs)
-    print(f"import floor (pulumi + pulumi_kubernetes + pulumi_docker): "
-          f"{floor['total_s'] * 1000:.0f} ms, peak {floor['peak_mib']:.0f} MiB")
-    print(f"{'apps':>5} {'resources':>9} {'eval ms':>9} {'ms/app':>7} {'total ms':>9} "
-          f"{'x floor':>7} {'peak MiB':>8} {'x floor':>7}")
+    print(
+        f"import floor (pulumi + pulumi_kubernetes + pulumi_docker): "
+        f"{floor['total_s'] * 1000:.0f} ms, peak {floor['peak_mib']:.0f} MiB"
+    )
+    print(
+        f"{'apps':>5} {'resources':>9} {'eval ms':>9} {'ms/app':>7} {'total ms':>9} "
+        f"{'x floor':>7} {'peak MiB':>8} {'x floor':>7}"
+    )
     for apps in (1, 10, 100):
         r = _best(_config(apps), runs)
-        print(f"{apps:>5} {int(r['resources']):>9} {r['eval_s'] * 1000:>9.0f} "
-              f"{r['eval_s'] * 1000 / apps:>7.1f} {r['total_s'] * 1000:>9.0f} "
-              f"{r['total_s'] / floor['total_s']:>7.2f} {r['peak_mib']:>8.0f} "
-              f"{r['peak_mib'] / floor['peak_mib']:>7.2f}")
+        print(
+            f"{apps:>5} {int(r['resources']):>9} {r['eval_s'] * 1000:>9.0f} "
+            f"{r['eval_s'] * 1000 / apps:>7.1f} {r['total_s'] * 1000:>9.0f} "
+            f"{r['total_s'] / floor['total_s']:>7.2f} {r['peak_mib']:>8.0f} "
+            f"{r['peak_mib'] / floor['peak_mib']:>7.2f}"
+        )
     print(f"(best of {runs} runs each; benchmark took {time.perf_counter() - started:.1f} s)")
 
 

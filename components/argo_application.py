@@ -13,9 +13,7 @@ import pulumi_kubernetes as k8s
 from components.config import SourceConfig
 from components.labels import ARGOCD_FINALIZER, IMAGE_SIZE_ANNOTATION, app_labels
 
-WAIT_FOR = json.dumps(
-    ["jsonpath={.status.sync.status}=Synced", "jsonpath={.status.health.status}=Healthy"]
-)
+WAIT_FOR = json.dumps(["jsonpath={.status.sync.status}=Synced", "jsonpath={.status.health.status}=Healthy"])
 """pulumi-kubernetes' await condition: `pulumi up` returns only when Argo CD reports both."""
 
 SYNC_POLICY: dict[str, Any] = {
@@ -51,9 +49,7 @@ def helm_source(
     }
 
 
-def kustomize_source(
-    source: SourceConfig, app: str, repo_digest: str, replicas: int
-) -> dict[str, Any]:
+def kustomize_source(source: SourceConfig, app: str, repo_digest: str, replicas: int) -> dict[str, Any]:
     """`spec.source` for a kustomize overlay: images pinned by digest, replicas set on the app's workload."""
     repository, digest = split_digest(repo_digest)
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -259,7 +260,8 @@ def _secret_headers(
         if raw is None:
             merged: pulumi.Output[Mapping[str, str]] = pulumi.Output.secret(plain)
         else:
-            merged = pulumi.Output.secret(raw.apply(lambda v, p=plain, n=app.name: _merge_headers(v, p, n)))
+            merge = functools.partial(_merge_headers, plain=plain, app=app.name)
+            merged = pulumi.Output.secret(raw.apply(merge))
         result[app.name] = merged
     return result
 
@@ -284,8 +286,12 @@ def _registry(r: Reader, value: Any) -> RegistryConfig | None:
         return None
     server = r.string("registry.server", obj.get("server"))
     if server is not None and not _SERVER.match(server):
-        r.problem("registry.server", repr(server), "a registry host with an optional port and no scheme, "
-                  "for example 'registry.example.com' or 'localhost:5000'")
+        r.problem(
+            "registry.server",
+            repr(server),
+            "a registry host with an optional port and no scheme, "
+            "for example 'registry.example.com' or 'localhost:5000'",
+        )
         server = None
     username = r.string("registry.username", obj.get("username"))
     insecure = r.boolean("registry.insecure", obj.get("insecure"), default=False)
@@ -301,8 +307,9 @@ def _argocd(r: Reader, value: Any) -> ArgoCDConfig:
     project = r.dns_label("argocd.project", obj.get("project", "default"))
     context = r.string("argocd.context", obj.get("context"), required=False)
     manage = r.boolean("argocd.manageProject", obj.get("manageProject"), default=False)
-    timeout = r.integer("argocd.syncTimeoutSeconds", obj.get("syncTimeoutSeconds"), default=600,
-                        minimum=30, maximum=7200)
+    timeout = r.integer(
+        "argocd.syncTimeoutSeconds", obj.get("syncTimeoutSeconds"), default=600, minimum=30, maximum=7200
+    )
     r.unknown_keys("argocd", obj, ("namespace", "project", "context", "manageProject", "syncTimeoutSeconds"))
     return ArgoCDConfig(
         namespace=namespace or "argocd",
@@ -324,11 +331,17 @@ def _cluster(r: Reader, value: Any) -> ClusterConfig:
     context = r.string("cluster.context", obj.get("context"), required=False)
     r.unknown_keys("cluster", obj, ("name", "server", "context"))
     if "name" in obj and "server" in obj:
-        r.problem("cluster", "both 'name' and 'server'",
-                  "exactly one of them: Argo CD rejects a destination with both")
+        r.problem(
+            "cluster",
+            "both 'name' and 'server'",
+            "exactly one of them: Argo CD rejects a destination with both",
+        )
     elif "name" not in obj and "server" not in obj:
-        r.problem("cluster", "neither 'name' nor 'server'",
-                  "exactly one of 'name' (a cluster registered in Argo CD) or 'server' (its API URL)")
+        r.problem(
+            "cluster",
+            "neither 'name' nor 'server'",
+            "exactly one of 'name' (a cluster registered in Argo CD) or 'server' (its API URL)",
+        )
     if server is not None and not re.match(r"^https://\S+$", server):
         r.problem("cluster.server", repr(server), "an https:// API server URL")
     return ClusterConfig(name=name, server=server if name is None else None, context=context)
@@ -337,10 +350,18 @@ def _cluster(r: Reader, value: Any) -> ClusterConfig:
 def _build(r: Reader, value: Any) -> BuildConfig:
     obj = r.object("build", value, required=False) or {}
     threshold = r.choice("build.lintThreshold", obj.get("lintThreshold", "warning"), LINT_THRESHOLDS)
-    ignore = r.string_list("build.ignore", obj.get("ignore"), pattern=_RULE_CODE,
-                           what="hadolint rule codes such as 'DL3008' or 'SC2086'")
-    trusted = r.string_list("build.trustedRegistries", obj.get("trustedRegistries"), pattern=_SERVER,
-                            what="registry hosts such as 'docker.io' or 'registry.example.com:5000'")
+    ignore = r.string_list(
+        "build.ignore",
+        obj.get("ignore"),
+        pattern=_RULE_CODE,
+        what="hadolint rule codes such as 'DL3008' or 'SC2086'",
+    )
+    trusted = r.string_list(
+        "build.trustedRegistries",
+        obj.get("trustedRegistries"),
+        pattern=_SERVER,
+        what="registry hosts such as 'docker.io' or 'registry.example.com:5000'",
+    )
     on_preview = r.boolean("build.onPreview", obj.get("onPreview"), default=True)
     r.unknown_keys("build", obj, ("lintThreshold", "ignore", "trustedRegistries", "onPreview"))
     return BuildConfig(
@@ -367,8 +388,11 @@ def _apps(
         if app is None:
             continue
         if app.name in seen:
-            r.problem(f"apps[{i}].name", repr(app.name),
-                      f"a name no other app uses (apps[{seen[app.name]}] already has it)")
+            r.problem(
+                f"apps[{i}].name",
+                repr(app.name),
+                f"a name no other app uses (apps[{seen[app.name]}] already has it)",
+            )
             continue
         seen[app.name] = i
         apps.append(app)
@@ -391,8 +415,15 @@ def _app(
     if None in (name, namespace, replicas, image, source, health):
         return None
     assert name and namespace and replicas and image and source and health
-    return AppConfig(index=index, name=name, namespace=namespace, replicas=replicas,
-                     image=image, source=source, health=health)
+    return AppConfig(
+        index=index,
+        name=name,
+        namespace=namespace,
+        replicas=replicas,
+        image=image,
+        source=source,
+        health=health,
+    )
 
 
 def _image(
@@ -405,22 +436,31 @@ def _image(
     if repository is not None and registry is not None:
         host, _, path = repository.partition("/")
         if host != registry.server or not path:
-            r.problem(f"{key}.repository", repr(repository),
-                      f"a repository on the stack's registry '{registry.server}', for example "
-                      f"'{registry.server}/team/app'")
+            r.problem(
+                f"{key}.repository",
+                repr(repository),
+                f"a repository on the stack's registry '{registry.server}', for example "
+                f"'{registry.server}/team/app'",
+            )
             repository = None
         elif not _REPO_PATH.match(path):
-            r.problem(f"{key}.repository", repr(repository),
-                      "a repository path of lowercase letters, digits and separators, without a "
-                      "tag or digest (the program tags and pins images itself)")
+            r.problem(
+                f"{key}.repository",
+                repr(repository),
+                "a repository path of lowercase letters, digits and separators, without a "
+                "tag or digest (the program tags and pins images itself)",
+            )
             repository = None
     pin = r.string(f"{key}.pin", obj.get("pin"), required=False)
     if pin is not None:
         match = _DIGEST_REF.match(pin)
         if match is None or (repository is not None and match.group("repo") != repository):
-            r.problem(f"{key}.pin", repr(pin),
-                      f"a digest reference of this app's repository, '{repository or '<repository>'}"
-                      "@sha256:<64 hex digits>'")
+            r.problem(
+                f"{key}.pin",
+                repr(pin),
+                f"a digest reference of this app's repository, '{repository or '<repository>'}"
+                "@sha256:<64 hex digits>'",
+            )
             pin = None
     context_s = r.string(f"{key}.context", obj.get("context"))
     dockerfile_s = r.string(f"{key}.dockerfile", obj.get("dockerfile"), required=False)
@@ -440,11 +480,19 @@ def _image(
             r.problem(f"{key}.context", repr(context_s), f"an existing build directory; looked for {context}")
         elif not dockerfile.is_file():
             dkey = f"{key}.dockerfile" if dockerfile_s else f"{key}.dockerfile (default <context>/Dockerfile)"
-            r.problem(dkey, repr(dockerfile_s or "Dockerfile"), f"an existing Dockerfile; looked for {dockerfile}")
+            r.problem(
+                dkey, repr(dockerfile_s or "Dockerfile"), f"an existing Dockerfile; looked for {dockerfile}"
+            )
     if repository is None or platform is None or build_args is None:
         return None
-    return ImageConfig(repository=repository, context=context, dockerfile=dockerfile,
-                       platform=platform, build_args=build_args, pin=pin)
+    return ImageConfig(
+        repository=repository,
+        context=context,
+        dockerfile=dockerfile,
+        platform=platform,
+        build_args=build_args,
+        pin=pin,
+    )
 
 
 def _source(r: Reader, key: str, value: Any, image: ImageConfig | None) -> SourceConfig | None:
@@ -453,8 +501,9 @@ def _source(r: Reader, key: str, value: Any, image: ImageConfig | None) -> Sourc
         return None
     repo_url = r.string(f"{key}.repoURL", obj.get("repoURL"))
     if repo_url is not None and not _REPO_URL.match(repo_url):
-        r.problem(f"{key}.repoURL", repr(repo_url),
-                  "an http(s):// or ssh:// Git URL, or git@host:org/repo.git")
+        r.problem(
+            f"{key}.repoURL", repr(repo_url), "an http(s):// or ssh:// Git URL, or git@host:org/repo.git"
+        )
         repo_url = None
     revision = r.string(f"{key}.targetRevision", obj.get("targetRevision"))
     path = r.string(f"{key}.path", obj.get("path"))
@@ -469,9 +518,13 @@ def _source(r: Reader, key: str, value: Any, image: ImageConfig | None) -> Sourc
     if None in (repo_url, revision, path, kind) or image is None:
         return None
     assert repo_url and revision and path and kind
-    return SourceConfig(repo_url=repo_url, target_revision=revision, path=path,
-                        type="helm" if kind == "helm" else "kustomize",
-                        image_name=image_name or image.repository)
+    return SourceConfig(
+        repo_url=repo_url,
+        target_revision=revision,
+        path=path,
+        type="helm" if kind == "helm" else "kustomize",
+        image_name=image_name or image.repository,
+    )
 
 
 def _health(r: Reader, key: str, value: Any) -> HealthConfig | None:
@@ -483,33 +536,70 @@ def _health(r: Reader, key: str, value: Any) -> HealthConfig | None:
         r.problem(f"{key}.url", repr(url), "an http:// or https:// URL")
         url = None
     d = HealthConfig(url="")
-    status = r.integer(f"{key}.expectedStatus", obj.get("expectedStatus"), default=d.expected_status,
-                       minimum=100, maximum=599)
+    status = r.integer(
+        f"{key}.expectedStatus",
+        obj.get("expectedStatus"),
+        default=d.expected_status,
+        minimum=100,
+        maximum=599,
+    )
     latency = r.number(f"{key}.maxLatencyMs", obj.get("maxLatencyMs"), default=d.max_latency_ms)
     attempts = r.integer(f"{key}.attempts", obj.get("attempts"), default=d.attempts, minimum=1, maximum=1000)
     interval = r.number(f"{key}.intervalSeconds", obj.get("intervalSeconds"), default=d.interval_seconds)
     timeout = r.number(f"{key}.timeoutSeconds", obj.get("timeoutSeconds"), default=d.timeout_seconds)
-    threshold = r.integer(f"{key}.successThreshold", obj.get("successThreshold"),
-                          default=d.success_threshold, minimum=1, maximum=1000)
+    threshold = r.integer(
+        f"{key}.successThreshold",
+        obj.get("successThreshold"),
+        default=d.success_threshold,
+        minimum=1,
+        maximum=1000,
+    )
     headers = r.string_map(f"{key}.headers", obj.get("headers"), key_pattern=_HEADER_NAME)
     verify = r.boolean(f"{key}.verifyTls", obj.get("verifyTls"), default=True)
-    r.unknown_keys(key, obj, ("url", "expectedStatus", "maxLatencyMs", "attempts", "intervalSeconds",
-                              "timeoutSeconds", "successThreshold", "headers", "verifyTls"))
+    r.unknown_keys(
+        key,
+        obj,
+        (
+            "url",
+            "expectedStatus",
+            "maxLatencyMs",
+            "attempts",
+            "intervalSeconds",
+            "timeoutSeconds",
+            "successThreshold",
+            "headers",
+            "verifyTls",
+        ),
+    )
     if attempts is not None and threshold is not None and threshold > attempts:
-        r.problem(f"{key}.successThreshold", str(threshold),
-                  f"at most attempts ({attempts}): the check could never pass")
+        r.problem(
+            f"{key}.successThreshold",
+            str(threshold),
+            f"at most attempts ({attempts}): the check could never pass",
+        )
     if None in (url, status, latency, attempts, interval, timeout, threshold, headers, verify):
         return None
     assert url and status and latency and attempts and interval and timeout and threshold
     budget = _health_budget(attempts, interval, timeout)
     if budget > MAX_HEALTH_BUDGET_SECONDS:
-        r.problem(key, f"attempts={attempts}, intervalSeconds={interval:g}, timeoutSeconds={timeout:g} "
-                  f"(worst case {budget:.0f} s)",
-                  f"a worst-case check time of at most {MAX_HEALTH_BUDGET_SECONDS} s (15 minutes)")
+        r.problem(
+            key,
+            f"attempts={attempts}, intervalSeconds={interval:g}, timeoutSeconds={timeout:g} "
+            f"(worst case {budget:.0f} s)",
+            f"a worst-case check time of at most {MAX_HEALTH_BUDGET_SECONDS} s (15 minutes)",
+        )
         return None
-    return HealthConfig(url=url, expected_status=status, max_latency_ms=latency, attempts=attempts,
-                        interval_seconds=interval, timeout_seconds=timeout, success_threshold=threshold,
-                        headers=headers or {}, verify_tls=bool(verify))
+    return HealthConfig(
+        url=url,
+        expected_status=status,
+        max_latency_ms=latency,
+        attempts=attempts,
+        interval_seconds=interval,
+        timeout_seconds=timeout,
+        success_threshold=threshold,
+        headers=headers or {},
+        verify_tls=bool(verify),
+    )
 
 
 def _health_budget(attempts: int, interval: float, timeout: float) -> float:

@@ -88,8 +88,12 @@ class Reader:
         """A DNS-1123 label, as Kubernetes names and namespaces require."""
         text = self.string(key, value)
         if text is not None and not _DNS1123_LABEL.match(text):
-            self.problem(key, repr(text), "a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
-                         "starting and ending with a letter or digit")
+            self.problem(
+                key,
+                repr(text),
+                "a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit",
+            )
             return None
         return text
 
@@ -102,9 +106,7 @@ class Reader:
             return None
         return value
 
-    def integer(
-        self, key: str, value: Any, *, default: int | None, minimum: int, maximum: int
-    ) -> int | None:
+    def integer(self, key: str, value: Any, *, default: int | None, minimum: int, maximum: int) -> int | None:
         """A whole number within bounds (a float with no fraction counts, a string does not)."""
         if value is None:
             if default is None:
@@ -120,8 +122,12 @@ class Reader:
         """A positive finite number."""
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             self.problem(key, _describe(value), "a positive number")
             return None
         return float(value)

@@ -43,9 +43,7 @@ def _tree_digest(context: Path, dockerfile: Path) -> str:
     return digest.hexdigest()
 
 
-def content_tag(
-    context: Path, dockerfile: Path, platform: str, build_args: Mapping[str, str]
-) -> str:
+def content_tag(context: Path, dockerfile: Path, platform: str, build_args: Mapping[str, str]) -> str:
     """`ctx-<12 hex>` from the build context, Dockerfile, platform and build args."""
     digest = hashlib.sha256(_tree_digest(context, dockerfile).encode())
     digest.update(platform.encode())

@@ -15,7 +15,7 @@ DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
 
 
 def dockerconfigjson(server: str, username: str, password: str) -> str:
-    """The base64 `.dockerconfigjson` value for one registry, as `kubectl create secret docker-registry` makes it."""
+    """The base64 `.dockerconfigjson` for one registry, as `kubectl create secret docker-registry` does."""
     auth = base64.b64encode(f"{username}:{password}".encode()).decode()
     config = {"auths": {server: {"username": username, "password": password, "auth": auth}}}
     return base64.b64encode(json.dumps(config, sort_keys=True).encode()).decode()
@@ -47,9 +47,8 @@ class RegistrySecret(pulumi.ComponentResource):
         self, name: str, args: RegistrySecretArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("gitops-deploy:index:RegistrySecret", name, None, opts)
-        data = pulumi.Output.secret(args.password).apply(
-            lambda pw: dockerconfigjson(args.server, args.username, pw)
-        )
+        # The password Output is secret, so everything derived from it stays secret.
+        data = args.password.apply(lambda pw: dockerconfigjson(args.server, args.username, pw))
         secret = k8s.core.v1.Secret(
             f"{name}-pull-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -58,7 +57,7 @@ class RegistrySecret(pulumi.ComponentResource):
                 labels={**app_labels(args.app), **PULL_SECRET_ROLE},
             ),
             type=DOCKERCONFIGJSON,
-            data={".dockerconfigjson": pulumi.Output.secret(data)},
+            data={".dockerconfigjson": pulumi.Output.secret(data)},  # type: ignore[arg-type]
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
         )
         self.secret_name = secret.metadata.apply(lambda m: m.name or f"{args.app}-registry")

@@ -21,7 +21,7 @@ from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-PLACEHOLDER_PASSWORD = "offline-simulation-not-a-password"  # noqa: S105 - stands in for the real secret
+PLACEHOLDER_PASSWORD = "offline-simulation-not-a-password"
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.records: list[SimResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw = json_format.MessageToDict(request.object)
@@ -166,6 +166,11 @@ class _LogCollector:
         self._add("error", msg, *args, **kw)
 
 
+def _run_main(main: Path) -> None:
+    """Execute the program file as the language host does, as `__main__`."""
+    runpy.run_path(str(main), run_name="__main__")
+
+
 def simulate(
     stack: str,
     *,
@@ -187,17 +192,24 @@ def simulate(
     logger = _LogCollector()
     settings.ROOT.set(None)
     pulumi_mocks.set_mocks(
-        monitor.mocks, project="gitops-deploy", stack=stack, preview=preview,
-        monitor=monitor, logger=logger,  # type: ignore[arg-type]
+        monitor.mocks,
+        project="gitops-deploy",
+        stack=stack,
+        preview=preview,
+        monitor=monitor,
+        logger=logger,  # type: ignore[arg-type]
     )
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     main = project_dir / "__main__.py"
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+        _sync_await(run_pulumi_func(lambda: _run_main(main)))
     except Exception as exc:
         raise ProgramFailed(exc, list(monitor.records)) from exc
-    root = settings.get_root_resource()
-    exports = {k: _sync_await(pulumi.Output.from_input(v).future()) for k, v in root.outputs.items()} \
-        if root is not None else {}
+    root: Any = settings.get_root_resource()
+    exports = (
+        {k: _sync_await(pulumi.Output.from_input(v).future()) for k, v in root.outputs.items()}
+        if root is not None
+        else {}
+    )
     return Simulation(stack=stack, resources=list(monitor.records), exports=exports, logs=logger.lines)

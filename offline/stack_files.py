@@ -17,7 +17,7 @@ class StackFileError(Exception):
 
 def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
     """Every stack that has a `Pulumi.<stack>.yaml` in the project."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
 def read_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:

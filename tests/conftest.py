@@ -14,7 +14,7 @@ from pulumi.runtime.config import _SECRET_KEYS, CONFIG, set_all_config
 from offline.simulate import Simulation, simulate
 from offline.stack_files import PROJECT_DIR, read_stack_config
 
-TEST_PASSWORD = "Tst-pw-9f3K!x7Qz"  # noqa: S105 - a known value the secrecy tests scan for
+TEST_PASSWORD = "Tst-pw-9f3K!x7Qz"
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,13 @@ def _provider_of(sim: Simulation, res: SimResource) -> SimResource | None:
 SHAPES = {
     "in-cluster": (None, {}, {"server": "https://kubernetes.default.svc"}, None, None),
     "hub-by-name": ({"name": "prod-eu-1"}, {}, {"name": "prod-eu-1"}, None, None),
-    "hub-by-server": ({"server": "https://10.0.0.1:6443"}, {}, {"server": "https://10.0.0.1:6443"}, None, None),
+    "hub-by-server": (
+        {"server": "https://10.0.0.1:6443"},
+        {},
+        {"server": "https://10.0.0.1:6443"},
+        None,
+        None,
+    ),
     "with-contexts": (
         {"name": "prod-eu-1", "context": "prod-eu-1"},
         {"context": "mgmt"},
@@ -88,14 +94,19 @@ def test_provider_names_say_their_role(
     components = lambda s: sorted(r.urn for r in s.resources if not r.custom)  # noqa: E731
     assert components(moved) == components(sim)
     assert {p.name: p.inputs["context"] for p in moved.by_type(PROVIDER)} == {
-        "argocd": "mgmt", "destination": "prod-eu-2"}
+        "argocd": "mgmt",
+        "destination": "prod-eu-2",
+    }
 
 
 def test_appproject_fences_the_stack(
     run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]]
 ) -> None:
-    cfg = _shape(stack_config("staging"), cluster={"name": "stage-1", "context": "stage-1"},
-                 argocd={"context": "mgmt", "project": "team-staging", "manageProject": True})
+    cfg = _shape(
+        stack_config("staging"),
+        cluster={"name": "stage-1", "context": "stage-1"},
+        argocd={"context": "mgmt", "project": "team-staging", "manageProject": True},
+    )
     apps = cfg["gitops-deploy:apps"]
     apps[1]["source"]["repoURL"] = "git@github.com:example-org/api-deploy.git"
     apps[1]["namespace"] = "api-staging"

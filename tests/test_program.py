@@ -96,8 +96,11 @@ def test_each_app_registers_exactly_its_resources(sims: dict[str, Simulation], s
         counts = Counter(r.type for r in _app_resources(sim, app))
         assert counts == PER_APP_TYPES, f"{stack}/{app}: {counts}"
     per_app = sum(PER_APP_TYPES.values()) * len(apps)
-    stack_level = [r for r in sim.resources if r.parent.endswith(f"::gitops-deploy-{stack}")
-                   and r.type != "gitops-deploy:index:AppRelease"]
+    stack_level = [
+        r
+        for r in sim.resources
+        if r.parent.endswith(f"::gitops-deploy-{stack}") and r.type != "gitops-deploy:index:AppRelease"
+    ]
     assert len(sim.resources) == per_app + len(stack_level)
     stack_types = Counter(r.type for r in stack_level)
     assert stack_types["pulumi-python:dynamic/registry:RegistryPreflight"] == 1, stack_types

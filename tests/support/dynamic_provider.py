@@ -154,9 +154,7 @@ class DynamicProviderServer:
 
     def delete(self, props: Mapping[str, Any], *, id_: str = "id", timeout: float = 30) -> None:
         """Call Delete."""
-        self.stub.Delete(
-            provider_pb2.DeleteRequest(id=id_, properties=self._props(props)), timeout=timeout
-        )
+        self.stub.Delete(provider_pb2.DeleteRequest(id=id_, properties=self._props(props)), timeout=timeout)
 
     def stderr_text(self) -> str:
         """The server's stderr so far; only call after close()."""
