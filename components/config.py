@@ -12,6 +12,7 @@ from typing import Any, Literal
 import pulumi
 
 from components.config_reader import ConfigError, Reader
+from components.health_budget import worst_case_seconds
 
 NAMESPACE = "gitops-deploy"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
@@ -580,7 +581,7 @@ def _health(r: Reader, key: str, value: Any) -> HealthConfig | None:
     if None in (url, status, latency, attempts, interval, timeout, threshold, headers, verify):
         return None
     assert url and status and latency and attempts and interval and timeout and threshold
-    budget = _health_budget(attempts, interval, timeout)
+    budget = worst_case_seconds(attempts, interval, timeout)
     if budget > MAX_HEALTH_BUDGET_SECONDS:
         r.problem(
             key,
@@ -600,10 +601,3 @@ def _health(r: Reader, key: str, value: Any) -> HealthConfig | None:
         headers=headers or {},
         verify_tls=bool(verify),
     )
-
-
-def _health_budget(attempts: int, interval: float, timeout: float) -> float:
-    """Worst-case seconds of a health check, as the HealthCheck provider bounds it."""
-    from components.health import worst_case_seconds
-
-    return worst_case_seconds(attempts, interval, timeout)
