@@ -1,0 +1,85 @@
+"""Render one Helm chart with helm-python-sdk (Helm v4's Go SDK) in a throwaway process.
+
+Run by path (`python -I offline/helm_worker.py`): one JSON request on stdin, one JSON answer on stdout.
+The Go runtime stays out of the caller's process, and the caller can bound a runaway template.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+_PLACEHOLDER = "\x00gitops-deploy-force-string\x00"
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of user values: maps merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _replace_placeholder(value: Any, text: str) -> Any:
+    """Put a `--set-string` value where its placeholder landed."""
+    if value == _PLACEHOLDER:
+        return text
+    if isinstance(value, dict):
+        return {k: _replace_placeholder(v, text) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_placeholder(v, text) for v in value]
+    return value
+
+
+def user_values(helm: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Argo CD's order: value files, then `values`/`valuesObject`, then parameters (`--set`)."""
+    values: dict[str, Any] = {}
+    for path in request.get("value_files", []):
+        with open(path, encoding="utf-8") as handle:
+            values = deep_merge(values, helm.values_from_yaml(handle.read()) or {})
+    if request.get("values_yaml"):
+        values = deep_merge(values, helm.values_from_yaml(request["values_yaml"]) or {})
+    if request.get("values_object"):
+        values = deep_merge(values, request["values_object"])
+    for param in request.get("parameters", []):
+        name, value = str(param["name"]), str(param.get("value", ""))
+        if param.get("forceString"):
+            parsed = _replace_placeholder(helm.parse_set_string(f"{name}={_PLACEHOLDER}"), value)
+        else:
+            parsed = helm.parse_set_string(f"{name}={value}")
+        values = deep_merge(values, parsed)
+    return values
+
+
+def render(request: dict[str, Any]) -> dict[str, Any]:
+    """Load the chart, merge the values, validate them against the schema and render."""
+    import helm_python as helm
+
+    try:
+        values = user_values(helm, request)
+        with helm.Chart.load(request["chart_dir"]) as chart:
+            manifests = chart.render(
+                values,
+                name=request["release"],
+                namespace=request["namespace"],
+                is_install=True,
+            )
+            crds = chart.crds
+            return {"chart": chart.name, "manifests": manifests, "crds": crds}
+    except (helm.HelmError, OSError, ValueError, KeyError) as exc:
+        return {"error": str(exc).strip(), "error_type": type(exc).__name__}
+
+
+def main() -> int:
+    """Answer one request."""
+    request = json.load(sys.stdin)
+    json.dump(render(request), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
