@@ -10,7 +10,8 @@ import json
 import sys
 from typing import Any
 
-_PLACEHOLDER = "\x00gitops-deploy-force-string\x00"
+_PLACEHOLDER = "gitops-deploy-force-string-7f3a9c"
+"""Stands in for a `forceString` value so `parse_set_string` keeps the path but never retypes the value."""
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -168,7 +168,9 @@ def render_application(
     folder = None if "chart" in source else _local_folder(source.get("path"), project_dir)
     engine = _engine(source, folder)
 
-    def result(status: Status, reason: str, objects: Sequence[RenderedObject] = (), seconds: float = 0.0) -> RenderResult:
+    def result(
+        status: Status, reason: str, objects: Sequence[RenderedObject] = (), seconds: float = 0.0
+    ) -> RenderResult:
         return RenderResult(app, application.urn, path, engine, status, reason, tuple(objects), seconds)
 
     if folder is None:
@@ -180,22 +182,26 @@ def render_application(
         if engine == "helm":
             rendered: list[tuple[str | None, dict[str, Any]]] = list(
                 render_helm(
-                    folder, source.get("helm") or {}, release=app, namespace=namespace or "default",
-                    project_dir=project_dir, timeout=timeout or HELM_TIMEOUT_SECONDS,
+                    folder,
+                    source.get("helm") or {},
+                    release=app,
+                    namespace=namespace or "default",
+                    project_dir=project_dir,
+                    timeout=timeout or HELM_TIMEOUT_SECONDS,
                 )
-            )  # fmt: skip
+            )
         else:
-            rendered = render_kustomize(
-                folder, source.get("kustomize") or {}, project_dir=project_dir,
-                timeout=timeout or KUSTOMIZE_TIMEOUT_SECONDS,
-            )  # fmt: skip
+            options = source.get("kustomize") or {}
+            limit = timeout or KUSTOMIZE_TIMEOUT_SECONDS
+            rendered = render_kustomize(folder, options, project_dir=project_dir, timeout=limit)
     except RenderError as exc:
         reason = f"Application '{app}': {engine} render of {path} failed: {exc}"
         return result("error", reason, seconds=time.perf_counter() - start)
     objects, problems = _objects(rendered, stack, application.urn, namespace)
     seconds = time.perf_counter() - start
     if problems:
-        reason = f"Application '{app}': {path} renders objects that fail the Kubernetes schema: " + "; ".join(problems)
+        failures = "; ".join(problems)
+        reason = f"Application '{app}': {path} renders objects that fail the Kubernetes schema: {failures}"
         return result("error", reason, objects, seconds)
     return result("rendered", "", objects, seconds)
 
@@ -203,7 +209,9 @@ def render_application(
 def render_all(
     resources: Sequence[SimResource], project_dir: Path, stack: str, *, timeout: float | None = None
 ) -> list[RenderResult]:
-    """Render every Application among `resources`; remote sources are listed as not rendered, never skipped."""
+    """Render every Application in `resources`; remote sources are listed as not rendered, never skipped."""
     return [
-        render_application(res, project_dir, stack, timeout) for res in resources if res.type == APPLICATION_TYPE
+        render_application(res, project_dir, stack, timeout)
+        for res in resources
+        if res.type == APPLICATION_TYPE
     ]

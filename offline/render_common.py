@@ -33,7 +33,9 @@ def parse_documents(text: str, origin: str) -> list[dict[str, Any]]:
         if doc is None:
             continue
         if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-            raise RenderError(f"{origin}: rendered a document that is not a Kubernetes object (no apiVersion/kind)")
+            raise RenderError(
+                f"{origin}: rendered a document that is not a Kubernetes object (no apiVersion/kind)"
+            )
         if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
             objects.extend(item for item in doc["items"] if isinstance(item, dict))
         else:

@@ -71,11 +71,15 @@ def render_helm(
         "values_object": helm_source.get("valuesObject"),
         "parameters": helm_source.get("parameters", []),
     }
-    done = run_bounded([PYTHON, "-I", str(WORKER)], stdin=json.dumps(request), timeout=timeout, what="helm template")
+    done = run_bounded(
+        [PYTHON, "-I", str(WORKER)], stdin=json.dumps(request), timeout=timeout, what="helm template"
+    )
     try:
         answer = json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise RenderError(f"helm worker failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}") from None
+        raise RenderError(
+            f"helm worker failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+        ) from None
     if "error" in answer:
         raise RenderError(_name_template(answer["error"], chart_dir, project_dir, _chart_name(chart_dir)))
     chart = answer["chart"]

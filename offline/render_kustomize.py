@@ -72,7 +72,9 @@ def _replicas(entries: Any) -> list[dict[str, Any]]:
         try:
             out.append({"name": str(entry["name"]), "count": int(entry["count"])})
         except (KeyError, TypeError, ValueError):
-            raise RenderError(f"kustomize.replicas: cannot read {entry!r} (expected {{name, count}})") from None
+            raise RenderError(
+                f"kustomize.replicas: cannot read {entry!r} (expected {{name, count}})"
+            ) from None
     return out
 
 
@@ -115,7 +117,9 @@ def _check_replicas(objects: list[tuple[str | None, dict[str, Any]]], replicas: 
             obj
             for _, obj in objects
             if obj.get("kind") in REPLICA_KINDS
-            and re.search(rf"(^|-){re.escape(entry['name'])}($|-)", str(obj.get("metadata", {}).get("name", "")))
+            and re.search(
+                rf"(^|-){re.escape(entry['name'])}($|-)", str(obj.get("metadata", {}).get("name", ""))
+            )
             and obj.get("spec", {}).get("replicas") == entry["count"]
         ]
         if not hits:
@@ -138,7 +142,9 @@ def render_kustomize(
         workdir = Path(tmp)
         doc = kustomization(overlay.resolve(), workdir, options)
         (workdir / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-        done = run_bounded([str(kubectl), "kustomize", str(workdir)], timeout=timeout, what="kubectl kustomize")
+        done = run_bounded(
+            [str(kubectl), "kustomize", str(workdir)], timeout=timeout, what="kubectl kustomize"
+        )
         if done.returncode != 0:
             message = done.stderr.strip().replace(str(workdir), "<temporary kustomization>")
             raise RenderError(message or f"kubectl kustomize exited {done.returncode}")

@@ -11,9 +11,7 @@ from offline.render import APPLICATION_TYPE
 from offline.simulate import SimResource, fake_digest
 from offline.stack_files import PROJECT_DIR, read_stack_config
 
-APPLICATION_CHAIN = (
-    "gitops-deploy:index:AppRelease$gitops-deploy:index:ArgoApplication$" + APPLICATION_TYPE
-)
+APPLICATION_CHAIN = "gitops-deploy:index:AppRelease$gitops-deploy:index:ArgoApplication$" + APPLICATION_TYPE
 """Type chain of an Application in the program: AppRelease > ArgoApplication > Application."""
 
 
@@ -47,7 +45,7 @@ def built_digest(app: dict[str, Any]) -> str:
 def application(
     stack: str, settings: dict[str, Any], app: dict[str, Any], source: dict[str, Any] | None = None
 ) -> SimResource:
-    """One Application as ArgoApplication registers it (camelCase inputs); `source` overrides the built one."""
+    """One Application as ArgoApplication registers it (camelCase inputs); `source` overrides it."""
     digest = built_digest(app)
     name, replicas = app["name"], int(app.get("replicas", 2))
     if source is None:
