@@ -1,0 +1,74 @@
+"""Render benchmark: wall time per app for Helm (worker process) and kustomize (`kubectl kustomize`).
+
+Each figure is the median of several runs, printed next to its floor measured in the same run (starting
+the Helm worker's interpreter and importing helm_python; starting kubectl), as ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from offline.render import RenderResult, render_all, validate_object  # noqa: E402
+from offline.render_common import PYTHON  # noqa: E402
+from offline.render_kustomize import kubectl_path  # noqa: E402
+from offline.simulate import SimResource  # noqa: E402
+from tests.support.applications import stack_applications  # noqa: E402
+
+RUNS = 9
+
+
+def _median(action: Callable[[], object], runs: int = RUNS) -> float:
+    """Median wall time of `action`, in seconds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Print per-app render times and their floors."""
+    staging = stack_applications("staging")
+    by_engine: dict[str, tuple[SimResource, RenderResult]] = {}
+    for resource in staging:
+        [result] = render_all([resource], ROOT, "staging")
+        assert result.status == "rendered", result.reason
+        by_engine[result.engine] = (resource, result)
+
+    helm_floor = _median(lambda: subprocess.run([PYTHON, "-I", "-c", "import helm_python"], check=True))
+    kubectl = str(kubectl_path())
+    kubectl_floor = _median(
+        lambda: subprocess.run([kubectl, "version", "--client"], check=True, capture_output=True)
+    )
+    objects = [o.manifest for _, r in by_engine.values() for o in r.objects]
+    validate = _median(lambda: [validate_object(m) for m in objects]) / len(objects)
+
+    print(f"render per app (median of {RUNS}, staging stack, Kubernetes-schema validation included)")
+    for engine, floor, floor_name in (
+        ("helm", helm_floor, "worker start + import helm_python"),
+        ("kustomize", kubectl_floor, "kubectl start"),
+    ):
+        resource, result = by_engine[engine]
+        seconds = _median(lambda resource=resource: render_all([resource], ROOT, "staging"))  # type: ignore[misc]
+        print(
+            f"  {engine:<9} {result.application:<4} {len(result.objects)} objects  {seconds * 1000:7.1f} ms"
+            f"   floor ({floor_name}) {floor * 1000:6.1f} ms   ratio {seconds / floor:4.2f}x"
+        )
+    print(f"  schema validation per object: {validate * 1000:.1f} ms")
+    for stack in ("dev", "staging", "prod"):
+        apps = stack_applications(stack)
+        seconds = _median(lambda apps=apps, stack=stack: render_all(apps, ROOT, stack), runs=3)  # type: ignore[misc]
+        print(f"  stack {stack:<8} {len(apps)} app(s)  {seconds * 1000:7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
