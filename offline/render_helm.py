@@ -66,10 +66,10 @@ def render_helm(
         "chart_dir": str(chart_dir),
         "release": str(helm_source.get("releaseName") or release),
         "namespace": namespace,
-        "value_files": _value_files(chart_dir, project_dir, helm_source.get("valueFiles", [])),
+        "value_files": _value_files(chart_dir, project_dir, helm_source.get("valueFiles") or []),
         "values_yaml": helm_source.get("values"),
         "values_object": helm_source.get("valuesObject"),
-        "parameters": helm_source.get("parameters", []),
+        "parameters": helm_source.get("parameters") or [],
     }
     done = run_bounded(
         [PYTHON, "-I", str(WORKER)], stdin=json.dumps(request), timeout=timeout, what="helm template"

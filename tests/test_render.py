@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sysconfig
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_type_tokens_and_urns_follow_pulumi_kubernetes() -> None:
 def test_only_applications_are_rendered() -> None:
     resources = stack_applications("dev")
     other = application("dev", _settings("dev"), _apps("dev")["web"])
-    other = type(other)(**{**other.__dict__, "type": "kubernetes:core/v1:Secret"})
+    other = dataclasses.replace(other, type="kubernetes:core/v1:Secret")
     assert [r.application for r in render_all([*resources, other], PROJECT_DIR, "dev")] == ["web"]
     assert resources[0].type == APPLICATION_TYPE
 
@@ -374,3 +375,20 @@ def test_render_results_are_frozen() -> None:
     result = render_all(stack_applications("dev"), PROJECT_DIR, "dev")[0]
     with pytest.raises(AttributeError):
         result.status = "error"  # type: ignore[misc]
+
+
+def test_value_files_come_first_and_must_be_files_of_the_repository(project_copy: Path) -> None:
+    (project_copy / CHART / "values-big.yaml").write_text("replicaCount: 7\n", encoding="utf-8")
+    (project_copy.parent / "outside.yaml").write_text("replicaCount: 9\n", encoding="utf-8")
+    files = _render_one(
+        "dev", "web", project_copy, _helm_source({"image": IMAGE}, valueFiles=["values-big.yaml"])
+    )
+    assert _only(files, DEPLOYMENT).manifest["spec"]["replicas"] == 7
+    values = {"image": IMAGE, "replicaCount": 2}
+    both = _render_one("dev", "web", project_copy, _helm_source(values, valueFiles=["values-big.yaml"]))
+    assert _only(both, DEPLOYMENT).manifest["spec"]["replicas"] == 2
+    outside = _render_one(
+        "dev", "web", project_copy, _helm_source(values, valueFiles=["../../../../outside.yaml"])
+    )
+    assert outside.status == "error"
+    assert "helm.valueFiles: '../../../../outside.yaml' is not a file of this repository" in outside.reason
