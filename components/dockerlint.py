@@ -101,7 +101,11 @@ def lint_stack(
             by_file.setdefault(app.image.dockerfile.resolve(), []).append(app.name)
     if not by_file:
         return LintReport(threshold=cfg.build.lint_threshold, results=())
-    missing = [f"{_rel(p, cfg.project_dir)} ({_apps_label(a)})" for p, a in by_file.items() if not p.is_file()]
+    missing = [
+        f"{_rel(path, cfg.project_dir)} ({_apps_label(apps)})"
+        for path, apps in by_file.items()
+        if not path.is_file()
+    ]
     if missing:
         raise LintError("Dockerfile not found, so it cannot be linted: " + "; ".join(missing))
     found = run_hadolint(

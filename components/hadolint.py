@@ -41,7 +41,7 @@ class Finding:
 
 
 def find_hadolint(scripts_dir: str | None = None, path: str | None = None) -> str:
-    """The hadolint next to the running interpreter, else on PATH; LintError with an install hint if neither."""
+    """The hadolint next to the running interpreter, else on PATH; else LintError with an install hint."""
     scripts = scripts_dir if scripts_dir is not None else sysconfig.get_path("scripts")
     # The Pulumi CLI runs the program with the venv's interpreter, but PATH may lack the venv's bin.
     for search in (scripts, path if path is not None else os.environ.get("PATH", "")):
@@ -104,16 +104,13 @@ def run_hadolint(
             done = _run(args, timeout, cwd=tmp)
         except subprocess.TimeoutExpired:
             raise LintError(
-                f"hadolint did not finish within {timeout:g} s on {len(files)} Dockerfile(s); "
-                "it was stopped"
+                f"hadolint did not finish within {timeout:g} s on {len(files)} Dockerfile(s); it was stopped"
             ) from None
         except OSError as err:
             raise LintError(f"hadolint could not be started ({binary}): {err}; {INSTALL_HINT}") from None
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise LintError(
-            f"hadolint failed (exit {done.returncode}): {detail[0] if detail else 'no output'}"
-        )
+        raise LintError(f"hadolint failed (exit {done.returncode}): {detail[0] if detail else 'no output'}")
     return _parse(done.stdout, files)
 
 

@@ -1,4 +1,4 @@
-"""The Dockerfile lint: real hadolint on Dockerfiles written here, and the program failing before it registers."""
+"""Dockerfile lint: real hadolint on Dockerfiles the tests write; the program stops before it registers."""
 
 from __future__ import annotations
 
@@ -211,9 +211,7 @@ def test_hadolint_config_files_and_environment_do_not_change_the_result(
 def _logging_hadolint(tmp_path: Path) -> tuple[str, Path]:
     """A wrapper that records each invocation's arguments, then runs the real hadolint."""
     log = tmp_path / "invocations.log"
-    wrapper = _write(
-        tmp_path / "bin/hadolint", f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{HADOLINT}" "$@"\n'
-    )
+    wrapper = _write(tmp_path / "bin/hadolint", f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{HADOLINT}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return str(wrapper), log
 
@@ -365,16 +363,19 @@ def test_the_shipped_example_dockerfile_passes_with_nothing_ignored() -> None:
 
 def test_example_content_tag_ignores_the_chart_and_overlay(tmp_path: Path) -> None:
     example = tmp_path / "app"
-    shutil.copytree(PROJECT_DIR / "examples/app", example, ignore=shutil.ignore_patterns("chart", "kustomize"))
-    args = (example, example / "Dockerfile", "linux/amd64", {})
-    before = content_tag(*args)
+    skip = shutil.ignore_patterns("chart", "kustomize", "__pycache__")
+    shutil.copytree(PROJECT_DIR / "examples/app", example, ignore=skip)
+
+    def tag() -> str:
+        content_tag_module._tree_digest.cache_clear()
+        return content_tag(example, example / "Dockerfile", "linux/amd64", {})
+
+    before = tag()
     _write(example / "chart/values.yaml", "replicaCount: 9\n")
     _write(example / "kustomize/kustomization.yaml", "resources: []\n")
-    content_tag_module._tree_digest.cache_clear()
-    assert content_tag(*args) == before, "chart/ and kustomize/ are not build inputs"
+    assert tag() == before, "chart/ and kustomize/ are not build inputs"
     _write(example / "app.py", (example / "app.py").read_text() + "\n# changed\n")
-    content_tag_module._tree_digest.cache_clear()
-    assert content_tag(*args) != before
+    assert tag() != before
 
 
 # Under the SDK's mocks: the real __main__.py with the shipped stacks.
