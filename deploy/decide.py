@@ -211,9 +211,7 @@ class RollbackPlan:
     stuck: tuple[str, ...]
 
 
-def plan_rollback(
-    verdict: Verdict, good: Mapping[str, str], entries: Mapping[str, AppEntry]
-) -> RollbackPlan:
+def plan_rollback(verdict: Verdict, good: Mapping[str, str], entries: Mapping[str, AppEntry]) -> RollbackPlan:
     """Pin each app that failed its health gate to its last known good digest, where there is one."""
     pins: list[Pin] = []
     stuck: list[str] = []
