@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -149,8 +150,7 @@ def test_preview_runs_on_pull_requests_for_every_stack() -> None:
     assert set(triggers(wf)) == {"pull_request"}
     assert wf["permissions"]["pull-requests"] == "write"
     job = wf["jobs"]["preview"]
-    assert job["strategy"]["matrix"]["stack"] == PROMOTION
-    assert sorted(PROMOTION) == stack_names(), "every stack file is previewed"
+    assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names(), "every stack file is previewed"
 
 
 def test_preview_uses_pulumi_actions_with_diff_one_edited_comment_and_the_policy_pack() -> None:
@@ -173,7 +173,7 @@ def test_preview_uses_pulumi_actions_with_diff_one_edited_comment_and_the_policy
 def test_offline_policy_check_needs_no_credentials() -> None:
     wf = load("preview")
     job = wf["jobs"]["policy-check"]
-    assert job["strategy"]["matrix"]["stack"] == PROMOTION
+    assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names()
     assert "environment" not in job and "needs" not in job
     runs = [s["run"] for s in job["steps"] if "run" in s]
     assert "python -m policies.check --stack ${{ matrix.stack }}" in runs
@@ -190,10 +190,13 @@ def test_deploy_runs_on_push_to_main_only() -> None:
 
 def test_deploy_promotes_dev_then_staging_then_prod_each_in_its_environment() -> None:
     jobs = load("deploy")["jobs"]
-    assert list(jobs) == PROMOTION
-    assert "needs" not in jobs["dev"]
-    assert jobs["staging"]["needs"] == "dev"
-    assert jobs["prod"]["needs"] == "staging"
+    order = list(jobs)
+    assert sorted(order) == stack_names(), "every stack file is deployed"
+    assert [s for s in order if s in PROMOTION] == PROMOTION
+    assert order[0] == "dev" and order[-1] == "prod"
+    assert "needs" not in jobs[order[0]]
+    for before, stack in itertools.pairwise(order):
+        assert jobs[stack]["needs"] == before, f"{stack} is promoted from {before}"
     for stack, job in jobs.items():
         assert job["environment"] == stack
 
@@ -292,7 +295,7 @@ def test_jobs_running_the_program_install_into_the_projects_virtualenv() -> None
     venv = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))["runtime"]["options"][
         "virtualenv"
     ]
-    for name, job_id in [("preview", "preview"), *(("deploy", s) for s in PROMOTION)]:
+    for name, job_id in [("preview", "preview"), *(("deploy", s) for s in stack_names())]:
         runs = "\n".join(s.get("run", "") for s in load(name)["jobs"][job_id]["steps"])
         assert f"python -m venv {venv}" in runs
         assert f"{venv}/bin/python -m pip install -r requirements.txt -r policies/requirements.txt" in runs
