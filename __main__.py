@@ -6,8 +6,11 @@ from pathlib import Path
 
 from components.config import load_config
 from components.deployment import deploy
+from components.dockerlint import lint_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
 config, secrets = load_config(PROJECT_DIR)
+# Fails the run before any resource is registered, in preview and in up alike.
+lint_stack(config)
 deploy(config, secrets)

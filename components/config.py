@@ -364,6 +364,13 @@ def _build(r: Reader, value: Any) -> BuildConfig:
         what="registry hosts such as 'docker.io' or 'registry.example.com:5000'",
     )
     on_preview = r.boolean("build.onPreview", obj.get("onPreview"), default=True)
+    if trusted and "DL3026" in ignore:
+        r.problem(
+            f"build.ignore[{ignore.index('DL3026')}]",
+            "'DL3026' with trustedRegistries set",
+            "no DL3026 in ignore: it is the rule that enforces trustedRegistries "
+            "(remove trustedRegistries to allow any registry)",
+        )
     r.unknown_keys("build", obj, ("lintThreshold", "ignore", "trustedRegistries", "onPreview"))
     return BuildConfig(
         lint_threshold=threshold or "warning",

@@ -79,7 +79,7 @@ def sims() -> Iterator[dict[str, Simulation]]:
 
 
 def test_the_three_stack_files_ship() -> None:
-    assert stack_names() == STACKS
+    assert sorted(stack_names()) == sorted(STACKS)
 
 
 def test_dev_runs_fewer_replicas_than_prod() -> None:
@@ -308,3 +308,45 @@ def test_several_apps_get_independent_resources(
         assert application.inputs["metadata"]["name"] == name
     assert len(sim.by_type("kubernetes:core/v1:Namespace")) == 2
     assert len({r.urn for r in sim.resources}) == len(sim.resources)
+
+
+def test_secret_health_headers_stay_secret(
+    run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]]
+) -> None:
+    token = "Bearer hh-7c1e-secret-token"
+    sim = run_program(
+        "dev",
+        config=stack_config("dev"),
+        secret_config={"gitops-deploy:healthHeaders": {"web": {"Authorization": token}}},
+    )
+    check = _one(sim, "pulumi-python:dynamic/health:HealthCheck", "web")
+    assert check.inputs["headers"]["Authorization"] == token
+    assert "headers" in check.secret_paths
+    for res in sim.resources:
+        for path, text in _leaves(res.outputs):
+            assert token not in text, f"{res.urn}: health token in output {path}"
+        for path, text in _leaves(res.inputs):
+            if token in text:
+                assert res is check and _under_secret(path, res.secret_paths), f"{res.urn}: {path}"
+    assert not any(token in t for _, t in _leaves(sim.exports))
+
+
+def test_registry_preflight_runs_once_per_stack_with_every_repository(sims: dict[str, Simulation]) -> None:
+    sim = sims["staging"]
+    (preflight,) = sim.by_type("pulumi-python:dynamic/registry:RegistryPreflight")
+    assert preflight.inputs["server"] == "registry.example.com"
+    assert preflight.inputs["username"] == "ci-pusher"
+    assert sorted(preflight.inputs["repositories"]) == ["platform/api", "platform/web"]
+    assert "password" in preflight.secret_paths
+    assert sum("registry preflight" in line for line in sim.logs) == 1, sim.logs
+
+
+def test_image_size_feeds_the_application_annotation(stack_config: Callable[[str], dict[str, Any]]) -> None:
+    from offline.simulate import ProgramMocks, simulate
+
+    sim = simulate("dev", password=TEST_PASSWORD, mocks=ProgramMocks(image_sizes={"web-image-size": 123456789.0}))
+    size = _one(sim, "pulumi-python:dynamic/image:ImageSize", "web")
+    assert size.inputs["image"] == sim.exports["apps"]["web"]["imageDigest"]
+    assert size.inputs["platform"] == "linux/amd64"
+    application = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", "web")
+    assert application.inputs["metadata"]["annotations"]["gitops-deploy/image-size-bytes"] == "123456789"

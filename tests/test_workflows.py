@@ -1,0 +1,314 @@
+"""The GitHub workflows: valid against the workflow schema, and doing what docs/ci.md says they do."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.cli import POLICY_PACK, policy_config
+from offline.stack_files import stack_names
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
+NAMES = ("preview", "deploy", "test")
+PROMOTION = ["dev", "staging", "prod"]
+ALLOWED_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG"}
+# The inputs of pulumi/actions' action.yml at v6.6.1, the v6 the workflows use. policyPacks and
+# policyPackConfigs really are camelCase there; every other input is kebab-case.
+PULUMI_ACTION_INPUTS = set(
+    [
+        "command",
+        "stack-name",
+        "pulumi-version",
+        "pulumi-version-file",
+        "work-dir",
+        "comment-on-pr",
+        "comment-on-pr-number",
+        "comment-on-summary",
+        "github-token",
+        "cloud-url",
+        "secrets-provider",
+        "parallel",
+        "message",
+        "config-map",
+        "expect-no-changes",
+        "diff",
+        "replace",
+        "exclude",
+        "exclude-dependents",
+        "target",
+        "target-dependents",
+        "policyPacks",
+        "policyPackConfigs",
+        "refresh",
+        "upsert",
+        "remove",
+        "edit-pr-comment",
+        "color",
+        "exclude-protected",
+        "plan",
+        "suppress-outputs",
+        "suppress-progress",
+        "always-include-summary",
+        "continue-on-error",
+        "log-verbosity",
+        "log-flow",
+        "debug",
+    ]
+)
+SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
+CREDENTIAL_LITERALS = [
+    re.compile(r"pul-[0-9a-f]{40}"),  # Pulumi access token
+    re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub token
+    re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key id
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"(client-key-data|client-certificate-data|certificate-authority-data)\s*:"),
+    re.compile(r"(?i)(password|passphrase|token)\s*[:=]\s*['\"]?(?!\$\{\{)[A-Za-z0-9+/_-]{8,}"),
+]
+SENSITIVE_ENV = re.compile(r"TOKEN|PASSWORD|PASSPHRASE|SECRET|KUBECONFIG|BACKEND_URL")
+
+
+def load(name: str) -> dict[Any, Any]:
+    data = yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    """The `on:` block; YAML 1.1 reads the bare key `on` as the boolean True."""
+    value = workflow.get("on", workflow.get(True))
+    assert isinstance(value, dict), value
+    return value
+
+
+def steps(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for job_id, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            yield job_id, step
+
+
+def pulumi_steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(j, s) for j, s in steps(workflow) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+
+
+def check_jsonschema(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema with the GitHub workflow schema it ships (no network)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# --- schema ---
+
+
+def test_every_workflow_is_valid_against_the_github_workflow_schema() -> None:
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert [f.stem for f in files] == sorted(NAMES)
+    proc = check_jsonschema(*files)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    broken = load("deploy")
+    broken["jobs"]["dev"]["concurrency"]["cancel-in-progress"] = "sometimes"
+    del broken["jobs"]["staging"]["runs-on"]
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken), encoding="utf-8")
+    proc = check_jsonschema(path)
+    assert proc.returncode == 1, proc.stdout
+    assert "broken.yml" in proc.stdout
+
+
+def test_check_jsonschema_is_a_test_requirement() -> None:
+    lines = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+    assert any(re.match(r"check-jsonschema\b.*<\d", line) for line in lines), "pin check-jsonschema's major"
+
+
+# --- preview.yml ---
+
+
+def test_preview_runs_on_pull_requests_for_every_stack() -> None:
+    wf = load("preview")
+    assert set(triggers(wf)) == {"pull_request"}
+    assert wf["permissions"]["pull-requests"] == "write"
+    job = wf["jobs"]["preview"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names(), "every stack file is previewed"
+
+
+def test_preview_uses_pulumi_actions_with_diff_one_edited_comment_and_the_policy_pack() -> None:
+    wf = load("preview")
+    [(job, step)] = pulumi_steps(wf)
+    assert job == "preview"
+    assert step["uses"] == "pulumi/actions@v6"
+    args = step["with"]
+    assert set(args) <= PULUMI_ACTION_INPUTS, set(args) - PULUMI_ACTION_INPUTS
+    assert args["command"] == "preview"
+    assert args["stack-name"] == "${{ matrix.stack }}"
+    assert args["diff"] is True
+    assert args["comment-on-pr"] is True
+    assert args["edit-pr-comment"] is True
+    assert args["policyPacks"] == POLICY_PACK
+    assert args["policyPackConfigs"] == policy_config("${{ matrix.stack }}")
+    assert args["policyPackConfigs"] == "policies/config.${{ matrix.stack }}.json"
+
+
+def test_offline_policy_check_needs_no_credentials() -> None:
+    wf = load("preview")
+    job = wf["jobs"]["policy-check"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names()
+    assert "environment" not in job and "needs" not in job
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert "python -m policies.check --stack ${{ matrix.stack }}" in runs
+    assert not SECRET_REF.search(yaml.safe_dump(job)), "the offline check must work without secrets"
+    assert not any(str(s.get("uses", "")).startswith("pulumi/actions") for s in job["steps"])
+
+
+# --- deploy.yml ---
+
+
+def test_deploy_runs_on_push_to_main_only() -> None:
+    assert triggers(load("deploy")) == {"push": {"branches": ["main"]}}
+
+
+def test_deploy_promotes_dev_then_staging_then_prod_each_in_its_environment() -> None:
+    jobs = load("deploy")["jobs"]
+    order = list(jobs)
+    assert sorted(order) == stack_names(), "every stack file is deployed"
+    assert [s for s in order if s in PROMOTION] == PROMOTION
+    assert order[0] == "dev" and order[-1] == "prod"
+    assert "needs" not in jobs[order[0]]
+    for before, stack in itertools.pairwise(order):
+        assert jobs[stack]["needs"] == before, f"{stack} is promoted from {before}"
+    for stack, job in jobs.items():
+        assert job["environment"] == stack
+
+
+def test_one_update_per_stack_at_a_time_and_never_cancelled() -> None:
+    jobs = load("deploy")["jobs"]
+    groups = {stack: job["concurrency"]["group"] for stack, job in jobs.items()}
+    assert len(set(groups.values())) == len(groups), "one concurrency group per stack"
+    for stack, job in jobs.items():
+        assert stack in groups[stack]
+        assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def test_each_deploy_job_runs_the_rollback_aware_deploy_of_its_stack() -> None:
+    for stack, job in load("deploy")["jobs"].items():
+        runs = [s["run"] for s in job["steps"] if "run" in s]
+        assert f"python -m deploy up --stack {stack}" in runs
+        installs = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+        assert len(installs) == 1 and "command" not in installs[0].get("with", {}), "install the CLI only"
+
+
+def test_policy_pack_on_every_preview_and_up() -> None:
+    for name in NAMES:
+        wf = load(name)
+        for _, step in pulumi_steps(wf):
+            if step.get("with", {}).get("command") in ("preview", "up", "update"):
+                assert step["with"]["policyPacks"] == POLICY_PACK
+                assert step["with"]["policyPackConfigs"].startswith(f"{POLICY_PACK}/config.")
+        for _, step in steps(wf):
+            run = step.get("run", "")
+            for cmd in re.findall(r"pulumi (?:up|preview)[^\n]*", run):
+                assert "--policy-pack " in cmd and "--policy-pack-config " in cmd, cmd
+            # `python -m deploy up` passes the pack itself (tests/test_deploy.py checks its `up` calls).
+
+
+# --- secrets ---
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_secrets_only_from_github_secrets_and_only_through_env(name: str) -> None:
+    wf = load(name)
+    for job_id, step in steps(wf):
+        assert not SECRET_REF.search(str(step.get("run", ""))), f"{job_id}: secret inlined in a script"
+        assert not SECRET_REF.search(yaml.safe_dump(step.get("with", {}))), f"{job_id}: secret in `with`"
+        for key, value in step.get("env", {}).items():
+            refs = SECRET_REF.findall(str(value))
+            assert set(refs) <= ALLOWED_SECRETS, refs
+            if SENSITIVE_ENV.search(key):
+                assert refs, f"{job_id}: {key} must come from ${{{{ secrets.* }}}}, got {value!r}"
+    text = (WORKFLOWS / f"{name}.yml").read_text(encoding="utf-8")
+    for pattern in CREDENTIAL_LITERALS:
+        assert not pattern.search(text), f"{name}.yml: credential-like literal {pattern.pattern}"
+
+
+@pytest.mark.parametrize("name", ["preview", "deploy"])
+def test_kubeconfig_goes_to_a_private_temp_file_that_is_removed(name: str) -> None:
+    wf = load(name)
+    for job_id, job in wf["jobs"].items():
+        uses_kubeconfig = [s for s in job.get("steps", []) if "secrets.KUBECONFIG" in yaml.safe_dump(s)]
+        if not uses_kubeconfig:
+            continue
+        [write] = uses_kubeconfig
+        assert "umask 077" in write["run"] and "mktemp" in write["run"] and "$RUNNER_TEMP" in write["run"]
+        assert 'echo "KUBECONFIG=' in write["run"] and '>> "$GITHUB_ENV"' in write["run"]
+        cleanup = job["steps"][-1]
+        assert cleanup.get("if") == "always()" and 'rm -f "${KUBECONFIG' in cleanup["run"], job_id
+        assert job["steps"].index(write) < len(job["steps"]) - 1
+
+
+@pytest.mark.parametrize("name", ["preview", "deploy"])
+def test_pulumi_credentials_reach_every_pulumi_run(name: str) -> None:
+    wf = load(name)
+    for job_id, step in steps(wf):
+        runs_pulumi = step.get("with", {}).get("command") or "python -m deploy" in step.get("run", "")
+        if runs_pulumi:
+            env = step.get("env", {})
+            assert {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"} <= set(env), (
+                job_id
+            )
+
+
+# --- installs, caching, tests ---
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_python_is_set_up_with_a_pip_cache_over_the_requirements_files(name: str) -> None:
+    for job_id, job in load(name)["jobs"].items():
+        [setup] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@")]
+        assert setup["with"]["cache"] == "pip", job_id
+        paths = setup["with"]["cache-dependency-path"].split()
+        assert {"requirements.txt", "requirements-dev.txt", "policies/requirements.txt"} <= set(paths)
+        assert job.get("timeout-minutes"), f"{job_id}: every job has a time limit"
+
+
+def test_jobs_running_the_program_install_into_the_projects_virtualenv() -> None:
+    venv = yaml.safe_load((ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))["runtime"]["options"][
+        "virtualenv"
+    ]
+    for name, job_id in [("preview", "preview"), *(("deploy", s) for s in stack_names())]:
+        runs = "\n".join(s.get("run", "") for s in load(name)["jobs"][job_id]["steps"])
+        assert f"python -m venv {venv}" in runs
+        assert f"{venv}/bin/python -m pip install -r requirements.txt -r policies/requirements.txt" in runs
+
+
+def test_test_workflow_runs_the_readme_test_command() -> None:
+    wf = load("test")
+    assert set(triggers(wf)) == {"push", "pull_request"}
+    [job] = wf["jobs"].values()
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert "make test" in runs
+    assert "make test" in (ROOT / "README.md").read_text(encoding="utf-8")
+    install = next(r for r in runs if "apt-get install" in r)
+    assert "docker-registry" in install and "apache2-utils" in install
+    ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "docker-registry apache2-utils" in ci_run and "make test" in ci_run
