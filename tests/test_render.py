@@ -177,7 +177,7 @@ def test_program_applications_render_once_wiring_lands() -> None:
         sim = simulate("staging")
     except ProgramFailed as exc:
         if isinstance(exc.cause, NotImplementedError) or "existing Dockerfile" in str(exc):
-            pytest.skip(f"program not fully wired on this branch yet: {exc}")
+            pytest.skip(f"program not fully wired on this branch yet: {type(exc.cause).__name__} {exc}")
         raise
     results = render_all(sim.resources, PROJECT_DIR, "staging")
     assert [r.status for r in results] == ["rendered", "rendered"], [r.reason for r in results]
