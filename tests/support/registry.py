@@ -9,6 +9,7 @@ import json
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -302,7 +303,7 @@ class LocalRegistry:
         return {}
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, verify=str(self.tls_cert) if self.tls_cert else True, timeout=10)
+        return httpx.Client(base_url=self.base_url, verify=ssl.create_default_context(cafile=self.tls_cert) if self.tls_cert else True, timeout=10)
 
     def push_blob(self, repo: str, data: bytes) -> dict[str, Any]:
         """Upload one blob (monolithic POST then PUT); return its descriptor fields."""
