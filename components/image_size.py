@@ -19,7 +19,13 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.registry_api import DEFAULT_TIMEOUT_S, RegistryClient, RegistryError, parse_platform, split_reference
+from components.registry_api import (
+    DEFAULT_TIMEOUT_S,
+    RegistryClient,
+    RegistryError,
+    parse_platform,
+    split_reference,
+)
 
 PROVIDER_VERSION = "1"
 """Bump to make every stack re-read its image sizes after a change to this module."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -90,8 +91,10 @@ class ImageInfo:
 def parse_challenge(header: str) -> Challenge:
     """Parse `Basic realm="x"` or `Bearer realm="x",service="y",scope="z"`."""
     scheme, _, rest = header.strip().partition(" ")
-    params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-              for m in _CHALLENGE_PARAM.finditer(rest)}
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
     return Challenge(scheme=scheme.lower(), params=params)
 
 
@@ -99,11 +102,13 @@ def split_reference(server: str, reference: str) -> tuple[str, str]:
     """`server/team/app@sha256:x` -> (`team/app`, `sha256:x`); ValueError naming what is wrong."""
     repo, sep, digest = reference.partition("@")
     if not sep or not _DIGEST.match(digest):
-        raise ValueError(f"expected a digest reference '{server}/<repository>@sha256:<64 hex>', got {reference!r}")
+        raise ValueError(
+            f"expected a digest reference '{server}/<repository>@sha256:<64 hex>', got {reference!r}"
+        )
     prefix = f"{server}/"
     if not repo.startswith(prefix) or len(repo) == len(prefix):
         raise ValueError(f"image {reference!r} is not on registry {server!r}")
-    return repo[len(prefix):], digest
+    return repo[len(prefix) :], digest
 
 
 def parse_platform(platform: str) -> tuple[str, str, str | None]:
@@ -253,9 +258,13 @@ class RegistryClient:
                 "(unknown user or wrong password)"
             )
         if response.status_code == 403:
-            raise self._error(f"no permission: the token service {realm} refused scopes {', '.join(key)} (403)")
+            raise self._error(
+                f"no permission: the token service {realm} refused scopes {', '.join(key)} (403)"
+            )
         if response.status_code != 200:
-            raise self._error(f"the token service {realm} answered {response.status_code} {response.reason_phrase}")
+            raise self._error(
+                f"the token service {realm} answered {response.status_code} {response.reason_phrase}"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -343,25 +352,26 @@ class RegistryClient:
             )
         if response.status_code != 202:
             raise self._error(
-                f"cannot start an upload to repository {repo!r}: {response.status_code} {response.reason_phrase}"
-                f"{_registry_error_text(response)}"
+                f"cannot start an upload to repository {repo!r}: "
+                f"{response.status_code} {response.reason_phrase}{_registry_error_text(response)}"
             )
         location = response.headers.get("location")
         if location:
             url = location if "://" in location else f"{self._base_url}{location}"
             headers = self._auth_header(scopes)
             # Best effort: an abandoned upload is purged by the registry anyway.
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 self._http.delete(url, headers=headers)
-            except httpx.HTTPError:
-                pass
 
     # -- manifests ------------------------------------------------------------------------------
 
     def manifest(self, repo: str, reference: str) -> tuple[str, dict[str, Any]]:
         """(media type, manifest) of `repo@reference`, accepting OCI and Docker v2 media types."""
         response = self.request(
-            "GET", f"/v2/{repo}/manifests/{reference}", [f"repository:{repo}:pull"], headers={"Accept": ACCEPT}
+            "GET",
+            f"/v2/{repo}/manifests/{reference}",
+            [f"repository:{repo}:pull"],
+            headers={"Accept": ACCEPT},
         )
         where = f"{self.server}/{repo}@{reference}"
         if response.status_code == 404:
@@ -371,7 +381,9 @@ class RegistryClient:
                 f"no pull permission on repository {repo!r}: {response.status_code} {response.reason_phrase}"
             )
         if response.status_code != 200:
-            raise self._error(f"GET manifest {where} answered {response.status_code} {response.reason_phrase}")
+            raise self._error(
+                f"GET manifest {where} answered {response.status_code} {response.reason_phrase}"
+            )
         if _DIGEST.match(reference):
             actual = "sha256:" + hashlib.sha256(response.content).hexdigest()
             if actual != reference:
@@ -398,13 +410,17 @@ class RegistryClient:
             manifest_digest = self._select_platform(reference, body, want)
             image_type, image = self.manifest(repo, manifest_digest)
             if image_type not in IMAGE_MANIFEST_TYPES:
-                raise self._error(f"the {platform} entry of {reference} is not an image manifest ({image_type})")
+                raise self._error(
+                    f"the {platform} entry of {reference} is not an image manifest ({image_type})"
+                )
         layers = image.get("layers") or []
         config = image.get("config") or {}
         try:
             size = sum(int(layer["size"]) for layer in layers) + int(config["size"])
         except (KeyError, TypeError, ValueError):
-            raise self._error(f"manifest {manifest_digest} of {reference} lacks layer or config sizes") from None
+            raise self._error(
+                f"manifest {manifest_digest} of {reference} lacks layer or config sizes"
+            ) from None
         return ImageInfo(
             reference=reference,
             media_type=media_type,
@@ -414,7 +430,9 @@ class RegistryClient:
             size_bytes=size,
         )
 
-    def _select_platform(self, reference: str, index: Mapping[str, Any], want: tuple[str, str, str | None]) -> str:
+    def _select_platform(
+        self, reference: str, index: Mapping[str, Any], want: tuple[str, str, str | None]
+    ) -> str:
         """Digest of the index entry for the wanted platform; a variant is matched only when asked for."""
         os_, arch, variant = want
         seen: list[str] = []
@@ -422,12 +440,16 @@ class RegistryClient:
             plat = entry.get("platform") or {}
             name = "/".join(filter(None, [plat.get("os"), plat.get("architecture"), plat.get("variant")]))
             seen.append(name or "unknown")
-            if plat.get("os") == os_ and plat.get("architecture") == arch and (
-                variant is None or plat.get("variant") == variant
+            if (
+                plat.get("os") == os_
+                and plat.get("architecture") == arch
+                and (variant is None or plat.get("variant") == variant)
             ):
                 return str(entry["digest"])
         wanted = "/".join(filter(None, want))
-        raise self._error(f"{reference} has no image for platform {wanted} (it has: {', '.join(seen) or 'none'})")
+        raise self._error(
+            f"{reference} has no image for platform {wanted} (it has: {', '.join(seen) or 'none'})"
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 

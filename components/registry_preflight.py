@@ -1,4 +1,4 @@
-"""RegistryPreflight: prove the stack's registry credentials may push, in `pulumi preview` and in `up` alike."""
+"""RegistryPreflight: prove the stack's registry credentials may push, in preview and in `up` alike."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     repos = news.get("repositories")
     if not _unknown(repos):
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
-            failures.append(CheckFailure("repositories", "expected a list of repository paths such as 'team/web'"))
+            failures.append(
+                CheckFailure("repositories", "expected a list of repository paths such as 'team/web'")
+            )
         else:
             failures.extend(
                 CheckFailure("repositories", f"{r!r} is not a repository path such as 'team/web'")
@@ -138,7 +140,7 @@ class RegistryPreflightArgs:
 
 
 class RegistryPreflight(Resource, module="registry", name="RegistryPreflight"):
-    """`pulumi-python:dynamic/registry:RegistryPreflight`: fails preview and up on credentials that cannot push."""
+    """`pulumi-python:dynamic/registry:RegistryPreflight`: fails preview and up on bad credentials."""
 
     server: pulumi.Output[str]
     """The registry that was checked."""

@@ -1,4 +1,4 @@
-"""Registry preflight and image size against the real Distribution registry on 127.0.0.1 (no mocks of its API)."""
+"""Registry preflight and image size against the real Distribution registry on 127.0.0.1, unmocked."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def basic_registry() -> Iterator[LocalRegistry]:
 def issuer() -> Iterator[TokenIssuer]:
     """The token service: `bob` may pull and push, `reader` may only pull."""
     token_issuer = TokenIssuer(
-        users={"bob": PASSWORD, "reader": READER_PASSWORD}, grants={"bob": ["pull", "push"], "reader": ["pull"]}
+        users={"bob": PASSWORD, "reader": READER_PASSWORD},
+        grants={"bob": ["pull", "push"], "reader": ["pull"]},
     ).start()
     yield token_issuer
     token_issuer.stop()
@@ -139,7 +140,9 @@ def test_basic_unknown_user(basic_registry: LocalRegistry) -> None:
     assert "wrong credentials" in message and "401" in message
 
 
-def test_bearer_good_credentials_request_the_push_scope(token_registry: LocalRegistry, issuer: TokenIssuer) -> None:
+def test_bearer_good_credentials_request_the_push_scope(
+    token_registry: LocalRegistry, issuer: TokenIssuer
+) -> None:
     issuer.requests.clear()
     with RegistryClient(token_registry.server, "bob", PASSWORD, insecure=True) as client:
         result = client.preflight([REPO])
@@ -164,7 +167,9 @@ def test_bearer_token_without_push_scope(token_registry: LocalRegistry) -> None:
     assert "granted pull" in message
 
 
-def test_registry_rejects_a_pull_only_token_on_the_push_probe(token_registry: LocalRegistry, issuer: TokenIssuer) -> None:
+def test_registry_rejects_a_pull_only_token_on_the_push_probe(
+    token_registry: LocalRegistry, issuer: TokenIssuer
+) -> None:
     """The push probe alone (as for registries whose tokens are opaque) also catches a missing scope."""
     pull_only = issuer.mint("reader", [{"type": "repository", "name": REPO, "actions": ["pull"]}])
     with RegistryClient(token_registry.server, "reader", READER_PASSWORD, insecure=True) as client:
@@ -216,7 +221,12 @@ def test_tls_self_signed_with_insecure(tls_registry: LocalRegistry) -> None:
 
 def test_tls_with_the_certificate_trusted(tls_registry: LocalRegistry) -> None:
     assert tls_registry.tls_cert is not None
-    with RegistryClient(tls_registry.server, "alice", PASSWORD, verify=ssl.create_default_context(cafile=tls_registry.tls_cert)) as client:
+    with RegistryClient(
+        tls_registry.server,
+        "alice",
+        PASSWORD,
+        verify=ssl.create_default_context(cafile=tls_registry.tls_cert),
+    ) as client:
         assert client.preflight([REPO]).auth == "basic"
 
 
@@ -237,7 +247,9 @@ def _client(registry: LocalRegistry, user: str = "bob", password: str = PASSWORD
     return RegistryClient(registry.server, user, password, insecure=True)
 
 
-def test_size_of_a_single_platform_oci_manifest(token_registry: LocalRegistry, images: dict[str, Any]) -> None:
+def test_size_of_a_single_platform_oci_manifest(
+    token_registry: LocalRegistry, images: dict[str, Any]
+) -> None:
     amd: PushedImage = images["amd"]
     with _client(token_registry, "reader", READER_PASSWORD) as client:  # pull is enough
         info = client.image_size(amd.reference, "linux/amd64")
@@ -254,7 +266,9 @@ def test_size_of_a_docker_v2_manifest(token_registry: LocalRegistry, images: dic
     assert (info.media_type, info.size_bytes, info.layers) == (DOCKER_MANIFEST, docker.size_bytes, 1)
 
 
-def test_size_of_an_oci_index_picks_the_platform(token_registry: LocalRegistry, images: dict[str, Any]) -> None:
+def test_size_of_an_oci_index_picks_the_platform(
+    token_registry: LocalRegistry, images: dict[str, Any]
+) -> None:
     amd: PushedImage = images["amd"]
     arm: PushedImage = images["arm"]
     with _client(token_registry) as client:
@@ -266,7 +280,9 @@ def test_size_of_an_oci_index_picks_the_platform(token_registry: LocalRegistry, 
                 image.layers,
                 image.digest,
             ), platform
-        with pytest.raises(RegistryError, match=r"no image for platform linux/s390x \(it has: linux/amd64, linux/arm64/v8\)"):
+        with pytest.raises(
+            RegistryError, match=r"no image for platform linux/s390x \(it has: linux/amd64, linux/arm64/v8\)"
+        ):
             client.image_size(images["index"], "linux/s390x")
 
 
@@ -348,7 +364,11 @@ def test_preflight_check_passes_in_preview_and_up(
     ],
 )
 def test_preflight_check_fails_with_one_clear_message(
-    preflight_server: DynamicProviderServer, token_registry: LocalRegistry, user: str, password: str, cause: str
+    preflight_server: DynamicProviderServer,
+    token_registry: LocalRegistry,
+    user: str,
+    password: str,
+    cause: str,
 ) -> None:
     result = preflight_server.check(_preflight_inputs(token_registry, user, password))
     assert len(result.failures) == 1
@@ -361,7 +381,7 @@ def test_preflight_check_fails_with_one_clear_message(
 
 def test_preflight_check_reports_a_down_registry(preflight_server: DynamicProviderServer) -> None:
     inputs = _preflight_inputs(LocalRegistryAddress(f"127.0.0.1:{free_port()}"), "alice", PASSWORD)  # type: ignore[arg-type]
-    (_, reason), = preflight_server.check(inputs).failures
+    ((_, reason),) = preflight_server.check(inputs).failures
     assert "unreachable" in reason
 
 
@@ -414,7 +434,9 @@ def size_server() -> Iterator[DynamicProviderServer]:
     assert_no_password(server.stderr_text())
 
 
-def _size_inputs(registry: LocalRegistry, image: Any, platform: str = "linux/amd64", **extra: Any) -> dict[str, Any]:
+def _size_inputs(
+    registry: LocalRegistry, image: Any, platform: str = "linux/amd64", **extra: Any
+) -> dict[str, Any]:
     return {
         "image": image,
         "server": registry.server,
@@ -440,22 +462,33 @@ def test_image_size_create_single_and_index(
     assert "password" not in outs and "username" not in outs
     assert_no_password(repr(outs))
     _, outs = size_server.create(_size_inputs(token_registry, images["index"], "linux/arm64"))
-    assert (outs["size_bytes"], outs["media_type"], outs["manifest_digest"]) == (arm.size_bytes, OCI_INDEX, arm.digest)
+    assert (outs["size_bytes"], outs["media_type"], outs["manifest_digest"]) == (
+        arm.size_bytes,
+        OCI_INDEX,
+        arm.digest,
+    )
 
 
-def test_image_size_missing_digest_fails_clearly(size_server: DynamicProviderServer, token_registry: LocalRegistry) -> None:
+def test_image_size_missing_digest_fails_clearly(
+    size_server: DynamicProviderServer, token_registry: LocalRegistry
+) -> None:
     missing = f"{token_registry.server}/{REPO}@sha256:{'1' * 64}"
     with pytest.raises(grpc.RpcError) as info:
         size_server.create(_size_inputs(token_registry, missing))
-    details = info.value.details()  # type: ignore[attr-defined]
-    assert f"image size of {missing}: registry {token_registry.server} (user 'bob'): manifest not found" in details
+    details = info.value.details()
+    assert (
+        f"image size of {missing}: registry {token_registry.server} (user 'bob'): manifest not found"
+        in details
+    )
     assert_no_password(details)
 
 
-def test_image_size_wrong_password_fails_clearly(size_server: DynamicProviderServer, images: dict[str, Any], token_registry: LocalRegistry) -> None:
+def test_image_size_wrong_password_fails_clearly(
+    size_server: DynamicProviderServer, images: dict[str, Any], token_registry: LocalRegistry
+) -> None:
     with pytest.raises(grpc.RpcError) as info:
         size_server.create(_size_inputs(token_registry, images["amd"].reference, password=WRONG))
-    details = info.value.details()  # type: ignore[attr-defined]
+    details = info.value.details()
     assert "wrong credentials" in details
     assert_no_password(details)
 
@@ -476,7 +509,9 @@ def test_image_size_diff_and_update_follow_the_digest(
     assert new_outs["size_bytes"] == docker.size_bytes and new_outs["media_type"] == DOCKER_MANIFEST
 
 
-def test_image_size_check_names_bad_inputs(size_server: DynamicProviderServer, token_registry: LocalRegistry) -> None:
+def test_image_size_check_names_bad_inputs(
+    size_server: DynamicProviderServer, token_registry: LocalRegistry
+) -> None:
     bad = _size_inputs(token_registry, f"{token_registry.server}/{REPO}:latest", platform="amd64")
     failures = dict(size_server.check(bad).failures)
     assert set(failures) == {"image", "platform"}
@@ -524,7 +559,9 @@ def test_resources_register_with_their_tokens_secrets_and_one_info_line() -> Non
     def program() -> pulumi.Output[Any]:
         preflight = RegistryPreflight(
             "registry-preflight",
-            RegistryPreflightArgs(server="registry.example.com", username="ci", password=password, repositories=[REPO, REPO]),
+            RegistryPreflightArgs(
+                server="registry.example.com", username="ci", password=password, repositories=[REPO, REPO]
+            ),
         )
         size = ImageSize(
             "web-image-size",
@@ -542,10 +579,15 @@ def test_resources_register_with_their_tokens_secrets_and_one_info_line() -> Non
     program()
     assert seen == ["123456789"]
     types = {a.typ for a in mocks.registered}
-    assert types == {"pulumi-python:dynamic/registry:RegistryPreflight", "pulumi-python:dynamic/image:ImageSize"}
+    assert types == {
+        "pulumi-python:dynamic/registry:RegistryPreflight",
+        "pulumi-python:dynamic/image:ImageSize",
+    }
     by_type = {a.typ: a for a in mocks.registered}
     assert by_type["pulumi-python:dynamic/registry:RegistryPreflight"].inputs["repositories"] == [REPO]
     preflight_lines = [line for line in logs.lines if "registry preflight passed" in line]
-    assert preflight_lines == [f"registry preflight passed: user 'ci' may push to registry.example.com/{REPO}"]
+    assert preflight_lines == [
+        f"registry preflight passed: user 'ci' may push to registry.example.com/{REPO}"
+    ]
     for line in logs.lines:
         assert_no_password(line)

@@ -1,4 +1,4 @@
-"""Run the real CNCF Distribution registry (Debian's `docker-registry`) on 127.0.0.1 for tests, and push to it."""
+"""Run the real CNCF Distribution registry (Debian's `docker-registry`) on 127.0.0.1, and push to it."""
 
 from __future__ import annotations
 
@@ -92,7 +92,9 @@ def make_keypair(common_name: str, *, ip: str | None = None) -> KeyPair:
         import ipaddress
 
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(ip)), x509.DNSName("localhost")]
+            ),
             critical=False,
         )
     cert = builder.sign(key, hashes.SHA256())
@@ -166,7 +168,9 @@ class TokenIssuer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                status, body = issuer._answer(parse_qs(urlparse(self.path).query), self.headers.get("Authorization"))
+                status, body = issuer._answer(
+                    parse_qs(urlparse(self.path).query), self.headers.get("Authorization")
+                )
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -259,7 +263,9 @@ class LocalRegistry:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {self.process.returncode}:\n{self.log_text()}")
+                raise RuntimeError(
+                    f"docker-registry exited with {self.process.returncode}:\n{self.log_text()}"
+                )
             try:
                 httpx.get(f"{self.base_url}/v2/", verify=False, timeout=1.0)
                 return self
@@ -303,7 +309,11 @@ class LocalRegistry:
         return {}
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, verify=ssl.create_default_context(cafile=self.tls_cert) if self.tls_cert else True, timeout=10)
+        return httpx.Client(
+            base_url=self.base_url,
+            verify=ssl.create_default_context(cafile=self.tls_cert) if self.tls_cert else True,
+            timeout=10,
+        )
 
     def push_blob(self, repo: str, data: bytes) -> dict[str, Any]:
         """Upload one blob (monolithic POST then PUT); return its descriptor fields."""
@@ -321,7 +331,9 @@ class LocalRegistry:
             done.raise_for_status()
         return {"digest": digest, "size": len(data)}
 
-    def push_manifest(self, repo: str, manifest: Mapping[str, Any], media_type: str, tag: str | None = None) -> str:
+    def push_manifest(
+        self, repo: str, manifest: Mapping[str, Any], media_type: str, tag: str | None = None
+    ) -> str:
         """PUT a manifest by tag or digest; return its digest."""
         body = json.dumps(manifest).encode()
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -345,15 +357,24 @@ class LocalRegistry:
         """A small real image: a config blob, the given layer blobs and a manifest of `media_type`."""
         os_, arch, *variant = platform.split("/")
         config = json.dumps(
-            {"architecture": arch, "os": os_, **({"variant": variant[0]} if variant else {}),
-             "rootfs": {"type": "layers", "diff_ids": []}, "config": {}}
+            {
+                "architecture": arch,
+                "os": os_,
+                **({"variant": variant[0]} if variant else {}),
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "config": {},
+            }
         ).encode()
         docker = media_type == DOCKER_MANIFEST
         config_type = (
-            "application/vnd.docker.container.image.v1+json" if docker else "application/vnd.oci.image.config.v1+json"
+            "application/vnd.docker.container.image.v1+json"
+            if docker
+            else "application/vnd.oci.image.config.v1+json"
         )
         layer_type = (
-            "application/vnd.docker.image.rootfs.diff.tar.gzip" if docker else "application/vnd.oci.image.layer.v1.tar+gzip"
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            if docker
+            else "application/vnd.oci.image.layer.v1.tar+gzip"
         )
         config_desc = {"mediaType": config_type, **self.push_blob(repo, config)}
         layer_descs = [{"mediaType": layer_type, **self.push_blob(repo, layer)} for layer in layers]
@@ -380,7 +401,11 @@ class LocalRegistry:
                     "mediaType": image.media_type,
                     "digest": image.digest,
                     "size": image.manifest_size,
-                    "platform": {"os": os_, "architecture": arch, **({"variant": variant[0]} if variant else {})},
+                    "platform": {
+                        "os": os_,
+                        "architecture": arch,
+                        **({"variant": variant[0]} if variant else {}),
+                    },
                 }
             )
         index = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
