@@ -591,3 +591,13 @@ def test_resources_register_with_their_tokens_secrets_and_one_info_line() -> Non
     ]
     for line in logs.lines:
         assert_no_password(line)
+
+
+def test_missing_binaries_fail_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locally, without the Debian packages, the suite fails and says how to install them."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(
+        RuntimeError,
+        match=r"docker-registry and htpasswd not found .*apt-get install docker-registry apache2-utils",
+    ):
+        require_binaries()
