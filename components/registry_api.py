@@ -312,7 +312,7 @@ class RegistryClient:
         if challenge is not None and challenge.scheme == "bearer":
             self._check_token_scopes(repositories)
         for repo in repositories:
-            self._probe_push(repo)
+            self._probe_push(repo, scopes)
         return PreflightResult(
             registry=self.server,
             username=self.username,
@@ -340,9 +340,8 @@ class RegistryClient:
                     f"for scope repository:{repo}:pull,push"
                 )
 
-    def _probe_push(self, repo: str) -> None:
+    def _probe_push(self, repo: str, scopes: Sequence[str]) -> None:
         """Start a blob upload and cancel it at once: the one request that proves push permission."""
-        scopes = [f"repository:{repo}:pull,push"]
         response = self.request("POST", f"/v2/{repo}/blobs/uploads/", scopes)
         if response.status_code in (401, 403):
             detail = _registry_error_text(response)

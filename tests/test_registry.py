@@ -176,7 +176,7 @@ def test_registry_rejects_a_pull_only_token_on_the_push_probe(
         client.ping()
         client._tokens[(f"repository:{REPO}:pull,push",)] = pull_only
         with pytest.raises(RegistryError, match=r"no push permission .* answered 401"):
-            client._probe_push(REPO)
+            client._probe_push(REPO, [f"repository:{REPO}:pull,push"])
 
 
 def test_registry_down() -> None:
