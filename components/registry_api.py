@@ -126,6 +126,8 @@ def _tls_cause(exc: BaseException) -> str | None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             return f"TLS certificate verification failed ({seen.verify_message})"
         if isinstance(seen, ssl.SSLError):
+            if seen.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+                return f"TLS handshake failed ({seen.reason}: the server does not speak TLS, plain HTTP?)"
             return f"TLS handshake failed ({seen.reason or seen})"
         seen = seen.__cause__ or seen.__context__
     text = str(exc)
