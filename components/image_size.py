@@ -1,0 +1,181 @@
+"""ImageSize: read a pushed image's manifest from the registry and report its compressed size."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+
+from components.registry_api import (
+    DEFAULT_TIMEOUT_S,
+    RegistryClient,
+    RegistryError,
+    parse_platform,
+    split_reference,
+)
+
+PROVIDER_VERSION = "1"
+"""Bump to make every stack re-read its image sizes after a change to this module."""
+
+_COMPARED = ("image", "platform", "server", "insecure", "provider_version")
+"""Inputs whose change means a new measurement; credentials are deliberately not among them."""
+
+
+def size_annotation(size_bytes: float | int) -> str:
+    """The `gitops-deploy/image-size-bytes` value: a whole-number string, never `"123.0"`."""
+    # Outputs cross the engine as protobuf numbers, so an int comes back as a float.
+    if isinstance(size_bytes, bool) or not isinstance(size_bytes, int | float):
+        raise ValueError(f"image size must be a number of bytes, got {size_bytes!r}")
+    if size_bytes < 0 or size_bytes != int(size_bytes):
+        raise ValueError(f"image size must be a whole, non-negative number of bytes, got {size_bytes!r}")
+    return str(int(size_bytes))
+
+
+def _unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (during preview)."""
+    return isinstance(value, Unknown) or value == rpc.UNKNOWN
+
+
+def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
+    """One CheckFailure per malformed input, naming the property; unknown values pass."""
+    failures: list[CheckFailure] = []
+    server = news.get("server")
+    for key in ("server", "username", "password"):
+        value = news.get(key)
+        if not _unknown(value) and (not isinstance(value, str) or not value):
+            failures.append(CheckFailure(key, "expected a non-empty string"))
+    image = news.get("image")
+    if not _unknown(image) and isinstance(server, str) and server:
+        try:
+            split_reference(server, image if isinstance(image, str) else repr(image))
+        except ValueError as exc:
+            failures.append(CheckFailure("image", str(exc)))
+    platform = news.get("platform")
+    if not _unknown(platform):
+        try:
+            parse_platform(platform if isinstance(platform, str) else repr(platform))
+        except ValueError as exc:
+            failures.append(CheckFailure("platform", str(exc)))
+    if not isinstance(news.get("insecure", False), bool):
+        failures.append(CheckFailure("insecure", "expected true or false"))
+    return failures
+
+
+def measure(props: dict[str, Any]) -> dict[str, Any]:
+    """Read the manifest(s) and return the outputs; raise with the registry's explanation on failure."""
+    client = RegistryClient(
+        props["server"],
+        props["username"],
+        props["password"],
+        insecure=bool(props.get("insecure", False)),
+        timeout=float(props.get("timeout_seconds", DEFAULT_TIMEOUT_S)),
+    )
+    try:
+        info = client.image_size(props["image"], props["platform"])
+    except RegistryError as err:
+        # A fresh exception without the chain keeps the engine's report to the one clear message.
+        raise RuntimeError(f"image size of {props['image']}: {err}") from None
+    finally:
+        client.close()
+    return {
+        "image": props["image"],
+        "platform": props["platform"],
+        "server": props["server"],
+        "insecure": bool(props.get("insecure", False)),
+        "provider_version": props.get("provider_version", PROVIDER_VERSION),
+        "size_bytes": info.size_bytes,
+        "layers": info.layers,
+        "media_type": info.media_type,
+        "manifest_digest": info.manifest_digest,
+    }
+
+
+class ImageSizeProvider(ResourceProvider):
+    """Measures on create and update; the same digest is no change, so an unchanged image is never re-read."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Validate the inputs; the registry is only asked in create and update."""
+        return CheckResult(news, _input_failures(news))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """A new digest (or platform, registry, version) is an update; changed credentials are not."""
+        changed = [k for k in _COMPARED if _unknown(news.get(k)) or olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """Measure the image."""
+        return CreateResult(f"image-size-{uuid.uuid4().hex}", measure(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Measure the new image."""
+        return UpdateResult(measure(news))
+
+
+@dataclass(frozen=True)
+class ImageSizeArgs:
+    """Inputs of an ImageSize."""
+
+    image: pulumi.Input[str]
+    """Digest reference of the pushed image: `server/team/web@sha256:...`."""
+    server: str
+    """Registry host, with an optional port."""
+    username: pulumi.Input[str]
+    """Registry user (pull is enough)."""
+    password: pulumi.Output[str]
+    """Registry password, a secret Output."""
+    platform: str = "linux/amd64"
+    """Platform whose entry is measured when the digest names an index or manifest list."""
+    insecure: bool = False
+    """Skip TLS verification and allow plain HTTP."""
+    timeout_seconds: float = DEFAULT_TIMEOUT_S
+    """Timeout of each request to the registry or its token service."""
+
+
+class ImageSize(Resource, module="image", name="ImageSize"):
+    """`pulumi-python:dynamic/image:ImageSize`: the compressed size of one pushed image, from its manifest."""
+
+    size_bytes: pulumi.Output[float]
+    """Sum of the layer sizes plus the config blob (a whole number, carried as a float by the engine)."""
+    layers: pulumi.Output[float]
+    """Number of layers."""
+    media_type: pulumi.Output[str]
+    """Media type of the manifest the digest names (OCI or Docker; image manifest, index or list)."""
+    manifest_digest: pulumi.Output[str]
+    """Digest of the platform's image manifest that was measured."""
+    annotation: pulumi.Output[str]
+    """`size_bytes` as the whole-number string for the `gitops-deploy/image-size-bytes` annotation."""
+
+    def __init__(self, name: str, args: ImageSizeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            ImageSizeProvider(),
+            name,
+            {
+                "image": args.image,
+                "server": args.server,
+                "username": args.username,
+                "password": pulumi.Output.secret(args.password),
+                "platform": args.platform,
+                "insecure": args.insecure,
+                "timeout_seconds": args.timeout_seconds,
+                "provider_version": PROVIDER_VERSION,
+                "size_bytes": None,
+                "layers": None,
+                "media_type": None,
+                "manifest_digest": None,
+            },
+            opts,
+        )
+        self.annotation = self.size_bytes.apply(size_annotation)

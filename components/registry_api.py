@@ -1,0 +1,494 @@
+"""A small typed client for the container registry HTTP API v2: auth challenge, push preflight, image size."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import re
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+DEFAULT_TIMEOUT_S = 10.0
+"""Timeout of every request (connect, read, write and pool), in seconds."""
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+ACCEPT = ", ".join((*IMAGE_MANIFEST_TYPES, *INDEX_TYPES))
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
+_INSECURE_HINT = (
+    "`insecure: true` in gitops-deploy:registry skips certificate verification (and allows plain HTTP); "
+    "prefer a certificate the machine trusts"
+)
+
+
+class RegistryError(Exception):
+    """A registry check failed; the message names the registry, the user and the cause, never the password."""
+
+    def __init__(self, registry: str, username: str, cause: str) -> None:
+        self.registry = registry
+        self.username = username
+        self.cause = cause
+        super().__init__(f"registry {registry} (user {username!r}): {cause}")
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A parsed `WWW-Authenticate` header."""
+
+    scheme: str
+    """`basic` or `bearer` (lower case)."""
+    params: Mapping[str, str]
+    """Challenge parameters such as `realm`, `service`, `scope`, `error`."""
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    """What a passing preflight found."""
+
+    registry: str
+    """The registry host."""
+    username: str
+    """The user that was checked."""
+    auth: str
+    """`basic`, `bearer` or `none` (the registry asked for no credentials)."""
+    base_url: str
+    """`https://host` or, with `insecure`, possibly `http://host`."""
+    repositories: tuple[str, ...]
+    """Repositories the user may push to."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """The size of one platform's image, as the registry's manifests describe it."""
+
+    reference: str
+    """The digest reference that was read."""
+    media_type: str
+    """Media type of the manifest the reference points to (image manifest, index or manifest list)."""
+    manifest_digest: str
+    """Digest of the platform's image manifest (the reference's digest for a single-platform image)."""
+    platform: str
+    """Platform that was selected from an index, or the requested one for a single manifest."""
+    layers: int
+    """Number of layers."""
+    size_bytes: int
+    """Sum of the layer sizes plus the config blob size (compressed, as pushed)."""
+
+
+def parse_challenge(header: str) -> Challenge:
+    """Parse `Basic realm="x"` or `Bearer realm="x",service="y",scope="z"`."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+    return Challenge(scheme=scheme.lower(), params=params)
+
+
+def split_reference(server: str, reference: str) -> tuple[str, str]:
+    """`server/team/app@sha256:x` -> (`team/app`, `sha256:x`); ValueError naming what is wrong."""
+    repo, sep, digest = reference.partition("@")
+    if not sep or not _DIGEST.match(digest):
+        raise ValueError(
+            f"expected a digest reference '{server}/<repository>@sha256:<64 hex>', got {reference!r}"
+        )
+    prefix = f"{server}/"
+    if not repo.startswith(prefix) or len(repo) == len(prefix):
+        raise ValueError(f"image {reference!r} is not on registry {server!r}")
+    return repo[len(prefix) :], digest
+
+
+def parse_platform(platform: str) -> tuple[str, str, str | None]:
+    """`linux/arm64/v8` -> (`linux`, `arm64`, `v8`); ValueError when malformed."""
+    parts = platform.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ValueError(f"expected a platform 'os/arch' or 'os/arch/variant', got {platform!r}")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _tls_cause(exc: BaseException) -> str | None:
+    """The TLS problem behind a connect error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS certificate verification failed ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            if seen.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+                return f"TLS handshake failed ({seen.reason}: the server does not speak TLS, plain HTTP?)"
+            return f"TLS handshake failed ({seen.reason or seen})"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return f"TLS failed ({text})"
+    return None
+
+
+class RegistryClient:
+    """Talk to one registry as one user; every request has a timeout, the password only goes in headers."""
+
+    def __init__(
+        self,
+        server: str,
+        username: str,
+        password: str,
+        *,
+        insecure: bool = False,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        verify: ssl.SSLContext | str | bool = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.server = server
+        self.username = username
+        self._password = password
+        self.insecure = insecure
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            verify=False if insecure else verify,
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._timeout = timeout
+        self._base_url: str | None = None
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], str] = {}
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def _error(self, cause: str) -> RegistryError:
+        """Build the one error type, with the password scrubbed from any text a server sent back."""
+        if self._password and len(self._password) >= 3:
+            cause = cause.replace(self._password, "[secret]")
+        return RegistryError(self.server, self.username, cause)
+
+    def _transport_error(self, url: str, exc: httpx.HTTPError) -> RegistryError:
+        """Turn an httpx transport failure into an explained RegistryError."""
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error(f"unreachable: {url} did not answer within {self._timeout:g}s")
+        tls = _tls_cause(exc) if url.startswith("https://") else None
+        if tls is not None:
+            if self.insecure:
+                return self._error(f"{tls} at {url}, even with `insecure: true`")
+            return self._error(f"{tls} at {url}; {_INSECURE_HINT}")
+        if isinstance(exc, httpx.ConnectError):
+            return self._error(f"unreachable: cannot connect to {url} ({exc})")
+        return self._error(f"not a registry: {url} did not answer HTTP ({type(exc).__name__}: {exc})")
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(url, exc) from None
+
+    def ping(self) -> Challenge | None:
+        """`GET /v2/` without credentials: find the scheme and the auth challenge (None: no auth)."""
+        if self._base_url is not None:
+            return self._challenge
+        bases = [f"https://{self.server}"] + ([f"http://{self.server}"] if self.insecure else [])
+        response: httpx.Response | None = None
+        first_error: RegistryError | None = None
+        for base in bases:
+            try:
+                response = self._send("GET", f"{base}/v2/")
+            except RegistryError as err:
+                first_error = first_error or err
+                continue
+            self._base_url = base
+            break
+        if response is None:
+            assert first_error is not None
+            raise first_error
+        return self._read_ping(response)
+
+    def _read_ping(self, response: httpx.Response) -> Challenge | None:
+        """Decide from the `/v2/` answer whether this is a registry and how it authenticates."""
+        url = str(response.request.url)
+        header = response.headers.get("www-authenticate", "")
+        is_v2 = "docker-distribution-api-version" in response.headers
+        if response.status_code == 401 and header:
+            challenge = parse_challenge(header)
+            if challenge.scheme not in ("basic", "bearer"):
+                raise self._error(f"unsupported auth scheme {challenge.scheme!r} in the challenge from {url}")
+            if challenge.scheme == "bearer" and not challenge.params.get("realm"):
+                raise self._error(f"the Bearer challenge from {url} names no token realm")
+            self._challenge = challenge
+            return challenge
+        if response.status_code == 200 and (is_v2 or _is_json(response)):
+            self._challenge = None
+            return None
+        kind = response.headers.get("content-type", "no content type")
+        raise self._error(
+            f"not a registry: GET {url} answered {response.status_code} {response.reason_phrase} ({kind}) "
+            "instead of the registry API v2 (200, or 401 with an auth challenge)"
+        )
+
+    # -- auth -----------------------------------------------------------------------------------
+
+    def _basic(self) -> str:
+        raw = f"{self.username}:{self._password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def _token(self, scopes: Sequence[str]) -> str:
+        """A Bearer token for these scopes from the challenge's realm, got with basic credentials."""
+        key = tuple(sorted(scopes))
+        if key in self._tokens:
+            return self._tokens[key]
+        assert self._challenge is not None
+        realm = self._challenge.params["realm"]
+        params: list[tuple[str, str]] = [("account", self.username)]
+        if service := self._challenge.params.get("service"):
+            params.append(("service", service))
+        params.extend(("scope", scope) for scope in key)
+        response = self._send("GET", realm, params=params, headers={"Authorization": self._basic()})
+        if response.status_code == 401:
+            raise self._error(
+                f"wrong credentials: the token service {realm} answered 401 Unauthorized "
+                "(unknown user or wrong password)"
+            )
+        if response.status_code == 403:
+            raise self._error(
+                f"no permission: the token service {realm} refused scopes {', '.join(key)} (403)"
+            )
+        if response.status_code != 200:
+            raise self._error(
+                f"the token service {realm} answered {response.status_code} {response.reason_phrase}"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise self._error(f"the token service {realm} did not answer JSON") from None
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise self._error(f"the token service {realm} answered without a token")
+        self._tokens[key] = token
+        return token
+
+    def _auth_header(self, scopes: Sequence[str]) -> dict[str, str]:
+        challenge = self.ping()
+        if challenge is None:
+            return {}
+        if challenge.scheme == "basic":
+            return {"Authorization": self._basic()}
+        return {"Authorization": f"Bearer {self._token(scopes)}"}
+
+    def request(
+        self, method: str, path: str, scopes: Sequence[str], *, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """An authenticated request to `/v2/...` with the credentials or a token for these scopes."""
+        self.ping()
+        all_headers = {**(headers or {}), **self._auth_header(scopes)}
+        return self._send(method, f"{self._base_url}{path}", headers=all_headers)
+
+    # -- preflight ------------------------------------------------------------------------------
+
+    def preflight(self, repositories: Sequence[str]) -> PreflightResult:
+        """Prove the credentials work and may push to each repository; RegistryError otherwise."""
+        challenge = self.ping()
+        scopes = [f"repository:{repo}:pull,push" for repo in repositories]
+        if challenge is not None:
+            response = self.request("GET", "/v2/", scopes)
+            if response.status_code == 401:
+                raise self._error(
+                    f"wrong credentials: GET {response.request.url} answered 401 Unauthorized "
+                    "(unknown user or wrong password)"
+                )
+            if response.status_code != 200:
+                raise self._error(
+                    f"GET {response.request.url} answered {response.status_code} {response.reason_phrase} "
+                    "with credentials"
+                )
+        if challenge is not None and challenge.scheme == "bearer":
+            self._check_token_scopes(repositories)
+        for repo in repositories:
+            self._probe_push(repo, scopes)
+        return PreflightResult(
+            registry=self.server,
+            username=self.username,
+            auth=challenge.scheme if challenge else "none",
+            base_url=self._base_url or "",
+            repositories=tuple(repositories),
+        )
+
+    def _check_token_scopes(self, repositories: Sequence[str]) -> None:
+        """When the token is a JWT with an `access` claim, read the granted actions from it."""
+        token = self._token([f"repository:{repo}:pull,push" for repo in repositories])
+        claims = _jwt_claims(token)
+        if claims is None or not isinstance(claims.get("access"), list):
+            return  # an opaque token: the push probe decides
+        granted: dict[str, set[str]] = {}
+        for entry in claims["access"]:
+            if isinstance(entry, dict) and entry.get("type") == "repository":
+                granted.setdefault(str(entry.get("name")), set()).update(map(str, entry.get("actions") or ()))
+        for repo in repositories:
+            actions = granted.get(repo, set())
+            if "push" not in actions and "*" not in actions:
+                got = ", ".join(sorted(actions)) or "nothing"
+                raise self._error(
+                    f"no push permission on repository {repo!r}: the token service granted {got} "
+                    f"for scope repository:{repo}:pull,push"
+                )
+
+    def _probe_push(self, repo: str, scopes: Sequence[str]) -> None:
+        """Start a blob upload and cancel it at once: the one request that proves push permission."""
+        response = self.request("POST", f"/v2/{repo}/blobs/uploads/", scopes)
+        if response.status_code in (401, 403):
+            detail = _registry_error_text(response)
+            raise self._error(
+                f"no push permission on repository {repo!r}: POST /v2/{repo}/blobs/uploads/ answered "
+                f"{response.status_code} {response.reason_phrase}{detail}"
+            )
+        if response.status_code != 202:
+            raise self._error(
+                f"cannot start an upload to repository {repo!r}: "
+                f"{response.status_code} {response.reason_phrase}{_registry_error_text(response)}"
+            )
+        location = response.headers.get("location")
+        if location:
+            url = location if "://" in location else f"{self._base_url}{location}"
+            headers = self._auth_header(scopes)
+            # Best effort: an abandoned upload is purged by the registry anyway.
+            with contextlib.suppress(httpx.HTTPError):
+                self._http.delete(url, headers=headers)
+
+    # -- manifests ------------------------------------------------------------------------------
+
+    def manifest(self, repo: str, reference: str) -> tuple[str, dict[str, Any]]:
+        """(media type, manifest) of `repo@reference`, accepting OCI and Docker v2 media types."""
+        response = self.request(
+            "GET",
+            f"/v2/{repo}/manifests/{reference}",
+            [f"repository:{repo}:pull"],
+            headers={"Accept": ACCEPT},
+        )
+        where = f"{self.server}/{repo}@{reference}"
+        if response.status_code == 404:
+            raise self._error(f"manifest not found: {where} does not exist{_registry_error_text(response)}")
+        if response.status_code in (401, 403):
+            raise self._error(
+                f"no pull permission on repository {repo!r}: {response.status_code} {response.reason_phrase}"
+            )
+        if response.status_code != 200:
+            raise self._error(
+                f"GET manifest {where} answered {response.status_code} {response.reason_phrase}"
+            )
+        if _DIGEST.match(reference):
+            actual = "sha256:" + hashlib.sha256(response.content).hexdigest()
+            if actual != reference:
+                raise self._error(f"manifest {where} has digest {actual}, not the one asked for")
+        try:
+            body = response.json()
+        except ValueError:
+            raise self._error(f"manifest {where} is not JSON") from None
+        media_type = body.get("mediaType") or response.headers.get("content-type", "").split(";")[0]
+        if media_type not in (*IMAGE_MANIFEST_TYPES, *INDEX_TYPES):
+            raise self._error(f"manifest {where} has unsupported media type {media_type!r}")
+        return media_type, body
+
+    def image_size(self, reference: str, platform: str) -> ImageInfo:
+        """Size of the image `reference` names, for `platform` when it is an index or manifest list."""
+        try:
+            repo, digest = split_reference(self.server, reference)
+            want = parse_platform(platform)
+        except ValueError as exc:
+            raise self._error(str(exc)) from None
+        media_type, body = self.manifest(repo, digest)
+        manifest_digest, image_type, image = digest, media_type, body
+        if media_type in INDEX_TYPES:
+            manifest_digest = self._select_platform(reference, body, want)
+            image_type, image = self.manifest(repo, manifest_digest)
+            if image_type not in IMAGE_MANIFEST_TYPES:
+                raise self._error(
+                    f"the {platform} entry of {reference} is not an image manifest ({image_type})"
+                )
+        layers = image.get("layers") or []
+        config = image.get("config") or {}
+        try:
+            size = sum(int(layer["size"]) for layer in layers) + int(config["size"])
+        except (KeyError, TypeError, ValueError):
+            raise self._error(
+                f"manifest {manifest_digest} of {reference} lacks layer or config sizes"
+            ) from None
+        return ImageInfo(
+            reference=reference,
+            media_type=media_type,
+            manifest_digest=manifest_digest,
+            platform=platform,
+            layers=len(layers),
+            size_bytes=size,
+        )
+
+    def _select_platform(
+        self, reference: str, index: Mapping[str, Any], want: tuple[str, str, str | None]
+    ) -> str:
+        """Digest of the index entry for the wanted platform; a variant is matched only when asked for."""
+        os_, arch, variant = want
+        seen: list[str] = []
+        for entry in index.get("manifests") or []:
+            plat = entry.get("platform") or {}
+            name = "/".join(filter(None, [plat.get("os"), plat.get("architecture"), plat.get("variant")]))
+            seen.append(name or "unknown")
+            if (
+                plat.get("os") == os_
+                and plat.get("architecture") == arch
+                and (variant is None or plat.get("variant") == variant)
+            ):
+                return str(entry["digest"])
+        wanted = "/".join(filter(None, want))
+        raise self._error(
+            f"{reference} has no image for platform {wanted} (it has: {', '.join(seen) or 'none'})"
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _is_json(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("application/json")
+
+
+def _registry_error_text(response: httpx.Response) -> str:
+    """` (CODE: message)` from a registry error body, or empty."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    parts = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """The unverified claims of a JWT (only to explain a missing scope; the registry verifies it)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (ValueError, json.JSONDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None

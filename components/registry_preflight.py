@@ -1,0 +1,174 @@
+"""RegistryPreflight: prove the stack's registry credentials may push, in preview and in `up` alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+
+from components.registry_api import DEFAULT_TIMEOUT_S, RegistryClient, RegistryError
+
+PROVIDER_VERSION = "1"
+"""Bump to make every stack update its preflight after a change to this module."""
+
+_REPO_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_KEYS = ("server", "username", "password", "repositories", "insecure", "timeout_seconds", "provider_version")
+
+
+def _unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (during preview), at any depth."""
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
+        return True
+    if isinstance(value, list):
+        return any(_unknown(v) for v in value)
+    return False
+
+
+def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
+    """One CheckFailure per malformed input, naming the property; unknown values pass."""
+    failures: list[CheckFailure] = []
+    for key in ("server", "username", "password"):
+        value = news.get(key)
+        if not _unknown(value) and (not isinstance(value, str) or not value):
+            what = "a non-empty string" if key != "password" else "a non-empty secret string"
+            failures.append(CheckFailure(key, f"expected {what}"))
+    repos = news.get("repositories")
+    if not _unknown(repos):
+        if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
+            failures.append(
+                CheckFailure("repositories", "expected a list of repository paths such as 'team/web'")
+            )
+        else:
+            failures.extend(
+                CheckFailure("repositories", f"{r!r} is not a repository path such as 'team/web'")
+                for r in repos
+                if not _REPO_PATH.match(r)
+            )
+    if not isinstance(news.get("insecure", False), bool):
+        failures.append(CheckFailure("insecure", "expected true or false"))
+    timeout = news.get("timeout_seconds", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120:
+        failures.append(CheckFailure("timeout_seconds", "expected a number of seconds from 0 to 120"))
+    return failures
+
+
+def run_preflight(news: dict[str, Any]) -> str | None:
+    """Check the credentials against the registry; the error message, or None when they may push."""
+    client = RegistryClient(
+        news["server"],
+        news["username"],
+        news["password"],
+        insecure=bool(news.get("insecure", False)),
+        timeout=float(news.get("timeout_seconds", DEFAULT_TIMEOUT_S)),
+    )
+    try:
+        client.preflight(sorted(set(news["repositories"])))
+    except RegistryError as err:
+        return str(err)
+    finally:
+        client.close()
+    return None
+
+
+class RegistryPreflightProvider(ResourceProvider):
+    """Does its work in `check`, the one method the engine calls in both preview and update."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Validate the inputs, then ask the registry; a failure stops the preview or update here."""
+        failures = _input_failures(news)
+        if failures or any(_unknown(news.get(k)) for k in _KEYS):
+            # Unknown inputs can only occur in a preview; `up` checks again with every value known.
+            return CheckResult(news, failures)
+        error = run_preflight(news)
+        return CheckResult(news, [CheckFailure("", error)] if error else [])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """A change of registry, repositories or version is an update; credentials are not kept to compare."""
+        keys = ("server", "repositories", "insecure", "provider_version")
+        changed = [k for k in keys if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """Nothing to create: `check` already proved the credentials; record what was checked."""
+        return CreateResult(f"preflight-{props['server']}", _outs(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """As create."""
+        return UpdateResult(_outs(news))
+
+
+def _outs(props: dict[str, Any]) -> dict[str, Any]:
+    """What was checked, without the username or the password."""
+    return {
+        "server": props["server"],
+        "repositories": sorted(set(props["repositories"])),
+        "insecure": bool(props.get("insecure", False)),
+        "provider_version": props.get("provider_version", PROVIDER_VERSION),
+    }
+
+
+@dataclass(frozen=True)
+class RegistryPreflightArgs:
+    """Inputs of a RegistryPreflight."""
+
+    server: str
+    """Registry host, with an optional port."""
+    username: str
+    """User the images are pushed as."""
+    password: pulumi.Output[str]
+    """Registry password, a secret Output."""
+    repositories: Sequence[str]
+    """Repository paths (without the host) the user must be able to push to, such as `team/web`."""
+    insecure: bool = False
+    """Skip TLS verification and allow plain HTTP, as the registry config's `insecure`."""
+    timeout_seconds: float = DEFAULT_TIMEOUT_S
+    """Timeout of each request to the registry or its token service."""
+
+
+class RegistryPreflight(Resource, module="registry", name="RegistryPreflight"):
+    """`pulumi-python:dynamic/registry:RegistryPreflight`: fails preview and up on bad credentials."""
+
+    server: pulumi.Output[str]
+    """The registry that was checked."""
+    repositories: pulumi.Output[list[str]]
+    """The repositories the user may push to."""
+
+    def __init__(
+        self, name: str, args: RegistryPreflightArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        repos = sorted(set(args.repositories))
+        super().__init__(
+            RegistryPreflightProvider(),
+            name,
+            {
+                "server": args.server,
+                "username": args.username,
+                "password": pulumi.Output.secret(args.password),
+                "repositories": repos,
+                "insecure": args.insecure,
+                "timeout_seconds": args.timeout_seconds,
+                "provider_version": PROVIDER_VERSION,
+            },
+            opts,
+        )
+        # Registration only succeeds once `check` passed, in preview as in up: then say so, once.
+        targets = ", ".join(f"{args.server}/{r}" for r in repos) or args.server
+        self.urn.apply(
+            lambda _: pulumi.log.info(
+                f"registry preflight passed: user {args.username!r} may push to {targets}", resource=self
+            )
+        )

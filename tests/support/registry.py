@@ -1,0 +1,464 @@
+"""Run the real CNCF Distribution registry (Debian's `docker-registry`) on 127.0.0.1, and push to it."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+INSTALL_HINT = "apt-get install docker-registry apache2-utils"
+_START_TIMEOUT_S = 20.0
+_STOP_TIMEOUT_S = 10.0
+SERVICE = "gitops-deploy-test-registry"
+ISSUER = "gitops-deploy-test-issuer"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def require_binaries() -> tuple[str, str]:
+    """Paths of `docker-registry` and `htpasswd`; fails (never skips) with how to install them."""
+    registry, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
+    missing = [name for name, path in (("docker-registry", registry), ("htpasswd", htpasswd)) if path is None]
+    if missing:
+        raise RuntimeError(f"{' and '.join(missing)} not found on PATH: install them with `{INSTALL_HINT}`")
+    assert registry is not None and htpasswd is not None
+    return registry, htpasswd
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """An EC P-256 key and a self-signed certificate for it, as PEM files."""
+
+    key_pem: bytes
+    cert_pem: bytes
+    cert_der: bytes
+
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        """Write `<stem>.key` and `<stem>.crt`; return their paths."""
+        key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
+        key_path.write_bytes(self.key_pem)
+        cert_path.write_bytes(self.cert_pem)
+        return key_path, cert_path
+
+
+def make_keypair(common_name: str, *, ip: str | None = None) -> KeyPair:
+    """A fresh key and self-signed certificate valid for a day (with a SAN for `ip` when given)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    )
+    if ip is not None:
+        import ipaddress
+
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(ip)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+    cert = builder.sign(key, hashes.SHA256())
+    return KeyPair(
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
+        cert_der=cert.public_bytes(serialization.Encoding.DER),
+    )
+
+
+@dataclass
+class TokenIssuer:
+    """A Distribution token server: basic credentials in, a signed JWT with the granted scopes out."""
+
+    users: Mapping[str, str]
+    """Username -> password."""
+    grants: Mapping[str, Sequence[str]]
+    """Username -> the actions it may have on any repository (`pull`, `push`)."""
+    keypair: KeyPair = field(default_factory=lambda: make_keypair("token-signer"))
+    requests: list[dict[str, list[str]]] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def realm(self) -> str:
+        """The token endpoint URL."""
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+
+    def mint(self, subject: str, access: Sequence[Mapping[str, Any]]) -> str:
+        """A signed token the registry accepts (x5c header chains to the registry's rootcertbundle)."""
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "sub": subject,
+            "aud": SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": [dict(a) for a in access],
+        }
+        key = serialization.load_pem_private_key(self.keypair.key_pem, password=None)
+        x5c = [base64.b64encode(self.keypair.cert_der).decode()]
+        return jwt.encode(claims, key, algorithm="ES256", headers={"x5c": x5c})  # type: ignore[arg-type]
+
+    def push_token(self, repo: str) -> str:
+        """A pull+push token for a repository, for test setup."""
+        return self.mint("setup", [{"type": "repository", "name": repo, "actions": ["pull", "push"]}])
+
+    def _answer(self, query: dict[str, list[str]], authorization: str | None) -> tuple[int, dict[str, Any]]:
+        self.requests.append(query)
+        if not authorization or not authorization.startswith("Basic "):
+            return 401, {"details": "credentials required"}
+        user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+        if self.users.get(user) != password or not secrets.compare_digest(self.users[user], password):
+            return 401, {"details": "invalid username or password"}
+        access = []
+        for scope in query.get("scope", []):
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            allowed = [a for a in actions.split(",") if a in self.grants.get(user, ())]
+            access.append({"type": kind, "name": name, "actions": allowed})
+        token = self.mint(user, access)
+        return 200, {"token": token, "access_token": token, "expires_in": 300}
+
+    def start(self) -> TokenIssuer:
+        """Serve on a free port in a daemon thread."""
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, body = issuer._answer(
+                    parse_qs(urlparse(self.path).query), self.headers.get("Authorization")
+                )
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class LocalRegistry:
+    """One `docker-registry serve` process with its own config, storage and auth, on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        users: Mapping[str, str] | None = None,
+        issuer: TokenIssuer | None = None,
+        tls: bool = False,
+    ) -> None:
+        self._binary, self._htpasswd = require_binaries()
+        self.dir = Path(tempfile.mkdtemp(prefix="registry-test-"))
+        self.port = free_port()
+        self.issuer = issuer
+        self.users = dict(users or {})
+        self.tls_cert: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log = (self.dir / "registry.log").open("wb")
+        self._config_path = self._write_config(tls)
+
+    @property
+    def server(self) -> str:
+        """`127.0.0.1:<port>`, the `server` value clients use."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """Scheme and host of the registry."""
+        return f"{'https' if self.tls_cert else 'http'}://{self.server}"
+
+    def _write_config(self, tls: bool) -> Path:
+        http: dict[str, Any] = {"addr": self.server, "secret": secrets.token_hex(16)}
+        if tls:
+            key_path, cert_path = make_keypair("127.0.0.1", ip="127.0.0.1").write(self.dir, "tls")
+            http["tls"] = {"certificate": str(cert_path), "key": str(key_path)}
+            self.tls_cert = cert_path
+        auth: dict[str, Any] = {}
+        if self.issuer is not None:
+            _, bundle = self.issuer.keypair.write(self.dir, "token")
+            auth["token"] = {
+                "realm": self.issuer.realm,
+                "service": SERVICE,
+                "issuer": ISSUER,
+                "rootcertbundle": str(bundle),
+            }
+        elif self.users:
+            path = self.dir / "htpasswd"
+            for i, (user, password) in enumerate(self.users.items()):
+                # -i reads the password from stdin, so it is not on any command line.
+                args = [self._htpasswd, "-B", "-i"] + (["-c"] if i == 0 else []) + [str(path), user]
+                subprocess.run(args, input=password.encode(), check=True, capture_output=True, timeout=30)
+            auth["htpasswd"] = {"realm": "gitops-deploy-test", "path": str(path)}
+        config = {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.dir / "data")}, "delete": {"enabled": True}},
+            "http": http,
+            **({"auth": auth} if auth else {}),
+        }
+        path = self.dir / "config.yml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        return path
+
+    def start(self) -> LocalRegistry:
+        """Start the process and wait (bounded) until `/v2/` answers."""
+        self.process = subprocess.Popen(
+            [self._binary, "serve", str(self._config_path)], stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"docker-registry exited with {self.process.returncode}:\n{self.log_text()}"
+                )
+            try:
+                httpx.get(f"{self.base_url}/v2/", verify=False, timeout=1.0)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"docker-registry did not answer within {_START_TIMEOUT_S:g}s:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        """What the registry logged so far."""
+        return (self.dir / "registry.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop the process (bounded) and remove its files."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=_STOP_TIMEOUT_S)
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalRegistry:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- pushing --------------------------------------------------------------------------------
+
+    def _auth(self, repo: str) -> dict[str, str]:
+        if self.issuer is not None:
+            return {"Authorization": f"Bearer {self.issuer.push_token(repo)}"}
+        if self.users:
+            user, password = next(iter(self.users.items()))
+            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        return {}
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            verify=ssl.create_default_context(cafile=self.tls_cert) if self.tls_cert else True,
+            timeout=10,
+        )
+
+    def push_blob(self, repo: str, data: bytes) -> dict[str, Any]:
+        """Upload one blob (monolithic POST then PUT); return its descriptor fields."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        with self._client() as http:
+            started = http.post(f"/v2/{repo}/blobs/uploads/", headers=self._auth(repo))
+            started.raise_for_status()
+            location = started.headers["location"]
+            sep = "&" if "?" in location else "?"
+            done = http.put(
+                f"{location}{sep}digest={digest}",
+                content=data,
+                headers={**self._auth(repo), "Content-Type": "application/octet-stream"},
+            )
+            done.raise_for_status()
+        return {"digest": digest, "size": len(data)}
+
+    def push_manifest(
+        self, repo: str, manifest: Mapping[str, Any], media_type: str, tag: str | None = None
+    ) -> str:
+        """PUT a manifest by tag or digest; return its digest."""
+        body = json.dumps(manifest).encode()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        with self._client() as http:
+            response = http.put(
+                f"/v2/{repo}/manifests/{tag or digest}",
+                content=body,
+                headers={**self._auth(repo), "Content-Type": media_type},
+            )
+            response.raise_for_status()
+        return digest
+
+    def push_image(
+        self,
+        repo: str,
+        layers: Sequence[bytes],
+        *,
+        platform: str = "linux/amd64",
+        media_type: str = OCI_MANIFEST,
+    ) -> PushedImage:
+        """A small real image: a config blob, the given layer blobs and a manifest of `media_type`."""
+        os_, arch, *variant = platform.split("/")
+        config = json.dumps(
+            {
+                "architecture": arch,
+                "os": os_,
+                **({"variant": variant[0]} if variant else {}),
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "config": {},
+            }
+        ).encode()
+        docker = media_type == DOCKER_MANIFEST
+        config_type = (
+            "application/vnd.docker.container.image.v1+json"
+            if docker
+            else "application/vnd.oci.image.config.v1+json"
+        )
+        layer_type = (
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            if docker
+            else "application/vnd.oci.image.layer.v1.tar+gzip"
+        )
+        config_desc = {"mediaType": config_type, **self.push_blob(repo, config)}
+        layer_descs = [{"mediaType": layer_type, **self.push_blob(repo, layer)} for layer in layers]
+        manifest = {"schemaVersion": 2, "mediaType": media_type, "config": config_desc, "layers": layer_descs}
+        digest = self.push_manifest(repo, manifest, media_type)
+        size = len(json.dumps(manifest).encode())
+        return PushedImage(
+            reference=f"{self.server}/{repo}@{digest}",
+            digest=digest,
+            media_type=media_type,
+            manifest_size=size,
+            size_bytes=config_desc["size"] + sum(d["size"] for d in layer_descs),
+            layers=len(layer_descs),
+            platform=platform,
+        )
+
+    def push_index(self, repo: str, images: Sequence[PushedImage], *, media_type: str = OCI_INDEX) -> str:
+        """An image index (or Docker manifest list) over already pushed images; return its reference."""
+        entries = []
+        for image in images:
+            os_, arch, *variant = image.platform.split("/")
+            entries.append(
+                {
+                    "mediaType": image.media_type,
+                    "digest": image.digest,
+                    "size": image.manifest_size,
+                    "platform": {
+                        "os": os_,
+                        "architecture": arch,
+                        **({"variant": variant[0]} if variant else {}),
+                    },
+                }
+            )
+        index = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
+        digest = self.push_manifest(repo, index, media_type)
+        return f"{self.server}/{repo}@{digest}"
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    """What push_image uploaded."""
+
+    reference: str
+    digest: str
+    media_type: str
+    manifest_size: int
+    size_bytes: int
+    layers: int
+    platform: str
+
+
+class NotARegistry:
+    """An HTTP server on 127.0.0.1 that answers every path with 404 HTML, like a web server would."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = b"<html><body>Not Found</body></html>"
+                self.send_response(404)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def server(self) -> str:
+        """`127.0.0.1:<port>`."""
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def random_layer(size: int) -> bytes:
+    """Incompressible bytes standing in for a gzipped layer."""
+    return secrets.token_bytes(size)
+
+
+TokenFactory = Callable[[str], str]
