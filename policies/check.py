@@ -16,6 +16,7 @@ from policies.analyzer_client import (
     PolicyInput,
     PolicyPackError,
     PolicyPackServer,
+    load_policy_config,
 )
 from policies.report import EXIT_ERROR, CheckReport, RenderedRow, RenderStatus
 
@@ -106,6 +107,9 @@ def run_check(
     config: dict[str, Any] | None = None,
 ) -> CheckReport:
     """Simulate the program with the stack's config, render its Applications, and judge it all."""
+    config_file = config_file or default_config_file(stack)
+    if config_file is not None:
+        load_policy_config(config_file)  # a bad file fails before the program runs
     try:
         sim = simulate(stack, project_dir=project_dir, config=config, preview=True)
     except StackFileError as exc:
@@ -122,7 +126,7 @@ def run_check(
         stack,
         analyze,
         whole,
-        config_file=config_file or default_config_file(stack),
+        config_file=config_file,
         renders=renders,
         rendering=render,
     )
