@@ -63,6 +63,7 @@ def render_applications(sim: Simulation, project_dir: Path) -> tuple[list[Render
                 status=str(result.status),
                 reason=result.reason,
                 objects=rows,
+                seconds=float(getattr(result, "seconds", 0.0)),
             )
         )
         inputs += [

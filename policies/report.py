@@ -32,6 +32,8 @@ class RenderStatus:
     """rendered, not-rendered or error."""
     reason: str
     objects: tuple[RenderedRow, ...] = ()
+    seconds: float = 0.0
+    """Render time."""
 
 
 @dataclass
