@@ -1,0 +1,87 @@
+"""Policy pack throughput over gRPC (1,000 synthetic resources); offline check wall time for 1 and 50 apps."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from offline.simulate import ProgramFailed
+from offline.stack_files import read_stack_config
+from policies.analyzer_client import PolicyInput, PolicyPackServer
+from policies.check import CheckError, run_check
+from tests.support.policy_resources import application, health_check, hpa, image_size, workload
+
+N = 1_000
+
+
+def synthetic(n: int) -> list[PolicyInput]:
+    """A mix of the types the pack judges: Applications, workloads, HPAs, ImageSizes and HealthChecks."""
+    out: list[PolicyInput] = []
+    for i in range(n // 5):
+        app = application(f"app{i}", engine="helm" if i % 2 else "kustomize")
+        out += [app, workload(name=f"w{i}", parent=app.urn), hpa(3, f"h{i}"), image_size(10**8, f"app{i}")]
+        out.append(health_check((app.urn,), f"app{i}"))
+    return out[:n]
+
+
+def bench_grpc() -> None:
+    resources = synthetic(N)
+    t0 = time.perf_counter()
+    with PolicyPackServer(stack="prod") as pack:
+        started = time.perf_counter()
+        for r in resources:
+            pack.analyze(r)
+        analysed = time.perf_counter()
+        pack.analyze_stack(resources)
+        stacked = time.perf_counter()
+    print(f"pack start (spawn, port, GetAnalyzerInfo, Configure): {started - t0:.3f}s")
+    print(
+        f"Analyze: {N} resources in {analysed - started:.3f}s = {N / (analysed - started):,.0f} resources/s"
+    )
+    took = stacked - analysed
+    print(f"AnalyzeStack: {N} resources in {took:.3f}s = {N / took:,.0f} resources/s")
+
+
+def _apps(n: int) -> dict[str, Any]:
+    """The dev stack's config with `n` copies of its app, alternating Helm and kustomize."""
+    config = read_stack_config("dev")
+    base = config["gitops-deploy:apps"][0]
+    apps = []
+    for i in range(n):
+        app = copy.deepcopy(base)
+        app["name"], app["replicas"] = f"app-{i:02d}", 3
+        if i % 2:
+            app["source"].update(path="examples/app/kustomize", type="kustomize", imageName="web")
+        apps.append(app)
+    config["gitops-deploy:apps"] = apps
+    return config
+
+
+def bench_check() -> None:
+    for n in (1, 50):
+        for render in (False, True):
+            t0 = time.perf_counter()
+            try:
+                report = run_check("dev", config=_apps(n), render=render)
+            except (CheckError, ProgramFailed) as exc:
+                print(f"offline check, {n} app(s), render={render}: skipped ({str(exc).splitlines()[0]})")
+                continue
+            wall = time.perf_counter() - t0
+            print(
+                f"offline check, {n} app(s), render={render}: {wall:.2f}s wall, {report.resources} resources"
+            )
+            for engine in ("helm", "kustomize"):
+                times = [r.seconds for r in report.renders if r.engine == engine and r.status == "rendered"]
+                if times:
+                    print(f"  render per app ({engine}): {mean(times):.3f}s mean over {len(times)}")
+
+
+if __name__ == "__main__":
+    bench_grpc()
+    bench_check()

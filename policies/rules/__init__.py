@@ -1,0 +1,28 @@
+"""The pack's policies, one module per area; `POLICIES` is what `policies/__main__.py` packs."""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from .argocd import ARGOCD_PROJECT_SCOPED, ARGOCD_SYNC_RETRY
+from .health import HEALTH_CHECK_REQUIRED
+from .image_size import IMAGE_SIZE_LIMIT, IMAGE_SIZE_REGISTRY
+from .images import IMAGE_PINNED_BY_DIGEST, WORKLOAD_USES_BUILT_IMAGE
+from .pull_secret import PULL_SECRET_TYPE
+from .replicas import MINIMUM_REPLICAS
+from .resources import CONTAINER_RESOURCES
+
+PACK_NAME = "gitops-deploy"
+
+POLICIES: list[Policy] = [
+    IMAGE_SIZE_LIMIT,
+    IMAGE_SIZE_REGISTRY,
+    MINIMUM_REPLICAS,
+    WORKLOAD_USES_BUILT_IMAGE,
+    IMAGE_PINNED_BY_DIGEST,
+    ARGOCD_SYNC_RETRY,
+    ARGOCD_PROJECT_SCOPED,
+    HEALTH_CHECK_REQUIRED,
+    PULL_SECRET_TYPE,
+    CONTAINER_RESOURCES,
+]

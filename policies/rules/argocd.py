@@ -1,0 +1,142 @@
+"""Argo CD guardrails: retried automated sync, and Applications fenced by a scoped AppProject."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+from .props import (
+    APP_PROJECT,
+    APPLICATION,
+    as_whole_number,
+    config_int,
+    fmt_num,
+    get_path,
+    label,
+    mapping,
+    sequence,
+)
+
+DEFAULT_MIN_LIMIT = 1
+RETRY_SCHEMA = PolicyConfigSchema(
+    properties={
+        "minLimit": {
+            "type": "integer",
+            "minimum": 1,
+            "default": DEFAULT_MIN_LIMIT,
+            "description": "Fewest sync retries an automated Application must allow.",
+        }
+    }
+)
+
+
+def min_limit(config: Mapping[str, Any] | None) -> int:
+    """The configured minimum retry limit, or the default."""
+    return config_int(config, "minLimit", DEFAULT_MIN_LIMIT)
+
+
+def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
+    """Messages for an automated sync without a bounded retry and a backoff."""
+    sync = mapping(get_path(props, "spec", "syncPolicy"))
+    if sync is None or "automated" not in sync or sync["automated"] is None:
+        return []
+    what = label(APPLICATION, props, name)
+    fix = (
+        "Fix: set spec.syncPolicy.retry to {limit: 3, backoff: {duration: 10s, factor: 2, maxDuration: 3m}} "
+        "(components/argo_application.py SYNC_POLICY)."
+    )
+    retry = mapping(sync["retry"]) if "retry" in sync else None
+    if retry is None:
+        return [f"{what}: automated sync has no spec.syncPolicy.retry (found {sync.get('retry')!r}). {fix}"]
+    messages = []
+    raw = retry.get("limit")
+    limit = as_whole_number(raw)
+    if limit is None or limit < minimum:
+        shown = fmt_num(limit) if limit is not None else repr(raw)
+        messages.append(
+            f"{what}: spec.syncPolicy.retry.limit is {shown}; it must be at least {fmt_num(minimum)}. {fix}"
+        )
+    backoff = mapping(retry.get("backoff"))
+    duration = backoff.get("duration") if backoff is not None else None
+    if not isinstance(duration, str) or not duration:
+        messages.append(
+            f"{what}: spec.syncPolicy.retry.backoff.duration is {duration!r}; a backoff is required. {fix}"
+        )
+    return messages
+
+
+def _wildcards(values: Any, *keys: str) -> list[str]:
+    """Entries of a list (strings, or mappings' `keys`) that are `*`."""
+    found = []
+    for i, entry in enumerate(sequence(values)):
+        if entry == "*":
+            found.append(f"[{i}]")
+        for key in keys:
+            if get_path(entry, key) == "*":
+                found.append(f"[{i}].{key}")
+    return found
+
+
+def project_scope_findings(resource_type: str, props: Any, name: str) -> list[str]:
+    """Messages for an Application in `default`, or an AppProject allowing `*`."""
+    what = label(resource_type, props, name)
+    if resource_type == APPLICATION:
+        project = get_path(props, "spec", "project")
+        if project in (None, "", "default"):
+            return [
+                f"{what}: spec.project is {project!r}; the default project is shared and unfenced. Fix: set "
+                "gitops-deploy:argocd.project to a stack project and argocd.manageProject: true."
+            ]
+        return []
+    if resource_type != APP_PROJECT:
+        return []
+    messages = []
+    repos = _wildcards(get_path(props, "spec", "sourceRepos"))
+    if repos:
+        messages.append(
+            f"{what}: spec.sourceRepos{', '.join(repos)} is '*': any repository may deploy. "
+            "Fix: list exactly the stack's repoURLs."
+        )
+    dests = _wildcards(get_path(props, "spec", "destinations"), "server", "name", "namespace")
+    if dests:
+        messages.append(
+            f"{what}: spec.destinations{', '.join(dests)} is '*': any cluster or namespace may be targeted. "
+            "Fix: one destination per app namespace on the stack's cluster."
+        )
+    return messages
+
+
+def _validate_retry(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != APPLICATION:
+        return
+    for message in sync_retry_findings(args.props, args.name, min_limit(args.get_config())):
+        report(message, None)
+
+
+def _validate_project(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for message in project_scope_findings(args.resource_type, args.props, args.name):
+        report(message, None)
+
+
+ARGOCD_SYNC_RETRY = ResourceValidationPolicy(
+    name="argocd-sync-retry",
+    description="Automated sync retries failed syncs at least minLimit times, with a backoff.",
+    validate=_validate_retry,
+    enforcement_level=EnforcementLevel.ADVISORY,
+    config_schema=RETRY_SCHEMA,
+)
+
+ARGOCD_PROJECT_SCOPED = ResourceValidationPolicy(
+    name="argocd-project-scoped",
+    description="Applications are not in 'default'; AppProjects allow no '*' repo or destination.",
+    validate=_validate_project,
+    enforcement_level=EnforcementLevel.ADVISORY,
+)

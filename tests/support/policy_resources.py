@@ -1,0 +1,171 @@
+"""Hand-built resources shaped like what the program registers, for the policy pack's tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from components.argo_application import SYNC_POLICY, helm_source, kustomize_source
+from components.config import SourceConfig
+from components.labels import IMAGE_SIZE_ANNOTATION, MANAGED_BY
+from policies.analyzer_client import PolicyInput
+
+STACK = "dev"
+REPO = "registry.example.com/platform/web"
+DIGEST = "sha256:" + "ab" * 32
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"
+RELEASE = "gitops-deploy:index:AppRelease"
+
+
+def urn(type_: str, name: str, parents: tuple[str, ...] = ()) -> str:
+    """A URN in the program's stack, under the given parent types."""
+    qualified = "$".join((*parents, type_))
+    return f"urn:pulumi:{STACK}::gitops-deploy::{qualified}::{name}"
+
+
+def app_urn(app: str = "web") -> str:
+    """URN of an app's Application, under AppRelease and ArgoApplication as the program registers it."""
+    return urn(APPLICATION, f"{app}-argocd-application", (RELEASE, "gitops-deploy:index:ArgoApplication"))
+
+
+def application_props(
+    app: str = "web",
+    *,
+    engine: str = "helm",
+    replicas: Any = 3,
+    size: Any = "123456789",
+    project: str = "gitops-deploy-dev",
+    repo: str = REPO,
+    digest: str = DIGEST,
+    image_name: str = "web",
+    managed: bool = True,
+) -> dict[str, Any]:
+    """An Application's props as components/argo_application.py builds them."""
+    source = SourceConfig(
+        repo_url="https://github.com/example-org/gitops-deploy.git",
+        target_revision="main",
+        path="examples/app/chart" if engine == "helm" else "examples/app/kustomize",
+        type="helm" if engine == "helm" else "kustomize",
+        image_name=image_name,
+    )
+    ref = f"{repo}@{digest}"
+    spec_source = (
+        helm_source(source, ref, "c0ffee", 3, f"{app}-registry")
+        if engine == "helm"
+        else kustomize_source(source, app, ref, 3)
+    )
+    if engine == "helm":
+        spec_source["helm"]["valuesObject"]["replicaCount"] = replicas
+    else:
+        spec_source["kustomize"]["replicas"][0]["count"] = replicas
+    annotations = {"pulumi.com/timeoutSeconds": "600"}
+    if size is not None:
+        annotations[IMAGE_SIZE_ANNOTATION] = size
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": app,
+            "namespace": "argocd",
+            "labels": {**(MANAGED_BY if managed else {}), "app.kubernetes.io/name": app},
+            "annotations": annotations,
+        },
+        "spec": {
+            "project": project,
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": f"{app}-dev"},
+            "source": spec_source,
+            "syncPolicy": copy.deepcopy(SYNC_POLICY),
+        },
+    }
+
+
+def application(app: str = "web", **kwargs: Any) -> PolicyInput:
+    """An Application as a policy input."""
+    return PolicyInput(
+        app_urn(app), APPLICATION, f"{app}-argocd-application", application_props(app, **kwargs)
+    )
+
+
+def workload(
+    kind: str = "Deployment",
+    name: str = "web",
+    *,
+    replicas: Any = 3,
+    image: str = f"{REPO}@{DIGEST}",
+    resources: dict[str, Any] | None = None,
+    parent: str = "",
+) -> PolicyInput:
+    """A Deployment or StatefulSet (rendered from `parent` when given)."""
+    container: dict[str, Any] = {"name": "app", "image": image}
+    container["resources"] = (
+        resources
+        if resources is not None
+        else {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    )
+    spec: dict[str, Any] = {"template": {"spec": {"containers": [container]}}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    type_ = f"kubernetes:apps/v1:{kind}"
+    props = {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "web-dev"},
+        "spec": spec,
+    }
+    parents = (RELEASE, "gitops-deploy:index:ArgoApplication", APPLICATION) if parent else ()
+    return PolicyInput(urn(type_, name, parents), type_, name, props, parent=parent)
+
+
+def hpa(min_replicas: Any, name: str = "web") -> PolicyInput:
+    """An autoscaling/v2 HorizontalPodAutoscaler."""
+    type_ = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+    spec: dict[str, Any] = {"maxReplicas": 10, "scaleTargetRef": {"kind": "Deployment", "name": name}}
+    if min_replicas is not None:
+        spec["minReplicas"] = min_replicas
+    props = {"metadata": {"name": name, "namespace": "web-dev"}, "spec": spec}
+    return PolicyInput(urn(type_, name), type_, name, props)
+
+
+def image_size(size: Any, app: str = "web") -> PolicyInput:
+    """The ImageSize dynamic resource with its `size_bytes` output."""
+    type_ = "pulumi-python:dynamic/image:ImageSize"
+    props = {"image": f"{REPO}@{DIGEST}", "size_bytes": size}
+    return PolicyInput(urn(type_, f"{app}-image-size", (RELEASE,)), type_, f"{app}-image-size", props)
+
+
+def health_check(depends_on: tuple[str, ...], app: str = "web") -> PolicyInput:
+    """The HealthCheck dynamic resource, depending on the given URNs."""
+    type_ = "pulumi-python:dynamic/health:HealthCheck"
+    props = {"url": f"https://{app}.example.com/healthz"}
+    name = f"{app}-health"
+    return PolicyInput(urn(type_, name, (RELEASE,)), type_, name, props, dependencies=depends_on)
+
+
+def pull_secret(type_value: str = "kubernetes.io/dockerconfigjson") -> PolicyInput:
+    """The app's pull Secret; its data is a secret envelope, as on the wire."""
+    type_ = "kubernetes:core/v1:Secret"
+    secret = {
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+        "value": {".dockerconfigjson": "c2VjcmV0"},
+    }
+    props = {
+        "metadata": {
+            "name": "web-registry",
+            "namespace": "web-dev",
+            "labels": {"gitops-deploy/role": "image-pull-secret"},
+        },
+        "type": type_value,
+        "data": secret,
+    }
+    return PolicyInput(urn(type_, "web-registry-pull-secret"), type_, "web-registry-pull-secret", props)
+
+
+def app_project(source_repos: list[str], destinations: list[dict[str, str]]) -> PolicyInput:
+    """An Argo CD AppProject."""
+    type_ = "kubernetes:argoproj.io/v1alpha1:AppProject"
+    props = {
+        "metadata": {"name": "gitops-deploy-dev", "namespace": "argocd"},
+        "spec": {"sourceRepos": source_repos, "destinations": destinations},
+    }
+    return PolicyInput(urn(type_, "project-appproject"), type_, "project-appproject", props)
