@@ -12,6 +12,8 @@ import pulumi_kubernetes as k8s
 from components.app_image import AppImage, AppImageArgs
 from components.argo_application import ArgoApplication, ArgoApplicationArgs
 from components.config import AppConfig, ArgoCDConfig, ClusterConfig, RegistryConfig
+from components.health import HealthCheck, HealthCheckArgs
+from components.image_size import ImageSize, ImageSizeArgs
 from components.registry_secret import RegistrySecret, RegistrySecretArgs
 
 
@@ -130,10 +132,38 @@ class AppRelease(pulumi.ComponentResource):
 
     def _image_size(self, name: str, args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
         """The image's compressed size from the registry, as a whole-number string."""
-        raise NotImplementedError
+        size = ImageSize(
+            f"{name}-image-size",
+            ImageSizeArgs(
+                image=image.repo_digest,
+                server=args.registry.server,
+                username=args.registry.username,
+                password=args.registry_password,
+                platform=args.app.image.platform,
+                insecure=args.registry.insecure,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return size.annotation
 
     def _health_check(
         self, name: str, args: AppReleaseArgs, image: AppImage, application: ArgoApplication
     ) -> None:
-        """Gate the release on its live endpoint, after Argo CD reports it Healthy."""
-        raise NotImplementedError
+        """Gate the release on its live endpoint, after Argo CD reports it Synced and Healthy."""
+        health = args.app.health
+        HealthCheck(
+            f"{name}-health",
+            HealthCheckArgs(
+                url=health.url,
+                expected_status=health.expected_status,
+                max_latency_ms=health.max_latency_ms,
+                attempts=health.attempts,
+                interval_seconds=health.interval_seconds,
+                timeout_seconds=health.timeout_seconds,
+                success_threshold=health.success_threshold,
+                headers=args.health_headers,
+                verify_tls=health.verify_tls,
+                trigger=image.repo_digest,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[application.application]),
+        )

@@ -9,6 +9,7 @@ from components.app_release import AppRelease, AppReleaseArgs
 from components.argo_project import ArgoProject, ArgoProjectArgs
 from components.config import StackConfig, StackSecrets
 from components.labels import MANAGED_BY
+from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs
 
 
 def _providers(cfg: StackConfig) -> tuple[k8s.Provider | None, k8s.Provider | None]:
@@ -59,6 +60,18 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
                 ),
             )
         )
+    # One credential check per stack (one registry per stack), for every repository it builds.
+    built = [app for app in cfg.apps if app.image.pin is None]
+    preflight = RegistryPreflight(
+        "registry-preflight",
+        RegistryPreflightArgs(
+            server=cfg.registry.server,
+            username=cfg.registry.username,
+            password=secrets.registry_password,
+            repositories=[app.image.path for app in built],
+            insecure=cfg.registry.insecure,
+        ),
+    )
     releases: dict[str, AppRelease] = {}
     for app in cfg.apps:
         releases[app.name] = AppRelease(
@@ -72,6 +85,7 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
                 registry_password=secrets.registry_password,
                 health_headers=secrets.health_headers[app.name],
                 build_on_preview=cfg.build.on_preview,
+                build_depends_on=(preflight,),
                 application_depends_on=project_deps,
                 destination_provider=destination_provider,
                 argocd_provider=argocd_provider,

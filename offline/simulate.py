@@ -43,6 +43,8 @@ class SimResource:
     """The state the mocks answered with."""
     raw_inputs: dict[str, Any] = field(repr=False, default_factory=dict)
     """Inputs as on the wire (secret envelopes included)."""
+    output_secret_paths: frozenset[str] = frozenset()
+    """Dotted paths of outputs the engine would keep secret."""
 
 
 class ProgramFailed(Exception):
@@ -95,7 +97,7 @@ def fake_digest(seed: str) -> str:
 class ProgramMocks(pulumi.runtime.Mocks):
     """Answers every registration the way the real providers would shape their outputs."""
 
-    def __init__(self, image_sizes: Mapping[str, int] | None = None) -> None:
+    def __init__(self, image_sizes: Mapping[str, float] | None = None) -> None:
         self.image_sizes = dict(image_sizes or {})
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
@@ -126,6 +128,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             raw = json_format.MessageToDict(request.object)
             secrets: set[str] = set()
             inputs = _unwrap(raw, "", secrets)
+            _keep_secret_outputs(response.object, secrets)
+            out_secrets: set[str] = set()
             self.records.append(
                 SimResource(
                     urn=response.urn,
@@ -137,11 +141,23 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=tuple(request.dependencies),
                     inputs=inputs,
                     secret_paths=frozenset(secrets),
-                    outputs=json_format.MessageToDict(response.object),
+                    outputs=_unwrap(json_format.MessageToDict(response.object), "", out_secrets),
+                    output_secret_paths=frozenset(out_secrets),
                     raw_inputs=raw,
                 )
             )
         return response
+
+
+def _keep_secret_outputs(outputs: Any, secret_paths: set[str]) -> None:
+    """Mark an output secret when its input was, as the engine does for every provider."""
+    top = {p.split(".")[0].split("[")[0] for p in secret_paths}
+    for key in top:
+        if key in outputs.fields:
+            value = json_format.MessageToDict(outputs.fields[key])
+            if not (isinstance(value, dict) and SECRET_SIG in value):
+                envelope = {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "value": value}
+                json_format.ParseDict(envelope, outputs.fields[key])
 
 
 class _LogCollector:

