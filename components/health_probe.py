@@ -8,6 +8,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -318,5 +319,20 @@ def check_endpoint(
     sleep: Sleep = asyncio.sleep,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> CheckOutcome:
-    """Run the check to completion on a fresh event loop (the provider's methods are synchronous)."""
-    return asyncio.run(run_check(settings, headers, clock=clock, sleep=sleep, transport=transport))
+    """Run the check on a fresh event loop that is closed without waiting for stuck DNS lookups.
+
+    `asyncio.run` would wait for the default executor, where a resolver that never answers keeps a
+    thread busy long after the probe timed out; that wait would break the worst-case bound.
+    """
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-dns")
+    loop.set_default_executor(executor)
+    try:
+        check = run_check(settings, headers, clock=clock, sleep=sleep, transport=transport)
+        return loop.run_until_complete(check)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            loop.close()
