@@ -47,6 +47,8 @@ class ScriptedServer:
         self.hits: dict[str, int] = {path: 0 for path in routes}
         self.headers_seen: list[dict[str, str]] = []
         self.bytes_sent = 0
+        self.unhealthy_until = 0.0
+        """Until this `time.monotonic()` moment every request gets a 503, whatever the script says."""
         self._lock = threading.Lock()
         self._port = port
         self._tls = tls
@@ -71,6 +73,8 @@ class ScriptedServer:
             replies = self.routes.get(path)
             if not replies:
                 return None
+            if time.monotonic() < self.unhealthy_until:
+                return Reply(503)
             n = self.hits[path]
             self.hits[path] = n + 1
             return replies[min(n, len(replies) - 1)]
