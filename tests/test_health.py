@@ -15,7 +15,7 @@ import pulumi
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import settings
+from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -461,6 +461,15 @@ def test_grpc_failing_create_carries_the_report(server: DynamicProviderServer) -
     assert "HealthCheckFailed" in details and "verdict: failed" in details
     assert "HTTP 5xx" in details and "too slow" in details
     assert SECRET not in details
+
+
+def test_grpc_create_accepts_headers_in_a_secret_envelope(server: DynamicProviderServer) -> None:
+    envelope = {rpc._special_sig_key: rpc._special_secret_sig, "value": {"Authorization": SECRET}}
+    with ScriptedServer({"/": [Reply(200)]}) as web:
+        inputs = server.check(_inputs(web.url(), headers=envelope)).inputs
+        _, outs = server.create(inputs)
+        assert web.headers_seen[-1]["Authorization"] == SECRET
+    assert all(SECRET not in leaf for leaf in _leaves(outs))
 
 
 def test_grpc_secret_never_reaches_stderr() -> None:
