@@ -7,6 +7,7 @@ import math
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -302,7 +303,7 @@ async def run_check(
 def _failure_verdict(s: ProbeSettings, probes: list[Probe], attempt: int) -> str:
     """Why the check failed, with the most common failure class."""
     failures = [p.outcome for p in probes if not p.passed]
-    common = max(set(failures), key=failures.count) if failures else "none"
+    common = Counter(failures).most_common(1)[0][0] if failures else "none"
     left = s.attempts - attempt
     why = "no attempts left" if left == 0 else f"only {left} attempt(s) left, too few to pass"
     return (
