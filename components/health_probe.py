@@ -246,7 +246,10 @@ async def probe_once(
 
 
 def _client(settings: ProbeSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    """A client that opens a fresh connection per probe and follows no redirects by itself."""
+    """A client that opens a fresh connection per probe and follows no redirects by itself.
+
+    An injected transport brings its own TLS verification and connection limits.
+    """
     timeout = httpx.Timeout(settings.timeout_seconds)
     if transport is not None:
         return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)

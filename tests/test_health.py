@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pulumi
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
@@ -186,6 +187,14 @@ def test_self_signed_tls_fails_when_verified(tls_server: ScriptedServer) -> None
 def test_self_signed_tls_passes_without_verification(tls_server: ScriptedServer) -> None:
     outcome, _ = run(ProbeSettings(url=tls_server.url(), verify_tls=False, interval_seconds=FAST))
     assert outcome.passed and outcome.attempts_used == 3, outcome.report()
+
+
+def test_an_injected_transport_is_used(tls_server: ScriptedServer) -> None:
+    # verify_tls=True is the transport's business once one is injected: this one does not verify.
+    transport = httpx.AsyncHTTPTransport(verify=False)
+    settings = ProbeSettings(url=tls_server.url(), success_threshold=1)
+    outcome = check_endpoint(settings, transport=transport)
+    assert outcome.passed and outcome.attempts_used == 1, outcome.report()
 
 
 def test_multi_megabyte_body_is_read_only_up_to_the_cap() -> None:
