@@ -1,0 +1,242 @@
+"""Real HTTP(S) servers on 127.0.0.1 for health-check tests and benchmarks: scripted, silent, trickling."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one request to a path gets."""
+
+    status: int = 200
+    delay: float = 0.0
+    """Seconds before the status line is sent."""
+    body_bytes: int = 2
+    location: str | None = None
+    trickle_seconds: float = 0.0
+    """When set, the body is sent one byte per this many seconds (and never finishes in a test)."""
+
+
+class ScriptedServer:
+    """Answers each path from a script: the n-th request gets the n-th reply (the last one repeats)."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Sequence[Reply]],
+        *,
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        start: bool = True,
+    ) -> None:
+        self.routes = {path: list(replies) for path, replies in routes.items()}
+        self.hits: dict[str, int] = {path: 0 for path in routes}
+        self.headers_seen: list[dict[str, str]] = []
+        self.bytes_sent = 0
+        self.unhealthy_until = 0.0
+        """Until this `time.monotonic()` moment every request gets a 503, whatever the script says."""
+        self._lock = threading.Lock()
+        self._port = port
+        self._tls = tls
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    @property
+    def port(self) -> int:
+        """The bound port (known before start when given)."""
+        return self._server.server_address[1] if self._server else self._port
+
+    def url(self, path: str = "/") -> str:
+        """A URL of this server."""
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def _next(self, path: str, headers: Mapping[str, str]) -> Reply | None:
+        with self._lock:
+            self.headers_seen.append(dict(headers))
+            replies = self.routes.get(path)
+            if not replies:
+                return None
+            if time.monotonic() < self.unhealthy_until:
+                return Reply(503)
+            n = self.hits[path]
+            self.hits[path] = n + 1
+            return replies[min(n, len(replies) - 1)]
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self.bytes_sent += n
+
+    def start(self) -> None:
+        """Bind and serve in a daemon thread."""
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                reply = outer._next(self.path, dict(self.headers.items()))
+                if reply is None:
+                    self.send_error(404)
+                    return
+                time.sleep(reply.delay)
+                self.send_response(reply.status)
+                if reply.location:
+                    self.send_header("Location", reply.location)
+                self.send_header("Content-Length", str(reply.body_bytes))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                # The client may stop reading: that is the point of a capped read.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                    self._body(reply)
+
+            def _body(self, reply: Reply) -> None:
+                left = reply.body_bytes
+                while left > 0:
+                    n = 1 if reply.trickle_seconds else min(_CHUNK, left)
+                    self.wfile.write(b"x" * n)
+                    self.wfile.flush()
+                    outer._count(n)
+                    left -= n
+                    if reply.trickle_seconds:
+                        time.sleep(reply.trickle_seconds)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        server.daemon_threads = True
+        if self._tls is not None:
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
+        self._thread.daemon = True
+        self._thread.start()
+
+    def start_after(self, seconds: float) -> threading.Timer:
+        """Start listening later, from another thread."""
+        timer = threading.Timer(seconds, self.start)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel refuses connections to it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """A URL whose server completes the TCP handshake (kernel backlog) and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        sock.close()
+
+
+@contextmanager
+def trickling_headers_server(byte_every: float = 0.05) -> Iterator[str]:
+    """A server that sends its status line one byte at a time, so no single read ever times out."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    stop = threading.Event()
+
+    def serve() -> None:
+        sock.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            try:
+                while not stop.is_set():
+                    conn.sendall(b"X")  # never completes a header line
+                    time.sleep(byte_every)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def self_signed_tls(directory: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context
