@@ -18,7 +18,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from offline.stack_files import read_stack_config  # noqa: E402
+from components.config import parse_config  # noqa: E402
+from components.dockerlint import lint_stack  # noqa: E402
+from offline.stack_files import PROJECT_DIR, read_stack_config  # noqa: E402
 
 _CHILD = """
 import json, resource, sys, time
@@ -73,6 +75,20 @@ def _best(config: dict[str, Any] | None, runs: int) -> dict[str, float]:
     return min(results, key=lambda r: r["total_s"])
 
 
+def _lint_ms(runs: int) -> float:
+    """Best wall time of the lint step for the shipped staging stack (one Dockerfile, two apps)."""
+    raw = {k.split(":", 1)[1]: v for k, v in read_stack_config("staging").items()}
+    cfg = parse_config(raw, PROJECT_DIR)
+    dockerfiles = {app.image.dockerfile for app in cfg.apps}
+    assert len(dockerfiles) == 1, dockerfiles
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        lint_stack(cfg, warn=lambda _msg: None)
+        times.append(time.perf_counter() - started)
+    return min(times) * 1000
+
+
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     started = time.perf_counter()
@@ -93,6 +109,11 @@ def main() -> None:
             f"{r['total_s'] / floor['total_s']:>7.2f} {r['peak_mib']:>8.0f} "
             f"{r['peak_mib'] / floor['peak_mib']:>7.2f}"
         )
+    lint = _lint_ms(max(runs, 5))
+    print(
+        f"lint cost per Dockerfile (hadolint, in every preview): {lint:.0f} ms "
+        f"= {lint / (floor['total_s'] * 1000):.2f} x import floor"
+    )
     print(f"(best of {runs} runs each; benchmark took {time.perf_counter() - started:.1f} s)")
 
 
