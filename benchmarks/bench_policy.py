@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from statistics import mean
@@ -12,7 +14,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from offline.simulate import ProgramFailed
-from offline.stack_files import read_stack_config
+from offline.stack_files import PROJECT_DIR, read_stack_config
 from policies.analyzer_client import PolicyInput, PolicyPackServer
 from policies.check import CheckError, run_check
 from tests.support.policy_resources import application, health_check, hpa, image_size, workload
@@ -48,8 +50,16 @@ def bench_grpc() -> None:
     print(f"AnalyzeStack: {N} resources in {took:.3f}s = {N / took:,.0f} resources/s")
 
 
-def _apps(n: int) -> dict[str, Any]:
-    """The dev stack's config with `n` copies of its app, alternating Helm and kustomize."""
+def _project(root: Path, n: int) -> dict[str, Any]:
+    """A project copy whose dev stack has `n` apps, alternating Helm and kustomize, and their config.
+
+    The shipped overlay names its workload `web`; each kustomize app gets a copy named after it, as a
+    real repository would hold one overlay per app.
+    """
+    for path in PROJECT_DIR.glob("Pulumi*.yaml"):
+        shutil.copy(path, root / path.name)
+    shutil.copy(PROJECT_DIR / "__main__.py", root / "__main__.py")
+    shutil.copytree(PROJECT_DIR / "examples", root / "examples")
     config = read_stack_config("dev")
     base = config["gitops-deploy:apps"][0]
     apps = []
@@ -57,7 +67,13 @@ def _apps(n: int) -> dict[str, Any]:
         app = copy.deepcopy(base)
         app["name"], app["replicas"] = f"app-{i:02d}", 3
         if i % 2:
-            app["source"].update(path="examples/app/kustomize", type="kustomize", imageName="web")
+            overlay = root / "examples/app" / f"kustomize-{app['name']}"
+            shutil.copytree(PROJECT_DIR / "examples/app/kustomize", overlay)
+            for file in overlay.glob("*.yaml"):
+                text = file.read_text().replace("name: web\n", f"name: {app['name']}\n")
+                file.write_text(text.replace("- name: web-registry", f"- name: {app['name']}-registry"))
+            path = str(overlay.relative_to(root))
+            app["source"].update(path=path, type="kustomize", imageName="web")
         apps.append(app)
     config["gitops-deploy:apps"] = apps
     return config
@@ -65,21 +81,25 @@ def _apps(n: int) -> dict[str, Any]:
 
 def bench_check() -> None:
     for n in (1, 50):
-        for render in (False, True):
-            t0 = time.perf_counter()
-            try:
-                report = run_check("dev", config=_apps(n), render=render)
-            except (CheckError, ProgramFailed) as exc:
-                print(f"offline check, {n} app(s), render={render}: skipped ({str(exc).splitlines()[0]})")
-                continue
-            wall = time.perf_counter() - t0
-            print(
-                f"offline check, {n} app(s), render={render}: {wall:.2f}s wall, {report.resources} resources"
-            )
-            for engine in ("helm", "kustomize"):
-                times = [r.seconds for r in report.renders if r.engine == engine and r.status == "rendered"]
-                if times:
-                    print(f"  render per app ({engine}): {mean(times):.3f}s mean over {len(times)}")
+        with tempfile.TemporaryDirectory() as tmp:
+            config = _project(Path(tmp), n)
+            for render in (False, True):
+                t0 = time.perf_counter()
+                try:
+                    report = run_check("dev", project_dir=Path(tmp), config=config, render=render)
+                except (CheckError, ProgramFailed) as exc:
+                    print(f"offline check, {n} app(s), render={render}: failed ({str(exc).splitlines()[0]})")
+                    continue
+                wall = time.perf_counter() - t0
+                print(
+                    f"offline check, {n} app(s), render={render}: {wall:.2f}s wall, "
+                    f"{report.resources} resources, {len(report.render_errors)} render errors"
+                )
+                for engine in ("helm", "kustomize"):
+                    done = [r for r in report.renders if r.engine == engine and r.status == "rendered"]
+                    times = [r.seconds for r in done]
+                    if times:
+                        print(f"  render per app ({engine}): {mean(times):.3f}s mean over {len(times)}")
 
 
 if __name__ == "__main__":
