@@ -72,8 +72,8 @@ def _project(root: Path, n: int) -> dict[str, Any]:
             for file in overlay.glob("*.yaml"):
                 text = file.read_text().replace("name: web\n", f"name: {app['name']}\n")
                 file.write_text(text.replace("- name: web-registry", f"- name: {app['name']}-registry"))
-            path = str(overlay.relative_to(root))
-            app["source"].update(path=path, type="kustomize", imageName="web")
+            relative = str(overlay.relative_to(root))
+            app["source"].update(path=relative, type="kustomize", imageName="web")
         apps.append(app)
     config["gitops-deploy:apps"] = apps
     return config
