@@ -335,7 +335,7 @@ def test_provider_failure_message_is_the_report_without_header_values() -> None:
 
 
 def test_a_header_value_httpx_cannot_encode_fails_without_quoting_it() -> None:
-    """httpx's UnicodeEncodeError quotes part of the value; create must fail before that, naming the header."""
+    """httpx's encode error quotes part of the value; create must fail first, naming only the header."""
     value = "Bearer t\u00f6ken-" + SHORT_SECRET
     with pytest.raises(HealthCheckFailed) as info:
         HealthCheckProvider().create(_inputs("http://127.0.0.1:9/", headers={"Authorization": value}))
