@@ -101,7 +101,7 @@ def parse_challenge(header: str) -> Challenge:
 def split_reference(server: str, reference: str) -> tuple[str, str]:
     """`server/team/app@sha256:x` -> (`team/app`, `sha256:x`); ValueError naming what is wrong."""
     repo, sep, digest = reference.partition("@")
-    if not sep or not _DIGEST.match(digest):
+    if not sep or not _DIGEST.fullmatch(digest):
         raise ValueError(
             f"expected a digest reference '{server}/<repository>@sha256:<64 hex>', got {reference!r}"
         )
@@ -385,7 +385,7 @@ class RegistryClient:
             raise self._error(
                 f"GET manifest {where} answered {response.status_code} {response.reason_phrase}"
             )
-        if _DIGEST.match(reference):
+        if _DIGEST.fullmatch(reference):
             actual = "sha256:" + hashlib.sha256(response.content).hexdigest()
             if actual != reference:
                 raise self._error(f"manifest {where} has digest {actual}, not the one asked for")

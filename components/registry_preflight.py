@@ -56,7 +56,7 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
             failures.extend(
                 CheckFailure("repositories", f"{r!r} is not a repository path such as 'team/web'")
                 for r in repos
-                if not _REPO_PATH.match(r)
+                if not _REPO_PATH.fullmatch(r)
             )
     if not isinstance(news.get("insecure", False), bool):
         failures.append(CheckFailure("insecure", "expected true or false"))

@@ -77,11 +77,25 @@ class DynamicProviderServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        port = self._read_port()
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(self.channel).result(timeout=_START_TIMEOUT_S)
-        self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
-        self.stub.Configure(provider_pb2.ConfigureRequest(args=_struct({})), timeout=10)
+        # Drain stderr all along: an undrained pipe fills up (64 KiB) and blocks the server mid-call.
+        self._stderr = bytearray()
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_reader.start()
+        try:
+            port = self._read_port()
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            grpc.channel_ready_future(self.channel).result(timeout=_START_TIMEOUT_S)
+            self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
+            self.stub.Configure(provider_pb2.ConfigureRequest(args=_struct({})), timeout=10)
+        except BaseException:
+            self.close()  # no orphaned plugin process when start-up fails
+            raise
+
+    def _drain_stderr(self) -> None:
+        assert self.process.stderr is not None
+        fd = self.process.stderr.fileno()
+        for chunk in iter(lambda: os.read(fd, 65536), b""):
+            self._stderr.extend(chunk)
 
     def _read_port(self) -> int:
         """Read the port line the server prints, with a bound on the wait."""
@@ -92,7 +106,6 @@ class DynamicProviderServer:
         reader.start()
         reader.join(_START_TIMEOUT_S)
         if not line or not line[0].strip():
-            self.close()
             raise RuntimeError("python -m pulumi.dynamic did not print its port in time")
         return int(line[0].strip())
 
@@ -157,9 +170,10 @@ class DynamicProviderServer:
         self.stub.Delete(provider_pb2.DeleteRequest(id=id_, properties=self._props(props)), timeout=timeout)
 
     def stderr_text(self) -> str:
-        """The server's stderr so far; only call after close()."""
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode(errors="replace") if self.process.poll() is not None else ""
+        """The server's whole stderr; call after close(), which waits for the last of it."""
+        if self.process.poll() is None:
+            raise RuntimeError("stderr_text() is only complete after close()")
+        return bytes(self._stderr).decode(errors="replace")
 
     def close(self) -> None:
         """Stop the server, waiting a bounded time."""
@@ -172,6 +186,10 @@ class DynamicProviderServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        self._stderr_reader.join(10)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def __enter__(self) -> DynamicProviderServer:
         return self

@@ -210,7 +210,11 @@ class LocalRegistry:
         self.tls_cert: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._log = (self.dir / "registry.log").open("wb")
-        self._config_path = self._write_config(tls)
+        try:
+            self._config_path = self._write_config(tls)
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def server(self) -> str:
@@ -263,16 +267,17 @@ class LocalRegistry:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"docker-registry exited with {self.process.returncode}:\n{self.log_text()}"
-                )
+                log = self.log_text()
+                self.stop()
+                raise RuntimeError(f"docker-registry exited with {self.process.returncode}:\n{log}")
             try:
                 httpx.get(f"{self.base_url}/v2/", verify=False, timeout=1.0)
                 return self
             except httpx.HTTPError:
                 time.sleep(0.05)
+        log = self.log_text()
         self.stop()
-        raise RuntimeError(f"docker-registry did not answer within {_START_TIMEOUT_S:g}s:\n{self.log_text()}")
+        raise RuntimeError(f"docker-registry did not answer within {_START_TIMEOUT_S:g}s:\n{log}")
 
     def log_text(self) -> str:
         """What the registry logged so far."""
@@ -386,6 +391,7 @@ class LocalRegistry:
             digest=digest,
             media_type=media_type,
             manifest_size=size,
+            config_size=config_desc["size"],
             size_bytes=config_desc["size"] + sum(d["size"] for d in layer_descs),
             layers=len(layer_descs),
             platform=platform,
@@ -421,6 +427,7 @@ class PushedImage:
     digest: str
     media_type: str
     manifest_size: int
+    config_size: int
     size_bytes: int
     layers: int
     platform: str
