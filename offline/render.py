@@ -138,6 +138,8 @@ def _objects(
     objects, problems = [], []
     for template, manifest in rendered:
         metadata = manifest.setdefault("metadata", {})
+        if not isinstance(metadata, dict):  # the schema check below names it; typing needs a mapping
+            metadata = {}
         kind, name = str(manifest["kind"]), str(metadata.get("name", ""))
         if kind not in CLUSTER_SCOPED_KINDS and namespace and not metadata.get("namespace"):
             metadata["namespace"] = namespace
