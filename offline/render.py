@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +54,8 @@ class RenderedObject:
     """The object as Argo CD would apply it."""
     template: str | None = None
     """Project path of the template or file it came from, when known."""
+    scaled_by: str | None = None
+    """`HorizontalPodAutoscaler 'ns/name'` when a rendered HPA owns this workload's omitted `replicas`."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,8 @@ def _objects(
     objects, problems = [], []
     for template, manifest in rendered:
         metadata = manifest.setdefault("metadata", {})
+        if not isinstance(metadata, dict):  # the schema check below names it; typing needs a mapping
+            metadata = {}
         kind, name = str(manifest["kind"]), str(metadata.get("name", ""))
         if kind not in CLUSTER_SCOPED_KINDS and namespace and not metadata.get("namespace"):
             metadata["namespace"] = namespace
@@ -154,6 +158,35 @@ def _objects(
             )
         )
     return objects, problems
+
+
+AUTOSCALED_KINDS = frozenset({"Deployment", "StatefulSet"})
+"""Workloads whose omitted `replicas` an HPA owns (Kubernetes would otherwise run 1)."""
+
+
+def mark_autoscaled(objects: Sequence[RenderedObject]) -> list[RenderedObject]:
+    """Set `scaled_by` on each Deployment/StatefulSet without `replicas` that a rendered HPA targets.
+
+    Such a workload's replica count is the HPA's `minReplicas`, which minimum-replicas judges on the HPA.
+    """
+    owners: dict[tuple[str | None, str, str], str] = {}
+    for o in objects:
+        if o.manifest.get("kind") != "HorizontalPodAutoscaler":
+            continue
+        spec = o.manifest.get("spec")
+        target = spec.get("scaleTargetRef") if isinstance(spec, dict) else None
+        if isinstance(target, dict):
+            key = (o.namespace, str(target.get("kind", "")), str(target.get("name", "")))
+            shown = f"{o.namespace}/{o.name}" if o.namespace else o.name
+            owners[key] = f"HorizontalPodAutoscaler '{shown}'"
+    marked = []
+    for o in objects:
+        spec = o.manifest.get("spec")
+        kind = str(o.manifest.get("kind"))
+        omitted = isinstance(spec, dict) and spec.get("replicas") is None
+        owner = owners.get((o.namespace, kind, o.name)) if kind in AUTOSCALED_KINDS and omitted else None
+        marked.append(replace(o, scaled_by=owner) if owner else o)
+    return marked
 
 
 def render_application(
@@ -198,6 +231,7 @@ def render_application(
         reason = f"Application '{app}': {engine} render of {path} failed: {exc}"
         return result("error", reason, seconds=time.perf_counter() - start)
     objects, problems = _objects(rendered, stack, application.urn, namespace)
+    objects = mark_autoscaled(objects)
     seconds = time.perf_counter() - start
     if problems:
         failures = "; ".join(problems)

@@ -100,7 +100,8 @@ def kustomization(overlay: Path, workdir: Path, options: Mapping[str, Any]) -> d
 
 def _origin(obj: dict[str, Any], workdir: Path, project_dir: Path) -> str | None:
     """Pop the origin annotation and return the project path of the file it names."""
-    annotations = obj.get("metadata", {}).get("annotations")
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     if not isinstance(annotations, dict) or ORIGIN_ANNOTATION not in annotations:
         return None
     origin = yaml.safe_load(annotations.pop(ORIGIN_ANNOTATION)) or {}
@@ -117,10 +118,10 @@ def _check_replicas(objects: list[tuple[str | None, dict[str, Any]]], replicas: 
             obj
             for _, obj in objects
             if obj.get("kind") in REPLICA_KINDS
-            and re.search(
-                rf"(^|-){re.escape(entry['name'])}($|-)", str(obj.get("metadata", {}).get("name", ""))
-            )
-            and obj.get("spec", {}).get("replicas") == entry["count"]
+            and isinstance(obj.get("metadata"), dict)
+            and re.search(rf"(^|-){re.escape(entry['name'])}($|-)", str(obj["metadata"].get("name", "")))
+            and isinstance(obj.get("spec"), dict)
+            and obj["spec"].get("replicas") == entry["count"]
         ]
         if not hits:
             raise RenderError(

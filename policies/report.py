@@ -18,6 +18,8 @@ class RenderedRow:
     type: str
     name: str
     urn: str
+    scaled_by: str | None = None
+    """The HPA that owns this workload's omitted `replicas`; minimum-replicas judges that HPA instead."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class CheckReport:
                 lines.append(f"  {r.application} ({where}): {len(r.objects)} object(s)")
                 for o in r.objects:
                     verdict = ", ".join(sorted(verdicts.get(o.urn, []))) or "ok"
+                    if o.scaled_by:
+                        verdict += f" (replicas owned by {o.scaled_by}, judged there)"
                     lines.append(f"    {o.type:<52} {o.name:<24} {verdict}")
             elif r.status == "not-rendered":
                 lines.append(f"  {r.application}: not rendered: {r.reason}")

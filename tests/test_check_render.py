@@ -116,3 +116,22 @@ def test_remote_source_is_listed_as_not_rendered(project_copy: Path) -> None:
     assert "api: not rendered: remote source" in text, text
     (web,) = [r for r in report.renders if r.application == "web"]
     assert web.status == "rendered"
+
+
+@pytest.mark.parametrize(("hpa_min", "fails"), [(3, False), (2, True)])
+def test_deployment_scaled_by_a_rendered_hpa_is_judged_through_the_hpa(
+    project_copy: Path, hpa_min: int, fails: bool
+) -> None:
+    values = project_copy / "examples/app/chart/values.yaml"
+    _replace(values, "  enabled: false\n  minReplicas: 2\n", f"  enabled: true\n  minReplicas: {hpa_min}\n")
+    report = _check(project_copy, "prod")
+    (web,) = [r for r in report.renders if r.application == "web"]
+    (deployment,) = [o for o in web.objects if o.type == "kubernetes:apps/v1:Deployment"]
+    (hpa,) = [o for o in web.objects if o.type == "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"]
+    # The chart omits the Deployment's replicas when the HPA is on: the HPA's minReplicas is what runs.
+    assert deployment.scaled_by == f"HorizontalPodAutoscaler 'web/{hpa.name}'", report.format()
+    urns = _violations(report, "minimum-replicas", "mandatory")
+    assert deployment.urn not in urns, report.format()
+    assert (hpa.urn in urns) == fails, report.format()
+    assert report.exit_code == (1 if fails else 0), report.format()
+    assert "replicas owned by HorizontalPodAutoscaler" in report.format()

@@ -32,7 +32,8 @@ def _provider_of(sim: Simulation, res: SimResource) -> SimResource | None:
     return sim.get(urn)
 
 
-SHAPES = {
+SHAPES: dict[str, tuple[Any, ...]] = {
+    # cluster config, argocd config, expected destination, (Secret, Application) provider (name, context)
     "in-cluster": (None, {}, {"server": "https://kubernetes.default.svc"}, None, None),
     "hub-by-name": ({"name": "prod-eu-1"}, {}, {"name": "prod-eu-1"}, None, None),
     "hub-by-server": (
@@ -46,36 +47,52 @@ SHAPES = {
         {"name": "prod-eu-1", "context": "prod-eu-1"},
         {"context": "mgmt"},
         {"name": "prod-eu-1"},
-        "prod-eu-1",
-        "mgmt",
+        ("destination", "prod-eu-1"),
+        ("argocd", "mgmt"),
+    ),
+    "destination-context-only": (
+        {"server": "https://10.0.0.1:6443", "context": "prod-eu-1"},
+        {},
+        {"server": "https://10.0.0.1:6443"},
+        ("destination", "prod-eu-1"),
+        None,
     ),
     "shared-context": (
         {"server": "https://10.0.0.1:6443", "context": "one"},
         {"context": "one"},
         {"server": "https://10.0.0.1:6443"},
-        "one",
-        "one",
+        ("argocd", "one"),
+        ("argocd", "one"),
     ),
 }
+
+
+def _assert_provider(sim: Simulation, res: SimResource, expected: tuple[str, str] | None) -> None:
+    """`res` was registered with the default provider (None) or the explicit provider (name, context)."""
+    provider = _provider_of(sim, res)
+    got = (provider.name, provider.inputs.get("context")) if provider else None
+    assert got == expected, f"{res.urn}: registered with {res.provider or 'the default provider'}"
+    if provider is not None:
+        assert provider.urn.endswith(f"${PROVIDER}::{provider.name}"), provider.urn
+        assert res.provider.startswith(provider.urn + "::"), res.provider
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_destination_and_providers_per_shape(
     run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]], shape: str
 ) -> None:
-    cluster, argocd, destination, secret_ctx, app_ctx = SHAPES[shape]
+    cluster, argocd, destination, secret_provider, app_provider = SHAPES[shape]
     sim = run_program("staging", config=_shape(stack_config("staging"), cluster=cluster, argocd=argocd))
     providers = sim.by_type(PROVIDER)
-    contexts = {p.inputs.get("context") for p in providers}
-    assert contexts == {c for c in (secret_ctx, app_ctx) if c}, f"{shape}: one provider per distinct context"
-    for res in sim.by_type(SECRET):
-        provider = _provider_of(sim, res)
-        got = provider.inputs.get("context") if provider else None
-        assert got == secret_ctx, f"{res.urn}: registered with {provider and provider.urn} ({got})"
-    for res in sim.by_type(APPLICATION):
-        provider = _provider_of(sim, res)
-        got = provider.inputs.get("context") if provider else None
-        assert got == app_ctx, f"{res.urn}: registered with {provider and provider.urn} ({got})"
+    expected = {p for p in (secret_provider, app_provider) if p}
+    assert {(p.name, p.inputs.get("context")) for p in providers} == expected, f"{shape}: one per context"
+    assert len(providers) == len(expected), f"{shape}: one provider per distinct context"
+    secrets, applications = sim.by_type(SECRET), sim.by_type(APPLICATION)
+    assert secrets and applications, f"{shape}: the stack registers pull Secrets and Applications"
+    for res in secrets:
+        _assert_provider(sim, res, secret_provider)
+    for res in applications:
+        _assert_provider(sim, res, app_provider)
         dest = res.inputs["spec"]["destination"]
         assert {k: v for k, v in dest.items() if k != "namespace"} == destination, res.urn
         assert not ("name" in dest and "server" in dest), f"{res.urn}: Argo CD rejects name and server"

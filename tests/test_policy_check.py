@@ -79,6 +79,15 @@ def test_shipped_stacks_pass(stack: str, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["--stack", stack, "--no-render"]) == 0, capsys.readouterr().out
 
 
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_shipped_stacks_pass_with_rendering(stack: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--stack", stack])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Rendered objects per Application:" in out and "not rendered" not in out, out
+    assert "RENDER ERROR" not in out and out.splitlines()[-1].startswith(f"PASS: stack {stack}"), out
+
+
 def test_a_stack_made_to_violate_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from offline.stack_files import read_stack_config
     from policies.check import run_check
@@ -88,3 +97,22 @@ def test_a_stack_made_to_violate_fails(tmp_path: Path, capsys: pytest.CaptureFix
     report = run_check("staging", render=False, config=config)
     assert report.exit_code == 1
     assert any(d.policy == "minimum-replicas" and d.level == "mandatory" for d in report.violations)
+
+
+def test_a_stack_file_made_to_violate_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from offline.stack_files import PROJECT_DIR
+
+    for path in PROJECT_DIR.glob("Pulumi*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    shutil.copy(PROJECT_DIR / "__main__.py", tmp_path / "__main__.py")
+    shutil.copytree(PROJECT_DIR / "examples", tmp_path / "examples")
+    stack_file = tmp_path / "Pulumi.staging.yaml"
+    text = stack_file.read_text()
+    assert "      replicas: 3\n" in text
+    stack_file.write_text(text.replace("      replicas: 3\n", "      replicas: 2\n", 1))
+    assert main(["--stack", "staging", "--project-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "mandatory  minimum-replicas" in out and "is 2, under minReplicas 3" in out, out
+    assert out.splitlines()[-1].startswith("FAIL: stack staging"), out

@@ -179,6 +179,10 @@ def test_image_size_registry_judges_known_and_defers_unknown(pack: PolicyPackSer
             }
         },
         {"spec": {"syncPolicy": {"automated": {}, "retry": {"limit": "x", "backoff": 3}}}},
+        {"spec": UNKNOWN, "metadata": UNKNOWN, "size_bytes": UNKNOWN, "type": UNKNOWN},
+        {"spec": {"replicas": UNKNOWN, "minReplicas": "2", "source": {"helm": {"valuesObject": UNKNOWN}}}},
+        {"spec": {"sourceRepos": "*", "destinations": [None, 3, {"server": None}], "template": []}},
+        {"size_bytes": None, "image": 5},
     ],
 )
 @pytest.mark.parametrize(
@@ -189,12 +193,37 @@ def test_image_size_registry_judges_known_and_defers_unknown(pack: PolicyPackSer
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
         "kubernetes:core/v1:Secret",
         "kubernetes:argoproj.io/v1alpha1:AppProject",
+        "kubernetes:apps/v1:StatefulSet",
+        "pulumi-python:dynamic/image:ImageSize",
+        "pulumi-python:dynamic/health:HealthCheck",
     ],
 )
 def test_malformed_props_never_crash_the_pack(pack: PolicyPackServer, type_: str, props: dict) -> None:
     res = PolicyInput("urn:pulumi:dev::gitops-deploy::" + type_ + "::bad", type_, "bad", props)
     pack.analyze(res)  # a crash would be a gRPC error
     pack.analyze_stack([res])
+
+
+@pytest.mark.parametrize(
+    ("app_props", "child_props"),
+    [
+        ({}, {}),
+        ({"spec": {"source": {"helm": {"valuesObject": {"image": "x"}, "parameters": [3]}}}}, {"spec": 1}),
+        ({"spec": {"source": {"kustomize": {"images": [None, 7, "=@"]}}}}, {"spec": {"template": []}}),
+        (application().props, {"spec": {"template": {"spec": {"containers": ["x", {"image": None}]}}}}),
+        (application().props, {"spec": UNKNOWN}),
+        ({"spec": UNKNOWN}, workload().props),
+    ],
+)
+def test_malformed_rendered_objects_never_crash_the_pack(
+    pack: PolicyPackServer, app_props: dict, child_props: dict
+) -> None:
+    app = PolicyInput(app_urn(), "kubernetes:argoproj.io/v1alpha1:Application", "web", app_props)
+    child = workload(parent=app.urn)
+    child = PolicyInput(child.urn, child.type, child.name, child_props, parent=app.urn)
+    pack.analyze(child)  # a crash would be a gRPC error
+    diags = pack.analyze_stack([app, child])
+    assert all(d.cant_judge or d.urn for d in diags)
 
 
 def test_config_override_of_thresholds(dev_pack: PolicyPackServer) -> None:

@@ -101,3 +101,18 @@ def test_pull_secret_and_resources(shape: Any) -> None:
     dep = workload(resources={"requests": {"cpu": "1"}})
     found = container_resources_findings(dep.type, shape(dep.props), "w", ("cpu", "memory"), ("memory",))
     assert "resources.requests.memory, resources.limits.memory" in found[0]
+
+
+def test_replicas_in_multi_source_applications_name_the_right_index(shape: Any) -> None:
+    props = application_props(replicas=1)
+    helm = props["spec"].pop("source")
+    props["spec"]["sources"] = [{"repoURL": "https://example.com/values.git", "ref": "values"}, helm]
+    found = replicas_findings("kubernetes:argoproj.io/v1alpha1:Application", shape(props), "a", 3)
+    assert len(found) == 1 and "spec.sources[1].helm.valuesObject.replicaCount is 1" in found[0]
+
+
+def test_automated_sync_without_retry(shape: Any) -> None:
+    props = application_props()
+    del props["spec"]["syncPolicy"]["retry"]
+    (found,) = sync_retry_findings(shape(props), "a", 2)
+    assert "found None" in found and "retry.limit of at least 2" in found and "Fix:" in found

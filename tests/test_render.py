@@ -387,3 +387,12 @@ def test_value_files_come_first_and_must_be_files_of_the_repository(project_copy
     )
     assert outside.status == "error"
     assert "helm.valueFiles: '../../../../outside.yaml' is not a file of this repository" in outside.reason
+
+
+def test_replicas_check_reads_malformed_objects_without_crashing() -> None:
+    odd: list[tuple[str | None, dict[str, Any]]] = [
+        (None, {"kind": "Deployment", "metadata": "web", "spec": []}),
+        (None, {"kind": "Deployment"}),
+    ]
+    with pytest.raises(RenderError, match="name 'web' matches no Deployment"):
+        _check_replicas(odd, [{"name": "web", "count": 3}])

@@ -55,7 +55,10 @@ def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
     )
     retry = mapping(sync["retry"]) if "retry" in sync else None
     if retry is None:
-        return [f"{what}: automated sync has no spec.syncPolicy.retry (found {sync.get('retry')!r}). {fix}"]
+        return [
+            f"{what}: automated sync has no spec.syncPolicy.retry (found {sync.get('retry')!r}); it needs a "
+            f"retry.limit of at least {fmt_num(minimum)} and a retry.backoff. {fix}"
+        ]
     messages = []
     raw = retry.get("limit")
     limit = as_whole_number(raw)

@@ -53,10 +53,13 @@ def min_replicas(config: Mapping[str, Any] | None) -> int:
 def _application_counts(props: Any) -> Iterator[tuple[str, Any]]:
     """(where, value) of every replica count an Application hands its chart or overlay."""
     source = get_path(props, "spec", "source")
-    sources = [source] if mapping(source) is not None else []
-    sources += [s for s in sequence(get_path(props, "spec", "sources")) if mapping(s) is not None]
-    for i, src in enumerate(sources):
-        prefix = "spec.source" if i == 0 and mapping(source) is not None else f"spec.sources[{i}]"
+    sources = [("spec.source", source)] if mapping(source) is not None else []
+    sources += [
+        (f"spec.sources[{i}]", s)
+        for i, s in enumerate(sequence(get_path(props, "spec", "sources")))
+        if mapping(s) is not None
+    ]
+    for prefix, src in sources:
         values = mapping(get_path(src, "helm", "valuesObject"))
         if values is not None and "replicaCount" in values:
             yield f"{prefix}.helm.valuesObject.replicaCount", values["replicaCount"]

@@ -53,8 +53,9 @@ def application(
             source = helm_source(source_config(app), digest, "c0ffee", replicas, f"{name}-registry")
         else:
             source = kustomize_source(source_config(app), name, digest, replicas)
-    cluster = settings["cluster"].get("name")
-    destination = {"name": cluster} if cluster else {"server": IN_CLUSTER_SERVER}
+    cluster = settings["cluster"]
+    server = cluster.get("server") or IN_CLUSTER_SERVER
+    destination = {"name": cluster["name"]} if cluster.get("name") else {"server": server}
     inputs = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Application",
