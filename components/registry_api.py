@@ -8,6 +8,8 @@ import hashlib
 import json
 import re
 import ssl
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -16,7 +18,11 @@ from typing import Any
 import httpx
 
 DEFAULT_TIMEOUT_S = 10.0
-"""Timeout of every request (connect, read, write and pool), in seconds."""
+"""Timeout of every socket operation (connect, read, write and pool), in seconds."""
+REQUEST_DEADLINE_FACTOR = 3
+"""A whole exchange (connect, headers, body) gets this many times the per-operation timeout."""
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""Registries cap manifests at 4 MiB; anything far bigger is not an answer to read whole."""
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -189,10 +195,46 @@ class RegistryClient:
     # -- transport ------------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(url, exc) from None
+        """One request under a deadline on the whole exchange, not only on each socket read.
+
+        httpx's timeouts bound each read, so a server that trickles bytes could stretch a request
+        without end; the exchange runs in a daemon thread that is abandoned at the deadline.
+        """
+        deadline = REQUEST_DEADLINE_FACTOR * self._timeout
+        box: list[httpx.Response | BaseException] = []
+
+        def exchange() -> None:
+            try:
+                box.append(self._exchange(method, url, deadline, **kwargs))
+            except BaseException as exc:  # handed to the caller's thread
+                box.append(exc)
+
+        worker = threading.Thread(target=exchange, name="registry-request", daemon=True)
+        worker.start()
+        worker.join(deadline)
+        if not box:
+            raise self._error(f"unreachable: {url} did not finish answering within {deadline:g}s")
+        result = box[0]
+        if isinstance(result, httpx.HTTPError):
+            raise self._transport_error(url, result) from None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _exchange(self, method: str, url: str, deadline: float, **kwargs: Any) -> httpx.Response:
+        """Send, then read a bounded body before the deadline; a buffered copy of the response."""
+        started = time.monotonic()
+        with self._http.stream(method, url, **kwargs) as streamed:
+            raw = bytearray()
+            for chunk in streamed.iter_raw():
+                raw += chunk
+                if len(raw) > MAX_BODY_BYTES:
+                    raise self._error(f"not a registry: {url} answered with more than {MAX_BODY_BYTES} bytes")
+                if time.monotonic() - started > deadline:
+                    raise self._error(f"unreachable: {url} did not finish answering within {deadline:g}s")
+            return httpx.Response(
+                streamed.status_code, headers=streamed.headers, content=bytes(raw), request=streamed.request
+            )
 
     def ping(self) -> Challenge | None:
         """`GET /v2/` without credentials: find the scheme and the auth challenge (None: no auth)."""
@@ -200,18 +242,20 @@ class RegistryClient:
             return self._challenge
         bases = [f"https://{self.server}"] + ([f"http://{self.server}"] if self.insecure else [])
         response: httpx.Response | None = None
-        first_error: RegistryError | None = None
+        errors: list[RegistryError] = []
         for base in bases:
             try:
                 response = self._send("GET", f"{base}/v2/")
             except RegistryError as err:
-                first_error = first_error or err
+                errors.append(err)
                 continue
             self._base_url = base
             break
         if response is None:
-            assert first_error is not None
-            raise first_error
+            if len(errors) == 1:
+                raise errors[0]
+            # insecure: both schemes failed; each cause matters (a TLS error may only mean plain HTTP).
+            raise self._error("; and over plain HTTP: ".join(err.cause for err in errors))
         return self._read_ping(response)
 
     def _read_ping(self, response: httpx.Response) -> Challenge | None:

@@ -207,6 +207,21 @@ def test_silent_server_times_out_within_the_bound() -> None:
     assert elapsed < 5
 
 
+def test_trickling_server_is_cut_off_at_the_request_deadline() -> None:
+    """A server that sends a byte at a time never trips a per-read timeout; the whole exchange is bounded."""
+    from tests.support.health_servers import trickling_headers_server
+
+    with trickling_headers_server(byte_every=0.05) as url:
+        server = url.removeprefix("http://").rstrip("/")
+        started = time.monotonic()
+        message = preflight_error(server, "alice", PASSWORD, insecure=True, timeout=0.5)
+        elapsed = time.monotonic() - started
+    assert "did not finish answering within 1.5s" in message, message
+    assert PASSWORD not in message
+    # insecure tries https, then http: two exchanges at most, each cut off at 3 x 0.5 s.
+    assert elapsed < 2 * 1.5 + 1.5, elapsed
+
+
 def test_tls_self_signed_without_insecure_explains_insecure(tls_registry: LocalRegistry) -> None:
     message = preflight_error(tls_registry.server, "alice", PASSWORD)
     assert "TLS certificate verification failed" in message
