@@ -1,4 +1,4 @@
-"""The GitHub workflows: valid against the workflow schema, and doing what the README's "Running it in CI" says they do."""
+"""The GitHub workflows: valid against the workflow schema, and doing what "Running it in CI" says."""
 
 from __future__ import annotations
 
