@@ -595,3 +595,18 @@ def test_pins_are_removed_even_when_setting_them_fails_half_way(rec: Recorder) -
         ("set", "gitops-deploy:apps[0].image.pin", GOOD["web"]),
         ("remove", "gitops-deploy:apps[0].image.pin", None),
     ]
+
+
+def test_an_interrupted_rollback_still_removes_its_pins(rec: Recorder) -> None:
+    class Interrupted(FakeStack):
+        def up(self, **kwargs: Any) -> None:
+            if self.calls:
+                self.calls.append(kwargs)
+                raise KeyboardInterrupt
+            super().up(**kwargs)
+
+    stack = Interrupted([rec.failed(health_urn("web"), HEALTH_CHECK_TYPE, HEALTH_REPORT)])
+    with pytest.raises(KeyboardInterrupt):
+        _run(stack)
+    assert len(stack.calls) == 2
+    assert all("pin" not in a["image"] for a in stack.apps), stack.apps

@@ -13,7 +13,7 @@ import pytest
 
 from components.argo_application import SYNC_POLICY
 from offline.simulate import SimResource, Simulation
-from offline.stack_files import read_stack_config, stack_names
+from offline.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from tests.conftest import TEST_PASSWORD
 
 STACKS = ["dev", "staging", "prod"]
@@ -86,6 +86,15 @@ def test_dev_runs_fewer_replicas_than_prod() -> None:
     dev = read_stack_config("dev")["gitops-deploy:apps"]
     prod = read_stack_config("prod")["gitops-deploy:apps"]
     assert max(a["replicas"] for a in dev) < min(a["replicas"] for a in prod)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_hold_no_credential(stack: str) -> None:
+    """Secrets are `pulumi config set --secret` steps in the README, never values in the shipped files."""
+    config = read_stack_config(stack)
+    assert not {"gitops-deploy:registryPassword", "gitops-deploy:healthHeaders"} & set(config), config.keys()
+    text = (PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+    assert "secure:" not in text and "encryptionsalt" not in text, f"Pulumi.{stack}.yaml holds a secret"
 
 
 @pytest.mark.parametrize("stack", STACKS)
