@@ -17,10 +17,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt policies/requirements.
 venv: $(VENV)/.installed
 
 # Log in to a local file backend only when no backend is configured, then select (or create) the stack.
+# On a stack's first run, ask for the registry password (stored encrypted, never in plaintext); the
+# stack file is read rather than `pulumi config get`, which would need the passphrase to decrypt it.
 define pulumi_stack
+	@command -v pulumi >/dev/null || { echo "make: the Pulumi CLI is not on PATH;" \
+		"install it: https://www.pulumi.com/docs/install/" >&2; exit 1; }
 	@if [ -z "$${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then \
 		mkdir -p "$(STATE_DIR)" && pulumi login "file://$(STATE_DIR)"; fi
 	pulumi stack select --create "$(STACK)"
+	@if ! grep -Eqs '^[[:space:]]+gitops-deploy:registryPassword:' "Pulumi.$(STACK).yaml"; then \
+		echo "Stack $(STACK) has no registry password yet; enter it (it is stored encrypted):"; \
+		pulumi config set --stack "$(STACK)" --secret gitops-deploy:registryPassword; fi
 endef
 
 up: venv

@@ -92,11 +92,13 @@ def _set_pins(stack: DeployStack, pins: Sequence[Pin]) -> None:
 
 def _restore_pins(stack: DeployStack, pins: Sequence[Pin]) -> None:
     """Put the stack file's pins back as they were: the rollback leaves no pin of its own behind."""
+    entries = app_entries(_apps_config(stack))
     for pin in pins:
-        if pin.previous is None:
-            stack.remove_config(pin.key, path=True)
-        else:
+        current = entries.get(pin.app)
+        if pin.previous is not None:
             stack.set_config(pin.key, ConfigValue(pin.previous), path=True)
+        elif current is not None and current.pin is not None:
+            stack.remove_config(pin.key, path=True)
 
 
 def _report_failure(out: TextIO, err: CommandError, verdict: Verdict) -> None:
@@ -155,10 +157,11 @@ def deploy_up(stack: DeployStack, options: UpOptions, out: TextIO) -> int:
         return EXIT_FAILED
     for pin in plan.pins:
         out.write(f"deploy: rolling {pin.app} back to {pin.digest} ({pin.key})\n")
-    _set_pins(stack, plan.pins)
     try:
+        _set_pins(stack, plan.pins)
         rollback_err, rollback_events = _up(stack, options)
     finally:
+        # Also after a failed `config set` or an interrupted `up`: a deploy leaves no pin of its own.
         _restore_pins(stack, plan.pins)
     if rollback_err is not None:
         again = classify(rollback_events, entries)

@@ -193,7 +193,10 @@ def test_bad_value_is_one_clear_error_and_nothing_is_registered(
     error = failed.value.cause
     assert isinstance(error, ConfigError), f"{case}: {type(error).__name__}: {error}"
     message = str(error)
-    assert f"{key}:" in message, f"{case}: key path {key} not named in:\n{message}"
+    assert len(error.problems) == 1, f"{case}: expected one problem, got:\n{message}"
+    assert error.problems[0].startswith(f"{key}: got ") or error.problems[0].startswith(f"{key}: missing;"), (
+        f"{case}: the problem must start with the key path {key} and what was given:\n{message}"
+    )
     assert expected in message, f"{case}: {expected!r} not in:\n{message}"
     assert failed.value.resources == [], f"{case}: registered {[r.urn for r in failed.value.resources]}"
 

@@ -576,3 +576,37 @@ def test_pinned_app_builds_nothing_and_runs_the_pinned_digest(
         assert "docker:index/image:Image" in _app_types(sim, other), f"{other}: unpinned apps still build"
     [check] = [r for r in sim.by_type(HEALTH_CHECK_TYPE) if r.name == f"{app}-health"]
     assert check.inputs["trigger"] == PINS[app]
+
+
+def test_pins_are_removed_even_when_setting_them_fails_half_way(rec: Recorder) -> None:
+    class Flaky(FakeStack):
+        def set_config(self, key: str, value: ConfigValue, *, path: bool = False) -> None:
+            if "apps[1]" in key:
+                raise CommandError(CommandResult("", "error: could not save Pulumi.prod.yaml", 255))
+            super().set_config(key, value, path=path)
+
+    events = [e for a in ("web", "api") for e in rec.failed(health_urn(a), HEALTH_CHECK_TYPE, "down")]
+    stack = Flaky([events])
+    with pytest.raises(CommandError, match="could not save"):
+        _run(stack)
+    assert len(stack.calls) == 1, "no rollback `up` runs with half the pins set"
+    assert all("pin" not in a["image"] for a in stack.apps), stack.apps
+    assert stack.config_writes == [
+        ("set", "gitops-deploy:apps[0].image.pin", GOOD["web"]),
+        ("remove", "gitops-deploy:apps[0].image.pin", None),
+    ]
+
+
+def test_an_interrupted_rollback_still_removes_its_pins(rec: Recorder) -> None:
+    class Interrupted(FakeStack):
+        def up(self, **kwargs: Any) -> None:
+            if self.calls:
+                self.calls.append(kwargs)
+                raise KeyboardInterrupt
+            super().up(**kwargs)
+
+    stack = Interrupted([rec.failed(health_urn("web"), HEALTH_CHECK_TYPE, HEALTH_REPORT)])
+    with pytest.raises(KeyboardInterrupt):
+        _run(stack)
+    assert len(stack.calls) == 2
+    assert all("pin" not in a["image"] for a in stack.apps), stack.apps

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from types import ModuleType
@@ -50,3 +56,35 @@ def test_root_reports_the_role_and_unknown_paths_are_404(server: ThreadingHTTPSe
 
 def test_the_app_listens_on_8080_by_default() -> None:
     assert _load_app().serve.__defaults__ == ("0.0.0.0", 8080)
+
+
+def test_the_app_runs_as_its_own_process_and_stops_on_sigterm() -> None:
+    """As the container runs it (`python app.py`), on 127.0.0.1, stopped the way Kubernetes stops a pod."""
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0", "APP_ROLE": "api"}
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=PROJECT_DIR / "examples/app",
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "listening" not in line:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+        match = re.search(r"listening on :(\d+) as api", line)
+        assert match, f"no listening line, got {line!r} (exit {proc.poll()})"
+        base = f"http://127.0.0.1:{match.group(1)}"
+        response = httpx.get(f"{base}/healthz", timeout=5)
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+        assert httpx.get(f"{base}/", timeout=5).json()["role"] == "api"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

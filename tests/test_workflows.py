@@ -1,4 +1,4 @@
-"""The GitHub workflows: valid against the workflow schema, and doing what the README says they do."""
+"""The GitHub workflows: valid against the workflow schema, and doing what "Running it in CI" says."""
 
 from __future__ import annotations
 
@@ -311,4 +311,6 @@ def test_test_workflow_runs_the_readme_test_command() -> None:
     install = next(r for r in runs if "apt-get install" in r)
     assert "docker-registry" in install and "apache2-utils" in install
     ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "docker-registry apache2-utils" in ci_run and "make test" in ci_run
+    for package in ("make", "python3-venv", "docker-registry", "apache2-utils"):
+        assert f"packages+=({package})" in ci_run, package
+    assert ci_run.rstrip().endswith("make test")

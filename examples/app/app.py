@@ -46,7 +46,7 @@ def serve(host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
 
 
 def main() -> None:
-    server = serve(port=int(os.environ.get("PORT", "8080")))
+    server = serve(host=os.environ.get("HOST", "0.0.0.0"), port=int(os.environ.get("PORT", "8080")))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # As PID 1 the process gets no default SIGTERM handling: shut down so the pod stops at once.
