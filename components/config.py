@@ -21,7 +21,7 @@ SOURCE_TYPES = ("helm", "kustomize")
 MAX_HEALTH_BUDGET_SECONDS = 15 * 60
 
 _SERVER = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
-_REPO_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+REPO_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _REPO_URL = re.compile(r"^(https?://[^\s/]+/\S*|ssh://[^\s/]+/\S+|[\w.-]+@[\w.-]+:\S+)$")
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+)@sha256:[0-9a-f]{64}$")
@@ -451,7 +451,7 @@ def _image(
                 f"'{registry.server}/team/app'",
             )
             repository = None
-        elif not _REPO_PATH.match(path):
+        elif not REPO_PATH.match(path):
             r.problem(
                 f"{key}.repository",
                 repr(repository),

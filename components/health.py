@@ -20,9 +20,9 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from components.dynamic_inputs import is_unknown
 from components.health_budget import worst_case_seconds
 from components.health_probe import CheckOutcome, ProbeSettings, check_endpoint
 
@@ -68,10 +68,6 @@ class HealthCheckFailed(Exception):
     """The endpoint did not pass; the message is the release report (never any header value)."""
 
 
-def _unknown(value: Any) -> bool:
-    return isinstance(value, Unknown) or value == rpc.UNKNOWN
-
-
 def _plain_headers(value: Any) -> dict[str, str]:
     """Headers as a plain dict, whether or not the engine sent them wrapped as a secret."""
     value = rpc.unwrap_rpc_secret(value)
@@ -83,7 +79,7 @@ def _plain_headers(value: Any) -> dict[str, str]:
 def _number(failures: list[CheckFailure], props: dict[str, Any], key: str, *, whole: bool) -> float | None:
     """A positive finite number (a whole one when `whole`), or a failure naming the property."""
     value = props[key]
-    if _unknown(value):
+    if is_unknown(value):
         return None
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     if ok and whole and (float(value) != int(value) or value > MAX_COUNT):
@@ -96,7 +92,7 @@ def _number(failures: list[CheckFailure], props: dict[str, Any], key: str, *, wh
 
 
 def _check_url(failures: list[CheckFailure], url: Any) -> None:
-    if _unknown(url):
+    if is_unknown(url):
         return
     try:
         parsed = httpx.URL(url) if isinstance(url, str) else None
@@ -108,7 +104,7 @@ def _check_url(failures: list[CheckFailure], url: Any) -> None:
 
 
 def _check_status(failures: list[CheckFailure], status: Any) -> None:
-    if _unknown(status):
+    if is_unknown(status):
         return
     number = isinstance(status, int | float) and not isinstance(status, bool) and math.isfinite(status)
     if not (number and status == int(status) and 100 <= status <= 599):
@@ -139,7 +135,7 @@ def _check_budget(
 
 def _check_headers(failures: list[CheckFailure], headers: Any) -> None:
     """Names and value syntax only; a value is never quoted back."""
-    if _unknown(headers):
+    if is_unknown(headers):
         return
     raw = rpc.unwrap_rpc_secret(headers)
     if not isinstance(raw, Mapping):
@@ -149,7 +145,7 @@ def _check_headers(failures: list[CheckFailure], headers: Any) -> None:
         value = rpc.unwrap_rpc_secret(value)
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             failures.append(CheckFailure("headers", f"header name {name!r} is not a valid HTTP token"))
-        elif _unknown(value):
+        elif is_unknown(value):
             continue
         elif not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
             failures.append(
@@ -192,12 +188,12 @@ class HealthCheckProvider(ResourceProvider):
         timeout = _number(failures, props, "timeout_seconds", whole=False)
         threshold = _number(failures, props, "success_threshold", whole=True)
         _check_budget(failures, attempts, interval, timeout, threshold)
-        if not _unknown(props["verify_tls"]) and not isinstance(props["verify_tls"], bool):
+        if not is_unknown(props["verify_tls"]) and not isinstance(props["verify_tls"], bool):
             failures.append(
                 CheckFailure("verify_tls", f"got {props['verify_tls']!r}; expected true or false")
             )
         for key in ("trigger", "provider_version"):
-            if not _unknown(props[key]) and not isinstance(props[key], str):
+            if not is_unknown(props[key]) and not isinstance(props[key], str):
                 failures.append(CheckFailure(key, f"got a {type(props[key]).__name__}; expected a string"))
         if "headers" in props:
             _check_headers(failures, props["headers"])
@@ -205,7 +201,7 @@ class HealthCheckProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A new check only when the trigger, URL, a threshold or the provider version changed."""
-        changed = [k for k in DIFF_KEYS if _unknown(news.get(k)) or olds.get(k) != news.get(k)]
+        changed = [k for k in DIFF_KEYS if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
         stables = [k for k in DIFF_KEYS if k not in changed]
         return DiffResult(changes=bool(changed), replaces=[], stables=stables, delete_before_replace=False)
 

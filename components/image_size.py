@@ -16,13 +16,12 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
 
+from components.dynamic_inputs import is_unknown
 from components.registry_api import (
     DEFAULT_TIMEOUT_S,
-    RegistryClient,
     RegistryError,
+    client_from_inputs,
     parse_platform,
     split_reference,
 )
@@ -44,27 +43,22 @@ def size_annotation(size_bytes: float | int) -> str:
     return str(int(size_bytes))
 
 
-def _unknown(value: Any) -> bool:
-    """True for a value the engine does not know yet (during preview)."""
-    return isinstance(value, Unknown) or value == rpc.UNKNOWN
-
-
 def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     """One CheckFailure per malformed input, naming the property; unknown values pass."""
     failures: list[CheckFailure] = []
     server = news.get("server")
     for key in ("server", "username", "password"):
         value = news.get(key)
-        if not _unknown(value) and (not isinstance(value, str) or not value):
+        if not is_unknown(value) and (not isinstance(value, str) or not value):
             failures.append(CheckFailure(key, "expected a non-empty string"))
     image = news.get("image")
-    if not _unknown(image) and isinstance(server, str) and server:
+    if not is_unknown(image) and isinstance(server, str) and server:
         try:
             split_reference(server, image if isinstance(image, str) else repr(image))
         except ValueError as exc:
             failures.append(CheckFailure("image", str(exc)))
     platform = news.get("platform")
-    if not _unknown(platform):
+    if not is_unknown(platform):
         try:
             parse_platform(platform if isinstance(platform, str) else repr(platform))
         except ValueError as exc:
@@ -76,13 +70,7 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
 
 def measure(props: dict[str, Any]) -> dict[str, Any]:
     """Read the manifest(s) and return the outputs; raise with the registry's explanation on failure."""
-    client = RegistryClient(
-        props["server"],
-        props["username"],
-        props["password"],
-        insecure=bool(props.get("insecure", False)),
-        timeout=float(props.get("timeout_seconds", DEFAULT_TIMEOUT_S)),
-    )
+    client = client_from_inputs(props)
     try:
         info = client.image_size(props["image"], props["platform"])
     except RegistryError as err:
@@ -112,7 +100,7 @@ class ImageSizeProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A new digest (or platform, registry, version) is an update; changed credentials are not."""
-        changed = [k for k in _COMPARED if _unknown(news.get(k)) or olds.get(k) != news.get(k)]
+        changed = [k for k in _COMPARED if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:

@@ -511,6 +511,17 @@ class RegistryClient:
         self.close()
 
 
+def client_from_inputs(props: Mapping[str, Any]) -> RegistryClient:
+    """The client a registry dynamic provider builds from its inputs (credentials arrive as secrets)."""
+    return RegistryClient(
+        props["server"],
+        props["username"],
+        props["password"],
+        insecure=bool(props.get("insecure", False)),
+        timeout=float(props.get("timeout_seconds", DEFAULT_TIMEOUT_S)),
+    )
+
+
 def _is_json(response: httpx.Response) -> bool:
     return response.headers.get("content-type", "").startswith("application/json")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,25 +16,15 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
 
-from components.registry_api import DEFAULT_TIMEOUT_S, RegistryClient, RegistryError
+from components.config import REPO_PATH
+from components.dynamic_inputs import is_unknown
+from components.registry_api import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
 
 PROVIDER_VERSION = "1"
 """Bump to make every stack update its preflight after a change to this module."""
 
-_REPO_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 _KEYS = ("server", "username", "password", "repositories", "insecure", "timeout_seconds", "provider_version")
-
-
-def _unknown(value: Any) -> bool:
-    """True for a value the engine does not know yet (during preview), at any depth."""
-    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
-        return True
-    if isinstance(value, list):
-        return any(_unknown(v) for v in value)
-    return False
 
 
 def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
@@ -43,11 +32,11 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     failures: list[CheckFailure] = []
     for key in ("server", "username", "password"):
         value = news.get(key)
-        if not _unknown(value) and (not isinstance(value, str) or not value):
+        if not is_unknown(value) and (not isinstance(value, str) or not value):
             what = "a non-empty string" if key != "password" else "a non-empty secret string"
             failures.append(CheckFailure(key, f"expected {what}"))
     repos = news.get("repositories")
-    if not _unknown(repos):
+    if not is_unknown(repos):
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
             failures.append(
                 CheckFailure("repositories", "expected a list of repository paths such as 'team/web'")
@@ -56,7 +45,7 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
             failures.extend(
                 CheckFailure("repositories", f"{r!r} is not a repository path such as 'team/web'")
                 for r in repos
-                if not _REPO_PATH.fullmatch(r)
+                if not REPO_PATH.fullmatch(r)
             )
     if not isinstance(news.get("insecure", False), bool):
         failures.append(CheckFailure("insecure", "expected true or false"))
@@ -68,13 +57,7 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
 
 def run_preflight(news: dict[str, Any]) -> str | None:
     """Check the credentials against the registry; the error message, or None when they may push."""
-    client = RegistryClient(
-        news["server"],
-        news["username"],
-        news["password"],
-        insecure=bool(news.get("insecure", False)),
-        timeout=float(news.get("timeout_seconds", DEFAULT_TIMEOUT_S)),
-    )
+    client = client_from_inputs(news)
     try:
         client.preflight(sorted(set(news["repositories"])))
     except RegistryError as err:
@@ -90,7 +73,7 @@ class RegistryPreflightProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate the inputs, then ask the registry; a failure stops the preview or update here."""
         failures = _input_failures(news)
-        if failures or any(_unknown(news.get(k)) for k in _KEYS):
+        if failures or any(is_unknown(news.get(k)) for k in _KEYS):
             # Unknown inputs can only occur in a preview; `up` checks again with every value known.
             return CheckResult(news, failures)
         error = run_preflight(news)

@@ -8,7 +8,6 @@ import hashlib
 import json
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -29,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.health_servers import free_port
+
 INSTALL_HINT = "apt-get install docker-registry apache2-utils"
 _START_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 10.0
@@ -48,13 +49,6 @@ def require_binaries() -> tuple[str, str]:
         raise RuntimeError(f"{' and '.join(missing)} not found on PATH: install them with `{INSTALL_HINT}`")
     assert registry is not None and htpasswd is not None
     return registry, htpasswd
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
