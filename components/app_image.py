@@ -11,6 +11,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.content_tag import content_tag
+from components.names import APP_IMAGE_TYPE, IMAGE_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class AppImage(pulumi.ComponentResource):
     """The content-derived tag the image was pushed with; empty for a pinned image."""
 
     def __init__(self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitops-deploy:index:AppImage", name, None, opts)
+        super().__init__(APP_IMAGE_TYPE, name, None, opts)
         if args.pin is not None:
             # The rollback path: nothing is built, the last known good digest is deployed as is.
             self.repo_digest = pulumi.Output.from_input(args.pin)
@@ -60,7 +61,7 @@ class AppImage(pulumi.ComponentResource):
         else:
             tag = content_tag(args.context, args.dockerfile, args.platform, args.build_args)
             image = docker.Image(
-                f"{name}-image",
+                f"{name}{IMAGE_SUFFIX}",
                 image_name=f"{args.repository}:{tag}",
                 build=docker.DockerBuildArgs(
                     context=os.path.relpath(args.context, args.project_dir),

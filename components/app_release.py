@@ -14,6 +14,14 @@ from components.argo_application import ArgoApplication, ArgoApplicationArgs
 from components.config import AppConfig, ArgoCDConfig, ClusterConfig, RegistryConfig
 from components.health import HealthCheck, HealthCheckArgs
 from components.image_size import ImageSize, ImageSizeArgs
+from components.names import (
+    APP_RELEASE_TYPE,
+    ARGOCD_SUFFIX,
+    HEALTH_SUFFIX,
+    IMAGE_SIZE_SUFFIX,
+    IMAGE_SUFFIX,
+    REGISTRY_SUFFIX,
+)
 from components.registry_secret import RegistrySecret, RegistrySecretArgs
 
 
@@ -64,10 +72,10 @@ class AppRelease(pulumi.ComponentResource):
     """Name of the image pull Secret."""
 
     def __init__(self, name: str, args: AppReleaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitops-deploy:index:AppRelease", name, None, opts)
+        super().__init__(APP_RELEASE_TYPE, name, None, opts)
         app = args.app
         secret = RegistrySecret(
-            f"{name}-registry",
+            f"{name}{REGISTRY_SUFFIX}",
             RegistrySecretArgs(
                 app=app.name,
                 namespace=app.namespace,
@@ -82,7 +90,7 @@ class AppRelease(pulumi.ComponentResource):
             ),
         )
         image = AppImage(
-            f"{name}-image",
+            f"{name}{IMAGE_SUFFIX}",
             AppImageArgs(
                 repository=app.image.repository,
                 context=app.image.context,
@@ -101,7 +109,7 @@ class AppRelease(pulumi.ComponentResource):
         )
         size_bytes = self._image_size(name, args, image)
         application = ArgoApplication(
-            f"{name}-argocd",
+            f"{name}{ARGOCD_SUFFIX}",
             ArgoApplicationArgs(
                 app=app.name,
                 argocd_namespace=args.argocd.namespace,
@@ -133,7 +141,7 @@ class AppRelease(pulumi.ComponentResource):
     def _image_size(self, name: str, args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
         """The image's compressed size from the registry, as a whole-number string."""
         size = ImageSize(
-            f"{name}-image-size",
+            f"{name}{IMAGE_SIZE_SUFFIX}",
             ImageSizeArgs(
                 image=image.repo_digest,
                 server=args.registry.server,
@@ -152,7 +160,7 @@ class AppRelease(pulumi.ComponentResource):
         """Gate the release on its live endpoint, after Argo CD reports it Synced and Healthy."""
         health = args.app.health
         HealthCheck(
-            f"{name}-health",
+            f"{name}{HEALTH_SUFFIX}",
             HealthCheckArgs(
                 url=health.url,
                 expected_status=health.expected_status,

@@ -11,7 +11,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import SourceConfig
-from components.labels import ARGOCD_FINALIZER, IMAGE_SIZE_ANNOTATION, app_labels
+from components.names import (
+    APPLICATION_SUFFIX,
+    ARGO_APPLICATION_TYPE,
+    ARGOCD_FINALIZER,
+    IMAGE_SIZE_ANNOTATION,
+    TIMEOUT_ANNOTATION,
+    WAIT_FOR_ANNOTATION,
+    app_labels,
+)
 
 WAIT_FOR = json.dumps(["jsonpath={.status.sync.status}=Synced", "jsonpath={.status.health.status}=Healthy"])
 """pulumi-kubernetes' await condition: `pulumi up` returns only when Argo CD reports both."""
@@ -102,7 +110,7 @@ class ArgoApplication(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ArgoApplicationArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("gitops-deploy:index:ArgoApplication", name, None, opts)
+        super().__init__(ARGO_APPLICATION_TYPE, name, None, opts)
         if args.source.type == "helm":
             source = pulumi.Output.all(args.repo_digest, args.tag, args.pull_secret).apply(
                 lambda v: helm_source(args.source, v[0], v[1], args.replicas, v[2])
@@ -112,7 +120,7 @@ class ArgoApplication(pulumi.ComponentResource):
                 lambda d: kustomize_source(args.source, args.app, d, args.replicas)
             )
         application = k8s.apiextensions.CustomResource(
-            f"{name}-application",
+            f"{name}{APPLICATION_SUFFIX}",
             api_version="argoproj.io/v1alpha1",
             kind="Application",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -121,8 +129,8 @@ class ArgoApplication(pulumi.ComponentResource):
                 labels=app_labels(args.app),
                 finalizers=[ARGOCD_FINALIZER],
                 annotations={
-                    "pulumi.com/waitFor": WAIT_FOR,
-                    "pulumi.com/timeoutSeconds": str(args.sync_timeout_seconds),
+                    WAIT_FOR_ANNOTATION: WAIT_FOR,
+                    TIMEOUT_ANNOTATION: str(args.sync_timeout_seconds),
                     IMAGE_SIZE_ANNOTATION: args.image_size_bytes,
                 },
             ),

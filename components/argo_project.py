@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import AppConfig, ClusterConfig
-from components.labels import ARGOCD_FINALIZER, MANAGED_BY
+from components.names import APPPROJECT_SUFFIX, ARGO_PROJECT_TYPE, ARGOCD_FINALIZER, MANAGED_BY
 
 
 def project_spec(apps: Sequence[AppConfig], cluster: ClusterConfig, description: str) -> dict[str, Any]:
@@ -48,9 +48,9 @@ class ArgoProject(pulumi.ComponentResource):
     """`metadata.name` of the AppProject."""
 
     def __init__(self, name: str, args: ArgoProjectArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("gitops-deploy:index:ArgoProject", name, None, opts)
+        super().__init__(ARGO_PROJECT_TYPE, name, None, opts)
         project = k8s.apiextensions.CustomResource(
-            f"{name}-appproject",
+            f"{name}{APPPROJECT_SUFFIX}",
             api_version="argoproj.io/v1alpha1",
             kind="AppProject",
             metadata=k8s.meta.v1.ObjectMetaArgs(

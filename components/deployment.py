@@ -8,7 +8,7 @@ import pulumi_kubernetes as k8s
 from components.app_release import AppRelease, AppReleaseArgs
 from components.argo_project import ArgoProject, ArgoProjectArgs
 from components.config import StackConfig, StackSecrets
-from components.labels import MANAGED_BY
+from components.names import MANAGED_BY
 from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs
 
 

@@ -25,6 +25,7 @@ from pulumi.runtime import rpc
 from components.dynamic_inputs import is_unknown
 from components.health_budget import worst_case_seconds
 from components.health_probe import CheckOutcome, ProbeSettings, check_endpoint
+from components.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME
 
 PROVIDER_VERSION = "1"
 """Bump when the probe logic changes: every HealthCheck then re-runs on the next `pulumi up`."""
@@ -296,7 +297,7 @@ class HealthCheckArgs:
     """What forces a new check when it changes: the image digest."""
 
 
-class HealthCheck(Resource, module="health", name="HealthCheck"):
+class HealthCheck(Resource, module=HEALTH_CHECK_MODULE, name=HEALTH_CHECK_NAME):
     """Passes once the endpoint answers `expected_status` fast enough, `success_threshold` times in a row."""
 
     status_code: pulumi.Output[int]

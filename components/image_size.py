@@ -18,6 +18,7 @@ from pulumi.dynamic import (
 )
 
 from components.dynamic_inputs import is_unknown
+from components.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
 from components.registry_api import (
     DEFAULT_TIMEOUT_S,
     RegistryError,
@@ -132,7 +133,7 @@ class ImageSizeArgs:
     """Timeout of each request to the registry or its token service."""
 
 
-class ImageSize(Resource, module="image", name="ImageSize"):
+class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
     """`pulumi-python:dynamic/image:ImageSize`: the compressed size of one pushed image, from its manifest."""
 
     size_bytes: pulumi.Output[float]

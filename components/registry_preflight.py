@@ -19,6 +19,7 @@ from pulumi.dynamic import (
 
 from components.config import REPO_PATH
 from components.dynamic_inputs import is_unknown
+from components.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
 from components.registry_api import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
 
 PROVIDER_VERSION = "1"
@@ -122,7 +123,7 @@ class RegistryPreflightArgs:
     """Timeout of each request to the registry or its token service."""
 
 
-class RegistryPreflight(Resource, module="registry", name="RegistryPreflight"):
+class RegistryPreflight(Resource, module=REGISTRY_PREFLIGHT_MODULE, name=REGISTRY_PREFLIGHT_NAME):
     """`pulumi-python:dynamic/registry:RegistryPreflight`: fails preview and up on bad credentials."""
 
     server: pulumi.Output[str]

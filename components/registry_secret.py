@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import PULL_SECRET_ROLE, app_labels
+from components.names import (
+    PULL_SECRET_ROLE,
+    PULL_SECRET_SUFFIX,
+    REGISTRY_SECRET_TYPE,
+    app_labels,
+    pull_secret_name,
+)
 
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
 
@@ -46,13 +52,13 @@ class RegistrySecret(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: RegistrySecretArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("gitops-deploy:index:RegistrySecret", name, None, opts)
+        super().__init__(REGISTRY_SECRET_TYPE, name, None, opts)
         # The password Output is secret, so everything derived from it stays secret.
         data = args.password.apply(lambda pw: dockerconfigjson(args.server, args.username, pw))
         secret = k8s.core.v1.Secret(
-            f"{name}-pull-secret",
+            f"{name}{PULL_SECRET_SUFFIX}",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.app}-registry",
+                name=pull_secret_name(args.app),
                 namespace=args.namespace,
                 labels={**app_labels(args.app), **PULL_SECRET_ROLE},
             ),
@@ -60,5 +66,5 @@ class RegistrySecret(pulumi.ComponentResource):
             data={".dockerconfigjson": pulumi.Output.secret(data)},  # type: ignore[arg-type]
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
         )
-        self.secret_name = secret.metadata.apply(lambda m: m.name or f"{args.app}-registry")
+        self.secret_name = secret.metadata.apply(lambda m: m.name or pull_secret_name(args.app))
         self.register_outputs({"secret_name": self.secret_name})

@@ -10,14 +10,21 @@ from typing import Any, Literal
 
 from pulumi.automation.events import EngineEvent
 
-HEALTH_CHECK_TYPE = "pulumi-python:dynamic/health:HealthCheck"
-"""The release gate of one app, named `<app>-health` under the app's AppRelease."""
-APPLICATION_TYPE = "kubernetes:argoproj.io/v1alpha1:Application"
-"""The Argo CD Application, named `<app>-argocd-application`, awaited until Synced and Healthy."""
-STACK_TYPE = "pulumi:pulumi:Stack"
-APPS_KEY = "gitops-deploy:apps"
+from components.names import (
+    APPLICATION_TYPE,
+    HEALTH_CHECK_TYPE,
+    PROJECT,
+    STACK_TYPE,
+    application_resource_name,
+    health_check_name,
+)
 
-_NAME_SUFFIX = {HEALTH_CHECK_TYPE: "-health", APPLICATION_TYPE: "-argocd-application"}
+APPS_KEY = f"{PROJECT}:apps"
+# The release gate of one app (`<app>-health`) and its Application (`<app>-argocd-application`).
+_NAME_SUFFIX = {
+    HEALTH_CHECK_TYPE: health_check_name(""),
+    APPLICATION_TYPE: application_resource_name(""),
+}
 # What pulumi-kubernetes says when an awaited object never reached its condition (here: Healthy).
 _AWAIT_TIMEOUT = re.compile(r"timed out waiting|failed to fully initialize or become live", re.IGNORECASE)
 # The engine's closing line on the stack resource, which only repeats that something failed.

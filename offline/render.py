@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 import kubernetes_validate
 
+from components.names import APPLICATION_TYPE
 from offline.render_common import RenderError
 from offline.render_helm import HELM_TIMEOUT_SECONDS, render_helm
 from offline.render_kustomize import KUSTOMIZE_TIMEOUT_SECONDS, render_kustomize
 from offline.simulate import UNKNOWN, SimResource
 
-APPLICATION_TYPE = "kubernetes:argoproj.io/v1alpha1:Application"
 """Type token of an Argo CD Application registered through pulumi-kubernetes' CustomResource."""
 
 KUBERNETES_VERSION = "1.33"

@@ -17,6 +17,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_TYPE
 from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -102,10 +103,10 @@ class ProgramMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
-        if args.typ == "docker:index/image:Image":
+        if args.typ == DOCKER_IMAGE_TYPE:
             repo = str(state.get("imageName", "")).rsplit(":", 1)[0]
             state["repoDigest"] = f"{repo}@{fake_digest(str(state.get('imageName')))}"
-        elif args.typ == "pulumi-python:dynamic/image:ImageSize":
+        elif args.typ == IMAGE_SIZE_TYPE:
             # The size exists only once a registry holds the image: unknown, as in a preview.
             size = self.image_sizes.get(args.name)
             state["size_bytes"] = size if size is not None else UNKNOWN
@@ -124,7 +125,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
+        if request.type != STACK_TYPE:
             raw = json_format.MessageToDict(request.object)
             secrets: set[str] = set()
             inputs = _unwrap(raw, "", secrets)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from components.names import APPLICATION_TYPE
 from offline.render import (
-    APPLICATION_TYPE,
     REMOTE_SOURCE,
     RenderedObject,
     RenderResult,

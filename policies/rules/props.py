@@ -23,6 +23,8 @@ __all__ = [
     "sequence",
 ]
 
+# The pack runs from its own folder, so it keeps its own copy of components/names.py's spellings;
+# tests/test_names.py asserts that each equals the program's.
 APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -33,6 +35,7 @@ IMAGE_SIZE = "pulumi-python:dynamic/image:ImageSize"
 HEALTH_CHECK = "pulumi-python:dynamic/health:HealthCheck"
 IMAGE_SIZE_ANNOTATION = "gitops-deploy/image-size-bytes"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "gitops-deploy")
+PULL_SECRET_ROLE = ("gitops-deploy/role", "image-pull-secret")
 
 _MISSING = object()
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from .props import SECRET, UnknownValueError, get_path, label, mapping
+from .props import PULL_SECRET_ROLE, SECRET, UnknownValueError, get_path, label, mapping
 
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
-PULL_SECRET_ROLE = ("gitops-deploy/role", "image-pull-secret")
 _DOCKER_KEYS = (".dockerconfigjson", ".dockercfg")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from components.argo_application import helm_source, kustomize_source
 from components.config import IN_CLUSTER_SERVER, SourceConfig
-from offline.render import APPLICATION_TYPE
+from components.names import APPLICATION_TYPE
 from offline.simulate import SimResource, fake_digest
 from offline.stack_files import PROJECT_DIR, read_stack_config
 

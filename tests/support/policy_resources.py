@@ -7,7 +7,7 @@ from typing import Any
 
 from components.argo_application import SYNC_POLICY, helm_source, kustomize_source
 from components.config import SourceConfig
-from components.labels import IMAGE_SIZE_ANNOTATION, MANAGED_BY
+from components.names import IMAGE_SIZE_ANNOTATION, MANAGED_BY
 from policies.analyzer_client import PolicyInput
 
 STACK = "dev"
