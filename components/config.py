@@ -216,6 +216,8 @@ class StackSecrets:
 TOP_LEVEL_KEYS = ("registry", "argocd", "cluster", "build", "apps", "promote", "rollbackId")
 _PLAIN_STRING_KEYS = ("rollbackId",)
 """Keys whose value is a bare string (as `pulumi config set` stores it), not JSON/YAML."""
+_TYPED_WHEN_NOT_JSON = ("promote",)
+"""Keys whose bare-string value (`promote: dev`) goes to the typed reader, which says what is expected."""
 
 
 def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None = None) -> StackConfig:
@@ -262,7 +264,10 @@ def load_config(project_dir: Path) -> tuple[StackConfig, StackSecrets]:
         try:
             raw[key] = cfg.get(key) if key in _PLAIN_STRING_KEYS else cfg.get_object(key)
         except pulumi.ConfigTypeError as err:
-            problems.append(f"{NAMESPACE}:{key}: got a value that is not valid JSON/YAML ({err})")
+            if key in _TYPED_WHEN_NOT_JSON:
+                raw[key] = cfg.get(key)
+            else:
+                problems.append(f"{NAMESPACE}:{key}: got a value that is not valid JSON/YAML ({err})")
     password = cfg.get_secret("registryPassword")
     try:
         headers_raw = cfg.get_secret_object("healthHeaders")
