@@ -4,14 +4,16 @@ The HealthCheck provider re-probes only when its `trigger` input (or one of its 
 changes. So the trigger must change whenever what Argo CD deploys changes, and only then: a new
 image digest, but also a new `targetRevision`, chart values, replica count or destination.
 
-A rollback needs one more thing. A failed HealthCheck update keeps its old state: the engine ends an
-update step that failed with `updateSnapshotMutation.End(step, false)`, which neither retires the old
-state nor records the new one (pulumi/pulumi `pkg/backend/snapshot.go`; the call is
-`OnResourceStepPost` in `pkg/engine/update.go`, and `UpdateStep.Apply` in
-`pkg/resource/deploy/step.go` returns before copying any output when the provider errs). The
-dynamic provider's errors are plain gRPC errors, not partial failures, so not even new outputs are
-kept, and `pkg/resource/deploy/step_executor.go` registers no new state for the step. The stored
-trigger is therefore still the last release that passed. A rollback pins exactly that release, so
+A rollback needs one more thing. A failed HealthCheck update keeps its old state. The snapshot
+(`Snapshot` in pulumi/pulumi `pkg/resource/deploy/snapshot.go`) is written by the SnapshotManager in
+`pkg/backend/snapshot.go`: `updateSnapshotMutation.End(step, false)` marks the operation complete (no
+pending operation is left) but neither retires the old state nor records the new one, so the old
+state is carried over. `OnResourceStepPost` (`pkg/engine/update.go`) passes `successful=false` for
+any error but a `StatusPartialFailure`; `UpdateStep.Apply` (`pkg/resource/deploy/step.go`) returns
+before copying any output when the provider errs; and `continueExecuteStep`
+(`pkg/resource/deploy/step_executor.go`) stores the step's new state as pending only on success. The
+dynamic provider's exceptions reach the engine as plain gRPC errors, never partial failures. The
+stored trigger is therefore still the last release that passed. A rollback pins exactly that release, so
 without more the diff would see no change and nothing would be probed; the rollback's own id,
 set by `python -m deploy` for the rollback's `up` only, makes the pinned apps' trigger new.
 """

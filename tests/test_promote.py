@@ -27,6 +27,7 @@ from tests.support.promotion import PROMOTE_KEY, upstream_of
 REPO = "https://github.com/example-org/gitops-deploy.git"
 WEB = "registry.example.com/team/web"
 API = "registry.example.com/team/api"
+WORKER = "registry.example.com/team/worker@sha256:" + "f" * 64
 
 
 def _app(name: str, repository: str, kind: str = "helm") -> dict[str, Any]:
@@ -110,6 +111,7 @@ def test_an_app_missing_upstream_is_one_clear_error_and_nothing_is_registered() 
     cfg = _stack(
         _app("web", WEB), _app("api", API), _app("worker", "registry.example.com/team/worker"), promote="up"
     )
+    cfg["gitops-deploy:argocd"] = {"project": "team", "manageProject": True}  # the AppProject waits too
     with pytest.raises(ProgramFailed) as failed:
         _promote(cfg, only_web)
     cause = failed.value.cause
@@ -123,6 +125,10 @@ def test_an_app_missing_upstream_is_one_clear_error_and_nothing_is_registered() 
         r.urn for r in failed.value.resources if r.custom and not r.type.startswith("pulumi:providers:")
     ]
     assert applied == [], applied
+    # Not vacuous: the same stack, with its upstream complete, registers all of that.
+    complete, _ = _promote(cfg, {"apps": {**upstream.exports["apps"], "worker": {"imageDigest": WORKER}}})
+    registered = {r.type for r in complete.resources}
+    assert {"kubernetes:core/v1:NamespacePatch", "kubernetes:argoproj.io/v1alpha1:AppProject"} <= registered
 
 
 @pytest.mark.parametrize(
