@@ -270,3 +270,28 @@ def test_shipped_stacks_run_in_promotion_order(stack_config: Callable[[str], dic
         for app in config["gitops-deploy:apps"]:
             expected = app["image"].get("pin") or theirs[app["name"]]["imageDigest"]
             assert sim.exports["apps"][app["name"]]["imageDigest"] == expected, f"{stack}/{app['name']}"
+
+
+def test_deploy_workflow_deploys_each_upstream_first() -> None:
+    """A promoting stack's deploy job runs after its upstream's (a `needs` chain): fresh digests."""
+    import yaml
+
+    jobs = yaml.safe_load((PROJECT_DIR / ".github/workflows/deploy.yml").read_text(encoding="utf-8"))["jobs"]
+    job_of = {
+        stack: name
+        for name, job in jobs.items()
+        for step in job.get("steps", [])
+        for stack in stack_names(PROJECT_DIR)
+        if f"python -m deploy up --stack {stack}" in str(step.get("run", ""))
+    }
+
+    def after(job: str) -> set[str]:
+        needs = jobs[job].get("needs", [])
+        direct = {needs} if isinstance(needs, str) else set(needs)
+        return direct.union(*(after(n) for n in direct)) if direct else set()
+
+    promoting = [(s, upstream_of(read_stack_config(s))) for s in stack_names(PROJECT_DIR)]
+    chained = [(s, u) for s, u in promoting if u in job_of and s in job_of]
+    for stack, upstream in chained:
+        assert job_of[str(upstream)] in after(job_of[stack]), f"deploy.yml: {stack} must need {upstream}"
+    assert len(chained) == sum(1 for s, u in promoting if u in job_of), "every promoting stack is deployed"
