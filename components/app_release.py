@@ -21,6 +21,7 @@ from components.names import (
     IMAGE_SIZE_SUFFIX,
     IMAGE_SUFFIX,
     REGISTRY_SUFFIX,
+    pull_secret_name,
 )
 from components.registry_secret import RegistrySecret, RegistrySecretArgs
 from components.release_trigger import ReleaseSpec, release_trigger
@@ -132,7 +133,7 @@ class AppRelease(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=_providers(args.argocd_provider)),
         )
-        self._health_check(name, args, image, application, secret.secret_name)
+        self._health_check(name, args, image, application)
         self.image_digest = image.repo_digest
         self.application_name = application.application_name
         self.pull_secret_name = secret.secret_name
@@ -161,12 +162,7 @@ class AppRelease(pulumi.ComponentResource):
         return size.annotation
 
     def _health_check(
-        self,
-        name: str,
-        args: AppReleaseArgs,
-        image: AppImage,
-        application: ArgoApplication,
-        pull_secret: pulumi.Output[str],
+        self, name: str, args: AppReleaseArgs, image: AppImage, application: ArgoApplication
     ) -> None:
         """Gate the release on its live endpoint, after Argo CD reports it Synced and Healthy."""
         health = args.app.health
@@ -182,15 +178,13 @@ class AppRelease(pulumi.ComponentResource):
                 success_threshold=health.success_threshold,
                 headers=args.health_headers,
                 verify_tls=health.verify_tls,
-                trigger=self._trigger(args, image, pull_secret),
+                trigger=self._trigger(args, image),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[application.application]),
         )
 
     @staticmethod
-    def _trigger(
-        args: AppReleaseArgs, image: AppImage, pull_secret: pulumi.Output[str]
-    ) -> pulumi.Output[str]:
+    def _trigger(args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
         """The health gate's trigger: changes whenever what the Application hands Argo CD changes."""
         app = args.app
         # Only a pinned app carries the rollback's id: it is what a rollback deploys, and its stored
@@ -198,7 +192,7 @@ class AppRelease(pulumi.ComponentResource):
         rollback_id = args.rollback_id if app.image.pin is not None else None
 
         def spec(values: list[str]) -> str:
-            digest, tag, secret_name = values
+            digest, tag = values
             return release_trigger(
                 ReleaseSpec(
                     repo_url=app.source.repo_url,
@@ -211,9 +205,9 @@ class AppRelease(pulumi.ComponentResource):
                     project=args.argocd.project,
                     image_digest=digest,
                     image_tag=tag,
-                    pull_secret=secret_name,
+                    pull_secret=pull_secret_name(app.name),
                     rollback_id=rollback_id,
                 )
             )
 
-        return pulumi.Output.all(image.repo_digest, image.tag, pull_secret).apply(spec)
+        return pulumi.Output.all(image.repo_digest, image.tag).apply(spec)
