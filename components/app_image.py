@@ -1,4 +1,4 @@
-"""AppImage: build and push one app's image, or use a pinned digest, and expose the repo digest."""
+"""AppImage: build and push one app's image, or use a pinned or promoted digest; expose the repo digest."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ class AppImageArgs:
     """Build during `pulumi preview` too (without pushing)."""
     pin: str | None = None
     """A digest reference to deploy instead of building."""
+    promoted_digest: pulumi.Input[str] | None = None
+    """The upstream stack's verified digest to deploy instead of building (a pin still wins)."""
     depends_on: Sequence[pulumi.Resource] = ()
     """Resources the build waits for, such as the registry preflight."""
 
@@ -48,15 +50,19 @@ class AppImage(pulumi.ComponentResource):
     """The app's image, referred to by digest everywhere downstream."""
 
     repo_digest: pulumi.Output[str]
-    """`repository@sha256:...` of the pushed (or pinned) image."""
+    """`repository@sha256:...` of the pushed, pinned or promoted image."""
     tag: pulumi.Output[str]
-    """The content-derived tag the image was pushed with; empty for a pinned image."""
+    """The content-derived tag the image was pushed with; empty for a pinned or promoted image."""
 
     def __init__(self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(APP_IMAGE_TYPE, name, None, opts)
         if args.pin is not None:
             # The rollback path: nothing is built, the last known good digest is deployed as is.
             self.repo_digest = pulumi.Output.from_input(args.pin)
+            self.tag = pulumi.Output.from_input("")
+        elif args.promoted_digest is not None:
+            # Build once, promote: the digest that passed its health gate upstream, never rebuilt here.
+            self.repo_digest = pulumi.Output.from_input(args.promoted_digest)
             self.tag = pulumi.Output.from_input("")
         else:
             tag = content_tag(args.context, args.dockerfile, args.platform, args.build_args)

@@ -21,8 +21,10 @@ from components.names import (
     IMAGE_SIZE_SUFFIX,
     IMAGE_SUFFIX,
     REGISTRY_SUFFIX,
+    pull_secret_name,
 )
 from components.registry_secret import RegistrySecret, RegistrySecretArgs
+from components.release_trigger import ReleaseSpec, release_trigger
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class AppReleaseArgs:
     """Provider of the cluster where Argo CD runs; None means the default provider."""
     secret_depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """What the pull secret waits for (its namespace)."""
+    promoted_digest: pulumi.Output[str] | None = None
+    """The upstream stack's verified digest, when the stack promotes (the app's pin still wins)."""
+    rollback_id: str | None = None
+    """The rollback's id (`gitops-deploy:rollbackId`), folded into a pinned app's health trigger."""
 
 
 def _providers(provider: k8s.Provider | None) -> dict[str, pulumi.ProviderResource] | None:
@@ -103,6 +109,7 @@ class AppRelease(pulumi.ComponentResource):
                 password=args.registry_password,
                 build_on_preview=args.build_on_preview,
                 pin=app.image.pin,
+                promoted_digest=args.promoted_digest,
                 depends_on=args.build_depends_on,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -171,7 +178,36 @@ class AppRelease(pulumi.ComponentResource):
                 success_threshold=health.success_threshold,
                 headers=args.health_headers,
                 verify_tls=health.verify_tls,
-                trigger=image.repo_digest,
+                trigger=self._trigger(args, image),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[application.application]),
         )
+
+    @staticmethod
+    def _trigger(args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
+        """The health gate's trigger: changes whenever what the Application hands Argo CD changes."""
+        app = args.app
+        # Only a pinned app carries the rollback's id: it is what a rollback deploys, and its stored
+        # trigger is still the release it restores (see components/release_trigger.py).
+        rollback_id = args.rollback_id if app.image.pin is not None else None
+
+        def spec(values: list[str]) -> str:
+            digest, tag = values
+            return release_trigger(
+                ReleaseSpec(
+                    repo_url=app.source.repo_url,
+                    target_revision=app.source.target_revision,
+                    path=app.source.path,
+                    source_type=app.source.type,
+                    image_name=app.source.image_name,
+                    replicas=app.replicas,
+                    destination=dict(args.cluster.destination(app.namespace)),
+                    project=args.argocd.project,
+                    image_digest=digest,
+                    image_tag=tag,
+                    pull_secret=pull_secret_name(app.name),
+                    rollback_id=rollback_id,
+                )
+            )
+
+        return pulumi.Output.all(image.repo_digest, image.tag).apply(spec)

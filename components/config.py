@@ -27,6 +27,9 @@ _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 _DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+)@sha256:[0-9a-f]{64}$")
 _RULE_CODE = re.compile(r"^(DL|SC)[0-9]{4}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_STACK_SEGMENT = r"[A-Za-z0-9_.-]{1,100}"
+_STACK_REF = re.compile(rf"^(?:{_STACK_SEGMENT}/{_STACK_SEGMENT}/)?{_STACK_SEGMENT}$")
+"""A stack name, or `<org>/<project>/<stack>`, in the characters Pulumi allows (tokens.ParseStackName)."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,14 @@ class AppConfig:
 
 
 @dataclass(frozen=True)
+class PromoteConfig:
+    """Build nothing: deploy the digests that passed their health gates in another stack."""
+
+    from_stack: str
+    """The upstream stack: a stack of this project (`dev`), or `<org>/<project>/<stack>`."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """Everything the program needs, validated."""
 
@@ -181,6 +192,17 @@ class StackConfig:
     apps: tuple[AppConfig, ...]
     cluster_declared: bool = False
     """True when `gitops-deploy:cluster` was set (the hub setup)."""
+    promote: PromoteConfig | None = None
+    """Set when this stack deploys another stack's verified digests instead of building."""
+    rollback_id: str | None = None
+    """Set by `python -m deploy` during a rollback `up`; makes every pinned app's health gate run."""
+
+    @property
+    def built_apps(self) -> tuple[AppConfig, ...]:
+        """The apps this stack builds: none when it promotes, and never a pinned one."""
+        if self.promote is not None:
+            return ()
+        return tuple(app for app in self.apps if app.image.pin is None)
 
 
 @dataclass(frozen=True)
@@ -191,17 +213,26 @@ class StackSecrets:
     health_headers: Mapping[str, pulumi.Output[Mapping[str, str]]]
 
 
-TOP_LEVEL_KEYS = ("registry", "argocd", "cluster", "build", "apps")
+TOP_LEVEL_KEYS = ("registry", "argocd", "cluster", "build", "apps", "promote", "rollbackId")
+_PLAIN_STRING_KEYS = ("rollbackId",)
+"""Keys whose value is a bare string (as `pulumi config set` stores it), not JSON/YAML."""
+_TYPED_WHEN_NOT_JSON = ("promote",)
+"""Keys whose bare-string value (`promote: dev`) goes to the typed reader, which says what is expected."""
 
 
-def parse_config(raw: Mapping[str, Any], project_dir: Path) -> StackConfig:
-    """Validate raw config values (key -> decoded JSON) and build the typed config, or raise ConfigError."""
+def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None = None) -> StackConfig:
+    """Validate raw config values (key -> decoded JSON) and build the typed config, or raise ConfigError.
+
+    `stack` is the stack being deployed, so that a stack promoting from itself is caught.
+    """
     r = Reader(NAMESPACE)
     registry = _registry(r, raw.get("registry"))
     argocd = _argocd(r, raw.get("argocd"))
     cluster = _cluster(r, raw.get("cluster"))
     build = _build(r, raw.get("build"))
     apps = _apps(r, raw.get("apps"), registry, project_dir)
+    promote = _promote(r, raw.get("promote"), stack)
+    rollback_id = _rollback_id(r, raw.get("rollbackId"))
     if argocd.manage_project and argocd.project == "default":
         r.problem(
             "argocd.manageProject",
@@ -219,6 +250,8 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> StackConfig:
         build=build,
         apps=apps,
         cluster_declared=raw.get("cluster") is not None,
+        promote=promote,
+        rollback_id=rollback_id,
     )
 
 
@@ -229,9 +262,12 @@ def load_config(project_dir: Path) -> tuple[StackConfig, StackSecrets]:
     problems: list[str] = []
     for key in TOP_LEVEL_KEYS:
         try:
-            raw[key] = cfg.get_object(key)
+            raw[key] = cfg.get(key) if key in _PLAIN_STRING_KEYS else cfg.get_object(key)
         except pulumi.ConfigTypeError as err:
-            problems.append(f"{NAMESPACE}:{key}: got a value that is not valid JSON/YAML ({err})")
+            if key in _TYPED_WHEN_NOT_JSON:
+                raw[key] = cfg.get(key)
+            else:
+                problems.append(f"{NAMESPACE}:{key}: got a value that is not valid JSON/YAML ({err})")
     password = cfg.get_secret("registryPassword")
     try:
         headers_raw = cfg.get_secret_object("healthHeaders")
@@ -245,7 +281,7 @@ def load_config(project_dir: Path) -> tuple[StackConfig, StackSecrets]:
         )
     if problems:
         raise ConfigError(problems)
-    stack = parse_config(raw, project_dir)
+    stack = parse_config(raw, project_dir, stack=pulumi.get_stack())
     assert password is not None
     headers = _secret_headers(stack, headers_raw)
     return stack, StackSecrets(registry_password=password, health_headers=headers)
@@ -378,6 +414,38 @@ def _build(r: Reader, value: Any) -> BuildConfig:
         trusted_registries=tuple(trusted),
         on_preview=bool(on_preview),
     )
+
+
+def _promote(r: Reader, value: Any, stack: str | None) -> PromoteConfig | None:
+    obj = r.object("promote", value, required=False)
+    if obj is None:
+        return None
+    source = r.string("promote.from", obj.get("from"))
+    r.unknown_keys("promote", obj, ("from",))
+    if source is None:
+        return None
+    if not _STACK_REF.match(source):
+        r.problem(
+            "promote.from",
+            repr(source),
+            "the upstream stack's name ('dev') or '<org>/<project>/<stack>', "
+            "in letters, digits, '_', '.' and '-'",
+        )
+        return None
+    if stack is not None and source.rsplit("/", 1)[-1] == stack and ("/" not in source or _own(source)):
+        r.problem("promote.from", repr(source), "another stack: a stack cannot promote from itself")
+        return None
+    return PromoteConfig(from_stack=source)
+
+
+def _own(qualified: str) -> bool:
+    """A qualified name is this stack's own when its org and project are the running ones."""
+    org, project, _ = qualified.split("/")
+    return project == pulumi.get_project() and org == (pulumi.get_organization() or org)
+
+
+def _rollback_id(r: Reader, value: Any) -> str | None:
+    return r.string("rollbackId", value, required=False)
 
 
 def _apps(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.app_release import AppRelease, AppReleaseArgs
 from components.argo_project import ArgoProject, ArgoProjectArgs
 from components.config import StackConfig, StackSecrets
-from components.names import MANAGED_BY
+from components.names import MANAGED_BY, NAMESPACE_TYPE, namespace_resource_name
+from components.promotion import APPS_OUTPUT, Wanted, stack_reference_name, upstream_digests
 from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs
 
 
@@ -25,6 +30,73 @@ def _providers(cfg: StackConfig) -> tuple[k8s.Provider | None, k8s.Provider | No
     return argocd, destination
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """The upstream digests of a promoting stack, and the gate the stack's own resources wait on."""
+
+    digests: Mapping[str, pulumi.Output[str]]
+    """Each unpinned app's digest from the upstream stack."""
+    gate: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] | None
+    """`depends_on` for what precedes the releases: it fails, so they are never registered, when
+    the upstream stack cannot supply every app; nothing of a failed promotion is applied."""
+
+
+def _promotion(cfg: StackConfig) -> Promotion:
+    """Read the upstream stack's `apps` export once and check every promoted app against it."""
+    # A pinned app deploys its pin (the rollback, a hotfix), so it need not exist upstream.
+    wanted = [Wanted(a.name, a.image.repository, a.index) for a in cfg.apps if a.image.pin is None]
+    if cfg.promote is None or not wanted:
+        return Promotion(digests={}, gate=None)
+    name = stack_reference_name(cfg.promote, pulumi.get_organization(), pulumi.get_project())
+    reference = pulumi.StackReference(name)
+    checked = reference.get_output(APPS_OUTPUT).apply(
+        lambda apps: upstream_digests(apps, wanted, upstream=name)
+    )
+    return Promotion(
+        digests={w.app: checked.apply(functools.partial(_pick, app=w.app)) for w in wanted},
+        gate=checked.apply(lambda _: [reference]),
+    )
+
+
+def _pick(digests: Mapping[str, str], app: str) -> str:
+    return digests[app]
+
+
+def _namespaces(
+    cfg: StackConfig, provider: k8s.Provider | None, promotion: Promotion
+) -> dict[str, pulumi.Resource]:
+    """Each app namespace, patched with the stack's labels whether or not it exists already.
+
+    A `Namespace` is created with a plain create, which fails with AlreadyExists when Argo CD, another
+    stack or an earlier `up` made it first (pulumi-kubernetes `provider/pkg/await/await.go`,
+    `Creation`: only Patch resources, or `upsertExistingObjects`, take the server-side-apply path,
+    and a preview swallows AlreadyExists, `provider/pkg/provider/provider.go` `Create`). A
+    `NamespacePatch` is a server-side apply, which creates the namespace when it is missing and
+    otherwise sets only the fields it names. It needs server-side apply on the provider, the default
+    since pulumi-kubernetes v4 (`provider.go` `Check` refuses Patch resources without it).
+
+    `retain_on_delete`: the engine then never calls the provider's Delete (`DeleteStep.Apply`,
+    pulumi/pulumi `pkg/resource/deploy/step.go`). Without it, deleting a Patch relinquishes its
+    fields with another server-side apply (`await.go` `Deletion` -> `ssa.Relinquish`), which would
+    re-create a namespace deleted meanwhile. The alias keeps the URN of the `Namespace` that earlier
+    versions declared, so existing stacks see no change (a type alias gives the same resource).
+    """
+    opts = pulumi.ResourceOptions(
+        provider=provider,
+        retain_on_delete=True,
+        aliases=[pulumi.Alias(type_=NAMESPACE_TYPE)],
+        depends_on=promotion.gate,
+    )
+    return {
+        ns: k8s.core.v1.NamespacePatch(
+            namespace_resource_name(ns),
+            metadata=k8s.meta.v1.ObjectMetaPatchArgs(name=ns, labels=dict(MANAGED_BY)),
+            opts=opts,
+        )
+        for ns in sorted({app.namespace for app in cfg.apps})
+    }
+
+
 def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
     """Register every resource of the stack and export each app's digest, Application and pull secret."""
     argocd_provider, destination_provider = _providers(cfg)
@@ -33,16 +105,9 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
             "gitops-deploy:cluster has no 'context': pull secrets go to the default kube context's "
             "cluster, which must be the cluster the apps run in"
         )
-    dest_opts = pulumi.ResourceOptions(provider=destination_provider)
-    namespaces = {
-        ns: k8s.core.v1.Namespace(
-            f"namespace-{ns}",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels=dict(MANAGED_BY)),
-            # Argo CD's finalizer removes the apps; the namespace may hold more than this stack.
-            opts=pulumi.ResourceOptions.merge(dest_opts, pulumi.ResourceOptions(retain_on_delete=True)),
-        )
-        for ns in sorted({app.namespace for app in cfg.apps})
-    }
+    promotion = _promotion(cfg)
+    # Argo CD's finalizer removes the apps; the namespace may hold more than this stack.
+    namespaces = _namespaces(cfg, destination_provider, promotion)
     project_deps: list[pulumi.Resource] = []
     if cfg.argocd.manage_project:
         project_deps.append(
@@ -56,12 +121,14 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
                     stack=pulumi.get_stack(),
                 ),
                 opts=pulumi.ResourceOptions(
-                    providers={"kubernetes": argocd_provider} if argocd_provider else None
+                    providers={"kubernetes": argocd_provider} if argocd_provider else None,
+                    depends_on=promotion.gate,
                 ),
             )
         )
-    # One credential check per stack (one registry per stack), for every repository it builds.
-    built = [app for app in cfg.apps if app.image.pin is None]
+    # One credential check per stack (one registry per stack), for every repository it builds; a
+    # promoting stack builds nothing, so only its credentials (pull secrets, image size) are checked.
+    built = cfg.built_apps
     preflight = RegistryPreflight(
         "registry-preflight",
         RegistryPreflightArgs(
@@ -71,6 +138,7 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
             repositories=[app.image.path for app in built],
             insecure=cfg.registry.insecure,
         ),
+        opts=pulumi.ResourceOptions(depends_on=promotion.gate),
     )
     releases: dict[str, AppRelease] = {}
     for app in cfg.apps:
@@ -90,6 +158,8 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
                 destination_provider=destination_provider,
                 argocd_provider=argocd_provider,
                 secret_depends_on=(namespaces[app.namespace],),
+                promoted_digest=promotion.digests.get(app.name),
+                rollback_id=cfg.rollback_id,
             ),
         )
     pulumi.export(

@@ -93,12 +93,12 @@ def lint_stack(
     timeout: float = LINT_TIMEOUT_SECONDS,
     warn: Callable[[str], None] = pulumi.log.warn,
 ) -> LintReport:
-    """Lint each distinct Dockerfile of the built (unpinned) apps; raise LintError on failing findings."""
+    """Lint each distinct Dockerfile of the built apps; raise LintError on failing findings."""
     by_file: dict[Path, list[str]] = {}
-    for app in cfg.apps:
-        if app.image.pin is None:
-            # A pinned app deploys an existing digest and builds nothing: a rollback never waits on lint.
-            by_file.setdefault(app.image.dockerfile.resolve(), []).append(app.name)
+    # A pinned app, and every app of a promoting stack, deploys an existing digest and builds nothing:
+    # a rollback or a promotion never waits on lint.
+    for app in cfg.built_apps:
+        by_file.setdefault(app.image.dockerfile.resolve(), []).append(app.name)
     if not by_file:
         return LintReport(threshold=cfg.build.lint_threshold, results=())
     missing = [

@@ -39,6 +39,9 @@ APPLICATION_TYPE = "kubernetes:argoproj.io/v1alpha1:Application"
 APP_PROJECT_TYPE = "kubernetes:argoproj.io/v1alpha1:AppProject"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
 NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
+"""What app namespaces were declared as before they became NamespacePatch (an alias keeps the URN)."""
+NAMESPACE_PATCH_TYPE = "kubernetes:core/v1:NamespacePatch"
+STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
 
 # --- Resource-name suffixes: every child of an app's AppRelease is `<app><suffix>...` ----------------
 REGISTRY_SUFFIX = "-registry"
@@ -54,6 +57,15 @@ APPLICATION_SUFFIX = "-application"
 """The Application custom resource under the ArgoApplication component."""
 HEALTH_SUFFIX = "-health"
 APPPROJECT_SUFFIX = "-appproject"
+
+
+NAMESPACE_PREFIX = "namespace-"
+"""Stack-level resources are named by prefix: `namespace-<ns>` for each app namespace."""
+
+
+def namespace_resource_name(namespace: str) -> str:
+    """Resource name of the stack's patch of one app namespace."""
+    return f"{NAMESPACE_PREFIX}{namespace}"
 
 
 def health_check_name(app: str) -> str:

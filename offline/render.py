@@ -195,7 +195,10 @@ def render_application(
     """Render one registered Application's source."""
     spec = application.inputs.get("spec", {})
     app = str(application.inputs.get("metadata", {}).get("name") or application.name)
-    source: dict[str, Any] = spec.get("source") or {}
+    raw_source = spec.get("source") or {}
+    # A source built from an unknown digest is unknown as a whole: in a preview of a new image, and
+    # offline for a promoting stack, whose upstream digests only the backend knows.
+    source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
     path = str(source.get("path", source.get("chart", "")))
     namespace = spec.get("destination", {}).get("namespace")
     folder = None if "chart" in source else _local_folder(source.get("path"), project_dir)
@@ -206,6 +209,8 @@ def render_application(
     ) -> RenderResult:
         return RenderResult(app, application.urn, path, engine, status, reason, tuple(objects), seconds)
 
+    if _has_unknowns(raw_source):
+        return result("not-rendered", "inputs unknown until the image digest is known")
     if folder is None:
         return result("not-rendered", REMOTE_SOURCE)
     if _has_unknowns(source) or _has_unknowns(namespace):

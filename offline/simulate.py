@@ -17,7 +17,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_TYPE
+from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_REFERENCE_TYPE, STACK_TYPE
 from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -98,8 +98,16 @@ def fake_digest(seed: str) -> str:
 class ProgramMocks(pulumi.runtime.Mocks):
     """Answers every registration the way the real providers would shape their outputs."""
 
-    def __init__(self, image_sizes: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        image_sizes: Mapping[str, float] | None = None,
+        stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.image_sizes = dict(image_sizes or {})
+        self.stack_outputs = dict(stack_outputs or {})
+        """Outputs of other stacks by stack name (the last segment of `org/project/stack`)."""
+        self.stack_references: list[str] = []
+        """Every stack name a StackReference asked for, in order."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
@@ -110,7 +118,20 @@ class ProgramMocks(pulumi.runtime.Mocks):
             # The size exists only once a registry holds the image: unknown, as in a preview.
             size = self.image_sizes.get(args.name)
             state["size_bytes"] = size if size is not None else UNKNOWN
+        elif args.typ == STACK_REFERENCE_TYPE:
+            return self._stack_reference(str(state.get("name", "")))
         return f"{args.name}-id", state
+
+    def _stack_reference(self, name: str) -> tuple[str, dict[str, Any]]:
+        """Answer as the engine's builtin provider does (pkg/resource/deploy/builtins.go).
+
+        A stack not given in `stack_outputs` has no state offline: its outputs are unknown in a
+        preview, and empty in an update (a stack that exports nothing).
+        """
+        self.stack_references.append(name)
+        given = self.stack_outputs.get(name.rsplit("/", 1)[-1])
+        outputs: Any = dict(given) if given is not None else UNKNOWN if settings.is_dry_run() else {}
+        return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None

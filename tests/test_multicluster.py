@@ -18,6 +18,7 @@ APPPROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 def _shape(base: dict[str, Any], *, cluster: dict[str, Any] | None, argocd: dict[str, Any]) -> dict[str, Any]:
     cfg = dict(base)
     cfg.pop("gitops-deploy:cluster", None)
+    cfg.pop("gitops-deploy:promote", None)  # a stack that builds: promotion has tests/test_promote.py
     if cluster is not None:
         cfg["gitops-deploy:cluster"] = cluster
     cfg["gitops-deploy:argocd"] = {"namespace": "argocd", "project": "default", **argocd}
@@ -101,11 +102,12 @@ def test_destination_and_providers_per_shape(
 def test_provider_names_say_their_role(
     run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]]
 ) -> None:
-    sim = run_program("prod", config=stack_config("prod"))
+    cfg = stack_config("prod")
+    cfg.pop("gitops-deploy:promote", None)
+    sim = run_program("prod", config=cfg)
     by_name = {p.name: p.inputs["context"] for p in sim.by_type(PROVIDER)}
     assert by_name == {"argocd": "mgmt", "destination": "prod-eu-1"}
     # A context change updates one provider's input; the component URNs do not move.
-    cfg = stack_config("prod")
     cfg["gitops-deploy:cluster"]["context"] = "prod-eu-2"
     moved = run_program("prod", config=cfg)
     components = lambda s: sorted(r.urn for r in s.resources if not r.custom)  # noqa: E731

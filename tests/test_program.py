@@ -14,6 +14,7 @@ import pytest
 from offline.simulate import SimResource, Simulation
 from offline.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from tests.conftest import TEST_PASSWORD
+from tests.support.promotion import PROMOTE_KEY, simulate_promoted
 
 STACKS = ["dev", "staging", "prod"]
 PER_APP_TYPES = Counter(
@@ -63,6 +64,13 @@ def _app_resources(sim: Simulation, app: str) -> list[SimResource]:
     return [r for r in sim.resources if r is release or release.urn in _ancestors(sim, r)]
 
 
+def _expected_types(cfg: dict[str, Any], app: dict[str, Any]) -> Counter[str]:
+    """An app's resource types: no docker Image when it is not built (pinned, or the stack promotes)."""
+    if PROMOTE_KEY in cfg or app["image"].get("pin"):
+        return PER_APP_TYPES - Counter({"docker:index/image:Image": 1})
+    return PER_APP_TYPES
+
+
 def _one(sim: Simulation, type_: str, app: str) -> SimResource:
     found = [r for r in _app_resources(sim, app) if r.type == type_]
     assert len(found) == 1, f"{app}: expected one {type_}, found {[r.urn for r in found]}"
@@ -71,10 +79,8 @@ def _one(sim: Simulation, type_: str, app: str) -> SimResource:
 
 @pytest.fixture(scope="module")
 def sims() -> Iterator[dict[str, Simulation]]:
-    """One simulation of each shipped stack, shared by the module's tests."""
-    from offline.simulate import simulate
-
-    yield {stack: simulate(stack, password=TEST_PASSWORD) for stack in STACKS}
+    """One simulation of each shipped stack, after the stacks it promotes from, shared by the tests."""
+    yield {stack: simulate_promoted(stack, password=TEST_PASSWORD)[0] for stack in STACKS}
 
 
 def test_the_three_stack_files_ship() -> None:
@@ -99,18 +105,20 @@ def test_stack_files_hold_no_credential(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_app_registers_exactly_its_resources(sims: dict[str, Simulation], stack: str) -> None:
     sim = sims[stack]
-    apps = [a["name"] for a in read_stack_config(stack)["gitops-deploy:apps"]]
-    for app in apps:
-        counts = Counter(r.type for r in _app_resources(sim, app))
-        assert counts == PER_APP_TYPES, f"{stack}/{app}: {counts}"
-    per_app = sum(PER_APP_TYPES.values()) * len(apps)
+    cfg = read_stack_config(stack)
+    apps = [a["name"] for a in cfg["gitops-deploy:apps"]]
+    per_app = 0
+    for app in cfg["gitops-deploy:apps"]:
+        counts = Counter(r.type for r in _app_resources(sim, app["name"]))
+        assert counts == _expected_types(cfg, app), f"{stack}/{app['name']}: {counts}"
+        per_app += counts.total()
     in_apps = {r.urn for app in apps for r in _app_resources(sim, app)}
     stack_level = [r for r in sim.resources if r.urn not in in_apps]
     assert len(sim.resources) == per_app + len(stack_level)
     # Besides the apps: providers, namespaces, the preflight and (when managed) the AppProject.
     assert {r.type for r in stack_level} <= {
         "pulumi:providers:kubernetes",
-        "kubernetes:core/v1:Namespace",
+        "kubernetes:core/v1:NamespacePatch",
         "pulumi-python:dynamic/registry:RegistryPreflight",
         "gitops-deploy:index:ArgoProject",
         "kubernetes:argoproj.io/v1alpha1:AppProject",
@@ -118,7 +126,7 @@ def test_each_app_registers_exactly_its_resources(sims: dict[str, Simulation], s
     stack_types = Counter(r.type for r in stack_level)
     assert stack_types["pulumi-python:dynamic/registry:RegistryPreflight"] == 1, stack_types
     namespaces = {a["namespace"] for a in read_stack_config(stack)["gitops-deploy:apps"]}
-    assert stack_types["kubernetes:core/v1:Namespace"] == len(namespaces)
+    assert stack_types["kubernetes:core/v1:NamespacePatch"] == len(namespaces)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -154,7 +162,8 @@ def test_pull_secret_inputs(sims: dict[str, Simulation], stack: str) -> None:
 def test_image_build_inputs(sims: dict[str, Simulation], stack: str) -> None:
     sim = sims[stack]
     cfg = read_stack_config(stack)
-    for app in cfg["gitops-deploy:apps"]:
+    built = [a for a in cfg["gitops-deploy:apps"] if "docker:index/image:Image" in _expected_types(cfg, a)]
+    for app in built:
         image = _one(sim, "docker:index/image:Image", app["name"])
         name = image.inputs["imageName"]
         repo, tag = name.rsplit(":", 1)
@@ -211,7 +220,9 @@ def test_application_inputs(sims: dict[str, Simulation], stack: str) -> None:
             values = source["helm"]["valuesObject"]
             assert values["image"]["repository"] == repo
             assert values["image"]["digest"] == sha
-            assert values["image"]["tag"].startswith("ctx-")
+            # The content tag of a build; none for a promoted (or pinned) digest, which the digest pins.
+            built = "docker:index/image:Image" in _expected_types(cfg, app)
+            assert values["image"]["tag"].startswith("ctx-") if built else values["image"]["tag"] == ""
             assert values["replicaCount"] == app["replicas"]
             assert values["imagePullSecrets"] == [{"name": f"{app['name']}-registry"}]
             assert "kustomize" not in source
@@ -230,7 +241,9 @@ def test_health_check_follows_the_application(sims: dict[str, Simulation], stack
         application = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", app["name"])
         assert application.urn in check.dependencies, check.urn
         assert check.inputs["url"] == app["health"]["url"]
-        assert check.inputs["trigger"] == sim.exports["apps"][app["name"]]["imageDigest"]
+        # A hash over the whole release (tests/test_health_trigger.py drives it through the provider).
+        trigger = check.inputs["trigger"]
+        assert trigger.startswith("sha256:") and len(trigger) == len("sha256:") + 64, check.urn
         health = app["health"]
         assert check.inputs["max_latency_ms"] == health.get("maxLatencyMs", 200)
         assert check.inputs["attempts"] == health.get("attempts", 10)
@@ -312,6 +325,7 @@ def test_several_apps_get_independent_resources(
     run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]]
 ) -> None:
     cfg = stack_config("staging")
+    cfg.pop(PROMOTE_KEY, None)  # these apps build their own images
     template = cfg["gitops-deploy:apps"][0]
     apps = []
     for i, name in enumerate(["alpha", "beta", "gamma"]):
@@ -328,7 +342,7 @@ def test_several_apps_get_independent_resources(
         application = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", name)
         assert application.inputs["spec"]["source"]["kustomize"]["replicas"][0]["count"] == 3 + i
         assert application.inputs["metadata"]["name"] == name
-    assert len(sim.by_type("kubernetes:core/v1:Namespace")) == 2
+    assert len(sim.by_type("kubernetes:core/v1:NamespacePatch")) == 2
     assert len({r.urn for r in sim.resources}) == len(sim.resources)
 
 
@@ -354,12 +368,18 @@ def test_secret_health_headers_stay_secret(
     assert not any(token in t for _, t in _leaves(sim.exports))
 
 
-def test_registry_preflight_runs_once_per_stack_with_every_repository(sims: dict[str, Simulation]) -> None:
-    sim = sims["staging"]
+def test_registry_preflight_runs_once_per_stack_with_every_repository(
+    run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]]
+) -> None:
+    cfg = stack_config("staging")
+    cfg.pop(PROMOTE_KEY, None)  # a stack that builds both of its apps
+    sim = run_program("staging", config=cfg)
     (preflight,) = sim.by_type("pulumi-python:dynamic/registry:RegistryPreflight")
     assert preflight.inputs["server"] == "registry.example.com"
     assert preflight.inputs["username"] == "ci-pusher"
-    assert sorted(preflight.inputs["repositories"]) == ["platform/api", "platform/web"]
+    assert sorted(preflight.inputs["repositories"]) == sorted(
+        a["image"]["repository"].split("/", 1)[1] for a in cfg["gitops-deploy:apps"]
+    )
     assert "password" in preflight.secret_paths
     assert sum("registry preflight" in line for line in sim.logs) == 1, sim.logs
 

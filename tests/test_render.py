@@ -167,13 +167,15 @@ def test_only_applications_are_rendered() -> None:
     resources = stack_applications("dev")
     other = application("dev", _settings("dev"), _apps("dev")["web"])
     other = dataclasses.replace(other, type="kubernetes:core/v1:Secret")
-    assert [r.application for r in render_all([*resources, other], PROJECT_DIR, "dev")] == ["web"]
+    assert [r.application for r in render_all([*resources, other], PROJECT_DIR, "dev")] == list(_apps("dev"))
     assert resources[0].type == APPLICATION_TYPE
 
 
 def test_program_applications_render() -> None:
     """The Applications the real program registers render like the hand-built ones."""
-    sim = simulate("staging")
+    config = read_stack_config("staging")
+    config.pop("gitops-deploy:promote", None)  # built here: a promoting stack's digests come from upstream
+    sim = simulate("staging", config=config)
     results = render_all(sim.resources, PROJECT_DIR, "staging")
     assert [r.status for r in results] == ["rendered", "rendered"], [r.reason for r in results]
     digests = {r.application: _container(_only(r, DEPLOYMENT))["image"] for r in results}
