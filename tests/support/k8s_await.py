@@ -56,7 +56,7 @@ class Expression:
         # jsonpath.go `Parsed.String`.
         return f"{self.path}={self.value}" if self.value else self.path
 
-    def matches(self, obj: Mapping[str, Any]) -> Match:
+    def matches(self, obj: dict[str, Any]) -> Match:
         """jsonpath.go `Matches`: compare only the first selected node, printed as Go prints it."""
         nodes = self.query.find(obj)
         if not nodes:
@@ -162,7 +162,7 @@ def _nested_int64(obj: Mapping[str, Any], *keys: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def evaluate(exprs: Sequence[Expression], obj: Mapping[str, Any]) -> Verdict:
+def evaluate(exprs: Sequence[Expression], obj: dict[str, Any]) -> Verdict:
     """all.go `Satisfied` over condition/jsonpath.go `Satisfied`, on one observed object."""
     for expr in exprs:
         if not _generation_current(obj):
