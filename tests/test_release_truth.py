@@ -382,3 +382,11 @@ def test_offline_check_accepts_both_shapes(refresh: bool) -> None:
     report = run_check("truth", config=stack_config(*apps, argocd_settings={"retryRefresh": refresh}))
     assert [d for d in report.diagnostics if d.policy == "argocd-sync-retry"] == []
     assert [r.status for r in report.renders] == ["rendered", "rendered"], [r.reason for r in report.renders]
+
+
+def test_sync_retry_rule_checks_refresh_only_when_set(run_program: Callable[..., Simulation]) -> None:
+    app = application(run_program("truth", config=stack_config(SEQUENCES[0].app)))
+    props = copy.deepcopy(app.inputs)
+    props["spec"]["syncPolicy"]["retry"]["refresh"] = "true"
+    (found,) = sync_retry_findings(props, app.name, 1)
+    assert "retry.refresh is 'true'; it must be true or false" in found and "v3.2.0" in found
