@@ -59,16 +59,16 @@ function unknownFields(value, pointer, nodes, errors) {
   }
 }
 
-function validate(object, trace) {
+function validate(object, trace, strict = true) {
   const nodes = new Map();
   const errors = [];
   try {
-    Application.prototype.validate.call(track(object, "", nodes));
+    Application.prototype.validate.call(strict ? track(object, "", nodes) : object);
   } catch (err) {
     if (!Array.isArray(err.errors)) throw err;
     for (const e of err.errors) errors.push(`${e.instancePath || "/"}: ${e.message ?? e.keyword}`);
   }
-  unknownFields(object, "", nodes, errors);
+  if (strict) unknownFields(object, "", nodes, errors);
   const result = { errors: [...new Set(errors)] };
   if (trace) {
     result.nodes = Object.fromEntries(
@@ -79,19 +79,28 @@ function validate(object, trace) {
 }
 
 // {"base": <Application>, "mutations": [{"pointer": "/a/0/b", "value": ..., "delete": bool}]}: one
-// object per mutation of a copy of base (tests/support/argocd_schema.py compare_with_crd).
-function mutate(base, { pointer, value, delete: remove }) {
-  const object = structuredClone(base);
+// result per mutation of base (undone after each), checked by the package's validator alone (types and required
+// fields; tests/support/argocd_schema.py compare_with_crd).
+function mutated(base, { pointer, value, delete: remove }, check) {
   const keys = pointer.split("/").slice(1).map((k) => k.replaceAll("~1", "/").replaceAll("~0", "~"));
-  let parent = object;
+  let parent = base;
   for (const key of keys.slice(0, -1)) parent = parent[key];
-  if (remove) delete parent[keys.at(-1)];
-  else parent[keys.at(-1)] = value;
-  return object;
+  const key = keys.at(-1);
+  const [had, old] = [Object.hasOwn(parent, key), parent[key]];
+  if (remove) delete parent[key];
+  else parent[key] = value;
+  try {
+    return check(base);
+  } finally {
+    if (had) parent[key] = old;
+    else delete parent[key];
+  }
 }
 
 let input = "";
 for await (const chunk of process.stdin) input += chunk;
 const request = JSON.parse(input);
-const objects = request.mutations ? request.mutations.map((m) => mutate(request.base, m)) : request.objects;
-process.stdout.write(JSON.stringify(objects.map((o) => validate(o, Boolean(request.trace)))));
+const results = request.mutations
+  ? request.mutations.map((m) => mutated(request.base, m, (o) => validate(o, false, false)))
+  : request.objects.map((o) => validate(o, Boolean(request.trace)));
+process.stdout.write(JSON.stringify(results));
