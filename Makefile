@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE_DIR := $(CURDIR)/.pulumi-state
 
-.PHONY: venv up preview test lint pytest bench policy-check clean
+.PHONY: venv schemas up preview test lint pytest bench policy-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt policies/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt policies/requirements.
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Argo CD's Application schema for the tests, pinned by tests/schemas/package-lock.json (npm package
+# @kubernetes-models/argo-cd); installed into the ignored tests/schemas/node_modules/.
+SCHEMAS := tests/schemas/node_modules/.package-lock.json
+$(SCHEMAS): tests/schemas/package.json tests/schemas/package-lock.json
+	cd tests/schemas && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+schemas: $(SCHEMAS)
 
 # Log in to a local file backend only when no backend is configured, then select (or create) the stack.
 # On a stack's first run, ask for the registry password (stored encrypted, never in plaintext); the
@@ -45,7 +54,7 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy .
 
-pytest: venv
+pytest: venv schemas
 	$(PY) -m pytest
 
 test: lint pytest
@@ -54,4 +63,4 @@ bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) "$$b" || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/schemas/node_modules

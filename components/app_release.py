@@ -129,6 +129,7 @@ class AppRelease(pulumi.ComponentResource):
                 pull_secret=secret.secret_name,
                 image_size_bytes=size_bytes,
                 sync_timeout_seconds=args.argocd.sync_timeout_seconds,
+                retry_refresh=args.argocd.retry_refresh,
                 depends_on=[secret, *args.application_depends_on],
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=_providers(args.argocd_provider)),

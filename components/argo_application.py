@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import SourceConfig
+from components.argo_wait import wait_for
+from components.config import DEFAULT_SYNC_TIMEOUT_SECONDS, SourceConfig
 from components.names import (
     APPLICATION_SUFFIX,
     ARGO_APPLICATION_TYPE,
@@ -21,14 +22,25 @@ from components.names import (
     app_labels,
 )
 
-WAIT_FOR = json.dumps(["jsonpath={.status.sync.status}=Synced", "jsonpath={.status.health.status}=Healthy"])
-"""pulumi-kubernetes' await condition: `pulumi up` returns only when Argo CD reports both."""
-
 SYNC_POLICY: dict[str, Any] = {
     "automated": {"prune": True, "selfHeal": True},
     "syncOptions": ["CreateNamespace=true"],
     "retry": {"limit": 3, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
 }
+"""`spec.syncPolicy` without `retry.refresh`, the shape every Argo CD release accepts."""
+
+
+def sync_policy(retry_refresh: bool) -> dict[str, Any]:
+    """`spec.syncPolicy`; `retry.refresh` only when asked, as CRDs before Argo CD v3.2.0 lack the field.
+
+    With `refresh: true` a retried sync re-resolves the target revision (argoproj/argo-cd PR 23038,
+    controller/appcontroller.go processRequestedAppOperation), so a fix pushed to the chart's or
+    overlay's branch is picked up while the failing sync still retries.
+    """
+    policy = copy.deepcopy(SYNC_POLICY)
+    if retry_refresh:
+        policy["retry"]["refresh"] = True
+    return policy
 
 
 def split_digest(repo_digest: str) -> tuple[str, str]:
@@ -95,10 +107,23 @@ class ArgoApplicationArgs:
     """Name of the image pull Secret in the destination namespace."""
     image_size_bytes: pulumi.Input[str]
     """Whole-number string from the registry, for the image-size policy."""
-    sync_timeout_seconds: int = 600
-    """How long `pulumi up` waits for Synced and Healthy."""
+    sync_timeout_seconds: int = DEFAULT_SYNC_TIMEOUT_SECONDS
+    """How long `pulumi up` waits for Argo CD to run this release, Synced and Healthy."""
+    retry_refresh: bool = True
+    """Set `syncPolicy.retry.refresh` (Argo CD v3.2.0 and later)."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What the Application itself waits for (its AppProject, its pull secret)."""
+
+
+def release_wait_for(args: ArgoApplicationArgs) -> pulumi.Output[str]:
+    """The `pulumi.com/waitFor` annotation for the release this update declares.
+
+    Built from the same digest Output as the source, so it names the same digest; unknown when the
+    digest is (a preview before the push).
+    """
+    return pulumi.Output.from_input(args.repo_digest).apply(
+        lambda d: wait_for(args.source, args.app, *split_digest(d), args.replicas)
+    )
 
 
 class ArgoApplication(pulumi.ComponentResource):
@@ -129,7 +154,7 @@ class ArgoApplication(pulumi.ComponentResource):
                 labels=app_labels(args.app),
                 finalizers=[ARGOCD_FINALIZER],
                 annotations={
-                    WAIT_FOR_ANNOTATION: WAIT_FOR,
+                    WAIT_FOR_ANNOTATION: release_wait_for(args),
                     TIMEOUT_ANNOTATION: str(args.sync_timeout_seconds),
                     IMAGE_SIZE_ANNOTATION: args.image_size_bytes,
                 },
@@ -138,7 +163,7 @@ class ArgoApplication(pulumi.ComponentResource):
                 "project": args.project,
                 "destination": args.destination,
                 "source": source,
-                "syncPolicy": SYNC_POLICY,
+                "syncPolicy": sync_policy(args.retry_refresh),
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )

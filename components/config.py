@@ -19,6 +19,9 @@ IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
 LINT_THRESHOLDS = ("error", "warning", "info", "style", "none")
 SOURCE_TYPES = ("helm", "kustomize")
 MAX_HEALTH_BUDGET_SECONDS = 15 * 60
+DEFAULT_SYNC_TIMEOUT_SECONDS = 90
+"""`argocd.syncTimeoutSeconds` default: with the default health gate's worst case (195.6 s,
+components/health_budget.py) a deploy stays within 5 minutes; docs/release.md has the trade-off."""
 
 _SERVER = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
 REPO_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -56,8 +59,10 @@ class ArgoCDConfig:
     """Kube context of the cluster where Argo CD runs; None means the default provider."""
     manage_project: bool = False
     """Declare the AppProject named by `project` and fence it to this stack."""
-    sync_timeout_seconds: int = 600
-    """How long `pulumi up` waits for each Application to be Synced and Healthy."""
+    sync_timeout_seconds: int = DEFAULT_SYNC_TIMEOUT_SECONDS
+    """How long `pulumi up` waits for Argo CD to run each Application's release, Synced and Healthy."""
+    retry_refresh: bool = True
+    """Set `syncPolicy.retry.refresh`: a retried sync uses the newest revision (Argo CD v3.2.0+)."""
 
 
 @dataclass(frozen=True)
@@ -345,15 +350,25 @@ def _argocd(r: Reader, value: Any) -> ArgoCDConfig:
     context = r.string("argocd.context", obj.get("context"), required=False)
     manage = r.boolean("argocd.manageProject", obj.get("manageProject"), default=False)
     timeout = r.integer(
-        "argocd.syncTimeoutSeconds", obj.get("syncTimeoutSeconds"), default=600, minimum=30, maximum=7200
+        "argocd.syncTimeoutSeconds",
+        obj.get("syncTimeoutSeconds"),
+        default=DEFAULT_SYNC_TIMEOUT_SECONDS,
+        minimum=30,
+        maximum=7200,
     )
-    r.unknown_keys("argocd", obj, ("namespace", "project", "context", "manageProject", "syncTimeoutSeconds"))
+    retry_refresh = r.boolean("argocd.retryRefresh", obj.get("retryRefresh"), default=True)
+    r.unknown_keys(
+        "argocd",
+        obj,
+        ("namespace", "project", "context", "manageProject", "syncTimeoutSeconds", "retryRefresh"),
+    )
     return ArgoCDConfig(
         namespace=namespace or "argocd",
         project=project or "default",
         context=context,
         manage_project=bool(manage),
-        sync_timeout_seconds=timeout or 600,
+        sync_timeout_seconds=timeout or DEFAULT_SYNC_TIMEOUT_SECONDS,
+        retry_refresh=bool(retry_refresh),
     )
 
 

@@ -28,7 +28,14 @@ def _project(tmp_path: Path) -> Path:
     """A copy of what `make up` reads (stack files, requirements) with a virtualenv already installed."""
     project = tmp_path / "project"
     (project / "policies").mkdir(parents=True)
-    for name in ("requirements.txt", "requirements-dev.txt", "policies/requirements.txt"):
+    (project / "tests/schemas").mkdir(parents=True)
+    for name in (
+        "requirements.txt",
+        "requirements-dev.txt",
+        "policies/requirements.txt",
+        "tests/schemas/package.json",
+        "tests/schemas/package-lock.json",
+    ):
         shutil.copy(PROJECT_DIR / name, project / name)
     for stack_file in PROJECT_DIR.glob("Pulumi.*yaml"):
         shutil.copy(stack_file, project / stack_file.name)
@@ -133,5 +140,8 @@ def test_make_test_runs_ruff_mypy_and_pytest_in_the_venv(tmp_path: Path) -> None
     assert proc.stdout.splitlines() == [
         ".venv/bin/python -m ruff check .",
         ".venv/bin/python -m mypy .",
+        # Argo CD's Application schema, pinned by the lock file (tests/support/argocd_schema.py).
+        "cd tests/schemas && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error",
+        "touch tests/schemas/node_modules/.package-lock.json",
         ".venv/bin/python -m pytest",
     ]

@@ -194,18 +194,23 @@ def test_application_inputs(sims: dict[str, Simulation], stack: str) -> None:
         meta, spec = res.inputs["metadata"], res.inputs["spec"]
         assert meta["name"] == app["name"] and meta["namespace"] == argocd.get("namespace", "argocd")
         assert meta["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
-        assert json.loads(meta["annotations"]["pulumi.com/waitFor"]) == [
+        # The release's identity first, then Synced and Healthy (tests/test_release_truth.py runs them).
+        wait_for = json.loads(meta["annotations"]["pulumi.com/waitFor"])
+        assert sha in wait_for[0] and wait_for[2:] == [
             "jsonpath={.status.sync.status}=Synced",
             "jsonpath={.status.health.status}=Healthy",
-        ]
-        assert meta["annotations"]["pulumi.com/timeoutSeconds"] == str(argocd.get("syncTimeoutSeconds", 600))
+        ], res.urn
+        assert meta["annotations"]["pulumi.com/timeoutSeconds"] == str(argocd.get("syncTimeoutSeconds", 90))
         assert spec["project"] == argocd.get("project", "default")
         assert spec["destination"]["namespace"] == app["namespace"]
         # Spelled out as issue 2 states it, not read back from the code under test.
+        retry = {"limit": 3, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
+        if argocd.get("retryRefresh", True):  # issue 13: absent when false (older Argo CD CRDs)
+            retry["refresh"] = True
         assert spec["syncPolicy"] == {
             "automated": {"prune": True, "selfHeal": True},
             "syncOptions": ["CreateNamespace=true"],
-            "retry": {"limit": 3, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
+            "retry": retry,
         }, res.urn
         assert spec["destination"] == (
             {"server": "https://kubernetes.default.svc", "namespace": app["namespace"]}

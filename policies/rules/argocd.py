@@ -50,8 +50,8 @@ def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
         return []
     what = label(APPLICATION, props, name)
     fix = (
-        "Fix: set spec.syncPolicy.retry to {limit: 3, backoff: {duration: 10s, factor: 2, maxDuration: 3m}} "
-        "(components/argo_application.py SYNC_POLICY)."
+        "Fix: set spec.syncPolicy.retry to {limit: 3, backoff: {duration: 10s, factor: 2, maxDuration: 3m}, "
+        "refresh: true} (components/argo_application.py sync_policy; refresh needs Argo CD v3.2.0 or later)."
     )
     retry = mapping(sync["retry"]) if "retry" in sync else None
     if retry is None:
@@ -66,6 +66,11 @@ def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
         shown = fmt_num(limit) if limit is not None else repr(raw)
         messages.append(
             f"{what}: spec.syncPolicy.retry.limit is {shown}; it must be at least {fmt_num(minimum)}. {fix}"
+        )
+    # `refresh` is optional (Argo CD v3.2.0+, gitops-deploy:argocd.retryRefresh); when set, the CRD types it.
+    if "refresh" in retry and not isinstance(retry["refresh"], bool):
+        messages.append(
+            f"{what}: spec.syncPolicy.retry.refresh is {retry['refresh']!r}; it must be true or false. {fix}"
         )
     backoff = mapping(retry.get("backoff"))
     duration = backoff.get("duration") if backoff is not None else None

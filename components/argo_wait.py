@@ -1,0 +1,91 @@
+"""When `pulumi up` may call an Argo CD Application done: the `pulumi.com/waitFor` conditions.
+
+pulumi-kubernetes evaluates these on the Application it watches, all of them on the same observed
+object (pulumi/pulumi-kubernetes provider/pkg/await/condition/all.go). Synced and Healthy alone are
+not enough: right after an update writes a new digest into the spec, the status still describes the
+previous release, Synced and Healthy, until Argo CD's controller compares the new spec. So the first
+conditions pin the status to the spec this update wrote.
+
+Which status field. Argo CD records a source in three places (argoproj/argo-cd):
+- `status.sync.comparedTo.source`: the spec source of the comparison whose result is
+  `status.sync.status`. CompareAppState builds both together (controller/state.go), and the same
+  reconciliation writes `status.health` next to them in one status patch (controller/appcontroller.go,
+  processAppRefreshQueueItem). A spec whose source differs from it forces a new comparison
+  (needRefreshAppStatus: "spec.source differs"). So "comparedTo is our source, Synced, Healthy" on one
+  observed object means: the live state equals what this update declared, and it is healthy.
+- `status.operationState.syncResult.source`: written when a sync operation *starts*
+  (controller/sync.go newSyncOperationResult), taken from the operation's own copy of the source.
+  A release whose manifests already match the live state (a rollback to what is still running)
+  starts no operation at all, and a failed operation keeps its result while it retries, so it
+  would hold the wait on something that is not the release.
+- `status.summary.images`: every image of every live resource, old and new pods mixed during a
+  rollout, in whatever form the chart writes; it carries no replica count.
+We use the first.
+
+The expressions must parse under pulumi-kubernetes' rules (provider/pkg/jsonpath/jsonpath.go): an
+`=` that is not part of `==` splits the value off, anywhere in the string, so no path or value may
+contain one; `!=`, `<=` and `>=` are unusable in filters. The kustomize image entry
+`name=repo@sha256:...` contains `=`, so it is matched by a valueless filter whose string literal
+escapes every character outside a plain set as `\\uXXXX` (RFC 9535 string escapes; github.com/
+theory/jsonpath parser/lex.go decodes them). Only the first condition that does not hold is reported
+while pulumi-kubernetes waits (`Waiting for <expr> (found "<value>")`, condition/jsonpath.go), so the
+order is: the release's identity first, then Synced, then Healthy, and a `found "Degraded"` is only
+ever reported about the release this update declared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from components.config import SourceConfig
+
+COMPARED_SOURCE = ".status.sync.comparedTo.source"
+"""Where Argo CD records the spec source its current sync status and health describe."""
+SYNCED = "jsonpath={.status.sync.status}=Synced"
+HEALTHY = "jsonpath={.status.health.status}=Healthy"
+
+_PLAIN = re.compile(r"[A-Za-z0-9._/:@-]")
+
+
+def jsonpath_string(text: str) -> str:
+    """An RFC 9535 single-quoted string literal, with every non-plain character as `\\uXXXX`.
+
+    This keeps `=` (pulumi-kubernetes' value separator), braces (its path delimiters) and quotes out
+    of the raw expression, whatever an app or image is named.
+    """
+    parts = []
+    for ch in text:
+        if _PLAIN.fullmatch(ch):
+            parts.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            parts.append(f"\\u{ord(ch):04x}")
+        else:  # a surrogate pair, as RFC 9535 spells characters beyond the BMP
+            code = ord(ch) - 0x10000
+            parts.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    return "'" + "".join(parts) + "'"
+
+
+def release_conditions(
+    source: SourceConfig, app: str, repository: str, digest: str, replicas: int
+) -> list[str]:
+    """The conditions, in order, for the release that runs `repository@digest` with `replicas` replicas."""
+    if source.type == "helm":
+        values = f"{COMPARED_SOURCE}.helm.valuesObject"
+        identity = [
+            f"jsonpath={{{values}.image.digest}}={digest}",
+            f"jsonpath={{{values}.replicaCount}}={replicas}",
+        ]
+    else:
+        kustomize = f"{COMPARED_SOURCE}.kustomize"
+        image = jsonpath_string(f"{source.image_name}={repository}@{digest}")
+        identity = [
+            f"jsonpath={{{kustomize}.images[?@ == {image}]}}",
+            f"jsonpath={{{kustomize}.replicas[?@.name == {jsonpath_string(app)}].count}}={replicas}",
+        ]
+    return [*identity, SYNCED, HEALTHY]
+
+
+def wait_for(source: SourceConfig, app: str, repository: str, digest: str, replicas: int) -> str:
+    """The `pulumi.com/waitFor` annotation value: a JSON array of the release's conditions."""
+    return json.dumps(release_conditions(source, app, repository, digest, replicas))
