@@ -147,7 +147,7 @@ def image_builds(sim: Simulation, project_dir: Path) -> list[tuple[str, str, Bui
             tags=(name,),
         )
         builds.append((_app_of(image, by_urn), name, spec))
-    return builds
+    return sorted(builds, key=lambda b: (b[0], b[1]))  # registration order varies; the report must not
 
 
 def _shown(path: Path, project_dir: Path) -> str:

@@ -108,7 +108,7 @@ def _provenance(props: Mapping[str, Any]) -> str:
         source = None
     if isinstance(source, str) and source.startswith(LOCAL_SIZE_SOURCE):
         return (
-            "size_bytes measured locally from the preview's build; the registry's replaces it after the push"
+            "size_bytes measured locally, before the push; the registry's figure replaces it after the push"
         )
     return "registry size_bytes"
 
