@@ -8,6 +8,7 @@ filesystem brought in with the Engine API's import (`docker import`), such as bu
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import io
@@ -94,12 +95,19 @@ class LocalDockerEngine:
         """`unix://<tmp>/docker.sock`, the value for DOCKER_HOST."""
         return f"unix://{self.dir / 'docker.sock'}"
 
-    def client(self, timeout: float = 120.0) -> docker.DockerClient:
-        """An Engine API client for this daemon."""
-        return docker.DockerClient(base_url=self.host, timeout=int(timeout))
+    def client(self, timeout: float = 120.0) -> contextlib.closing[docker.DockerClient]:
+        """An Engine API client for this daemon, closed at the end of a `with` block."""
+        return contextlib.closing(docker.DockerClient(base_url=self.host, timeout=int(timeout)))
 
     def start(self) -> LocalDockerEngine:
-        """Start the daemon and wait (bounded) until the Engine API answers a ping."""
+        """Start the daemon and wait (bounded) until the Engine API answers a ping; stop it on any failure."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalDockerEngine:
         d = self.dir
         self.process = subprocess.Popen(
             [
@@ -123,19 +131,19 @@ class LocalDockerEngine:
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = self.log_tail()
-                self.stop()
-                raise RuntimeError(f"dockerd exited with {self.process.returncode} while starting:\n{log}")
+                raise RuntimeError(
+                    f"dockerd exited with {self.process.returncode} while starting:\n{self.log_tail()}"
+                )
             try:
-                with docker.DockerClient(base_url=self.host, timeout=2) as probe:
+                with contextlib.closing(docker.DockerClient(base_url=self.host, timeout=2)) as probe:
                     probe.ping()
                 return self
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 last = exc
                 time.sleep(0.1)
-        log = self.log_tail()
-        self.stop()
-        raise RuntimeError(f"dockerd did not answer within {_START_TIMEOUT_S:g}s (last: {last}):\n{log}")
+        raise RuntimeError(
+            f"dockerd did not answer within {_START_TIMEOUT_S:g}s (last: {last}):\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of what the daemon logged."""
@@ -152,7 +160,8 @@ class LocalDockerEngine:
                 self.process.kill()
                 self.process.wait(timeout=_STOP_TIMEOUT_S)
         self._kill_own_containerd()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         _unmount_under(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
 
