@@ -19,8 +19,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import re
 import tarfile
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -240,25 +242,62 @@ class _Entry:
 
 
 class _ChunkReader(io.RawIOBase):
-    """A file-like view of the engine's chunked archive stream, for tarfile's streaming mode."""
+    """A file-like view of the engine's chunked archive stream, for tarfile's streaming mode.
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
+    A thread reads ahead (a few MiB), so the engine writing the archive, the socket and the
+    compression (zlib releases the GIL) overlap instead of taking turns.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = 8) -> None:
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._buffer = memoryview(b"")
+        self._done = False
+        threading.Thread(target=self._read_ahead, args=(chunks,), daemon=True).start()
+
+    def _read_ahead(self, chunks: Iterator[bytes]) -> None:
+        item: bytes | BaseException | None = None
+        try:
+            for item in chunks:
+                while not self._put(item):
+                    if self._stop.is_set():
+                        return
+            item = None
+        except BaseException as exc:  # handed to the reading thread, which raises it
+            item = exc
+        while not self._put(item) and not self._stop.is_set():
+            pass
+
+    def _put(self, item: bytes | BaseException | None) -> bool:
+        try:
+            self._queue.put(item, timeout=0.2)
+        except queue.Full:
+            return False
+        return True
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: Any) -> int:
-        while not self._buffer:
+        while not self._buffer and not self._done:
             try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
+                item = self._queue.get(timeout=IO_TIMEOUT_S)
+            except queue.Empty:
+                raise OSError(f"the engine sent nothing for {IO_TIMEOUT_S}s") from None
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                self._done = True
+            else:
+                self._buffer = memoryview(item)
         n = min(len(target), len(self._buffer))
         target[:n] = self._buffer[:n]
         self._buffer = self._buffer[n:]
         return n
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
 
 
 def _gzip_size(reader: Any) -> int:
@@ -278,7 +317,10 @@ def _scan(client: docker.DockerClient, image_id: str, *, compress: bool) -> dict
     entries: dict[str, _Entry] = {}
     try:
         chunks = client.api.get_image(image_id, chunk_size=_CHUNK)
-        with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks), _CHUNK), mode="r|") as tar:
+        with (
+            io.BufferedReader(_ChunkReader(chunks), _CHUNK) as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tar,
+        ):
             for member in tar:
                 if not member.isfile():
                     continue
@@ -293,7 +335,7 @@ def _scan(client: docker.DockerClient, image_id: str, *, compress: bool) -> dict
                 entries[member.name] = entry
     except docker.errors.APIError as exc:
         raise ImageError(f"the engine cannot hand out image {image_id}: {exc.explanation or exc}") from None
-    except (requests.exceptions.RequestException, tarfile.TarError) as exc:
+    except (requests.exceptions.RequestException, tarfile.TarError, OSError) as exc:
         raise ImageError(f"reading image {image_id} from the engine failed: {_cause(exc)}") from None
     return entries
 
