@@ -2,7 +2,8 @@
 
 The figure is the one the registry reports once the image is pushed (ImageSize's `size_bytes`): every
 layer as a gzip-compressed tar, plus the config blob. Docker keeps layers uncompressed and compresses
-them while pushing (moby `distribution/push_v2.go`, gzip at Go's default level); the Engine API's
+them while pushing (moby `distribution/push_v2.go` `uploadUsingSession` -> `compress` in
+`distribution/push.go`: `gzip.NewWriter`, Go's default level); the Engine API's
 `GET /images/{id}/get` (`docker save`) hands out exactly those layer tars and that config blob, so
 each layer is compressed here the same way (zlib at level 6, gzip framing) and counted, never stored.
 
@@ -368,8 +369,9 @@ def measure_image(client: docker.DockerClient, image: str, *, limit: int | None 
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise ImageError(f"inspecting image {image} failed: {_cause(exc)}") from None
     image_id = str(inspect["Id"])
-    # The content size (file bytes, no tar headers) is under the bound; when even it reaches the limit
-    # the bound cannot be under it, so that pass would be wasted.
+    # The engine's `Size` is about the layer tars without their headers: when it already reaches the
+    # limit the bound will not be under it, and reading the archive for it would be wasted. Only the
+    # bound itself decides.
     if limit is not None and int(inspect.get("Size") or 0) < limit:
         entries = _scan(client, image_id, compress=False)
         config, layers = _layout(entries, image_id)
