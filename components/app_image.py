@@ -6,12 +6,34 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
+from pulumi.output import UNKNOWN
 
 from components.content_tag import content_tag
+from components.image_ref import is_repo_digest
 from components.names import APP_IMAGE_TYPE, IMAGE_SUFFIX
+
+
+def pushed_digest(repo_digest: str) -> Any:
+    """pulumi-docker's `repoDigest` when it names a pushed image; unknown in a preview that only built it.
+
+    In a preview, pulumi-docker answers the local build's ID (`sha256:...`, see components/image_ref.py),
+    which no registry holds: the digest is pending until the push, so it is unknown, as the SDK makes a
+    value unknown from an `apply` (pulumi/output.py: `_OutputData` is never known when its value
+    contains `UNKNOWN`, and `rpc.serialize_property` sends an unknown Output as the unknown sentinel).
+    Outside a preview the value passes through, so `split_digest` still rejects a malformed one.
+    """
+    if pulumi.runtime.is_dry_run() and not is_repo_digest(repo_digest):
+        return UNKNOWN
+    return repo_digest
+
+
+def local_image_id(repo_digest: str) -> str:
+    """The local build's ID when pulumi-docker answered one in a preview; "" otherwise."""
+    return repo_digest if pulumi.runtime.is_dry_run() and not is_repo_digest(repo_digest) else ""
 
 
 @dataclass(frozen=True)
@@ -50,7 +72,11 @@ class AppImage(pulumi.ComponentResource):
     """The app's image, referred to by digest everywhere downstream."""
 
     repo_digest: pulumi.Output[str]
-    """`repository@sha256:...` of the pushed, pinned or promoted image."""
+    """`repository@sha256:...` of the pushed, pinned or promoted image; unknown (pending) in a preview."""
+    local_image_id: pulumi.Output[str]
+    """In a preview that built the image: its ID in the local engine (`sha256:...`); "" otherwise."""
+    image_ref: pulumi.Output[str]
+    """What ImageSize measures: the pushed, pinned or promoted digest, or in a preview the local image ID."""
     tag: pulumi.Output[str]
     """The content-derived tag the image was pushed with; empty for a pinned or promoted image."""
 
@@ -59,10 +85,14 @@ class AppImage(pulumi.ComponentResource):
         if args.pin is not None:
             # The rollback path: nothing is built, the last known good digest is deployed as is.
             self.repo_digest = pulumi.Output.from_input(args.pin)
+            self.local_image_id = pulumi.Output.from_input("")
+            self.image_ref = self.repo_digest
             self.tag = pulumi.Output.from_input("")
         elif args.promoted_digest is not None:
             # Build once, promote: the digest that passed its health gate upstream, never rebuilt here.
             self.repo_digest = pulumi.Output.from_input(args.promoted_digest)
+            self.local_image_id = pulumi.Output.from_input("")
+            self.image_ref = self.repo_digest
             self.tag = pulumi.Output.from_input("")
         else:
             tag = content_tag(args.context, args.dockerfile, args.platform, args.build_args)
@@ -84,6 +114,10 @@ class AppImage(pulumi.ComponentResource):
                 skip_push=False,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
             )
-            self.repo_digest = image.repo_digest
+            self.image_ref = image.repo_digest
+            self.repo_digest = image.repo_digest.apply(pushed_digest)
+            self.local_image_id = image.repo_digest.apply(local_image_id)
             self.tag = pulumi.Output.from_input(tag)
-        self.register_outputs({"repo_digest": self.repo_digest, "tag": self.tag})
+        self.register_outputs(
+            {"repo_digest": self.repo_digest, "local_image_id": self.local_image_id, "tag": self.tag}
+        )

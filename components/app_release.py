@@ -147,11 +147,11 @@ class AppRelease(pulumi.ComponentResource):
         )
 
     def _image_size(self, name: str, args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
-        """The image's compressed size from the registry, as a whole-number string."""
+        """The image's compressed size (in a preview, of the local build) as a whole-number string."""
         size = ImageSize(
             f"{name}{IMAGE_SIZE_SUFFIX}",
             ImageSizeArgs(
-                image=image.repo_digest,
+                image=image.image_ref,
                 server=args.registry.server,
                 username=args.registry.username,
                 password=args.registry_password,

@@ -1,4 +1,16 @@
-"""ImageSize: read a pushed image's manifest from the registry and report its compressed size."""
+"""ImageSize: read a pushed image's manifest from the registry and report its compressed size.
+
+In a preview that built the image, pulumi-docker hands over the local build's ID instead of a pushed
+digest (components/image_ref.py). `check` then measures that image in the local engine, with
+offline/image_build.py (the same figure as `python -m policies.check --build`). `check` is the one
+method that can: the engine calls a provider's Check in preview and up, keeps its answer as the
+resource's inputs (pulumi/pulumi `pkg/resource/deploy/step_generator.go`, `new.Inputs = inputs`), and
+in a preview, for a provider that does not support previews, which a dynamic provider does not
+(pulumi `dynamic/__main__.py`: `Configure` answers no `supportsPreview`), uses those inputs as the
+outputs of the Create or Update (`pkg/resource/plugin/provider_plugin.go`, `if req.Preview` ...
+`!protocol.supportsPreview` -> `Properties: req.Properties` / `req.NewInputs`). So the local figure
+is the preview's `size_bytes`, marked by `size_source`; `up` reads the registry's and replaces it.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +30,7 @@ from pulumi.dynamic import (
 )
 
 from components.dynamic_inputs import is_unknown
+from components.image_ref import is_local_image_id
 from components.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
 from components.registry_api import (
     DEFAULT_TIMEOUT_S,
@@ -32,6 +45,11 @@ PROVIDER_VERSION = "1"
 
 _COMPARED = ("image", "platform", "server", "insecure", "provider_version")
 """Inputs whose change means a new measurement; credentials are deliberately not among them."""
+
+REGISTRY_SOURCE = "registry"
+"""`size_source` of a figure read from the registry's manifest (create and update)."""
+LOCAL_SOURCE = "local"
+"""`size_source` prefix of a figure measured in the local engine during a preview."""
 
 
 def size_annotation(size_bytes: float | int) -> str:
@@ -53,7 +71,7 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
         if not is_unknown(value) and (not isinstance(value, str) or not value):
             failures.append(CheckFailure(key, "expected a non-empty string"))
     image = news.get("image")
-    if not is_unknown(image) and isinstance(server, str) and server:
+    if not is_unknown(image) and not is_local_image_id(image) and isinstance(server, str) and server:
         try:
             split_reference(server, image if isinstance(image, str) else repr(image))
         except ValueError as exc:
@@ -69,8 +87,35 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     return failures
 
 
+def measure_local(image_id: str) -> dict[str, Any]:
+    """The preview's figure for a local build: its size as a push would upload it, or why there is none."""
+    # Imported here: only a preview that built an image needs the Docker SDK.
+    from offline.image_build import EngineUnavailable, ImageError, connect, measure_image
+
+    try:
+        client = connect()
+    except EngineUnavailable as exc:
+        return {"size_source": f"not measured in this preview: {exc}"}
+    try:
+        found = measure_image(client, image_id)
+    except ImageError as exc:
+        return {"size_source": f"not measured in this preview: {exc}"}
+    finally:
+        client.close()
+    return {
+        "size_bytes": found.size_bytes,
+        "layers": found.layers,
+        "size_source": f"{LOCAL_SOURCE}: preview build {image_id[:19]}, {found.method}",
+    }
+
+
 def measure(props: dict[str, Any]) -> dict[str, Any]:
     """Read the manifest(s) and return the outputs; raise with the registry's explanation on failure."""
+    if is_local_image_id(props.get("image")):
+        raise RuntimeError(
+            f"image size of {props['image']}: a local image ID, not a pushed digest: pulumi-docker answers "
+            "one only in a preview or with skipPush; the program pushes every image it measures"
+        )
     client = client_from_inputs(props)
     try:
         info = client.image_size(props["image"], props["platform"])
@@ -89,6 +134,7 @@ def measure(props: dict[str, Any]) -> dict[str, Any]:
         "layers": info.layers,
         "media_type": info.media_type,
         "manifest_digest": info.manifest_digest,
+        "size_source": REGISTRY_SOURCE,
     }
 
 
@@ -96,8 +142,11 @@ class ImageSizeProvider(ResourceProvider):
     """Measures on create and update; the same digest is no change, so an unchanged image is never re-read."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        """Validate the inputs; the registry is only asked in create and update."""
-        return CheckResult(news, _input_failures(news))
+        """Validate the inputs; measure a preview's local build (the registry is read in create/update)."""
+        failures = _input_failures(news)
+        if failures or not is_local_image_id(news.get("image")):
+            return CheckResult(news, failures)
+        return CheckResult({**news, **measure_local(news["image"])}, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A new digest (or platform, registry, version) is an update; changed credentials are not."""
@@ -118,7 +167,7 @@ class ImageSizeArgs:
     """Inputs of an ImageSize."""
 
     image: pulumi.Input[str]
-    """Digest reference of the pushed image: `server/team/web@sha256:...`."""
+    """The pushed image's digest reference, `server/team/web@sha256:...`; in a preview, the local ID."""
     server: str
     """Registry host, with an optional port."""
     username: pulumi.Input[str]
@@ -144,6 +193,8 @@ class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
     """Media type of the manifest the digest names (OCI or Docker; image manifest, index or list)."""
     manifest_digest: pulumi.Output[str]
     """Digest of the platform's image manifest that was measured."""
+    size_source: pulumi.Output[str]
+    """`registry`, or in a preview `local: ...` (measured in the local engine) or why it was not measured."""
     annotation: pulumi.Output[str]
     """`size_bytes` as the whole-number string for the `gitops-deploy/image-size-bytes` annotation."""
 
@@ -164,6 +215,7 @@ class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
                 "layers": None,
                 "media_type": None,
                 "manifest_digest": None,
+                "size_source": None,
             },
             opts,
         )

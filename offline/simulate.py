@@ -7,7 +7,7 @@ import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from google.protobuf import json_format
@@ -17,8 +17,13 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.image_ref import is_local_image_id
+from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE
 from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_REFERENCE_TYPE, STACK_TYPE
 from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config
+
+if TYPE_CHECKING:
+    from offline.image_build import ImageMeasurement
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -95,15 +100,38 @@ def fake_digest(seed: str) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
+def fake_image_id(image_name: str) -> str:
+    """A stable local image ID standing in for a build's (a bare `sha256:...`, as `docker inspect` gives)."""
+    return fake_digest(f"local image {image_name}")
+
+
+def pushed_reference(image_name: str) -> str:
+    """The stand-in `repository@sha256:...` the mocks answer for a pushed `repository:tag`."""
+    return f"{image_name.rsplit(':', 1)[0]}@{fake_digest(image_name)}"
+
+
 class ProgramMocks(pulumi.runtime.Mocks):
-    """Answers every registration the way the real providers would shape their outputs."""
+    """Answers every registration the way the real providers would shape their outputs.
+
+    The docker Image is answered as pulumi-docker v4.11.2 does (`provider/provider.go` Create/Update,
+    `provider/image.go` dockerBuild): in a preview with `buildOnPreview` it builds and answers the local
+    image ID as `repoDigest`, without it the inputs alone (so `repoDigest` is unknown); in an update it
+    pushes and answers `repository@sha256:...`, unless `skipPush`, which answers the ID. A preview here
+    is of a new stack: every image is built (an unchanged image would keep its state's digest).
+    """
 
     def __init__(
         self,
         image_sizes: Mapping[str, float] | None = None,
+        local_images: Mapping[str, ImageMeasurement] | None = None,
         stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.image_sizes = dict(image_sizes or {})
+        """ImageSize resource name -> the registry's size_bytes."""
+        self.local_images = dict(local_images or {})
+        """Image name (`repository:tag`) -> its build in the local engine, measured (the check's --build)."""
+        self._answered: dict[str, ImageMeasurement] = {}
+        """What an Image answered (local ID or pushed reference) -> the measured local build behind it."""
         self.stack_outputs = dict(stack_outputs or {})
         """Outputs of other stacks by stack name (the last segment of `org/project/stack`)."""
         self.stack_references: list[str] = []
@@ -112,12 +140,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
         if args.typ == DOCKER_IMAGE_TYPE:
-            repo = str(state.get("imageName", "")).rsplit(":", 1)[0]
-            state["repoDigest"] = f"{repo}@{fake_digest(str(state.get('imageName')))}"
+            state.update(self._docker_image(state))
         elif args.typ == IMAGE_SIZE_TYPE:
-            # The size exists only once a registry holds the image: unknown, as in a preview.
-            size = self.image_sizes.get(args.name)
-            state["size_bytes"] = size if size is not None else UNKNOWN
+            state.update(self._image_size(args.name, state))
         elif args.typ == STACK_REFERENCE_TYPE:
             return self._stack_reference(str(state.get("name", "")))
         return f"{args.name}-id", state
@@ -132,6 +157,39 @@ class ProgramMocks(pulumi.runtime.Mocks):
         given = self.stack_outputs.get(name.rsplit("/", 1)[-1])
         outputs: Any = dict(given) if given is not None else UNKNOWN if settings.is_dry_run() else {}
         return name, {"name": name, "outputs": outputs, "secretOutputNames": []}
+
+    def _docker_image(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """pulumi-docker's `repoDigest`: the build's ID in a preview or with skipPush, else the pushed one."""
+        name = str(inputs.get("imageName", ""))
+        local = self.local_images.get(name)
+        if pulumi.runtime.is_dry_run():
+            if not inputs.get("buildOnPreview"):
+                return {}  # canPreview is false: the inputs are the state, repoDigest stays unknown
+            answer = local.image_id if local else fake_image_id(name)
+        elif inputs.get("skipPush"):
+            answer = local.image_id if local else fake_image_id(name)
+        else:
+            answer = pushed_reference(name)
+        if local is not None:
+            self._answered[answer] = local
+        return {"repoDigest": answer}
+
+    def _image_size(self, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The registry's size once it holds the image; in a preview, the local build's (ImageSize.check)."""
+        size = self.image_sizes.get(name)
+        if size is not None:
+            return {"size_bytes": size, "size_source": REGISTRY_SOURCE}
+        image = inputs.get("image")
+        local = self._answered.get(image) if isinstance(image, str) else None
+        if local is None:
+            # Nothing measured it: unknown, as in a preview without an engine, or before the push.
+            return {"size_bytes": UNKNOWN}
+        how = "preview build" if is_local_image_id(image) else "built by the check, not pushed"
+        return {
+            "size_bytes": float(local.size_bytes),
+            "layers": float(local.layers),
+            "size_source": f"{LOCAL_SOURCE}: {how} {local.image_id[:19]}, {local.method}",
+        }
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None

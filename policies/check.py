@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from offline.simulate import ProgramFailed, SimResource, Simulation, simulate
-from offline.stack_files import PROJECT_DIR, StackFileError
+from components.names import APP_RELEASE_TYPE, DOCKER_IMAGE_TYPE
+from offline.image_build import (
+    BuildFailed,
+    BuildSpec,
+    EngineUnavailable,
+    ImageError,
+    ImageMeasurement,
+    build_image,
+    connect,
+    measure_image,
+)
+from offline.promotion import upstream_of, upstream_outputs
+from offline.simulate import (
+    PLACEHOLDER_PASSWORD,
+    ProgramFailed,
+    ProgramMocks,
+    SimResource,
+    Simulation,
+    simulate,
+)
+from offline.stack_files import PROJECT_DIR, StackFileError, read_stack_config
 from policies.analyzer_client import (
     PACK_DIR,
     PolicyConfigError,
@@ -18,7 +38,8 @@ from policies.analyzer_client import (
     PolicyPackServer,
     load_policy_config,
 )
-from policies.report import EXIT_ERROR, CheckReport, RenderedRow, RenderStatus
+from policies.report import EXIT_ERROR, CheckReport, ImageRow, RenderedRow, RenderStatus
+from policies.rules.image_size import max_bytes
 
 
 class CheckError(Exception):
@@ -99,6 +120,92 @@ def evaluate(
     return report
 
 
+def size_limit(policy_config: Mapping[str, Mapping[str, Any]]) -> int:
+    """The smaller `maxBytes` of the two size policies, read as the pack reads it (its default if unset)."""
+    return min(max_bytes(policy_config.get(p)) for p in ("image-size-limit", "image-size-registry"))
+
+
+def _app_of(resource: SimResource, by_urn: Mapping[str, SimResource]) -> str:
+    """The app a resource belongs to: the name of its AppRelease ancestor."""
+    current: SimResource | None = resource
+    while current is not None:
+        if current.type == APP_RELEASE_TYPE:
+            return current.name
+        current = by_urn.get(current.parent)
+    return resource.name
+
+
+def image_builds(sim: Simulation, project_dir: Path) -> list[tuple[str, str, BuildSpec]]:
+    """(app, image name, what to build) for each docker Image the program declares (pinned apps have none)."""
+    by_urn = {r.urn: r for r in sim.resources}
+    builds = []
+    for image in sim.by_type(DOCKER_IMAGE_TYPE):
+        # The inputs the program hands pulumi-docker: paths relative to the project, as its CLI resolves them.
+        build = image.inputs.get("build") or {}
+        context = project_dir / str(build.get("context") or ".")
+        dockerfile = (
+            project_dir / str(build["dockerfile"]) if build.get("dockerfile") else context / "Dockerfile"
+        )
+        name = str(image.inputs.get("imageName", ""))
+        spec = BuildSpec(
+            context=context,
+            dockerfile=dockerfile,
+            build_args={str(k): str(v) for k, v in (build.get("args") or {}).items()},
+            platform=build.get("platform") or None,
+            tags=(name,),
+        )
+        builds.append((_app_of(image, by_urn), name, spec))
+    return sorted(builds, key=lambda b: (b[0], b[1]))  # registration order varies; the report must not
+
+
+def _shown(path: Path, project_dir: Path) -> str:
+    return os.path.relpath(path, project_dir)
+
+
+def measure_builds(
+    builds: Sequence[tuple[str, str, BuildSpec]], project_dir: Path, limit: int
+) -> tuple[list[ImageRow], dict[str, ImageMeasurement]]:
+    """Build and measure each image with the engine DOCKER_HOST names; rows for the report, sizes by name."""
+    rows: list[ImageRow] = []
+    measured: dict[str, ImageMeasurement] = {}
+    try:
+        client = connect()
+    except EngineUnavailable as exc:
+        reason = f"{exc}; image-size-limit can't judge it yet"
+        rows = [
+            ImageRow(a, n, _shown(s.dockerfile, project_dir), "not-measured", reason) for a, n, s in builds
+        ]
+        return rows, measured
+    done: dict[tuple[Any, ...], tuple[str, str, ImageMeasurement | None]] = {}
+    try:
+        for app, name, spec in builds:
+            dockerfile = _shown(spec.dockerfile, project_dir)
+            # pulumi-docker builds each image name once; apps sharing one (same inputs) share the build.
+            key = (spec.context, spec.dockerfile, tuple(sorted(spec.build_args.items())), spec.platform, name)
+            if key not in done:
+                done[key] = _build_and_measure(client, app, dockerfile, spec, limit)
+            status, detail, found = done[key]
+            if found is not None:
+                measured[name] = found
+            rows.append(ImageRow(app, name, dockerfile, status, detail, found.size_bytes if found else None))
+    finally:
+        client.close()
+    return rows, measured
+
+
+def _build_and_measure(
+    client: Any, app: str, dockerfile: str, spec: BuildSpec, limit: int
+) -> tuple[str, str, ImageMeasurement | None]:
+    """(status, detail, measurement) of one image: measured, a build error, or not measured."""
+    try:
+        found = measure_image(client, build_image(client, spec), limit=limit)
+    except BuildFailed as exc:
+        return "error", exc.describe(app, dockerfile), None
+    except ImageError as exc:
+        return "not-measured", f"{exc}; image-size-limit can't judge it yet", None
+    return "measured", found.describe(), found
+
+
 def default_config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path | None:
     """`policies/config.<stack>.json` when it exists, as `make preview` passes it."""
     path = pack_dir / f"config.{stack}.json"
@@ -112,24 +219,38 @@ def run_check(
     render: bool = True,
     config_file: Path | None = None,
     config: dict[str, Any] | None = None,
+    build: bool = False,
 ) -> CheckReport:
-    """Simulate the program with the stack's config, render its Applications, and judge it all."""
+    """Simulate the program with the stack's config, render its Applications, and judge it all.
+
+    The program runs as in `pulumi up` (not a preview): the check judges the release `up` declares,
+    so the Application carries a pushed digest (a stand-in, as nothing is pushed) and its chart or
+    overlay can be rendered. In a real preview that digest is pending (pulumi-docker answers the local
+    build's ID), and Argo CD's source is unknown. The image size is unknown unless `build` is set: each
+    image is then built with the local Docker Engine and its measured size stands in for the registry's.
+    """
     config_file = config_file or default_config_file(stack)
-    if config_file is not None:
-        load_policy_config(config_file)  # a bad file fails before the program runs
-    try:
-        sim = simulate(stack, project_dir=project_dir, config=config, preview=True)
-    except StackFileError as exc:
-        raise CheckError(str(exc)) from exc
-    except ProgramFailed as exc:
-        raise CheckError(f"the program failed for stack {stack!r}: {exc.cause}") from exc
+    policy_config = load_policy_config(config_file) if config_file is not None else {}
+    upstream, preview = _upstream_outputs(stack, project_dir, config)
+    sim = _simulate(stack, project_dir, config, ProgramMocks(stack_outputs=upstream), preview)
+    builds = image_builds(sim, project_dir)
+    if build:
+        images, measured = measure_builds(builds, project_dir, size_limit(policy_config))
+        if measured:
+            mocks = ProgramMocks(local_images=measured, stack_outputs=upstream)
+            sim = _simulate(stack, project_dir, config, mocks, preview)
+    else:
+        images = [
+            ImageRow(a, n, _shown(s.dockerfile, project_dir), "not-measured", "--build not given")
+            for a, n, s in builds
+        ]
     analyze, whole = sim_inputs(sim.resources)
     renders: list[RenderStatus] = []
     if render:
         renders, rendered = render_applications(sim, project_dir)
         analyze += rendered
         whole += rendered
-    return evaluate(
+    report = evaluate(
         stack,
         analyze,
         whole,
@@ -137,14 +258,53 @@ def run_check(
         renders=renders,
         rendering=render,
     )
+    report.images, report.building = images, build
+    return report
+
+
+def _upstream_outputs(
+    stack: str, project_dir: Path, config: dict[str, Any] | None
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """A promoting stack's upstream exports, simulated from their stack files, and whether to preview.
+
+    An upstream stack whose file is not in the project has no state here: the program then runs as a
+    preview, where the engine answers its outputs as unknown, and the digests show as pending.
+    """
+    try:
+        values = read_stack_config(stack, project_dir) if config is None else config
+        outputs = upstream_outputs(values, password=PLACEHOLDER_PASSWORD, project_dir=project_dir)
+        upstream = upstream_of(values)
+        return outputs, upstream is not None and upstream not in outputs
+    except StackFileError as exc:
+        raise CheckError(str(exc)) from exc
+    except ProgramFailed as exc:
+        raise CheckError(f"the program failed for an upstream stack of {stack!r}: {exc.cause}") from exc
+
+
+def _simulate(
+    stack: str, project_dir: Path, config: dict[str, Any] | None, mocks: ProgramMocks, preview: bool = False
+) -> Simulation:
+    """The program under mocks, as `pulumi up` would declare it; config problems become one CheckError."""
+    try:
+        return simulate(stack, project_dir=project_dir, config=config, preview=preview, mocks=mocks)
+    except StackFileError as exc:
+        raise CheckError(str(exc)) from exc
+    except ProgramFailed as exc:
+        raise CheckError(f"the program failed for stack {stack!r}: {exc.cause}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: print the table; 0 = pass, 1 = mandatory violation or render error, 2 = bad input."""
+    """Entry point: print the table; 0 pass, 1 mandatory violation or render/build error, 2 bad input."""
     parser = argparse.ArgumentParser(prog="python -m policies.check", description=__doc__)
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--policy-config", type=Path, help="default: policies/config.<stack>.json")
     parser.add_argument("--no-render", action="store_true", help="skip rendering charts and overlays")
+    parser.add_argument(
+        "--build",
+        action="store_true",
+        help="build each non-pinned app's image with the local Docker Engine (DOCKER_HOST) and judge "
+        "image-size-limit on its measured size",
+    )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -153,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             project_dir=args.project_dir,
             render=not args.no_render,
             config_file=args.policy_config,
+            build=args.build,
         )
     except (CheckError, PolicyConfigError, PolicyPackError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -38,6 +38,22 @@ class RenderStatus:
     """Render time."""
 
 
+@dataclass(frozen=True)
+class ImageRow:
+    """One app's image under `--build`: its measured size, why it has none, or its build error."""
+
+    app: str
+    image: str
+    """`repository:tag`, as pulumi-docker names the build."""
+    dockerfile: str
+    """Project-relative path of the Dockerfile."""
+    status: str
+    """measured, not-measured or error."""
+    detail: str
+    """The size and how it was measured; the reason it was not; or the build error."""
+    size_bytes: int | None = None
+
+
 @dataclass
 class CheckReport:
     """Everything one policy check found."""
@@ -47,6 +63,10 @@ class CheckReport:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     renders: list[RenderStatus] = field(default_factory=list)
     rendering: bool = True
+    images: list[ImageRow] = field(default_factory=list)
+    """Each built app's image; measured only with --build."""
+    building: bool = False
+    """Whether --build was given."""
 
     @property
     def violations(self) -> list[Diagnostic]:
@@ -64,9 +84,14 @@ class CheckReport:
         return [r for r in self.renders if r.status == "error"]
 
     @property
+    def build_errors(self) -> list[ImageRow]:
+        """Apps whose image failed to build under --build."""
+        return [i for i in self.images if i.status == "error"]
+
+    @property
     def exit_code(self) -> int:
-        """Non-zero on any mandatory violation or render error."""
-        return EXIT_FAILED if self.mandatory or self.render_errors else EXIT_OK
+        """Non-zero on any mandatory violation, render error or build error."""
+        return EXIT_FAILED if self.mandatory or self.render_errors or self.build_errors else EXIT_OK
 
     def summary(self) -> str:
         """One line: counts and the verdict."""
@@ -78,6 +103,7 @@ class CheckReport:
             f"{verdict}: stack {self.stack}: {self.resources} resources, {rendered} rendered objects; "
             f"{len(self.mandatory)} mandatory, {advisory} advisory violation(s), {unknown} can't judge yet, "
             f"{len(self.render_errors)} render error(s)"
+            + (f", {len(self.build_errors)} build error(s)" if self.building else "")
         )
 
     def format(self, width: int = 110) -> str:
@@ -99,9 +125,25 @@ class CheckReport:
             for d in unknown:
                 reason = d.message.split(" during preview: ", 1)[-1]
                 lines.append(f"  {d.policy:<26} {_short(d.urn) or '(stack)'}: {reason}")
+        lines += ["", *self._image_lines()]
         lines += ["", *self._render_lines()]
         lines += ["", self.summary()]
         return "\n".join(lines)
+
+    def _image_lines(self) -> list[str]:
+        if not self.images:
+            return ["No images to build (every app is pinned or promoted, or there are none)."]
+        if not self.building:
+            return [
+                f"Image sizes: not measured ({len(self.images)} image(s)); image-size-limit can't judge them "
+                "yet. Run with --build to build each image with the local Docker Engine and measure it."
+            ]
+        lines = ["Image sizes (--build: built with the local Docker Engine, measured as a push uploads):"]
+        for i in self.images:
+            head = f"  {i.app} ({i.image}, {i.dockerfile}): "
+            text = {"error": "BUILD ERROR: ", "not-measured": "not measured: "}.get(i.status, "") + i.detail
+            lines.append(head + text)  # one line per app, unwrapped, so a log search finds it whole
+        return lines
 
     def _render_lines(self) -> list[str]:
         if not self.rendering:

@@ -17,8 +17,8 @@ from components.names import (
     STACK_TYPE,
     namespace_resource_name,
 )
+from offline.promotion import PROMOTE_KEY
 from offline.simulate import Simulation
-from tests.support.promotion import PROMOTE_KEY
 
 PROVIDER = "pulumi:providers:kubernetes"
 

@@ -11,10 +11,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from offline.promotion import PROMOTE_KEY, simulate_promoted
 from offline.simulate import SimResource, Simulation
 from offline.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from tests.conftest import TEST_PASSWORD
-from tests.support.promotion import PROMOTE_KEY, simulate_promoted
 
 STACKS = ["dev", "staging", "prod"]
 PER_APP_TYPES = Counter(

@@ -18,11 +18,13 @@ from components.names import (
     health_check_name,
 )
 from components.promotion import PromotionError, stack_reference_name
+from offline.promotion import PROMOTE_KEY, upstream_of
 from offline.simulate import ProgramFailed, ProgramMocks, Simulation, simulate
 from offline.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from policies.check import run_check
 from tests.conftest import TEST_PASSWORD
-from tests.support.promotion import PROMOTE_KEY, upstream_of
+from tests.support import projects
+from tests.support.projects import make_project, write_chart, write_policy_config, write_stack
 
 REPO = "https://github.com/example-org/gitops-deploy.git"
 WEB = "registry.example.com/team/web"
@@ -230,6 +232,25 @@ def test_offline_check_of_a_promoting_stack_cannot_judge_the_digests_yet(tmp_pat
     assert "Can't judge yet" in text and "image-size-limit" in text, text
 
 
+def test_offline_check_renders_a_promoting_stack_with_its_upstream_stacks_digests(tmp_path: Path) -> None:
+    """With the upstream stack's file in the project, its simulated exports stand in for its state."""
+    project = make_project(tmp_path / "project")
+    chart = write_chart(project)
+    (project / "ctx").mkdir()
+    (project / "ctx" / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    web = projects.app("web", "ctx", chart=chart)
+    write_stack(project, "up", projects.stack_config([web]))
+    write_stack(project, "down", {**projects.stack_config([web]), PROMOTE_KEY: {"from": "up"}})
+    policy = write_policy_config(tmp_path / "policy.json")
+    report = run_check("down", project_dir=project, config_file=policy)
+    text = report.format()
+    assert report.exit_code == 0, text
+    assert [(r.application, r.status) for r in report.renders] == [("web", "rendered")], text
+    [deployment] = [o for r in report.renders for o in r.objects if o.type.endswith(":Deployment")]
+    assert deployment.name == "web", text
+    assert "No images to build" in text and "BUILD ERROR" not in text, text
+
+
 def test_shipped_promotion_chain_is_consistent() -> None:
     """Every app of a promoting stack file exists in its upstream stack file, from the same repository."""
     stacks = stack_names(PROJECT_DIR)
@@ -257,7 +278,7 @@ def test_shipped_promotion_chain_is_consistent() -> None:
 
 def test_shipped_stacks_run_in_promotion_order(stack_config: Callable[[str], dict[str, Any]]) -> None:
     """Each promoting stack, fed its upstream's exports, deploys exactly the upstream's digests."""
-    from tests.support.promotion import simulate_promoted
+    from offline.promotion import simulate_promoted
 
     for stack in stack_names(PROJECT_DIR):
         config = stack_config(stack)

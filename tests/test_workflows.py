@@ -176,7 +176,7 @@ def test_offline_policy_check_needs_no_credentials() -> None:
     assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names()
     assert "environment" not in job and "needs" not in job
     runs = [s["run"] for s in job["steps"] if "run" in s]
-    assert "python -m policies.check --stack ${{ matrix.stack }}" in runs
+    assert "python -m policies.check --stack ${{ matrix.stack }} --build" in runs
     assert not SECRET_REF.search(yaml.safe_dump(job)), "the offline check must work without secrets"
     assert not any(str(s.get("uses", "")).startswith("pulumi/actions") for s in job["steps"])
 

@@ -30,6 +30,8 @@ from .props import (
 )
 
 DEFAULT_MAX_BYTES = 1_000_000_000
+LOCAL_SIZE_SOURCE = "local"
+"""ImageSize `size_source` prefix of a local measurement (a copy of components/image_size.py LOCAL_SOURCE)."""
 SCHEMA = PolicyConfigSchema(
     properties={
         "maxBytes": {
@@ -94,8 +96,21 @@ def image_size_findings(props: Any, name: str, limit: int) -> list[str]:
             f"{what}: output size_bytes is missing, so the size cannot be checked against the limit "
             f"of {fmt_num(limit)} bytes. Fix: the ImageSize provider must return size_bytes."
         ]
-    found = _judge(what, m["size_bytes"], "registry size_bytes", limit)
+    found = _judge(what, m["size_bytes"], _provenance(m), limit)
     return [found] if found else []
+
+
+def _provenance(props: Mapping[str, Any]) -> str:
+    """Where the figure comes from: the registry, or (in a preview) the local build."""
+    try:
+        source = props.get("size_source")
+    except UnknownValueError:
+        source = None
+    if isinstance(source, str) and source.startswith(LOCAL_SIZE_SOURCE):
+        return (
+            "size_bytes measured locally, before the push; the registry's figure replaces it after the push"
+        )
+    return "registry size_bytes"
 
 
 def _validate_application(args: ResourceValidationArgs, report: ReportViolation) -> None:

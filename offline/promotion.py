@@ -1,4 +1,8 @@
-"""Simulate a promoting stack as the deploy order runs it: each upstream stack first, its exports fed on."""
+"""Simulate a promoting stack as the deploy order runs it: each upstream stack first, its exports fed on.
+
+The CLI-free check has no upstream state; where the upstream stack's file is in the project, its
+simulated exports stand in for it, so replicas, rendering and the pack are judged as in `up`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from offline.simulate import ProgramMocks, Simulation, simulate
-from offline.stack_files import PROJECT_DIR, read_stack_config
+from offline.stack_files import PROJECT_DIR, read_stack_config, stack_names
 
 PROMOTE_KEY = "gitops-deploy:promote"
 
@@ -21,9 +25,13 @@ def upstream_of(config: Mapping[str, Any]) -> str | None:
 def upstream_outputs(
     config: Mapping[str, Any], *, password: str, project_dir: Path = PROJECT_DIR, _seen: tuple[str, ...] = ()
 ) -> dict[str, dict[str, Any]]:
-    """Exports of every stack `config` promotes from, transitively, each simulated from its stack file."""
+    """Exports of every stack `config` promotes from, transitively, each simulated from its stack file.
+
+    The chain stops at a stack with no file in the project (another project's, or a qualified name):
+    the mocks then answer its outputs as unknown or empty.
+    """
     upstream = upstream_of(config)
-    if upstream is None:
+    if upstream is None or upstream not in stack_names(project_dir):
         return {}
     if upstream in _seen:
         raise ValueError(f"promotion cycle: {' -> '.join((*_seen, upstream))}")
