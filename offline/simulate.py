@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import logging
 import runpy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -267,6 +269,37 @@ def _run_main(main: Path) -> None:
     runpy.run_path(str(main), run_name="__main__")
 
 
+def _without_frames(exc: BaseException) -> BaseException:
+    """The exception and its chain without tracebacks, whose frames would keep the run's Outputs alive."""
+    pending: list[BaseException] = [exc]
+    done: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in done:
+            continue  # chains can loop (an exception raised while handling itself)
+        done.add(id(current))
+        current.__traceback__ = None
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return exc
+
+
+def _collect_abandoned_outputs() -> None:
+    """Finalize the failed run's Output futures now, quietly, rather than at a later garbage collection.
+
+    A failed program leaves futures whose exception nobody retrieves; asyncio logs each one from the
+    future's finalizer. Run at an arbitrary later moment, that finalizer can land inside `ast.parse`
+    (pytest rewriting an import) and trip CPython 3.11.7's "AST constructor recursion depth mismatch"
+    (gh-106905, fixed in 3.11.8). Collecting here runs it at a safe point.
+    """
+    asyncio_log = logging.getLogger("asyncio")
+    level = asyncio_log.level
+    asyncio_log.setLevel(logging.CRITICAL)
+    try:
+        gc.collect()
+    finally:
+        asyncio_log.setLevel(level)
+
+
 def simulate(
     stack: str,
     *,
@@ -298,10 +331,14 @@ def simulate(
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     main = project_dir / "__main__.py"
+    failed: ProgramFailed | None = None
     try:
         _sync_await(run_pulumi_func(lambda: _run_main(main)))
     except Exception as exc:
-        raise ProgramFailed(exc, list(monitor.records)) from exc
+        failed = ProgramFailed(_without_frames(exc), list(monitor.records))
+    if failed is not None:
+        _collect_abandoned_outputs()
+        raise failed
     root: Any = settings.get_root_resource()
     exports = (
         {k: _sync_await(pulumi.Output.from_input(v).future()) for k, v in root.outputs.items()}
