@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from components.config_reader import ConfigError, Reader
 from components.health_settings import (
     DEFAULTS,
     HEADER_NAME,
+    HEADER_VALUE,
     SETTINGS,
     HealthSettings,
     cross_problems,
@@ -253,7 +253,9 @@ def load_config(project_dir: Path) -> tuple[StackConfig, StackSecrets]:
     password_key, headers_key = SECRET_KEYS
     password = cfg.get_secret(password_key)
     try:
-        headers_raw = cfg.get_secret_object(headers_key)
+        # Read as a plain value only to validate it before anything is registered; it is wrapped as a
+        # secret Output below, and no message ever shows a value of it.
+        headers_raw = cfg.get_object(headers_key)
     except pulumi.ConfigTypeError:
         headers_raw = None
         problems.append(f"{NAMESPACE}:{headers_key}: got a value that is not an object")
@@ -266,38 +268,42 @@ def load_config(project_dir: Path) -> tuple[StackConfig, StackSecrets]:
         raise ConfigError(problems)
     stack = parse_config(raw, project_dir)
     assert password is not None
-    headers = _secret_headers(stack, headers_raw)
+    header_problems = _secret_header_problems(stack, headers_raw)
+    if header_problems:
+        raise ConfigError(header_problems)
+    headers = {
+        app.name: pulumi.Output.secret({**app.health.headers, **((headers_raw or {}).get(app.name) or {})})
+        for app in stack.apps
+    }
     return stack, StackSecrets(registry_password=password, health_headers=headers)
 
 
-def _secret_headers(
-    stack: StackConfig, raw: pulumi.Output[Any] | None
-) -> dict[str, pulumi.Output[Mapping[str, str]]]:
-    """Per-app secret health headers from `gitops-deploy:healthHeaders`, merged over the plain ones."""
-    result: dict[str, pulumi.Output[Mapping[str, str]]] = {}
-    for app in stack.apps:
-        plain = dict(app.health.headers)
-        if raw is None:
-            merged: pulumi.Output[Mapping[str, str]] = pulumi.Output.secret(plain)
-        else:
-            merge = functools.partial(_merge_headers, plain=plain, app=app.name)
-            merged = pulumi.Output.secret(raw.apply(merge))
-        result[app.name] = merged
-    return result
-
-
-def _merge_headers(value: Any, plain: dict[str, str], app: str) -> dict[str, str]:
-    """Merge secret headers for one app; shape errors never echo the secret values."""
-    if not isinstance(value, Mapping):
-        raise ConfigError([f"{NAMESPACE}:healthHeaders: expected an object of app name -> headers"])
-    extra = value.get(app, {})
-    if not isinstance(extra, Mapping) or not all(
-        isinstance(k, str) and HEADER_NAME.fullmatch(k) and isinstance(v, str) for k, v in extra.items()
-    ):
-        raise ConfigError(
-            [f"{NAMESPACE}:healthHeaders.{app}: expected an object of header name -> string value"]
-        )
-    return {**plain, **extra}
+def _secret_header_problems(stack: StackConfig, raw: Any) -> list[str]:
+    """Shape problems of `gitops-deploy:healthHeaders` ({app: {header: value}}); values are never shown."""
+    key = f"{NAMESPACE}:{SECRET_KEYS[1]}"
+    if raw is None:
+        return []
+    if not isinstance(raw, Mapping):
+        return [f"{key}: expected an object of app name -> headers"]
+    apps = [app.name for app in stack.apps]
+    problems = []
+    for app, headers in raw.items():
+        if app not in apps:
+            close = difflib.get_close_matches(str(app), apps, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{key}.{app}: no app of that name in {NAMESPACE}:apps ({', '.join(apps)}){hint}")
+            continue
+        if not isinstance(headers, Mapping):
+            problems.append(f"{key}.{app}: expected an object of header name -> string value")
+            continue
+        for name, value in headers.items():
+            if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+                problems.append(f"{key}.{app}: header name {str(name)!r} is not an HTTP token")
+            elif not isinstance(value, str) or not HEADER_VALUE.fullmatch(value):
+                problems.append(
+                    f"{key}.{app}.{name}: expected a string of printable ASCII characters (value not shown)"
+                )
+    return problems
 
 
 def _registry(r: Reader, value: Any) -> RegistryConfig | None:
@@ -579,6 +585,12 @@ def _health(r: Reader, key: str, value: Any) -> HealthConfig | None:
         else:
             values[setting.name] = r.boolean(where, given, default=default)
     headers = r.string_map(f"{key}.headers", obj.get("headers"), key_pattern=HEADER_NAME)
+    for name, text in (headers or {}).items():
+        if not HEADER_VALUE.fullmatch(text):
+            # Never quoted: the value is sent as a secret, and httpx could not encode it anyway.
+            r.problem(f"{key}.headers.{name}", "a value that is not printable ASCII", "printable ASCII text")
+            headers = None
+            break
     known = (*(s.metadata["limit"].key for s in SETTINGS), "headers")
     r.unknown_keys(key, obj, known)
     cross = cross_problems(

@@ -18,7 +18,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_TYPE
-from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config
+from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config, secret_keys
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -204,7 +204,8 @@ def simulate(
     if password is not None:
         secrets["gitops-deploy:registryPassword"] = password
     all_values = engine_config({**values, **secrets})
-    set_all_config(all_values, [k for k in secrets if k in all_values])
+    # A `secure:` value in the stack file reads as a placeholder; the CLI marks its key secret, so here too.
+    set_all_config(all_values, [k for k in secrets if k in all_values] + secret_keys(values))
     monitor = _RecordingMonitor(mocks or ProgramMocks())
     logger = _LogCollector()
     settings.ROOT.set(None)

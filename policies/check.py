@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from components.config_reader import ConfigError
 from offline.simulate import ProgramFailed, SimResource, Simulation, simulate
-from offline.stack_files import PROJECT_DIR, StackFileError
+from offline.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
 from policies.analyzer_client import (
     PACK_DIR,
     PolicyConfigError,
@@ -85,24 +86,33 @@ def evaluate(
 ) -> CheckReport:
     """Every resource through Analyze, then the whole set through AnalyzeStack, in one pack run."""
     report = CheckReport(stack=stack, resources=len(whole), renders=list(renders), rendering=rendering)
-    # A workload whose omitted `replicas` a rendered HPA owns runs the HPA's minReplicas, not 1;
-    # minimum-replicas judges that HPA, so its "missing means 1" finding on the workload is not a verdict.
-    autoscaled = {o.urn for r in renders for o in r.objects if o.scaled_by}
+    # Every verdict is the pack's: a workload whose omitted `replicas` a rendered HPA owns is judged by
+    # its stack policy minimum-replicas-rendered (policies/rules/replicas.py), which sees the HPAs.
     with PolicyPackServer(pack_dir, config_file=config_file, stack=stack) as pack:
         for resource in analyze:
-            found = pack.analyze(resource)
-            if resource.urn in autoscaled:
-                found = [d for d in found if d.policy != "minimum-replicas"]
-            report.diagnostics += found
+            report.diagnostics += pack.analyze(resource)
         report.diagnostics += pack.analyze_stack(whole)
     report.resources = len(whole) - sum(len(r.objects) for r in renders)
     return report
 
 
-def default_config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path | None:
-    """`policies/config.<stack>.json` when it exists, as `make preview` passes it."""
-    path = pack_dir / f"config.{stack}.json"
-    return path if path.is_file() else None
+def default_config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path:
+    """`policies/config.<stack>.json`, which `make preview` and `python -m deploy` pass; it must exist.
+
+    Without it the pack would judge with its defaults while `python -m deploy up` refuses to start:
+    a missing file is an error here too, with the fix.
+    """
+    name = stack.rsplit("/", 1)[-1]
+    path = pack_dir / f"config.{name}.json"
+    if not path.is_file():
+        shipped = sorted(p.name for p in pack_dir.glob("config.*.json"))
+        example = shipped[0] if shipped else "config.<another stack>.json"
+        raise CheckError(
+            f"no policy config {path.name} in {pack_dir} for stack {stack!r}: copy a shipped one and "
+            f"adjust its thresholds, for example `cp {pack_dir.name}/{example} {pack_dir.name}/{path.name}` "
+            f"(shipped: {', '.join(shipped) or 'none'}), or pass --policy-config"
+        )
+    return path
 
 
 def run_check(
@@ -114,15 +124,19 @@ def run_check(
     config: dict[str, Any] | None = None,
 ) -> CheckReport:
     """Simulate the program with the stack's config, render its Applications, and judge it all."""
-    config_file = config_file or default_config_file(stack)
-    if config_file is not None:
-        load_policy_config(config_file)  # a bad file fails before the program runs
+    source = stack_file(stack, project_dir).name if config is None else f"stack {stack!r}"
     try:
-        sim = simulate(stack, project_dir=project_dir, config=config, preview=True)
+        values = read_stack_config(stack, project_dir) if config is None else dict(config)
     except StackFileError as exc:
-        raise CheckError(str(exc)) from exc
+        raise CheckError(str(exc)) from None
+    config_file = config_file or default_config_file(stack)
+    load_policy_config(config_file)  # a bad file fails before the program runs
+    try:
+        sim = simulate(stack, project_dir=project_dir, config=values, preview=True)
     except ProgramFailed as exc:
-        raise CheckError(f"the program failed for stack {stack!r}: {exc.cause}") from exc
+        if isinstance(exc.cause, ConfigError):
+            raise CheckError(f"{source}: {exc.cause}") from None
+        raise CheckError(f"the program failed for stack {stack!r}: {exc.cause}") from None
     analyze, whole = sim_inputs(sim.resources)
     renders: list[RenderStatus] = []
     if render:
