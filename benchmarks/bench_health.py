@@ -145,7 +145,9 @@ def cpu_per_probe(probes: int = 300) -> None:
 def _wait_listening(url: str) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        outcome = check_endpoint(HealthSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=5000))
+        outcome = check_endpoint(
+            HealthSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=5000)
+        )
         if outcome.passed:
             return
         time.sleep(0.05)

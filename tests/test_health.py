@@ -182,7 +182,9 @@ def test_redirect_to_a_healthy_page_passes() -> None:
 
 def test_redirect_loop_fails() -> None:
     with ScriptedServer({"/loop": [Reply(302, location="/loop")]}) as srv:
-        settings = HealthSettings(url=srv.url("/loop"), attempts=2, success_threshold=1, interval_seconds=FAST)
+        settings = HealthSettings(
+            url=srv.url("/loop"), attempts=2, success_threshold=1, interval_seconds=FAST
+        )
         outcome, _ = run(settings)
         assert srv.hits["/loop"] == 2 * (hp.MAX_REDIRECTS + 1)
     assert not outcome.passed and outcomes(outcome) == [hp.REDIRECT_LOOP] * 2, outcome.report()
