@@ -135,10 +135,12 @@ def _secret_forms(registry: EchoingRegistry) -> list[str]:
 
 @pytest.mark.parametrize("auth", ["basic", "bearer"])
 def test_an_echoed_authorization_never_reaches_the_preflight_message(auth: Any) -> None:
-    with EchoingRegistry("alice", PASSWORD, auth=auth) as registry:
-        with RegistryClient(registry.server, "alice", PASSWORD, insecure=True) as client:
-            with pytest.raises(RegistryError) as info:
-                client.preflight(["team/web"])
+    with (
+        EchoingRegistry("alice", PASSWORD, auth=auth) as registry,
+        RegistryClient(registry.server, "alice", PASSWORD, insecure=True) as client,
+    ):
+        with pytest.raises(RegistryError) as info:
+            client.preflight(["team/web"])
         message = str(info.value)
         assert "DENIED" in message and "[secret]" in message, message
         if auth == "bearer":
@@ -174,12 +176,16 @@ def _basic(user: str, password: str) -> str:
 
 
 @pytest.mark.parametrize("target", ["other_host", "other_port"])
-def test_an_upload_location_on_another_origin_gets_nothing(target: str, request: pytest.FixtureRequest) -> None:
+def test_an_upload_location_on_another_origin_gets_nothing(
+    target: str, request: pytest.FixtureRequest
+) -> None:
     other: ScriptedServer = request.getfixturevalue(target)
     options = {"host": f"http://{other.host}:{other.port}"}
-    with LocalRegistry(users={"alice": PASSWORD}, http_options=options) as registry:
-        with RegistryClient(registry.server, "alice", PASSWORD, insecure=True) as client:
-            result = client.preflight(["team/web"])
+    with (
+        LocalRegistry(users={"alice": PASSWORD}, http_options=options) as registry,
+        RegistryClient(registry.server, "alice", PASSWORD, insecure=True) as client,
+    ):
+        result = client.preflight(["team/web"])
     assert result.auth == "basic"
     assert other.requests == [], f"the upload cancel went to another origin: {other.requests}"
 
@@ -187,9 +193,11 @@ def test_an_upload_location_on_another_origin_gets_nothing(target: str, request:
 def test_an_upload_location_that_downgrades_to_http_gets_nothing(other_port: ScriptedServer) -> None:
     """Behind a TLS-terminating proxy the registry often answers with an http:// Location."""
     options = {"host": f"http://127.0.0.1:{other_port.port}"}
-    with LocalRegistry(users={"alice": PASSWORD}, tls=True, http_options=options) as registry:
-        with RegistryClient(registry.server, "alice", PASSWORD, insecure=True) as client:
-            result = client.preflight(["team/web"])
+    with (
+        LocalRegistry(users={"alice": PASSWORD}, tls=True, http_options=options) as registry,
+        RegistryClient(registry.server, "alice", PASSWORD, insecure=True) as client,
+    ):
+        result = client.preflight(["team/web"])
     assert result.base_url.startswith("https://")
     assert other_port.requests == []
 
@@ -200,9 +208,8 @@ def test_a_relative_upload_location_is_cancelled_at_the_registry() -> None:
             client.preflight(["team/web"])
         log = registry.log_text()
     deletes = [line for line in log.splitlines() if "http.request.method=DELETE" in line]
-    assert any('msg="response completed"' in line and "http.response.status=204" in line for line in deletes), (
-        log[-2000:]
-    )
+    completed = [line for line in deletes if 'msg="response completed"' in line]
+    assert any("http.response.status=204" in line for line in completed), log[-2000:]
     assert PASSWORD not in log and _basic("alice", PASSWORD) not in log
 
 

@@ -35,7 +35,9 @@ class EchoingRegistry:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            def _answer(
+                self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(body).encode()
                 echo = self.headers.get("Authorization", "")
                 self.send_response(status, f"Refused {echo}" if status >= 400 else None)
@@ -63,7 +65,8 @@ class EchoingRegistry:
 
             def _errors(self, status: int, code: str) -> None:
                 echo = self.headers.get("Authorization", "")
-                message = f"header was {echo}; token {echo.removeprefix('Bearer ')}; password {outer.password}"
+                token = echo.removeprefix("Bearer ")
+                message = f"header was {echo}; token {token}; password {outer.password}"
                 self._answer(status, {"errors": [{"code": code, "message": message}]})
 
             def do_GET(self) -> None:
