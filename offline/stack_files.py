@@ -112,15 +112,21 @@ def load_yaml(text: str, name: str) -> Any:
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError, name: str, text: str) -> str:
-    """`file:line:column: problem (near key 'k')` from PyYAML's error, without its `<unicode string>`."""
-    mark = exc.problem_mark or exc.context_mark
+    """`file:line:column: problem (near key 'k'); context at line N (key 'j')`, without `<unicode string>`."""
+    mark, context_mark = exc.problem_mark or exc.context_mark, exc.context_mark
     problem = exc.problem or exc.context or "not valid YAML"
     if mark is None:
         return f"{name}: {problem}"
     near = _key_on_line(text, mark.line)
-    where = f" (near key {near!r})" if near else ""
-    context = f"; {exc.context}" if exc.context and exc.problem else ""
-    return f"{name}:{mark.line + 1}:{mark.column + 1}: {problem}{context}{where}"
+    message = f"{name}:{mark.line + 1}:{mark.column + 1}: {problem}" + (
+        f" (near key {near!r})" if near else ""
+    )
+    if exc.context and exc.problem:
+        message += f"; {exc.context}"
+        if context_mark is not None and context_mark.line != mark.line:
+            started = _key_on_line(text, context_mark.line)
+            message += f" at line {context_mark.line + 1}" + (f" (key {started!r})" if started else "")
+    return message
 
 
 def _key_on_line(text: str, line: int) -> str | None:
