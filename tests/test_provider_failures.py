@@ -79,7 +79,8 @@ def test_an_exception_group_inside_create_is_one_line_naming_the_app_and_the_cau
     for details in (str(info.value.details()), str(updated.value.details())):
         assert details.strip() == (
             "components.health.HealthCheckFailed: health check of app 'web' "
-            "(GET http://127.0.0.1:8080/healthz) could not run: OverflowError: connect(): port must be 0-65535."
+            "(GET http://127.0.0.1:8080/healthz) could not run: "
+            "OverflowError: connect(): port must be 0-65535."
         ), details
         _one_line(details)
 
