@@ -99,10 +99,12 @@ def run_stack_policy(
         for t, u, p in resources
     ]
     messages: list[str] = []
+
+    def report(message: str, _urn: str | None = None) -> None:
+        messages.append(message)
+
     with contextlib.suppress(_NotApplicableError):
-        policy.validate(
-            StackValidationArgs(policy_resources, config), lambda m, _urn=None: messages.append(m)
-        )
+        policy.validate(StackValidationArgs(policy_resources, config), report)
     return messages
 
 
