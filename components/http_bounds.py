@@ -141,7 +141,7 @@ def describe(exc: BaseException) -> str:
 
 def _tls_detail(exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed ({exc.verify_message})"
+        return f"TLS certificate verification failed ({getattr(exc, 'verify_message', None) or exc})"
     if exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
         return f"TLS handshake failed ({exc.reason}: the server does not speak TLS, plain HTTP?)"
     return f"TLS handshake failed ({exc.reason or exc})"
