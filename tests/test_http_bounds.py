@@ -84,8 +84,13 @@ def test_an_awaited_call_is_cancelled_at_its_deadline() -> None:
     async def slow() -> None:
         await asyncio.sleep(10)
 
-    with pytest.raises(hb.DeadlineExceeded, match=r"the probe did not finish within 0\.05s"):
-        asyncio.run(hb.await_within(0.05, slow(), what="the probe"))
+    # A loop of its own: asyncio.run would unset the main thread's loop, which the SDK's mocks use.
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(hb.DeadlineExceeded, match=r"the probe did not finish within 0\.05s"):
+            loop.run_until_complete(hb.await_within(0.05, slow(), what="the probe"))
+    finally:
+        loop.close()
 
 
 @pytest.mark.parametrize(
