@@ -230,9 +230,9 @@ def configured_keys() -> set[str]:
 def unknown_key_problems(keys: set[str]) -> list[str]:
     """One problem per key the program does not read (a typo would otherwise be ignored silently)."""
     known = (*TOP_LEVEL_KEYS, *SECRET_KEYS)
+    by_lower = {k.lower(): k for k in known}
     problems = []
     for key in sorted(set(keys) - set(known)):
-        by_lower = {k.lower(): k for k in known}
         close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
         hint = f"; did you mean {NAMESPACE}:{by_lower[close[0]]}?" if close else ""
         expected = ", ".join(f"{NAMESPACE}:{k}" for k in known)
