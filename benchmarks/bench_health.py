@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.health_probe import ProbeSettings, Sleep, check_endpoint  # noqa: E402
+from components.health_probe import Sleep, check_endpoint  # noqa: E402
+from components.health_settings import HealthSettings  # noqa: E402
 from tests.support.health_servers import Reply, ScriptedServer, free_port, silent_server  # noqa: E402
 
 DILATION = 50.0
@@ -47,8 +48,8 @@ def _dilated() -> tuple[Callable[[], float], Sleep]:
     return clock, sleep
 
 
-def _settings(url: str, profile: dict[str, float]) -> ProbeSettings:
-    return ProbeSettings(
+def _settings(url: str, profile: dict[str, float]) -> HealthSettings:
+    return HealthSettings(
         url=url,
         max_latency_ms=200 * DILATION,
         attempts=int(profile["attempts"]),
@@ -63,7 +64,7 @@ def detection_lag(name: str, profile: dict[str, float]) -> list[float]:
     lags = []
     with ScriptedServer({"/healthz": [Reply(200)]}) as srv:
         # Warm up imports and the first connection: real overheads are magnified DILATION times.
-        check_endpoint(ProbeSettings(url=srv.url("/healthz"), attempts=1, success_threshold=1))
+        check_endpoint(HealthSettings(url=srv.url("/healthz"), attempts=1, success_threshold=1))
         for healthy_at in HEALTHY_AT:
             settings = _settings(srv.url("/healthz"), profile)
             clock, sleep = _dilated()
@@ -93,7 +94,7 @@ def time_to_fail() -> None:
             f"{outcome.attempts_used} probes [dilated]"
         )
     with silent_server() as silent:
-        settings = ProbeSettings(
+        settings = HealthSettings(
             url=silent, attempts=3, interval_seconds=0.1, timeout_seconds=0.5, success_threshold=1
         )
         start = time.monotonic()
@@ -118,10 +119,10 @@ def cpu_per_probe(probes: int = 300) -> None:
         try:
             url = f"http://127.0.0.1:{port}/healthz"
             _wait_listening(url)
-            many = ProbeSettings(
+            many = HealthSettings(
                 url=url, attempts=probes, success_threshold=probes, interval_seconds=1e-3, max_latency_ms=2e3
             )
-            one = ProbeSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=2000)
+            one = HealthSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=2000)
             cpu0, wall0 = time.process_time(), time.monotonic()
             outcome = check_endpoint(many)
             cpu_many, wall_many = time.process_time() - cpu0, time.monotonic() - wall0
@@ -144,7 +145,9 @@ def cpu_per_probe(probes: int = 300) -> None:
 def _wait_listening(url: str) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        outcome = check_endpoint(ProbeSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=5000))
+        outcome = check_endpoint(
+            HealthSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=5000)
+        )
         if outcome.passed:
             return
         time.sleep(0.05)

@@ -170,15 +170,8 @@ class AppRelease(pulumi.ComponentResource):
         HealthCheck(
             f"{name}{HEALTH_SUFFIX}",
             HealthCheckArgs(
-                url=health.url,
-                expected_status=health.expected_status,
-                max_latency_ms=health.max_latency_ms,
-                attempts=health.attempts,
-                interval_seconds=health.interval_seconds,
-                timeout_seconds=health.timeout_seconds,
-                success_threshold=health.success_threshold,
+                settings=health,
                 headers=args.health_headers,
-                verify_tls=health.verify_tls,
                 trigger=self._trigger(args, image),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[application.application]),

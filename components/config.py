@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,28 +10,35 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from components.config_reader import ConfigError, Reader
-from components.health_budget import worst_case_seconds
+from components.health_settings import (
+    DEFAULTS,
+    HEADER_NAME,
+    HEADER_VALUE,
+    SETTINGS,
+    HealthSettings,
+    cross_problems,
+)
+from components.http_origin import server_problem, url_problem
 
 NAMESPACE = "gitops-deploy"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
 LINT_THRESHOLDS = ("error", "warning", "info", "style", "none")
 SOURCE_TYPES = ("helm", "kustomize")
-MAX_HEALTH_BUDGET_SECONDS = 15 * 60
 DEFAULT_SYNC_TIMEOUT_SECONDS = 90
 """`argocd.syncTimeoutSeconds` default: with the default health gate's worst case (195.6 s,
 components/health_budget.py) a deploy stays within 5 minutes; docs/release.md has the trade-off."""
 
-_SERVER = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
-REPO_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_REPO_URL = re.compile(r"^(https?://[^\s/]+/\S*|ssh://[^\s/]+/\S+|[\w.-]+@[\w.-]+:\S+)$")
-_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
-_DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+)@sha256:[0-9a-f]{64}$")
-_RULE_CODE = re.compile(r"^(DL|SC)[0-9]{4}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Every pattern validates a whole value with `fullmatch`: `re.match` with `$` lets "web\n" through.
+REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+_REPO_URL = re.compile(r"https?://[^\s/]+/\S*|ssh://[^\s/]+/\S+|[\w.-]+@[\w.-]+:\S+")
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
+_DIGEST_REF = re.compile(r"(?P<repo>[^@\s]+)@sha256:[0-9a-f]{64}")
+_RULE_CODE = re.compile(r"(DL|SC)[0-9]{4}")
 _STACK_SEGMENT = r"[A-Za-z0-9_.-]{1,100}"
-_STACK_REF = re.compile(rf"^(?:{_STACK_SEGMENT}/{_STACK_SEGMENT}/)?{_STACK_SEGMENT}$")
+_STACK_REF = re.compile(rf"(?:{_STACK_SEGMENT}/{_STACK_SEGMENT}/)?{_STACK_SEGMENT}")
 """A stack name, or `<org>/<project>/<stack>`, in the characters Pulumi allows (tokens.ParseStackName)."""
 
 
@@ -137,27 +144,12 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
-class HealthConfig:
-    """The live check that gates a release."""
+class HealthConfig(HealthSettings):
+    """The live check that gates a release: the HealthSettings (fields, defaults and limits defined
+    there, read from the camelCase keys they name) plus plain headers."""
 
-    url: str
-    """Endpoint probed after the Application is Healthy."""
-    expected_status: int = 200
-    """HTTP status a passing probe returns."""
-    max_latency_ms: float = 200
-    """Latency budget of one probe, to the response headers."""
-    attempts: int = 10
-    """Most probes made before the check fails."""
-    interval_seconds: float = 5.0
-    """First wait between probes; later waits back off from it."""
-    timeout_seconds: float = 5.0
-    """Timeout of one probe."""
-    success_threshold: int = 3
-    """Consecutive passing probes needed."""
     headers: Mapping[str, str] = field(default_factory=dict)
-    """Extra request headers (values are sent as secrets)."""
-    verify_tls: bool = True
-    """Verify the endpoint's TLS certificate."""
+    """Extra request headers from the stack config (sent as secrets, merged with healthHeaders)."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +211,8 @@ class StackSecrets:
 
 
 TOP_LEVEL_KEYS = ("registry", "argocd", "cluster", "build", "apps", "promote", "rollbackId")
+SECRET_KEYS = ("registryPassword", "healthHeaders")
+"""Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
 _PLAIN_STRING_KEYS = ("rollbackId",)
 """Keys whose value is a bare string (as `pulumi config set` stores it), not JSON/YAML."""
 _TYPED_WHEN_NOT_JSON = ("promote",)
@@ -260,11 +254,35 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
     )
 
 
+def configured_keys() -> set[str]:
+    """Every `gitops-deploy:*` key the stack sets, without the namespace.
+
+    The language host hands config over in PULUMI_CONFIG; an inline program or the SDK's mocks set it
+    with `set_all_config`. `pulumi.Config` reads from both, so both are listed.
+    """
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{NAMESPACE}:"
+    return {k[len(prefix) :] for k in keys if k.startswith(prefix)}
+
+
+def unknown_key_problems(keys: set[str]) -> list[str]:
+    """One problem per key the program does not read (a typo would otherwise be ignored silently)."""
+    known = (*TOP_LEVEL_KEYS, *SECRET_KEYS)
+    by_lower = {k.lower(): k for k in known}
+    problems = []
+    for key in sorted(set(keys) - set(known)):
+        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+        hint = f"; did you mean {NAMESPACE}:{by_lower[close[0]]}?" if close else ""
+        expected = ", ".join(f"{NAMESPACE}:{k}" for k in known)
+        problems.append(f"{NAMESPACE}:{key}: an unknown key; expected one of {expected}{hint}")
+    return problems
+
+
 def load_config(project_dir: Path) -> tuple[StackConfig, StackSecrets]:
     """Read every key of the stack once from `pulumi.Config` and validate it."""
     cfg = pulumi.Config(NAMESPACE)
     raw: dict[str, Any] = {}
-    problems: list[str] = []
+    problems: list[str] = unknown_key_problems(configured_keys())
     for key in TOP_LEVEL_KEYS:
         try:
             raw[key] = cfg.get(key) if key in _PLAIN_STRING_KEYS else cfg.get_object(key)
@@ -273,53 +291,60 @@ def load_config(project_dir: Path) -> tuple[StackConfig, StackSecrets]:
                 raw[key] = cfg.get(key)
             else:
                 problems.append(f"{NAMESPACE}:{key}: got a value that is not valid JSON/YAML ({err})")
-    password = cfg.get_secret("registryPassword")
+    password_key, headers_key = SECRET_KEYS
+    password = cfg.get_secret(password_key)
     try:
-        headers_raw = cfg.get_secret_object("healthHeaders")
+        # Read as a plain value only to validate it before anything is registered; it is wrapped as a
+        # secret Output below, and no message ever shows a value of it.
+        headers_raw = cfg.get_object(headers_key)
     except pulumi.ConfigTypeError:
         headers_raw = None
-        problems.append(f"{NAMESPACE}:healthHeaders: got a value that is not an object")
+        problems.append(f"{NAMESPACE}:{headers_key}: got a value that is not an object")
     if password is None:
         problems.append(
-            f"{NAMESPACE}:registryPassword: missing; expected a secret, set with "
-            f"`pulumi config set --secret {NAMESPACE}:registryPassword`"
+            f"{NAMESPACE}:{password_key}: missing; expected a secret, set with "
+            f"`pulumi config set --secret {NAMESPACE}:{password_key}`"
         )
     if problems:
         raise ConfigError(problems)
     stack = parse_config(raw, project_dir, stack=pulumi.get_stack())
     assert password is not None
-    headers = _secret_headers(stack, headers_raw)
+    header_problems = _secret_header_problems(stack, headers_raw)
+    if header_problems:
+        raise ConfigError(header_problems)
+    headers = {
+        app.name: pulumi.Output.secret({**app.health.headers, **((headers_raw or {}).get(app.name) or {})})
+        for app in stack.apps
+    }
     return stack, StackSecrets(registry_password=password, health_headers=headers)
 
 
-def _secret_headers(
-    stack: StackConfig, raw: pulumi.Output[Any] | None
-) -> dict[str, pulumi.Output[Mapping[str, str]]]:
-    """Per-app secret health headers from `gitops-deploy:healthHeaders`, merged over the plain ones."""
-    result: dict[str, pulumi.Output[Mapping[str, str]]] = {}
-    for app in stack.apps:
-        plain = dict(app.health.headers)
-        if raw is None:
-            merged: pulumi.Output[Mapping[str, str]] = pulumi.Output.secret(plain)
-        else:
-            merge = functools.partial(_merge_headers, plain=plain, app=app.name)
-            merged = pulumi.Output.secret(raw.apply(merge))
-        result[app.name] = merged
-    return result
-
-
-def _merge_headers(value: Any, plain: dict[str, str], app: str) -> dict[str, str]:
-    """Merge secret headers for one app; shape errors never echo the secret values."""
-    if not isinstance(value, Mapping):
-        raise ConfigError([f"{NAMESPACE}:healthHeaders: expected an object of app name -> headers"])
-    extra = value.get(app, {})
-    if not isinstance(extra, Mapping) or not all(
-        isinstance(k, str) and _HEADER_NAME.match(k) and isinstance(v, str) for k, v in extra.items()
-    ):
-        raise ConfigError(
-            [f"{NAMESPACE}:healthHeaders.{app}: expected an object of header name -> string value"]
-        )
-    return {**plain, **extra}
+def _secret_header_problems(stack: StackConfig, raw: Any) -> list[str]:
+    """Shape problems of `gitops-deploy:healthHeaders` ({app: {header: value}}); values are never shown."""
+    key = f"{NAMESPACE}:{SECRET_KEYS[1]}"
+    if raw is None:
+        return []
+    if not isinstance(raw, Mapping):
+        return [f"{key}: expected an object of app name -> headers"]
+    apps = [app.name for app in stack.apps]
+    problems = []
+    for app, headers in raw.items():
+        if app not in apps:
+            close = difflib.get_close_matches(str(app), apps, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{key}.{app}: no app of that name in {NAMESPACE}:apps ({', '.join(apps)}){hint}")
+            continue
+        if not isinstance(headers, Mapping):
+            problems.append(f"{key}.{app}: expected an object of header name -> string value")
+            continue
+        for name, value in headers.items():
+            if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+                problems.append(f"{key}.{app}: header name {str(name)!r} is not an HTTP token")
+            elif not isinstance(value, str) or not HEADER_VALUE.fullmatch(value):
+                problems.append(
+                    f"{key}.{app}.{name}: expected a string of printable ASCII characters (value not shown)"
+                )
+    return problems
 
 
 def _registry(r: Reader, value: Any) -> RegistryConfig | None:
@@ -327,11 +352,11 @@ def _registry(r: Reader, value: Any) -> RegistryConfig | None:
     if obj is None:
         return None
     server = r.string("registry.server", obj.get("server"))
-    if server is not None and not _SERVER.match(server):
+    if server is not None and (problem := server_problem(server)) is not None:
         r.problem(
             "registry.server",
-            repr(server),
-            "a registry host with an optional port and no scheme, "
+            f"{server!r} ({problem})",
+            "a registry host with an optional port from 1 to 65535 and no scheme, "
             "for example 'registry.example.com' or 'localhost:5000'",
         )
         server = None
@@ -394,8 +419,8 @@ def _cluster(r: Reader, value: Any) -> ClusterConfig:
             "neither 'name' nor 'server'",
             "exactly one of 'name' (a cluster registered in Argo CD) or 'server' (its API URL)",
         )
-    if server is not None and not re.match(r"^https://\S+$", server):
-        r.problem("cluster.server", repr(server), "an https:// API server URL")
+    if server is not None and (problem := url_problem(server, ("https",))) is not None:
+        r.problem("cluster.server", f"{server!r} ({problem})", "an https:// API server URL")
     return ClusterConfig(name=name, server=server if name is None else None, context=context)
 
 
@@ -405,14 +430,14 @@ def _build(r: Reader, value: Any) -> BuildConfig:
     ignore = r.string_list(
         "build.ignore",
         obj.get("ignore"),
-        pattern=_RULE_CODE,
+        valid=lambda code: _RULE_CODE.fullmatch(code) is not None,
         what="hadolint rule codes such as 'DL3008' or 'SC2086'",
     )
     trusted = r.string_list(
         "build.trustedRegistries",
         obj.get("trustedRegistries"),
-        pattern=_SERVER,
-        what="registry hosts such as 'docker.io' or 'registry.example.com:5000'",
+        valid=lambda server: server_problem(server) is None,
+        what="registry hosts such as 'docker.io' or 'registry.example.com:5000' (ports 1-65535)",
     )
     on_preview = r.boolean("build.onPreview", obj.get("onPreview"), default=True)
     if trusted and "DL3026" in ignore:
@@ -439,7 +464,7 @@ def _promote(r: Reader, value: Any, stack: str | None) -> PromoteConfig | None:
     r.unknown_keys("promote", obj, ("from",))
     if source is None:
         return None
-    if not _STACK_REF.match(source):
+    if not _STACK_REF.fullmatch(source):
         r.problem(
             "promote.from",
             repr(source),
@@ -534,7 +559,7 @@ def _image(
                 f"'{registry.server}/team/app'",
             )
             repository = None
-        elif not REPO_PATH.match(path):
+        elif not REPO_PATH.fullmatch(path):
             r.problem(
                 f"{key}.repository",
                 repr(repository),
@@ -544,7 +569,7 @@ def _image(
             repository = None
     pin = r.string(f"{key}.pin", obj.get("pin"), required=False)
     if pin is not None:
-        match = _DIGEST_REF.match(pin)
+        match = _DIGEST_REF.fullmatch(pin)
         if match is None or (repository is not None and match.group("repo") != repository):
             r.problem(
                 f"{key}.pin",
@@ -556,7 +581,7 @@ def _image(
     context_s = r.string(f"{key}.context", obj.get("context"))
     dockerfile_s = r.string(f"{key}.dockerfile", obj.get("dockerfile"), required=False)
     platform = r.string(f"{key}.platform", obj.get("platform", "linux/amd64"))
-    if platform is not None and not _PLATFORM.match(platform):
+    if platform is not None and not _PLATFORM.fullmatch(platform):
         r.problem(f"{key}.platform", repr(platform), "an os/arch[/variant] platform such as 'linux/amd64'")
         platform = None
     build_args = r.string_map(f"{key}.buildArgs", obj.get("buildArgs"))
@@ -591,7 +616,7 @@ def _source(r: Reader, key: str, value: Any, image: ImageConfig | None) -> Sourc
     if obj is None:
         return None
     repo_url = r.string(f"{key}.repoURL", obj.get("repoURL"))
-    if repo_url is not None and not _REPO_URL.match(repo_url):
+    if repo_url is not None and not _REPO_URL.fullmatch(repo_url):
         r.problem(
             f"{key}.repoURL", repr(repo_url), "an http(s):// or ssh:// Git URL, or git@host:org/repo.git"
         )
@@ -619,75 +644,45 @@ def _source(r: Reader, key: str, value: Any, image: ImageConfig | None) -> Sourc
 
 
 def _health(r: Reader, key: str, value: Any) -> HealthConfig | None:
+    """The app's HealthConfig: each HealthSettings field read from the config key and limits it names."""
     obj = r.object(key, value, required=True)
     if obj is None:
         return None
-    url = r.string(f"{key}.url", obj.get("url"))
-    if url is not None and not re.match(r"^https?://[^\s/]+", url):
-        r.problem(f"{key}.url", repr(url), "an http:// or https:// URL")
-        url = None
-    d = HealthConfig(url="")
-    status = r.integer(
-        f"{key}.expectedStatus",
-        obj.get("expectedStatus"),
-        default=d.expected_status,
-        minimum=100,
-        maximum=599,
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        rule = setting.metadata["limit"]
+        default: Any = DEFAULTS.get(setting.name)
+        where, given = f"{key}.{rule.key}", obj.get(rule.key)
+        if rule.kind == "url":
+            url = r.string(where, given)
+            if url is not None and (problem := rule.problem(url)) is not None:
+                r.problem(where, f"{url!r} ({problem})", rule.expected)
+                url = None
+            values[setting.name] = url
+        elif rule.kind == "whole":
+            values[setting.name] = r.integer(
+                where, given, default=default, minimum=rule.minimum, maximum=rule.maximum
+            )
+        elif rule.kind == "positive":
+            values[setting.name] = r.number(where, given, default=default)
+        else:
+            values[setting.name] = r.boolean(where, given, default=default)
+    headers = r.string_map(f"{key}.headers", obj.get("headers"), key_pattern=HEADER_NAME)
+    for name, text in (headers or {}).items():
+        if not HEADER_VALUE.fullmatch(text):
+            # Never quoted: the value is sent as a secret, and httpx could not encode it anyway.
+            r.problem(f"{key}.headers.{name}", "a value that is not printable ASCII", "printable ASCII text")
+            headers = None
+            break
+    known = (*(s.metadata["limit"].key for s in SETTINGS), "headers")
+    r.unknown_keys(key, obj, known)
+    cross = cross_problems(
+        values["attempts"], values["interval_seconds"], values["timeout_seconds"], values["success_threshold"]
     )
-    latency = r.number(f"{key}.maxLatencyMs", obj.get("maxLatencyMs"), default=d.max_latency_ms)
-    attempts = r.integer(f"{key}.attempts", obj.get("attempts"), default=d.attempts, minimum=1, maximum=1000)
-    interval = r.number(f"{key}.intervalSeconds", obj.get("intervalSeconds"), default=d.interval_seconds)
-    timeout = r.number(f"{key}.timeoutSeconds", obj.get("timeoutSeconds"), default=d.timeout_seconds)
-    threshold = r.integer(
-        f"{key}.successThreshold",
-        obj.get("successThreshold"),
-        default=d.success_threshold,
-        minimum=1,
-        maximum=1000,
-    )
-    headers = r.string_map(f"{key}.headers", obj.get("headers"), key_pattern=_HEADER_NAME)
-    verify = r.boolean(f"{key}.verifyTls", obj.get("verifyTls"), default=True)
-    r.unknown_keys(
-        key,
-        obj,
-        (
-            "url",
-            "expectedStatus",
-            "maxLatencyMs",
-            "attempts",
-            "intervalSeconds",
-            "timeoutSeconds",
-            "successThreshold",
-            "headers",
-            "verifyTls",
-        ),
-    )
-    if attempts is not None and threshold is not None and threshold > attempts:
-        r.problem(
-            f"{key}.successThreshold",
-            str(threshold),
-            f"at most attempts ({attempts}): the check could never pass",
-        )
-    if None in (url, status, latency, attempts, interval, timeout, threshold, headers, verify):
+    for name, given, expected in cross:
+        # The threshold is that setting's problem; the worst case belongs to the health block as a whole.
+        where = f"{key}.successThreshold" if name == "success_threshold" else key
+        r.problem(where, given, expected)
+    if cross or headers is None or any(v is None for v in values.values()):
         return None
-    assert url and status and latency and attempts and interval and timeout and threshold
-    budget = worst_case_seconds(attempts, interval, timeout)
-    if budget > MAX_HEALTH_BUDGET_SECONDS:
-        r.problem(
-            key,
-            f"attempts={attempts}, intervalSeconds={interval:g}, timeoutSeconds={timeout:g} "
-            f"(worst case {budget:.0f} s)",
-            f"a worst-case check time of at most {MAX_HEALTH_BUDGET_SECONDS} s (15 minutes)",
-        )
-        return None
-    return HealthConfig(
-        url=url,
-        expected_status=status,
-        max_latency_ms=latency,
-        attempts=attempts,
-        interval_seconds=interval,
-        timeout_seconds=timeout,
-        success_threshold=threshold,
-        headers=headers or {},
-        verify_tls=bool(verify),
-    )
+    return HealthConfig(**values, headers=headers)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pulumi
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""Matched with `fullmatch`: `match` with `$` would accept a trailing newline."""
 
 
 class ConfigError(pulumi.RunError):
@@ -87,7 +89,7 @@ class Reader:
     def dns_label(self, key: str, value: Any) -> str | None:
         """A DNS-1123 label, as Kubernetes names and namespaces require."""
         text = self.string(key, value)
-        if text is not None and not _DNS1123_LABEL.match(text):
+        if text is not None and not _DNS1123_LABEL.fullmatch(text):
             self.problem(
                 key,
                 repr(text),
@@ -143,8 +145,8 @@ class Reader:
             return None
         return str(value)
 
-    def string_list(self, key: str, value: Any, *, pattern: re.Pattern[str], what: str) -> list[str]:
-        """An optional list of strings matching a pattern."""
+    def string_list(self, key: str, value: Any, *, valid: Callable[[str], bool], what: str) -> list[str]:
+        """An optional list of strings, each accepted by `valid`."""
         if value is None:
             return []
         if not isinstance(value, list):
@@ -152,7 +154,7 @@ class Reader:
             return []
         good: list[str] = []
         for i, item in enumerate(value):
-            if not isinstance(item, str) or not pattern.match(item):
+            if not isinstance(item, str) or not valid(item):
                 self.problem(f"{key}[{i}]", _describe(item), what)
             else:
                 good.append(item)
@@ -169,7 +171,7 @@ class Reader:
             return None
         result: dict[str, str] = {}
         for k, v in value.items():
-            if key_pattern is not None and not key_pattern.match(str(k)):
+            if key_pattern is not None and not key_pattern.fullmatch(str(k)):
                 self.problem(f"{key}.{k}", "an invalid name", "a name of letters, digits and '-'")
                 return None
             if not isinstance(v, str):
@@ -182,4 +184,6 @@ class Reader:
         """Report keys that are not part of the contract, which usually are typos."""
         for k in obj:
             if k not in known:
-                self.problem(f"{key}.{k}", "an unknown key", "one of " + ", ".join(known))
+                close = difflib.get_close_matches(str(k), list(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {key}.{close[0]}?" if close else ""
+                self.problem(f"{key}.{k}", "an unknown key", "one of " + ", ".join(known) + hint)

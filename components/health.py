@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,56 +15,37 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 from pulumi.runtime import rpc
 
 from components.dynamic_inputs import is_unknown
-from components.health_budget import worst_case_seconds
-from components.health_probe import CheckOutcome, ProbeSettings, check_endpoint
-from components.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME
-
-PROVIDER_VERSION = "1"
-"""Bump when the probe logic changes: every HealthCheck then re-runs on the next `pulumi up`."""
-MAX_BUDGET_SECONDS = 15 * 60
-"""Longest worst-case check accepted (matches the config validation)."""
-
-DEFAULTS: dict[str, Any] = {
-    "expected_status": 200,
-    "max_latency_ms": 200,
-    "attempts": 10,
-    "interval_seconds": 5.0,
-    "timeout_seconds": 5.0,
-    "success_threshold": 3,
-    "verify_tls": True,
-    "trigger": "",
-    "provider_version": PROVIDER_VERSION,
-}
-MAX_COUNT = 1000
-"""Most attempts (and so most consecutive passes) one check may ask for."""
-INPUTS = ("url", *DEFAULTS, "headers")
-DIFF_KEYS = (
-    "trigger",
-    "url",
-    "expected_status",
-    "max_latency_ms",
-    "attempts",
-    "timeout_seconds",
-    "success_threshold",
-    "verify_tls",
-    "provider_version",
+from components.health_probe import CheckOutcome, check_endpoint, redact_url
+from components.health_settings import DEFAULTS as SETTING_DEFAULTS
+from components.health_settings import (
+    HEADER_NAME,
+    HEADER_VALUE,
+    NAMES,
+    HealthSettings,
+    cross_problems,
+    limit,
 )
-"""Inputs whose change means a new check; `interval_seconds` (pacing) and `headers` do not."""
-OUTPUTS = ("status_code", "attempts_used", "p50_ms", "p95_ms", "max_ms", "checked_at", "report")
+from components.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME, HEALTH_SUFFIX
+from components.provider_errors import OneLineErrors, failure_line
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
-"""Visible ASCII, space and tab: httpx encodes header values as ASCII and would fail on anything else."""
+PROVIDER_VERSION = "2"
+"""Bump when the probe logic changes: every HealthCheck then re-runs on the next `pulumi up`."""
+
+DEFAULTS: dict[str, Any] = {**SETTING_DEFAULTS, "trigger": "", "provider_version": PROVIDER_VERSION}
+"""Inputs filled in by `check` when absent: the settings' defaults, then the provider's own."""
+INPUTS = ("url", *DEFAULTS, "headers", "app")
+DIFF_KEYS = ("trigger", *(n for n in NAMES if n != "interval_seconds"), "provider_version")
+"""Inputs whose change means a new check; `interval_seconds` (pacing), `headers` and `app` do not."""
+OUTPUTS = ("status_code", "attempts_used", "p50_ms", "p95_ms", "max_ms", "checked_at", "report")
 
 
 class HealthCheckFailed(Exception):
-    """The endpoint did not pass; the message is the release report (never any header value)."""
+    """The endpoint did not pass, or the check could not run; the message never holds a header value."""
 
 
 def _plain_headers(value: Any) -> dict[str, str]:
@@ -77,61 +56,22 @@ def _plain_headers(value: Any) -> dict[str, str]:
     return {str(k): str(rpc.unwrap_rpc_secret(v)) for k, v in value.items()}
 
 
-def _number(failures: list[CheckFailure], props: dict[str, Any], key: str, *, whole: bool) -> float | None:
-    """A positive finite number (a whole one when `whole`), or a failure naming the property."""
-    value = props[key]
+def _check_setting(failures: list[CheckFailure], props: dict[str, Any], name: str) -> Any:
+    """The value of one setting when known and valid, else None (with a failure naming it when invalid)."""
+    value = props[name]
     if is_unknown(value):
         return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    if ok and whole and (float(value) != int(value) or value > MAX_COUNT):
-        ok = False
-    if not ok:
-        what = f"a whole number from 1 to {MAX_COUNT}" if whole else "a positive number"
-        failures.append(CheckFailure(key, f"got {value!r}; expected {what}"))
-        return None
-    return int(value) if whole else float(value)
-
-
-def _check_url(failures: list[CheckFailure], url: Any) -> None:
-    if is_unknown(url):
-        return
-    try:
-        parsed = httpx.URL(url) if isinstance(url, str) else None
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        shown = repr(url) if isinstance(url, str) and "@" not in url else f"a {type(url).__name__}"
-        failures.append(CheckFailure("url", f"got {shown}; expected an http:// or https:// URL with a host"))
-
-
-def _check_status(failures: list[CheckFailure], status: Any) -> None:
-    if is_unknown(status):
-        return
-    number = isinstance(status, int | float) and not isinstance(status, bool) and math.isfinite(status)
-    if not (number and status == int(status) and 100 <= status <= 599):
-        failures.append(CheckFailure("expected_status", f"got {status!r}; expected an HTTP status 100-599"))
-
-
-def _check_budget(
-    failures: list[CheckFailure],
-    attempts: float | None,
-    interval: float | None,
-    timeout: float | None,
-    threshold: float | None,
-) -> None:
-    """The threshold must be reachable and the worst case at most 15 minutes."""
-    if attempts is not None and threshold is not None and threshold > attempts:
-        reason = f"got {threshold:g}; expected at most attempts ({attempts:g}): the check could never pass"
-        failures.append(CheckFailure("success_threshold", reason))
-    if attempts is None or interval is None or timeout is None:
-        return
-    budget = worst_case_seconds(int(attempts), interval, timeout)
-    if budget > MAX_BUDGET_SECONDS:
-        reason = (
-            f"attempts={attempts:g}, interval_seconds={interval:g}, timeout_seconds={timeout:g} give a "
-            f"worst-case check of {budget:.0f} s; expected at most {MAX_BUDGET_SECONDS} s (15 minutes)"
-        )
-        failures.append(CheckFailure("attempts", reason))
+    rule = limit(name)
+    problem = rule.problem(value)
+    if problem is None:
+        return value
+    if name == "url":
+        # A URL may carry a password in its userinfo: it is never quoted back.
+        shown = repr(value) if isinstance(value, str) and "@" not in value else f"a {type(value).__name__}"
+        failures.append(CheckFailure(name, f"got {shown}; expected {rule.expected} ({problem})"))
+    else:
+        failures.append(CheckFailure(name, f"got {value!r}; expected {rule.expected}"))
+    return None
 
 
 def _check_headers(failures: list[CheckFailure], headers: Any) -> None:
@@ -144,32 +84,61 @@ def _check_headers(failures: list[CheckFailure], headers: Any) -> None:
         return
     for name, value in raw.items():
         value = rpc.unwrap_rpc_secret(value)
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
             failures.append(CheckFailure("headers", f"header name {name!r} is not a valid HTTP token"))
         elif is_unknown(value):
             continue
-        elif not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+        elif not isinstance(value, str) or not HEADER_VALUE.fullmatch(value):
             failures.append(
                 CheckFailure(f"headers.{name}", "value must be a string of printable ASCII characters")
             )
 
 
-def settings_from(props: Mapping[str, Any]) -> ProbeSettings:
-    """The probe settings of checked inputs."""
-    return ProbeSettings(
-        url=str(props["url"]),
-        expected_status=int(props["expected_status"]),
-        max_latency_ms=float(props["max_latency_ms"]),
-        attempts=int(props["attempts"]),
-        interval_seconds=float(props["interval_seconds"]),
-        timeout_seconds=float(props["timeout_seconds"]),
-        success_threshold=int(props["success_threshold"]),
-        verify_tls=bool(props["verify_tls"]),
-    )
+def _input_failures(props: dict[str, Any]) -> list[CheckFailure]:
+    """One CheckFailure per bad input, naming it; the limits are HealthSettings'."""
+    failures: list[CheckFailure] = []
+    if "url" not in props:
+        failures.append(CheckFailure("url", f"missing; expected {limit('url').expected}"))
+    valid = {name: _check_setting(failures, props, name) for name in NAMES if name in props}
+    for name, _given, expected in cross_problems(
+        valid.get("attempts"),
+        valid.get("interval_seconds"),
+        valid.get("timeout_seconds"),
+        valid.get("success_threshold"),
+    ):
+        failures.append(CheckFailure(name, f"got {_given}; expected {expected}"))
+    for key in ("trigger", "provider_version", "app"):
+        if key in props and not is_unknown(props[key]) and not isinstance(props[key], str):
+            failures.append(CheckFailure(key, f"got a {type(props[key]).__name__}; expected a string"))
+    if "headers" in props:
+        _check_headers(failures, props["headers"])
+    return failures
 
 
-class HealthCheckProvider(ResourceProvider):
-    """Probes the endpoint on create and update; holds no state and no client between calls."""
+def settings_from(props: Mapping[str, Any]) -> HealthSettings:
+    """The probe settings of checked inputs (numbers cross the engine as floats)."""
+    values = {name: props[name] for name in NAMES}
+    for name in ("expected_status", "attempts", "success_threshold"):
+        values[name] = int(values[name])
+    for name in ("max_latency_ms", "interval_seconds", "timeout_seconds"):
+        values[name] = float(values[name])
+    return HealthSettings(**values)
+
+
+def _subject(props: Mapping[str, Any]) -> str:
+    """`health check of app 'web' (GET url)`, for one-line failures."""
+    app = props.get("app")
+    url = props.get("url")
+    where = f" (GET {redact_url(url)})" if isinstance(url, str) else ""
+    return f"health check of app {app if isinstance(app, str) and app else '?'!r}{where}"
+
+
+class HealthCheckProvider(OneLineErrors):
+    """Probes the endpoint on create and update; holds no state and no client between calls.
+
+    Every failure is a HealthCheckFailed: the release report when the endpoint did not pass, one line
+    naming the app and the cause when anything else went wrong (components/provider_errors.py).
+    """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Fill defaults and return one CheckFailure per bad input, naming it."""
@@ -177,27 +146,10 @@ class HealthCheckProvider(ResourceProvider):
         for key, default in DEFAULTS.items():
             if props.get(key) is None:
                 props[key] = default
-        failures: list[CheckFailure] = []
-        if "url" not in props:
-            failures.append(CheckFailure("url", "missing; expected an http:// or https:// URL"))
-        else:
-            _check_url(failures, props["url"])
-        _check_status(failures, props["expected_status"])
-        _number(failures, props, "max_latency_ms", whole=False)
-        attempts = _number(failures, props, "attempts", whole=True)
-        interval = _number(failures, props, "interval_seconds", whole=False)
-        timeout = _number(failures, props, "timeout_seconds", whole=False)
-        threshold = _number(failures, props, "success_threshold", whole=True)
-        _check_budget(failures, attempts, interval, timeout, threshold)
-        if not is_unknown(props["verify_tls"]) and not isinstance(props["verify_tls"], bool):
-            failures.append(
-                CheckFailure("verify_tls", f"got {props['verify_tls']!r}; expected true or false")
-            )
-        for key in ("trigger", "provider_version"):
-            if not is_unknown(props[key]) and not isinstance(props[key], str):
-                failures.append(CheckFailure(key, f"got a {type(props[key]).__name__}; expected a string"))
-        if "headers" in props:
-            _check_headers(failures, props["headers"])
+        try:
+            failures = _input_failures(props)
+        except Exception as exc:  # a shape no rule foresaw: one failure, not a traceback
+            failures = [CheckFailure("", failure_line(f"{_subject(props)}: inputs unreadable", exc))]
         return CheckResult(props, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -208,25 +160,43 @@ class HealthCheckProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Run the check; fail with the report unless it passes."""
-        return CreateResult(_id(props), self._probe(props))
+        outs = self._guarded_probe(props)
+        return CreateResult(_id(props), outs)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Run the check again for the new inputs."""
-        return UpdateResult(self._probe(news))
+        return UpdateResult(self._guarded_probe(news))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Nothing to delete: a health check leaves nothing behind."""
         pulumi.log.info("HealthCheck delete: nothing to do, a health check leaves nothing behind")
+
+    def _guarded_probe(self, props: dict[str, Any]) -> dict[str, Any]:
+        """The probe; an unexpected exception becomes one line naming the app and the cause."""
+        try:
+            return self._probe(props)
+        except HealthCheckFailed:
+            raise
+        except Exception as exc:
+            line = failure_line(f"{_subject(props)} could not run", exc)
+            raise HealthCheckFailed(_scrub(line, _plain_headers(props.get("headers")))) from None
 
     def _probe(self, props: dict[str, Any]) -> dict[str, Any]:
         headers = _plain_headers(props.get("headers"))
         # `check` rejects these first; this keeps an httpx encoding error (which quotes part of the
         # value) out of the engine's error message even if a caller skipped `check`.
         bad = sorted(
-            k for k, v in headers.items() if not _HEADER_NAME.fullmatch(k) or not _HEADER_VALUE.fullmatch(v)
+            k for k, v in headers.items() if not HEADER_NAME.fullmatch(k) or not HEADER_VALUE.fullmatch(v)
         )
         if bad:
-            raise HealthCheckFailed(f"headers {', '.join(map(repr, bad))}: name or value is not valid HTTP")
+            raise HealthCheckFailed(
+                f"{_subject(props)}: headers {', '.join(map(repr, bad))}: name or value is not valid HTTP"
+            )
+        failures = _input_failures(props)
+        if failures:
+            # `check` rejects these first; a caller that skipped it gets the same reasons, on one line.
+            reasons = "; ".join(f"{f.property}: {f.reason}" for f in failures)
+            raise HealthCheckFailed(f"{_subject(props)}: invalid inputs: {reasons}")
         outcome = check_endpoint(settings_from(props), headers)
         if not outcome.passed:
             raise HealthCheckFailed(_scrub(outcome.report(), headers))
@@ -275,24 +245,12 @@ def _outputs(props: Mapping[str, Any], outcome: CheckOutcome, headers: Mapping[s
 class HealthCheckArgs:
     """Inputs of a HealthCheck; `headers` may be a secret Output and stays secret in state."""
 
-    url: pulumi.Input[str]
-    """Endpoint probed with GET (http or https)."""
-    expected_status: pulumi.Input[int] = 200
-    """Status a passing probe returns (after up to 5 redirects)."""
-    max_latency_ms: pulumi.Input[float] = 200
-    """Most time to the response headers for a probe to pass."""
-    attempts: pulumi.Input[int] = 10
-    """Most probes made before the check fails."""
-    interval_seconds: pulumi.Input[float] = 5.0
-    """First wait between probes; waits after failures back off from it (x1.5, at most 30 s)."""
-    timeout_seconds: pulumi.Input[float] = 5.0
-    """Bound on one whole probe (connect, headers, capped body read)."""
-    success_threshold: pulumi.Input[int] = 3
-    """Consecutive passing probes needed."""
+    settings: HealthSettings
+    """What is probed and what passes; fields, defaults and limits are HealthSettings' (an app's
+    `HealthConfig` is one)."""
     headers: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
-    """Request headers, for example a bearer token; always stored as a secret."""
-    verify_tls: pulumi.Input[bool] = True
-    """Verify the endpoint's TLS certificate."""
+    """Request headers, for example a bearer token; always stored as a secret, sent only to the URL's
+    origin."""
     trigger: pulumi.Input[str] = ""
     """What forces a new check when it changes: the image digest."""
 
@@ -317,17 +275,12 @@ class HealthCheck(Resource, module=HEALTH_CHECK_MODULE, name=HEALTH_CHECK_NAME):
 
     def __init__(self, name: str, args: HealthCheckArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
-            "url": args.url,
-            "expected_status": args.expected_status,
-            "max_latency_ms": args.max_latency_ms,
-            "attempts": args.attempts,
-            "interval_seconds": args.interval_seconds,
-            "timeout_seconds": args.timeout_seconds,
-            "success_threshold": args.success_threshold,
+            **{setting: getattr(args.settings, setting) for setting in NAMES},
             "headers": pulumi.Output.secret(args.headers),
-            "verify_tls": args.verify_tls,
             "trigger": args.trigger,
             "provider_version": PROVIDER_VERSION,
+            # The resource is named `<app><HEALTH_SUFFIX>`; failures name the app.
+            "app": name.removesuffix(HEALTH_SUFFIX),
             **dict.fromkeys(OUTPUTS),
         }
         secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["headers"])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
-import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -14,7 +12,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from components.health_budget import PROBE_OVERHEAD_SECONDS, waits, worst_case_seconds
+from components import http_bounds
+from components.health_budget import PROBE_OVERHEAD_SECONDS, waits
+from components.health_settings import HealthSettings
+from components.http_origin import origin, show_origin
 
 BODY_LIMIT_BYTES = 64 * 1024
 """Most body bytes read per probe; the rest is never downloaded (the connection is closed)."""
@@ -25,43 +26,21 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 OK = "ok"
-REFUSED = "refused"
-DNS = "DNS"
-TIMEOUT = "timeout"
-TLS = "TLS"
 HTTP_5XX = "HTTP 5xx"
 WRONG_STATUS = "wrong status"
 TOO_SLOW = "too slow"
-REDIRECT_LOOP = "redirect loop"
-CONNECT_ERROR = "connect error"
-PROTOCOL_ERROR = "protocol error"
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    """What a check probes and what counts as passing; the provider's inputs, minus headers."""
-
-    url: str
-    """Endpoint probed with GET."""
-    expected_status: int = 200
-    """Status a passing probe returns (after redirects)."""
-    max_latency_ms: float = 200
-    """Most time to the response headers of a passing probe."""
-    attempts: int = 10
-    """Most probes made."""
-    interval_seconds: float = 5.0
-    """First wait between probes; waits after failures back off from it."""
-    timeout_seconds: float = 5.0
-    """Bound on one probe, from connecting to the capped body read."""
-    success_threshold: int = 3
-    """Consecutive passing probes needed."""
-    verify_tls: bool = True
-    """Verify the endpoint's TLS certificate."""
-
-    @property
-    def budget_seconds(self) -> float:
-        """The worst-case duration of the check; the loop never runs longer."""
-        return worst_case_seconds(self.attempts, self.interval_seconds, self.timeout_seconds)
+OFF_ORIGIN = "off-origin"
+"""A redirect to another origin (scheme, host or port), which is refused: see `probe_once`."""
+# Failure classes read from the exception chain (components/http_bounds.py).
+REFUSED = http_bounds.REFUSED
+DNS = http_bounds.DNS
+TIMEOUT = http_bounds.TIMEOUT
+TLS = http_bounds.TLS
+REDIRECT_LOOP = http_bounds.REDIRECT_LOOP
+CONNECT_ERROR = http_bounds.CONNECT
+PROTOCOL_ERROR = http_bounds.PROTOCOL
+INVALID_URL = http_bounds.INVALID_URL
+UNEXPECTED = http_bounds.UNEXPECTED
 
 
 @dataclass(frozen=True)
@@ -78,6 +57,8 @@ class Probe:
     """Time to the final response's headers (or to the failure), monotonic clock."""
     body_bytes: int = 0
     """Body bytes read (at most BODY_LIMIT_BYTES)."""
+    note: str = ""
+    """One line on a failure that its class alone does not explain (a refused redirect's target)."""
 
     @property
     def passed(self) -> bool:
@@ -87,7 +68,8 @@ class Probe:
     def line(self) -> str:
         """One row of the report."""
         status = "-" if self.status is None else str(self.status)
-        return f"  #{self.attempt:<3} {self.outcome:<14} {status:>6} {self.latency_ms:>9.1f} ms"
+        note = f"  {self.note}" if self.note else ""
+        return f"  #{self.attempt:<3} {self.outcome:<16} {status:>6} {self.latency_ms:>9.1f} ms{note}"
 
     def short(self) -> str:
         """A compact form for the output report."""
@@ -100,7 +82,7 @@ class Probe:
 class CheckOutcome:
     """Every probe of a check and its verdict."""
 
-    settings: ProbeSettings
+    settings: HealthSettings
     probes: tuple[Probe, ...]
     passed: bool
     elapsed_seconds: float
@@ -149,7 +131,7 @@ class CheckOutcome:
             f"{self.headline()}\n"
             f"  passing = HTTP {s.expected_status} within {s.max_latency_ms:g} ms, "
             f"{s.success_threshold} in a row; timeout {s.timeout_seconds:g} s per probe\n"
-            f"  {'#':<4} {'result':<14} {'status':>6} {'latency':>12}\n"
+            f"  {'#':<4} {'result':<16} {'status':>6} {'latency':>12}\n"
             f"{rows}\n"
             f"verdict: {self.verdict}"
         )
@@ -164,25 +146,6 @@ def redact_url(url: str) -> str:
     return str(parsed.copy_with(password="***")) if parsed.password else url
 
 
-def _connect_class(exc: BaseException) -> str:
-    """Refused, DNS or TLS, from the exception chain under an httpx.ConnectError."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return TLS
-        if isinstance(seen, socket.gaierror):
-            return DNS
-        if isinstance(seen, ConnectionRefusedError):
-            return REFUSED
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc).lower()
-    if "ssl" in text or "certificate" in text:
-        return TLS
-    if "refused" in text:
-        return REFUSED
-    return CONNECT_ERROR
-
-
 async def _read_capped(response: httpx.Response) -> int:
     """Read at most BODY_LIMIT_BYTES of the body, never holding more than one chunk beyond it."""
     total = 0
@@ -195,44 +158,60 @@ async def _read_capped(response: httpx.Response) -> int:
 
 async def probe_once(
     client: httpx.AsyncClient,
-    settings: ProbeSettings,
+    settings: HealthSettings,
     headers: Mapping[str, str],
     attempt: int,
     limit_seconds: float,
     clock: Clock,
 ) -> Probe:
-    """One probe, all of it (connect, redirects, headers, capped body) bounded by `limit_seconds`."""
+    """One probe, all of it (connect, redirects, headers, capped body) bounded by `limit_seconds`.
+
+    Redirects are followed only within the configured URL's origin (scheme, host and port): the
+    configured headers, secret ones included, go nowhere else, and the check judges only what that
+    origin serves. A redirect to another origin, https to http included, fails the probe as
+    `off-origin` before anything is sent there.
+    """
     start = clock()
     status: int | None = None
     body = 0
     headers_at: float | None = None
+    home = origin(settings.url)
 
     def elapsed() -> float:
         return ((headers_at if headers_at is not None else clock()) - start) * 1000
 
-    try:
-        async with asyncio.timeout(limit_seconds):
-            request = client.build_request("GET", settings.url, headers=dict(headers))
-            for _ in range(MAX_REDIRECTS + 1):
-                response = await client.send(request, stream=True)
-                try:
-                    if response.next_request is None:
-                        headers_at, status = clock(), response.status_code
-                        body = await _read_capped(response)
-                        break
-                    request = response.next_request
-                finally:
-                    await response.aclose()
-            else:
-                return Probe(attempt, REDIRECT_LOOP, None, elapsed())
-    except (TimeoutError, httpx.TimeoutException):
-        return Probe(attempt, TIMEOUT, status, elapsed(), body)
-    except httpx.ConnectError as exc:
-        return Probe(attempt, _connect_class(exc), None, elapsed())
-    except httpx.TooManyRedirects:
+    async def exchange() -> Probe | None:
+        nonlocal status, body, headers_at
+        request = client.build_request("GET", settings.url, headers=dict(headers))
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await client.send(request, stream=True)
+            try:
+                target = response.next_request
+                if target is None:
+                    headers_at, status = clock(), response.status_code
+                    body = await _read_capped(response)
+                    return None
+                if origin(target.url) != home:
+                    note = (
+                        f"redirect to {show_origin(origin(target.url))} refused: the check follows "
+                        f"redirects only within {show_origin(home)}"
+                    )
+                    return Probe(attempt, OFF_ORIGIN, response.status_code, elapsed(), note=note)
+                request = target
+            finally:
+                await response.aclose()
         return Probe(attempt, REDIRECT_LOOP, None, elapsed())
-    except (httpx.HTTPError, httpx.InvalidURL, OSError):
-        return Probe(attempt, PROTOCOL_ERROR, status, elapsed(), body)
+
+    try:
+        early = await http_bounds.await_within(limit_seconds, exchange(), what="the probe")
+    except TimeoutError:
+        return Probe(attempt, TIMEOUT, status, elapsed(), body)
+    except Exception as exc:  # every failure is a probe result, never an error out of the check
+        cause = http_bounds.classify(exc)
+        note = "" if cause.kind in (REFUSED, DNS, TLS, CONNECT_ERROR) else cause.detail
+        return Probe(attempt, cause.kind, status, elapsed(), body, note=note)
+    if early is not None:
+        return early
     latency = elapsed()
     if status is not None and status >= 500 and status != settings.expected_status:
         outcome = HTTP_5XX
@@ -245,7 +224,7 @@ async def probe_once(
     return Probe(attempt, outcome, status, latency, body)
 
 
-def _client(settings: ProbeSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+def _client(settings: HealthSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     """A client that opens a fresh connection per probe and follows no redirects by itself.
 
     An injected transport brings its own TLS verification and connection limits.
@@ -262,7 +241,7 @@ def _client(settings: ProbeSettings, transport: httpx.AsyncBaseTransport | None)
 
 
 async def run_check(
-    settings: ProbeSettings,
+    settings: HealthSettings,
     headers: Mapping[str, str] | None = None,
     *,
     clock: Clock = time.monotonic,
@@ -303,20 +282,21 @@ async def run_check(
     return CheckOutcome(s, tuple(probes), passed, clock() - start, verdict)
 
 
-def _failure_verdict(s: ProbeSettings, probes: list[Probe], attempt: int) -> str:
+def _failure_verdict(s: HealthSettings, probes: list[Probe], attempt: int) -> str:
     """Why the check failed, with the most common failure class."""
     failures = [p.outcome for p in probes if not p.passed]
     common = Counter(failures).most_common(1)[0][0] if failures else "none"
     left = s.attempts - attempt
     why = "no attempts left" if left == 0 else f"only {left} attempt(s) left, too few to pass"
+    note = f"; {probes[-1].note}" if probes[-1].note else ""
     return (
         f"failed: needed {s.success_threshold} consecutive passing probes; {why} "
-        f"(last: {probes[-1].outcome}; most common failure: {common})"
+        f"(last: {probes[-1].outcome}; most common failure: {common}){note}"
     )
 
 
 def check_endpoint(
-    settings: ProbeSettings,
+    settings: HealthSettings,
     headers: Mapping[str, str] | None = None,
     *,
     clock: Clock = time.monotonic,

@@ -25,13 +25,13 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
 from components.dynamic_inputs import is_unknown
 from components.image_ref import is_local_image_id
 from components.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
+from components.provider_errors import OneLineErrors, failure_line
 from components.registry_api import (
     DEFAULT_TIMEOUT_S,
     RegistryError,
@@ -122,6 +122,8 @@ def measure(props: dict[str, Any]) -> dict[str, Any]:
     except RegistryError as err:
         # A fresh exception without the chain keeps the engine's report to the one clear message.
         raise RuntimeError(f"image size of {props['image']}: {err}") from None
+    except Exception as exc:  # unforeseen: still one line, scrubbed of the credentials
+        raise RuntimeError(client.scrub(failure_line(f"image size of {props['image']}", exc))) from None
     finally:
         client.close()
     return {
@@ -138,7 +140,7 @@ def measure(props: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class ImageSizeProvider(ResourceProvider):
+class ImageSizeProvider(OneLineErrors):
     """Measures on create and update; the same digest is no change, so an unchanged image is never re-read."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:

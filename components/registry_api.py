@@ -8,14 +8,16 @@ import hashlib
 import json
 import re
 import ssl
-import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
+
+from components import http_bounds
+from components.http_bounds import Deadline, DeadlineExceeded, call_within
+from components.http_origin import origin
 
 DEFAULT_TIMEOUT_S = 10.0
 """Timeout of every socket operation (connect, read, write and pool), in seconds."""
@@ -34,6 +36,8 @@ ACCEPT = ", ".join((*IMAGE_MANIFEST_TYPES, *INDEX_TYPES))
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
+_SCRUB_MIN_CHARS = 3
+"""A shorter password is not replaced in server texts (it would mangle them); the Basic value still is."""
 _INSECURE_HINT = (
     "`insecure: true` in gitops-deploy:registry skips certificate verification (and allows plain HTTP); "
     "prefer a certificate the machine trusts"
@@ -125,25 +129,14 @@ def parse_platform(platform: str) -> tuple[str, str, str | None]:
     return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
-def _tls_cause(exc: BaseException) -> str | None:
-    """The TLS problem behind a connect error, if that is what it was."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"TLS certificate verification failed ({seen.verify_message})"
-        if isinstance(seen, ssl.SSLError):
-            if seen.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
-                return f"TLS handshake failed ({seen.reason}: the server does not speak TLS, plain HTTP?)"
-            return f"TLS handshake failed ({seen.reason or seen})"
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
-        return f"TLS failed ({text})"
-    return None
-
-
 class RegistryClient:
-    """Talk to one registry as one user; every request has a timeout, the password only goes in headers."""
+    """Talk to one registry as one user; every request has a timeout, the password only goes in headers.
+
+    Credentials go only to the registry's own origin (the scheme and host:port that answered `/v2/`)
+    and to the token realm its challenge names, never over plain HTTP unless `insecure` allows it.
+    Every text a registry or token service sends back is scrubbed of the password, the Basic value and
+    any token before it becomes part of a message.
+    """
 
     def __init__(
         self,
@@ -173,24 +166,45 @@ class RegistryClient:
 
     # -- errors ---------------------------------------------------------------------------------
 
-    def _error(self, cause: str) -> RegistryError:
-        """Build the one error type, with the password scrubbed from any text a server sent back."""
-        if self._password and len(self._password) >= 3:
-            cause = cause.replace(self._password, "[secret]")
-        return RegistryError(self.server, self.username, cause)
+    def _secrets(self) -> list[str]:
+        """Every credential a server could echo: the Basic value, each token, the password; longest first."""
+        basic = self._basic()
+        values = [basic, basic.removeprefix("Basic ")]
+        for token in self._tokens.values():
+            values.append(token)
+            values += [part for part in token.split(".") if len(part) >= 16]  # a JWT's parts
+        if len(self._password) >= _SCRUB_MIN_CHARS:
+            values.append(self._password)
+        return sorted(set(values), key=len, reverse=True)
 
-    def _transport_error(self, url: str, exc: httpx.HTTPError) -> RegistryError:
-        """Turn an httpx transport failure into an explained RegistryError."""
-        if isinstance(exc, httpx.TimeoutException):
+    def scrub(self, text: str) -> str:
+        """`text` without any credential of this client (for every text a server sends back)."""
+        for secret in self._secrets():
+            text = text.replace(secret, "[secret]")
+        return text
+
+    def _error(self, cause: str) -> RegistryError:
+        """Build the one error type; the cause is scrubbed again, in case a server text got in unscrubbed."""
+        return RegistryError(self.server, self.username, self.scrub(cause))
+
+    def _transport_error(self, url: str, exc: BaseException, deadline: float) -> RegistryError:
+        """Turn a failed exchange into an explained RegistryError (the cause read by http_bounds)."""
+        cause = http_bounds.classify(exc)
+        if isinstance(exc, DeadlineExceeded):
+            return self._error(f"unreachable: {url} did not finish answering within {deadline:g}s")
+        if cause.kind == http_bounds.TIMEOUT:
             return self._error(f"unreachable: {url} did not answer within {self._timeout:g}s")
-        tls = _tls_cause(exc) if url.startswith("https://") else None
-        if tls is not None:
+        if cause.kind == http_bounds.TLS and url.startswith("https://"):
             if self.insecure:
-                return self._error(f"{tls} at {url}, even with `insecure: true`")
-            return self._error(f"{tls} at {url}; {_INSECURE_HINT}")
-        if isinstance(exc, httpx.ConnectError):
-            return self._error(f"unreachable: cannot connect to {url} ({exc})")
-        return self._error(f"not a registry: {url} did not answer HTTP ({type(exc).__name__}: {exc})")
+                return self._error(f"{cause.detail} at {url}, even with `insecure: true`")
+            return self._error(f"{cause.detail} at {url}; {_INSECURE_HINT}")
+        if cause.kind in (http_bounds.REFUSED, http_bounds.DNS, http_bounds.CONNECT):
+            return self._error(f"unreachable: cannot connect to {url} ({cause.detail})")
+        if cause.kind == http_bounds.INVALID_URL:
+            return self._error(f"cannot send a request to {url} ({cause.detail})")
+        if cause.kind == http_bounds.UNEXPECTED:
+            return self._error(f"the request to {url} failed unexpectedly ({cause.detail})")
+        return self._error(f"not a registry: {url} did not answer HTTP ({cause.detail})")
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -199,42 +213,37 @@ class RegistryClient:
 
         httpx's timeouts bound each read, so a server that trickles bytes could stretch a request
         without end; the exchange runs in a daemon thread that is abandoned at the deadline.
+        Any failure, expected or not, becomes a RegistryError.
         """
-        deadline = REQUEST_DEADLINE_FACTOR * self._timeout
-        box: list[httpx.Response | BaseException] = []
+        seconds = REQUEST_DEADLINE_FACTOR * self._timeout
+        deadline = Deadline(seconds)
+        try:
+            return call_within(seconds, lambda: self._exchange(method, url, deadline, **kwargs), what=url)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            raise self._transport_error(url, exc, seconds) from None
 
-        def exchange() -> None:
-            try:
-                box.append(self._exchange(method, url, deadline, **kwargs))
-            except BaseException as exc:  # handed to the caller's thread
-                box.append(exc)
-
-        worker = threading.Thread(target=exchange, name="registry-request", daemon=True)
-        worker.start()
-        worker.join(deadline)
-        if not box:
-            raise self._error(f"unreachable: {url} did not finish answering within {deadline:g}s")
-        result = box[0]
-        if isinstance(result, httpx.HTTPError):
-            raise self._transport_error(url, result) from None
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _exchange(self, method: str, url: str, deadline: float, **kwargs: Any) -> httpx.Response:
+    def _exchange(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> httpx.Response:
         """Send, then read a bounded body before the deadline; a buffered copy of the response."""
-        started = time.monotonic()
         with self._http.stream(method, url, **kwargs) as streamed:
             raw = bytearray()
             for chunk in streamed.iter_raw():
                 raw += chunk
                 if len(raw) > MAX_BODY_BYTES:
                     raise self._error(f"not a registry: {url} answered with more than {MAX_BODY_BYTES} bytes")
-                if time.monotonic() - started > deadline:
-                    raise self._error(f"unreachable: {url} did not finish answering within {deadline:g}s")
+                deadline.check(url)
             return httpx.Response(
                 streamed.status_code, headers=streamed.headers, content=bytes(raw), request=streamed.request
             )
+
+    def _reason(self, response: httpx.Response) -> str:
+        """`<status> <reason>`, the reason scrubbed: a server chooses it."""
+        return self.scrub(f"{response.status_code} {response.reason_phrase}")
+
+    def _error_text(self, response: httpx.Response) -> str:
+        """` (CODE: message)` from a registry error body, scrubbed, or empty."""
+        return self.scrub(_registry_error_text(response))
 
     def ping(self) -> Challenge | None:
         """`GET /v2/` without credentials: find the scheme and the auth challenge (None: no auth)."""
@@ -274,9 +283,9 @@ class RegistryClient:
         if response.status_code == 200 and (is_v2 or _is_json(response)):
             self._challenge = None
             return None
-        kind = response.headers.get("content-type", "no content type")
+        kind = self.scrub(response.headers.get("content-type", "no content type"))
         raise self._error(
-            f"not a registry: GET {url} answered {response.status_code} {response.reason_phrase} ({kind}) "
+            f"not a registry: GET {url} answered {self._reason(response)} ({kind}) "
             "instead of the registry API v2 (200, or 401 with an auth challenge)"
         )
 
@@ -292,7 +301,7 @@ class RegistryClient:
         if key in self._tokens:
             return self._tokens[key]
         assert self._challenge is not None
-        realm = self._challenge.params["realm"]
+        realm = self._realm()
         params: list[tuple[str, str]] = [("account", self.username)]
         if service := self._challenge.params.get("service"):
             params.append(("service", service))
@@ -308,9 +317,7 @@ class RegistryClient:
                 f"no permission: the token service {realm} refused scopes {', '.join(key)} (403)"
             )
         if response.status_code != 200:
-            raise self._error(
-                f"the token service {realm} answered {response.status_code} {response.reason_phrase}"
-            )
+            raise self._error(f"the token service {realm} answered {self._reason(response)}")
         try:
             body = response.json()
         except ValueError:
@@ -320,6 +327,23 @@ class RegistryClient:
             raise self._error(f"the token service {realm} answered without a token")
         self._tokens[key] = token
         return token
+
+    def _realm(self) -> str:
+        """The token realm the registry's challenge names; refused when it would downgrade to plain HTTP."""
+        assert self._challenge is not None
+        realm = self._challenge.params["realm"]
+        try:
+            scheme = httpx.URL(realm).scheme
+        except httpx.InvalidURL:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise self._error(f"the token realm {realm!r} the registry names is not an http(s) URL")
+        if scheme == "http" and (self._base_url or "").startswith("https://") and not self.insecure:
+            raise self._error(
+                f"the registry at {self._base_url} names a plain-HTTP token realm {realm}; the credentials "
+                "would travel unencrypted, so they are not sent (fix the realm, or set `insecure: true`)"
+            )
+        return realm
 
     def _auth_header(self, scopes: Sequence[str]) -> dict[str, str]:
         challenge = self.ping()
@@ -352,8 +376,7 @@ class RegistryClient:
                 )
             if response.status_code != 200:
                 raise self._error(
-                    f"GET {response.request.url} answered {response.status_code} {response.reason_phrase} "
-                    "with credentials"
+                    f"GET {response.request.url} answered {self._reason(response)} with credentials"
                 )
         if challenge is not None and challenge.scheme == "bearer":
             self._check_token_scopes(repositories)
@@ -390,23 +413,37 @@ class RegistryClient:
         """Start a blob upload and cancel it at once: the one request that proves push permission."""
         response = self.request("POST", f"/v2/{repo}/blobs/uploads/", scopes)
         if response.status_code in (401, 403):
-            detail = _registry_error_text(response)
+            detail = self._error_text(response)
             raise self._error(
                 f"no push permission on repository {repo!r}: POST /v2/{repo}/blobs/uploads/ answered "
-                f"{response.status_code} {response.reason_phrase}{detail}"
+                f"{self._reason(response)}{detail}"
             )
         if response.status_code != 202:
             raise self._error(
                 f"cannot start an upload to repository {repo!r}: "
-                f"{response.status_code} {response.reason_phrase}{_registry_error_text(response)}"
+                f"{self._reason(response)}{self._error_text(response)}"
             )
-        location = response.headers.get("location")
-        if location:
-            url = location if "://" in location else f"{self._base_url}{location}"
-            headers = self._auth_header(scopes)
-            # Best effort: an abandoned upload is purged by the registry anyway.
-            with contextlib.suppress(httpx.HTTPError):
-                self._http.delete(url, headers=headers)
+        target = self.upload_cancel_url(response.headers.get("location"))
+        if target is not None:
+            # Best effort, under the same deadline as every request: an abandoned upload is purged
+            # by the registry anyway.
+            with contextlib.suppress(RegistryError):
+                self._send("DELETE", target, headers=self._auth_header(scopes))
+
+    def upload_cancel_url(self, location: str | None) -> str | None:
+        """Where to cancel an upload, or None when credentials must not go there.
+
+        A relative Location resolves against the registry. An absolute one on another origin, or one
+        that downgrades https to http (common behind a TLS-terminating proxy), gets no request at
+        all: the cancel is a courtesy, and credentials go only to the registry's own origin.
+        """
+        if not location or self._base_url is None:
+            return None
+        try:
+            url = httpx.URL(self._base_url).join(location)
+        except httpx.InvalidURL:
+            return None
+        return str(url) if origin(url) == origin(self._base_url) else None
 
     # -- manifests ------------------------------------------------------------------------------
 
@@ -420,15 +457,11 @@ class RegistryClient:
         )
         where = f"{self.server}/{repo}@{reference}"
         if response.status_code == 404:
-            raise self._error(f"manifest not found: {where} does not exist{_registry_error_text(response)}")
+            raise self._error(f"manifest not found: {where} does not exist{self._error_text(response)}")
         if response.status_code in (401, 403):
-            raise self._error(
-                f"no pull permission on repository {repo!r}: {response.status_code} {response.reason_phrase}"
-            )
+            raise self._error(f"no pull permission on repository {repo!r}: {self._reason(response)}")
         if response.status_code != 200:
-            raise self._error(
-                f"GET manifest {where} answered {response.status_code} {response.reason_phrase}"
-            )
+            raise self._error(f"GET manifest {where} answered {self._reason(response)}")
         if _DIGEST.fullmatch(reference):
             actual = "sha256:" + hashlib.sha256(response.content).hexdigest()
             if actual != reference:
@@ -511,14 +544,20 @@ class RegistryClient:
         self.close()
 
 
-def client_from_inputs(props: Mapping[str, Any]) -> RegistryClient:
-    """The client a registry dynamic provider builds from its inputs (credentials arrive as secrets)."""
+def client_from_inputs(
+    props: Mapping[str, Any], transport: httpx.BaseTransport | None = None
+) -> RegistryClient:
+    """The client a registry dynamic provider builds from its inputs (credentials arrive as secrets).
+
+    `transport` replaces the network, for tests (`httpx.MockTransport`).
+    """
     return RegistryClient(
         props["server"],
         props["username"],
         props["password"],
         insecure=bool(props.get("insecure", False)),
         timeout=float(props.get("timeout_seconds", DEFAULT_TIMEOUT_S)),
+        transport=transport,
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pulumi
 from pulumi.dynamic import (
     CheckFailure,
@@ -13,13 +14,14 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
 from components.config import REPO_PATH
 from components.dynamic_inputs import is_unknown
+from components.http_origin import server_problem
 from components.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
+from components.provider_errors import OneLineErrors, failure_line
 from components.registry_api import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
 
 PROVIDER_VERSION = "1"
@@ -36,6 +38,10 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
         if not is_unknown(value) and (not isinstance(value, str) or not value):
             what = "a non-empty string" if key != "password" else "a non-empty secret string"
             failures.append(CheckFailure(key, f"expected {what}"))
+        elif key == "server" and isinstance(value, str) and (problem := server_problem(value)) is not None:
+            failures.append(
+                CheckFailure(key, f"got {value!r}; expected a host with a port from 1 to 65535 ({problem})")
+            )
     repos = news.get("repositories")
     if not is_unknown(repos):
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
@@ -56,19 +62,21 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     return failures
 
 
-def run_preflight(news: dict[str, Any]) -> str | None:
+def run_preflight(news: dict[str, Any], transport: httpx.BaseTransport | None = None) -> str | None:
     """Check the credentials against the registry; the error message, or None when they may push."""
-    client = client_from_inputs(news)
+    client = client_from_inputs(news, transport)
     try:
         client.preflight(sorted(set(news["repositories"])))
     except RegistryError as err:
         return str(err)
+    except Exception as exc:  # anything unforeseen is still one line, scrubbed of the credentials
+        return client.scrub(failure_line(f"registry {news.get('server')} preflight could not run", exc))
     finally:
         client.close()
     return None
 
 
-class RegistryPreflightProvider(ResourceProvider):
+class RegistryPreflightProvider(OneLineErrors):
     """Does its work in `check`, the one method the engine calls in both preview and update."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:

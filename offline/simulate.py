@@ -22,7 +22,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.image_ref import is_local_image_id
 from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE
 from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_REFERENCE_TYPE, STACK_TYPE
-from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config
+from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config, secret_keys
 
 if TYPE_CHECKING:
     from offline.image_build import ImageMeasurement
@@ -316,7 +316,8 @@ def simulate(
     if password is not None:
         secrets["gitops-deploy:registryPassword"] = password
     all_values = engine_config({**values, **secrets})
-    set_all_config(all_values, [k for k in secrets if k in all_values])
+    # A `secure:` value in the stack file reads as a placeholder; the CLI marks its key secret, so here too.
+    set_all_config(all_values, [k for k in secrets if k in all_values] + secret_keys(values))
     monitor = _RecordingMonitor(mocks or ProgramMocks())
     logger = _LogCollector()
     settings.ROOT.set(None)

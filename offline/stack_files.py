@@ -1,18 +1,51 @@
-"""Read a stack's Pulumi.<stack>.yaml into the flat string config the engine hands a program."""
+"""Read a stack's Pulumi.<stack>.yaml into the flat string config the engine hands a program.
+
+The Pulumi CLI reads stack files with Go's yaml.v2 and hands values to the program as JSON
+(pulumi/pulumi sdk/go/common/resource/config/object.go, `unmarshalObject`). A value JSON cannot
+carry (a date, `!!binary`, `!!set`, NaN) is an error here, named by file, line and key, and so is a
+YAML syntax error: a person fixes the file instead of reading a traceback.
+
+A `{secure: <ciphertext>}` envelope (what `pulumi config set --secret` writes) is read as
+`SECRET_PLACEHOLDER`, anywhere in the file, as the CLI reads it as a secret anywhere: the offline
+tooling never has the key to decrypt it, and must not fail on it.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+SECRET_PLACEHOLDER = "offline-secret-placeholder"
+"""What a `secure:` value reads as offline; printable ASCII, so it is also a valid header value."""
+MAX_NODES = 100_000
+"""Most values a stack file may expand to through aliases (a "billion laughs" file stops here)."""
+
+_TAG = "tag:yaml.org,2002:"
+_NOT_JSON = {
+    f"{_TAG}timestamp": "a date or time",
+    f"{_TAG}binary": "binary data (!!binary)",
+    f"{_TAG}set": "a set (!!set)",
+    f"{_TAG}omap": "an ordered map (!!omap)",
+    f"{_TAG}pairs": "a list of pairs (!!pairs)",
+}
+_KEY_ON_LINE = re.compile(r"\s*(?:-\s+)?([^\s:#'\"](?:[^#:]|:(?!\s|$))*?)\s*:(?:\s|$)")
+"""A block mapping key at the start of a line; it may hold a colon not followed by a space."""
 
 
 class StackFileError(Exception):
-    """A stack file that is missing or not shaped like a Pulumi stack file."""
+    """A stack file that is missing, not YAML, or not shaped like a Pulumi stack file; one line."""
+
+
+class SecretPlaceholder(str):
+    """A `secure:` value read offline: it stands for a secret that only the Pulumi CLI can decrypt."""
 
 
 def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
@@ -20,19 +53,218 @@ def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
+def stack_file(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
+    """The stack file of `stack` (`org/project/dev` uses `dev`'s, as `python -m deploy` does)."""
+    return project_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
+
+
 def read_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     """The `config:` block of a stack file, as decoded YAML values keyed `namespace:key`."""
-    path = project_dir / f"Pulumi.{stack}.yaml"
+    path = stack_file(stack, project_dir)
     if not path.is_file():
         known = ", ".join(stack_names(project_dir)) or "none"
         raise StackFileError(f"no stack file {path.name} in {project_dir} (stacks: {known})")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    config = data.get("config", {}) if isinstance(data, dict) else None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StackFileError(f"{path.name}: cannot be read as UTF-8 text ({exc})") from None
+    data = load_yaml(text, path.name)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise StackFileError(f"{path.name}: expected a mapping with a 'config:' block, got {_kind(data)}")
+    config = data.get("config", {})
+    if config is None:
+        config = {}
     if not isinstance(config, dict):
-        raise StackFileError(f"{path.name}: expected a 'config:' mapping")
-    return dict(config)
+        raise StackFileError(f"{path.name}: config: expected a mapping of <namespace>:<key> entries")
+    return {str(k): _placeholders(v) for k, v in config.items()}
+
+
+def secret_keys(values: Mapping[str, Any]) -> list[str]:
+    """Config keys whose value holds a `secure:` placeholder: the CLI marks those keys secret."""
+    return sorted(k for k, v in values.items() if _has_placeholder(v))
 
 
 def engine_config(values: dict[str, Any]) -> dict[str, str]:
     """Encode values as the CLI does for the language host: strings as is, the rest as JSON."""
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+
+def load_yaml(text: str, name: str) -> Any:
+    """One YAML document whose values JSON can carry; StackFileError naming `name`, the line and the key."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, name)
+        _check(node, name, loader)
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        raise StackFileError(_syntax_message(exc, name, text)) from None
+    except yaml.YAMLError as exc:
+        raise StackFileError(f"{name}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise StackFileError(f"{name}: nests too deeply to be a stack file") from None
+    finally:
+        loader.dispose()
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError, name: str, text: str) -> str:
+    """`file:line:column: problem (near key 'k'); context at line N (key 'j')`, without `<unicode string>`."""
+    mark, context_mark = exc.problem_mark or exc.context_mark, exc.context_mark
+    problem = exc.problem or exc.context or "not valid YAML"
+    if mark is None:
+        return f"{name}: {problem}"
+    near = _key_on_line(text, mark.line)
+    message = f"{name}:{mark.line + 1}:{mark.column + 1}: {problem}" + (
+        f" (near key {near!r})" if near else ""
+    )
+    if exc.context and exc.problem:
+        message += f"; {exc.context}"
+        if context_mark is not None and context_mark.line != mark.line:
+            started = _key_on_line(text, context_mark.line)
+            message += f" at line {context_mark.line + 1}" + (f" (key {started!r})" if started else "")
+    return message
+
+
+def _key_on_line(text: str, line: int) -> str | None:
+    """The mapping key written on a 0-based line (or the line above), for error messages."""
+    lines = text.splitlines()
+    for index in (line, line - 1):
+        if 0 <= index < len(lines):
+            match = _KEY_ON_LINE.match(lines[index].replace("\t", " "))
+            if match:
+                return match.group(1)
+    return None
+
+
+def _path_text(path: tuple[str, ...]) -> str:
+    """`gitops-deploy:apps[0].image` from ('config', 'gitops-deploy:apps', '[0]', 'image')."""
+    parts = path[1:] if path[:1] == ("config",) and len(path) > 1 else path
+    text = ""
+    for part in parts:
+        text += part if part.startswith("[") or not text else f".{part}"
+    return text or "(document)"
+
+
+def _check_size(root: Node, name: str) -> None:
+    """No alias cycle, and at most MAX_NODES values once aliases are expanded (as JSON expands them)."""
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        children = _children(node)
+        if children_done:
+            open_nodes.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(node)] > MAX_NODES:
+                raise StackFileError(f"{name}: expands to more than {MAX_NODES} values through aliases")
+            continue
+        if id(node) in open_nodes:
+            line = node.start_mark.line + 1
+            raise StackFileError(f"{name}:{line}: a recursive alias, which JSON cannot carry")
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                line = child.start_mark.line + 1
+                raise StackFileError(f"{name}:{line}: a recursive alias, which JSON cannot carry")
+            stack.append((child, False))
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check(root: Node, name: str, loader: yaml.SafeLoader) -> None:
+    """Walk the (acyclic) document once per node: every value JSON can carry, every key unique."""
+    seen: set[int] = set()
+    stack: list[tuple[Node, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue  # an alias of a node already checked
+        seen.add(id(node))
+        where = f"{name}:{node.start_mark.line + 1}: {_path_text(path)}"
+        if node.tag in _NOT_JSON:
+            dated = isinstance(node, ScalarNode) and node.tag.endswith("timestamp")
+            shown = f" ({node.value})" if dated else ""
+            raise StackFileError(
+                f"{where}: {_NOT_JSON[node.tag]}{shown}, which JSON cannot carry; quote it or write it as "
+                "a string, number, true/false, list or mapping"
+            )
+        if (
+            isinstance(node, ScalarNode)
+            and node.tag == f"{_TAG}float"
+            and not math.isfinite(loader.construct_yaml_float(node))
+        ):
+            raise StackFileError(f"{where}: {node.value!r} is not a finite number, which JSON cannot carry")
+        if isinstance(node, SequenceNode):
+            stack += [(child, (*path, f"[{i}]")) for i, child in enumerate(node.value)]
+        elif isinstance(node, MappingNode):
+            stack += _mapping_children(node, path, name)
+
+
+def _mapping_children(
+    node: MappingNode, path: tuple[str, ...], name: str
+) -> list[tuple[Node, tuple[str, ...]]]:
+    """The values of a mapping with their paths; complex and duplicate keys are errors."""
+    children: list[tuple[Node, tuple[str, ...]]] = []
+    lines: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, ScalarNode):
+            raise StackFileError(f"{name}:{line}: {_path_text(path)}: a key that is not text")
+        key = str(key_node.value)
+        if key == "<<":  # a merge key: its mapping's keys join this one
+            children.append((value_node, path))
+            continue
+        if key in lines:
+            raise StackFileError(
+                f"{name}:{line}: {_path_text((*path, key))}: the key appears twice (lines {lines[key]} "
+                f"and {line}); YAML keeps only one, so one of them would be ignored"
+            )
+        lines[key] = line
+        if path == ("config",) and ":" not in key:
+            raise StackFileError(
+                f"{name}:{line}: config key {key!r}: expected <namespace>:<key>, "
+                f"for example 'gitops-deploy:{key}'"
+            )
+        children.append((value_node, (*path, key)))
+    return children
+
+
+def _placeholders(value: Any) -> Any:
+    """Replace every `{secure: <string>}` envelope with a SecretPlaceholder, as the CLI reads them."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get("secure"), str):
+            return SecretPlaceholder(SECRET_PLACEHOLDER)
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+def _has_placeholder(value: Any) -> bool:
+    if isinstance(value, SecretPlaceholder):
+        return True
+    if isinstance(value, dict):
+        return any(_has_placeholder(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_placeholder(v) for v in value)
+    return False
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    return "text" if isinstance(value, str) else type(value).__name__

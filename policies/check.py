@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from components.config_reader import ConfigError
 from components.names import APP_RELEASE_TYPE, DOCKER_IMAGE_TYPE
 from offline.image_build import (
     BuildFailed,
@@ -29,7 +30,7 @@ from offline.simulate import (
     Simulation,
     simulate,
 )
-from offline.stack_files import PROJECT_DIR, StackFileError, read_stack_config
+from offline.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
 from policies.analyzer_client import (
     PACK_DIR,
     PolicyConfigError,
@@ -106,15 +107,11 @@ def evaluate(
 ) -> CheckReport:
     """Every resource through Analyze, then the whole set through AnalyzeStack, in one pack run."""
     report = CheckReport(stack=stack, resources=len(whole), renders=list(renders), rendering=rendering)
-    # A workload whose omitted `replicas` a rendered HPA owns runs the HPA's minReplicas, not 1;
-    # minimum-replicas judges that HPA, so its "missing means 1" finding on the workload is not a verdict.
-    autoscaled = {o.urn for r in renders for o in r.objects if o.scaled_by}
+    # Every verdict is the pack's: a workload whose omitted `replicas` a rendered HPA owns is judged by
+    # its stack policy minimum-replicas-rendered (policies/rules/replicas.py), which sees the HPAs.
     with PolicyPackServer(pack_dir, config_file=config_file, stack=stack) as pack:
         for resource in analyze:
-            found = pack.analyze(resource)
-            if resource.urn in autoscaled:
-                found = [d for d in found if d.policy != "minimum-replicas"]
-            report.diagnostics += found
+            report.diagnostics += pack.analyze(resource)
         report.diagnostics += pack.analyze_stack(whole)
     report.resources = len(whole) - sum(len(r.objects) for r in renders)
     return report
@@ -206,10 +203,23 @@ def _build_and_measure(
     return "measured", found.describe(), found
 
 
-def default_config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path | None:
-    """`policies/config.<stack>.json` when it exists, as `make preview` passes it."""
-    path = pack_dir / f"config.{stack}.json"
-    return path if path.is_file() else None
+def default_config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path:
+    """`policies/config.<stack>.json`, which `make preview` and `python -m deploy` pass; it must exist.
+
+    Without it the pack would judge with its defaults while `python -m deploy up` refuses to start:
+    a missing file is an error here too, with the fix.
+    """
+    name = stack.rsplit("/", 1)[-1]
+    path = pack_dir / f"config.{name}.json"
+    if not path.is_file():
+        shipped = sorted(p.name for p in pack_dir.glob("config.*.json"))
+        example = shipped[0] if shipped else "config.<another stack>.json"
+        raise CheckError(
+            f"no policy config {path.name} in {pack_dir} for stack {stack!r}: copy a shipped one and "
+            f"adjust its thresholds, for example `cp {pack_dir.name}/{example} {pack_dir.name}/{path.name}` "
+            f"(shipped: {', '.join(shipped) or 'none'}), or pass --policy-config"
+        )
+    return path
 
 
 def run_check(
@@ -229,16 +239,21 @@ def run_check(
     build's ID), and Argo CD's source is unknown. The image size is unknown unless `build` is set: each
     image is then built with the local Docker Engine and its measured size stands in for the registry's.
     """
+    source = stack_file(stack, project_dir).name if config is None else f"stack {stack!r}"
+    try:
+        values = read_stack_config(stack, project_dir) if config is None else dict(config)
+    except StackFileError as exc:
+        raise CheckError(str(exc)) from None
     config_file = config_file or default_config_file(stack)
-    policy_config = load_policy_config(config_file) if config_file is not None else {}
-    upstream, preview = _upstream_outputs(stack, project_dir, config)
-    sim = _simulate(stack, project_dir, config, ProgramMocks(stack_outputs=upstream), preview)
+    policy_config = load_policy_config(config_file)  # a bad file fails before the program runs
+    upstream, preview = _upstream_outputs(stack, project_dir, values)
+    sim = _simulate(stack, source, project_dir, values, ProgramMocks(stack_outputs=upstream), preview)
     builds = image_builds(sim, project_dir)
     if build:
         images, measured = measure_builds(builds, project_dir, size_limit(policy_config))
         if measured:
             mocks = ProgramMocks(local_images=measured, stack_outputs=upstream)
-            sim = _simulate(stack, project_dir, config, mocks, preview)
+            sim = _simulate(stack, source, project_dir, values, mocks, preview)
     else:
         images = [
             ImageRow(a, n, _shown(s.dockerfile, project_dir), "not-measured", "--build not given")
@@ -263,34 +278,38 @@ def run_check(
 
 
 def _upstream_outputs(
-    stack: str, project_dir: Path, config: dict[str, Any] | None
-) -> tuple[dict[str, dict[str, Any]], bool]:
+    stack: str, project_dir: Path, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], bool]:
     """A promoting stack's upstream exports, simulated from their stack files, and whether to preview.
 
     An upstream stack whose file is not in the project has no state here: the program then runs as a
     preview, where the engine answers its outputs as unknown, and the digests show as pending.
     """
     try:
-        values = read_stack_config(stack, project_dir) if config is None else config
         outputs = upstream_outputs(values, password=PLACEHOLDER_PASSWORD, project_dir=project_dir)
-        upstream = upstream_of(values)
-        return outputs, upstream is not None and upstream not in outputs
     except StackFileError as exc:
-        raise CheckError(str(exc)) from exc
+        raise CheckError(str(exc)) from None
     except ProgramFailed as exc:
-        raise CheckError(f"the program failed for an upstream stack of {stack!r}: {exc.cause}") from exc
+        raise CheckError(f"the program failed for an upstream stack of {stack!r}: {exc.cause}") from None
+    upstream = upstream_of(values)
+    return outputs, upstream is not None and upstream not in outputs
 
 
 def _simulate(
-    stack: str, project_dir: Path, config: dict[str, Any] | None, mocks: ProgramMocks, preview: bool = False
+    stack: str,
+    source: str,
+    project_dir: Path,
+    values: Mapping[str, Any],
+    mocks: ProgramMocks,
+    preview: bool = False,
 ) -> Simulation:
     """The program under mocks, as `pulumi up` would declare it; config problems become one CheckError."""
     try:
-        return simulate(stack, project_dir=project_dir, config=config, preview=preview, mocks=mocks)
-    except StackFileError as exc:
-        raise CheckError(str(exc)) from exc
+        return simulate(stack, project_dir=project_dir, config=values, preview=preview, mocks=mocks)
     except ProgramFailed as exc:
-        raise CheckError(f"the program failed for stack {stack!r}: {exc.cause}") from exc
+        if isinstance(exc.cause, ConfigError):
+            raise CheckError(f"{source}: {exc.cause}") from None
+        raise CheckError(f"the program failed for stack {stack!r}: {exc.cause}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,8 @@ from components.health import (
     HealthCheckProvider,
 )
 from components.health_budget import waits
-from components.health_probe import CheckOutcome, ProbeSettings, check_endpoint
+from components.health_probe import CheckOutcome, check_endpoint
+from components.health_settings import HealthSettings
 from offline.simulate import ProgramMocks, _RecordingMonitor
 from tests.support import dynamic_provider
 from tests.support.dynamic_provider import UNKNOWN, DynamicProviderServer
@@ -51,7 +52,7 @@ LAX_MS = 1500.0
 """Latency limit where latency is not under test: a loaded 2-core machine can stall a probe past 200 ms."""
 
 
-def run(settings: ProbeSettings, headers: dict[str, str] | None = None) -> tuple[CheckOutcome, float]:
+def run(settings: HealthSettings, headers: dict[str, str] | None = None) -> tuple[CheckOutcome, float]:
     """Run a check and assert it stayed within its computed worst case."""
     start = time.monotonic()
     outcome = check_endpoint(settings, headers)
@@ -70,7 +71,7 @@ def outcomes(outcome: CheckOutcome) -> list[str]:
 
 def test_healthy_passes_after_threshold_probes() -> None:
     with ScriptedServer({"/healthz": [Reply(200)]}) as srv:
-        settings = ProbeSettings(url=srv.url("/healthz"), interval_seconds=FAST, max_latency_ms=LAX_MS)
+        settings = HealthSettings(url=srv.url("/healthz"), interval_seconds=FAST, max_latency_ms=LAX_MS)
         outcome, wall = run(settings)
     assert outcome.passed and outcome.attempts_used == 3, outcome.report()
     assert outcome.status_code == 200
@@ -80,7 +81,7 @@ def test_healthy_passes_after_threshold_probes() -> None:
 
 def test_healthy_but_over_the_latency_limit_fails_as_too_slow() -> None:
     with ScriptedServer({"/": [Reply(200, delay=0.12)]}) as srv:
-        settings = ProbeSettings(url=srv.url(), max_latency_ms=40, attempts=5, interval_seconds=FAST)
+        settings = HealthSettings(url=srv.url(), max_latency_ms=40, attempts=5, interval_seconds=FAST)
         outcome, _ = run(settings)
     assert not outcome.passed
     # After 3 failures only 2 attempts are left, too few for 3 in a row: the check stops early.
@@ -92,7 +93,7 @@ def test_healthy_but_over_the_latency_limit_fails_as_too_slow() -> None:
 
 def test_503_then_200_passes() -> None:
     with ScriptedServer({"/": [Reply(503), Reply(503), Reply(200)]}) as srv:
-        settings = ProbeSettings(
+        settings = HealthSettings(
             url=srv.url(), success_threshold=2, interval_seconds=FAST, max_latency_ms=LAX_MS
         )
         outcome, _ = run(settings)
@@ -106,7 +107,7 @@ def test_refused_then_listening_mid_check_passes() -> None:
     srv = ScriptedServer({"/": [Reply(200)]}, port=free_port(), start=False)
     timer = srv.start_after(0.3)
     try:
-        settings = ProbeSettings(
+        settings = HealthSettings(
             url=srv.url(), success_threshold=2, interval_seconds=0.1, max_latency_ms=LAX_MS
         )
         outcome, wall = run(settings)
@@ -125,7 +126,7 @@ def test_refused_then_listening_mid_check_passes() -> None:
 def test_flapping_resets_the_success_threshold() -> None:
     script = [Reply(200), Reply(500), Reply(200), Reply(200), Reply(200)]
     with ScriptedServer({"/": script}) as srv:
-        outcome, _ = run(ProbeSettings(url=srv.url(), interval_seconds=FAST, max_latency_ms=LAX_MS))
+        outcome, _ = run(HealthSettings(url=srv.url(), interval_seconds=FAST, max_latency_ms=LAX_MS))
     assert outcome.passed and outcome.attempts_used == 5, outcome.report()
     assert outcomes(outcome) == [hp.OK, hp.HTTP_5XX, hp.OK, hp.OK, hp.OK]
 
@@ -133,7 +134,7 @@ def test_flapping_resets_the_success_threshold() -> None:
 def test_flapping_forever_fails() -> None:
     script = [Reply(200), Reply(500)] * 4
     with ScriptedServer({"/": script}) as srv:
-        settings = ProbeSettings(
+        settings = HealthSettings(
             url=srv.url(), attempts=6, success_threshold=2, interval_seconds=FAST, max_latency_ms=LAX_MS
         )
         outcome, _ = run(settings)
@@ -144,7 +145,7 @@ def test_flapping_forever_fails() -> None:
 
 def test_server_that_never_answers_times_out_each_probe() -> None:
     with silent_server() as url:
-        settings = ProbeSettings(
+        settings = HealthSettings(
             url=url, attempts=2, success_threshold=1, timeout_seconds=0.3, interval_seconds=FAST
         )
         outcome, wall = run(settings)
@@ -157,7 +158,7 @@ def test_server_that_never_answers_times_out_each_probe() -> None:
 def test_headers_trickled_byte_by_byte_are_cut_at_the_probe_timeout() -> None:
     # Each byte arrives well within httpx's per-read timeout; only a whole-probe deadline stops this.
     with trickling_headers_server(byte_every=0.02) as url:
-        settings = ProbeSettings(url=url, attempts=1, success_threshold=1, timeout_seconds=0.4)
+        settings = HealthSettings(url=url, attempts=1, success_threshold=1, timeout_seconds=0.4)
         outcome, wall = run(settings)
     assert outcomes(outcome) == [hp.TIMEOUT], outcome.report()
     assert wall < 0.4 + hp.PROBE_OVERHEAD_SECONDS
@@ -165,7 +166,7 @@ def test_headers_trickled_byte_by_byte_are_cut_at_the_probe_timeout() -> None:
 
 def test_body_trickled_after_the_headers_is_cut_at_the_probe_timeout() -> None:
     with ScriptedServer({"/": [Reply(200, body_bytes=10_000, trickle_seconds=0.02)]}) as srv:
-        settings = ProbeSettings(url=srv.url(), attempts=1, success_threshold=1, timeout_seconds=0.4)
+        settings = HealthSettings(url=srv.url(), attempts=1, success_threshold=1, timeout_seconds=0.4)
         outcome, wall = run(settings)
     assert outcomes(outcome) == [hp.TIMEOUT] and outcome.probes[0].status == 200, outcome.report()
     assert wall < 0.4 + hp.PROBE_OVERHEAD_SECONDS
@@ -174,14 +175,16 @@ def test_body_trickled_after_the_headers_is_cut_at_the_probe_timeout() -> None:
 def test_redirect_to_a_healthy_page_passes() -> None:
     routes = {"/start": [Reply(302, location="/ok")], "/ok": [Reply(200)]}
     with ScriptedServer(routes) as srv:
-        outcome, _ = run(ProbeSettings(url=srv.url("/start"), interval_seconds=FAST, max_latency_ms=LAX_MS))
+        outcome, _ = run(HealthSettings(url=srv.url("/start"), interval_seconds=FAST, max_latency_ms=LAX_MS))
         assert srv.hits == {"/start": 3, "/ok": 3}
     assert outcome.passed and outcome.attempts_used == 3 and outcome.status_code == 200, outcome.report()
 
 
 def test_redirect_loop_fails() -> None:
     with ScriptedServer({"/loop": [Reply(302, location="/loop")]}) as srv:
-        settings = ProbeSettings(url=srv.url("/loop"), attempts=2, success_threshold=1, interval_seconds=FAST)
+        settings = HealthSettings(
+            url=srv.url("/loop"), attempts=2, success_threshold=1, interval_seconds=FAST
+        )
         outcome, _ = run(settings)
         assert srv.hits["/loop"] == 2 * (hp.MAX_REDIRECTS + 1)
     assert not outcome.passed and outcomes(outcome) == [hp.REDIRECT_LOOP] * 2, outcome.report()
@@ -194,13 +197,13 @@ def tls_server(tmp_path: Path) -> Iterator[ScriptedServer]:
 
 
 def test_self_signed_tls_fails_when_verified(tls_server: ScriptedServer) -> None:
-    settings = ProbeSettings(url=tls_server.url(), attempts=2, success_threshold=1, interval_seconds=FAST)
+    settings = HealthSettings(url=tls_server.url(), attempts=2, success_threshold=1, interval_seconds=FAST)
     outcome, _ = run(settings)
     assert not outcome.passed and outcomes(outcome) == [hp.TLS, hp.TLS], outcome.report()
 
 
 def test_self_signed_tls_passes_without_verification(tls_server: ScriptedServer) -> None:
-    settings = ProbeSettings(
+    settings = HealthSettings(
         url=tls_server.url(), verify_tls=False, interval_seconds=FAST, max_latency_ms=LAX_MS
     )
     outcome, _ = run(settings)
@@ -210,7 +213,7 @@ def test_self_signed_tls_passes_without_verification(tls_server: ScriptedServer)
 def test_an_injected_transport_is_used(tls_server: ScriptedServer) -> None:
     # verify_tls=True is the transport's business once one is injected: this one does not verify.
     transport = httpx.AsyncHTTPTransport(verify=False)
-    settings = ProbeSettings(url=tls_server.url(), success_threshold=1, max_latency_ms=LAX_MS)
+    settings = HealthSettings(url=tls_server.url(), success_threshold=1, max_latency_ms=LAX_MS)
     outcome = check_endpoint(settings, transport=transport)
     assert outcome.passed and outcome.attempts_used == 1, outcome.report()
 
@@ -218,7 +221,7 @@ def test_an_injected_transport_is_used(tls_server: ScriptedServer) -> None:
 def test_multi_megabyte_body_is_read_only_up_to_the_cap() -> None:
     size = 64 * 1024 * 1024
     with ScriptedServer({"/": [Reply(200, body_bytes=size)]}) as srv:
-        outcome, _ = run(ProbeSettings(url=srv.url(), interval_seconds=FAST, max_latency_ms=LAX_MS))
+        outcome, _ = run(HealthSettings(url=srv.url(), interval_seconds=FAST, max_latency_ms=LAX_MS))
         time.sleep(0.2)  # let the server notice the closed connections
         sent = srv.bytes_sent
     assert outcome.passed and outcome.attempts_used == 3, outcome.report()
@@ -229,7 +232,7 @@ def test_multi_megabyte_body_is_read_only_up_to_the_cap() -> None:
 
 def test_wrong_status_404_fails() -> None:
     with ScriptedServer({"/health": [Reply(404)]}) as srv:
-        settings = ProbeSettings(
+        settings = HealthSettings(
             url=srv.url("/health"), attempts=5, success_threshold=2, interval_seconds=FAST
         )
         outcome, _ = run(settings)
@@ -243,7 +246,7 @@ def test_wrong_status_404_fails() -> None:
 
 
 def test_unresolvable_host_is_a_dns_failure() -> None:
-    settings = ProbeSettings(
+    settings = HealthSettings(
         url="http://health-check.invalid/", attempts=1, success_threshold=1, timeout_seconds=2
     )
     outcome, _ = run(settings)
@@ -258,7 +261,7 @@ def test_a_resolver_that_never_answers_cannot_stretch_the_budget(monkeypatch: py
         return real(*args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", stuck_resolver)
-    settings = ProbeSettings(url="http://localhost:9/", attempts=1, success_threshold=1, timeout_seconds=0.3)
+    settings = HealthSettings(url="http://localhost:9/", attempts=1, success_threshold=1, timeout_seconds=0.3)
     outcome, wall = run(settings)
     assert outcomes(outcome) == [hp.TIMEOUT], outcome.report()
     assert wall < 1.5
@@ -276,7 +279,7 @@ def test_waits_back_off_after_failures_with_injected_clock_and_sleep() -> None:
         now[0] += seconds
 
     port = free_port()
-    settings = ProbeSettings(
+    settings = HealthSettings(
         url=f"http://127.0.0.1:{port}/", attempts=6, success_threshold=1, interval_seconds=2
     )
     outcome = check_endpoint(settings, clock=clock, sleep=sleep)
@@ -292,7 +295,7 @@ def test_after_a_pass_the_next_probe_comes_at_the_interval() -> None:
         slept.append(seconds)
 
     with ScriptedServer({"/": [Reply(503), Reply(503), Reply(200)]}) as srv:
-        settings = ProbeSettings(url=srv.url(), success_threshold=3, interval_seconds=1)
+        settings = HealthSettings(url=srv.url(), success_threshold=3, interval_seconds=1)
         outcome = check_endpoint(settings, sleep=sleep)
     assert outcome.passed and outcomes(outcome) == [hp.HTTP_5XX, hp.HTTP_5XX, hp.OK, hp.OK, hp.OK]
     assert slept == [1, 1.5, 1, 1]
@@ -307,7 +310,7 @@ def test_the_loop_stops_when_the_budget_runs_out() -> None:
     async def sleep(seconds: float) -> None:
         now[0] += seconds + 100  # a sleep that overshoots wildly
 
-    settings = ProbeSettings(url=f"http://127.0.0.1:{free_port()}/", attempts=5, success_threshold=1)
+    settings = HealthSettings(url=f"http://127.0.0.1:{free_port()}/", attempts=5, success_threshold=1)
     outcome = check_endpoint(settings, clock=clock, sleep=sleep)
     assert not outcome.passed and outcome.attempts_used < 5
     assert "budget" in outcome.verdict
@@ -315,7 +318,7 @@ def test_the_loop_stops_when_the_budget_runs_out() -> None:
 
 def test_headers_are_sent() -> None:
     with ScriptedServer({"/": [Reply(200)]}) as srv:
-        settings = ProbeSettings(url=srv.url(), success_threshold=1, max_latency_ms=LAX_MS)
+        settings = HealthSettings(url=srv.url(), success_threshold=1, max_latency_ms=LAX_MS)
         outcome, _ = run(settings, {"Authorization": SECRET, "X-Key": SHORT_SECRET})
         assert srv.headers_seen[0]["Authorization"] == SECRET
         assert srv.headers_seen[0]["X-Key"] == SHORT_SECRET
@@ -392,7 +395,9 @@ def test_type_token_and_secret_headers_under_mocks() -> None:
         HealthCheck(
             "web-health",
             HealthCheckArgs(
-                url="https://web.example.com/healthz", headers={"Authorization": SECRET}, trigger="d"
+                settings=HealthSettings(url="https://web.example.com/healthz"),
+                headers={"Authorization": SECRET},
+                trigger="d",
             ),
         )
 
@@ -554,7 +559,7 @@ def test_plugin_started_elsewhere_cannot_load_the_provider(tmp_path: Path) -> No
 
 
 def test_health_check_args_are_frozen() -> None:
-    args = HealthCheckArgs(url="https://x.example/")
+    args = HealthCheckArgs(settings=HealthSettings(url="https://x.example/"))
     with pytest.raises(AttributeError):
-        args.url = "https://y.example/"  # type: ignore[misc]
+        args.trigger = "sha256:x"  # type: ignore[misc]
     assert isinstance(pulumi.Output.secret(args.headers), pulumi.Output)

@@ -54,6 +54,7 @@ def test_the_pack_reports_its_policies_and_levels(pack: PolicyPackServer) -> Non
         "image-size-limit": "mandatory",
         "image-size-registry": "mandatory",
         "minimum-replicas": "mandatory",
+        "minimum-replicas-rendered": "mandatory",
         "workload-uses-built-image": "mandatory",
         "image-pinned-by-digest": "advisory",
         "argocd-sync-retry": "advisory",

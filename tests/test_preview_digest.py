@@ -28,7 +28,15 @@ from policies.check import main, run_check
 from policies.rules.image_size import LOCAL_SIZE_SOURCE, image_size_findings
 from tests.conftest import TEST_PASSWORD
 from tests.support.dynamic_provider import DynamicProviderServer
-from tests.support.projects import REGISTRY, app, make_project, stack_config, write_chart, write_stack
+from tests.support.projects import (
+    REGISTRY,
+    app,
+    make_project,
+    stack_config,
+    write_chart,
+    write_policy_config,
+    write_stack,
+)
 
 LOCAL_ID = "sha256:" + "ab" * 32
 PUSHED = f"{REGISTRY}/team/web@sha256:" + "cd" * 32
@@ -226,7 +234,8 @@ def test_the_policy_says_where_the_figure_comes_from() -> None:
 def test_the_check_renders_with_the_pushed_digest_and_cannot_judge_the_size_without_build(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = run_check("t", project_dir=project, config=_config())
+    policy = write_policy_config(project / "policy.json")
+    report = run_check("t", project_dir=project, config=_config(), config_file=policy)
     assert [r.status for r in report.renders] == ["rendered"] * 3, [r.reason for r in report.renders]
     assert report.exit_code == 0 and report.mandatory == [], report.format()
     assert [(i.app, i.status, i.detail) for i in report.images] == [
@@ -243,7 +252,9 @@ def test_the_check_without_an_engine_cannot_judge_yet_and_says_why(
 ) -> None:
     write_stack(project, "t", _config())
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    code = main(["--stack", "t", "--project-dir", str(project), "--build", "--no-render"])
+    policy = write_policy_config(project / "policy.json")
+    argv = ["--stack", "t", "--project-dir", str(project), "--policy-config", str(policy)]
+    code = main([*argv, "--build", "--no-render"])
     out = capsys.readouterr().out
     assert code == 0, out
     reason = f"no Docker Engine reachable at unix://{tmp_path}/no-engine.sock (No such file or directory)"

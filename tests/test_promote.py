@@ -221,7 +221,7 @@ def test_bad_promote_config_is_one_clear_error(value: Any, key: str, expected: s
 def test_offline_check_of_a_promoting_stack_cannot_judge_the_digests_yet(tmp_path: Path) -> None:
     """Offline there is no upstream state: the digests are unknown, rendering says so, nothing crashes."""
     cfg = _stack(_app("web", WEB), _app("api", API, "kustomize"), promote="up")
-    report = run_check("down", config=cfg)
+    report = run_check("down", config=cfg, config_file=write_policy_config(tmp_path / "policy.json"))
     text = report.format()
     assert report.exit_code == 0, text
     assert sorted((r.application, r.status) for r in report.renders) == [

@@ -23,6 +23,7 @@ from offline.simulate import UNKNOWN, ProgramFailed, ProgramMocks, SimResource, 
 from policies.check import run_check
 from policies.rules.argocd import sync_retry_findings
 from tests.support import argocd, argocd_schema, k8s_await
+from tests.support.projects import write_policy_config
 
 SEQUENCES = argocd.sequences()
 ARGOCD_MIRROR = Path("/work/.mirror/argoproj+argo-cd/repo")
@@ -374,12 +375,14 @@ def test_retry_refresh_must_be_a_boolean(run_program: Callable[..., Simulation])
 
 
 @pytest.mark.parametrize("refresh", [True, False])
-def test_offline_check_accepts_both_shapes(refresh: bool) -> None:
+def test_offline_check_accepts_both_shapes(refresh: bool, tmp_path: Path) -> None:
     """`python -m policies.check`: the pack and the render take the Application with and without refresh."""
     apps = [copy.deepcopy(seq.app) for seq in SEQUENCES if seq.case == "good-release"]
     for app in apps:  # the overlay scales the workload named web; the chart takes any name
         app["name"] = "web" if app["source"]["type"] == "kustomize" else "api"
-    report = run_check("truth", config=stack_config(*apps, argocd_settings={"retryRefresh": refresh}))
+    settings = {"retryRefresh": refresh}
+    policy = write_policy_config(tmp_path / "policy.json")
+    report = run_check("truth", config=stack_config(*apps, argocd_settings=settings), config_file=policy)
     assert [d for d in report.diagnostics if d.policy == "argocd-sync-retry"] == []
     assert [r.status for r in report.renders] == ["rendered", "rendered"], [r.reason for r in report.renders]
 

@@ -21,6 +21,7 @@ from .props import (
     IMAGE_SIZE_ANNOTATION,
     UnknownValueError,
     as_whole_number,
+    brief,
     config_int,
     fmt_num,
     get_path,
@@ -58,7 +59,7 @@ def _judge(what: str, raw: Any, source: str, limit: int) -> str | None:
     size = as_whole_number(raw)
     if size is None or size < 0:
         return (
-            f"{what}: {source} is {raw!r}, not a whole number of bytes, so the image size "
+            f"{what}: {source} is {brief(raw)}, not a whole number of bytes, so the image size "
             f"cannot be checked against the limit of {fmt_num(limit)} bytes. Fix: pass the registry's "
             "size (the ImageSize resource's size_bytes) into the annotation as a whole-number string."
         )

@@ -16,7 +16,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from .props import APPLICATION, UnknownValueError, get_path, label, mapping, sequence
+from .props import APPLICATION, UnknownValueError, brief, get_path, label, mapping, sequence
 
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
@@ -90,18 +90,20 @@ def pinning_findings(props: Any, name: str) -> list[str]:
             repo, tag, digest = image.get("repository"), image.get("tag"), image.get("digest")
             pinned_repo = isinstance(repo, str) and "@sha256:" in repo
             if tag == "latest" or (isinstance(repo, str) and parse_ref(repo).tag == "latest"):
-                messages.append(f"{what}: helm image.tag is 'latest', found {image!r}. {fix}")
+                messages.append(f"{what}: helm image.tag is 'latest', found {brief(image)}. {fix}")
             elif not pinned_repo and not (isinstance(digest, str) and digest.startswith("sha256:")):
                 messages.append(
-                    f"{what}: helm image is not pinned by digest (image.digest is {digest!r}, "
-                    f"image.tag is {tag!r}). {fix}"
+                    f"{what}: helm image is not pinned by digest (image.digest is {brief(digest)}, "
+                    f"image.tag is {brief(tag)}). {fix}"
                 )
         for i, entry in _kustomize_entries(src):
             target = parse_ref(entry.split("=", 1)[-1])
             if target.tag == "latest":
-                messages.append(f"{what}: kustomize images[{i}] {entry!r} uses the 'latest' tag. {fix}")
+                messages.append(f"{what}: kustomize images[{i}] {brief(entry)} uses the 'latest' tag. {fix}")
             elif target.digest is None:
-                messages.append(f"{what}: kustomize images[{i}] {entry!r} is not pinned by digest. {fix}")
+                messages.append(
+                    f"{what}: kustomize images[{i}] {brief(entry)} is not pinned by digest. {fix}"
+                )
     return messages
 
 

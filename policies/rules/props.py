@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,14 +14,18 @@ __all__ = [
     "DEPLOYMENT",
     "HPA",
     "MANAGED_BY",
+    "MAX_DIGITS",
     "STATEFULSET",
     "UnknownValueError",
     "as_whole_number",
+    "brief",
     "fmt_num",
     "get_path",
+    "is_hpa",
     "is_managed",
     "label",
     "mapping",
+    "rendered_from_application",
     "sequence",
 ]
 
@@ -30,6 +36,9 @@ APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2")
+"""The HorizontalPodAutoscaler versions Kubernetes serves (v2beta1 went in 1.25, v2beta2 in 1.26);
+`is_hpa` also accepts any later `autoscaling/*` version, whose `spec.minReplicas` means the same."""
 SECRET = "kubernetes:core/v1:Secret"
 IMAGE_SIZE = "pulumi-python:dynamic/image:ImageSize"
 HEALTH_CHECK = "pulumi-python:dynamic/health:HealthCheck"
@@ -66,19 +75,46 @@ def get_path(props: Any, *path: str, default: Any = None) -> Any:
     return current
 
 
+MAX_DIGITS = 19
+"""Longest digit string read as a number: int64 has 19 digits, and no count or size needs more."""
+_DIGITS = re.compile(rf"0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}}")
+"""ASCII digits without leading zeros or sign (`str.isdigit` also accepts "²" and full-width digits)."""
+
+
 def as_whole_number(value: Any) -> int | None:
-    """An int from an int, a whole float (gRPC numbers are floats) or a digit string; None otherwise."""
+    """The one strict number reader of the pack: an int, a finite whole float (gRPC numbers are floats)
+    or a canonical ASCII digit string of at most MAX_DIGITS digits; None (malformed) for anything else.
+
+    Anything another reader could take for a different number ("1e9", "0x10", "+3", " 3", "03",
+    full-width digits) is malformed, and a rule reports malformed as a violation: a pass is never a guess.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
-            return int(text)
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
     return None
+
+
+def is_hpa(resource_type: str) -> bool:
+    """Whether a type token is a HorizontalPodAutoscaler of any version (`HPA_VERSIONS` and later)."""
+    group_version, _, kind = resource_type.removeprefix("kubernetes:").rpartition(":")
+    return kind == "HorizontalPodAutoscaler" and group_version.startswith("autoscaling/")
+
+
+def rendered_from_application(urn: str) -> bool:
+    """Whether a URN names an object an Argo CD Application renders (its parent chain holds one).
+
+    Argo CD, not Pulumi, applies those objects, as a set; a rule that needs the other objects of the
+    set (an HPA owning a workload) judges them in a stack policy.
+    """
+    parts = urn.split("::")
+    if len(parts) < 4:
+        return False
+    return APPLICATION in parts[2].split("$")[:-1]
 
 
 def fmt_num(value: Any) -> str:
@@ -91,7 +127,13 @@ def fmt_num(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.3f}".rstrip("0").rstrip(".")
-    return repr(value)
+    return brief(value)
+
+
+def brief(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: a message must stay readable whatever a prop holds."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def label(resource_type: str, props: Any, fallback_name: str) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from .props import PULL_SECRET_ROLE, SECRET, UnknownValueError, get_path, label, mapping
+from .props import PULL_SECRET_ROLE, SECRET, UnknownValueError, brief, get_path, label, mapping
 
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
 _DOCKER_KEYS = (".dockerconfigjson", ".dockercfg")
@@ -46,7 +46,7 @@ def pull_secret_findings(props: Any, name: str) -> list[str]:
         "(`kubectl create secret docker-registry` makes one; components/registry_secret.py does)."
     )
     if type_ != DOCKERCONFIGJSON:
-        return [f"{what}: type is {type_!r}, expected {DOCKERCONFIGJSON!r}. {fix}"]
+        return [f"{what}: type is {brief(type_)}, expected {DOCKERCONFIGJSON!r}. {fix}"]
     keys = _data_keys(props)
     if keys and ".dockerconfigjson" not in keys:
         return [f"{what}: has keys {sorted(keys)} but no '.dockerconfigjson'. {fix}"]

@@ -33,7 +33,10 @@ class Reply:
 
 
 class ScriptedServer:
-    """Answers each path from a script: the n-th request gets the n-th reply (the last one repeats)."""
+    """Answers each path from a script: the n-th request gets the n-th reply (the last one repeats).
+
+    Any method gets the script's reply; every request is recorded (method, path, headers).
+    """
 
     def __init__(
         self,
@@ -42,10 +45,14 @@ class ScriptedServer:
         port: int = 0,
         tls: ssl.SSLContext | None = None,
         start: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
         self.routes = {path: list(replies) for path, replies in routes.items()}
         self.hits: dict[str, int] = {path: 0 for path in routes}
         self.headers_seen: list[dict[str, str]] = []
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        """(method, path, headers) of every request, in order."""
+        self.host = host
         self.bytes_sent = 0
         self.unhealthy_until = 0.0
         """Until this `time.monotonic()` moment every request gets a 503, whatever the script says."""
@@ -65,11 +72,12 @@ class ScriptedServer:
     def url(self, path: str = "/") -> str:
         """A URL of this server."""
         scheme = "https" if self._tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
-    def _next(self, path: str, headers: Mapping[str, str]) -> Reply | None:
+    def _next(self, path: str, headers: Mapping[str, str], method: str = "GET") -> Reply | None:
         with self._lock:
             self.headers_seen.append(dict(headers))
+            self.requests.append((method, path, dict(headers)))
             replies = self.routes.get(path)
             if not replies:
                 return None
@@ -91,7 +99,7 @@ class ScriptedServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                reply = outer._next(self.path, dict(self.headers.items()))
+                reply = outer._next(self.path, dict(self.headers.items()), self.command)
                 if reply is None:
                     self.send_error(404)
                     return
@@ -117,10 +125,12 @@ class ScriptedServer:
                     if reply.trickle_seconds:
                         time.sleep(reply.trickle_seconds)
 
+            do_DELETE = do_POST = do_PUT = do_PATCH = do_GET
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        server = ThreadingHTTPServer((self.host, self._port), Handler)
         server.daemon_threads = True
         if self._tls is not None:
             server.socket = self._tls.wrap_socket(server.socket, server_side=True)

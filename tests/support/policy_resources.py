@@ -117,14 +117,21 @@ def workload(
     return PolicyInput(urn(type_, name, parents), type_, name, props, parent=parent)
 
 
-def hpa(min_replicas: Any, name: str = "web") -> PolicyInput:
-    """An autoscaling/v2 HorizontalPodAutoscaler."""
-    type_ = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-    spec: dict[str, Any] = {"maxReplicas": 10, "scaleTargetRef": {"kind": "Deployment", "name": name}}
+def hpa(min_replicas: Any, name: str = "web", *, version: str = "v2", parent: str = "") -> PolicyInput:
+    """A HorizontalPodAutoscaler (autoscaling/<version>) of the Deployment `name` (rendered from `parent`)."""
+    type_ = f"kubernetes:autoscaling/{version}:HorizontalPodAutoscaler"
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    spec: dict[str, Any] = {"maxReplicas": 10, "scaleTargetRef": target}
     if min_replicas is not None:
         spec["minReplicas"] = min_replicas
-    props = {"metadata": {"name": name, "namespace": "web-dev"}, "spec": spec}
-    return PolicyInput(urn(type_, name), type_, name, props)
+    props = {
+        "apiVersion": f"autoscaling/{version}",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "web-dev"},
+        "spec": spec,
+    }
+    parents = (RELEASE, "gitops-deploy:index:ArgoApplication", APPLICATION) if parent else ()
+    return PolicyInput(urn(type_, name, parents), type_, name, props, parent=parent)
 
 
 def image_size(size: Any, app: str = "web") -> PolicyInput:

@@ -195,12 +195,16 @@ class LocalRegistry:
         users: Mapping[str, str] | None = None,
         issuer: TokenIssuer | None = None,
         tls: bool = False,
+        http_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """`http_options` go into Distribution's `http` config, for example `host` (the base of the URLs
+        it answers with, such as an upload's Location, as behind a proxy) or `relativeurls`."""
         self._binary, self._htpasswd = require_binaries()
         self.dir = Path(tempfile.mkdtemp(prefix="registry-test-"))
         self.port = free_port()
         self.issuer = issuer
         self.users = dict(users or {})
+        self.http_options = dict(http_options or {})
         self.tls_cert: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._log = (self.dir / "registry.log").open("wb")
@@ -222,6 +226,7 @@ class LocalRegistry:
 
     def _write_config(self, tls: bool) -> Path:
         http: dict[str, Any] = {"addr": self.server, "secret": secrets.token_hex(16)}
+        http.update(self.http_options)
         if tls:
             key_path, cert_path = make_keypair("127.0.0.1", ip="127.0.0.1").write(self.dir, "tls")
             http["tls"] = {"certificate": str(cert_path), "key": str(key_path)}

@@ -1,0 +1,61 @@
+"""Providers that fail the way a bug or an unforeseen library error would, for the gRPC tests.
+
+The provider host imports this module by reference (dill), as it imports `components`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from components.health import HealthCheckProvider
+
+
+class GroupRaisingHealthCheck(HealthCheckProvider):
+    """A HealthCheck whose probe dies as anyio's connect did for port 99999: inside an exception group."""
+
+    def _probe(self, props: dict[str, Any]) -> dict[str, Any]:
+        raise ExceptionGroup(
+            "unhandled errors in a TaskGroup", [OverflowError("connect(): port must be 0-65535.")]
+        )
+
+
+class MalformedIndexRegistry:
+    """A registry without auth whose image index lists a platform without a digest."""
+
+    def __init__(self) -> None:
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"platform": {"os": "linux", "architecture": "amd64"}}],
+        }
+        body = json.dumps(index).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                data = b"{}" if self.path == "/v2/" else body
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
+                self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.body = body
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def server(self) -> str:
+        """`127.0.0.1:<port>`."""
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()

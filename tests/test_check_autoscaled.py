@@ -1,0 +1,112 @@
+"""A chart whose HorizontalPodAutoscaler is autoscaling/v1 is judged like a v2 one (issue 14, item 10),
+through `python -m policies.check` with rendering, on a chart of the test's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from policies.check import run_check
+from policies.report import CheckReport
+from tests.support.project import base_config, empty_policy_config, make_project
+
+CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    "values.yaml": (
+        "image: {repository: example/app, tag: latest, digest: ''}\n"
+        "replicaCount: 1\n"
+        "imagePullSecrets: []\n"
+        "autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 4}\n"
+    ),
+    "templates/deployment.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  {{- if not .Values.autoscaling.enabled }}
+  {{- if .Values.setReplicas }}
+  replicas: {{ .Values.replicaCount }}
+  {{- end }}
+  {{- end }}
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      imagePullSecrets: {{ toJson .Values.imagePullSecrets }}
+      containers:
+        - name: app
+          image: "{{ .Values.image.repository }}@{{ .Values.image.digest }}"
+          resources:
+            requests: {cpu: 100m, memory: 64Mi}
+            limits: {memory: 128Mi}
+""",
+    "templates/hpa.yaml": """\
+{{- if .Values.autoscaling.enabled }}
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: {{ .Release.Name }}}
+  minReplicas: {{ .Values.autoscaling.minReplicas }}
+  maxReplicas: {{ .Values.autoscaling.maxReplicas }}
+  targetCPUUtilizationPercentage: 70
+{{- end }}
+""",
+}
+HPA_V1 = "kubernetes:autoscaling/v1:HorizontalPodAutoscaler"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def _project(root: Path, values: str = "") -> Path:
+    project = make_project(root)
+    for name, text in CHART.items():
+        path = project / "app" / "chart" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + (values if name == "values.yaml" else ""))
+    return project
+
+
+def _check(project: Path) -> CheckReport:
+    return run_check(
+        "hpa", project_dir=project, config=base_config(), config_file=empty_policy_config(project)
+    )
+
+
+def _urns(report: CheckReport, policy: str) -> set[str]:
+    return {d.urn for d in report.violations if d.policy == policy and d.level == "mandatory"}
+
+
+def _object_urn(report: CheckReport, type_: str) -> str:
+    (web,) = report.renders
+    assert web.status == "rendered", report.format()
+    (urn,) = [o.urn for o in web.objects if o.type == type_]
+    return urn
+
+
+@pytest.mark.parametrize(("hpa_min", "fails"), [(1, True), (3, False)])
+def test_a_v1_hpa_is_judged_and_owns_the_deployment(tmp_path: Path, hpa_min: int, fails: bool) -> None:
+    project = _project(tmp_path)
+    values = project / "app" / "chart" / "values.yaml"
+    values.write_text(values.read_text().replace("minReplicas: 1", f"minReplicas: {hpa_min}"))
+    report = _check(project)
+    hpa, deployment = _object_urn(report, HPA_V1), _object_urn(report, DEPLOYMENT)
+    assert (hpa in _urns(report, "minimum-replicas")) == fails, report.format()
+    assert deployment not in _urns(report, "minimum-replicas") | _urns(report, "minimum-replicas-rendered")
+    assert report.exit_code == (1 if fails else 0), report.format()
+
+
+def test_a_deployment_without_replicas_and_without_hpa_runs_one(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    values = project / "app" / "chart" / "values.yaml"
+    values.write_text(values.read_text().replace("enabled: true", "enabled: false"))
+    report = _check(project)
+    deployment = _object_urn(report, DEPLOYMENT)
+    assert _urns(report, "minimum-replicas-rendered") == {deployment}, report.format()
+    assert report.exit_code == 1
+    (finding,) = [d for d in report.violations if d.policy == "minimum-replicas-rendered"]
+    assert "no HorizontalPodAutoscaler targets it, so Kubernetes runs 1" in finding.detail

@@ -1,0 +1,255 @@
+"""A corpus of malformed stack files: each ends with exit 2 and one error block naming the file and the
+key, with no traceback and nothing registered (issue 14, "Tests that keep it so").
+
+The files are the test's own (tests/support/project.py), in a project of its own: YAML that does not
+parse, values JSON cannot carry, and config the program refuses.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config_reader import ConfigError
+from offline.simulate import ProgramFailed, simulate
+from offline.stack_files import StackFileError
+from policies.check import main
+from tests.support.project import base_config, empty_policy_config, make_project, write_stack
+
+STACK = "corpus"
+FILE = f"Pulumi.{STACK}.yaml"
+
+BASE_YAML = """\
+config:
+  gitops-deploy:registry:
+    server: registry.example.com
+    username: ci
+  gitops-deploy:apps:
+    - name: web
+      namespace: web-test
+      replicas: 3
+      image:
+        repository: registry.example.com/team/web
+        context: app
+      source:
+        repoURL: https://github.com/example-org/gitops-deploy.git
+        targetRevision: main
+        path: app/chart
+        type: helm
+      health:
+        url: https://web.test.example.com/healthz
+"""
+
+
+def edit(old: str, new: str) -> str:
+    """The base file with one passage replaced (the passage must be there)."""
+    assert old in BASE_YAML, old
+    return BASE_YAML.replace(old, new, 1)
+
+
+# (id, stack file text, what the error must name besides the file)
+TEXT_CASES: list[tuple[str, str, str]] = [
+    ("indent-under-app", edit("      replicas: 3\n", "     replicas: 3\n"), "replicas"),
+    ("indent-over-app", edit("      namespace: web-test\n", "        namespace: web-test\n"), "namespace"),
+    ("tab-indent", edit("    username: ci\n", "\tusername: ci\n"), ":4:"),
+    ("unclosed-quote", edit("main\n", '"main\n'), "targetRevision"),
+    ("unclosed-flow", edit("    username: ci\n", "    username: [ci\n"), "username"),
+    ("two-documents", BASE_YAML + "---\nconfig: {}\n", "single document"),
+    ("undefined-alias", edit("targetRevision: main", "targetRevision: *rev"), "rev"),
+    ("recursive-alias", edit("      replicas: 3\n", "      replicas: &r [*r]\n"), "recursive alias"),
+    ("python-tag", edit("targetRevision: main", "targetRevision: !!python/name:os.system"), "targetRevision"),
+    ("duplicate-key", edit("      replicas: 3\n", "      replicas: 3\n      replicas: 4\n"), "replicas"),
+    ("duplicate-top-key", BASE_YAML + "  gitops-deploy:registry: {}\n", "gitops-deploy:registry"),
+    ("key-without-namespace", edit("  gitops-deploy:apps:\n", "  apps:\n"), "config key 'apps'"),
+    ("complex-key", BASE_YAML + "  ? [a, b]\n  : 1\n", "not text"),
+    ("document-is-a-list", "- config\n", "'config:'"),
+    ("config-is-a-list", "config:\n  - gitops-deploy:apps\n", "config"),
+    ("date", edit("targetRevision: main", "targetRevision: 2024-05-01"), "source.targetRevision"),
+    ("datetime", edit("targetRevision: main", "targetRevision: 2024-05-01T10:00:00Z"), "targetRevision"),
+    ("binary", edit("username: ci", "username: !!binary Y2k="), "gitops-deploy:registry.username"),
+    ("set", edit("      replicas: 3\n", "      replicas: !!set {3}\n"), "apps[0].replicas"),
+    ("omap", edit("    username: ci\n", "    username: !!omap [{a: 1}]\n"), "registry.username"),
+    ("nan", edit("replicas: 3", "replicas: .nan"), "apps[0].replicas"),
+    ("infinity", edit("replicas: 3", "replicas: -.inf"), "apps[0].replicas"),
+    ("overflowing-float", edit("replicas: 3", "replicas: 1.0e+999"), "apps[0].replicas"),
+]
+
+Mutate = Callable[[dict[str, Any]], None]
+
+
+def app_set(path: str, value: Any) -> Mutate:
+    """Set a dotted path inside apps[0]."""
+
+    def mutate(cfg: dict[str, Any]) -> None:
+        target = cfg["gitops-deploy:apps"][0]
+        *parents, last = path.split(".")
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = value
+
+    return mutate
+
+
+def top_set(key: str, value: Any) -> Mutate:
+    return lambda cfg: cfg.update({f"gitops-deploy:{key}": value})
+
+
+def registry_set(key: str, value: Any) -> Mutate:
+    return lambda cfg: cfg["gitops-deploy:registry"].update({key: value})
+
+
+def second_app_same_name(cfg: dict[str, Any]) -> None:
+    cfg["gitops-deploy:apps"].append(copy.deepcopy(cfg["gitops-deploy:apps"][0]))
+
+
+# (id, mutation of a valid config, the key (after `gitops-deploy:`) the one problem names)
+CONFIG_CASES: list[tuple[str, Mutate, str]] = [
+    ("typo-clusters", top_set("clusters", {"name": "prod"}), "clusters"),
+    ("typo-app", top_set("app", []), "app"),
+    ("typo-registy", top_set("registy", {}), "registy"),
+    ("typo-case", top_set("Build", {}), "Build"),
+    ("typo-password", top_set("registryPasword", "x"), "registryPasword"),
+    ("registry-missing", lambda c: c.pop("gitops-deploy:registry"), "registry"),
+    ("registry-scheme", registry_set("server", "https://registry.example.com"), "registry.server"),
+    ("registry-port", registry_set("server", "registry.example.com:99999"), "registry.server"),
+    ("registry-newline", registry_set("server", "registry.example.com\n"), "registry.server"),
+    ("registry-username", registry_set("username", ""), "registry.username"),
+    ("registry-insecure", registry_set("insecure", "yes"), "registry.insecure"),
+    ("registry-unknown", registry_set("pasword", "x"), "registry.pasword"),
+    ("argocd-namespace", top_set("argocd", {"namespace": "Argo CD"}), "argocd.namespace"),
+    ("argocd-project-newline", top_set("argocd", {"project": "team\n"}), "argocd.project"),
+    ("argocd-timeout", top_set("argocd", {"syncTimeoutSeconds": 5}), "argocd.syncTimeoutSeconds"),
+    ("argocd-manage", top_set("argocd", {"manageProject": "true"}), "argocd.manageProject"),
+    ("argocd-unknown", top_set("argocd", {"namepsace": "argocd"}), "argocd.namepsace"),
+    ("cluster-both", top_set("cluster", {"name": "a", "server": "https://b"}), "cluster"),
+    ("cluster-http", top_set("cluster", {"server": "http://k8s.example.com"}), "cluster.server"),
+    ("cluster-port", top_set("cluster", {"server": "https://k8s.example.com:70000"}), "cluster.server"),
+    ("build-threshold", top_set("build", {"lintThreshold": "fatal"}), "build.lintThreshold"),
+    ("build-ignore-newline", top_set("build", {"ignore": ["DL3008\n"]}), "build.ignore[0]"),
+    (
+        "build-trusted-port",
+        top_set("build", {"trustedRegistries": ["docker.io:0"]}),
+        "build.trustedRegistries[0]",
+    ),
+    ("build-on-preview", top_set("build", {"onPreview": 1}), "build.onPreview"),
+    ("apps-empty", top_set("apps", []), "apps"),
+    ("apps-object", top_set("apps", {"name": "web"}), "apps"),
+    ("app-not-object", top_set("apps", ["web"]), "apps[0]"),
+    ("app-name", app_set("name", "Web_App"), "apps[0].name"),
+    ("app-name-newline", app_set("name", "web\n"), "apps[0].name"),
+    ("app-duplicate", second_app_same_name, "apps[1].name"),
+    ("app-namespace", app_set("namespace", "-web"), "apps[0].namespace"),
+    ("replicas-zero", app_set("replicas", 0), "apps[0].replicas"),
+    ("replicas-string", app_set("replicas", "3"), "apps[0].replicas"),
+    ("replicas-fraction", app_set("replicas", 1.5), "apps[0].replicas"),
+    ("app-unknown-key", app_set("replica", 3), "apps[0].replica"),
+    ("image-missing", lambda c: c["gitops-deploy:apps"][0].pop("image"), "apps[0].image"),
+    ("repository-elsewhere", app_set("image.repository", "docker.io/team/web"), "apps[0].image.repository"),
+    (
+        "repository-tag",
+        app_set("image.repository", "registry.example.com/team/web:1"),
+        "apps[0].image.repository",
+    ),
+    (
+        "pin-newline",
+        app_set("image.pin", f"registry.example.com/team/web@sha256:{'a' * 64}\n"),
+        "apps[0].image.pin",
+    ),
+    ("platform-newline", app_set("image.platform", "linux/amd64\n"), "apps[0].image.platform"),
+    ("build-args", app_set("image.buildArgs", {"VERSION": 2}), "apps[0].image.buildArgs.VERSION"),
+    ("context-missing", app_set("image.context", "nowhere"), "apps[0].image.context"),
+    ("source-missing", lambda c: c["gitops-deploy:apps"][0].pop("source"), "apps[0].source"),
+    ("repo-url-newline", app_set("source.repoURL", "https://github.com/o/r.git\n"), "apps[0].source.repoURL"),
+    ("revision-empty", app_set("source.targetRevision", " "), "apps[0].source.targetRevision"),
+    ("path-escapes", app_set("source.path", "../charts"), "apps[0].source.path"),
+    ("source-type", app_set("source.type", "jsonnet"), "apps[0].source.type"),
+    ("image-name-helm", app_set("source.imageName", "web"), "apps[0].source.imageName"),
+    ("health-missing", lambda c: c["gitops-deploy:apps"][0].pop("health"), "apps[0].health"),
+    ("health-url-scheme", app_set("health.url", "tcp://web:80/"), "apps[0].health.url"),
+    ("health-url-port", app_set("health.url", "https://web.example.com:99999/healthz"), "apps[0].health.url"),
+    ("health-url-newline", app_set("health.url", "https://web.example.com/healthz\n"), "apps[0].health.url"),
+    ("health-status", app_set("health.expectedStatus", 99), "apps[0].health.expectedStatus"),
+    ("health-attempts", app_set("health.attempts", 0), "apps[0].health.attempts"),
+    ("health-latency", app_set("health.maxLatencyMs", 0), "apps[0].health.maxLatencyMs"),
+    ("health-threshold", app_set("health.successThreshold", 11), "apps[0].health.successThreshold"),
+    ("health-budget", app_set("health.attempts", 500), "apps[0].health"),
+    ("health-verify", app_set("health.verifyTls", "no"), "apps[0].health.verifyTls"),
+    ("health-header-name", app_set("health.headers", {"X Key": "v"}), "apps[0].health.headers.X Key"),
+    (
+        "health-header-value",
+        app_set("health.headers", {"X-Key": "caf\u00e9-value"}),
+        "apps[0].health.headers.X-Key",
+    ),
+    ("health-unknown-key", app_set("health.timeout", 5), "apps[0].health.timeout"),
+    ("secret-headers-app", top_set("healthHeaders", {"wbe": {"X-Key": "v"}}), "healthHeaders.wbe"),
+    ("secret-headers-value", top_set("healthHeaders", {"web": {"X-Key": 7}}), "healthHeaders.web.X-Key"),
+    ("secret-headers-shape", top_set("healthHeaders", ["web"]), "healthHeaders"),
+]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("corpus"))
+
+
+def _check_error(project: Path, text: str, key: str, capsys: pytest.CaptureFixture[str]) -> str:
+    write_stack(project, STACK, text)
+    policy = empty_policy_config(project)
+    argv = ["--stack", STACK, "--no-render", "--project-dir", str(project), "--policy-config", str(policy)]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, f"exit {code}:\n{out}{err}"
+    assert out == "", out
+    lines = err.rstrip("\n").splitlines()
+    assert lines[0].startswith(f"error: {FILE}"), err
+    assert sum(line.startswith("error:") for line in lines) == 1, err
+    assert all(line.startswith("  - ") for line in lines[1:]), f"not one error block:\n{err}"
+    assert key in err, f"{key!r} not named in:\n{err}"
+    assert "Traceback" not in err and "ExceptionGroup" not in err
+    # Nothing registered: the file or the config is refused before the program declares anything.
+    with pytest.raises((StackFileError, ProgramFailed)) as failed:
+        simulate(STACK, project_dir=project, password="pw-corpus")
+    if isinstance(failed.value, ProgramFailed):
+        assert isinstance(failed.value.cause, ConfigError), failed.value.cause
+        assert failed.value.resources == [], [r.urn for r in failed.value.resources]
+    return err
+
+
+def test_the_base_file_is_valid(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The corpus' starting point passes, so each case fails for its own defect."""
+    write_stack(project, STACK, BASE_YAML)
+    policy = empty_policy_config(project)
+    argv = ["--stack", STACK, "--no-render", "--project-dir", str(project), "--policy-config", str(policy)]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0 and err == "", f"{out}{err}"
+    assert out.splitlines()[-1].startswith(f"PASS: stack {STACK}"), out
+    assert yaml.safe_load(BASE_YAML)["config"] == base_config()
+
+
+@pytest.mark.parametrize(("case", "text", "key"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_a_file_the_check_cannot_read(
+    project: Path, capsys: pytest.CaptureFixture[str], case: str, text: str, key: str
+) -> None:
+    err = _check_error(project, text, key, capsys)
+    assert len(err.strip().splitlines()) == 1, f"{case}: one error line expected:\n{err}"
+
+
+@pytest.mark.parametrize(("case", "mutate", "key"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_a_file_whose_config_is_refused(
+    project: Path, capsys: pytest.CaptureFixture[str], case: str, mutate: Mutate, key: str
+) -> None:
+    config = base_config()
+    mutate(config)
+    err = _check_error(project, yaml.safe_dump({"config": config}, sort_keys=False), key, capsys)
+    assert "(1 problem)" in err, f"{case}: exactly one problem expected:\n{err}"
+    assert f"  - gitops-deploy:{key}: " in err, err
+
+
+def test_the_corpus_is_at_least_sixty_files() -> None:
+    assert len(TEXT_CASES) + len(CONFIG_CASES) >= 60
