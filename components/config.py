@@ -12,6 +12,7 @@ from typing import Any, Literal
 import pulumi
 
 from components.config_reader import ConfigError, Reader
+from components.failed_releases import RELEASE_REF, FailedReleaseRecord
 from components.health_budget import worst_case_seconds
 
 NAMESPACE = "gitops-deploy"
@@ -181,6 +182,10 @@ class StackConfig:
     apps: tuple[AppConfig, ...]
     cluster_declared: bool = False
     """True when `gitops-deploy:cluster` was set (the hub setup)."""
+    failed_releases: FailedReleaseRecord | None = None
+    """The failed-release record `python -m deploy` hands to one update; None: read the stack's output."""
+    allow_failed_releases: tuple[str, ...] = ()
+    """`<app>:<content tag>` releases that failed before and may ship again (after a fix)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,7 @@ class StackSecrets:
     health_headers: Mapping[str, pulumi.Output[Mapping[str, str]]]
 
 
-TOP_LEVEL_KEYS = ("registry", "argocd", "cluster", "build", "apps")
+TOP_LEVEL_KEYS = ("registry", "argocd", "cluster", "build", "apps", "failedReleases", "allowFailedReleases")
 
 
 def parse_config(raw: Mapping[str, Any], project_dir: Path) -> StackConfig:
@@ -202,6 +207,8 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> StackConfig:
     cluster = _cluster(r, raw.get("cluster"))
     build = _build(r, raw.get("build"))
     apps = _apps(r, raw.get("apps"), registry, project_dir)
+    failed_releases = _failed_releases(r, raw.get("failedReleases"))
+    allow_failed_releases = _allow_failed_releases(r, raw.get("allowFailedReleases"))
     if argocd.manage_project and argocd.project == "default":
         r.problem(
             "argocd.manageProject",
@@ -219,6 +226,8 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path) -> StackConfig:
         build=build,
         apps=apps,
         cluster_declared=raw.get("cluster") is not None,
+        failed_releases=failed_releases,
+        allow_failed_releases=allow_failed_releases,
     )
 
 
@@ -279,6 +288,26 @@ def _merge_headers(value: Any, plain: dict[str, str], app: str) -> dict[str, str
             [f"{NAMESPACE}:healthHeaders.{app}: expected an object of header name -> string value"]
         )
     return {**plain, **extra}
+
+
+def _failed_releases(r: Reader, value: Any) -> FailedReleaseRecord | None:
+    """The record `python -m deploy` sets for one update (components/failed_releases.py); None when unset."""
+    if value is None:
+        return None
+    record, problems = FailedReleaseRecord.from_json(value)
+    for p in problems:
+        r.problem(f"failedReleases{p.path}", p.given, p.expected)
+    return record
+
+
+def _allow_failed_releases(r: Reader, value: Any) -> tuple[str, ...]:
+    allowed = r.string_list(
+        "allowFailedReleases",
+        value,
+        pattern=RELEASE_REF,
+        what="'<app>:<content tag>' naming a recorded failed release, such as 'web:ctx-0123456789ab'",
+    )
+    return tuple(dict.fromkeys(allowed))
 
 
 def _registry(r: Reader, value: Any) -> RegistryConfig | None:

@@ -17,6 +17,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.failed_releases import READ_STACK_OUTPUTS
 from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_TYPE
 from offline.stack_files import PROJECT_DIR, engine_config, read_stack_config
 
@@ -98,8 +99,14 @@ def fake_digest(seed: str) -> str:
 class ProgramMocks(pulumi.runtime.Mocks):
     """Answers every registration the way the real providers would shape their outputs."""
 
-    def __init__(self, image_sizes: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        image_sizes: Mapping[str, float] | None = None,
+        stack_outputs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.image_sizes = dict(image_sizes or {})
+        self.stack_outputs = dict(stack_outputs) if stack_outputs is not None else None
+        """This stack's last outputs (`pulumi stack output --json`); None: the stack has none to read."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
@@ -112,8 +119,12 @@ class ProgramMocks(pulumi.runtime.Mocks):
             state["size_bytes"] = size if size is not None else UNKNOWN
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == READ_STACK_OUTPUTS:
+            # The engine's answer shape (pkg/resource/deploy/builtins.go readStackReference).
+            outputs = self.stack_outputs or {}
+            return {"name": args.args.get("name"), "outputs": outputs, "secretOutputNames": []}, []
+        return {}, []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -197,15 +208,19 @@ def simulate(
     secret_config: Mapping[str, Any] | None = None,
     preview: bool = False,
     mocks: ProgramMocks | None = None,
+    stack_outputs: Mapping[str, Any] | None = None,
 ) -> Simulation:
-    """Run `__main__.py` with the stack's config (or `config`), under mocks, and return what it registered."""
+    """Run `__main__.py` with the stack's config (or `config`), under mocks, and return what it registered.
+
+    `stack_outputs` answers the program's read of its own stack's outputs (used when `mocks` is None).
+    """
     values = dict(read_stack_config(stack, project_dir) if config is None else config)
     secrets = dict(secret_config or {})
     if password is not None:
         secrets["gitops-deploy:registryPassword"] = password
     all_values = engine_config({**values, **secrets})
     set_all_config(all_values, [k for k in secrets if k in all_values])
-    monitor = _RecordingMonitor(mocks or ProgramMocks())
+    monitor = _RecordingMonitor(mocks or ProgramMocks(stack_outputs=stack_outputs))
     logger = _LogCollector()
     settings.ROOT.set(None)
     pulumi_mocks.set_mocks(

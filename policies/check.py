@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,13 +113,20 @@ def run_check(
     render: bool = True,
     config_file: Path | None = None,
     config: dict[str, Any] | None = None,
+    stack_outputs: dict[str, Any] | None = None,
 ) -> CheckReport:
-    """Simulate the program with the stack's config, render its Applications, and judge it all."""
+    """Simulate the program with the stack's config, render its Applications, and judge it all.
+
+    `stack_outputs` (`pulumi stack output --json`) answers the program's read of its own outputs,
+    where the failed-release record lives; without it the record is not checked.
+    """
     config_file = config_file or default_config_file(stack)
     if config_file is not None:
         load_policy_config(config_file)  # a bad file fails before the program runs
     try:
-        sim = simulate(stack, project_dir=project_dir, config=config, preview=True)
+        sim = simulate(
+            stack, project_dir=project_dir, config=config, preview=True, stack_outputs=stack_outputs
+        )
     except StackFileError as exc:
         raise CheckError(str(exc)) from exc
     except ProgramFailed as exc:
@@ -145,20 +153,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--policy-config", type=Path, help="default: policies/config.<stack>.json")
     parser.add_argument("--no-render", action="store_true", help="skip rendering charts and overlays")
+    parser.add_argument(
+        "--stack-outputs",
+        type=Path,
+        help="the stack's outputs (`pulumi stack output --json --stack S > FILE`), to check the "
+        "failed-release record; without it the record is not checked",
+    )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        outputs = _stack_outputs(args.stack_outputs)
         report = run_check(
             args.stack,
             project_dir=args.project_dir,
             render=not args.no_render,
             config_file=args.policy_config,
+            stack_outputs=outputs,
         )
     except (CheckError, PolicyConfigError, PolicyPackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(report.format())
+    if outputs is None:
+        print("failed-release record: not checked (pass --stack-outputs FILE: `pulumi stack output --json`)")
+    else:
+        print(f"failed-release record: checked against {args.stack_outputs}")
     return report.exit_code
+
+
+def _stack_outputs(path: Path | None) -> dict[str, Any] | None:
+    """The stack's outputs as `pulumi stack output --json` writes them."""
+    if path is None:
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckError(f"--stack-outputs {path}: not readable as JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise CheckError(
+            f"--stack-outputs {path}: expected the JSON object `pulumi stack output --json` writes"
+        )
+    return value
 
 
 if __name__ == "__main__":
