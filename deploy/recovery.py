@@ -86,11 +86,11 @@ def lock_holders(stderr: str) -> list[LockHolder]:
     return holders
 
 
-def _age(since: datetime | None, now: datetime) -> str:
-    if since is None:
-        return "at an unknown time"
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    return f"since {since.strftime('%Y-%m-%dT%H:%M:%SZ')} ({minutes} min ago)"
+def _when(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "an unknown time"
+    minutes = max(0, int((now - at).total_seconds() // 60))
+    return f"{at.strftime('%Y-%m-%dT%H:%M:%SZ')} ({minutes} min ago)"
 
 
 def runbook(stack: str) -> list[str]:
@@ -119,7 +119,7 @@ def explain(
     """Judge a ConcurrentUpdateError: a live update ("in-progress"), a left-over, or unknown."""
     holders = lock_holders(stderr)
     if DIY_LOCK_TEXT in stderr and holders:
-        who = "; ".join(f"{h.user}@{h.host} (pid {h.pid}) {_age(h.since, now)}" for h in holders)
+        who = "; ".join(f"{h.user}@{h.host} (pid {h.pid}) since {_when(h.since, now)}" for h in holders)
         if any(h.host == hostname and alive(h.pid) for h in holders):
             return Conflict("in-progress", f"another update of this stack is in progress: locked by {who}")
         stale = all(
@@ -134,7 +134,8 @@ def explain(
     if running:
         start = running[0].start_time
         since = start if start.tzinfo else start.replace(tzinfo=UTC)
-        what = f"a `{running[0].kind}` started {_age(since, now)}"
+        kind = "an update" if running[0].kind == "update" else f"a `{running[0].kind}`"
+        what = f"{kind} started at {_when(since, now)}"
         if now - since < stale_after:
             return Conflict("in-progress", f"another update of this stack is in progress: {what}")
         return Conflict(

@@ -88,6 +88,10 @@ class FakePulumi:
         """The `up` calls, in order."""
         return [Up(c["up"], c["config"]) for c in self.calls() if "up" in c]
 
+    def config_writes(self) -> list[list[str]]:
+        """The `pulumi config set/rm/rm-all` calls."""
+        return [c for c in self.commands() if c[:1] == ["config"] and c[1:2] in (["set"], ["rm"], ["rm-all"])]
+
     def signals(self) -> list[str]:
         """The signals the fake CLI received during `up`."""
         return [c["signal"] for c in self.calls() if "signal" in c]
