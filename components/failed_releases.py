@@ -185,9 +185,10 @@ def own_stack_name() -> str:
 
     A DIY backend's organization is always `organization`; its legacy (non-project) layout only parses a
     bare name, which the project layout resolves against the current project (pkg/backend/diy/store.go).
+    Older engines send no organization at all; the bare name is what the CLI itself resolves then.
     """
     org = pulumi.get_organization()
-    if org == "organization":
+    if not org or org == "organization":
         return pulumi.get_stack()
     return f"{org}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
