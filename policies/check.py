@@ -173,11 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CheckError, PolicyConfigError, PolicyPackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print(report.format())
+    # Before the report, whose last line is the verdict.
     if outputs is None:
         print("failed-release record: not checked (pass --stack-outputs FILE: `pulumi stack output --json`)")
     else:
         print(f"failed-release record: checked against {args.stack_outputs}")
+    print(report.format())
     return report.exit_code
 
 

@@ -13,6 +13,7 @@ in `up`, in `preview` and in the CLI-free check, with the message `python -m dep
 from __future__ import annotations
 
 import copy
+import gc
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,6 +84,19 @@ def config(**extra: Any) -> dict[str, Any]:
     cfg = copy.deepcopy(CONFIG)
     cfg.update({f"gitops-deploy:{k}": v for k, v in extra.items()})
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def _collect_event_loops() -> Iterator[None]:
+    """Finalize the event loops the SDK's mock monitor leaves behind now, not at some later allocation.
+
+    MockMonitor calls `_ensure_event_loop()` on executor threads and never closes those loops; their
+    `__del__` then runs wherever the garbage collector happens to run. Left to run later, it was seen to
+    break pytest's own assertion rewriting at the end of a session ("AST constructor recursion depth
+    mismatch", CPython 3.11) after these tests.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture
