@@ -69,6 +69,11 @@ class Interrupts:
         return bool(self.received)
 
     @property
+    def signal_name(self) -> str:
+        """SIGINT or SIGTERM: the first signal received."""
+        return signal.Signals(self.received[0]).name if self.received else "no signal"
+
+    @property
     def exit_code(self) -> int:
         """128 + the first signal's number, as a shell reports a process a signal stopped."""
         return 128 + self.received[0] if self.received else 0

@@ -11,8 +11,8 @@ The CLI's own words (pulumi/pulumi v3.259):
   Automation API matches in pulumi/automation/errors.py); an update whose CLI was killed stays "in
   progress" there until `pulumi cancel` (pkg/cmd/pulumi/cancel/cancel.go).
 - Operations that were running when the CLI stopped are left pending in the state; the next update
-  warns about them, and `pulumi refresh` clears them; it needs `--clear-pending-creates` (or
-  `--import-pending-creates <urn> <id>`) for pending creates when it runs non-interactively
+  warns about them, and `pulumi refresh` clears them; run non-interactively, it leaves pending creates
+  in place unless given `--clear-pending-creates` (or `--import-pending-creates <urn> <id>`)
   (pkg/resource/deploy/deployment_executor.go `printPendingOperationsWarning`,
   pkg/cmd/pulumi/operations/refresh.go).
 

@@ -9,7 +9,6 @@ health failure, run `up` again with each failed app pinned to its last good dige
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -257,12 +256,44 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0][:200]
 
 
+@dataclass(frozen=True)
+class StackState:
+    """What the deploy reads before the update."""
+
+    good: dict[str, str]
+    """Each app's last digest that passed its health gate."""
+    record: FailedReleaseRecord
+    config: Mapping[str, ConfigValue]
+    entries: dict[str, AppEntry]
+    tags: dict[str, str]
+    """Each built app's content tag."""
+    allowed: tuple[str, ...]
+    """Failed releases allowed to ship again: the option's and the stack config's."""
+
+
+def _read_stack(stack: Stack, options: UpOptions, out: TextIO) -> StackState:
+    outputs = stack.outputs()
+    record = _record(outputs, out)
+    config = stack.get_all_config()
+    entries = app_entries(_config_value(config, APPS_KEY))
+    for name, entry in entries.items():
+        if entry.pin is not None:
+            out.write(f"deploy: note: {name} is pinned to {entry.pin} in the stack config; not rebuilt\n")
+    tags, config_allowed = _content_tags(config, options.work_dir)
+    recorded = {r.ref for r in record.releases}
+    for ref in options.allow_failed_releases:
+        if ref not in recorded:
+            out.write(f"deploy: note: --allow-failed-release {ref}: no such failed release is recorded\n")
+    allowed = (*options.allow_failed_releases, *config_allowed)
+    return StackState(last_known_good(outputs), record, config, entries, tags, allowed)
+
+
 def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> int:
     """Run the deploy; a signal stops it at the next step and exits with 128 + the signal's number."""
     try:
         return _deploy(stack, options, out, interrupts)
     except Interrupted:
-        out.write(f"deploy: interrupted by {signal_name(interrupts)}; the stack's config is restored.\n")
+        out.write(f"deploy: interrupted by {interrupts.signal_name}; the stack's config is restored.\n")
         if interrupts.terminated:
             _write_runbook(
                 out,
@@ -277,33 +308,16 @@ def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interru
         return interrupts.exit_code
 
 
-def signal_name(interrupts: Interrupts) -> str:
-    """SIGINT or SIGTERM: what stopped the deploy."""
-    return signal.Signals(interrupts.received[0]).name if interrupts.received else "a signal"
-
-
 def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> int:
     interrupts.check()
-    outputs = stack.outputs()
-    good = last_known_good(outputs)
-    record = _record(outputs, out)
-    config = stack.get_all_config()
-    entries: dict[str, AppEntry] = app_entries(_config_value(config, APPS_KEY))
-    for name, entry in entries.items():
-        if entry.pin is not None:
-            out.write(f"deploy: note: {name} is pinned to {entry.pin} in the stack config; not rebuilt\n")
-    tags, config_allowed = _content_tags(config, options.work_dir)
-    recorded = {r.ref for r in record.releases}
-    for ref in options.allow_failed_releases:
-        if ref not in recorded:
-            out.write(f"deploy: note: --allow-failed-release {ref}: no such failed release is recorded\n")
-    found = blocked(record, tags, (*options.allow_failed_releases, *config_allowed))
+    state = _read_stack(stack, options, out)
+    found = blocked(state.record, state.tags, state.allowed)
     if found:
         out.write(f"deploy: error: {blocked_message(found, stack.name)}\n")
         return EXIT_BLOCKED
-    given = record.without(options.allow_failed_releases)
+    given = state.record.without(options.allow_failed_releases)
     # The program reads the record from the stack's outputs itself; pass it only when it differs.
-    first_keys = [_record_key(given, config)] if given != record else []
+    first_keys = [_record_key(given, state.config)] if given != state.record else []
     with runtime_config(stack, first_keys, interrupts, out):
         result = _up(stack, options, interrupts)
     _report_pending(out, result.events, stack.name)
@@ -313,32 +327,46 @@ def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupt
     if isinstance(result.error, ConcurrentUpdateError):
         _report_conflict(out, stack, result.error, options)
         return EXIT_LOCKED
-    verdict = classify(result.events, entries, _stderr(result.error))
+    verdict = classify(result.events, state.entries, _stderr(result.error))
     if not verdict.rollback:
         _report_failure(out, result, verdict, stack.name)
         return EXIT_FAILED
-    plan = plan_rollback(verdict, good, entries)
+    plan = plan_rollback(verdict, state.good, state.entries)
     _report_rollback(out, verdict, plan)
     if not plan.pins:
         out.write(
             "deploy: nothing to roll back to; the failed release stays as it is (and is not recorded)\n"
         )
         return EXIT_FAILED
-    failed = _failed_releases(verdict, plan, tags, result, options.now())
-    new_record = given
+    failed = _failed_releases(verdict, plan, state.tags, result, options.now())
+    return _rollback(stack, options, out, interrupts, state, plan, given, failed)
+
+
+def _rollback(
+    stack: Stack,
+    options: UpOptions,
+    out: TextIO,
+    interrupts: Interrupts,
+    state: StackState,
+    plan: RollbackPlan,
+    given: FailedReleaseRecord,
+    failed: Sequence[FailedRelease],
+) -> int:
+    """`up` with the failed apps pinned, a fresh rollbackId and the failed releases added to the record."""
+    record = given
     for release in failed:
-        new_record = new_record.add(release)
+        record = record.add(release)
     keys = [
         *(RuntimeKey(p.key, p.digest, p.previous, path=True) for p in plan.pins),
-        RuntimeKey(ROLLBACK_ID_KEY, uuid.uuid4().hex, _config_value(config, ROLLBACK_ID_KEY)),
-        _record_key(new_record, config),
+        RuntimeKey(ROLLBACK_ID_KEY, uuid.uuid4().hex, _config_value(state.config, ROLLBACK_ID_KEY)),
+        _record_key(record, state.config),
     ]
     for pin in plan.pins:
         out.write(f"deploy: rolling {pin.app} back to {pin.digest} ({pin.key})\n")
     with runtime_config(stack, keys, interrupts, out):
         rollback = _up(stack, options, interrupts)
     if rollback.error is not None:
-        again = classify(rollback.events, entries, _stderr(rollback.error))
+        again = classify(rollback.events, state.entries, _stderr(rollback.error))
         out.write("deploy: the rollback failed too (the failed release is not recorded):\n")
         lines = [*(f"{f.app}: {f.report}" for f in again.health), *again.other]
         for line in lines or [_stderr(rollback.error)]:

@@ -85,6 +85,14 @@ def assert_up_argv(fake: FakePulumi, argv: list[str]) -> None:
         assert re.fullmatch(r"tcp://127\.0\.0\.1:\d+", log), log
 
 
+def assert_one_up_with_the_stack_file_as_is(fake: FakePulumi) -> None:
+    """Exactly one `up`, run with the stack's config as the test wrote it, and no config written."""
+    [up] = fake.ups()
+    assert_up_argv(fake, up.argv)
+    assert up.config == CONFIG
+    assert fake.config_writes() == []
+
+
 def assert_clean(fake: FakePulumi, project: Path) -> None:
     """The Automation API asked only what the stand-in answers, and the stack file is as the test wrote it."""
     assert fake.unsupported() == []
@@ -172,7 +180,7 @@ def test_registry_401_changes_nothing(fake: FakePulumi, project: Path) -> None:
     fake.play({"fixture": "registry_401.jsonl", "exit": 255}, outputs=OUTPUTS)
     proc = run_deploy(fake, project, "--stack", STACK)
     assert proc.returncode == 1, proc.stderr
-    assert len(fake.ups()) == 1 and fake.config_writes() == []
+    assert_one_up_with_the_stack_file_as_is(fake)
     assert_clean(fake, project)
     assert "nothing was rolled back (only a failed health gate is)" in proc.stderr
     assert "answered 401 Unauthorized" in proc.stderr
@@ -182,7 +190,7 @@ def test_policy_violation_changes_nothing(grpc_fake: FakePulumi, project: Path) 
     grpc_fake.play({"fixture": "policy_violation.jsonl", "exit": 255}, outputs=OUTPUTS)
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
     assert proc.returncode == 1, proc.stderr
-    assert len(grpc_fake.ups()) == 1 and grpc_fake.config_writes() == []
+    assert_one_up_with_the_stack_file_as_is(grpc_fake)
     assert_clean(grpc_fake, project)
     assert "policy violation gitops-deploy/image-size-limit on web-image-size" in proc.stderr
 
@@ -192,7 +200,7 @@ def test_an_update_cancelled_from_outside_is_not_rolled_back(grpc_fake: FakePulu
     grpc_fake.play({"fixture": "cancelled.jsonl", "exit": 255}, outputs=OUTPUTS)
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
     assert proc.returncode == 1, proc.stderr
-    assert len(grpc_fake.ups()) == 1 and grpc_fake.config_writes() == []
+    assert_one_up_with_the_stack_file_as_is(grpc_fake)
     assert "the update was cancelled" in proc.stderr and "pulumi cancel --stack prod --yes" in proc.stderr
 
 
@@ -211,7 +219,8 @@ def test_application_wait_timeout_rolls_that_app_back(grpc_fake: FakePulumi, pro
 def test_application_await_error_is_not_rolled_back(grpc_fake: FakePulumi, project: Path) -> None:
     grpc_fake.play({"fixture": "application_await_error.jsonl", "exit": 255}, outputs=OUTPUTS)
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
-    assert proc.returncode == 1 and len(grpc_fake.ups()) == 1, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert_one_up_with_the_stack_file_as_is(grpc_fake)
     assert "has a non-primitive value" in proc.stderr
 
 
@@ -223,7 +232,7 @@ def test_409_from_a_live_update_is_in_progress(fake: FakePulumi, project: Path) 
     fake.play({"refuse": CONFLICT, "exit": 255}, outputs=OUTPUTS, history=[recent])
     proc = run_deploy(fake, project, "--stack", STACK)
     assert proc.returncode == 6, proc.stderr
-    assert len(fake.ups()) == 1 and fake.config_writes() == []
+    assert_one_up_with_the_stack_file_as_is(fake)
     assert_clean(fake, project)
     assert "deploy: another update of this stack is in progress: an update started at" in proc.stderr
     assert "nothing was changed" in proc.stderr and "wait for it to finish" in proc.stderr
@@ -382,7 +391,7 @@ def test_a_first_deploy_that_fails_cannot_roll_back_and_records_nothing(
     grpc_fake.play({"fixture": "health_failure_web.jsonl", "exit": 255}, outputs={})
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
     assert proc.returncode == 1, proc.stderr
-    assert len(grpc_fake.ups()) == 1 and grpc_fake.config_writes() == []
+    assert_one_up_with_the_stack_file_as_is(grpc_fake)
     assert "cannot roll back web: no last known good digest" in proc.stderr
     assert "nothing to roll back to; the failed release stays as it is (and is not recorded)" in proc.stderr
 

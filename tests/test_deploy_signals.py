@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.engine_events import read
-from tests.support.fake_pulumi import FakePulumi, read_config, start_deploy
+from tests.support.fake_pulumi import FILE_TRANSPORT, GRPC_TRANSPORT, FakePulumi, read_config, start_deploy
 from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, make_project
 
 WAIT_S = 60.0
@@ -34,6 +34,12 @@ def fake(tmp_path: Path) -> FakePulumi:
     return FakePulumi(tmp_path / "fake")
 
 
+@pytest.fixture(params=[FILE_TRANSPORT, GRPC_TRANSPORT], ids=["file-events", "grpc-events"])
+def either_fake(request: pytest.FixtureRequest, tmp_path: Path) -> FakePulumi:
+    """The stand-in CLI with each event transport."""
+    return FakePulumi(tmp_path / "fake", version=request.param)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project of the test's own."""
@@ -46,8 +52,9 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 def test_sigint_mid_update_is_passed_to_the_cli_once_and_nothing_is_rolled_back(
-    fake: FakePulumi, project: Path
+    either_fake: FakePulumi, project: Path
 ) -> None:
+    fake = either_fake
     fake.play(
         {
             "fixture": "cancelled.jsonl",
