@@ -72,6 +72,8 @@ class AppRelease(pulumi.ComponentResource):
 
     image_digest: pulumi.Output[str]
     """`repository@sha256:...` the Application runs."""
+    verified_digest: pulumi.Output[str]
+    """The same digest, resolving only once this update's HealthCheck passed (never, when it fails)."""
     application_name: pulumi.Output[str]
     """Name of the Argo CD Application."""
     pull_secret_name: pulumi.Output[str]
@@ -134,13 +136,17 @@ class AppRelease(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=_providers(args.argocd_provider)),
         )
-        self._health_check(name, args, image, application)
+        health = self._health_check(name, args, image, application)
         self.image_digest = image.repo_digest
+        # `health.id` resolves when the engine answers the HealthCheck's registration, that is after its
+        # create/update passed (or at once for an unchanged one); a failed check rejects it.
+        self.verified_digest = pulumi.Output.all(health.id, image.repo_digest).apply(lambda v: str(v[1]))
         self.application_name = application.application_name
         self.pull_secret_name = secret.secret_name
         self.register_outputs(
             {
                 "image_digest": self.image_digest,
+                "verified_digest": self.verified_digest,
                 "application_name": self.application_name,
                 "pull_secret_name": self.pull_secret_name,
             }
@@ -164,10 +170,10 @@ class AppRelease(pulumi.ComponentResource):
 
     def _health_check(
         self, name: str, args: AppReleaseArgs, image: AppImage, application: ArgoApplication
-    ) -> None:
+    ) -> HealthCheck:
         """Gate the release on its live endpoint, after Argo CD reports it Synced and Healthy."""
         health = args.app.health
-        HealthCheck(
+        return HealthCheck(
             f"{name}{HEALTH_SUFFIX}",
             HealthCheckArgs(
                 settings=health,

@@ -13,6 +13,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.config_reader import ConfigError, Reader
+from components.failed_releases import RELEASE_REF, FailedReleaseRecord
 from components.health_settings import (
     DEFAULTS,
     HEADER_NAME,
@@ -22,6 +23,7 @@ from components.health_settings import (
     cross_problems,
 )
 from components.http_origin import server_problem, url_problem
+from components.image_ref import REPO_DIGEST
 
 NAMESPACE = "gitops-deploy"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
@@ -35,7 +37,6 @@ components/health_budget.py) a deploy stays within 5 minutes; docs/release.md ha
 REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 _REPO_URL = re.compile(r"https?://[^\s/]+/\S*|ssh://[^\s/]+/\S+|[\w.-]+@[\w.-]+:\S+")
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
-_DIGEST_REF = re.compile(r"(?P<repo>[^@\s]+)@sha256:[0-9a-f]{64}")
 _RULE_CODE = re.compile(r"(DL|SC)[0-9]{4}")
 _STACK_SEGMENT = r"[A-Za-z0-9_.-]{1,100}"
 _STACK_REF = re.compile(rf"(?:{_STACK_SEGMENT}/{_STACK_SEGMENT}/)?{_STACK_SEGMENT}")
@@ -193,6 +194,10 @@ class StackConfig:
     """Set when this stack deploys another stack's verified digests instead of building."""
     rollback_id: str | None = None
     """Set by `python -m deploy` during a rollback `up`; makes every pinned app's health gate run."""
+    failed_releases: FailedReleaseRecord | None = None
+    """The failed-release record `python -m deploy` hands to one update; None: read the stack's output."""
+    allow_failed_releases: tuple[str, ...] = ()
+    """`<app>:<content tag>` releases that failed before and may ship again (after a fix)."""
 
     @property
     def built_apps(self) -> tuple[AppConfig, ...]:
@@ -210,7 +215,17 @@ class StackSecrets:
     health_headers: Mapping[str, pulumi.Output[Mapping[str, str]]]
 
 
-TOP_LEVEL_KEYS = ("registry", "argocd", "cluster", "build", "apps", "promote", "rollbackId")
+TOP_LEVEL_KEYS = (
+    "registry",
+    "argocd",
+    "cluster",
+    "build",
+    "apps",
+    "promote",
+    "rollbackId",
+    "failedReleases",
+    "allowFailedReleases",
+)
 SECRET_KEYS = ("registryPassword", "healthHeaders")
 """Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
 _PLAIN_STRING_KEYS = ("rollbackId",)
@@ -232,6 +247,8 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
     apps = _apps(r, raw.get("apps"), registry, project_dir)
     promote = _promote(r, raw.get("promote"), stack)
     rollback_id = _rollback_id(r, raw.get("rollbackId"))
+    failed_releases = _failed_releases(r, raw.get("failedReleases"))
+    allow_failed_releases = _allow_failed_releases(r, raw.get("allowFailedReleases"))
     if argocd.manage_project and argocd.project == "default":
         r.problem(
             "argocd.manageProject",
@@ -251,6 +268,8 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
         cluster_declared=raw.get("cluster") is not None,
         promote=promote,
         rollback_id=rollback_id,
+        failed_releases=failed_releases,
+        allow_failed_releases=allow_failed_releases,
     )
 
 
@@ -345,6 +364,26 @@ def _secret_header_problems(stack: StackConfig, raw: Any) -> list[str]:
                     f"{key}.{app}.{name}: expected a string of printable ASCII characters (value not shown)"
                 )
     return problems
+
+
+def _failed_releases(r: Reader, value: Any) -> FailedReleaseRecord | None:
+    """The record `python -m deploy` sets for one update (components/failed_releases.py); None when unset."""
+    if value is None:
+        return None
+    record, problems = FailedReleaseRecord.from_json(value)
+    for p in problems:
+        r.problem(f"failedReleases{p.path}", p.given, p.expected)
+    return record
+
+
+def _allow_failed_releases(r: Reader, value: Any) -> tuple[str, ...]:
+    allowed = r.string_list(
+        "allowFailedReleases",
+        value,
+        valid=lambda ref: RELEASE_REF.fullmatch(ref) is not None,
+        what="'<app>:<content tag>' naming a recorded failed release, such as 'web:ctx-0123456789ab'",
+    )
+    return tuple(dict.fromkeys(allowed))
 
 
 def _registry(r: Reader, value: Any) -> RegistryConfig | None:
@@ -569,7 +608,7 @@ def _image(
             repository = None
     pin = r.string(f"{key}.pin", obj.get("pin"), required=False)
     if pin is not None:
-        match = _DIGEST_REF.fullmatch(pin)
+        match = REPO_DIGEST.fullmatch(pin)
         if match is None or (repository is not None and match.group("repo") != repository):
             r.problem(
                 f"{key}.pin",

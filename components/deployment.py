@@ -12,6 +12,14 @@ import pulumi_kubernetes as k8s
 from components.app_release import AppRelease, AppReleaseArgs
 from components.argo_project import ArgoProject, ArgoProjectArgs
 from components.config import StackConfig, StackSecrets
+from components.content_tag import content_tag
+from components.failed_releases import (
+    RECORD_OUTPUT,
+    FailedReleaseBlocked,
+    FailedReleaseRecord,
+    blocked,
+    read_own_record,
+)
 from components.names import MANAGED_BY, NAMESPACE_TYPE, namespace_resource_name
 from components.promotion import APPS_OUTPUT, Wanted, stack_reference_name, upstream_digests
 from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs
@@ -97,8 +105,37 @@ def _namespaces(
     }
 
 
+def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
+    """Stop before registering anything when an app would ship content that failed its health gate.
+
+    Returns the record to export: what this update was given, less the releases allowed to ship again
+    and shipped now (they pass their gate in this update, or the update fails and exports nothing).
+    """
+    record = cfg.failed_releases if cfg.failed_releases is not None else read_own_record()
+    built = {
+        app.name: content_tag(
+            app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args
+        )
+        # A promoting stack builds nothing, but its checkout's content tag is the one its upstream
+        # built from the same source: a release that failed here is kept out by it all the same.
+        for app in cfg.apps
+        if app.image.pin is None
+    }
+    found = blocked(record, built, cfg.allow_failed_releases)
+    if found:
+        raise FailedReleaseBlocked(found, pulumi.get_stack())
+    shipped_again = {f"{app}:{tag}" for app, tag in built.items()} & set(cfg.allow_failed_releases)
+    for ref in sorted(set(cfg.allow_failed_releases) - {r.ref for r in record.releases}):
+        pulumi.log.warn(
+            f"gitops-deploy:allowFailedReleases: {ref} names no recorded failed release (shipped since, or "
+            "never failed); remove it"
+        )
+    return record.without(shipped_again)
+
+
 def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
-    """Register every resource of the stack and export each app's digest, Application and pull secret."""
+    """Register every resource of the stack and export each app's verified digest and the failed releases."""
+    failed_releases = _failed_release_guard(cfg)
     argocd_provider, destination_provider = _providers(cfg)
     if cfg.cluster_declared and cfg.cluster.context is None:
         pulumi.log.warn(
@@ -162,15 +199,19 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
                 rollback_id=cfg.rollback_id,
             ),
         )
+    # Each digest resolves only once its app's HealthCheck passed. When a gate fails, the stack's
+    # outputs are never registered in that update, so the engine keeps the previous ones: the last
+    # digests that passed (docs/rollback.md, "What a failed update leaves in the outputs").
     pulumi.export(
         "apps",
         {
             name: {
-                "imageDigest": release.image_digest,
+                "imageDigest": release.verified_digest,
                 "application": release.application_name,
                 "pullSecret": release.pull_secret_name,
             }
             for name, release in releases.items()
         },
     )
+    pulumi.export(RECORD_OUTPUT, failed_releases.to_json())
     return releases

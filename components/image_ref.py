@@ -11,16 +11,20 @@ program as known.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
-_REPO_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
-_LOCAL_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Whole-value patterns: always used with `fullmatch` (`re.match` with `$` lets "...\n" through).
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+"""A sha256 digest, or a local engine's image ID (`sha256:<64 hex>`)."""
+REPO_DIGEST = re.compile(r"(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})")
+"""`repository@sha256:<64 hex>`."""
 
 
-def is_repo_digest(value: object) -> bool:
+def is_repo_digest(value: object) -> TypeGuard[str]:
     """True for `repository@sha256:<64 hex>`: an image a registry holds."""
-    return isinstance(value, str) and bool(_REPO_DIGEST.match(value))
+    return isinstance(value, str) and REPO_DIGEST.fullmatch(value) is not None
 
 
-def is_local_image_id(value: object) -> bool:
+def is_local_image_id(value: object) -> TypeGuard[str]:
     """True for a bare `sha256:<64 hex>`: the ID of an image in a local engine, never pushed."""
-    return isinstance(value, str) and bool(_LOCAL_ID.match(value))
+    return isinstance(value, str) and DIGEST.fullmatch(value) is not None

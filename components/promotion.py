@@ -11,7 +11,6 @@ already shows, and checks, the digests that an `up` would deploy.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +18,8 @@ from typing import Any
 import pulumi
 
 from components.config import NAMESPACE, PromoteConfig
+from components.image_ref import REPO_DIGEST
 
-_DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+)@sha256:[0-9a-f]{64}$")
 APPS_OUTPUT = "apps"
 """The upstream stack's export that maps each app to its `imageDigest`."""
 
@@ -69,7 +68,7 @@ def upstream_digests(apps: Any, wanted: Sequence[Wanted], *, upstream: str) -> d
     for want in wanted:
         entry = apps.get(want.app)
         digest = entry.get("imageDigest") if isinstance(entry, Mapping) else None
-        match = _DIGEST_REF.match(digest) if isinstance(digest, str) else None
+        match = REPO_DIGEST.fullmatch(digest) if isinstance(digest, str) else None
         pin = f"{NAMESPACE}:apps[{want.index}].image.pin"
         if entry is None:
             known = ", ".join(sorted(map(str, apps))) or "none"

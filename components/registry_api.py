@@ -18,6 +18,7 @@ import httpx
 from components import http_bounds
 from components.http_bounds import Deadline, DeadlineExceeded, call_within
 from components.http_origin import origin
+from components.image_ref import DIGEST
 
 DEFAULT_TIMEOUT_S = 10.0
 """Timeout of every socket operation (connect, read, write and pool), in seconds."""
@@ -34,7 +35,6 @@ IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 ACCEPT = ", ".join((*IMAGE_MANIFEST_TYPES, *INDEX_TYPES))
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))')
 _SCRUB_MIN_CHARS = 3
 """A shorter password is not replaced in server texts (it would mangle them); the Basic value still is."""
@@ -111,7 +111,7 @@ def parse_challenge(header: str) -> Challenge:
 def split_reference(server: str, reference: str) -> tuple[str, str]:
     """`server/team/app@sha256:x` -> (`team/app`, `sha256:x`); ValueError naming what is wrong."""
     repo, sep, digest = reference.partition("@")
-    if not sep or not _DIGEST.fullmatch(digest):
+    if not sep or not DIGEST.fullmatch(digest):
         raise ValueError(
             f"expected a digest reference '{server}/<repository>@sha256:<64 hex>', got {reference!r}"
         )
@@ -462,7 +462,7 @@ class RegistryClient:
             raise self._error(f"no pull permission on repository {repo!r}: {self._reason(response)}")
         if response.status_code != 200:
             raise self._error(f"GET manifest {where} answered {self._reason(response)}")
-        if _DIGEST.fullmatch(reference):
+        if DIGEST.fullmatch(reference):
             actual = "sha256:" + hashlib.sha256(response.content).hexdigest()
             if actual != reference:
                 raise self._error(f"manifest {where} has digest {actual}, not the one asked for")

@@ -6,10 +6,13 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from deploy.run import EXIT_SETUP, UpOptions, deploy_up
+from components.failed_releases import RELEASE_REF
+from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
+from deploy.run import EXIT_SETUP, STALE_AFTER, UpOptions, deploy_up
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 POLICY_PACK = "policies"
@@ -25,12 +28,56 @@ def policy_config(stack: str) -> str:
     return f"{POLICY_PACK}/config.{stack.rsplit('/', 1)[-1]}.json"
 
 
+def _release_ref(value: str) -> str:
+    if RELEASE_REF.fullmatch(value) is None:
+        raise argparse.ArgumentTypeError(
+            f"got {value!r}; expected '<app>:<content tag>' as the deploy printed it, such as "
+            "'web:ctx-0123456789ab'"
+        )
+    return value
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number <= 3600:
+        raise argparse.ArgumentTypeError(f"got {value!r}; expected a number of seconds from 0 to 3600")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="deploy a stack; roll apps that fail their health gate back")
     up.add_argument("--stack", required=True, help="stack name, such as dev (or org/dev)")
     up.add_argument("--work-dir", type=Path, default=PROJECT_DIR, help="the Pulumi project directory")
+    up.add_argument(
+        "--allow-failed-release",
+        action="append",
+        default=[],
+        type=_release_ref,
+        metavar="APP:TAG",
+        help="let a release that failed its health gate ship again, after fixing what made it fail "
+        "outside the image (repeatable)",
+    )
+    up.add_argument(
+        "--cancel-grace",
+        type=_positive,
+        default=CANCEL_GRACE_S,
+        metavar="SECONDS",
+        help="on Ctrl-C, how long the CLI may take to cancel before it is told to stop "
+        f"(default {CANCEL_GRACE_S:g})",
+    )
+    up.add_argument(
+        "--stale-after",
+        type=_positive,
+        default=STALE_AFTER.total_seconds() / 60,
+        metavar="MINUTES",
+        help="a lock or an in-progress update older than this is left over from an interrupted run "
+        f"(default {STALE_AFTER.total_seconds() / 60:g})",
+    )
     return parser
 
 
@@ -57,14 +104,34 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _setup_error(out, f"policy pack config {config} not found in {work_dir}")
     from pulumi import automation
 
-    try:
-        stack = automation.select_stack(stack_name=args.stack, work_dir=str(work_dir))
-    except automation.StackNotFoundError:
-        hint = f"create it first with `pulumi stack init {args.stack}` in {work_dir}"
-        return _setup_error(out, f"no stack {args.stack!r}: {hint}")
-    except FileNotFoundError:
-        return _setup_error(out, INSTALL_HINT)
-    except automation.errors.CommandError as err:
-        return _setup_error(out, f"could not select stack {args.stack!r}: {str(err).strip()}")
-    options = UpOptions(policy_packs=[POLICY_PACK], policy_pack_configs=[config], on_output=_stream)
-    return deploy_up(stack, options, out)
+    from deploy.process import DeployPulumiCommand
+
+    interrupts = Interrupts(out, cancel_grace_s=args.cancel_grace)
+    with interrupts.installed():
+        try:
+            command = DeployPulumiCommand(interrupts)
+            stack = automation.select_stack(
+                stack_name=args.stack,
+                work_dir=str(work_dir),
+                opts=automation.LocalWorkspaceOptions(pulumi_command=command),
+            )
+        except automation.StackNotFoundError:
+            hint = f"create it first with `pulumi stack init {args.stack}` in {work_dir}"
+            return _setup_error(out, f"no stack {args.stack!r}: {hint}")
+        except FileNotFoundError:
+            return _setup_error(out, INSTALL_HINT)
+        except automation.errors.InvalidVersionError as err:
+            return _setup_error(out, f"unsupported Pulumi CLI: {err}")
+        except automation.errors.CommandError as err:
+            return _setup_error(out, f"could not select stack {args.stack!r}: {str(err).strip()}")
+        except Interrupted:
+            return interrupts.exit_code
+        options = UpOptions(
+            policy_packs=[POLICY_PACK],
+            policy_pack_configs=[config],
+            on_output=_stream,
+            work_dir=work_dir,
+            allow_failed_releases=tuple(args.allow_failed_release),
+            stale_after=timedelta(minutes=args.stale_after),
+        )
+        return deploy_up(stack, options, out, interrupts)

@@ -1,4 +1,28 @@
-"""Read a failed `up` from its engine events: which apps failed their release gate, and what to pin."""
+"""Read a failed `up` from its engine events: which apps failed their release gate, and what to pin.
+
+How the engine ends a stream, and what a real cancellation looks like (pulumi/pulumi v3.259):
+
+- Every `Update` (and refresh, destroy, import) defers `ctx.Events <- NewCancelEvent()`
+  (pkg/engine/update.go), so every stream ends with a `cancelEvent`, whatever happened. It is the
+  end-of-stream marker: pkg/backend/display/display.go (`startEventLogger`) stops logging after it,
+  and the Automation API's `_watch_logs` stops reading there (pulumi/automation/_stack.py). It never
+  means the update was cancelled, so it is never read as a failure here.
+- A user's cancellation goes through pkg/backend/cancellation_scope.go: the first SIGINT or SIGTERM
+  puts a stdout event "^C received; cancelling." (or "SIGTERM received; cancelling.") into the
+  stream and cancels; a second one says "... received; terminating" and terminates.
+- A cancelled deployment reports the urn-less error diagnostic "update canceled"
+  (`reportExecResult("canceled")`, pkg/resource/deploy/deployment_executor.go), where a failed one
+  reports "update failed"; both come just before the summary event. A terminated one ends with
+  `context.Canceled`, which the CLI prints as "update cancelled" (`backenderr.CancelledError`,
+  pkg/cmd/pulumi/operations/up.go) and, from the CLI that has pkg/cmd/pulumi/cmd/exit_codes.go, exits 8.
+- So: an update was cancelled when its stream has the cancelling stdout event or the "update
+  canceled" diagnostic, or the CLI's stderr says "update cancelled". The summary event's `result`
+  field (added in v3.237) is not used: the Automation API's SummaryEvent drops it, and a graceful
+  cancel reports `failed` there anyway (apitype.OperationResultFromError only maps context.Canceled).
+
+Recorded streams in pkg/engine/lifecycletest/testdata/output/*/eventstream.json show these orders;
+tests/support/engine_events.py states them once for the tests.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +34,12 @@ from typing import Any, Literal
 
 from pulumi.automation.events import EngineEvent
 
+from components.image_ref import is_repo_digest
 from components.names import (
     APPLICATION_TYPE,
+    DOCKER_IMAGE_TYPE,
     HEALTH_CHECK_TYPE,
+    IMAGE_SUFFIX,
     PROJECT,
     STACK_TYPE,
     application_resource_name,
@@ -25,12 +52,31 @@ _NAME_SUFFIX = {
     HEALTH_CHECK_TYPE: health_check_name(""),
     APPLICATION_TYPE: application_resource_name(""),
 }
-# What pulumi-kubernetes says when an awaited object never reached its condition (here: Healthy).
-_AWAIT_TIMEOUT = re.compile(r"timed out waiting|failed to fully initialize or become live", re.IGNORECASE)
-# The engine's closing line on the stack resource, which only repeats that something failed.
-_SUMMARY_LINE = re.compile(r"^(update|preview) failed$", re.IGNORECASE)
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|<\{%[a-z-]*%\}>")
-_DIGEST_REF = re.compile(r"^(?P<repo>[^@\s]+)@sha256:[0-9a-f]{64}$")
+# pulumi-kubernetes wraps every await error of a created or updated object in "... failed to fully
+# initialize or become live: <cause>" (provider/pkg/provider/provider.go, Create and Update), so those
+# words alone say nothing about a timeout. The cause is a timeout when the generic awaiter's context
+# ran out, which keeps Kubernetes' "timed out waiting for the condition" (provider/pkg/await/internal/
+# awaiter.go, `wait.ErrorInterrupted(nil)`), or when a built-in awaiter gave up ("'<name>' timed out
+# waiting to be Ready", provider/pkg/await/error.go `timeoutError`). A cancelled wait ("context
+# canceled"), a rejected object or a broken await expression is not a timeout, and not a health failure.
+_BECOME_LIVE = "failed to fully initialize or become live: "
+_AWAIT_TIMEOUT = re.compile(r"^(timed out waiting for the condition|'[^']*' timed out waiting to be Ready)")
+# The deployment's closing diagnostic (deployment_executor.go `reportExecResult`): only repeats the outcome.
+_CLOSING_LINE = re.compile(r"^(update|preview|refresh|destroy) (failed|canceled)$", re.IGNORECASE)
+_CANCELED_LINE = re.compile(r"^update canceled$", re.IGNORECASE)
+# cancellation_scope.go's stdout messages.
+_CANCELLING = re.compile(r"(\^C|SIGTERM) received; (cancelling|terminating)")
+# backenderr.CancelledError{Operation: "update"} as the CLI prints it.
+_CLI_CANCELLED = re.compile(r"\berror: update cancelled\b")
+# deployment_executor.go `printPendingOperationsWarning`.
+_PENDING_HEAD = re.compile(r"with (\d+) pending operations from previous deployment")
+_PENDING_ITEM = re.compile(r"^\s*\* (\S+), interrupted while (\w+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|<\{%[a-z0-9 -]*%\}>")
+# The last line of a Python traceback that names the exception (`module.Name: message`).
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*(?P<name>[A-Za-z_]\w*): (?P<message>.*)$")
+# The engine joins a provider's init-failure reasons with hashicorp/go-multierror's list format
+# ("1 error occurred:\n\t* <reason>\n\n"; plugin.InitError in pkg/resource/plugin/provider_plugin.go).
+_MULTIERROR_HEAD = re.compile(r"^\d+ errors? occurred:$")
 
 
 def pin_key(index: int) -> str:
@@ -50,9 +96,34 @@ def urn_name(urn: str) -> str:
     return "::".join(parts[3:]) if len(parts) >= 4 else urn
 
 
-def _clean(message: str) -> str:
-    """A diagnostic's text without colour codes or surrounding blank space."""
+def clean(message: str) -> str:
+    """A diagnostic's text without colour directives or surrounding blank space."""
     return _ANSI.sub("", message).strip()
+
+
+def exception_text(message: str) -> str:
+    """A provider error without the wrapping: a Python traceback, or a multierror list.
+
+    `python -m pulumi.dynamic` aborts a failed call with `traceback.format_exc()` (pulumi/dynamic/
+    __main__.py `_abort_with_traceback`); the report is the exception's message, which may span lines.
+    """
+    text = clean(message)
+    lines = text.splitlines()
+    if lines and _MULTIERROR_HEAD.match(lines[0]):
+        return "\n".join(line.strip().removeprefix("* ") for line in lines[1:] if line.strip())
+    if not text.startswith("Traceback (most recent call last):"):
+        return text
+    start = None
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith('File "'):
+            start = None
+        elif start is None and not line.startswith(" ") and _EXCEPTION_LINE.match(line):
+            start = i
+    if start is None:
+        return text
+    match = _EXCEPTION_LINE.match(lines[start])
+    assert match is not None
+    return "\n".join([match.group("message"), *lines[start + 1 :]]).strip()
 
 
 @dataclass(frozen=True)
@@ -66,7 +137,7 @@ class ResourceFailure:
 
 @dataclass(frozen=True)
 class HealthFailure:
-    """An app whose release gate failed: the HealthCheck, or an Application that never became Healthy."""
+    """An app whose release gate failed: the HealthCheck, or an Application whose wait timed out."""
 
     app: str
     urn: str
@@ -82,11 +153,13 @@ class Verdict:
     health: tuple[HealthFailure, ...]
     other: tuple[str, ...]
     """Failures that are not health failures, one line each: reported as they are, never rolled back."""
+    cancelled: bool = False
+    """The update was cancelled (a signal to the CLI): never rolled back."""
 
     @property
     def rollback(self) -> bool:
         """Roll back only a pure health failure: rerunning would hit any other failure again."""
-        return bool(self.health) and not self.other
+        return bool(self.health) and not self.other and not self.cancelled
 
 
 def failed_resources(events: Iterable[EngineEvent]) -> list[ResourceFailure]:
@@ -96,7 +169,7 @@ def failed_resources(events: Iterable[EngineEvent]) -> list[ResourceFailure]:
     for event in events:
         diag = event.diagnostic_event
         if diag is not None and diag.severity == "error" and diag.urn:
-            text = _clean(diag.message)
+            text = clean(diag.message)
             if text:
                 messages.setdefault(diag.urn, []).append(text)
                 failed.setdefault(diag.urn, urn_type(diag.urn))
@@ -118,11 +191,20 @@ def app_of(urn: str, apps: Iterable[str]) -> str | None:
     return max(prefixed, key=len) if prefixed else None
 
 
+def is_await_timeout(message: str) -> bool:
+    """True when a pulumi-kubernetes error is its await running out of time (see `_AWAIT_TIMEOUT`)."""
+    for line in clean(message).splitlines():
+        _, found, cause = line.partition(_BECOME_LIVE)
+        if found and _AWAIT_TIMEOUT.match(cause.strip()):
+            return True
+    return False
+
+
 def _health_failure(failure: ResourceFailure, apps: Iterable[str]) -> HealthFailure | None:
-    report = "\n".join(failure.messages) or "no error text was reported"
+    report = "\n".join(exception_text(m) for m in failure.messages) or "no error text was reported"
     if failure.type == HEALTH_CHECK_TYPE:
         kind: Literal["health-check", "application"] = "health-check"
-    elif failure.type == APPLICATION_TYPE and _AWAIT_TIMEOUT.search(report):
+    elif failure.type == APPLICATION_TYPE and any(is_await_timeout(m) for m in failure.messages):
         kind = "application"
     else:
         return None
@@ -130,7 +212,24 @@ def _health_failure(failure: ResourceFailure, apps: Iterable[str]) -> HealthFail
     return HealthFailure(app, failure.urn, kind, report) if app is not None else None
 
 
-def classify(events: Sequence[EngineEvent], apps: Iterable[str]) -> Verdict:
+def was_cancelled(events: Sequence[EngineEvent], stderr: str = "") -> bool:
+    """True when the update was cancelled or terminated by a signal to the CLI (module docstring)."""
+    for event in events:
+        stdout = event.stdout_event
+        if stdout is not None and _CANCELLING.search(clean(stdout.message)):
+            return True
+        diag = event.diagnostic_event
+        if (
+            diag is not None
+            and diag.severity == "error"
+            and not diag.urn
+            and _CANCELED_LINE.match(clean(diag.message))
+        ):
+            return True
+    return bool(_CLI_CANCELLED.search(stderr))
+
+
+def classify(events: Sequence[EngineEvent], apps: Iterable[str], stderr: str = "") -> Verdict:
     """Sort a failed `up`'s failures into health failures (per app) and everything else."""
     apps = tuple(apps)
     health: list[HealthFailure] = []
@@ -140,28 +239,65 @@ def classify(events: Sequence[EngineEvent], apps: Iterable[str]) -> Verdict:
         if found is not None:
             health.append(found)
             continue
-        text = "; ".join(failure.messages) or "the operation failed"
+        # A check failure already names the resource ("<type> resource '<name>' has a problem: ...").
+        own = f"{failure.type} resource '{urn_name(failure.urn)}' "
+        messages = [exception_text(m).removeprefix(own) for m in failure.messages]
         if failure.type == STACK_TYPE:
-            lines = [m for m in failure.messages if not _SUMMARY_LINE.match(m)]
-            if not lines:
+            messages = [m for m in messages if not _CLOSING_LINE.match(m)]
+            if not messages:
                 continue
-            text = "; ".join(lines)
+        text = "; ".join(messages) or "the operation failed"
         other.append(f"{failure.type} {urn_name(failure.urn)}: {text}")
     for event in events:
+        diag = event.diagnostic_event
+        if diag is not None and diag.severity == "error" and not diag.urn:
+            text = clean(diag.message)
+            if text and not _CLOSING_LINE.match(text):
+                other.append(text)
         policy = event.policy_event
         if policy is not None and policy.enforcement_level == "mandatory":
             where = urn_name(policy.resource_urn) if policy.resource_urn else "the stack"
             other.append(
                 f"policy violation {policy.policy_pack_name}/{policy.policy_name} on {where}: "
-                f"{_clean(policy.message)}"
+                f"{clean(policy.message)}"
             )
-        if event.cancel_event is not None:
-            other.append("the update was cancelled")
-    return Verdict(tuple(health), tuple(other))
+    return Verdict(tuple(health), tuple(other), was_cancelled(events, stderr))
+
+
+def pending_operations(events: Iterable[EngineEvent]) -> list[str]:
+    """The operations an interrupted update left pending, as the engine warns about them (`urn (op)`)."""
+    found: list[str] = []
+    for event in events:
+        diag = event.diagnostic_event
+        if diag is None or diag.severity != "warning" or not _PENDING_HEAD.search(diag.message):
+            continue
+        for line in clean(diag.message).splitlines():
+            item = _PENDING_ITEM.match(line)
+            if item:
+                found.append(f"{item.group(1)} (interrupted while {item.group(2)})")
+    return found
+
+
+def built_digests(events: Iterable[EngineEvent], apps: Iterable[str]) -> dict[str, str]:
+    """Each app's digest that the update pushed, from its docker Image's outputs event."""
+    known = set(apps)
+    digests: dict[str, str] = {}
+    for event in events:
+        outputs_event = event.res_outputs_event
+        if outputs_event is None or outputs_event.metadata.type != DOCKER_IMAGE_TYPE:
+            continue
+        # The docker Image is `<app>-image-image`: the AppImage component `<app>-image`, plus its suffix.
+        name, suffix = urn_name(outputs_event.metadata.urn), IMAGE_SUFFIX + IMAGE_SUFFIX
+        app = name[: -len(suffix)] if name.endswith(suffix) else None
+        new = outputs_event.metadata.new
+        digest = (new.outputs or {}).get("repoDigest") if new is not None else None
+        if app in known and is_repo_digest(digest):
+            digests[app] = digest
+    return digests
 
 
 def last_known_good(outputs: Mapping[str, Any]) -> dict[str, str]:
-    """Each app's image digest from the stack's `apps` output (before the update), by app name."""
+    """Each app's digest that passed its health gate, from the stack's `apps` output, by app name."""
     apps = outputs.get("apps")
     apps = getattr(apps, "value", apps)  # an automation OutputValue, or the plain value
     if not isinstance(apps, Mapping):
@@ -169,7 +305,7 @@ def last_known_good(outputs: Mapping[str, Any]) -> dict[str, str]:
     good: dict[str, str] = {}
     for name, app in apps.items():
         digest = app.get("imageDigest") if isinstance(app, Mapping) else None
-        if isinstance(digest, str) and _DIGEST_REF.match(digest):
+        if is_repo_digest(digest):
             good[str(name)] = digest
     return good
 
@@ -185,7 +321,10 @@ class AppEntry:
 
 def app_entries(apps_config: str | Sequence[Any] | None) -> dict[str, AppEntry]:
     """The stack's apps by name, from the config value (JSON text, as the CLI returns it, or a list)."""
-    value = json.loads(apps_config) if isinstance(apps_config, str) else apps_config
+    try:
+        value = json.loads(apps_config) if isinstance(apps_config, str) else apps_config
+    except ValueError:
+        value = None
     entries: dict[str, AppEntry] = {}
     for i, app in enumerate(value if isinstance(value, list) else []):
         if not isinstance(app, Mapping) or not isinstance(app.get("name"), str):

@@ -1,70 +1,100 @@
-"""Deploy a stack with the policy pack; roll apps whose health gate fails back to their last good digest."""
+"""Deploy a stack with the policy pack; roll apps whose health gate fails back, and keep that release out.
+
+One run: read the stack's outputs (the last digests that passed their gate, and the failed-release
+record), stop before the update if an app would ship content that failed before, run `up`; on a pure
+health failure, run `up` again with each failed app pinned to its last good digest, a fresh
+`gitops-deploy:rollbackId`, and the record with the failed release added; then restore the config.
+"""
 
 from __future__ import annotations
 
+import json
+import socket
+import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
 
-from pulumi.automation import ConfigValue
+from pulumi.automation import ConfigValue, Stack
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 from pulumi.automation.events import EngineEvent
 
+from components.config import NAMESPACE, TOP_LEVEL_KEYS, parse_config
+from components.config_reader import ConfigError
+from components.content_tag import content_tag
+from components.failed_releases import (
+    RECORD_KEY,
+    RECORD_OUTPUT,
+    FailedRelease,
+    FailedReleaseRecord,
+    blocked,
+    blocked_message,
+)
+from deploy import recovery
 from deploy.decide import (
     APPS_KEY,
-    Pin,
+    AppEntry,
     RollbackPlan,
     Verdict,
     app_entries,
+    built_digests,
     classify,
     last_known_good,
+    pending_operations,
     plan_rollback,
 )
+from deploy.process import Interrupted, Interrupts
+from deploy.runtime_config import RuntimeKey, runtime_config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 """The update failed and nothing was rolled back (not a health failure, or nothing to roll back to)."""
 EXIT_SETUP = 2
-"""The deploy could not start (no CLI, no stack, no policy config)."""
+"""The deploy could not start (no CLI, no stack, no policy config, a bad option)."""
 EXIT_ROLLED_BACK = 3
 """A health gate failed; the failed apps run their last known good digest again."""
 EXIT_ROLLBACK_FAILED = 4
 """A health gate failed and the rollback `up` failed too."""
+EXIT_BLOCKED = 5
+"""An app would ship content that failed its health gate before: stopped before the update."""
+EXIT_LOCKED = 6
+"""The stack is locked, or another update is in progress: nothing was changed."""
+# A signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
 
-
-class DeployStack(Protocol):
-    """The part of `pulumi.automation.Stack` the deploy uses."""
-
-    def outputs(self) -> Mapping[str, Any]: ...
-
-    def get_all_config(self) -> Mapping[str, ConfigValue]: ...
-
-    def set_config(self, key: str, value: ConfigValue, *, path: bool = False) -> None: ...
-
-    def remove_config(self, key: str, *, path: bool = False) -> None: ...
-
-    def up(
-        self,
-        *,
-        policy_packs: list[str] | None = ...,
-        policy_pack_configs: list[str] | None = ...,
-        on_output: Callable[[str], Any] | None = ...,
-        on_event: Callable[[EngineEvent], Any] | None = ...,
-        show_secrets: bool = ...,
-    ) -> Any: ...
+ROLLBACK_ID_KEY = f"{NAMESPACE}:rollbackId"
+"""Set to a fresh value for the rollback's `up` only, so the restored release is probed again."""
+RECORD_CONFIG_KEY = f"{NAMESPACE}:{RECORD_KEY}"
+STALE_AFTER = timedelta(minutes=30)
+"""A lock or an in-progress update older than this outlived any deploy (the jobs' timeout-minutes)."""
 
 
 @dataclass(frozen=True)
 class UpOptions:
-    """What every `up` of the deploy is run with."""
+    """What every `up` of the deploy is run with, and the run's own settings."""
 
     policy_packs: Sequence[str]
     policy_pack_configs: Sequence[str]
     on_output: Callable[[str], None]
+    work_dir: Path
+    allow_failed_releases: tuple[str, ...] = ()
+    """`<app>:<content tag>` releases the user allows to ship again (`--allow-failed-release`)."""
+    stale_after: timedelta = STALE_AFTER
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
-def _up(stack: DeployStack, options: UpOptions) -> tuple[CommandError | None, list[EngineEvent]]:
-    """One `up`, streaming the engine's output; returns the failure (if any) and the recorded events."""
+@dataclass(frozen=True)
+class UpResult:
+    """One `up`: its failure (None when it succeeded) and the engine events it streamed."""
+
+    error: CommandError | None
+    events: list[EngineEvent]
+
+
+def _up(stack: Stack, options: UpOptions, interrupts: Interrupts) -> UpResult:
+    """One `up`, streaming the engine's output; a signal during it raises Interrupted once the CLI exited."""
+    interrupts.check()
     events: list[EngineEvent] = []
     try:
         stack.up(
@@ -76,52 +106,10 @@ def _up(stack: DeployStack, options: UpOptions) -> tuple[CommandError | None, li
             show_secrets=False,
         )
     except CommandError as err:
-        return err, events
-    return None, events
-
-
-def _apps_config(stack: DeployStack) -> str | None:
-    value = stack.get_all_config().get(APPS_KEY)
-    return value.value if value is not None else None
-
-
-def _set_pins(stack: DeployStack, pins: Sequence[Pin]) -> None:
-    for pin in pins:
-        stack.set_config(pin.key, ConfigValue(pin.digest), path=True)
-
-
-def _restore_pins(stack: DeployStack, pins: Sequence[Pin]) -> None:
-    """Put the stack file's pins back as they were: the rollback leaves no pin of its own behind."""
-    entries = app_entries(_apps_config(stack))
-    for pin in pins:
-        current = entries.get(pin.app)
-        if pin.previous is not None:
-            stack.set_config(pin.key, ConfigValue(pin.previous), path=True)
-        elif current is not None and current.pin is not None:
-            stack.remove_config(pin.key, path=True)
-
-
-def _report_failure(out: TextIO, err: CommandError, verdict: Verdict) -> None:
-    if isinstance(err, ConcurrentUpdateError):
-        out.write("deploy: another update of this stack is in progress; nothing was changed\n")
-        return
-    if not verdict.health and not verdict.other:
-        out.write(f"deploy: the update failed; nothing was rolled back:\n{_indent(_stderr(err))}\n")
-        return
-    out.write("deploy: the update failed; nothing was rolled back (only a failed health gate is):\n")
-    for line in verdict.other:
-        out.write(f"  - {line}\n")
-    for failure in verdict.health:
-        out.write(f"  - {failure.app}: health gate failed as well ({failure.urn})\n")
-
-
-def _report_rollback(out: TextIO, verdict: Verdict, plan: RollbackPlan) -> None:
-    out.write("deploy: the release failed its health gate:\n")
-    for failure in verdict.health:
-        what = "health check failed" if failure.kind == "health-check" else "Application never became Healthy"
-        out.write(f"  - {failure.app}: {what} ({failure.urn})\n{_indent(failure.report, 6)}\n")
-    for line in plan.stuck:
-        out.write(f"  - cannot roll back {line}\n")
+        if interrupts.interrupted:
+            raise Interrupted(str(err)) from err
+        return UpResult(err, events)
+    return UpResult(None, events)
 
 
 def _stderr(err: CommandError) -> str:
@@ -135,41 +123,260 @@ def _indent(text: str, width: int = 4) -> str:
     return "\n".join(" " * width + line for line in text.splitlines())
 
 
-def deploy_up(stack: DeployStack, options: UpOptions, out: TextIO) -> int:
-    """Run the deploy: up; on a health failure, up again with each failed app pinned, then unpin."""
-    good = last_known_good(stack.outputs())
-    entries = app_entries(_apps_config(stack))
+def _config_value(config: Mapping[str, ConfigValue], key: str) -> str | None:
+    value = config.get(key)
+    return value.value if value is not None else None
+
+
+def _content_tags(
+    config: Mapping[str, ConfigValue], work_dir: Path
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Each built app's content tag and the config's allowed releases, parsed as the program parses them.
+
+    A config the program would reject gives nothing here: the `up` then reports the config error.
+    """
+    raw: dict[str, Any] = {}
+    for key in TOP_LEVEL_KEYS:
+        text = _config_value(config, f"{NAMESPACE}:{key}")
+        if text is None:
+            continue
+        try:
+            raw[key] = json.loads(text)
+        except ValueError:
+            raw[key] = text
+    try:
+        cfg = parse_config(raw, work_dir)
+    except ConfigError:
+        return {}, ()
+    tags = {
+        app.name: content_tag(
+            app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args
+        )
+        for app in cfg.apps
+        if app.image.pin is None
+    }
+    return tags, cfg.allow_failed_releases
+
+
+def _record(outputs: Mapping[str, Any], out: TextIO) -> FailedReleaseRecord:
+    value = outputs.get(RECORD_OUTPUT)
+    record, problems = FailedReleaseRecord.from_json(getattr(value, "value", value))
+    for p in problems:
+        out.write(f"deploy: warning: stack output {RECORD_OUTPUT}{p.path}: got {p.given}; ignored\n")
+    return record
+
+
+def _record_key(record: FailedReleaseRecord, config: Mapping[str, ConfigValue]) -> RuntimeKey:
+    return RuntimeKey(
+        RECORD_CONFIG_KEY, json.dumps(record.to_json()), _config_value(config, RECORD_CONFIG_KEY)
+    )
+
+
+def _report_failure(out: TextIO, result: UpResult, verdict: Verdict, stack: str) -> None:
+    assert result.error is not None
+    if verdict.cancelled:
+        out.write(
+            "deploy: the update was cancelled (a signal reached the Pulumi CLI); nothing was rolled back.\n"
+        )
+        _write_runbook(out, stack, "If the stack is left locked or with pending operations, recover it:")
+        return
+    if not verdict.health and not verdict.other:
+        out.write(f"deploy: the update failed; nothing was rolled back:\n{_indent(_stderr(result.error))}\n")
+        return
+    out.write("deploy: the update failed; nothing was rolled back (only a failed health gate is):\n")
+    for line in verdict.other:
+        out.write(f"  - {line}\n")
+    for failure in verdict.health:
+        out.write(f"  - {failure.app}: health gate failed as well ({failure.urn})\n")
+
+
+def _report_rollback(out: TextIO, verdict: Verdict, plan: RollbackPlan) -> None:
+    out.write("deploy: the release failed its health gate:\n")
+    for failure in verdict.health:
+        what = "health check failed" if failure.kind == "health-check" else "Application's wait timed out"
+        out.write(f"  - {failure.app}: {what} ({failure.urn})\n{_indent(failure.report, 6)}\n")
+    for line in plan.stuck:
+        out.write(f"  - cannot roll back {line}\n")
+
+
+def _write_runbook(out: TextIO, stack: str, headline: str) -> None:
+    out.write(f"deploy: {headline}\n")
+    for line in recovery.runbook(stack):
+        out.write(f"  {line}\n")
+
+
+def _report_conflict(out: TextIO, stack: Stack, err: CommandError, options: UpOptions) -> None:
+    stderr = _stderr(err)
+    history = None
+    if recovery.CONFLICT_TEXT in stderr:
+        try:
+            history = stack.history(page_size=1, show_secrets=False)
+        except CommandError:
+            history = None
+    conflict = recovery.explain(
+        stderr, history, now=options.now(), stale_after=options.stale_after, hostname=socket.gethostname()
+    )
+    out.write(f"deploy: {conflict.summary}; nothing was changed.\n")
+    if conflict.kind == "in-progress":
+        out.write("deploy: wait for it to finish, then deploy again.\n")
+        _write_runbook(out, stack.name, "only if no update of this stack is running after all, recover with:")
+    elif conflict.kind == "left-over":
+        _write_runbook(out, stack.name, "an interrupted run (a cancelled or timed-out job) left it; recover:")
+    else:
+        out.write("deploy: this deploy cannot tell whether that update is still running. If it is, wait.\n")
+        _write_runbook(out, stack.name, "if it is not (a cancelled or timed-out job, a killed CLI), recover:")
+
+
+def _report_pending(out: TextIO, events: Sequence[EngineEvent], stack: str) -> None:
+    pending = pending_operations(events)
+    if pending:
+        out.write("deploy: warning: the stack has operations an interrupted run left pending:\n")
+        for item in pending:
+            out.write(f"  - {item}\n")
+        _write_runbook(out, stack, "check those resources, then clear them:")
+
+
+def _failed_releases(
+    verdict: Verdict, plan: RollbackPlan, tags: Mapping[str, str], result: UpResult, now: datetime
+) -> list[FailedRelease]:
+    """The releases this rollback takes back, for the record: only built apps have a content tag."""
+    digests = built_digests(result.events, tags)
+    reports = {f.app: f.report for f in verdict.health}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [
+        FailedRelease(
+            pin.app, tags[pin.app], digests.get(pin.app), stamp, _first_line(reports.get(pin.app, ""))
+        )
+        for pin in plan.pins
+        if pin.app in tags
+    ]
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0][:200]
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What the deploy reads before the update."""
+
+    good: dict[str, str]
+    """Each app's last digest that passed its health gate."""
+    record: FailedReleaseRecord
+    config: Mapping[str, ConfigValue]
+    entries: dict[str, AppEntry]
+    tags: dict[str, str]
+    """Each built app's content tag."""
+    allowed: tuple[str, ...]
+    """Failed releases allowed to ship again: the option's and the stack config's."""
+
+
+def _read_stack(stack: Stack, options: UpOptions, out: TextIO) -> StackState:
+    outputs = stack.outputs()
+    record = _record(outputs, out)
+    config = stack.get_all_config()
+    entries = app_entries(_config_value(config, APPS_KEY))
     for name, entry in entries.items():
         if entry.pin is not None:
             out.write(f"deploy: note: {name} is pinned to {entry.pin} in the stack config; not rebuilt\n")
-    err, events = _up(stack, options)
-    if err is None:
+    tags, config_allowed = _content_tags(config, options.work_dir)
+    recorded = {r.ref for r in record.releases}
+    for ref in options.allow_failed_releases:
+        if ref not in recorded:
+            out.write(f"deploy: note: --allow-failed-release {ref}: no such failed release is recorded\n")
+    allowed = (*options.allow_failed_releases, *config_allowed)
+    return StackState(last_known_good(outputs), record, config, entries, tags, allowed)
+
+
+def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> int:
+    """Run the deploy; a signal stops it at the next step and exits with 128 + the signal's number."""
+    try:
+        return _deploy(stack, options, out, interrupts)
+    except Interrupted:
+        out.write(f"deploy: interrupted by {interrupts.signal_name}; the stack's config is restored.\n")
+        if interrupts.terminated:
+            _write_runbook(
+                out,
+                stack.name,
+                "the Pulumi CLI was stopped mid-update: the stack may be locked and have pending operations. "
+                "Recover:",
+            )
+        else:
+            _write_runbook(
+                out, stack.name, "if the next deploy finds the stack locked or operations pending:"
+            )
+        return interrupts.exit_code
+
+
+def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> int:
+    interrupts.check()
+    state = _read_stack(stack, options, out)
+    found = blocked(state.record, state.tags, state.allowed)
+    if found:
+        out.write(f"deploy: error: {blocked_message(found, stack.name)}\n")
+        return EXIT_BLOCKED
+    given = state.record.without(options.allow_failed_releases)
+    # The program reads the record from the stack's outputs itself; pass it only when it differs.
+    first_keys = [_record_key(given, state.config)] if given != state.record else []
+    with runtime_config(stack, first_keys, interrupts, out):
+        result = _up(stack, options, interrupts)
+    _report_pending(out, result.events, stack.name)
+    if result.error is None:
         out.write("deploy: the update succeeded\n")
         return EXIT_OK
-    verdict = classify(events, entries)
+    if isinstance(result.error, ConcurrentUpdateError):
+        _report_conflict(out, stack, result.error, options)
+        return EXIT_LOCKED
+    verdict = classify(result.events, state.entries, _stderr(result.error))
     if not verdict.rollback:
-        _report_failure(out, err, verdict)
+        _report_failure(out, result, verdict, stack.name)
         return EXIT_FAILED
-    plan = plan_rollback(verdict, good, entries)
+    plan = plan_rollback(verdict, state.good, state.entries)
     _report_rollback(out, verdict, plan)
     if not plan.pins:
-        out.write("deploy: nothing to roll back to; the failed release stays as it is\n")
+        out.write(
+            "deploy: nothing to roll back to; the failed release stays as it is (and is not recorded)\n"
+        )
         return EXIT_FAILED
+    failed = _failed_releases(verdict, plan, state.tags, result, options.now())
+    return _rollback(stack, options, out, interrupts, state, plan, given, failed)
+
+
+def _rollback(
+    stack: Stack,
+    options: UpOptions,
+    out: TextIO,
+    interrupts: Interrupts,
+    state: StackState,
+    plan: RollbackPlan,
+    given: FailedReleaseRecord,
+    failed: Sequence[FailedRelease],
+) -> int:
+    """`up` with the failed apps pinned, a fresh rollbackId and the failed releases added to the record."""
+    record = given
+    for release in failed:
+        record = record.add(release)
+    keys = [
+        *(RuntimeKey(p.key, p.digest, p.previous, path=True) for p in plan.pins),
+        RuntimeKey(ROLLBACK_ID_KEY, uuid.uuid4().hex, _config_value(state.config, ROLLBACK_ID_KEY)),
+        _record_key(record, state.config),
+    ]
     for pin in plan.pins:
         out.write(f"deploy: rolling {pin.app} back to {pin.digest} ({pin.key})\n")
-    try:
-        _set_pins(stack, plan.pins)
-        rollback_err, rollback_events = _up(stack, options)
-    finally:
-        # Also after a failed `config set` or an interrupted `up`: a deploy leaves no pin of its own.
-        _restore_pins(stack, plan.pins)
-    if rollback_err is not None:
-        again = classify(rollback_events, entries)
-        out.write("deploy: the rollback failed too:\n")
+    with runtime_config(stack, keys, interrupts, out):
+        rollback = _up(stack, options, interrupts)
+    if rollback.error is not None:
+        again = classify(rollback.events, state.entries, _stderr(rollback.error))
+        out.write("deploy: the rollback failed too (the failed release is not recorded):\n")
         lines = [*(f"{f.app}: {f.report}" for f in again.health), *again.other]
-        for line in lines or [_stderr(rollback_err)]:
+        for line in lines or [_stderr(rollback.error)]:
             out.write(f"{_indent(line)}\n")
         return EXIT_ROLLBACK_FAILED
     apps = ", ".join(f"{p.app} -> {p.digest}" for p in plan.pins)
     out.write(f"deploy: rolled back {apps}; the failed release is not live. Failing the deploy.\n")
+    for release in failed:
+        out.write(
+            f"deploy: recorded {release.ref} as failed (stack output {RECORD_OUTPUT}): the same content will "
+            f"not ship again until its source changes, or --allow-failed-release {release.ref}\n"
+        )
     return EXIT_ROLLED_BACK

@@ -19,6 +19,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.failed_releases import READ_STACK_OUTPUTS
 from components.image_ref import is_local_image_id
 from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE
 from components.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_REFERENCE_TYPE, STACK_TYPE
@@ -127,6 +128,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
         image_sizes: Mapping[str, float] | None = None,
         local_images: Mapping[str, ImageMeasurement] | None = None,
         stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+        own_outputs: Mapping[str, Any] | None = None,
     ) -> None:
         self.image_sizes = dict(image_sizes or {})
         """ImageSize resource name -> the registry's size_bytes."""
@@ -138,6 +140,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
         """Outputs of other stacks by stack name (the last segment of `org/project/stack`)."""
         self.stack_references: list[str] = []
         """Every stack name a StackReference asked for, in order."""
+        self.own_outputs = dict(own_outputs) if own_outputs is not None else None
+        """This stack's last outputs (`pulumi stack output --json`); None: the stack has none to read."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
@@ -193,8 +197,12 @@ class ProgramMocks(pulumi.runtime.Mocks):
             "size_source": f"{LOCAL_SOURCE}: {how} {local.image_id[:19]}, {local.method}",
         }
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token == READ_STACK_OUTPUTS:
+            # The engine's answer shape (pkg/resource/deploy/builtins.go readStackReference).
+            outputs = self.own_outputs or {}
+            return {"name": args.args.get("name"), "outputs": outputs, "secretOutputNames": []}, []
+        return {}, []
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -309,8 +317,12 @@ def simulate(
     secret_config: Mapping[str, Any] | None = None,
     preview: bool = False,
     mocks: ProgramMocks | None = None,
+    own_outputs: Mapping[str, Any] | None = None,
 ) -> Simulation:
-    """Run `__main__.py` with the stack's config (or `config`), under mocks, and return what it registered."""
+    """Run `__main__.py` with the stack's config (or `config`), under mocks, and return what it registered.
+
+    `own_outputs` answers the program's read of its own stack's outputs (used when `mocks` is None).
+    """
     values = dict(read_stack_config(stack, project_dir) if config is None else config)
     secrets = dict(secret_config or {})
     if password is not None:
@@ -318,7 +330,7 @@ def simulate(
     all_values = engine_config({**values, **secrets})
     # A `secure:` value in the stack file reads as a placeholder; the CLI marks its key secret, so here too.
     set_all_config(all_values, [k for k in secrets if k in all_values] + secret_keys(values))
-    monitor = _RecordingMonitor(mocks or ProgramMocks())
+    monitor = _RecordingMonitor(mocks or ProgramMocks(own_outputs=own_outputs))
     logger = _LogCollector()
     settings.ROOT.set(None)
     pulumi_mocks.set_mocks(

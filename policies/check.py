@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -230,6 +231,7 @@ def run_check(
     config_file: Path | None = None,
     config: dict[str, Any] | None = None,
     build: bool = False,
+    own_outputs: dict[str, Any] | None = None,
 ) -> CheckReport:
     """Simulate the program with the stack's config, render its Applications, and judge it all.
 
@@ -238,6 +240,9 @@ def run_check(
     overlay can be rendered. In a real preview that digest is pending (pulumi-docker answers the local
     build's ID), and Argo CD's source is unknown. The image size is unknown unless `build` is set: each
     image is then built with the local Docker Engine and its measured size stands in for the registry's.
+
+    `own_outputs` (`pulumi stack output --json`) answers the program's read of its own outputs, where
+    the failed-release record lives; without it the record is not checked.
     """
     source = stack_file(stack, project_dir).name if config is None else f"stack {stack!r}"
     try:
@@ -247,12 +252,13 @@ def run_check(
     config_file = config_file or default_config_file(stack)
     policy_config = load_policy_config(config_file)  # a bad file fails before the program runs
     upstream, preview = _upstream_outputs(stack, project_dir, values)
-    sim = _simulate(stack, source, project_dir, values, ProgramMocks(stack_outputs=upstream), preview)
+    mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
+    sim = _simulate(stack, source, project_dir, values, mocks, preview)
     builds = image_builds(sim, project_dir)
     if build:
         images, measured = measure_builds(builds, project_dir, size_limit(policy_config))
         if measured:
-            mocks = ProgramMocks(local_images=measured, stack_outputs=upstream)
+            mocks = ProgramMocks(local_images=measured, stack_outputs=upstream, own_outputs=own_outputs)
             sim = _simulate(stack, source, project_dir, values, mocks, preview)
     else:
         images = [
@@ -324,21 +330,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="build each non-pinned app's image with the local Docker Engine (DOCKER_HOST) and judge "
         "image-size-limit on its measured size",
     )
+    parser.add_argument(
+        "--stack-outputs",
+        type=Path,
+        help="the stack's outputs (`pulumi stack output --json --stack S > FILE`), to check the "
+        "failed-release record; without it the record is not checked",
+    )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        outputs = _stack_outputs(args.stack_outputs)
         report = run_check(
             args.stack,
             project_dir=args.project_dir,
             render=not args.no_render,
             config_file=args.policy_config,
             build=args.build,
+            own_outputs=outputs,
         )
     except (CheckError, PolicyConfigError, PolicyPackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    # Before the report, whose last line is the verdict.
+    if outputs is None:
+        print("failed-release record: not checked (pass --stack-outputs FILE: `pulumi stack output --json`)")
+    else:
+        print(f"failed-release record: checked against {args.stack_outputs}")
     print(report.format())
     return report.exit_code
+
+
+def _stack_outputs(path: Path | None) -> dict[str, Any] | None:
+    """The stack's outputs as `pulumi stack output --json` writes them."""
+    if path is None:
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckError(f"--stack-outputs {path}: not readable as JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise CheckError(
+            f"--stack-outputs {path}: expected the JSON object `pulumi stack output --json` writes"
+        )
+    return value
 
 
 if __name__ == "__main__":

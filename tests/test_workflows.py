@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from deploy.cli import POLICY_PACK, policy_config
-from offline.stack_files import stack_names
+from deploy.run import STALE_AFTER
+from offline.stack_files import read_stack_config, stack_names
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -74,6 +75,15 @@ CREDENTIAL_LITERALS = [
     re.compile(r"(?i)(password|passphrase|token)\s*[:=]\s*['\"]?(?!\$\{\{)[A-Za-z0-9+/_-]{8,}"),
 ]
 SENSITIVE_ENV = re.compile(r"TOKEN|PASSWORD|PASSPHRASE|SECRET|KUBECONFIG|BACKEND_URL")
+SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
+# Time a deploy job needs besides the deploy (checkout, Python and pip, the CLI, kubeconfig, cleanup),
+# and what a deploy may spend outside its budgeted phases (the unbounded image build, plugin downloads).
+SETUP_MINUTES = 5
+UNBOUNDED_MINUTES = 6
+# After the runner's SIGINT: SIGTERM at 7.5 s, kill at 10 s (actions/runner ProcessInvoker.cs).
+GRACEFUL_CANCEL_MINUTES = 1
+DEFAULT_BUDGET_SECONDS = 300
+"""The deploy budget's default (gitops-deploy:deploy.budgetSeconds)."""
 
 
 def load(name: str) -> dict[Any, Any]:
@@ -87,6 +97,11 @@ def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
     value = workflow.get("on", workflow.get(True))
     assert isinstance(value, dict), value
     return value
+
+
+def deploy_jobs() -> dict[str, Any]:
+    """deploy.yml's jobs that deploy a stack (all but the test gate)."""
+    return {k: v for k, v in load("deploy")["jobs"].items() if k != "test"}
 
 
 def steps(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -174,11 +189,72 @@ def test_offline_policy_check_needs_no_credentials() -> None:
     wf = load("preview")
     job = wf["jobs"]["policy-check"]
     assert sorted(job["strategy"]["matrix"]["stack"]) == stack_names()
-    assert "environment" not in job and "needs" not in job
-    runs = [s["run"] for s in job["steps"] if "run" in s]
-    assert "python -m policies.check --stack ${{ matrix.stack }} --build" in runs
+    assert "environment" not in job and "needs" not in job and "if" not in job, "forks' PRs get it too"
+    check = next(s for s in job["steps"] if s.get("id") == "check")
+    assert check["env"] == {"STACK": "${{ matrix.stack }}"}
+    assert 'python -m policies.check --stack "$STACK" --build' in check["run"]
     assert not SECRET_REF.search(yaml.safe_dump(job)), "the offline check must work without secrets"
     assert not any(str(s.get("uses", "")).startswith("pulumi/actions") for s in job["steps"])
+
+
+def test_the_check_report_is_one_edited_pr_comment_whatever_the_preview_did() -> None:
+    """pulumi/actions v6 throws before it comments on a failed preview (src/main.ts): this job comments."""
+    job = load("preview")["jobs"]["policy-check"]
+    names = [s.get("id") or s.get("uses", "").split("@")[0] or s.get("name") for s in job["steps"]]
+    check, comment, fail = (
+        names.index(n)
+        for n in ("check", "marocchino/sticky-pull-request-comment", "Fail when the check failed")
+    )
+    assert check < comment < fail, "comment first, fail the job last"
+    post = job["steps"][comment]
+    assert post["uses"] == "marocchino/sticky-pull-request-comment@v2"
+    assert post["with"] == {"header": "policy-check-${{ matrix.stack }}", "path": "policy-check.md"}
+    assert post["if"] == f"always() && {SAME_REPO}", (
+        "a fork's token cannot comment; its report is in the summary"
+    )
+    assert "GITHUB_TOKEN" not in yaml.safe_dump(post), "the job's own token (github.token), no secret"
+    assert job["steps"][fail]["if"] == "steps.check.outputs.exit-code != '0'"
+    assert load("preview")["permissions"]["pull-requests"] == "write"
+
+
+@pytest.mark.parametrize("exit_code, verdict", [(0, "passed"), (1, "FAILED (exit 1)")])
+def test_the_check_step_writes_the_report_as_a_code_block_and_keeps_its_exit_code(
+    tmp_path: Path, exit_code: int, verdict: str
+) -> None:
+    """Run the step's script as the runner does (bash -e), with a stand-in `python` that prints a table."""
+    job = load("preview")["jobs"]["policy-check"]
+    check = next(s for s in job["steps"] if s.get("id") == "check")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(
+        f'#!/bin/sh\necho "RESOURCE | POLICY"\necho "args: $*"\nexit {exit_code}\n'
+    )
+    (bin_dir / "python").chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "STACK": "dev",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    }
+    proc = subprocess.run(
+        ["bash", "-e", "-c", check["run"]], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "policy-check.md").read_text()
+    assert report == (
+        f"### Policy check of `dev` (without the Pulumi CLI): {verdict}\n\n"
+        "```\nRESOURCE | POLICY\nargs: -m policies.check --stack dev --build\n```\n"
+    )
+    assert (tmp_path / "summary").read_text() == report
+    assert (tmp_path / "output").read_text() == f"exit-code={exit_code}\n"
+
+
+def test_previews_run_only_for_pull_requests_from_this_repository() -> None:
+    """Previews get the stack's passphrase: no fork's code runs with it (docs/ci-credentials.md)."""
+    job = load("preview")["jobs"]["preview"]
+    assert job["if"] == SAME_REPO
+    assert job["environment"] == "preview-${{ matrix.stack }}"
+    assert (ROOT / "docs" / "ci-credentials.md").is_file()
 
 
 # --- deploy.yml ---
@@ -188,13 +264,24 @@ def test_deploy_runs_on_push_to_main_only() -> None:
     assert triggers(load("deploy")) == {"push": {"branches": ["main"]}}
 
 
+def test_nothing_deploys_before_the_tests_of_the_same_commit_pass() -> None:
+    wf = load("deploy")
+    assert wf["jobs"]["test"] == {"name": "make test", "uses": "./.github/workflows/test.yml"}
+    assert wf["jobs"]["dev"]["needs"] == "test"
+    test = load("test")
+    assert "workflow_call" in triggers(test) and "push" not in triggers(test), "one test run per push"
+    assert test["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}", (
+        "a newer push must not cancel the tests a deploy waits for"
+    )
+
+
 def test_deploy_promotes_dev_then_staging_then_prod_each_in_its_environment() -> None:
-    jobs = load("deploy")["jobs"]
+    jobs = deploy_jobs()
     order = list(jobs)
     assert sorted(order) == stack_names(), "every stack file is deployed"
     assert [s for s in order if s in PROMOTION] == PROMOTION
     assert order[0] == "dev" and order[-1] == "prod"
-    assert "needs" not in jobs[order[0]]
+    assert jobs[order[0]]["needs"] == "test", "the first stack waits for the tests only"
     for before, stack in itertools.pairwise(order):
         assert jobs[stack]["needs"] == before, f"{stack} is promoted from {before}"
     for stack, job in jobs.items():
@@ -202,7 +289,7 @@ def test_deploy_promotes_dev_then_staging_then_prod_each_in_its_environment() ->
 
 
 def test_one_update_per_stack_at_a_time_and_never_cancelled() -> None:
-    jobs = load("deploy")["jobs"]
+    jobs = deploy_jobs()
     groups = {stack: job["concurrency"]["group"] for stack, job in jobs.items()}
     assert len(set(groups.values())) == len(groups), "one concurrency group per stack"
     for stack, job in jobs.items():
@@ -211,9 +298,10 @@ def test_one_update_per_stack_at_a_time_and_never_cancelled() -> None:
 
 
 def test_each_deploy_job_runs_the_rollback_aware_deploy_of_its_stack() -> None:
-    for stack, job in load("deploy")["jobs"].items():
+    for stack, job in deploy_jobs().items():
         runs = [s["run"] for s in job["steps"] if "run" in s]
-        assert f"python -m deploy up --stack {stack}" in runs
+        # `exec`: the deploy is the step's process, the one the runner signals on a cancel or timeout.
+        assert f"exec python -m deploy up --stack {stack}" in runs
         installs = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
         assert len(installs) == 1 and "command" not in installs[0].get("with", {}), "install the CLI only"
 
@@ -230,6 +318,17 @@ def test_policy_pack_on_every_preview_and_up() -> None:
             for cmd in re.findall(r"pulumi (?:up|preview)[^\n]*", run):
                 assert "--policy-pack " in cmd and "--policy-pack-config " in cmd, cmd
             # `python -m deploy up` passes the pack itself (tests/test_deploy.py checks its `up` calls).
+
+
+def test_time_limits_leave_room_for_the_budget_and_a_graceful_cancel() -> None:
+    for stack, job in deploy_jobs().items():
+        [step] = [s for s in job["steps"] if "python -m deploy" in s.get("run", "")]
+        deploy = read_stack_config(stack).get("gitops-deploy:deploy") or {}
+        budget = deploy.get("budgetSeconds", DEFAULT_BUDGET_SECONDS) / 60
+        assert step["timeout-minutes"] >= budget + UNBOUNDED_MINUTES + GRACEFUL_CANCEL_MINUTES, stack
+        assert job["timeout-minutes"] >= step["timeout-minutes"] + SETUP_MINUTES, stack
+        # A lock or in-progress update older than any job is left over (deploy/recovery.py).
+        assert job["timeout-minutes"] < STALE_AFTER.total_seconds() / 60, stack
 
 
 # --- secrets ---
@@ -284,6 +383,8 @@ def test_pulumi_credentials_reach_every_pulumi_run(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_python_is_set_up_with_a_pip_cache_over_the_requirements_files(name: str) -> None:
     for job_id, job in load(name)["jobs"].items():
+        if "uses" in job:
+            continue  # a called workflow: checked as its own file
         [setup] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@")]
         assert setup["with"]["cache"] == "pip", job_id
         paths = setup["with"]["cache-dependency-path"].split()
@@ -303,7 +404,7 @@ def test_jobs_running_the_program_install_into_the_projects_virtualenv() -> None
 
 def test_test_workflow_runs_the_readme_test_command() -> None:
     wf = load("test")
-    assert set(triggers(wf)) == {"push", "pull_request"}
+    assert set(triggers(wf)) == {"pull_request", "workflow_call"}
     [job] = wf["jobs"].values()
     runs = [s.get("run", "") for s in job["steps"]]
     assert "make test" in runs

@@ -1,0 +1,146 @@
+"""A stack that is locked, or still marked as updating: is another update live, and how to recover if not.
+
+The CLI's own words (pulumi/pulumi v3.259):
+
+- DIY backends (file, s3, azblob, gs) refuse an update while a lock file exists: "the stack is
+  currently locked by N lock(s). Either wait for the other process(es) to end or delete the lock
+  file with `pulumi cancel`.", then one line per lock, "  <url>: created by <user>@<host> (pid <pid>)
+  at <RFC 3339 time>" (pkg/backend/diy/lock.go `checkForLock`). A CLI that is killed, rather than
+  cancelled, never removes its lock.
+- Pulumi Cloud answers "[409] Conflict: Another update is currently in progress." (the text the
+  Automation API matches in pulumi/automation/errors.py); an update whose CLI was killed stays "in
+  progress" there until `pulumi cancel` (pkg/cmd/pulumi/cancel/cancel.go).
+- Operations that were running when the CLI stopped are left pending in the state; the next update
+  warns about them, and `pulumi refresh` clears them; run non-interactively, it leaves pending creates
+  in place unless given `--clear-pending-creates` (or `--import-pending-creates <urn> <id>`)
+  (pkg/resource/deploy/deployment_executor.go `printPendingOperationsWarning`,
+  pkg/cmd/pulumi/operations/refresh.go).
+
+Only another update that is still running is "in progress". A lock or an in-progress update that
+outlived any deploy, or whose process is gone, is left over from an interrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pulumi.automation import UpdateSummary
+
+CONFLICT_TEXT = "[409] Conflict: Another update is currently in progress."
+DIY_LOCK_TEXT = "the stack is currently locked by"
+_LOCK_LINE = re.compile(
+    r"^\s*(?P<url>\S.*?): created by (?P<user>[^@\s]+)@(?P<host>\S+) "
+    r"\(pid (?P<pid>\d+)\) at (?P<time>\S+)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """One lock of a DIY backend, as the CLI describes it."""
+
+    user: str
+    host: str
+    pid: int
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """What blocked the update, and whether another update is really running."""
+
+    kind: Literal["in-progress", "left-over", "unknown"]
+    summary: str
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _utc(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def lock_holders(stderr: str) -> list[LockHolder]:
+    """The locks a DIY backend listed in its error."""
+    holders = []
+    for line in stderr.splitlines():
+        match = _LOCK_LINE.match(line)
+        if match:
+            holders.append(LockHolder(match["user"], match["host"], int(match["pid"]), _utc(match["time"])))
+    return holders
+
+
+def _when(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "an unknown time"
+    minutes = max(0, int((now - at).total_seconds() // 60))
+    return f"{at.strftime('%Y-%m-%dT%H:%M:%SZ')} ({minutes} min ago)"
+
+
+def runbook(stack: str) -> list[str]:
+    """The commands that bring a stack back after an interrupted update, with what each one does."""
+    return [
+        f"pulumi cancel --stack {stack} --yes",
+        "    only when no update of this stack is running: removes a DIY backend's lock file, or ends",
+        "    the update Pulumi Cloud still shows as in progress",
+        f"pulumi refresh --stack {stack} --yes --clear-pending-creates",
+        "    reads every resource back from the cluster and the registry and clears the pending",
+        "    operations; --clear-pending-creates drops creates that never finished (for one that did",
+        "    finish, use --import-pending-creates <urn> <id> instead, or it is left out of the state)",
+        f"python -m deploy up --stack {stack}",
+    ]
+
+
+def explain(
+    stderr: str,
+    history: Sequence[UpdateSummary] | None,
+    *,
+    now: datetime,
+    stale_after: timedelta,
+    hostname: str,
+    alive: Callable[[int], bool] = pid_alive,
+) -> Conflict:
+    """Judge a ConcurrentUpdateError: a live update ("in-progress"), a left-over, or unknown."""
+    holders = lock_holders(stderr)
+    if DIY_LOCK_TEXT in stderr and holders:
+        who = "; ".join(f"{h.user}@{h.host} (pid {h.pid}) since {_when(h.since, now)}" for h in holders)
+        if any(h.host == hostname and alive(h.pid) for h in holders):
+            return Conflict("in-progress", f"another update of this stack is in progress: locked by {who}")
+        stale = all(
+            (h.host == hostname and not alive(h.pid))
+            or (h.since is not None and now - h.since >= stale_after)
+            for h in holders
+        )
+        if stale:
+            return Conflict("left-over", f"the stack is locked by an update that is no longer running: {who}")
+        return Conflict("unknown", f"the stack is locked by {who}")
+    running = [h for h in history or () if h.result == "in-progress"]
+    if running:
+        start = running[0].start_time
+        since = start if start.tzinfo else start.replace(tzinfo=UTC)
+        kind = "an update" if running[0].kind == "update" else f"a `{running[0].kind}`"
+        what = f"{kind} started at {_when(since, now)}"
+        if now - since < stale_after:
+            return Conflict("in-progress", f"another update of this stack is in progress: {what}")
+        return Conflict(
+            "left-over",
+            f"the stack is still marked as updating by {what}, longer than any deploy runs "
+            f"({int(stale_after.total_seconds() // 60)} min)",
+        )
+    return Conflict("unknown", "the backend reports another update of this stack in progress")

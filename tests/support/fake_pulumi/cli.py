@@ -1,0 +1,299 @@
+"""A stand-in `pulumi` executable: answers exactly the commands the Automation API sends, as the CLI does.
+
+Each call is run as `pulumi [--non-interactive] <command> ...` with the project directory as cwd
+(pulumi/automation/_cmd.py `PulumiCommand.run`); the argv each Automation API method sends is in
+pulumi/automation/_local_workspace.py and _stack.py. Stack config lives in `Pulumi.<stack>.yaml` in
+that directory, as the real CLI keeps it; outputs, history and the scripted `up`s come from the
+scenario in $FAKE_PULUMI_DIR/scenario.json. Every call is appended to $FAKE_PULUMI_DIR/calls.jsonl.
+
+`up --event-log <target>` streams a recorded event stream (tests/fixtures/engine_events) to a file,
+or, when the target is `tcp://host:port`, to the Automation API's `Events.StreamEvents` gRPC service
+(pulumi/runtime/proto/events.proto), as pkg/backend/display/display.go `startEventLogger` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE.parents[1] / "fixtures" / "engine_events"
+WAIT_BOUND_S = 60.0
+"""A scripted pause never outlasts this: a test that forgets to signal fails instead of hanging."""
+_PATH_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
+
+
+class Fake:
+    """The scenario, the state it changes and the call log."""
+
+    def __init__(self, root: Path, cwd: Path) -> None:
+        self.root = root
+        self.cwd = cwd
+        self.scenario: dict[str, Any] = json.loads((root / "scenario.json").read_text(encoding="utf-8"))
+
+    def save(self) -> None:
+        """Keep outputs, history and the `up` counter for the next call."""
+        (self.root / "scenario.json").write_text(json.dumps(self.scenario, indent=1), encoding="utf-8")
+
+    def log(self, entry: dict[str, Any]) -> None:
+        """Append one line to the call log."""
+        with (self.root / "calls.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+
+    def stack_file(self, stack: str) -> Path:
+        return self.cwd / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
+
+    def read_config(self, stack: str) -> dict[str, Any]:
+        data = yaml.safe_load(self.stack_file(stack).read_text(encoding="utf-8")) or {}
+        config = data.get("config") or {}
+        assert isinstance(config, dict)
+        return config
+
+    def write_config(self, stack: str, config: dict[str, Any]) -> None:
+        path = self.stack_file(stack)
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data["config"] = config
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else None
+
+
+def _split_path(key: str) -> tuple[str, list[str | int]]:
+    """`ns:top[0].a.b` -> ("ns:top", [0, "a", "b"]), as `pulumi config --path` reads a key."""
+    namespace, _, rest = key.partition(":")
+    parts: list[str | int] = []
+    for index, name in _PATH_PART.findall(rest):
+        parts.append(int(index) if index else name)
+    top = parts.pop(0)
+    return f"{namespace}:{top}", parts
+
+
+def _config_json(config: dict[str, Any]) -> dict[str, Any]:
+    """`pulumi config --json --show-secrets`: value as a string, objectValue for objects (config.go)."""
+    out: dict[str, Any] = {}
+    for key in sorted(config):
+        value = config[key]
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            out[key] = {"value": "decrypted-secret", "secret": True}
+        elif isinstance(value, dict | list):
+            out[key] = {
+                "value": json.dumps(value, separators=(",", ":")),
+                "objectValue": value,
+                "secret": False,
+            }
+        elif isinstance(value, bool):
+            out[key] = {"value": "true" if value else "false", "secret": False}
+        else:
+            out[key] = {"value": str(value), "secret": False}
+    return out
+
+
+def _set(config: dict[str, Any], key: str, value: str, path: bool) -> None:
+    if not path:
+        config[key] = value
+        return
+    top, parts = _split_path(key)
+    if not parts:
+        config[top] = value
+        return
+    node = config[top]
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _remove(config: dict[str, Any], key: str, path: bool) -> None:
+    top, parts = _split_path(key) if path else (key, [])
+    if not parts:
+        config.pop(top, None)
+        return
+    node: Any = config.get(top)
+    for part in parts[:-1]:
+        node = node[part] if node is not None else None
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
+
+
+class Signals:
+    """SIGINT/SIGTERM as the Pulumi CLI's cancellation scope receives them."""
+
+    def __init__(self, fake: Fake) -> None:
+        self.fake = fake
+        self.received: list[str] = []
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        self.received.append(name)
+        self.fake.log({"signal": name, "pid": os.getpid()})
+
+    def wait_for(self, count: int) -> None:
+        """Block until `count` signals arrived in all (a bounded wait, in the main thread)."""
+        self.fake.log({"waiting": count, "pid": os.getpid()})
+        deadline = time.monotonic() + WAIT_BOUND_S
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                sys.stderr.write("fake pulumi: no signal came\n")
+                sys.exit(97)
+            time.sleep(0.02)
+
+
+class EventLog:
+    """The `--event-log` target: a file (CLI <= 3.205) or the Automation API's gRPC Events service."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._file = None
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._call: Any = None
+        if target.startswith("tcp://"):
+            import grpc
+            from pulumi.runtime.proto import events_pb2, events_pb2_grpc
+
+            self._channel = grpc.insecure_channel(target.removeprefix("tcp://"))
+            stub = events_pb2_grpc.EventsStub(self._channel)
+            self._call = stub.StreamEvents.future(
+                events_pb2.EventRequest(event=e) for e in iter(self._queue.get, None)
+            )
+        else:
+            self._file = open(target, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+
+    def send(self, line: dict[str, Any]) -> None:
+        text = json.dumps(line, separators=(",", ":"))
+        if self._file is not None:
+            self._file.write(text + "\n")
+            self._file.flush()
+        else:
+            self._queue.put(text)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            return
+        self._queue.put(None)
+        while not self._call.done():  # a Python-level wait, so signals are still handled
+            time.sleep(0.01)
+        self._call.result()
+        self._channel.close()
+
+
+def _up(fake: Fake, args: list[str], stack: str) -> int:
+    ups = fake.scenario.setdefault("ups", [])
+    done = fake.scenario.get("ups_done", 0)
+    script: dict[str, Any] = ups[done] if done < len(ups) else {"fixture": "good_deploy.jsonl"}
+    fake.scenario["ups_done"] = done + 1
+    fake.save()
+    fake.log({"up": args, "config": fake.read_config(stack), "pid": os.getpid()})
+    signals = Signals(fake)
+    target = _flag(args, "--event-log")
+    if script.get("refuse"):
+        # Refused before the engine starts (a lock, a 409): no event at all.
+        sys.stderr.write(script["refuse"] + "\n")
+        return int(script.get("exit", 255))
+    lines = [json.loads(x) for x in (FIXTURES / script["fixture"]).read_text().splitlines() if x.strip()]
+    pauses = list(script.get("pause_before", []))
+    log = EventLog(target) if target else None
+    print(f"Updating ({stack}):", flush=True)
+    now = int(time.time())
+    for i, line in enumerate(lines):
+        while pauses and pauses[0] == i:
+            pauses.pop(0)
+            signals.wait_for(len(signals.received) + 1)
+        if log is not None:
+            log.send({**line, "sequence": i, "timestamp": now})
+    if script.get("hang_after"):
+        # A CLI that ignores every further signal: only SIGKILL stops it.
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, lambda *_: fake.log({"ignored": True}))
+        time.sleep(WAIT_BOUND_S)
+    if log is not None:
+        log.close()
+    code = int(script.get("exit", 0))
+    if script.get("stderr"):
+        sys.stderr.write(script["stderr"] + "\n")
+    if code == 0:
+        if "outputs" in script:
+            fake.scenario["outputs"] = script["outputs"]
+        fake.scenario.setdefault("history", []).insert(0, _history_entry("succeeded"))
+        fake.save()
+        print("Resources: done", flush=True)
+    return code
+
+
+def _history_entry(result: str, start: str = "2026-05-01T12:00:00.000Z") -> dict[str, Any]:
+    return {
+        "kind": "update",
+        "startTime": start,
+        "message": "",
+        "environment": {},
+        "config": {},
+        "result": result,
+        "endTime": start,
+        "version": 1,
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    """Answer one CLI call."""
+    fake = Fake(Path(os.environ["FAKE_PULUMI_DIR"]), Path.cwd())
+    raw = list(argv)
+    sep = raw.index("--") if "--" in raw else len(raw)
+    args = [a for a in raw[:sep] if a != "--non-interactive"] + raw[sep:]
+    fake.log({"argv": raw})
+    stack = _flag(args, "--stack") or ""
+    path = "--path" in raw[:sep]
+    if args == ["version"]:
+        print(fake.scenario.get("version", "3.272.0"))
+        return 0
+    if args[:2] == ["stack", "select"]:
+        if not fake.stack_file(stack).is_file():
+            sys.stderr.write(f"error: no stack named '{stack}' found\n")
+            return 255
+        return 0
+    if args[:2] == ["stack", "output"]:
+        outputs = fake.scenario.get("outputs", {})
+        print(json.dumps(outputs, indent=2))
+        return 0
+    if args[:2] == ["stack", "history"]:
+        print(json.dumps(fake.scenario.get("history") or [_history_entry("succeeded")]))
+        return 0
+    if args[:1] == ["config"] and len(args) > 1 and args[1].startswith("--"):
+        print(json.dumps(_config_json(fake.read_config(stack)), indent=2))
+        return 0
+    if args[:2] == ["config", "set"]:
+        config = fake.read_config(stack)
+        _set(config, args[2] if args[2] != "--path" else args[3], args[-1], path)
+        fake.write_config(stack, config)
+        return 0
+    if args[:2] in (["config", "rm"], ["config", "rm-all"]):
+        config = fake.read_config(stack)
+        skip = {"--stack", stack, "--path"}
+        keys = [a for a in args[2:] if a not in skip]
+        for key in keys:
+            _remove(config, key, path)
+        fake.write_config(stack, config)
+        return 0
+    if args[:1] == ["up"]:
+        return _up(fake, args, stack)
+    sys.stderr.write(f"fake pulumi: unsupported command {raw}\n")
+    fake.log({"unsupported": raw})
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""A cancelled or timed-out job: SIGINT/SIGTERM reach the deploy, which passes them to the CLI and cleans up.
+
+GitHub Actions signals only the step's process (SIGINT, SIGTERM 7.5 s later, then a kill: actions/runner
+ProcessInvoker.cs), so the tests signal only the deploy's pid, as `exec python -m deploy` makes it. The
+stand-in CLI runs in its own process group and records every signal it receives: what it gets came
+from the deploy. Its scripted `up` pauses where the real engine would be mid-update.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.engine_events import read
+from tests.support.fake_pulumi import FILE_TRANSPORT, GRPC_TRANSPORT, FakePulumi, read_config, start_deploy
+from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, make_project
+
+WAIT_S = 60.0
+
+
+def _index(fixture: str, text: str, nth: int = 0) -> int:
+    """Where in a recorded stream the line containing `text` is."""
+    found = [i for i, line in enumerate(read(fixture)) if text in str(line)]
+    return found[nth]
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> FakePulumi:
+    """The stand-in CLI (a current version: events over gRPC)."""
+    return FakePulumi(tmp_path / "fake")
+
+
+@pytest.fixture(params=[FILE_TRANSPORT, GRPC_TRANSPORT], ids=["file-events", "grpc-events"])
+def either_fake(request: pytest.FixtureRequest, tmp_path: Path) -> FakePulumi:
+    """The stand-in CLI with each event transport."""
+    return FakePulumi(tmp_path / "fake", version=request.param)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project of the test's own."""
+    return make_project(tmp_path / "project")
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    _, stderr = proc.communicate(timeout=WAIT_S)
+    return proc.returncode, stderr
+
+
+def test_sigint_mid_update_is_passed_to_the_cli_once_and_nothing_is_rolled_back(
+    either_fake: FakePulumi, project: Path
+) -> None:
+    fake = either_fake
+    fake.play(
+        {
+            "fixture": "cancelled.jsonl",
+            "pause_before": [_index("cancelled.jsonl", "stdoutEvent")],
+            "exit": 255,
+        },
+        outputs=OUTPUTS,
+    )
+    proc = start_deploy(fake, project, "--stack", STACK)
+    fake.wait_until_waiting()
+    os.kill(proc.pid, signal.SIGINT)
+    code, stderr = _finish(proc)
+    assert code == 128 + signal.SIGINT, stderr
+    assert fake.signals() == ["SIGINT"], "forwarded once: a second one would make the CLI terminate"
+    assert len(fake.ups()) == 1 and fake.config_writes() == []
+    assert read_config(project, STACK) == CONFIG
+    assert "deploy: SIGINT received; passing it to the Pulumi CLI" in stderr
+    assert "interrupted by SIGINT" in stderr and "pulumi cancel --stack prod --yes" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_sigterm_during_the_rollback_still_removes_the_pins(fake: FakePulumi, project: Path) -> None:
+    """GitHub's sequence during the rollback `up`: SIGINT (cancel), then SIGTERM (terminate)."""
+    cancelling = _index("terminated.jsonl", "stdoutEvent")
+    fake.play(
+        {"fixture": "health_failure_web.jsonl", "exit": 255},
+        {
+            "fixture": "terminated.jsonl",
+            "pause_before": [cancelling, cancelling + 1],
+            "exit": 8,
+            "stderr": "error: update cancelled",
+        },
+        outputs=OUTPUTS,
+    )
+    proc = start_deploy(fake, project, "--stack", STACK)
+    fake.wait_until_waiting(1)
+    os.kill(proc.pid, signal.SIGINT)
+    fake.wait_until_waiting(2)
+    os.kill(proc.pid, signal.SIGTERM)
+    code, stderr = _finish(proc)
+    assert code == 128 + signal.SIGINT, stderr
+    assert fake.signals() == ["SIGINT", "SIGTERM"]
+    _first, rollback = fake.ups()
+    assert rollback.config["gitops-deploy:apps"][0]["image"]["pin"] == OLD["web"], "the pins were set"
+    assert "gitops-deploy:rollbackId" in rollback.config
+    assert read_config(project, STACK) == CONFIG, "and removed after the CLI exited"
+    assert fake.config_writes()[-1][:5] == ["config", "rm-all", "--stack", STACK, "--path"]
+    assert "the Pulumi CLI was stopped mid-update: the stack may be locked" in stderr
+    assert "pulumi refresh --stack prod --yes --clear-pending-creates" in stderr
+
+
+def test_sigterm_alone_is_handled_like_sigint(fake: FakePulumi, project: Path) -> None:
+    fake.play(
+        {
+            "fixture": "cancelled.jsonl",
+            "pause_before": [_index("cancelled.jsonl", "stdoutEvent")],
+            "exit": 255,
+        },
+        outputs=OUTPUTS,
+    )
+    proc = start_deploy(fake, project, "--stack", STACK)
+    fake.wait_until_waiting()
+    os.kill(proc.pid, signal.SIGTERM)
+    code, stderr = _finish(proc)
+    assert code == 128 + signal.SIGTERM, stderr
+    assert fake.signals() == ["SIGTERM"]
+    assert read_config(project, STACK) == CONFIG
+    assert "interrupted by SIGTERM" in stderr
+
+
+def test_a_cli_slow_to_cancel_is_told_to_terminate_after_the_grace_period(
+    fake: FakePulumi, project: Path
+) -> None:
+    cancelling = _index("terminated.jsonl", "stdoutEvent")
+    fake.play(
+        {
+            "fixture": "terminated.jsonl",
+            "pause_before": [cancelling, cancelling + 1],
+            "exit": 8,
+            "stderr": "error: update cancelled",
+        },
+        outputs=OUTPUTS,
+    )
+    proc = start_deploy(fake, project, "--stack", STACK, "--cancel-grace", "0.5")
+    fake.wait_until_waiting(1)
+    os.kill(proc.pid, signal.SIGINT)
+    code, stderr = _finish(proc)
+    assert code == 128 + signal.SIGINT, stderr
+    assert fake.signals() == ["SIGINT", "SIGINT"], "the deploy sent the second signal itself"
+    assert "telling the Pulumi CLI to stop now" in stderr
+    assert read_config(project, STACK) == CONFIG
+
+
+def test_a_cli_that_ignores_signals_is_killed_and_the_config_is_still_restored(
+    fake: FakePulumi, project: Path
+) -> None:
+    cancelling = _index("terminated.jsonl", "stdoutEvent")
+    fake.play(
+        {"fixture": "health_failure_web.jsonl", "exit": 255},
+        {"fixture": "terminated.jsonl", "pause_before": [cancelling], "hang_after": True},
+        outputs=OUTPUTS,
+    )
+    proc = start_deploy(fake, project, "--stack", STACK, "--cancel-grace", "0.2")
+    fake.wait_until_waiting(1)
+    os.kill(proc.pid, signal.SIGINT)
+    code, stderr = _finish(proc)
+    assert code == 128 + signal.SIGINT, stderr
+    assert "the Pulumi CLI did not stop; killing it" in stderr
+    assert fake.ups()[1].config["gitops-deploy:apps"][0]["image"]["pin"] == OLD["web"]
+    assert read_config(project, STACK) == CONFIG
