@@ -101,8 +101,10 @@ _AWAIT_FAILED = _re(r"failed to fully initialize or become live|timed out waitin
 _APPLY_CONFLICT = _re(
     r"apply conflict|field conflict|the object has been modified|Operation cannot be fulfilled"
 )
-# provider/pkg/await/condition/jsonpath.go logs "Waiting for {.status.health.status}=Healthy (found ...)"
-# as the resource's status while it waits; all.go checks the sync condition before the health one.
+# provider/pkg/await/condition/jsonpath.go logs, as the resource's ephemeral status, "Waiting for
+# {.status.health.status}=Healthy (found ...)" (or "... selected nothing") for a condition not met yet;
+# all.go checks the sync condition before the health one, so the last such line names what was missing.
+_AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
 _HEALTH_STATUS = _re(r"\{\.status\.health\.status\}")
 # sdk/go/common/diag/errors.go: a failed `check`.
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
@@ -151,10 +153,10 @@ _TRACEBACK_END = _re(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Fai
 _MULTI_ERROR = re.compile(r"\A\d+ errors? occurred:\s*\n\s*\* ")
 
 
-def classify(
+def matching_rule(
     type_: str, message: str, *, registry_host: str | None = None, status: str | None = None
-) -> Cause:
-    """The cause of one failure, by the first rule of RULES that matches it."""
+) -> Rule | None:
+    """The first rule of RULES that matches a failure, if any."""
     for rule in RULES:
         if type_ not in rule.types or not rule.pattern.search(message):
             continue
@@ -162,8 +164,16 @@ def classify(
             continue
         if rule.names_registry and (not registry_host or registry_host.lower() not in message.lower()):
             continue
-        return rule.cause
-    return "other"
+        return rule
+    return None
+
+
+def classify(
+    type_: str, message: str, *, registry_host: str | None = None, status: str | None = None
+) -> Cause:
+    """The cause of one failure, by the first rule of RULES that matches it (`other` when none does)."""
+    rule = matching_rule(type_, message, registry_host=registry_host, status=status)
+    return rule.cause if rule is not None else "other"
 
 
 @dataclass(frozen=True)
@@ -245,7 +255,7 @@ def failures(events: Sequence[EngineEvent]) -> list[Failure]:
                     messages.setdefault(diag.urn, []).append(text)
                 else:
                     order.append(("program", text))
-            elif diag.urn and diag.ephemeral and text:
+            elif diag.urn and diag.ephemeral and _AWAIT_WAITING.match(text):
                 status[diag.urn] = text
         op_failed = event.res_op_failed_event
         if op_failed is not None and op_failed.metadata.urn not in messages:

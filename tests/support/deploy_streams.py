@@ -216,3 +216,18 @@ def engine_urns(sim: Simulation) -> dict[str, str]:
     return {
         urn: f"urn:pulumi:{sim.stack}::gitops-deploy::{qualified(urn)}::{r.name}" for urn, r in by_urn.items()
     }
+
+
+def check_failure_text(type_: str, name: str, reason: str, prop: str = "", value: str = "") -> str:
+    """How the engine words a provider's CheckFailure (sdk/go/common/diag/errors.go, issueCheckFailures)."""
+    if prop:
+        return f"{type_} resource '{name}': property {prop} value {value} has a problem: {reason}"
+    return f"{type_} resource '{name}' has a problem: {reason}"
+
+
+def init_error_text(*reasons: str) -> str:
+    """How the engine words a provider's partial failure (plugin.InitError: a hashicorp multierror)."""
+    if len(reasons) == 1:
+        return f"1 error occurred:\n\t* {reasons[0]}\n\n"
+    points = "\n\t".join(f"* {r}" for r in reasons)
+    return f"{len(reasons)} errors occurred:\n\t{points}\n\n"
