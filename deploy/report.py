@@ -24,6 +24,7 @@ import math
 import os
 import statistics
 import sys
+import textwrap
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -302,7 +303,7 @@ def _rows(report: Report) -> list[tuple[str, Summary]]:
 
 
 def _fit(name: str, width: int) -> str:
-    """A stack name cut from the left, where `org/project/` is the least telling part."""
+    """A stack name or path cut from the left, where `org/project/` or the folders tell least."""
     return name if len(name) <= width else "…" + name[len(name) - width + 1 :]
 
 
@@ -343,7 +344,11 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
             out += [_cut(f"  {name}: failing since {_iso(t)}", width) for name, t in opened]
     if report.skipped:
         out += ["", "Skipped:"]
-        out += [_cut(f"  {s.path}: {s.reason}", width) for s in report.skipped]
+        for s in report.skipped:
+            out.append("  " + _fit(str(s.path), width - 2))
+            out += textwrap.wrap(
+                s.reason, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False
+            )
     return "\n".join(line.rstrip() for line in out) + "\n"
 
 

@@ -302,9 +302,7 @@ def measure(
     `rolled_back` names apps a later `up` rolled back even if none of their steps ran in it. An app
     is otherwise rolled back in a later `up` when any of its timed resources did more than `same`.
     """
-    if not ups:
-        return DeployTimings((), None, None)
-    preflight, by_app = _release_phases(_steps(ups[0]))
+    preflight, by_app = _release_phases(_steps(ups[0])) if ups else (None, {})
     rollbacks = _rollbacks(ups, rolled_back)
     timings = []
     for app in _app_names(ups, apps):

@@ -160,6 +160,7 @@ def test_deletions_and_unknown_resources_are_not_timed() -> None:
 
 def test_no_events_no_timings() -> None:
     assert measure([]) == DeployTimings((), None, None)
+    assert [a.app for a in measure([], apps=["web"]).apps] == ["web"]
     empty = measure([[]], apps=["web"])
     assert [(a.app, dict(a.phases)) for a in empty.apps] == [("web", {})]
     assert empty.seconds is None
