@@ -307,19 +307,20 @@ def _fit(name: str, width: int) -> str:
     return name if len(name) <= width else "…" + name[len(name) - width + 1 :]
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[str]:
-    """Left-aligned first column (cut to fit), right-aligned numbers, two spaces apart."""
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int, left: int = 1) -> list[str]:
+    """The first `left` columns left-aligned (the first cut to fit), the rest right-aligned."""
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     widths[0] = max(min(widths[0], width - sum(widths[1:]) - 2 * (len(widths) - 1)), 6)
-    return [
-        "  ".join(
-            [
-                _fit(r[0], widths[0]).ljust(widths[0]),
-                *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)),
-            ]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [_fit(row[0], widths[0]), *row[1:]]
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < left else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
         )
-        for r in [headers, *rows]
-    ]
+    return lines
 
 
 def _header(report: Report) -> str:
@@ -337,7 +338,7 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
         cause_rows = [[name, c.cause, str(c.count), _percent(c.share)] for name, s in rows for c in s.causes]
         if cause_rows:
             out += ["", "Failures by cause (share of failed deploys):"]
-            out += _table(["stack", "cause", "count", "share"], cause_rows, width)
+            out += _table(["stack", "cause", "count", "share"], cause_rows, width, left=2)
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "Not recovered yet (the last deploy failed):"]
