@@ -33,6 +33,7 @@ from components.names import (
     HEALTH_CHECK_TYPE,
     IMAGE_SIZE_TYPE,
     REGISTRY_PREFLIGHT_TYPE,
+    STACK_TYPE,
 )
 from deploy.stream import clean, urn_name, urn_type
 from deploy.timings import app_of
@@ -274,6 +275,13 @@ def failures(events: Sequence[EngineEvent]) -> list[Failure]:
         elif kind == "program":
             cause = classify(PROGRAM, key)
             found.append(Failure(cause, PROGRAM, None, None, summary(key), repeat=bool(_REPEAT.match(key))))
+        elif urn_type(key) == STACK_TYPE:
+            # The stack stands for the program: its errors read as the program's own.
+            text = "\n".join(messages[key])
+            repeat = all(_REPEAT.match(m) for m in messages[key]) if messages[key] else True
+            found.append(
+                Failure(classify(PROGRAM, text), STACK_TYPE, key, None, summary(text), repeat=repeat)
+            )
         else:
             text = "\n".join(messages[key])
             type_ = urn_type(key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import textwrap
 from collections.abc import Collection, Mapping, Sequence
@@ -316,6 +317,9 @@ def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
 def read_record(path: Path) -> DeployRecord:
     """Load and validate one record file; RecordError with the reason for anything else."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            # A FIFO or a device could block the read forever.
+            raise RecordError("cannot be read: not a regular file")
         with path.open("rb") as handle:
             raw = handle.read(MAX_RECORD_BYTES + 1)
     except OSError as err:

@@ -22,7 +22,7 @@ whole seconds (see deploy/stream.py), so every duration is too.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
 
@@ -164,7 +164,7 @@ class _Step:
     end: int | None = None
     op: str = ""
     outcome: PhaseOutcome = "unfinished"
-    checked_out: bool = field(default=False)
+    checked_out: bool = False
     """It failed in `check` and never got a step."""
 
 
@@ -305,7 +305,7 @@ def measure(
     preflight, by_app = _release_phases(_steps(ups[0])) if ups else (None, {})
     rollbacks = _rollbacks(ups, rolled_back)
     timings = []
-    for app in _app_names(ups, apps):
+    for app in _app_names(ups, [*apps, *rolled_back]):
         phases: dict[Phase, PhaseTiming] = {}
         own = by_app.get(app, {})
         for phase in PHASES:

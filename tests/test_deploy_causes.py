@@ -427,3 +427,17 @@ def test_summary_keeps_one_line_and_bounds_its_length() -> None:
     assert len(long) == 240 and long.endswith("…")
     assert summary(init_error_text("first reason", "second reason")) == "first reason"
     assert summary(init_error_text("only reason")) == "only reason"
+
+
+def test_errors_an_sdk_files_under_the_stack_read_as_the_programs_own() -> None:
+    stack = "urn:pulumi:prod::gitops-deploy::pulumi:pulumi:Stack::gitops-deploy-prod"
+    lint, closing = failures(
+        [
+            _diag(0, stack, "<{%reset%}>Dockerfile lint failed: 1 finding(s)<{%reset%}>\n", "error"),
+            _diag(1, None, "<{%reset%}>update failed<{%reset%}>\n", "error"),
+        ]
+    )
+    assert (lint.cause, lint.repeat, lint.app) == ("lint", False, None)
+    assert closing.repeat
+    (only,) = failures([_diag(0, stack, "update failed", "error")])
+    assert (only.cause, only.repeat) == ("other", True)

@@ -262,3 +262,15 @@ def test_python_m_deploy_report_runs_with_help_and_exit_codes(artifacts: Path, t
     bad = _cli(str(artifacts), "--format", "yaml")
     assert bad.returncode == EXIT_USAGE and "invalid choice: 'yaml'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_fifo_among_the_records_is_skipped_without_waiting(tmp_path: Path) -> None:
+    write_record(_deploy(*RECORDS[0]), tmp_path / "a.json")
+    os.mkfifo(tmp_path / "pipe.json")
+    code, out, _ = _run(str(tmp_path), "--format", "json")
+    assert code == EXIT_OK
+    report = json.loads(out)
+    assert report["overall"]["deploys"] == 1
+    assert report["skipped"] == [
+        {"path": str(tmp_path / "pipe.json"), "reason": "cannot be read: not a regular file"}
+    ]

@@ -131,9 +131,14 @@ def test_an_app_is_rolled_back_only_where_it_did_more_than_same() -> None:
     # The deploy can name an app it rolled back whose steps never ran (the rollback stopped earlier).
     release, rollback = ups
     cut = [e for e in rollback if e.timestamp <= T0 + 233 or e.summary_event or e.cancel_event]
-    forced = measure([release, cut], rolled_back=["api"])
+    forced = measure([release, cut], rolled_back=["api", "gone"])
     api = next(a for a in forced.apps if a.app == "api")
     assert api.phases["rollback"] == PhaseTiming(281 - 222, "succeeded", "rollback")
+    gone = next(a for a in forced.apps if a.app == "gone")
+    assert dict(gone.phases) == {
+        "preflight": PhaseTiming(3, "succeeded", "same"),
+        "rollback": PhaseTiming(281 - 222, "succeeded", "rollback"),
+    }
 
 
 def test_a_step_without_an_end_is_unfinished_until_the_stream_ends() -> None:
