@@ -156,8 +156,6 @@ class _Step:
     """One resource's work within one `up`, as its events show it."""
 
     urn: str
-    first_seen: int
-    """Timestamp of the resource's first event (pre event, or failed-check diagnostic)."""
     check_start: int
     """When the step generator was free to check it: the previous pre event (or the `up`'s start)."""
     start: int | None = None
@@ -180,7 +178,7 @@ def _steps(events: Sequence[EngineEvent]) -> dict[str, _Step]:
         if event.resource_pre_event is not None:
             meta = event.resource_pre_event.metadata
             if meta.op not in _NOT_WORK:
-                step = steps.setdefault(meta.urn, _Step(meta.urn, ts, last_pre))
+                step = steps.setdefault(meta.urn, _Step(meta.urn, last_pre))
                 if step.start is None or step.checked_out:
                     step.start, step.op, step.end, step.checked_out = ts, meta.op.value, None, False
                     step.outcome = "unfinished"
@@ -194,7 +192,7 @@ def _steps(events: Sequence[EngineEvent]) -> dict[str, _Step]:
                     step_done.outcome = "succeeded"
         elif event.res_op_failed_event is not None:
             meta = event.res_op_failed_event.metadata
-            failed = steps.setdefault(meta.urn, _Step(meta.urn, ts, last_pre, start=ts, op=meta.op.value))
+            failed = steps.setdefault(meta.urn, _Step(meta.urn, last_pre, start=ts, op=meta.op.value))
             failed.end, failed.outcome = ts, "failed"
         elif event.diagnostic_event is not None:
             diag = event.diagnostic_event
@@ -202,7 +200,6 @@ def _steps(events: Sequence[EngineEvent]) -> dict[str, _Step]:
                 # An error before any step: the provider's check refused the inputs.
                 steps[diag.urn] = _Step(
                     diag.urn,
-                    ts,
                     last_pre,
                     start=last_pre,
                     end=ts,
