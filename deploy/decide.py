@@ -45,6 +45,7 @@ from components.names import (
     application_resource_name,
     health_check_name,
 )
+from deploy.stream import clean, exception_text, urn_name, urn_type
 
 APPS_KEY = f"{PROJECT}:apps"
 # The release gate of one app (`<app>-health`) and its Application (`<app>-argocd-application`).
@@ -71,59 +72,11 @@ _CLI_CANCELLED = re.compile(r"\berror: update cancelled\b")
 # deployment_executor.go `printPendingOperationsWarning`.
 _PENDING_HEAD = re.compile(r"with (\d+) pending operations from previous deployment")
 _PENDING_ITEM = re.compile(r"^\s*\* (\S+), interrupted while (\w+)")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|<\{%[a-z0-9 -]*%\}>")
-# The last line of a Python traceback that names the exception (`module.Name: message`).
-_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*(?P<name>[A-Za-z_]\w*): (?P<message>.*)$")
-# The engine joins a provider's init-failure reasons with hashicorp/go-multierror's list format
-# ("1 error occurred:\n\t* <reason>\n\n"; plugin.InitError in pkg/resource/plugin/provider_plugin.go).
-_MULTIERROR_HEAD = re.compile(r"^\d+ errors? occurred:$")
 
 
 def pin_key(index: int) -> str:
     """The config key that pins the app at `index` of `gitops-deploy:apps` (a `--path` key)."""
     return f"{APPS_KEY}[{index}].image.pin"
-
-
-def urn_type(urn: str) -> str:
-    """The resource type of a URN (the last segment of its qualified type)."""
-    parts = urn.split("::")
-    return parts[2].split("$")[-1] if len(parts) >= 4 else ""
-
-
-def urn_name(urn: str) -> str:
-    """The resource name of a URN."""
-    parts = urn.split("::")
-    return "::".join(parts[3:]) if len(parts) >= 4 else urn
-
-
-def clean(message: str) -> str:
-    """A diagnostic's text without colour directives or surrounding blank space."""
-    return _ANSI.sub("", message).strip()
-
-
-def exception_text(message: str) -> str:
-    """A provider error without the wrapping: a Python traceback, or a multierror list.
-
-    `python -m pulumi.dynamic` aborts a failed call with `traceback.format_exc()` (pulumi/dynamic/
-    __main__.py `_abort_with_traceback`); the report is the exception's message, which may span lines.
-    """
-    text = clean(message)
-    lines = text.splitlines()
-    if lines and _MULTIERROR_HEAD.match(lines[0]):
-        return "\n".join(line.strip().removeprefix("* ") for line in lines[1:] if line.strip())
-    if not text.startswith("Traceback (most recent call last):"):
-        return text
-    start = None
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith('File "'):
-            start = None
-        elif start is None and not line.startswith(" ") and _EXCEPTION_LINE.match(line):
-            start = i
-    if start is None:
-        return text
-    match = _EXCEPTION_LINE.match(lines[start])
-    assert match is not None
-    return "\n".join([match.group("message"), *lines[start + 1 :]]).strip()
 
 
 @dataclass(frozen=True)

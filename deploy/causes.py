@@ -1,0 +1,288 @@
+"""Why a deploy failed: the failed resource's type and message, classified by one table (RULES).
+
+A failure is what the engine reported as failing (pulumi/pulumi v3.259):
+- an error diagnostic naming a resource, then a failed-operation event (`OnResourceStepPost` in
+  `pkg/engine/update.go`); the diagnostic's text is the provider's error (`GetResourceOperationFailedError`,
+  "%v", in `sdk/go/common/diag/errors.go`): for a Python dynamic provider the whole traceback
+  (`pulumi/dynamic/__main__.py` aborts with `traceback.format_exc()`);
+- an error diagnostic naming a resource with no step: its `check` refused the inputs
+  ("<type> resource '<name>' has a problem: <reason>", `issueCheckFailures` in `step_generator.go`);
+- an error diagnostic naming no resource: the program's own error (the Python host logs a `RunError`'s
+  text, then the engine adds "an unhandled error occurred: program exited with non-zero exit code: 1",
+  `pkg/resource/deploy/program_source.go`), or the engine's closing "update failed"
+  (`reportExecResult` in `deployment_executor.go`), which only repeats that something failed;
+- a policy event at the `mandatory` level.
+
+The deploy's cause is its first failure in stream order that is not such a repetition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pulumi.automation.events import EngineEvent
+
+from components.config import NAMESPACE
+from components.names import (
+    APPLICATION_TYPE,
+    DOCKER_IMAGE_TYPE,
+    HEALTH_CHECK_TYPE,
+    IMAGE_SIZE_TYPE,
+    REGISTRY_PREFLIGHT_TYPE,
+    STACK_TYPE,
+)
+from deploy.stream import clean, exception_text, urn_name, urn_type
+from deploy.timings import app_of
+
+Cause = Literal["registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "other"]
+CAUSES: tuple[Cause, ...] = (
+    "registry-auth",
+    "registry-unreachable",
+    "lint",
+    "build",
+    "policy",
+    "sync",
+    "health",
+    "other",
+)
+PROGRAM = ""
+"""The `type` of a failure that names no resource: the program's or the engine's own error."""
+REGISTRY_KEY = f"{NAMESPACE}:registry"
+"""The prelude event carries the stack's config; the registry host comes from this key."""
+SUMMARY_CHARS = 240
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the table: a failure of one of `types` whose message matches is `cause`."""
+
+    cause: Cause
+    types: tuple[str, ...]
+    """Resource type tokens; `(PROGRAM,)` for errors that name no resource."""
+    pattern: re.Pattern[str]
+    source: str
+    """Where the wording comes from."""
+    status: re.Pattern[str] | None = None
+    """When set, the resource's last await status line must match too (the Application's wait)."""
+    names_registry: bool = False
+    """When set, the message must also name the stack's registry host."""
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+
+
+_REGISTRY_CLIENT = (REGISTRY_PREFLIGHT_TYPE, IMAGE_SIZE_TYPE)
+# components/registry_api.py: every RegistryError names its cause in these words.
+_REGISTRY_AUTH = _re(
+    r"wrong credentials|no (push|pull) permission|no permission:|unsupported auth scheme|names no token realm"
+    r"|token service \S+ (did not answer JSON|answered without a token)"
+)
+_REGISTRY_DOWN = _re(r"unreachable:|TLS [^:;]*failed|not a registry:|answered 5\d\d")
+# pulumi-docker v4.11.2 provider/image.go (processLogLine, getRegistryAuth) and the Docker daemon's
+# pull/push errors. A base image the build cannot pull is the build's problem, whatever the wording.
+_BASE_IMAGE = _re(r"pull access denied|manifest unknown|manifest for \S+ not found|not found: manifest")
+_DOCKER_AUTH = _re(
+    r"authentication is required|unauthorized|denied: requested access|mismatched registry credentials"
+    r"|no basic auth credentials"
+)
+_NETWORK = _re(
+    r"dial tcp|connection refused|no such host|i/o timeout|TLS handshake timeout|x509:"
+    r"|server gave HTTP response to HTTPS client"
+)
+# pulumi-kubernetes v4.32 provider/pkg/provider/provider.go wraps every await error in "failed to fully
+# initialize or become live"; provider/pkg/await/internal/awaiter.go keeps k8s's "timed out waiting for
+# the condition"; await/error.go words a cancelled wait.
+_AWAIT_CANCELLED = _re(r"operation was cancelled")
+_AWAIT_FAILED = _re(r"failed to fully initialize or become live|timed out waiting|failed to initialize")
+_APPLY_CONFLICT = _re(
+    r"apply conflict|field conflict|the object has been modified|Operation cannot be fulfilled"
+)
+# provider/pkg/await/condition/jsonpath.go logs, as the resource's ephemeral status, "Waiting for
+# {.status.health.status}=Healthy (found ...)" (or "... selected nothing") for a condition not met yet;
+# all.go checks the sync condition before the health one, so the last such line names what was missing.
+_AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
+_HEALTH_STATUS = _re(r"\{\.status\.health\.status\}")
+# sdk/go/common/diag/errors.go: a failed `check`.
+_CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
+# components/dockerlint.py and components/hadolint.py: every LintError starts with one of these.
+_LINT = _re(r"^(Dockerfile lint failed|Dockerfile not found, so it cannot be linted|hadolint\b)")
+_ANY = _re(r"")
+
+RULES: tuple[Rule, ...] = (
+    Rule("registry-auth", _REGISTRY_CLIENT, _REGISTRY_AUTH, "components/registry_api.py"),
+    Rule("registry-unreachable", _REGISTRY_CLIENT, _REGISTRY_DOWN, "components/registry_api.py"),
+    Rule("build", (DOCKER_IMAGE_TYPE,), _BASE_IMAGE, "Docker daemon pull errors, via pulumi-docker"),
+    Rule("registry-auth", (DOCKER_IMAGE_TYPE,), _DOCKER_AUTH, "pulumi-docker provider/image.go"),
+    Rule(
+        "registry-unreachable",
+        (DOCKER_IMAGE_TYPE,),
+        _NETWORK,
+        "Docker daemon push errors, via pulumi-docker",
+        names_registry=True,
+    ),
+    Rule("build", (DOCKER_IMAGE_TYPE,), _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
+    Rule("other", (APPLICATION_TYPE,), _AWAIT_CANCELLED, "pulumi-kubernetes await/error.go"),
+    Rule(
+        "health",
+        (APPLICATION_TYPE,),
+        _AWAIT_FAILED,
+        "pulumi-kubernetes provider.go, await/condition/jsonpath.go",
+        status=_HEALTH_STATUS,
+    ),
+    Rule(
+        "sync", (APPLICATION_TYPE,), _AWAIT_FAILED, "pulumi-kubernetes provider.go, await/internal/awaiter.go"
+    ),
+    Rule("sync", (APPLICATION_TYPE,), _APPLY_CONFLICT, "pulumi-kubernetes provider.go (handleSSAErr)"),
+    Rule("other", (HEALTH_CHECK_TYPE,), _CHECK_FAILED, "pulumi/pulumi sdk/go/common/diag/errors.go"),
+    Rule("health", (HEALTH_CHECK_TYPE,), _ANY, "components/health.py (HealthCheckFailed)"),
+    Rule("lint", (PROGRAM,), _LINT, "components/dockerlint.py, components/hadolint.py"),
+)
+"""First match wins; a failure no rule matches is `other` (policy violations are `policy`)."""
+
+# Lines that only repeat that something failed: pulumi/pulumi deployment_executor.go (reportExecResult)
+# and program_source.go (a program that exited after logging its own error).
+_REPEAT = _re(
+    r"\A((update|preview) failed"
+    r"|an unhandled error occurred: program exited with non-zero exit code: -?\d+)\Z"
+)
+
+
+def matching_rule(
+    type_: str, message: str, *, registry_host: str | None = None, status: str | None = None
+) -> Rule | None:
+    """The first rule of RULES that matches a failure, if any."""
+    for rule in RULES:
+        if type_ not in rule.types or not rule.pattern.search(message):
+            continue
+        if rule.status is not None and (status is None or not rule.status.search(status)):
+            continue
+        if rule.names_registry and (not registry_host or registry_host.lower() not in message.lower()):
+            continue
+        return rule
+    return None
+
+
+def classify(
+    type_: str, message: str, *, registry_host: str | None = None, status: str | None = None
+) -> Cause:
+    """The cause of one failure, by the first rule of RULES that matches it (`other` when none does)."""
+    rule = matching_rule(type_, message, registry_host=registry_host, status=status)
+    return rule.cause if rule is not None else "other"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One thing that failed, and why."""
+
+    cause: Cause
+    type: str
+    """The failed resource's type token; PROGRAM when it names no resource, "policy" for a violation."""
+    urn: str | None
+    app: str | None
+    message: str
+    """One line: the error without the traceback, the colour codes or the engine's wrapping."""
+    repeat: bool = False
+    """Only repeats that something failed (the engine's closing line): never the deploy's cause."""
+
+
+_CHECK_PREFIX = re.compile(
+    r"\A\S+ resource '[^']*'(?:: property (\S+) value .*?)? has a problem: ", re.DOTALL
+)
+
+
+def summary(message: str) -> str:
+    """The line worth showing: past a traceback, a multi-error header or a failed check's wrapping."""
+    text = clean(message)
+    checked = _CHECK_PREFIX.match(text)
+    if checked is not None:
+        text = (f"{checked.group(1)}: " if checked.group(1) else "") + text[checked.end() :]
+    text = exception_text(text)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
+
+
+def _violation(message: str) -> str:
+    """pulumi-policy sends the policy's description, then the violation's own text (policy.py)."""
+    lines = [line for line in clean(message).splitlines() if line.strip()]
+    detail = lines[1:] or lines
+    return summary(detail[0]) if detail else ""
+
+
+def registry_host(events: Iterable[EngineEvent]) -> str | None:
+    """The stack's registry host, from the config the prelude event carries."""
+    for event in events:
+        prelude = event.prelude_event
+        if prelude is None:
+            continue
+        raw = prelude.config.get(REGISTRY_KEY) if isinstance(prelude.config, Mapping) else None
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            return None
+        server = value.get("server") if isinstance(value, dict) else None
+        return server if isinstance(server, str) and server else None
+    return None
+
+
+def failures(events: Sequence[EngineEvent]) -> list[Failure]:
+    """Every failure of one `up`, in stream order, one per resource (and one per program error)."""
+    host = registry_host(events)
+    status: dict[str, str] = {}
+    messages: dict[str, list[str]] = {}
+    order: list[tuple[str, str]] = []  # (kind, key): "resource" URN, "program" text, "policy" index
+    policies: list[Failure] = []
+    for event in sorted(events, key=lambda e: e.sequence):
+        diag = event.diagnostic_event
+        if diag is not None:
+            text = clean(diag.message)
+            if diag.severity == "error" and text:
+                if diag.urn:
+                    if diag.urn not in messages:
+                        order.append(("resource", diag.urn))
+                    messages.setdefault(diag.urn, []).append(text)
+                else:
+                    order.append(("program", text))
+            elif diag.urn and diag.ephemeral and _AWAIT_WAITING.match(text):
+                status[diag.urn] = text
+        op_failed = event.res_op_failed_event
+        if op_failed is not None and op_failed.metadata.urn not in messages:
+            order.append(("resource", op_failed.metadata.urn))
+            messages[op_failed.metadata.urn] = []
+        policy = event.policy_event
+        if policy is not None and policy.enforcement_level == "mandatory":
+            urn = policy.resource_urn or None
+            message = f"{policy.policy_pack_name}/{policy.policy_name}: {_violation(policy.message)}"
+            policies.append(Failure("policy", "policy", urn, app_of(urn) if urn else None, message))
+            order.append(("policy", str(len(policies) - 1)))
+    found: list[Failure] = []
+    for kind, key in order:
+        if kind == "policy":
+            found.append(policies[int(key)])
+        elif kind == "program":
+            cause = classify(PROGRAM, key)
+            found.append(Failure(cause, PROGRAM, None, None, summary(key), repeat=bool(_REPEAT.match(key))))
+        elif urn_type(key) == STACK_TYPE:
+            # The stack stands for the program: its errors read as the program's own.
+            text = "\n".join(messages[key])
+            repeat = all(_REPEAT.match(m) for m in messages[key]) if messages[key] else True
+            found.append(
+                Failure(classify(PROGRAM, text), STACK_TYPE, key, None, summary(text), repeat=repeat)
+            )
+        else:
+            text = "\n".join(messages[key])
+            type_ = urn_type(key)
+            cause = classify(type_, text, registry_host=host, status=status.get(key))
+            line = summary(text) or f"{type_} {urn_name(key)}: the operation failed"
+            found.append(Failure(cause, type_, key, app_of(key), line))
+    return found
+
+
+def cause_of(events: Sequence[EngineEvent]) -> Failure | None:
+    """The deploy's cause: the first failure that is not a mere repetition (or the first at all)."""
+    found = failures(events)
+    return next((f for f in found if not f.repeat), found[0] if found else None)
