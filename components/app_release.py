@@ -125,6 +125,7 @@ class AppRelease(pulumi.ComponentResource):
                 project=args.argocd.project,
                 destination=args.cluster.destination(app.namespace),
                 source=app.source,
+                repository=app.image.repository,
                 replicas=app.replicas,
                 repo_digest=image.repo_digest,
                 tag=image.tag,

@@ -52,10 +52,19 @@ def split_digest(repo_digest: str) -> tuple[str, str]:
 
 
 def helm_source(
-    source: SourceConfig, repo_digest: str, tag: str, replicas: int, pull_secret: str
+    source: SourceConfig,
+    repository: str,
+    digest: pulumi.Input[str],
+    tag: pulumi.Input[str],
+    replicas: int,
+    pull_secret: pulumi.Input[str],
 ) -> dict[str, Any]:
-    """`spec.source` for a Helm chart: the values contract the chart must honour."""
-    repository, digest = split_digest(repo_digest)
+    """`spec.source` for a Helm chart: the values contract the chart must honour.
+
+    Only the image's digest, tag and pull secret may be Outputs: in a preview before the push the
+    digest is unknown, and everything else (the replica count the policies judge, the chart that is
+    rendered) stays known.
+    """
     values = {
         "image": {"repository": repository, "tag": tag, "digest": digest},
         "replicaCount": replicas,
@@ -69,17 +78,17 @@ def helm_source(
     }
 
 
-def kustomize_source(source: SourceConfig, app: str, repo_digest: str, replicas: int) -> dict[str, Any]:
+def kustomize_source(
+    source: SourceConfig, app: str, repository: str, digest: pulumi.Input[str], replicas: int
+) -> dict[str, Any]:
     """`spec.source` for a kustomize overlay: images pinned by digest, replicas set on the app's workload."""
-    repository, digest = split_digest(repo_digest)
+    prefix = f"{source.image_name}={repository}@"
+    image = prefix + digest if isinstance(digest, str) else pulumi.Output.concat(prefix, digest)
     return {
         "repoURL": source.repo_url,
         "targetRevision": source.target_revision,
         "path": source.path,
-        "kustomize": {
-            "images": [f"{source.image_name}={repository}@{digest}"],
-            "replicas": [{"name": app, "count": replicas}],
-        },
+        "kustomize": {"images": [image], "replicas": [{"name": app, "count": replicas}]},
     }
 
 
@@ -97,6 +106,8 @@ class ArgoApplicationArgs:
     """`spec.destination`: `{server|name, namespace}`."""
     source: SourceConfig
     """Where the manifests come from."""
+    repository: str
+    """The image's repository (config's `image.repository`), which every digest it runs is in."""
     replicas: int
     """Replica count handed to the chart or overlay."""
     repo_digest: pulumi.Input[str]
@@ -113,6 +124,14 @@ class ArgoApplicationArgs:
     """Set `syncPolicy.retry.refresh` (Argo CD v3.2.0 and later)."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What the Application itself waits for (its AppProject, its pull secret)."""
+
+
+def _digest_of(repo_digest: str, repository: str) -> str:
+    """The digest of `repository@sha256:...`, which must be in the app's own repository."""
+    found, digest = split_digest(repo_digest)
+    if found != repository:
+        raise ValueError(f"image {repo_digest!r} is not in the app's repository {repository!r}")
+    return digest
 
 
 def release_wait_for(args: ArgoApplicationArgs) -> pulumi.Output[str]:
@@ -136,14 +155,15 @@ class ArgoApplication(pulumi.ComponentResource):
         self, name: str, args: ArgoApplicationArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(ARGO_APPLICATION_TYPE, name, None, opts)
+        digest = pulumi.Output.from_input(args.repo_digest).apply(
+            lambda ref: _digest_of(ref, args.repository)
+        )
         if args.source.type == "helm":
-            source = pulumi.Output.all(args.repo_digest, args.tag, args.pull_secret).apply(
-                lambda v: helm_source(args.source, v[0], v[1], args.replicas, v[2])
+            source = helm_source(
+                args.source, args.repository, digest, args.tag, args.replicas, args.pull_secret
             )
         else:
-            source = pulumi.Output.from_input(args.repo_digest).apply(
-                lambda d: kustomize_source(args.source, args.app, d, args.replicas)
-            )
+            source = kustomize_source(args.source, args.app, args.repository, digest, args.replicas)
         application = k8s.apiextensions.CustomResource(
             f"{name}{APPLICATION_SUFFIX}",
             api_version="argoproj.io/v1alpha1",

@@ -24,7 +24,7 @@ from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE, ImageSizeProvid
 from components.names import APPLICATION_TYPE, DOCKER_IMAGE_TYPE, IMAGE_SIZE_ANNOTATION, IMAGE_SIZE_TYPE
 from offline.image_build import ImageMeasurement
 from offline.simulate import UNKNOWN, ProgramMocks, SimResource, Simulation, simulate
-from policies.check import main, run_check
+from policies.check import evaluate, main, run_check, sim_inputs
 from policies.rules.image_size import LOCAL_SIZE_SOURCE, image_size_findings
 from tests.conftest import TEST_PASSWORD
 from tests.support.dynamic_provider import DynamicProviderServer
@@ -121,6 +121,15 @@ def test_outside_a_preview_the_value_passes_through_to_the_strict_split() -> Non
 # -- the program in preview, with pulumi-docker's answers --------------------------------------------
 
 
+def _assert_only_the_digest_is_pending(application: SimResource) -> None:
+    source = application.raw_inputs["spec"]["source"]
+    assert source != UNKNOWN, f"{application.urn}: the source itself is known"
+    values = source["helm"]["valuesObject"]
+    assert values["image"]["digest"] == UNKNOWN, f"{application.urn}: the digest is pending"
+    assert values["image"]["repository"] == f"{REGISTRY}/team/{application.inputs['metadata']['name']}"
+    assert values["replicaCount"] == 3 and source["path"] == "chart", application.urn
+
+
 def test_preview_of_built_apps_shows_pending_digests_and_does_not_fail(project: Path) -> None:
     sim = _run(project, preview=True)
     for name in ("web", "api"):
@@ -131,8 +140,9 @@ def test_preview_of_built_apps_shows_pending_digests_and_does_not_fail(project: 
         assert size.inputs["image"] == local, f"{size.urn}: ImageSize gets the local ID to measure"
         assert size.outputs["size_bytes"] == UNKNOWN, f"{size.urn}: nothing measured it here"
         application = _one(sim, APPLICATION_TYPE, name)
-        # The digest is pending: the whole source that carries it is unknown, and so is the size.
-        assert application.raw_inputs["spec"]["source"] == UNKNOWN, application.urn
+        # Only the digest is pending (and the size): the chart, its values and the replica count the
+        # policies judge stay known.
+        _assert_only_the_digest_is_pending(application)
         assert application.raw_inputs["metadata"]["annotations"][IMAGE_SIZE_ANNOTATION] == UNKNOWN
     pinned = _one(sim, APPLICATION_TYPE, "pinned")
     assert pinned.inputs["spec"]["source"]["helm"]["valuesObject"]["image"]["digest"] == PIN.split("@")[1]
@@ -145,7 +155,7 @@ def test_preview_without_build_on_preview_leaves_the_digest_unknown(project: Pat
     image = _one(sim, DOCKER_IMAGE_TYPE, "web")
     assert "repoDigest" not in image.outputs, "pulumi-docker returns the inputs alone (canPreview false)"
     assert _one(sim, IMAGE_SIZE_TYPE, "web").raw_inputs["image"] == UNKNOWN
-    assert _one(sim, APPLICATION_TYPE, "web").raw_inputs["spec"]["source"] == UNKNOWN
+    _assert_only_the_digest_is_pending(_one(sim, APPLICATION_TYPE, "web"))
 
 
 def test_preview_with_a_local_measurement_makes_the_size_known(project: Path) -> None:
@@ -160,7 +170,7 @@ def test_preview_with_a_local_measurement_makes_the_size_known(project: Path) ->
     assert size.outputs["size_source"].startswith(f"{LOCAL_SOURCE}: preview build sha256:abab")
     application = _one(sim, APPLICATION_TYPE, "web")
     assert application.inputs["metadata"]["annotations"][IMAGE_SIZE_ANNOTATION] == "4321000"
-    assert application.raw_inputs["spec"]["source"] == UNKNOWN, "the digest is still pending"
+    _assert_only_the_digest_is_pending(application)
 
 
 def test_up_pushes_and_the_application_carries_the_pushed_digest(project: Path) -> None:
@@ -264,3 +274,17 @@ def test_the_check_without_an_engine_cannot_judge_yet_and_says_why(
         "image-size-limit           kubernetes:argoproj.io/v1alpha1:Application web-argocd-application" in out
     )
     assert out.splitlines()[-1].endswith("0 build error(s)"), out
+
+
+def test_a_preview_with_pending_digests_still_judges_the_replicas(project: Path) -> None:
+    """The PR preview's Application keeps its replica count known, so minimum-replicas gives a verdict."""
+    apps = [app("web", "web", replicas=1), app("api", "api", replicas=3)]
+    sim = _run(project, preview=True, config=stack_config(apps))
+    analyze, whole = sim_inputs(sim.resources)
+    report = evaluate(
+        "t", analyze, whole, config_file=write_policy_config(project / "policy.json", min_replicas=2)
+    )
+    replicas = [d for d in report.diagnostics if d.policy == "minimum-replicas"]
+    assert [(d.urn.rsplit("::", 1)[-1], d.cant_judge) for d in replicas] == [
+        ("web-argocd-application", False)
+    ]

@@ -166,7 +166,8 @@ def test_waitfor_is_unknown_while_the_digest_is(run_program: Callable[..., Simul
     del app["image"]["pin"]
     sim = run_program("truth", config=stack_config(app), preview=True, mocks=_UnknownDigest())
     registered = application(sim)
-    assert registered.inputs["spec"]["source"] == UNKNOWN, registered.urn
+    values = registered.inputs["spec"]["source"]["helm"]["valuesObject"]
+    assert values["image"]["digest"] == UNKNOWN, registered.urn
     assert registered.inputs["metadata"]["annotations"][WAIT_FOR_ANNOTATION] == UNKNOWN, registered.urn
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.argo_application import helm_source, kustomize_source
+from components.argo_application import helm_source, kustomize_source, split_digest
 from components.config import IN_CLUSTER_SERVER, SourceConfig
 from components.names import APPLICATION_TYPE
 from offline.simulate import SimResource, fake_digest
@@ -50,9 +50,10 @@ def application(
     name, replicas = app["name"], int(app.get("replicas", 2))
     if source is None:
         if app["source"]["type"] == "helm":
-            source = helm_source(source_config(app), digest, "c0ffee", replicas, f"{name}-registry")
+            repository, sha = split_digest(digest)
+            source = helm_source(source_config(app), repository, sha, "c0ffee", replicas, f"{name}-registry")
         else:
-            source = kustomize_source(source_config(app), name, digest, replicas)
+            source = kustomize_source(source_config(app), name, *split_digest(digest), replicas)
     cluster = settings["cluster"]
     server = cluster.get("server") or IN_CLUSTER_SERVER
     destination = {"name": cluster["name"]} if cluster.get("name") else {"server": server}

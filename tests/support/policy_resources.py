@@ -49,11 +49,10 @@ def application_props(
         type="helm" if engine == "helm" else "kustomize",
         image_name=image_name,
     )
-    ref = f"{repo}@{digest}"
     spec_source = (
-        helm_source(source, ref, "c0ffee", 3, f"{app}-registry")
+        helm_source(source, repo, digest, "c0ffee", 3, f"{app}-registry")
         if engine == "helm"
-        else kustomize_source(source, app, ref, 3)
+        else kustomize_source(source, app, repo, digest, 3)
     )
     if engine == "helm":
         spec_source["helm"]["valuesObject"]["replicaCount"] = replicas
