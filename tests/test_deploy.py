@@ -48,7 +48,7 @@ GOOD = {
     "api": "registry.example.com/platform/api@sha256:" + "2" * 64,
 }
 NEW_WEB = "registry.example.com/platform/web@sha256:" + "3" * 64
-FIXTURES = sorted(p.name for p in engine_events.FIXTURES.glob("*.jsonl"))
+FIXTURES = engine_events.recorded()
 
 
 def health_urn(app: str) -> str:

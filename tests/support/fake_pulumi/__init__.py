@@ -57,9 +57,19 @@ class FakePulumi:
         *ups: Mapping[str, Any],
         outputs: Mapping[str, Any] | None = None,
         history: Sequence[Mapping[str, Any]] = (),
+        secrets: Mapping[str, str] | None = None,
+        refresh: Mapping[str, Any] | None = None,
     ) -> None:
-        """Script the `up`s (each {"fixture", "exit", "stderr", "outputs", "pause_before", ...})."""
-        self.scenario.update(ups=list(ups), outputs=dict(outputs or {}), history=list(history), ups_done=0)
+        """Script the `up`s (each {"fixture", "exit", "stderr", "outputs", "pause_before", ...}), the
+        plaintext of secret config values, and how a `refresh` ends ({"exit", "stderr"})."""
+        self.scenario.update(
+            ups=list(ups),
+            outputs=dict(outputs or {}),
+            history=list(history),
+            ups_done=0,
+            secrets=dict(secrets or {}),
+            refresh=dict(refresh or {}),
+        )
         self.write()
 
     def env(self) -> dict[str, str]:
@@ -87,6 +97,10 @@ class FakePulumi:
     def ups(self) -> list[Up]:
         """The `up` calls, in order."""
         return [Up(c["up"], c["config"]) for c in self.calls() if "up" in c]
+
+    def refreshes(self) -> list[list[str]]:
+        """The URNs each `refresh` targeted, in order."""
+        return [c["targets"] for c in self.calls() if "refresh" in c]
 
     def config_writes(self) -> list[list[str]]:
         """The `pulumi config set/rm/rm-all` calls."""
