@@ -64,8 +64,8 @@ API_IMAGE_URN = (
 )
 WAIT_PROGRESSING = 'Waiting for {.status.health.status}=Healthy (found "Progressing")'
 STOPPED_WAIT = (
-    f'update of resource "{APP_URN}" failed: context canceled\nunable to get cluster state: Get '
-    '"https://mgmt.k8s.example.com/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/web": context canceled'
+    f'update of resource "{APP_URN}" failed: context canceled\nunable to get cluster state: Get "https://'
+    'mgmt.k8s.example.com/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/web": context canceled'
 )
 AWAIT_TIMEOUT_UPDATE = (
     'the Kubernetes API server reported that "argocd/web" failed to fully initialize or become live: '
