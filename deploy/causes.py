@@ -293,8 +293,12 @@ def failures(events: Sequence[EngineEvent]) -> list[Failure]:
         else:
             text = "\n".join(messages[key])
             type_ = urn_type(key)
-            cause = classify(type_, text, registry_host=host, status=status.get(key))
+            rule = matching_rule(type_, text, registry_host=host, status=status.get(key))
+            cause = rule.cause if rule is not None else "other"
             line = summary(text) or f"{type_} {urn_name(key)}: the operation failed"
+            if rule is not None and rule.status is _DEGRADED_STATUS:
+                # The error only says the wait was cut short; what failed is what Argo CD reported.
+                line = f"the deploy stopped the wait: {status[key]}"
             cut_short = cause == "other" and bool(_INTERRUPTED.search(text))
             found.append(Failure(cause, type_, key, app_of(key), line, interrupted=cut_short))
     return found

@@ -391,17 +391,19 @@ def _finish(
             after = last_known_good(stack.outputs())
         except CommandError:
             after = dict(run.good)
+    # Whole seconds, as the record stores them: the table then shows what the record says.
     stamps = [e.timestamp for events in run.ups for e in events]
-    ended = options.now()
+    ended = options.now().replace(microsecond=0)
     if stamps:
         ended = max(ended, datetime.fromtimestamp(max(stamps), UTC))
+    started = min(run.started.replace(microsecond=0), ended)
     record = build_record(
         stack.name,
         run.ups,
         OUTCOMES.get(code, "failed"),
         digests_before=run.good,
         digests_after=after,
-        started_at=min(run.started, ended),
+        started_at=started,
         ended_at=ended,
         budget_seconds=run.budget_seconds,
         rolled_back=run.rolled_back,
@@ -490,9 +492,9 @@ def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupt
     run.good, run.budget_seconds = dict(state.good), state.deploy.budget_seconds
     found = blocked(state.record, state.tags, state.allowed)
     if found:
-        message = blocked_message(found, stack.name)
-        out.write(f"deploy: error: {message}\n")
-        run.error = message
+        out.write(f"deploy: error: {blocked_message(found, stack.name)}\n")
+        refs = ", ".join(release.ref for release in found)
+        run.error = f"stopped before the update: {refs} failed its health gate before and may not ship again"
         return EXIT_BLOCKED
     missing = _check_targets(state, out, interrupts)
     given = state.record.without(options.allow_failed_releases)

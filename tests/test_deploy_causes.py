@@ -396,6 +396,10 @@ def test_an_interruption_is_never_the_cause_when_something_else_failed() -> None
     interrupted, degraded = (f for f in failures(stream) if not f.repeat)
     assert (interrupted.cause, interrupted.interrupted) == ("other", True)
     assert (degraded.cause, degraded.app, degraded.interrupted) == ("health", "web", False)
+    assert (
+        degraded.message
+        == 'the deploy stopped the wait: Waiting for {.status.health.status}=Healthy (found "Degraded")'
+    )
     assert cause_of(stream) == degraded
 
 

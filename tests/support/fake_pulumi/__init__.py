@@ -74,7 +74,9 @@ class FakePulumi:
 
     def env(self) -> dict[str, str]:
         """The environment a test runs `python -m deploy` with: the fake first on PATH."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "GITHUB_STEP_SUMMARY"
+        }
         env.update(
             PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             FAKE_PULUMI_DIR=str(self.root),
@@ -132,13 +134,17 @@ def read_config(project: Path, stack: str) -> dict[str, Any]:
 
 
 def run_deploy(
-    fake: FakePulumi, project: Path, *args: str, timeout: float = 120.0
+    fake: FakePulumi,
+    project: Path,
+    *args: str,
+    timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m deploy up` as a user runs it, against the fake CLI."""
+    """`python -m deploy up` as a user runs it, against the fake CLI (`env` adds to its environment)."""
     return subprocess.run(
         [sys.executable, "-m", "deploy", "up", "--work-dir", str(project), *args],
         cwd=project,
-        env=fake.env(),
+        env={**fake.env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

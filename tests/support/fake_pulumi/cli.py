@@ -219,13 +219,13 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
     pauses = list(script.get("pause_before", []))
     log = EventLog(target) if target else None
     print(f"Updating ({stack}):", flush=True)
-    now, first = int(time.time()), int(lines[0]["timestamp"]) if lines else 0
+    first, start = _clock(fake, lines)
     for i, line in enumerate(lines):
         while pauses and pauses[0] == i:
             pauses.pop(0)
             signals.wait_for(len(signals.received) + 1)
         if log is not None:
-            log.send({**line, "sequence": i, "timestamp": now + int(line["timestamp"]) - first})
+            log.send({**line, "sequence": i, "timestamp": start + int(line["timestamp"]) - first})
     if script.get("hang_after"):
         # A CLI that ignores every further signal: only SIGKILL stops it.
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -243,6 +243,25 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
         fake.save()
         print("Resources: done", flush=True)
     return code
+
+
+def _clock(fake: Fake, lines: list[dict[str, Any]]) -> tuple[int, int]:
+    """(first recorded timestamp, when to stamp it): now, or later when the recording says so.
+
+    The `up`s of one recorded deploy keep their spacing (the rollback started 8 s after the release
+    ended), so their timings read as recorded; the next `up` never starts before the last one ended.
+    """
+    if not lines:
+        return 0, int(time.time())
+    first, last = int(lines[0]["timestamp"]), int(lines[-1]["timestamp"])
+    start = int(time.time())
+    previous = fake.scenario.get("clock")
+    if previous is not None:
+        gap = first - int(previous["recorded_end"])
+        start = max(start, int(previous["stamped_end"]) + (gap if 0 <= gap <= 600 else 0))
+    fake.scenario["clock"] = {"recorded_end": last, "stamped_end": start + last - first}
+    fake.save()
+    return first, start
 
 
 def _refresh(fake: Fake, args: list[str], stack: str) -> int:
