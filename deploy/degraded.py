@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Protocol
 
 from pulumi.automation.events import EngineEvent
 
@@ -47,6 +48,20 @@ STATUS_LINE = re.compile(r"^(Waiting for \S|Found \S|\S.*\bselected nothing\b)",
 DEGRADED_LINE = re.compile(
     r"^Waiting for\s*\{\s*\.status\.health\.status\s*\}.*\bfound\s*\W?degraded\W?", re.IGNORECASE | re.DOTALL
 )
+
+
+class Timer(Protocol):
+    """What the watch needs of a timer: threading.Timer's start and cancel."""
+
+    def start(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+def _thread_timer(seconds: float, fn: Callable[[], None]) -> Timer:
+    timer = threading.Timer(seconds, fn)
+    timer.daemon = True
+    return timer
 
 
 @dataclass(frozen=True)
@@ -81,11 +96,13 @@ class DegradedWatch:
         on_expired: Callable[[Degraded], None],
         *,
         clock: Callable[[], float] = time.monotonic,
+        timer: Callable[[float, Callable[[], None]], Timer] = _thread_timer,
     ) -> None:
         self.apps = frozenset(apps)
         self.grace_s = grace_s
         self.on_expired = on_expired
         self.clock = clock
+        self.timer = timer
         self.expired: dict[str, Degraded] = {}
         """Apps that were Degraded for the grace period, in the order they expired."""
         self.seen: dict[str, str] = {}
@@ -93,7 +110,7 @@ class DegradedWatch:
         self._spells: dict[str, _Spell] = {}
         self._token = 0
         self._lock = threading.Lock()
-        self._timers: list[threading.Timer] = []
+        self._timers: list[Timer] = []
         self._closed = False
 
     def on_event(self, event: EngineEvent) -> None:
@@ -121,8 +138,7 @@ class DegradedWatch:
             self._token += 1
             spell = _Spell(urn, line, self.clock(), self._token)
             self._spells[app] = spell
-            timer = threading.Timer(self.grace_s, self._expire, (app, spell.token))
-            timer.daemon = True
+            timer = self.timer(self.grace_s, lambda: self._expire(app, spell.token))
             self._timers.append(timer)
             timer.start()
 
