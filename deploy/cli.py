@@ -7,6 +7,7 @@ import argparse
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -67,10 +68,25 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _exit_codes_epilog() -> str:
-    width = max(len(code) for code, _ in EXIT_CODES)
-    lines = [f"  {code.ljust(width)}  {meaning}" for code, meaning in EXIT_CODES]
-    return "exit codes:\n" + "\n".join(lines)
+HELP_WIDTH = 78
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, HELP_WIDTH)
+
+
+def _exit_codes_epilog(codes: Sequence[tuple[str, str]] = EXIT_CODES, what: str = "exit codes") -> str:
+    width = max(len(code) for code, _ in codes)
+    lines = [
+        textwrap.fill(
+            meaning,
+            HELP_WIDTH,
+            initial_indent=f"  {code.ljust(width)}  ",
+            subsequent_indent=" " * (width + 4),
+        )
+        for code, meaning in codes
+    ]
+    return f"{what}:\n" + "\n".join(lines)
 
 
 def policy_config(stack: str) -> str:
@@ -101,15 +117,17 @@ def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="python -m deploy",
-        description=DESCRIPTION,
-        epilog=f"{_exit_codes_epilog()}\n  (report: see `python -m deploy report --help`)",
+        description=_wrapped(DESCRIPTION),
+        epilog=f"{_exit_codes_epilog(what='exit codes of up')}\n\n"
+        f"{_exit_codes_epilog(report.EXIT_CODES, 'exit codes of report')}\n\n"
+        "See `python -m deploy up --help` and `python -m deploy report --help`.",
         formatter_class=raw,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser(
         "up",
         help="deploy a stack; roll apps that fail their release gate back; print the phase timings",
-        description=UP_DESCRIPTION,
+        description=_wrapped(UP_DESCRIPTION),
         epilog=_exit_codes_epilog(),
         formatter_class=raw,
     )
@@ -150,8 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     summary = sub.add_parser(
         "report",
         help="summarize deploy records: success rate, failures by cause, duration against the budget, MTTR",
-        description=report.DESCRIPTION,
-        epilog=report.EPILOG,
+        description=_wrapped(report.DESCRIPTION),
+        epilog=_exit_codes_epilog(report.EXIT_CODES) + "\n\nSee docs/deploy-records.md.",
+        formatter_class=raw,
     )
     report.add_arguments(summary)
     return parser

@@ -398,10 +398,15 @@ DESCRIPTION = (
     "many went over, and mean time to recovery. Files that are not deploy records are listed "
     "as skipped with the reason."
 )
+EXIT_CODES: tuple[tuple[str, str], ...] = (
+    (str(EXIT_OK), "the report was written (skipped files are listed in it)"),
+    (str(EXIT_NO_RECORDS), "no deploy record was found"),
+    (str(EXIT_USAGE), "bad command line or a path that does not exist"),
+)
 EPILOG = (
-    f"exit codes: {EXIT_OK} the report was written (skipped files are listed in it); "
-    f"{EXIT_NO_RECORDS} no deploy record was found; {EXIT_USAGE} bad command line or a path "
-    "that does not exist. See docs/deploy-records.md."
+    "exit codes: "
+    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES)
+    + ". See docs/deploy-records.md."
 )
 
 
