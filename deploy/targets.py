@@ -88,8 +88,8 @@ def check_targets(
     make = client or _client
 
     def run() -> None:
-        shared: str | None = None
         with make(registry, timeout_s) as api:
+            shared = _login(api)
             for app, reference in targets.items():
                 if shared is not None:
                     # The registry could not be reached, or refused the credentials: not asked again.
@@ -114,6 +114,23 @@ def _client(registry: Registry, timeout_s: float) -> RegistryClient:
     return RegistryClient(
         registry.server, registry.username, registry.password, insecure=registry.insecure, timeout=timeout_s
     )
+
+
+def _login(api: RegistryClient) -> str | None:
+    """`GET /v2/` with the credentials, as the preflight starts: why the registry cannot be asked, or None.
+
+    With Basic auth a wrong password only shows as a 401 on a request that carries it; asked first, the
+    answer is one reason for every app rather than a puzzling 401 per manifest.
+    """
+    try:
+        response = api.request("GET", "/v2/", [])
+    except RegistryError as err:
+        return err.cause
+    if response.status_code == 401:
+        return "wrong credentials: GET /v2/ answered 401 Unauthorized (unknown user or wrong password)"
+    if response.status_code != 200:
+        return f"GET /v2/ answered {response.status_code} {response.reason_phrase} with the credentials"
+    return None
 
 
 def _check_one(
