@@ -24,9 +24,9 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from pulumi.automation import PulumiCommand
 from pulumi.automation._cmd import CommandResult, OnOutput, _fixup_path
@@ -47,6 +47,11 @@ TRACKED = ("up", "refresh")
 
 class Interrupted(Exception):
     """The deploy was signalled: stop at the next step, restore config, exit with 128 + the signal."""
+
+    def __init__(self, message: str, events: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.events = list(events)
+        """The engine events of the `up` the signal interrupted, for the deploy record."""
 
 
 class Interrupts:

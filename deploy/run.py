@@ -148,7 +148,7 @@ def _up(
         )
     except CommandError as err:
         if interrupts.interrupted:
-            raise Interrupted(str(err)) from err
+            raise Interrupted(str(err), events) from err
         return UpResult(err, events)
     finally:
         if watch is not None:
@@ -358,7 +358,9 @@ def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interru
     run = Run(started=options.now())
     try:
         code = _deploy(stack, options, out, interrupts, run)
-    except Interrupted:
+    except Interrupted as stopped:
+        if stopped.events:
+            run.ups.append(stopped.events)
         out.write(f"deploy: interrupted by {interrupts.signal_name}; the stack's config is restored.\n")
         if interrupts.terminated:
             _write_runbook(
