@@ -32,6 +32,13 @@ SOURCE_TYPES = ("helm", "kustomize")
 DEFAULT_SYNC_TIMEOUT_SECONDS = 90
 """`argocd.syncTimeoutSeconds` default: with the default health gate's worst case (195.6 s,
 components/health_budget.py) a deploy stays within 5 minutes; docs/release.md has the trade-off."""
+DEFAULT_BUDGET_SECONDS = 300
+"""`deploy.budgetSeconds` default: the pipeline this project replaces aimed at deploys under 5 minutes."""
+DEFAULT_DEGRADED_GRACE_SECONDS = 30
+"""`deploy.degradedGraceSeconds` default: how long Argo CD must report a release Degraded, and nothing
+else, before `python -m deploy` stops the wait and rolls back (docs/release.md)."""
+BUDGET_RANGE = (60, 7200)
+GRACE_RANGE = (0, 7200)
 
 # Every pattern validates a whole value with `fullmatch`: `re.match` with `$` lets "web\n" through.
 REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
@@ -71,6 +78,16 @@ class ArgoCDConfig:
     """How long `pulumi up` waits for Argo CD to run each Application's release, Synced and Healthy."""
     retry_refresh: bool = True
     """Set `syncPolicy.retry.refresh`: a retried sync uses the newest revision (Argo CD v3.2.0+)."""
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """How a deploy is judged and when `python -m deploy` gives up on a release early."""
+
+    budget_seconds: int = DEFAULT_BUDGET_SECONDS
+    """The time budget of one deploy; every app's bounded phases must fit it (components/deploy_budget.py)."""
+    degraded_grace_seconds: int = DEFAULT_DEGRADED_GRACE_SECONDS
+    """How long an app may stay Degraded during the Application's wait before the deploy rolls it back."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +215,8 @@ class StackConfig:
     """The failed-release record `python -m deploy` hands to one update; None: read the stack's output."""
     allow_failed_releases: tuple[str, ...] = ()
     """`<app>:<content tag>` releases that failed before and may ship again (after a fix)."""
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    """The deploy's budget and its early rollback on Degraded."""
 
     @property
     def built_apps(self) -> tuple[AppConfig, ...]:
@@ -225,6 +244,7 @@ TOP_LEVEL_KEYS = (
     "rollbackId",
     "failedReleases",
     "allowFailedReleases",
+    "deploy",
 )
 SECRET_KEYS = ("registryPassword", "healthHeaders")
 """Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
@@ -249,6 +269,7 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
     rollback_id = _rollback_id(r, raw.get("rollbackId"))
     failed_releases = _failed_releases(r, raw.get("failedReleases"))
     allow_failed_releases = _allow_failed_releases(r, raw.get("allowFailedReleases"))
+    deploy = _deploy(r, raw.get("deploy"))
     if argocd.manage_project and argocd.project == "default":
         r.problem(
             "argocd.manageProject",
@@ -258,7 +279,7 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
         )
     r.raise_if_problems()
     assert registry and apps is not None
-    return StackConfig(
+    stack_config = StackConfig(
         project_dir=project_dir,
         registry=registry,
         argocd=argocd,
@@ -270,7 +291,28 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
         rollback_id=rollback_id,
         failed_releases=failed_releases,
         allow_failed_releases=allow_failed_releases,
+        deploy=deploy,
     )
+    # Imported here: the budget reads the lint deadline from components/dockerlint.py, which imports
+    # this module.
+    from components.deploy_budget import budget_problems
+
+    for key, given, expected in budget_problems(stack_config):
+        r.problem(key, given, expected)
+    r.raise_if_problems()
+    return stack_config
+
+
+def read_deploy(value: Any) -> DeployConfig:
+    """`gitops-deploy:deploy` alone (decoded JSON, or None when unset); ConfigError naming what is wrong.
+
+    `python -m deploy` reads it this way, so that its budget and grace period are known even when
+    another key is broken (the update then reports that key).
+    """
+    r = Reader(NAMESPACE)
+    deploy = _deploy(r, value)
+    r.raise_if_problems()
+    return deploy
 
 
 def configured_keys() -> set[str]:
@@ -433,6 +475,31 @@ def _argocd(r: Reader, value: Any) -> ArgoCDConfig:
         manage_project=bool(manage),
         sync_timeout_seconds=timeout or DEFAULT_SYNC_TIMEOUT_SECONDS,
         retry_refresh=bool(retry_refresh),
+    )
+
+
+def _deploy(r: Reader, value: Any) -> DeployConfig:
+    obj = r.object("deploy", value, required=False) or {}
+    low, high = BUDGET_RANGE
+    budget = r.integer(
+        "deploy.budgetSeconds",
+        obj.get("budgetSeconds"),
+        default=DEFAULT_BUDGET_SECONDS,
+        minimum=low,
+        maximum=high,
+    )
+    low, high = GRACE_RANGE
+    grace = r.integer(
+        "deploy.degradedGraceSeconds",
+        obj.get("degradedGraceSeconds"),
+        default=DEFAULT_DEGRADED_GRACE_SECONDS,
+        minimum=low,
+        maximum=high,
+    )
+    r.unknown_keys("deploy", obj, ("budgetSeconds", "degradedGraceSeconds"))
+    return DeployConfig(
+        budget_seconds=DEFAULT_BUDGET_SECONDS if budget is None else budget,
+        degraded_grace_seconds=DEFAULT_DEGRADED_GRACE_SECONDS if grace is None else grace,
     )
 
 

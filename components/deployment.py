@@ -13,6 +13,7 @@ from components.app_release import AppRelease, AppReleaseArgs
 from components.argo_project import ArgoProject, ArgoProjectArgs
 from components.config import StackConfig, StackSecrets
 from components.content_tag import content_tag
+from components.deploy_budget import app_budgets, info_line
 from components.failed_releases import (
     RECORD_OUTPUT,
     FailedReleaseBlocked,
@@ -199,6 +200,10 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
                 rollback_id=cfg.rollback_id,
             ),
         )
+    # The budget check itself is part of the config's validation (components/config.py); here each app
+    # says, in preview and up alike, what its bounded phases can cost.
+    for budget in app_budgets(cfg):
+        pulumi.log.info(info_line(budget), resource=releases[budget.app])
     # Each digest resolves only once its app's HealthCheck passed. When a gate fails, the stack's
     # outputs are never registered in that update, so the engine keeps the previous ones: the last
     # digests that passed (docs/rollback.md, "What a failed update leaves in the outputs").

@@ -107,6 +107,11 @@ _APPLY_CONFLICT = _re(
 # all.go checks the sync condition before the health one, so the last such line names what was missing.
 _AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
 _HEALTH_STATUS = _re(r"\{\.status\.health\.status\}")
+# An operation a cancel interrupted (Go's "context canceled"; pulumi-kubernetes' cancellationError,
+# await/error.go). `python -m deploy` cancels an update itself when Argo CD has reported a release
+# Degraded for its grace period (deploy/degraded.py): that Application's interrupted wait is `health`.
+_INTERRUPTED = _re(r"\bcontext canceled\b|\boperation was cancell?ed\b")
+_DEGRADED_STATUS = _re(r"\{\.status\.health\.status\}.*found\s*\W?Degraded")
 # sdk/go/common/diag/errors.go: a failed `check`.
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
 # components/dockerlint.py and components/hadolint.py: every LintError starts with one of these.
@@ -125,7 +130,17 @@ RULES: tuple[Rule, ...] = (
         "Docker daemon push errors, via pulumi-docker",
         names_registry=True,
     ),
+    Rule(
+        "other", (DOCKER_IMAGE_TYPE,), _INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"
+    ),
     Rule("build", (DOCKER_IMAGE_TYPE,), _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
+    Rule(
+        "health",
+        (APPLICATION_TYPE,),
+        _INTERRUPTED,
+        "deploy/degraded.py: the deploy stopped a wait Argo CD reported Degraded",
+        status=_DEGRADED_STATUS,
+    ),
     Rule("other", (APPLICATION_TYPE,), _AWAIT_CANCELLED, "pulumi-kubernetes await/error.go"),
     Rule(
         "health",
@@ -188,6 +203,8 @@ class Failure:
     """One line: the error without the traceback, the colour codes or the engine's wrapping."""
     repeat: bool = False
     """Only repeats that something failed (the engine's closing line): never the deploy's cause."""
+    interrupted: bool = False
+    """An operation a cancel interrupted (`other`): the deploy's cause only when nothing else failed."""
 
 
 _CHECK_PREFIX = re.compile(
@@ -276,13 +293,20 @@ def failures(events: Sequence[EngineEvent]) -> list[Failure]:
         else:
             text = "\n".join(messages[key])
             type_ = urn_type(key)
-            cause = classify(type_, text, registry_host=host, status=status.get(key))
+            rule = matching_rule(type_, text, registry_host=host, status=status.get(key))
+            cause = rule.cause if rule is not None else "other"
             line = summary(text) or f"{type_} {urn_name(key)}: the operation failed"
-            found.append(Failure(cause, type_, key, app_of(key), line))
+            if rule is not None and rule.status is _DEGRADED_STATUS:
+                # The error only says the wait was cut short; what failed is what Argo CD reported.
+                line = f"the deploy stopped the wait: {status[key]}"
+            cut_short = cause == "other" and bool(_INTERRUPTED.search(text))
+            found.append(Failure(cause, type_, key, app_of(key), line, interrupted=cut_short))
     return found
 
 
 def cause_of(events: Sequence[EngineEvent]) -> Failure | None:
-    """The deploy's cause: the first failure that is not a mere repetition (or the first at all)."""
+    """The deploy's cause: the first failure that is not a mere repetition or an interruption (then the
+    first that is not a repetition, then the first at all)."""
     found = failures(events)
-    return next((f for f in found if not f.repeat), found[0] if found else None)
+    first = next((f for f in found if not f.repeat and not f.interrupted), None)
+    return first or next((f for f in found if not f.repeat), found[0] if found else None)

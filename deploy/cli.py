@@ -1,18 +1,33 @@
-"""Command line of the deploy: `python -m deploy up --stack <stack>`, with clear errors and no tracebacks."""
+"""Command line of the deploy: `python -m deploy up --stack <stack>` and `python -m deploy report PATH...`,
+with clear errors and no tracebacks."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
 from components.failed_releases import RELEASE_REF
+from deploy import report
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
-from deploy.run import EXIT_SETUP, STALE_AFTER, UpOptions, deploy_up
+from deploy.run import (
+    EXIT_BLOCKED,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_ROLLED_BACK,
+    EXIT_SETUP,
+    STALE_AFTER,
+    UpOptions,
+    deploy_up,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 POLICY_PACK = "policies"
@@ -21,6 +36,57 @@ INSTALL_HINT = (
     "`curl -fsSL https://get.pulumi.com | sh` and add ~/.pulumi/bin to PATH; in GitHub Actions, a "
     "`uses: pulumi/actions@v6` step without a command installs it"
 )
+DESCRIPTION = (
+    "Deploy a gitops-deploy stack and measure it. `up` runs `pulumi up` with the policy pack, rolls an "
+    "app whose release gate fails back to its last digest that passed, and prints a table of every "
+    "app's phase timings against the deploy budget; `report` summarizes many deploy records."
+)
+UP_DESCRIPTION = (
+    "Deploy one stack: check that each app's rollback target still exists in the registry, run "
+    "`pulumi up` with the policy pack (policies/ and policies/config.<stack>.json), and when apps fail "
+    "their release gate (the health check fails, the Application's wait times out, or Argo CD reports "
+    "the release Degraded for gitops-deploy:deploy.degradedGraceSeconds), roll them back to their last "
+    "digest that passed with a second `up`, and record the failed release so the same content does not "
+    "ship again. At the end it prints each app's phase timings against gitops-deploy:deploy.budgetSeconds "
+    "(also to $GITHUB_STEP_SUMMARY when set). Needs the Pulumi CLI on PATH. See docs/rollback.md."
+)
+EXIT_CODES: tuple[tuple[str, str], ...] = (
+    (str(EXIT_OK), "deployed"),
+    (str(EXIT_FAILED), "the update failed; nothing was rolled back"),
+    (
+        str(EXIT_SETUP),
+        "could not start: no Pulumi CLI on PATH, no such stack, no policy config, a bad option",
+    ),
+    (
+        str(EXIT_ROLLED_BACK),
+        "a release gate failed; the failed apps were rolled back and the release recorded",
+    ),
+    (str(EXIT_ROLLBACK_FAILED), "a release gate failed and the rollback failed too"),
+    (str(EXIT_BLOCKED), "an app would ship content that failed its health gate before: nothing was changed"),
+    (str(EXIT_LOCKED), "the stack is locked, or another update is in progress: nothing was changed"),
+    ("130, 143", "interrupted by SIGINT or SIGTERM; the stack's config was restored"),
+)
+
+
+HELP_WIDTH = 78
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, HELP_WIDTH)
+
+
+def _exit_codes_epilog(codes: Sequence[tuple[str, str]] = EXIT_CODES, what: str = "exit codes") -> str:
+    width = max(len(code) for code, _ in codes)
+    lines = [
+        textwrap.fill(
+            meaning,
+            HELP_WIDTH,
+            initial_indent=f"  {code.ljust(width)}  ",
+            subsequent_indent=" " * (width + 4),
+        )
+        for code, meaning in codes
+    ]
+    return f"{what}:\n" + "\n".join(lines)
 
 
 def policy_config(stack: str) -> str:
@@ -48,11 +114,32 @@ def _positive(value: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="deploy a stack; roll apps that fail their health gate back")
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy",
+        description=_wrapped(DESCRIPTION),
+        epilog=f"{_exit_codes_epilog(what='exit codes of up')}\n\n"
+        f"{_exit_codes_epilog(report.EXIT_CODES, 'exit codes of report')}\n\n"
+        "See `python -m deploy up --help` and `python -m deploy report --help`.",
+        formatter_class=raw,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = sub.add_parser(
+        "up",
+        help="deploy a stack; roll apps that fail their release gate back; print the phase timings",
+        description=_wrapped(UP_DESCRIPTION),
+        epilog=_exit_codes_epilog(),
+        formatter_class=raw,
+    )
     up.add_argument("--stack", required=True, help="stack name, such as dev (or org/dev)")
     up.add_argument("--work-dir", type=Path, default=PROJECT_DIR, help="the Pulumi project directory")
+    up.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="write the deploy record (JSON: outcome, digests, phase timings, cause) to FILE, "
+        "whatever the outcome (docs/deploy-records.md)",
+    )
     up.add_argument(
         "--allow-failed-release",
         action="append",
@@ -78,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a lock or an in-progress update older than this is left over from an interrupted run "
         f"(default {STALE_AFTER.total_seconds() / 60:g})",
     )
+    summary = sub.add_parser(
+        "report",
+        help="summarize deploy records: success rate, failures by cause, duration against the budget, MTTR",
+        description=_wrapped(report.DESCRIPTION),
+        epilog=_exit_codes_epilog(report.EXIT_CODES) + "\n\nSee docs/deploy-records.md.",
+        formatter_class=raw,
+    )
+    report.add_arguments(summary)
     return parser
 
 
@@ -91,9 +186,15 @@ def _stream(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Parse the command line, check the prerequisites, select the stack and deploy it."""
-    out = out or sys.stderr
+    """Parse the command line and run `up` or `report`."""
     args = _parser().parse_args(argv)
+    if args.command == "report":
+        return report.run(args, sys.stdout, out or sys.stderr)
+    return _up(args, out or sys.stderr)
+
+
+def _up(args: argparse.Namespace, out: TextIO) -> int:
+    """Check the prerequisites, select the stack and deploy it."""
     work_dir: Path = args.work_dir.resolve()
     if shutil.which("pulumi") is None:
         return _setup_error(out, INSTALL_HINT)
@@ -133,5 +234,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             work_dir=work_dir,
             allow_failed_releases=tuple(args.allow_failed_release),
             stale_after=timedelta(minutes=args.stale_after),
+            record=args.record,
+            step_summary=Path(os.environ["GITHUB_STEP_SUMMARY"])
+            if os.environ.get("GITHUB_STEP_SUMMARY")
+            else None,
         )
         return deploy_up(stack, options, out, interrupts)

@@ -65,6 +65,10 @@ _AWAIT_TIMEOUT = re.compile(r"^(timed out waiting for the condition|'[^']*' time
 # The deployment's closing diagnostic (deployment_executor.go `reportExecResult`): only repeats the outcome.
 _CLOSING_LINE = re.compile(r"^(update|preview|refresh|destroy) (failed|canceled)$", re.IGNORECASE)
 _CANCELED_LINE = re.compile(r"^update canceled$", re.IGNORECASE)
+# A provider whose operation the cancel interrupted: Kubernetes' client-go and pulumi-docker end with Go's
+# "context canceled"; pulumi-kubernetes' own cancellationError says "Resource operation was cancelled for"
+# (provider/pkg/await/error.go).
+_INTERRUPTED = re.compile(r"\bcontext canceled\b|\boperation was cancell?ed\b", re.IGNORECASE)
 # cancellation_scope.go's stdout messages.
 _CANCELLING = re.compile(r"(\^C|SIGTERM) received; (cancelling|terminating)")
 # backenderr.CancelledError{Operation: "update"} as the CLI prints it.
@@ -90,13 +94,14 @@ class ResourceFailure:
 
 @dataclass(frozen=True)
 class HealthFailure:
-    """An app whose release gate failed: the HealthCheck, or an Application whose wait timed out."""
+    """An app whose release gate failed: the HealthCheck, an Application whose wait timed out, or one
+    Argo CD reported Degraded for the grace period (the deploy stopped its wait)."""
 
     app: str
     urn: str
-    kind: Literal["health-check", "application"]
+    kind: Literal["health-check", "application", "degraded"]
     report: str
-    """The health report (the failed resource's error text)."""
+    """The health report (the failed resource's error text, or the Degraded status line)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class Verdict:
     """Failures that are not health failures, one line each: reported as they are, never rolled back."""
     cancelled: bool = False
     """The update was cancelled (a signal to the CLI): never rolled back."""
+    interrupted: tuple[str, ...] = ()
+    """Operations the deploy's own early stop interrupted (`type name`): the rollback `up` runs them again."""
 
     @property
     def rollback(self) -> bool:
@@ -182,15 +189,36 @@ def was_cancelled(events: Sequence[EngineEvent], stderr: str = "") -> bool:
     return bool(_CLI_CANCELLED.search(stderr))
 
 
-def classify(events: Sequence[EngineEvent], apps: Iterable[str], stderr: str = "") -> Verdict:
-    """Sort a failed `up`'s failures into health failures (per app) and everything else."""
+def classify(
+    events: Sequence[EngineEvent],
+    apps: Iterable[str],
+    stderr: str = "",
+    *,
+    degraded: Mapping[str, tuple[str, str]] | None = None,
+) -> Verdict:
+    """Sort a failed `up`'s failures into health failures (per app) and everything else.
+
+    `degraded` (app -> (Application URN, report)) names the apps the deploy stopped the update for,
+    Argo CD having reported them Degraded for the grace period. That cancel is the deploy's own: it is
+    not a cancellation, and what it interrupted is listed in `interrupted`, not as failures.
+    """
     apps = tuple(apps)
-    health: list[HealthFailure] = []
+    stopped = dict(degraded or {})
+    health: list[HealthFailure] = [
+        HealthFailure(app, urn, "degraded", report) for app, (urn, report) in stopped.items()
+    ]
     other: list[str] = []
+    interrupted: list[str] = []
     for failure in failed_resources(events):
         found = _health_failure(failure, apps)
-        if found is not None:
+        if found is not None and found.app not in stopped:
             health.append(found)
+            continue
+        if stopped and failure.type != STACK_TYPE and any(_INTERRUPTED.search(m) for m in failure.messages):
+            if app_of(failure.urn, apps) not in stopped:
+                interrupted.append(f"{failure.type} {urn_name(failure.urn)}")
+            continue
+        if found is not None:
             continue
         # A check failure already names the resource ("<type> resource '<name>' has a problem: ...").
         own = f"{failure.type} resource '{urn_name(failure.urn)}' "
@@ -214,7 +242,8 @@ def classify(events: Sequence[EngineEvent], apps: Iterable[str], stderr: str = "
                 f"policy violation {policy.policy_pack_name}/{policy.policy_name} on {where}: "
                 f"{clean(policy.message)}"
             )
-    return Verdict(tuple(health), tuple(other), was_cancelled(events, stderr))
+    cancelled = was_cancelled(events, stderr) and not stopped
+    return Verdict(tuple(health), tuple(other), cancelled, tuple(interrupted))
 
 
 def pending_operations(events: Iterable[EngineEvent]) -> list[str]:
@@ -310,21 +339,41 @@ class RollbackPlan:
     stuck: tuple[str, ...]
 
 
-def plan_rollback(verdict: Verdict, good: Mapping[str, str], entries: Mapping[str, AppEntry]) -> RollbackPlan:
-    """Pin each app that failed its health gate to its last known good digest, where there is one."""
+def plan_rollback(
+    verdict: Verdict,
+    good: Mapping[str, str],
+    entries: Mapping[str, AppEntry],
+    missing: Mapping[str, str] | None = None,
+) -> RollbackPlan:
+    """Pin each app that failed its health gate to its last known good digest, where there is one.
+
+    `missing` (app -> reason) names apps whose last known good digest the registry no longer has
+    (deploy/targets.py): pinning it would deploy an image no node can pull.
+    """
     pins: list[Pin] = []
     stuck: list[str] = []
+    gone = dict(missing or {})
     for app in dict.fromkeys(f.app for f in verdict.health):
         entry, digest = entries.get(app), good.get(app)
-        if entry is None:
-            stuck.append(f"{app}: not in {APPS_KEY} any more")
-        elif digest is None:
-            stuck.append(f"{app}: no last known good digest in the stack's outputs (first deploy?)")
-        elif entry.repository is not None and digest.split("@", 1)[0] != entry.repository:
-            stuck.append(
-                f"{app}: the last known good digest {digest} is not in the configured repository "
-                f"{entry.repository}"
-            )
+        problem = rollback_problem(app, entry, digest, gone)
+        if problem is not None:
+            stuck.append(f"{app}: {problem}")
         else:
+            assert entry is not None and digest is not None
             pins.append(Pin(app, pin_key(entry.index), digest, entry.pin))
     return RollbackPlan(tuple(pins), tuple(stuck))
+
+
+def rollback_problem(
+    app: str, entry: AppEntry | None, digest: str | None, missing: Mapping[str, str]
+) -> str | None:
+    """Why this app could not be rolled back, or None when it can."""
+    if entry is None:
+        return f"not in {APPS_KEY} any more"
+    if digest is None:
+        return "no last known good digest in the stack's outputs (first deploy?)"
+    if entry.repository is not None and digest.split("@", 1)[0] != entry.repository:
+        return f"the last known good digest {digest} is not in the configured repository {entry.repository}"
+    if app in missing:
+        return f"its last known good digest {digest} is gone from the registry ({missing[app]})"
+    return None

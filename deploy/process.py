@@ -8,8 +8,11 @@ second (pulumi/pulumi pkg/backend/cancellation_scope.go). So the deploy:
 
 - runs each CLI command in a process group of its own, so that a terminal's Ctrl-C reaches only the
   deploy, which forwards it exactly once (the SDK's own runner leaves the CLI in the deploy's group);
-- forwards the first signal to a running `up` (a graceful cancel), and escalates with a second one
-  (terminate) after a grace period, or at once on a second signal; SIGKILL comes last;
+- forwards the first signal to a running `up` or `refresh` (a graceful cancel), and escalates with a
+  second one (terminate) after a grace period, or at once on a second signal; SIGKILL comes last;
+- cancels a running `up` the same way for its own reasons (`Interrupts.stop`: an app Degraded for the
+  grace period), and then goes on;
+- keeps its main thread able to run signal handlers while it waits (`wait_awake`);
 - never signals the short `pulumi config` commands that restore the stack's config afterwards;
 - handles SIGTERM like SIGINT, so the cleanup in `finally` always runs.
 """
@@ -21,9 +24,9 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from pulumi.automation import PulumiCommand
 from pulumi.automation._cmd import CommandResult, OnOutput, _fixup_path
@@ -36,14 +39,28 @@ SIGTERM_GRACE_S = 5.0
 """The same after a first SIGTERM, whose sender usually kills soon after (GitHub: 2.5 s)."""
 KILL_AFTER_S = 2.0
 """After the terminate signal, how long before the CLI is killed."""
+WAKE_S = 0.1
+"""While the main thread waits for the CLI, it wakes this often to run signal handlers (wait_awake)."""
+TRACKED = ("up", "refresh")
+"""The commands signals are forwarded to: the ones that change the stack and can take minutes."""
 
 
 class Interrupted(Exception):
     """The deploy was signalled: stop at the next step, restore config, exit with 128 + the signal."""
 
+    def __init__(self, message: str, events: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.events = list(events)
+        """The engine events of the `up` the signal interrupted, for the deploy record."""
+
 
 class Interrupts:
-    """The signals a deploy received, and the one `pulumi up` they are forwarded to."""
+    """The signals a deploy received, and the one `pulumi up` (or `refresh`) they are forwarded to.
+
+    State shared with the timer threads (escalation, kill, the deploy's own cancel) changes under a
+    lock. The main thread takes it only with SIGINT/SIGTERM blocked, so its signal handler never waits
+    on a lock its own thread holds.
+    """
 
     def __init__(
         self,
@@ -59,8 +76,14 @@ class Interrupts:
         self.received: list[int] = []
         self.terminated = False
         """The CLI was told to terminate (or killed): expect a lock or pending operations."""
+        self.stopped_by_deploy: str | None = None
+        """Why the deploy itself cancelled the current command (`stop`), or None."""
+        self._lock = threading.Lock()
         self._up: subprocess.Popen[str] | None = None
-        self._sent = 0
+        self._forwarded = 0
+        """How many of `received` were dealt with."""
+        self._to_cli = 0
+        """How many signals the current command got: the first cancels, the next terminates."""
         self._timers: list[threading.Timer] = []
 
     @property
@@ -90,57 +113,96 @@ class Interrupts:
         try:
             yield self
         finally:
-            for timer in self._timers:
-                timer.cancel()
+            self._cancel_timers()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _say(self, text: str) -> None:
+        """Write a note; never raises (the handler may interrupt the main thread's own write)."""
+        with contextlib.suppress(RuntimeError, OSError, ValueError):
+            self.out.write(text)
+            self.out.flush()
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.received.append(signum)
         name = signal.Signals(signum).name
-        if self._up is None:
-            self.out.write(f"deploy: {name} received; stopping after the current step\n")
-            return
-        self.out.write(f"deploy: {name} received; passing it to the Pulumi CLI\n")
-        self._forward()
+        with self._lock:
+            if self._up is None:
+                # Left for `attach`, should a command start before the deploy checks again.
+                self._say(f"deploy: {name} received; stopping after the current step\n")
+                return
+            self._say(f"deploy: {name} received; passing it to the Pulumi CLI\n")
+            self._forward()
 
     def attach(self, process: subprocess.Popen[str]) -> None:
-        """Track the running `up`; a signal that came just before it started is passed on at once."""
-        with _signals_blocked():
+        """Track the running command; a signal that came just before it started is passed on at once."""
+        with _signals_blocked(), self._lock:
             self._up = process
+            self._to_cli = 0
+            self.stopped_by_deploy = None
             if self.received:
-                self._forward()
+                self._forward(pending=True)
 
     def detach(self) -> None:
-        """The `up` exited: nothing to forward to any more."""
-        with _signals_blocked():
+        """The command exited: nothing to forward to any more."""
+        with _signals_blocked(), self._lock:
             self._up = None
-            for timer in self._timers:
-                timer.cancel()
+            self._forwarded = len(self.received)
+        self._cancel_timers()
 
-    def _forward(self) -> None:
-        """Send the CLI one signal per signal received: the first cancels, the next terminates."""
+    def stop(self, why: str) -> bool:
+        """Cancel the running command as a first Ctrl-C would, for the deploy's own reason.
+
+        Not an interrupt: the deploy goes on afterwards (it rolls back). False when nothing is running
+        or the command was already signalled.
+        """
+        with self._lock:
+            process = self._up
+            if process is None or self._to_cli or process.poll() is not None:
+                return False
+            self.stopped_by_deploy = why
+            self._say(f"deploy: {why}; cancelling the update, as a first Ctrl-C would\n")
+            self._signal(process, signal.SIGINT)
+            return True
+
+    def _forward(self, *, pending: bool = False) -> None:
+        """Pass each signal received, and not dealt with yet, on to the command (lock held)."""
         process = self._up
-        while process is not None and self._sent < len(self.received):
-            signum = self.received[self._sent]
-            self._sent += 1
-            if self._sent == 1:
-                _send(process, signum)
-                self._later(self.grace.get(signum, SIGTERM_GRACE_S), self._escalate, process, signum)
-            else:
-                self._escalate(process, signum)
+        while process is not None and self._forwarded < len(self.received):
+            signum = self.received[self._forwarded]
+            self._forwarded += 1
+            if pending:
+                self._say(
+                    f"deploy: {signal.Signals(signum).name} came as the command started; passing it on\n"
+                )
+            self._signal(process, signum)
+
+    def _signal(self, process: subprocess.Popen[str], signum: int) -> None:
+        """The first signal cancels (then a grace period), any later one terminates (lock held)."""
+        if self._to_cli == 0:
+            self._to_cli = 1
+            _send(process, signum)
+            self._later(self.grace.get(signum, SIGTERM_GRACE_S), self._escalate, process, signum)
+        else:
+            self._terminate(process, signum)
 
     def _escalate(self, process: subprocess.Popen[str], signum: int) -> None:
-        if process.poll() is not None or self.terminated:
+        with self._lock:
+            self._terminate(process, signum)
+
+    def _terminate(self, process: subprocess.Popen[str], signum: int) -> None:
+        """Tell the command to stop now (lock held); kill it if it still runs after `kill_after_s`."""
+        if process is not self._up or process.poll() is not None or self.terminated:
             return
         self.terminated = True
-        self.out.write("deploy: telling the Pulumi CLI to stop now (operations in flight stay pending)\n")
+        self._to_cli += 1
+        self._say("deploy: telling the Pulumi CLI to stop now (operations in flight stay pending)\n")
         _send(process, signum)
         self._later(self.kill_after_s, self._kill, process)
 
     def _kill(self, process: subprocess.Popen[str]) -> None:
         if process.poll() is None:
-            self.out.write("deploy: the Pulumi CLI did not stop; killing it\n")
+            self._say("deploy: the Pulumi CLI did not stop; killing it\n")
             process.kill()
 
     def _later(self, seconds: float, fn: object, *args: object) -> None:
@@ -148,6 +210,11 @@ class Interrupts:
         timer.daemon = True
         self._timers.append(timer)
         timer.start()
+
+    def _cancel_timers(self) -> None:
+        timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
 
 
 def _send(process: subprocess.Popen[str], signum: int) -> None:
@@ -166,6 +233,29 @@ def _signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def wait_awake(thread: threading.Thread) -> None:
+    """Join a thread while staying able to run signal handlers.
+
+    CPython runs a Python signal handler only in the main thread, between bytecodes. The kernel may
+    hand a process-directed signal to any thread that does not block it (the output readers, the
+    Automation API's gRPC threads); that thread's C handler only flags it, and a main thread asleep in
+    an untimed `join` would not look at the flag until the thread ends. For `up`, that is when the CLI
+    exits, which it never does without the signal the handler was to forward: a hang.
+    """
+    while thread.is_alive():
+        thread.join(WAKE_S)
+
+
+def wait_process(process: subprocess.Popen[str]) -> None:
+    """`process.wait()`, awake in the same way."""
+    while True:
+        try:
+            process.wait(WAKE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class DeployPulumiCommand(PulumiCommand):
@@ -194,7 +284,7 @@ class DeployPulumiCommand(PulumiCommand):
         env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
         if os.path.isabs(self.command):
             env = _fixup_path(env, os.path.dirname(self.command))
-        is_up = args[:2] == ["--non-interactive", "up"]
+        tracked = len(args) > 1 and args[0] == "--non-interactive" and args[1] in TRACKED
         stdout_chunks: list[str] = []
         stderr_chunks: list[str] = []
 
@@ -220,16 +310,16 @@ class DeployPulumiCommand(PulumiCommand):
                 threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks)),
                 threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks)),
             ]
-            if is_up:
+            if tracked:
                 self.interrupts.attach(process)
             try:
                 for reader in readers:
                     reader.start()
                 for reader in readers:
-                    reader.join()
-                process.wait()
+                    wait_awake(reader)
+                wait_process(process)
             finally:
-                if is_up:
+                if tracked:
                     self.interrupts.detach()
         result = CommandResult(
             stdout="\n".join(stdout_chunks), stderr="\n".join(stderr_chunks), code=process.returncode

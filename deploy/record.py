@@ -494,7 +494,7 @@ def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
         parts.append(cells[-1].ljust(widths[-1]))
         return "  ".join(parts).rstrip()[:width]
 
-    out = textwrap.wrap(f"gitops-deploy {record.stack}: {_headline(record)}", width)
+    out = textwrap.wrap(f"gitops-deploy {record.stack}: {_headline(record)}", width, break_on_hyphens=False)
     out += [line(headers), *(line(r) for r in rows), line(deploy)]
     marks = {p.outcome for a in record.apps for p in a.phases.values()}
     legend = [f"{_MARKS[o]} {o}" for o in ("failed", "unfinished") if o in marks]
@@ -502,7 +502,7 @@ def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
         out.append("(" + ", ".join(legend) + ")")
     cause = _cause_line(record)
     if cause:
-        out += textwrap.wrap(cause, width, subsequent_indent="  ")
+        out += textwrap.wrap(cause, width, subsequent_indent="  ", break_on_hyphens=False)
     return "\n".join(out) + "\n"
 
 

@@ -391,22 +391,27 @@ def render_markdown(report: Report) -> str:
 RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m deploy.report",
-        description=(
-            "Summarize gitops-deploy deploy records (files, or folders searched recursively for *.json): "
-            "per stack and overall, the number of deploys, success rate, rollbacks, failures by cause "
-            "with each cause's share, median and 95th-percentile duration against the budget and how "
-            "many went over, and mean time to recovery. Files that are not deploy records are listed "
-            "as skipped with the reason."
-        ),
-        epilog=(
-            f"exit codes: {EXIT_OK} the report was written (skipped files are listed in it); "
-            f"{EXIT_NO_RECORDS} no deploy record was found; {EXIT_USAGE} bad command line or a path "
-            "that does not exist. See docs/deploy-records.md."
-        ),
-    )
+DESCRIPTION = (
+    "Summarize gitops-deploy deploy records (files, or folders searched recursively for *.json): "
+    "per stack and overall, the number of deploys, success rate, rollbacks, failures by cause "
+    "with each cause's share, median and 95th-percentile duration against the budget and how "
+    "many went over, and mean time to recovery. Files that are not deploy records are listed "
+    "as skipped with the reason."
+)
+EXIT_CODES: tuple[tuple[str, str], ...] = (
+    (str(EXIT_OK), "the report was written (skipped files are listed in it)"),
+    (str(EXIT_NO_RECORDS), "no deploy record was found"),
+    (str(EXIT_USAGE), "bad command line or a path that does not exist"),
+)
+EPILOG = (
+    "exit codes: "
+    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES)
+    + ". See docs/deploy-records.md."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The report's arguments, on `python -m deploy report`'s parser (or this module's own)."""
     parser.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH", help="a record file or a folder of them"
     )
@@ -416,13 +421,16 @@ def _parser() -> argparse.ArgumentParser:
         default="table",
         help="table (plain text, 100 columns; the default), markdown, or json",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m deploy report", description=DESCRIPTION, epilog=EPILOG)
+    add_arguments(parser)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Read the records under the paths and write the report; the exit code says whether any were found."""
-    out, err = out or sys.stdout, err or sys.stderr
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Write the report for parsed arguments; the exit code says whether any record was found."""
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         err.write(f"report: error: no such file or folder: {', '.join(missing)}\n")
@@ -435,5 +443,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     return EXIT_OK
 
 
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`python -m deploy report PATH...` without the `report`: parse, read the records, write the report."""
+    return run(_parser().parse_args(argv), out or sys.stdout, err or sys.stderr)
+
+
 if __name__ == "__main__":
+    # `python -m deploy.report` keeps working: the same command as `python -m deploy report`.
     sys.exit(main())

@@ -1,9 +1,12 @@
-"""Deploy a stack with the policy pack; roll apps whose health gate fails back, and keep that release out.
+"""Deploy a stack with the policy pack; roll apps whose release gate fails back, and keep that release out.
 
 One run: read the stack's outputs (the last digests that passed their gate, and the failed-release
-record), stop before the update if an app would ship content that failed before, run `up`; on a pure
-health failure, run `up` again with each failed app pinned to its last good digest, a fresh
+record) and config, stop before the update if an app would ship content that failed before, check
+that each app's rollback target is still in the registry, run `up` while watching for apps Argo CD
+reports Degraded (stopping the update once one stays so for the grace period); on a pure release-gate
+failure, run `up` again with each failed app pinned to its last good digest, a fresh
 `gitops-deploy:rollbackId`, and the record with the failed release added; then restore the config.
+Whatever happened, it ends with the deploy record: the table, $GITHUB_STEP_SUMMARY, `--record FILE`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pulumi.automation import ConfigValue, Stack
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 from pulumi.automation.events import EngineEvent
 
-from components.config import NAMESPACE, TOP_LEVEL_KEYS, parse_config
+from components.config import NAMESPACE, TOP_LEVEL_KEYS, DeployConfig, parse_config, read_deploy
 from components.config_reader import ConfigError
 from components.content_tag import content_tag
 from components.failed_releases import (
@@ -44,9 +47,13 @@ from deploy.decide import (
     last_known_good,
     pending_operations,
     plan_rollback,
+    rollback_problem,
 )
+from deploy.degraded import Degraded, DegradedWatch
 from deploy.process import Interrupted, Interrupts
+from deploy.record import Outcome, build_record, render_markdown, render_text, write_record
 from deploy.runtime_config import RuntimeKey, runtime_config
+from deploy.targets import check_targets, registry_from_config, short
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -62,6 +69,13 @@ EXIT_BLOCKED = 5
 EXIT_LOCKED = 6
 """The stack is locked, or another update is in progress: nothing was changed."""
 # A signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
+OUTCOMES: Mapping[int, Outcome] = {
+    EXIT_OK: "succeeded",
+    EXIT_ROLLED_BACK: "rolled-back",
+    EXIT_ROLLBACK_FAILED: "rollback-failed",
+}
+"""The deploy record's outcome of each exit code; any other code is `failed`."""
+DEPLOY_KEY = f"{NAMESPACE}:deploy"
 
 ROLLBACK_ID_KEY = f"{NAMESPACE}:rollbackId"
 """Set to a fresh value for the rollback's `up` only, so the restored release is probed again."""
@@ -82,6 +96,10 @@ class UpOptions:
     """`<app>:<content tag>` releases the user allows to ship again (`--allow-failed-release`)."""
     stale_after: timedelta = STALE_AFTER
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    record: Path | None = None
+    """`--record FILE`: where to write the deploy record."""
+    step_summary: Path | None = None
+    """$GITHUB_STEP_SUMMARY: where to append the table as Markdown."""
 
 
 @dataclass(frozen=True)
@@ -92,23 +110,49 @@ class UpResult:
     events: list[EngineEvent]
 
 
-def _up(stack: Stack, options: UpOptions, interrupts: Interrupts) -> UpResult:
+@dataclass
+class Run:
+    """What one deploy did, for its record."""
+
+    started: datetime
+    ups: list[list[EngineEvent]] = field(default_factory=list)
+    """The engine events of each `up`: the release, then the rollback."""
+    good: dict[str, str] = field(default_factory=dict)
+    """Each app's last known good digest before the deploy."""
+    budget_seconds: int = DeployConfig().budget_seconds
+    rolled_back: list[str] = field(default_factory=list)
+    error: str | None = None
+    """The CLI's error, or why the deploy stopped before the update: the cause when events show none."""
+
+
+def _up(
+    stack: Stack, options: UpOptions, interrupts: Interrupts, watch: DegradedWatch | None = None
+) -> UpResult:
     """One `up`, streaming the engine's output; a signal during it raises Interrupted once the CLI exited."""
     interrupts.check()
     events: list[EngineEvent] = []
+
+    def on_event(event: EngineEvent) -> None:
+        events.append(event)
+        if watch is not None:
+            watch.on_event(event)
+
     try:
         stack.up(
             policy_packs=list(options.policy_packs),
             policy_pack_configs=list(options.policy_pack_configs),
             on_output=options.on_output,
-            on_event=events.append,
+            on_event=on_event,
             # Keep decrypted config out of the returned summary; it is never needed here.
             show_secrets=False,
         )
     except CommandError as err:
         if interrupts.interrupted:
-            raise Interrupted(str(err)) from err
+            raise Interrupted(str(err), events) from err
         return UpResult(err, events)
+    finally:
+        if watch is not None:
+            watch.close()
     return UpResult(None, events)
 
 
@@ -190,13 +234,22 @@ def _report_failure(out: TextIO, result: UpResult, verdict: Verdict, stack: str)
         out.write(f"  - {failure.app}: health gate failed as well ({failure.urn})\n")
 
 
+_FAILURE_KIND = {
+    "health-check": "health check failed",
+    "application": "Application's wait timed out",
+    "degraded": "Argo CD reported it Degraded for the grace period; the deploy stopped the wait",
+}
+
+
 def _report_rollback(out: TextIO, verdict: Verdict, plan: RollbackPlan) -> None:
     out.write("deploy: the release failed its health gate:\n")
     for failure in verdict.health:
-        what = "health check failed" if failure.kind == "health-check" else "Application's wait timed out"
-        out.write(f"  - {failure.app}: {what} ({failure.urn})\n{_indent(failure.report, 6)}\n")
+        out.write(f"  - {failure.app}: {_FAILURE_KIND[failure.kind]} ({failure.urn})\n")
+        out.write(f"{_indent(failure.report, 6)}\n")
     for line in plan.stuck:
         out.write(f"  - cannot roll back {line}\n")
+    for item in verdict.interrupted:
+        out.write(f"  - the early stop interrupted {item}; the rollback's update runs it again\n")
 
 
 def _write_runbook(out: TextIO, stack: str, headline: str) -> None:
@@ -269,6 +322,17 @@ class StackState:
     """Each built app's content tag."""
     allowed: tuple[str, ...]
     """Failed releases allowed to ship again: the option's and the stack config's."""
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    """`gitops-deploy:deploy`: the budget and the Degraded grace period."""
+
+
+def _deploy_config(config: Mapping[str, ConfigValue]) -> DeployConfig:
+    """The stack's `gitops-deploy:deploy`; the defaults when it is broken (the update says why)."""
+    text = _config_value(config, DEPLOY_KEY)
+    try:
+        return read_deploy(json.loads(text) if text else None)
+    except (ValueError, ConfigError):
+        return DeployConfig()
 
 
 def _read_stack(stack: Stack, options: UpOptions, out: TextIO) -> StackState:
@@ -285,14 +349,18 @@ def _read_stack(stack: Stack, options: UpOptions, out: TextIO) -> StackState:
         if ref not in recorded:
             out.write(f"deploy: note: --allow-failed-release {ref}: no such failed release is recorded\n")
     allowed = (*options.allow_failed_releases, *config_allowed)
-    return StackState(last_known_good(outputs), record, config, entries, tags, allowed)
+    good = last_known_good(outputs)
+    return StackState(good, record, config, entries, tags, allowed, _deploy_config(config))
 
 
 def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> int:
-    """Run the deploy; a signal stops it at the next step and exits with 128 + the signal's number."""
+    """Run the deploy and record it; a signal stops it at the next step and exits with 128 + its number."""
+    run = Run(started=options.now())
     try:
-        return _deploy(stack, options, out, interrupts)
-    except Interrupted:
+        code = _deploy(stack, options, out, interrupts, run)
+    except Interrupted as stopped:
+        if stopped.events:
+            run.ups.append(stopped.events)
         out.write(f"deploy: interrupted by {interrupts.signal_name}; the stack's config is restored.\n")
         if interrupts.terminated:
             _write_runbook(
@@ -305,33 +373,158 @@ def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interru
             _write_runbook(
                 out, stack.name, "if the next deploy finds the stack locked or operations pending:"
             )
-        return interrupts.exit_code
+        run.error = f"interrupted by {interrupts.signal_name}" + (f": {run.error}" if run.error else "")
+        code = interrupts.exit_code
+    _finish(stack, options, out, run, code, read_outputs=not interrupts.interrupted)
+    return code
 
 
-def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> int:
+def _finish(
+    stack: Stack, options: UpOptions, out: TextIO, run: Run, code: int, *, read_outputs: bool
+) -> None:
+    """The deploy record: the table on `out`, Markdown for $GITHUB_STEP_SUMMARY, JSON for `--record`.
+
+    The digests after the deploy are the stack's outputs read again, unless a signal stopped the deploy
+    (the runner kills it seconds later: no more CLI calls than the cleanup needs).
+    """
+    after: dict[str, str] = {}
+    if read_outputs:
+        try:
+            after = last_known_good(stack.outputs())
+        except CommandError:
+            after = dict(run.good)
+    # Whole seconds, as the record stores them: the table then shows what the record says.
+    stamps = [e.timestamp for events in run.ups for e in events]
+    ended = options.now().replace(microsecond=0)
+    if stamps:
+        ended = max(ended, datetime.fromtimestamp(max(stamps), UTC))
+    started = min(run.started.replace(microsecond=0), ended)
+    record = build_record(
+        stack.name,
+        run.ups,
+        OUTCOMES.get(code, "failed"),
+        digests_before=run.good,
+        digests_after=after,
+        started_at=started,
+        ended_at=ended,
+        budget_seconds=run.budget_seconds,
+        rolled_back=run.rolled_back,
+        error=run.error,
+    )
+    out.write(render_text(record))
+    if options.step_summary is not None:
+        try:
+            with options.step_summary.open("a", encoding="utf-8") as summary:
+                summary.write(render_markdown(record) + "\n")
+        except OSError as err:
+            out.write(f"deploy: warning: could not append to $GITHUB_STEP_SUMMARY: {err.strerror or err}\n")
+    if options.record is not None:
+        try:
+            write_record(record, options.record)
+            out.write(f"deploy: deploy record written to {options.record}\n")
+        except OSError as err:
+            why = err.strerror or err
+            out.write(f"deploy: warning: could not write the deploy record {options.record}: {why}\n")
+
+
+def _check_targets(state: StackState, out: TextIO, interrupts: Interrupts) -> dict[str, str]:
+    """Say, per app, whether its rollback target is still in the registry; the missing ones, with why."""
+    interrupts.check()
+    targets: dict[str, str] = {}
+    for app in state.entries:
+        if app in state.good:
+            targets[app] = state.good[app]
+        else:
+            out.write(
+                f"deploy: rollback target for {app}: none yet (no release of it has passed its health gate)\n"
+            )
+    if not targets:
+        return {}
+    registry = registry_from_config({k: v.value for k, v in state.config.items()})
+    if registry is None:
+        out.write(
+            "deploy: warning: rollback targets not checked: the stack's config lacks a usable "
+            f"{NAMESPACE}:registry or {NAMESPACE}:registryPassword (the update reports it)\n"
+        )
+        return {}
+    missing: dict[str, str] = {}
+    for target in check_targets(registry, targets):
+        where = f"rollback target for {target.app}: {short(target.reference)}"
+        if target.status == "present":
+            out.write(f"deploy: {where} present\n")
+        elif target.status == "missing":
+            missing[target.app] = target.reason
+            out.write(
+                f"deploy: warning: {where} missing: {target.reason}. {target.app} cannot be rolled back in "
+                "this deploy: a failed release of it stays as it is\n"
+            )
+        else:
+            out.write(f"deploy: warning: {where} not checked: {target.reason}\n")
+    return missing
+
+
+def _watch(state: StackState, missing: Mapping[str, str], interrupts: Interrupts) -> DegradedWatch:
+    """Watch the apps a rollback can restore; stop the update once one stays Degraded for the grace."""
+    grace = state.deploy.degraded_grace_seconds
+    restorable = [
+        app
+        for app, entry in state.entries.items()
+        if rollback_problem(app, entry, state.good.get(app), missing) is None
+    ]
+
+    def give_up(found: Degraded) -> None:
+        interrupts.stop(
+            f"Argo CD has reported {found.app} Degraded for {found.seconds:.0f} s "
+            f"({NAMESPACE}:deploy.degradedGraceSeconds is {grace})"
+        )
+
+    return DegradedWatch(restorable, grace, give_up)
+
+
+def _degraded_report(found: Degraded, grace: int) -> str:
+    return (
+        f"Argo CD reported the release Degraded for {found.seconds:.0f} s ({found.line}); the deploy stopped "
+        f"the wait after {NAMESPACE}:deploy.degradedGraceSeconds ({grace} s) rather than wait for the timeout"
+    )
+
+
+def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts, run: Run) -> int:
     interrupts.check()
     state = _read_stack(stack, options, out)
+    run.good, run.budget_seconds = dict(state.good), state.deploy.budget_seconds
     found = blocked(state.record, state.tags, state.allowed)
     if found:
         out.write(f"deploy: error: {blocked_message(found, stack.name)}\n")
+        refs = ", ".join(release.ref for release in found)
+        run.error = f"stopped before the update: {refs} failed its health gate before and may not ship again"
         return EXIT_BLOCKED
+    missing = _check_targets(state, out, interrupts)
     given = state.record.without(options.allow_failed_releases)
     # The program reads the record from the stack's outputs itself; pass it only when it differs.
     first_keys = [_record_key(given, state.config)] if given != state.record else []
+    watch = _watch(state, missing, interrupts)
     with runtime_config(stack, first_keys, interrupts, out):
-        result = _up(stack, options, interrupts)
+        result = _up(stack, options, interrupts, watch)
+    run.ups.append(result.events)
     _report_pending(out, result.events, stack.name)
     if result.error is None:
         out.write("deploy: the update succeeded\n")
         return EXIT_OK
+    run.error = _stderr(result.error)
     if isinstance(result.error, ConcurrentUpdateError):
         _report_conflict(out, stack, result.error, options)
         return EXIT_LOCKED
-    verdict = classify(result.events, state.entries, _stderr(result.error))
+    grace = state.deploy.degraded_grace_seconds
+    degraded = (
+        {d.app: (d.urn, _degraded_report(d, grace)) for d in watch.expired.values()}
+        if interrupts.stopped_by_deploy
+        else {}
+    )
+    verdict = classify(result.events, state.entries, run.error, degraded=degraded)
     if not verdict.rollback:
         _report_failure(out, result, verdict, stack.name)
         return EXIT_FAILED
-    plan = plan_rollback(verdict, state.good, state.entries)
+    plan = plan_rollback(verdict, state.good, state.entries, missing)
     _report_rollback(out, verdict, plan)
     if not plan.pins:
         out.write(
@@ -339,7 +532,38 @@ def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupt
         )
         return EXIT_FAILED
     failed = _failed_releases(verdict, plan, state.tags, result, options.now())
-    return _rollback(stack, options, out, interrupts, state, plan, given, failed)
+    pinned = {p.app for p in plan.pins}
+    refresh = [urn for app, (urn, _) in degraded.items() if app in pinned]
+    return _rollback(stack, options, out, interrupts, state, plan, given, failed, run, refresh)
+
+
+def _refresh(
+    stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts, urns: Sequence[str]
+) -> str | None:
+    """Read the stopped Applications back from the cluster; the CLI's error, or None.
+
+    A cancel interrupts pulumi-kubernetes' wait after the update itself was applied; the provider then
+    cannot read the object back (its context is the cancelled one: provider/pkg/provider/provider.go
+    `Update` -> `readLiveObject`), so the update fails without a partial state and the engine keeps the
+    previous inputs (pkg/resource/deploy/step.go `UpdateStep.Apply`). The stack's state then says "last
+    release" while the cluster runs the failed one, and the rollback's Application (the last release
+    again) would look unchanged and never be applied. `pulumi refresh` of those Applications reads what
+    the cluster has (its `Read` takes the live values, `pruneLiveState`), so the rollback differs and is
+    applied.
+    """
+    interrupts.check()
+    names = ", ".join(urn.split("::")[-1] for urn in urns)
+    out.write(
+        f"deploy: reading {names} back from the cluster first (pulumi refresh --target): the stopped wait\n"
+    )
+    out.write("deploy:   left the stack's state at the last release while the cluster runs the failed one\n")
+    try:
+        stack.refresh(target=list(urns), on_output=options.on_output, show_secrets=False)
+    except CommandError as err:
+        if interrupts.interrupted:
+            raise Interrupted(str(err)) from err
+        return _stderr(err)
+    return None
 
 
 def _rollback(
@@ -351,6 +575,8 @@ def _rollback(
     plan: RollbackPlan,
     given: FailedReleaseRecord,
     failed: Sequence[FailedRelease],
+    run: Run,
+    refresh: Sequence[str] = (),
 ) -> int:
     """`up` with the failed apps pinned, a fresh rollbackId and the failed releases added to the record."""
     record = given
@@ -361,11 +587,23 @@ def _rollback(
         RuntimeKey(ROLLBACK_ID_KEY, uuid.uuid4().hex, _config_value(state.config, ROLLBACK_ID_KEY)),
         _record_key(record, state.config),
     ]
+    run.rolled_back = [p.app for p in plan.pins]
+    if refresh:
+        problem = _refresh(stack, options, out, interrupts, refresh)
+        if problem is not None:
+            run.error = problem
+            out.write(
+                "deploy: could not read the stopped Applications back, so a rollback would not change them; "
+                f"not rolling back (the failed release is not recorded):\n{_indent(problem)}\n"
+            )
+            return EXIT_ROLLBACK_FAILED
     for pin in plan.pins:
         out.write(f"deploy: rolling {pin.app} back to {pin.digest} ({pin.key})\n")
     with runtime_config(stack, keys, interrupts, out):
         rollback = _up(stack, options, interrupts)
+    run.ups.append(rollback.events)
     if rollback.error is not None:
+        run.error = _stderr(rollback.error)
         again = classify(rollback.events, state.entries, _stderr(rollback.error))
         out.write("deploy: the rollback failed too (the failed release is not recorded):\n")
         lines = [*(f"{f.app}: {f.report}" for f in again.health), *again.other]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from pulumi.automation import OutputValue, UpdateSummary
 from pulumi.automation.events import EngineEvent
 
 from deploy import recovery
-from deploy.cli import INSTALL_HINT, policy_config
+from deploy.cli import EXIT_CODES, INSTALL_HINT, policy_config
 from deploy.decide import (
     APPLICATION_TYPE,
     HEALTH_CHECK_TYPE,
@@ -37,6 +38,16 @@ from deploy.decide import (
     plan_rollback,
     was_cancelled,
 )
+from deploy.report import EXIT_CODES as REPORT_EXIT_CODES
+from deploy.run import (
+    EXIT_BLOCKED,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_ROLLED_BACK,
+    EXIT_SETUP,
+)
 from offline.simulate import Simulation
 from tests.support import engine_events
 from tests.support.engine_events import check_stream, events, read, urn
@@ -48,7 +59,7 @@ GOOD = {
     "api": "registry.example.com/platform/api@sha256:" + "2" * 64,
 }
 NEW_WEB = "registry.example.com/platform/web@sha256:" + "3" * 64
-FIXTURES = sorted(p.name for p in engine_events.FIXTURES.glob("*.jsonl"))
+FIXTURES = engine_events.recorded()
 
 
 def health_urn(app: str) -> str:
@@ -489,6 +500,63 @@ def test_missing_policy_config_is_a_clear_error(tmp_path: Path) -> None:
 def test_usage_errors_name_the_option(tmp_path: Path, args: list[str], named: str) -> None:
     proc = _cli(args, path=str(tmp_path))
     assert proc.returncode == 2 and named in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _help(*args: str) -> str:
+    proc = _cli([*args, "--help"], path="/nonexistent")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return proc.stdout
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_help_says_what_the_deploy_does_its_commands_and_every_exit_code() -> None:
+    text = _words(_help())
+    assert text.startswith("usage: python -m deploy [-h] COMMAND ...")
+    assert "Deploy a gitops-deploy stack and measure it." in text, "a user's description, not a docstring"
+    assert "up deploy a stack; roll apps that fail their release gate back" in text
+    assert "report summarize deploy records" in text
+    for code, meaning in EXIT_CODES:
+        assert f"{code} {meaning}" in text, code
+    for code, meaning in REPORT_EXIT_CODES:
+        assert f"{code} {meaning}" in text, code
+    # The codes the help promises are the ones the deploy returns.
+    assert {int(c) for code, _ in EXIT_CODES for c in code.split(", ")} == {
+        EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_ROLLED_BACK, EXIT_ROLLBACK_FAILED, EXIT_BLOCKED, EXIT_LOCKED,
+        128 + signal.SIGINT, 128 + signal.SIGTERM,
+    }  # fmt: skip
+
+
+def test_up_help_names_every_option_and_exit_code() -> None:
+    text = _words(_help("up"))
+    assert text.startswith(
+        "usage: python -m deploy up [-h] --stack STACK [--work-dir WORK_DIR] [--record FILE]"
+    )
+    assert "check that each app's rollback target still exists in the registry" in text
+    assert "Argo CD reports the release Degraded for gitops-deploy:deploy.degradedGraceSeconds" in text
+    for option in (
+        "--stack",
+        "--work-dir",
+        "--record FILE",
+        "--allow-failed-release APP:TAG",
+        "--cancel-grace",
+    ):
+        assert option in text, option
+    assert "write the deploy record (JSON: outcome, digests, phase timings, cause) to FILE" in text
+    for code, meaning in EXIT_CODES:
+        assert f"{code} {meaning}" in text, code
+
+
+def test_report_help_says_what_it_reads_and_its_exit_codes() -> None:
+    text = _words(_help("report"))
+    assert text.startswith(
+        "usage: python -m deploy report [-h] [--format {json,markdown,table}] PATH [PATH ...]"
+    )
+    assert "Summarize gitops-deploy deploy records" in text and "mean time to recovery" in text
+    for code, meaning in REPORT_EXIT_CODES:
+        assert f"{code} {meaning}" in text, code
 
 
 # --- the pin path of AppImage, under the SDK's mocks ---

@@ -41,8 +41,8 @@ from deploy.causes import (
     registry_host,
     summary,
 )
-from tests.support.deploy_streams import check_failure_text, init_error_text, load_case
 from tests.support.dynamic_provider import DynamicProviderServer
+from tests.support.engine_events import check_failure_text, init_error_text, load_case
 from tests.support.health_servers import Reply, ScriptedServer, free_port
 from tests.support.registry import LocalRegistry, NotARegistry
 
@@ -58,6 +58,15 @@ WAIT_SYNC = 'Waiting for {.status.sync.status}=Synced (found "OutOfSync")'
 NOTHING_SYNC = "{.status.sync.status} selected nothing"
 WAIT_HEALTH = 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
 FOUND_HEALTH = "Found {.status.health.status}=Healthy"
+API_IMAGE_URN = (
+    "urn:pulumi:prod::gitops-deploy::gitops-deploy:index:AppRelease$gitops-deploy:index:AppImage$"
+    f"{DOCKER_IMAGE_TYPE}::api-image-image"
+)
+WAIT_PROGRESSING = 'Waiting for {.status.health.status}=Healthy (found "Progressing")'
+STOPPED_WAIT = (
+    f'update of resource "{APP_URN}" failed: context canceled\nunable to get cluster state: Get "https://'
+    'mgmt.k8s.example.com/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/web": context canceled'
+)
 AWAIT_TIMEOUT_UPDATE = (
     'the Kubernetes API server reported that "argocd/web" failed to fully initialize or become live: '
     "timed out waiting for the condition"
@@ -151,6 +160,13 @@ TABLE: list[tuple[str, str, str | None, str | None, Cause]] = [
         None,
         "other",
     ),
+    # The deploy stopped the wait once Argo CD had reported the release Degraded for the grace period
+    # (deploy/degraded.py); provider.go `Update` cannot read the object back with the cancelled context.
+    (APPLICATION_TYPE, STOPPED_WAIT, WAIT_HEALTH, None, "health"),
+    # The same interruption while the release was only Progressing, or not Synced, is not the release's.
+    (APPLICATION_TYPE, STOPPED_WAIT, WAIT_PROGRESSING, None, "other"),
+    (APPLICATION_TYPE, STOPPED_WAIT, WAIT_SYNC, None, "other"),
+    (DOCKER_IMAGE_TYPE, "error reading build output: context canceled", None, HOST, "other"),
     (
         APPLICATION_TYPE,
         f'creation of resource "{APP_URN}" with kind argoproj.io/v1alpha1, Kind=Application failed because '
@@ -344,6 +360,8 @@ STREAM_CAUSES: dict[str, list[tuple[Cause, str | None] | None]] = {
     "health_rollback": [("health", "web"), None],
     # The rollback's Application timed out while Argo CD reported it Degraded: health again.
     "rollback_fails": [("health", "web"), ("health", "web")],
+    # The deploy stopped web's wait, Degraded for the grace period: its interrupted Application is health.
+    "degraded_rollback": [("health", "web"), None],
 }
 
 
@@ -354,6 +372,35 @@ def test_the_cause_of_each_recorded_stream(case: str) -> None:
         first = cause_of(up)
         got.append(None if first is None else (first.cause, first.app))
     assert got == STREAM_CAUSES[case]
+
+
+def test_an_interruption_is_never_the_cause_when_something_else_failed() -> None:
+    [release, _] = load_case("degraded_rollback")
+    first_error = next(
+        i for i, e in enumerate(release) if e.diagnostic_event and e.diagnostic_event.severity == "error"
+    )
+    # An app's build, interrupted by the same cancel and reported first in the stream.
+    build = EngineEvent.from_json(
+        {
+            "sequence": 0,
+            "timestamp": release[first_error].timestamp,
+            "diagnosticEvent": {
+                "urn": API_IMAGE_URN,
+                "message": "<{%reset%}>error reading build output: context canceled<{%reset%}>\n",
+                "color": "raw",
+                "severity": "error",
+            },
+        }
+    )
+    stream = [*release[:first_error], build, *release[first_error:]]
+    interrupted, degraded = (f for f in failures(stream) if not f.repeat)
+    assert (interrupted.cause, interrupted.interrupted) == ("other", True)
+    assert (degraded.cause, degraded.app, degraded.interrupted) == ("health", "web", False)
+    assert (
+        degraded.message
+        == 'the deploy stopped the wait: Waiting for {.status.health.status}=Healthy (found "Degraded")'
+    )
+    assert cause_of(stream) == degraded
 
 
 def test_recorded_messages_are_shown_without_their_wrapping() -> None:

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from components.failed_releases import FailedRelease, blocked_message
+from deploy.record import read_record, render_markdown, render_text
+from tests.support import engine_events
 from tests.support.fake_pulumi import (
     FILE_TRANSPORT,
     GRPC_TRANSPORT,
@@ -411,3 +413,232 @@ def test_a_user_pin_is_put_back_after_the_rollback(grpc_fake: FakePulumi, projec
     assert "api is pinned to" in proc.stderr
     assert grpc_fake.ups()[1].config["gitops-deploy:apps"][1]["image"]["pin"] == user_pin
     assert read_config(project, STACK) == config
+
+
+# --- issue 16: every deploy measured, recorded and tabled ---
+
+WEB_APPLICATION = (
+    "urn:pulumi:prod::gitops-deploy::gitops-deploy:index:AppRelease$gitops-deploy:index:ArgoApplication$"
+    "kubernetes:argoproj.io/v1alpha1:Application::web-argocd-application"
+)
+API_NEW = "registry.example.com/platform/api@sha256:" + "b" * 64
+# What the recorded health_rollback deploy took, read off its timestamps (tests/test_deploy_timings.py).
+RECORDED_WEB = {"preflight": 3, "build": 42, "image-size": 1, "sync": 72, "health": 100, "rollback": 58}
+RECORDED_API = {"preflight": 3, "build": 30, "image-size": 2, "sync": 40, "health": 12}
+
+
+def _outputs(web: str, api: str) -> dict[str, Any]:
+    return {"apps": {"web": {"imageDigest": web}, "api": {"imageDigest": api}}}
+
+
+def _with_deploy_key(project: Path, value: dict[str, Any]) -> dict[str, Any]:
+    config = {**copy.deepcopy(CONFIG), "gitops-deploy:deploy": value}
+    write_config(project, config)
+    return config
+
+
+def test_a_rolled_back_deploy_writes_its_record_the_table_and_the_step_summary(
+    fake: FakePulumi, project: Path, tmp_path: Path
+) -> None:
+    config = _with_deploy_key(project, {"budgetSeconds": 240})
+    fake.play(
+        {"fixture": "health_rollback/up-1.jsonl", "exit": 255, "stderr": "error: update failed"},
+        {"fixture": "health_rollback/up-2.jsonl", "outputs": _outputs(OLD["web"], API_NEW)},
+        outputs=OUTPUTS,
+    )
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("### the job's earlier steps\n", encoding="utf-8")
+    path = tmp_path / "records" / "deploy-record.json"
+    proc = run_deploy(
+        fake, project, "--stack", STACK, "--record", str(path), env={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
+    assert proc.returncode == 3, proc.stderr
+    record = read_record(path)
+    assert (record.stack, record.outcome, record.cause) == ("prod", "rolled-back", "health")
+    assert record.budget_seconds == 240, "the budget is the stack's gitops-deploy:deploy.budgetSeconds"
+    assert record.duration_seconds >= 281 and record.over_budget, "the recorded deploy took 4m41s"
+    [failure] = record.failures
+    assert (failure.cause, failure.during, failure.app) == ("health", "release", "web")
+    web, api = sorted(record.apps, key=lambda a: a.name != "web")
+    assert (web.digest_before, web.digest_after) == (OLD["web"], OLD["web"])
+    assert (api.digest_before, api.digest_after) == (OLD["api"], API_NEW), "read back after the deploy"
+    assert {p: t.seconds for p, t in web.phases.items()} == RECORDED_WEB
+    assert {p: t.seconds for p, t in api.phases.items()} == RECORDED_API
+    # The table ends the deploy's output, and the job summary gets the same as Markdown, appended.
+    assert render_text(record) in proc.stderr
+    assert proc.stderr.index("deploy: rolled back web") < proc.stderr.index("gitops-deploy prod: rolled-back")
+    assert (
+        summary.read_text(encoding="utf-8")
+        == "### the job's earlier steps\n" + render_markdown(record) + "\n"
+    )
+    assert f"deploy record written to {path}" in proc.stderr
+    assert read_config(project, STACK) == config
+    assert "decrypted-secret" not in path.read_text() + proc.stderr + summary.read_text()
+
+
+def test_a_good_deploy_is_recorded_as_succeeded(grpc_fake: FakePulumi, project: Path, tmp_path: Path) -> None:
+    after = _outputs(NEW_WEB, API_NEW)
+    grpc_fake.play({"fixture": "good/up-1.jsonl", "outputs": after}, outputs=OUTPUTS)
+    path = tmp_path / "record.json"
+    proc = run_deploy(grpc_fake, project, "--stack", STACK, "--record", str(path))
+    assert proc.returncode == 0, proc.stderr
+    record = read_record(path)
+    assert (record.outcome, record.cause, record.failures, record.budget_seconds) == (
+        "succeeded",
+        None,
+        (),
+        300,
+    )
+    assert {a.name: (a.digest_before, a.digest_after) for a in record.apps} == {
+        "web": (OLD["web"], NEW_WEB),
+        "api": (OLD["api"], API_NEW),
+    }
+    assert "gitops-deploy prod: succeeded in " in proc.stderr and "within budget" in proc.stderr
+    assert "$GITHUB_STEP_SUMMARY" not in proc.stderr, "no summary outside GitHub Actions, and no complaint"
+
+
+def test_a_deploy_stopped_before_the_update_is_recorded_as_failed(
+    grpc_fake: FakePulumi, project: Path, tmp_path: Path
+) -> None:
+    release = _recorded(project)
+    grpc_fake.play(outputs={**OUTPUTS, "failedReleases": {"web": [release.to_json()]}})
+    path = tmp_path / "record.json"
+    proc = run_deploy(grpc_fake, project, "--stack", STACK, "--record", str(path))
+    assert proc.returncode == 5 and grpc_fake.ups() == []
+    record = read_record(path)
+    assert (record.outcome, record.cause) == ("failed", "other")
+    assert record.failures[0].message == (
+        f"stopped before the update: {release.ref} failed its health gate before and may not ship again"
+    )
+
+
+def test_a_record_that_cannot_be_written_is_a_warning_not_a_new_failure(
+    grpc_fake: FakePulumi, project: Path, tmp_path: Path
+) -> None:
+    grpc_fake.play({"fixture": "good_deploy.jsonl"}, outputs=OUTPUTS)
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    proc = run_deploy(grpc_fake, project, "--stack", STACK, "--record", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    assert f"deploy: warning: could not write the deploy record {folder}: " in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- issue 13 §3: a release Argo CD reports Degraded is rolled back before the wait's timeout ---
+
+
+def _index(fixture: str, text: str) -> int:
+    return next(i for i, line in enumerate(engine_events.read(fixture)) if text in json.dumps(line))
+
+
+def _degraded_play(fake: FakePulumi, **refresh: Any) -> None:
+    fixture = "degraded_rollback/up-1.jsonl"
+    fake.play(
+        # The recorded CLI sits in the Application's wait until a signal comes, as the real one does.
+        {
+            "fixture": fixture,
+            "pause_before": [_index(fixture, "received; cancelling")],
+            "exit": 255,
+            "stderr": "error: update failed",
+        },
+        {"fixture": "degraded_rollback/up-2.jsonl", "outputs": _outputs(OLD["web"], OLD["api"])},
+        outputs=OUTPUTS,
+        refresh=refresh,
+    )
+
+
+def test_a_release_degraded_for_the_grace_period_is_rolled_back_without_waiting_for_the_timeout(
+    fake: FakePulumi, project: Path, tmp_path: Path
+) -> None:
+    config = _with_deploy_key(project, {"degradedGraceSeconds": 1})
+    _degraded_play(fake)
+    path = tmp_path / "record.json"
+    proc = run_deploy(fake, project, "--stack", STACK, "--record", str(path))
+    assert proc.returncode == 3, proc.stderr
+    assert fake.signals() == ["SIGINT"], "one graceful cancel, the deploy's own"
+    assert "deploy: Argo CD has reported web Degraded for " in proc.stderr
+    assert "(gitops-deploy:deploy.degradedGraceSeconds is 1); cancelling the update" in proc.stderr
+    # The stopped wait left the state at the last release: web's Application is read back, then rolled back.
+    assert fake.refreshes() == [[WEB_APPLICATION]]
+    commands = [c[0] for c in fake.commands() if c[0] in ("up", "refresh")]
+    assert commands == ["up", "refresh", "up"]
+    first, rollback = fake.ups()
+    assert first.config == config
+    assert rollback.config["gitops-deploy:apps"][0]["image"]["pin"] == OLD["web"]
+    [entry] = json.loads(rollback.config["gitops-deploy:failedReleases"])["web"]
+    assert entry["reason"].startswith("Argo CD reported the release Degraded for ")
+    assert read_config(project, STACK) == config
+    record = read_record(path)
+    assert (record.outcome, record.cause) == ("rolled-back", "health")
+    web = next(a for a in record.apps if a.name == "web")
+    assert (web.phases["sync"].outcome, web.phases["rollback"].outcome) == ("failed", "succeeded")
+    assert "health" not in web.phases, "the health check never ran on the Degraded release"
+
+
+def test_a_refresh_that_fails_stops_the_rollback(
+    grpc_fake: FakePulumi, project: Path, tmp_path: Path
+) -> None:
+    config = _with_deploy_key(project, {"degradedGraceSeconds": 0})
+    _degraded_play(grpc_fake, exit=255, stderr="error: could not reach the cluster")
+    path = tmp_path / "record.json"
+    proc = run_deploy(grpc_fake, project, "--stack", STACK, "--record", str(path))
+    assert proc.returncode == 4, proc.stderr
+    assert len(grpc_fake.ups()) == 1, "no rollback that would leave web's Application as it is"
+    assert "could not read the stopped Applications back" in proc.stderr
+    assert "error: could not reach the cluster" in proc.stderr
+    assert read_config(project, STACK) == config
+    assert read_record(path).outcome == "rollback-failed"
+
+
+def _reworded(tmp_path: Path, degraded_line: str) -> Path:
+    """The recorded Degraded release, had the wait timed out instead (no signal, no `^C received`)."""
+    lines = engine_events.read("degraded_rollback/up-1.jsonl")
+    kept = [line for line in lines if "stdoutEvent" not in line]
+    for line in kept:
+        diag = line.get("diagnosticEvent", {})
+        if diag.get("urn") == WEB_APPLICATION and diag["severity"] == "error":
+            diag["message"] = engine_events.colored(
+                '1 error occurred:\n\t* the Kubernetes API server reported that "argocd/web" failed to fully '
+                "initialize or become live: timed out waiting for the condition\n\n"
+            )
+        elif diag.get("urn") == WEB_APPLICATION and "Degraded" in diag["message"]:
+            diag["message"] = engine_events.colored(degraded_line)
+    path = tmp_path / "timed-out.jsonl"
+    restamped = [{**line, "sequence": i} for i, line in enumerate(kept)]
+    assert engine_events.check_stream(restamped) == []
+    path.write_text("".join(json.dumps(line) + "\n" for line in restamped), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['Waiting for {.status.health.status}=Healthy (found "Degraded")', "Health: Degraded (still waiting)"],
+    ids=["degraded-but-no-grace-yet", "reworded"],
+)
+def test_without_a_degraded_spell_to_act_on_the_wait_ends_at_its_timeout(
+    grpc_fake: FakePulumi, project: Path, tmp_path: Path, line: str
+) -> None:
+    """A spell shorter than the grace, or wording the deploy does not recognise: the timeout decides."""
+    _with_deploy_key(project, {"degradedGraceSeconds": 600 if "found" in line else 0})
+    grpc_fake.play(
+        {"fixture": str(_reworded(tmp_path, line)), "exit": 255},
+        {"fixture": "degraded_rollback/up-2.jsonl"},
+        outputs=OUTPUTS,
+    )
+    proc = run_deploy(grpc_fake, project, "--stack", STACK)
+    assert proc.returncode == 3, proc.stderr
+    assert grpc_fake.signals() == [] and grpc_fake.refreshes() == []
+    assert "web: Application's wait timed out" in proc.stderr
+
+
+def test_a_degraded_app_with_nothing_to_roll_back_to_waits_for_its_timeout(
+    grpc_fake: FakePulumi, project: Path, tmp_path: Path
+) -> None:
+    """Stopping early would only cut the other apps' releases short: a first deploy waits it out."""
+    _with_deploy_key(project, {"degradedGraceSeconds": 0})
+    line = 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
+    grpc_fake.play({"fixture": str(_reworded(tmp_path, line)), "exit": 255}, outputs={})
+    proc = run_deploy(grpc_fake, project, "--stack", STACK)
+    assert proc.returncode == 1, proc.stderr
+    assert grpc_fake.signals() == []
+    assert "cannot roll back web: no last known good digest" in proc.stderr

@@ -32,7 +32,7 @@ from deploy.record import (
     to_json,
     write_record,
 )
-from tests.support.deploy_streams import T0, load_case
+from tests.support.engine_events import T0, load_case
 
 WEB_OLD = "registry.example.com/platform/web@sha256:" + "1" * 64
 WEB_NEW = "registry.example.com/platform/web@sha256:" + "a" * 64
@@ -98,6 +98,7 @@ def test_a_rolled_back_deploy_as_json(rolled_back: DeployRecord) -> None:
             "health",
             [("health", "release", "web"), ("health", "rollback", "web")],
         ),
+        ("degraded_rollback", "rolled-back", "health", [("health", "release", "web")]),
     ],
 )
 def test_cause_and_failures_of_each_recorded_deploy(

@@ -232,10 +232,10 @@ def test_p95_is_the_nearest_rank() -> None:
     assert p95([3, 1, 2]) == 3
 
 
-def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+def _cli(*argv: str, module: tuple[str, ...] = ("deploy", "report")) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
     return subprocess.run(
-        [sys.executable, "-m", "deploy.report", *argv],
+        [sys.executable, "-m", *module, *argv],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -249,7 +249,7 @@ def test_python_m_deploy_report_runs_with_help_and_exit_codes(artifacts: Path, t
     assert helped.returncode == 0
     text = " ".join(helped.stdout.split())
     for words in (
-        "usage: python -m deploy.report [-h] [--format {json,markdown,table}] PATH [PATH ...]",
+        "usage: python -m deploy report [-h] [--format {json,markdown,table}] PATH [PATH ...]",
         "Summarize gitops-deploy deploy records",
         "exit codes: 0 the report was written",
         "1 no deploy record was found",
@@ -262,6 +262,9 @@ def test_python_m_deploy_report_runs_with_help_and_exit_codes(artifacts: Path, t
     bad = _cli(str(artifacts), "--format", "yaml")
     assert bad.returncode == EXIT_USAGE and "invalid choice: 'yaml'" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # `python -m deploy.report`, the command before the sub-command, still works the same.
+    alias = _cli(str(artifacts), "--format", "json", module=("deploy.report",))
+    assert alias.returncode == EXIT_OK and alias.stdout == ran.stdout
 
 
 def test_a_fifo_among_the_records_is_skipped_without_waiting(tmp_path: Path) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
+from deploy.process import wait_awake
+from deploy.record import read_record
 from tests.support.engine_events import read
 from tests.support.fake_pulumi import FILE_TRANSPORT, GRPC_TRANSPORT, FakePulumi, read_config, start_deploy
 from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, make_project
@@ -63,7 +66,8 @@ def test_sigint_mid_update_is_passed_to_the_cli_once_and_nothing_is_rolled_back(
         },
         outputs=OUTPUTS,
     )
-    proc = start_deploy(fake, project, "--stack", STACK)
+    record = project / "record.json"
+    proc = start_deploy(fake, project, "--stack", STACK, "--record", str(record))
     fake.wait_until_waiting()
     os.kill(proc.pid, signal.SIGINT)
     code, stderr = _finish(proc)
@@ -74,6 +78,14 @@ def test_sigint_mid_update_is_passed_to_the_cli_once_and_nothing_is_rolled_back(
     assert "deploy: SIGINT received; passing it to the Pulumi CLI" in stderr
     assert "interrupted by SIGINT" in stderr and "pulumi cancel --stack prod --yes" in stderr
     assert "Traceback" not in stderr
+    # A cancelled or timed-out job is a failed deploy too, timed up to the cancel; the outputs are not
+    # read again.
+    written = read_record(record)
+    assert (written.outcome, written.cause) == ("failed", "other")
+    assert [f.message for f in written.failures] == ["update canceled"], "the engine's own words"
+    assert {a.name: a.digest_after for a in written.apps} == {"web": None, "api": None}
+    web = next(a for a in written.apps if a.name == "web")
+    assert web.phases["sync"].op == "update", "the interrupted update's events are in the record"
 
 
 def test_sigterm_during_the_rollback_still_removes_the_pins(fake: FakePulumi, project: Path) -> None:
@@ -165,3 +177,26 @@ def test_a_cli_that_ignores_signals_is_killed_and_the_config_is_still_restored(
     assert "the Pulumi CLI did not stop; killing it" in stderr
     assert fake.ups()[1].config["gitops-deploy:apps"][0]["image"]["pin"] == OLD["web"]
     assert read_config(project, STACK) == CONFIG
+
+
+def test_a_signal_another_thread_takes_still_runs_the_handler_while_the_deploy_waits() -> None:
+    """The flake this fixes: the deploy's main thread slept in an untimed join on the CLI's output reader.
+
+    CPython runs a Python signal handler only in the main thread, between bytecodes. The kernel may hand
+    a signal sent to the process to any thread that does not block it (here: the output readers, the
+    Automation API's gRPC threads); that thread's C-level handler only sets a flag. A main thread asleep
+    in `Thread.join()` never looked at it, so the SIGINT was never passed on, and the CLI, waiting for it,
+    never exited: a hang until the stand-in's bound. `wait_awake` joins in short steps.
+    """
+    released: list[bool] = []
+    release = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, lambda *_: release.set())
+    try:
+        reader = threading.Thread(target=lambda: released.append(release.wait(WAIT_S)))
+        reader.start()
+        # The kernel's choice, made here on purpose: the signal goes to the reader, not the main thread.
+        signal.pthread_kill(reader.ident or 0, signal.SIGUSR1)
+        wait_awake(reader)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert released == [True], "the handler ran while the main thread waited, and released the reader"

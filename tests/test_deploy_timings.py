@@ -1,6 +1,6 @@
-"""Phase timings from recorded engine event streams (tests/fixtures/deploy_streams), checked against the
-engine's rules in tests/support/deploy_streams.py. Expected durations are read off each fixture's
-timestamps by hand (seconds after T0) and written here."""
+"""Phase timings from recorded engine event streams (the timed deploys in tests/fixtures/engine_events),
+checked against the engine's rules in tests/support/engine_events.py. Expected durations are read off
+each fixture's timestamps by hand (seconds after T0) and written here."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from components.names import (
 )
 from deploy.timings import PHASES, DeployTimings, PhaseTiming, app_of, measure, recognise
 from offline.simulate import Simulation
-from tests.support.deploy_streams import CASES, T0, check_stream, engine_urns, load_case, raw_up, up_paths
+from tests.support.engine_events import CASES, T0, check_stream, engine_urns, load_case, read, up_paths
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 BOTH = ("web", "api")
@@ -68,6 +68,19 @@ EXPECTED: dict[str, tuple[dict[str, dict[str, tuple[int, str, str]]], int]] = {
         {"web": {**FAILED_HEALTH_WEB, "rollback": (133, "failed", "rollback")}, "api": GOOD_API},
         356,
     ),
+    # Argo CD reports web Degraded at 95; the deploy stops the wait 30 s later: the Application's step
+    # fails at 126 (49 -> 126), the health check never runs, and the rollback ends at 185.
+    "degraded_rollback": (
+        {
+            "web": {
+                **{k: GOOD_WEB[k] for k in ("preflight", "build", "image-size")},
+                "sync": (77, "failed", "update"),
+                "rollback": (59, "succeeded", "rollback"),
+            },
+            "api": GOOD_API,
+        },
+        186,
+    ),
 }
 APPS = {case: tuple(expected) for case, (expected, _) in EXPECTED.items()}
 
@@ -83,26 +96,22 @@ def test_fixture_follows_the_engines_rules(case: str) -> None:
     paths = up_paths(case)
     assert paths, case
     for path in paths:
-        check_stream(raw_up(path))
+        assert check_stream(read(path)) == [], path
 
 
 def test_the_stream_rules_catch_a_stream_that_does_not_end_as_the_engine_ends_it() -> None:
-    events = raw_up(up_paths("good")[0])
-    with pytest.raises(AssertionError, match="cancel"):
-        check_stream(events[:-1])
+    events = read(up_paths("good")[0])
+    assert any("cancelEvent" in p for p in check_stream(events[:-1]))
     swapped = [*events[:-2], events[-1], events[-2]]
     moved = [{**e, "sequence": i} for i, e in enumerate(swapped)]
-    with pytest.raises(AssertionError, match="summary, then the cancel"):
-        check_stream(moved)
+    assert any("summaryEvent, then the cancelEvent" in p for p in check_stream(moved))
     backwards = copy.deepcopy(events)
     backwards[5]["timestamp"] = backwards[4]["timestamp"] - 1
-    with pytest.raises(AssertionError, match="never go down"):
-        check_stream(backwards)
-    failing = raw_up(up_paths("build_failure")[0])
+    assert any("never go down" in p for p in check_stream(backwards))
+    failing = read(up_paths("build_failure")[0])
     without_closing = [e for e in failing if "update failed" not in str(e.get("diagnosticEvent", {}))]
     renumbered = [{**e, "sequence": i} for i, e in enumerate(without_closing)]
-    with pytest.raises(AssertionError, match="update failed"):
-        check_stream(renumbered)
+    assert any("update failed" in p for p in check_stream(renumbered))
 
 
 @pytest.mark.parametrize("case", CASES)

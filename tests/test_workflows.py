@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.config import DEFAULT_BUDGET_SECONDS
 from deploy.cli import POLICY_PACK, policy_config
 from deploy.run import STALE_AFTER
 from offline.stack_files import read_stack_config, stack_names
@@ -82,8 +83,6 @@ SETUP_MINUTES = 5
 UNBOUNDED_MINUTES = 6
 # After the runner's SIGINT: SIGTERM at 7.5 s, kill at 10 s (actions/runner ProcessInvoker.cs).
 GRACEFUL_CANCEL_MINUTES = 1
-DEFAULT_BUDGET_SECONDS = 300
-"""The deploy budget's default (gitops-deploy:deploy.budgetSeconds)."""
 
 
 def load(name: str) -> dict[Any, Any]:
@@ -301,7 +300,8 @@ def test_each_deploy_job_runs_the_rollback_aware_deploy_of_its_stack() -> None:
     for stack, job in deploy_jobs().items():
         runs = [s["run"] for s in job["steps"] if "run" in s]
         # `exec`: the deploy is the step's process, the one the runner signals on a cancel or timeout.
-        assert f"exec python -m deploy up --stack {stack}" in runs
+        command = f"exec python -m deploy up --stack {stack}"
+        assert any(run == command or run.startswith(f"{command} ") for run in runs), runs
         installs = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
         assert len(installs) == 1 and "command" not in installs[0].get("with", {}), "install the CLI only"
 
@@ -320,15 +320,43 @@ def test_policy_pack_on_every_preview_and_up() -> None:
             # `python -m deploy up` passes the pack itself (tests/test_deploy.py checks its `up` calls).
 
 
-def test_time_limits_leave_room_for_the_budget_and_a_graceful_cancel() -> None:
+def test_time_limits_leave_room_for_the_budget_a_rollback_and_a_graceful_cancel() -> None:
     for stack, job in deploy_jobs().items():
         [step] = [s for s in job["steps"] if "python -m deploy" in s.get("run", "")]
         deploy = read_stack_config(stack).get("gitops-deploy:deploy") or {}
         budget = deploy.get("budgetSeconds", DEFAULT_BUDGET_SECONDS) / 60
-        assert step["timeout-minutes"] >= budget + UNBOUNDED_MINUTES + GRACEFUL_CANCEL_MINUTES, stack
+        # The release fits the budget, and its rollback's second wait and gate take at most as long again
+        # (components/deploy_budget.py).
+        release_and_rollback = 2 * budget
+        assert (
+            step["timeout-minutes"] >= release_and_rollback + UNBOUNDED_MINUTES + GRACEFUL_CANCEL_MINUTES
+        ), stack
         assert job["timeout-minutes"] >= step["timeout-minutes"] + SETUP_MINUTES, stack
         # A lock or in-progress update older than any job is left over (deploy/recovery.py).
         assert job["timeout-minutes"] < STALE_AFTER.total_seconds() / 60, stack
+
+
+def test_each_deploy_writes_its_record_and_uploads_it_whatever_the_outcome() -> None:
+    names = []
+    for stack, job in deploy_jobs().items():
+        steps = job["steps"]
+        [deploy] = [i for i, s in enumerate(steps) if "python -m deploy up" in s.get("run", "")]
+        assert steps[deploy]["run"] == (
+            f'exec python -m deploy up --stack {stack} --record "$RUNNER_TEMP/deploy-record.json"'
+        )
+        uploads = [
+            s for s in steps[deploy + 1 :] if str(s.get("uses", "")).startswith("actions/upload-artifact@")
+        ]
+        [upload] = uploads
+        assert upload["uses"] == "actions/upload-artifact@v4"
+        assert upload["if"] == "always()", "a failed or rolled-back deploy is the record that matters most"
+        assert upload["with"]["path"] == "${{ runner.temp }}/deploy-record.json"
+        assert upload["with"]["if-no-files-found"] == "warn", "a deploy that could not start writes none"
+        names.append(upload["with"]["name"])
+        # The runner sets $GITHUB_STEP_SUMMARY for every step: the deploy appends its table there itself.
+        assert "GITHUB_STEP_SUMMARY" not in steps[deploy].get("env", {})
+    # Artifact names are unique in a run, and a re-run of a job is another attempt.
+    assert len(set(names)) == len(names) and all("${{ github.run_attempt }}" in n for n in names)
 
 
 # --- secrets ---

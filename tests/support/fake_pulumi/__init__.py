@@ -57,14 +57,26 @@ class FakePulumi:
         *ups: Mapping[str, Any],
         outputs: Mapping[str, Any] | None = None,
         history: Sequence[Mapping[str, Any]] = (),
+        secrets: Mapping[str, str] | None = None,
+        refresh: Mapping[str, Any] | None = None,
     ) -> None:
-        """Script the `up`s (each {"fixture", "exit", "stderr", "outputs", "pause_before", ...})."""
-        self.scenario.update(ups=list(ups), outputs=dict(outputs or {}), history=list(history), ups_done=0)
+        """Script the `up`s (each {"fixture", "exit", "stderr", "outputs", "pause_before", ...}), the
+        plaintext of secret config values, and how a `refresh` ends ({"exit", "stderr"})."""
+        self.scenario.update(
+            ups=list(ups),
+            outputs=dict(outputs or {}),
+            history=list(history),
+            ups_done=0,
+            secrets=dict(secrets or {}),
+            refresh=dict(refresh or {}),
+        )
         self.write()
 
     def env(self) -> dict[str, str]:
         """The environment a test runs `python -m deploy` with: the fake first on PATH."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "GITHUB_STEP_SUMMARY"
+        }
         env.update(
             PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             FAKE_PULUMI_DIR=str(self.root),
@@ -87,6 +99,10 @@ class FakePulumi:
     def ups(self) -> list[Up]:
         """The `up` calls, in order."""
         return [Up(c["up"], c["config"]) for c in self.calls() if "up" in c]
+
+    def refreshes(self) -> list[list[str]]:
+        """The URNs each `refresh` targeted, in order."""
+        return [c["targets"] for c in self.calls() if "refresh" in c]
 
     def config_writes(self) -> list[list[str]]:
         """The `pulumi config set/rm/rm-all` calls."""
@@ -118,13 +134,17 @@ def read_config(project: Path, stack: str) -> dict[str, Any]:
 
 
 def run_deploy(
-    fake: FakePulumi, project: Path, *args: str, timeout: float = 120.0
+    fake: FakePulumi,
+    project: Path,
+    *args: str,
+    timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m deploy up` as a user runs it, against the fake CLI."""
+    """`python -m deploy up` as a user runs it, against the fake CLI (`env` adds to its environment)."""
     return subprocess.run(
         [sys.executable, "-m", "deploy", "up", "--work-dir", str(project), *args],
         cwd=project,
-        env=fake.env(),
+        env={**fake.env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -6,9 +6,13 @@ pulumi/automation/_local_workspace.py and _stack.py. Stack config lives in `Pulu
 that directory, as the real CLI keeps it; outputs, history and the scripted `up`s come from the
 scenario in $FAKE_PULUMI_DIR/scenario.json. Every call is appended to $FAKE_PULUMI_DIR/calls.jsonl.
 
-`up --event-log <target>` streams a recorded event stream (tests/fixtures/engine_events) to a file,
-or, when the target is `tcp://host:port`, to the Automation API's `Events.StreamEvents` gRPC service
-(pulumi/runtime/proto/events.proto), as pkg/backend/display/display.go `startEventLogger` does.
+`up --event-log <target>` streams a recorded event stream (tests/fixtures/engine_events, by its path
+there) to a file, or, when the target is `tcp://host:port`, to the Automation API's
+`Events.StreamEvents` gRPC service (pulumi/runtime/proto/events.proto), as pkg/backend/display/display.go
+`startEventLogger` does. Events are numbered afresh and stamped from now, keeping the recording's
+spacing. `refresh --target <urn>...` answers as the CLI does without an event log (the deploy reads the
+stopped Applications back before a rollback); a scripted `refresh` may fail. Secret config values read
+as the scenario's `secrets` give them (the real CLI decrypts them with the stack's secrets provider).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parents[1] / "fixtures" / "engine_events"
 WAIT_BOUND_S = 60.0
 """A scripted pause never outlasts this: a test that forgets to signal fails instead of hanging."""
+CLOSE_BOUND_S = 30.0
+"""Nor does waiting for the Automation API to take the end of the event stream."""
 _PATH_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
 
 
@@ -82,13 +88,13 @@ def _split_path(key: str) -> tuple[str, list[str | int]]:
     return f"{namespace}:{top}", parts
 
 
-def _config_json(config: dict[str, Any]) -> dict[str, Any]:
+def _config_json(config: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
     """`pulumi config --json --show-secrets`: value as a string, objectValue for objects (config.go)."""
     out: dict[str, Any] = {}
     for key in sorted(config):
         value = config[key]
         if isinstance(value, dict) and set(value) == {"secure"}:
-            out[key] = {"value": "decrypted-secret", "secret": True}
+            out[key] = {"value": secrets.get(key, "decrypted-secret"), "secret": True}
         elif isinstance(value, dict | list):
             out[key] = {
                 "value": json.dumps(value, separators=(",", ":")),
@@ -186,7 +192,11 @@ class EventLog:
             self._file.close()
             return
         self._queue.put(None)
+        deadline = time.monotonic() + CLOSE_BOUND_S
         while not self._call.done():  # a Python-level wait, so signals are still handled
+            if time.monotonic() > deadline:
+                sys.stderr.write("fake pulumi: the event stream was never taken\n")
+                sys.exit(96)
             time.sleep(0.01)
         self._call.result()
         self._channel.close()
@@ -209,13 +219,13 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
     pauses = list(script.get("pause_before", []))
     log = EventLog(target) if target else None
     print(f"Updating ({stack}):", flush=True)
-    now = int(time.time())
+    first, start = _clock(fake, lines)
     for i, line in enumerate(lines):
         while pauses and pauses[0] == i:
             pauses.pop(0)
             signals.wait_for(len(signals.received) + 1)
         if log is not None:
-            log.send({**line, "sequence": i, "timestamp": now})
+            log.send({**line, "sequence": i, "timestamp": start + int(line["timestamp"]) - first})
     if script.get("hang_after"):
         # A CLI that ignores every further signal: only SIGKILL stops it.
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -233,6 +243,42 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
         fake.save()
         print("Resources: done", flush=True)
     return code
+
+
+def _clock(fake: Fake, lines: list[dict[str, Any]]) -> tuple[int, int]:
+    """(first recorded timestamp, when to stamp it): now, or later when the recording says so.
+
+    The `up`s of one recorded deploy keep their spacing (the rollback started 8 s after the release
+    ended), so their timings read as recorded; the next `up` never starts before the last one ended.
+    """
+    if not lines:
+        return 0, int(time.time())
+    first, last = int(lines[0]["timestamp"]), int(lines[-1]["timestamp"])
+    start = int(time.time())
+    previous = fake.scenario.get("clock")
+    if previous is not None:
+        gap = first - int(previous["recorded_end"])
+        start = max(start, int(previous["stamped_end"]) + (gap if 0 <= gap <= 600 else 0))
+    fake.scenario["clock"] = {"recorded_end": last, "stamped_end": start + last - first}
+    fake.save()
+    return first, start
+
+
+def _refresh(fake: Fake, args: list[str], stack: str) -> int:
+    """`refresh --skip-preview --yes --target <urn>...`: what the stand-in's scenario says about it."""
+    script: dict[str, Any] = fake.scenario.get("refresh") or {}
+    targets = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--target"]
+    fake.log({"refresh": args, "targets": targets, "pid": os.getpid()})
+    Signals(fake)
+    print(f"Refreshing ({stack}):", flush=True)
+    code = int(script.get("exit", 0))
+    if code:
+        sys.stderr.write(script.get("stderr", "error: refresh failed") + "\n")
+        return code
+    fake.scenario.setdefault("history", []).insert(0, {**_history_entry("succeeded"), "kind": "refresh"})
+    fake.save()
+    print(f"Resources:\n    {len(targets)} unchanged", flush=True)
+    return 0
 
 
 def _history_entry(result: str, start: str = "2026-05-01T12:00:00.000Z") -> dict[str, Any]:
@@ -273,7 +319,7 @@ def main(argv: Sequence[str]) -> int:
         print(json.dumps(fake.scenario.get("history") or [_history_entry("succeeded")]))
         return 0
     if args[:1] == ["config"] and len(args) > 1 and args[1].startswith("--"):
-        print(json.dumps(_config_json(fake.read_config(stack)), indent=2))
+        print(json.dumps(_config_json(fake.read_config(stack), fake.scenario.get("secrets", {})), indent=2))
         return 0
     if args[:2] == ["config", "set"]:
         config = fake.read_config(stack)
@@ -290,6 +336,8 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if args[:1] == ["up"]:
         return _up(fake, args, stack)
+    if args[:1] == ["refresh"] and "--skip-preview" in args and "--yes" in args:
+        return _refresh(fake, args, stack)
     sys.stderr.write(f"fake pulumi: unsupported command {raw}\n")
     fake.log({"unsupported": raw})
     return 2

@@ -1,0 +1,184 @@
+"""The deploy's time budget: per app, the worst case of the phases the program bounds, computed once.
+
+What bounds each phase (and so what can hold a deploy up):
+
+- the Application's sync wait: `gitops-deploy:argocd.syncTimeoutSeconds` (pulumi-kubernetes' await,
+  components/argo_wait.py); `python -m deploy` may end it sooner when Argo CD reports the release
+  Degraded for `gitops-deploy:deploy.degradedGraceSeconds`;
+- the health gate: its worst case, every probe timing out and every wait taken
+  (components/health_budget.py);
+- the registry preflight: each request to the registry gives up after its timeout
+  (components/registry_api.py `DEFAULT_TIMEOUT_S`; with `insecure`, https and then plain http are
+  tried), and the first request that gets no answer fails the preflight;
+- the Dockerfile lint: one hadolint run, stopped at its deadline (components/dockerlint.py);
+- the image-size read: the same registry client and timeout as the preflight (components/image_size.py).
+
+The worst case is the longest path through these bounds. The preflight, the lint and the size read end
+the deploy when they give up, so each is a path of its own and never adds to a full wait and health
+gate; when they pass, they take round-trip times, which are measured (the deploy record), not bounded.
+The wait and the gate are on one path: a wait that ends just inside its timeout, then a gate that runs
+to its worst case. That path is what must fit the budget.
+
+A release that fails its gate is rolled back by a second `up`, whose second wait and health gate have
+the same bounds again. That is the recovery, reported with the worst case but not judged against the
+budget: counting it would demand a wait and a gate of half the budget each, and a deploy that rolls
+back has failed anyway (its record shows how long it took, and the report's time to recovery). The
+image build has no bound in pulumi-docker: it is measured, not bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from components.config import NAMESPACE, StackConfig
+from components.dockerlint import LINT_TIMEOUT_SECONDS
+from components.health_budget import worst_case_seconds
+from components.registry_api import DEFAULT_TIMEOUT_S
+
+SYNC_KEY = f"{NAMESPACE}:argocd.syncTimeoutSeconds"
+BUDGET_KEY = f"{NAMESPACE}:deploy.budgetSeconds"
+GRACE_KEY = f"{NAMESPACE}:deploy.degradedGraceSeconds"
+MIN_SYNC_SECONDS = 30
+"""The lowest `argocd.syncTimeoutSeconds` the config accepts (components/config.py)."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """How long one phase can take at most, and the config key that sets it (empty: a program constant)."""
+
+    phase: str
+    seconds: float
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class AppBudget:
+    """One app's bounded phases against the stack's budget."""
+
+    app: str
+    index: int
+    budget_seconds: int
+    release: tuple[Bound, ...]
+    """The longest path of one `up`: the sync wait, then the health gate."""
+    gives_up: tuple[Bound, ...]
+    """Phases that end the deploy when they give up: each is a path of its own."""
+    rollback: tuple[Bound, ...]
+    """A rollback's second wait and health gate (not judged against the budget)."""
+    built: bool
+    """The app's image is built in this stack (not pinned, not promoted)."""
+
+    @property
+    def worst_case(self) -> float:
+        """The longest path through the bounded phases, in seconds."""
+        return max(sum(b.seconds for b in self.release), *(b.seconds for b in self.gives_up))
+
+    @property
+    def rollback_seconds(self) -> float:
+        """How much longer a deploy that rolls this app back can take."""
+        return sum(b.seconds for b in self.rollback)
+
+    @property
+    def fits(self) -> bool:
+        """Whether the worst case is within the budget."""
+        return math.ceil(self.worst_case) <= self.budget_seconds
+
+
+def _health_key(index: int) -> str:
+    return f"{NAMESPACE}:apps[{index}].health"
+
+
+def app_budgets(cfg: StackConfig) -> tuple[AppBudget, ...]:
+    """Every app's budget, in config order."""
+    built = {app.name for app in cfg.built_apps}
+    registry_giveup = DEFAULT_TIMEOUT_S * (2 if cfg.registry.insecure else 1)
+    sync = Bound("sync wait", cfg.argocd.sync_timeout_seconds, SYNC_KEY)
+    budgets = []
+    for app in cfg.apps:
+        gate = Bound("health gate", app.health.budget_seconds, _health_key(app.index))
+        gives_up = [Bound("registry preflight", registry_giveup), Bound("image size read", registry_giveup)]
+        if built:
+            # One lint run per program run, before any resource: every app waits for it.
+            gives_up.append(Bound("lint", LINT_TIMEOUT_SECONDS))
+        budgets.append(
+            AppBudget(
+                app=app.name,
+                index=app.index,
+                budget_seconds=cfg.deploy.budget_seconds,
+                release=(sync, gate),
+                gives_up=tuple(gives_up),
+                rollback=(Bound("second wait", sync.seconds, SYNC_KEY), gate),
+                built=app.name in built,
+            )
+        )
+    return tuple(budgets)
+
+
+def human(seconds: float) -> str:
+    """`45s`, `2m`, `4m10s`, `1h05m`: whole seconds, rounded up (a bound is never shown shorter)."""
+    whole = math.ceil(seconds - 1e-9)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes}m{rest:02d}s" if rest else f"{minutes}m"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}h{rest // 60:02d}m"
+
+
+def _phases(bounds: tuple[Bound, ...]) -> str:
+    return ", ".join(f"{b.phase} {human(b.seconds)}" for b in bounds)
+
+
+def info_line(budget: AppBudget) -> str:
+    """The line preview and up print for an app, e.g. `web: worst case 4m46s of the 5m budget (sync
+    wait 1m30s, health gate 3m16s; ...); a rollback adds up to 4m46s; the build is not bounded`."""
+    verdict = "of the" if budget.fits else "OVER the"
+    names = [b.phase.removeprefix("registry ").removeprefix("image ") for b in budget.gives_up]
+    gives_up = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+    longest = human(max(b.seconds for b in budget.gives_up))
+    build = "the build is not bounded" if budget.built else "nothing is built"
+    worst, limit = human(budget.worst_case), human(budget.budget_seconds)
+    return (
+        f"{budget.app}: worst case {worst} {verdict} {limit} budget "
+        f"({_phases(budget.release)}; {gives_up} give up within {longest}); a rollback adds up to "
+        f"{human(budget.rollback_seconds)}; {build}"
+    )
+
+
+def _largest_attempts(cfg: StackConfig, index: int, room: float) -> int | None:
+    """The most health-check attempts (same interval and timeout) whose worst case fits `room`."""
+    health = cfg.apps[index].health
+    for attempts in range(health.attempts - 1, health.success_threshold - 1, -1):
+        if worst_case_seconds(attempts, health.interval_seconds, health.timeout_seconds) <= room:
+            return attempts
+    return None
+
+
+def budget_problems(cfg: StackConfig) -> list[tuple[str, str, str]]:
+    """(key, given, expected) for each app whose bounded phases do not fit the budget."""
+    problems = []
+    for budget in app_budgets(cfg):
+        if budget.fits:
+            continue
+        sync, gate = budget.release
+        health = cfg.apps[budget.index].health
+        given = (
+            f"{budget.budget_seconds} s, but app {budget.app!r} can take {human(budget.worst_case)}: "
+            f"sync wait {human(sync.seconds)} ({SYNC_KEY} {sync.seconds:g}) then "
+            f"health gate {human(gate.seconds)} ({gate.key}: attempts {health.attempts}, "
+            f"intervalSeconds {health.interval_seconds:g}, timeoutSeconds {health.timeout_seconds:g})"
+        )
+        fixes = []
+        gate_room = budget.budget_seconds - sync.seconds
+        attempts = _largest_attempts(cfg, budget.index, gate_room)
+        if gate_room > 0:
+            example = f" (for example attempts {attempts})" if attempts is not None else ""
+            fixes.append(f"a health gate of at most {human(gate_room)} in {gate.key}{example}")
+        sync_room = math.floor(budget.budget_seconds - gate.seconds)
+        if sync_room >= MIN_SYNC_SECONDS:
+            fixes.append(f"{SYNC_KEY} at most {sync_room}")
+        fixes.append(f"{BUDGET_KEY} at least {math.ceil(budget.worst_case)}")
+        expected = "a worst case within the deploy budget: " + ", or ".join(fixes)
+        problems.append(("deploy.budgetSeconds", given, expected))
+    return problems
