@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from policies.check import run_check
-from policies.report import CheckReport
+from offline.check import run_check
+from offline.report import CheckReport
 from tests.support.project import base_config, empty_policy_config, make_project
 
 CHART = {

@@ -19,8 +19,8 @@ import pytest
 
 from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE, ImageSizeProvider
 from components.image_size import measure as registry_measure
+from offline.check import main
 from offline.image_build import BuildFailed, BuildSpec, build_image, gzip_upper_bound, measure_image
-from policies.check import main
 from tests.support.docker_engine import BUSYBOX_IMAGE, LocalDockerEngine, import_busybox, write_context
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.projects import app, make_project, stack_config, write_policy_config, write_stack

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from policies.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer
+from offline.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer
 from tests.support.policy_resources import (
     DIGEST,
     REPO,
@@ -32,7 +32,7 @@ def pack() -> Iterator[PolicyPackServer]:
 @pytest.fixture(scope="module")
 def dev_pack() -> Iterator[PolicyPackServer]:
     """A pack configured from policies/config.dev.json plus an image-size override."""
-    from policies.analyzer_client import PACK_DIR
+    from offline.analyzer_client import PACK_DIR
 
     with PolicyPackServer(
         config_file=PACK_DIR / "config.dev.json", config={"image-size-limit": {"maxBytes": 500}}

@@ -32,10 +32,10 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from policies.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer, to_struct
-from policies.rules import POLICIES
-from policies.rules.image_size import DEFAULT_MAX_BYTES, application_findings
-from policies.rules.props import (
+from offline.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer, to_struct
+from rules import POLICIES
+from rules.image_size import DEFAULT_MAX_BYTES, application_findings
+from rules.props import (
     APPLICATION,
     DEPLOYMENT,
     HEALTH_CHECK,
@@ -49,7 +49,7 @@ from policies.rules.props import (
     is_hpa,
     rendered_from_application,
 )
-from policies.rules.replicas import MAX_REPLICAS, rendered_findings, replicas_findings
+from rules.replicas import MAX_REPLICAS, rendered_findings, replicas_findings
 from tests.support.policy_resources import app_urn, application, application_props, hpa, workload
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from components.names import APPLICATION_TYPE, DOCKER_IMAGE_TYPE, TIMEOUT_ANNOTATION, WAIT_FOR_ANNOTATION
+from offline.check import run_check
 from offline.simulate import UNKNOWN, ProgramFailed, ProgramMocks, SimResource, Simulation
-from policies.check import run_check
-from policies.rules.argocd import sync_retry_findings
+from rules.argocd import sync_retry_findings
 from tests.support import argocd, argocd_schema, k8s_await
 from tests.support.projects import write_policy_config
 

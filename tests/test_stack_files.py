@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.names import HEALTH_CHECK_TYPE
+from offline.check import main
 from offline.simulate import simulate
 from offline.stack_files import (
     SECRET_PLACEHOLDER,
@@ -16,7 +17,6 @@ from offline.stack_files import (
     read_stack_config,
     secret_keys,
 )
-from policies.check import main
 from tests.support.project import empty_policy_config, make_project, write_stack
 
 CIPHERTEXT = "v1:Qm9ndXMtY2lwaGVydGV4dC1ub3QtYS1zZWNyZXQ="
