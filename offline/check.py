@@ -22,6 +22,7 @@ from offline.analyzer_client import (
     PolicyInput,
     PolicyPackError,
     PolicyPackServer,
+    load_policy_config,
 )
 from offline.check_images import image_builds, measure_builds, not_measured
 from offline.findings import Context, group
@@ -206,13 +207,13 @@ def run_check(
     except StackFileError as exc:
         raise CheckError(str(exc)) from None
     config_file = config_file or default_config_file(stack, project_dir)
+    load_policy_config(config_file)  # a file the CLI would refuse fails before the program runs
     apps = check_context.app_infos(values)
-    # The pack starts first: a policy config it refuses fails before the program runs.
+    upstream, preview = _upstream_outputs(stack, project_dir, values)
+    mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
+    sim = _simulate(stack, source, project_dir, values, mocks, preview)
+    builds = image_builds(sim, project_dir)
     with PolicyPackServer(PACK_DIR, config_file=config_file, stack=stack) as pack:
-        upstream, preview = _upstream_outputs(stack, project_dir, values)
-        mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
-        sim = _simulate(stack, source, project_dir, values, mocks, preview)
-        builds = image_builds(sim, project_dir)
         if build:
             images, measured = measure_builds(builds, project_dir, size_limit(pack))
             if measured:

@@ -355,9 +355,7 @@ def test_the_shipped_example_dockerfile_passes_with_nothing_ignored() -> None:
         report = lint_stack(cfg, warn=warnings)
         assert report.results[0].relative == "examples/app/Dockerfile"
         assert not report.failed and warnings == [], f"{threshold}: {warnings}"
-    text = (example / "Dockerfile").read_text()
-    assert "hadolint ignore" not in text
-    assert "USER 10001" in text and "EXPOSE 8080" in text and "ARG APP_ROLE" in text
+    assert "hadolint ignore" not in (example / "Dockerfile").read_text(), "nothing ignored inline either"
 
 
 def test_example_content_tag_ignores_the_chart_and_overlay(tmp_path: Path) -> None:

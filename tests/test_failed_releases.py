@@ -344,6 +344,7 @@ def _check(project: Path, *extra: str) -> Callable[[pytest.CaptureFixture[str]],
     return run_it
 
 
+@pytest.mark.grpc
 def test_the_check_stops_on_recorded_content_with_the_same_message(
     check_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -354,6 +355,7 @@ def test_the_check_stops_on_recorded_content_with_the_same_message(
     assert blocked_message([FAILED], STACK) in err
 
 
+@pytest.mark.grpc
 def test_the_check_says_when_it_did_not_check_the_record(
     check_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -366,6 +368,7 @@ def test_the_check_says_when_it_did_not_check_the_record(
     assert code == 0 and f"failed-release record checked against {outputs}" in " ".join(out.split())
 
 
+@pytest.mark.grpc
 def test_an_unreadable_outputs_file_is_a_clear_error(
     check_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -146,6 +146,7 @@ CHANGES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
 }
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_a_changed_release_runs_its_gate_and_only_its_own(
     endpoints: ScriptedServer, provider: DynamicProviderServer, change: str
@@ -161,6 +162,7 @@ def test_a_changed_release_runs_its_gate_and_only_its_own(
         assert diff.replaces == [], "a new release updates the check, it never replaces it"
 
 
+@pytest.mark.grpc
 def test_a_changed_destination_runs_every_gate(
     endpoints: ScriptedServer, provider: DynamicProviderServer
 ) -> None:
@@ -172,6 +174,7 @@ def test_a_changed_destination_runs_every_gate(
         assert provider.diff(_created(provider, before, app), _news(provider, after, app)).has_changes, app
 
 
+@pytest.mark.grpc
 def test_nothing_changed_runs_no_gate(endpoints: ScriptedServer, provider: DynamicProviderServer) -> None:
     first, second = _run(_config(endpoints)), _run(_config(endpoints))
     for app in ("web", "api"):
@@ -179,6 +182,7 @@ def test_nothing_changed_runs_no_gate(endpoints: ScriptedServer, provider: Dynam
         assert not provider.diff(_created(provider, first, app), _news(provider, second, app)).has_changes
 
 
+@pytest.mark.grpc
 def test_a_rollback_probes_the_restored_release(
     endpoints: ScriptedServer, provider: DynamicProviderServer
 ) -> None:
@@ -215,6 +219,7 @@ def test_a_rollback_probes_the_restored_release(
     assert not provider.diff(_created(provider, good, "api"), _news(provider, rollback, "api")).has_changes
 
 
+@pytest.mark.grpc
 def test_the_rollback_id_is_what_makes_a_repeated_pin_run(
     endpoints: ScriptedServer, provider: DynamicProviderServer
 ) -> None:

@@ -14,6 +14,7 @@ from tests.support.example_project import STACKS
 from tests.support.policy_resources import REPO, app_urn, application, health_check, image_size, workload
 
 
+@pytest.mark.grpc
 def test_unknown_stack_is_a_clear_error(example_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--stack", "nope", "--no-render", "--project-dir", str(example_project)]) == 2
     err = capsys.readouterr().err
@@ -21,6 +22,7 @@ def test_unknown_stack_is_a_clear_error(example_project: Path, capsys: pytest.Ca
     assert "(stacks: dev, prod, staging)" in err
 
 
+@pytest.mark.grpc
 def test_bad_policy_config_is_a_clear_error(
     example_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -40,6 +42,7 @@ def test_bad_policy_config_is_a_clear_error(
     assert "minimum-replicas.enforcementLevel 'sometimes'" in err and "Traceback" not in err
 
 
+@pytest.mark.grpc
 def test_table_with_render_results(tmp_path: Path) -> None:
     app = application(replicas=3)
     deployment = workload(replicas=1, parent=app.urn, image=f"{REPO}:stale")
@@ -65,6 +68,7 @@ def test_table_with_render_results(tmp_path: Path) -> None:
     assert text.splitlines()[-1].startswith("FAIL: stack prod")
 
 
+@pytest.mark.grpc
 def test_render_error_fails_the_check() -> None:
     app = application()
     renders = [
@@ -78,6 +82,7 @@ def test_render_error_fails_the_check() -> None:
     assert "RENDER ERROR (kustomize examples/app/kustomize): replicas 'x' matched nothing" in report.format()
 
 
+@pytest.mark.grpc
 def test_clean_resources_pass() -> None:
     app = application()
     inputs = [app, health_check((app.urn,)), image_size(10), workload(parent=app.urn)]

@@ -73,10 +73,10 @@ def test_unknowns_raise_for_the_sdk_to_report() -> None:
 
 
 def test_image_refs(shape: Any) -> None:
-    assert parse_ref("reg:5000/a/b:1.2@sha256:x") == parse_ref("reg:5000/a/b:1.2@sha256:x")
     ref = parse_ref("reg:5000/a/b:1.2@sha256:x")
     assert (ref.repository, ref.tag, ref.digest) == ("reg:5000/a/b", "1.2", "sha256:x")
     assert parse_ref("reg:5000/a/b").tag is None
+    assert str(parse_ref("reg:5000/a/b:1.2@sha256:x")) == "reg:5000/a/b:1.2@sha256:x"
     assert built_images(shape(application_props())) == {(REPO, DIGEST)}
     assert built_images(shape(application_props(engine="kustomize"))) == {(REPO, DIGEST)}
     assert pinning_findings(shape(application_props()), "a") == []

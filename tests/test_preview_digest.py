@@ -208,6 +208,7 @@ def _size_inputs(image: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+@pytest.mark.grpc
 def test_image_size_check_accepts_a_local_id_and_says_why_it_has_no_size(
     size_server: DynamicProviderServer,
 ) -> None:
@@ -221,6 +222,7 @@ def test_image_size_check_accepts_a_local_id_and_says_why_it_has_no_size(
     assert size_server.diff({**_size_inputs(PUSHED), "size_bytes": 5.0}, result.inputs).has_changes
 
 
+@pytest.mark.grpc
 def test_image_size_create_refuses_a_local_id(size_server: DynamicProviderServer) -> None:
     import grpc
 
@@ -241,6 +243,8 @@ def test_the_policy_says_where_the_figure_comes_from() -> None:
 # -- the CLI-free check judges the release `up` declares ---------------------------------------------
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 def test_the_check_renders_with_the_pushed_digest_and_cannot_judge_the_size_without_build(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -258,6 +262,7 @@ def test_the_check_renders_with_the_pushed_digest_and_cannot_judge_the_size_with
     assert "Run with --build to build each image with the local Docker Engine" in words
 
 
+@pytest.mark.grpc
 def test_the_check_without_an_engine_cannot_judge_yet_and_says_why(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -276,6 +281,7 @@ def test_the_check_without_an_engine_cannot_judge_yet_and_says_why(
     assert "0 build error(s)" in out.splitlines()[-1], out
 
 
+@pytest.mark.grpc
 def test_a_preview_with_pending_digests_still_judges_the_replicas(project: Path) -> None:
     """The PR preview's Application keeps its replica count known, so minimum-replicas gives a verdict."""
     apps = [app("web", "web", replicas=1), app("api", "api", replicas=3)]

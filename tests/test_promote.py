@@ -218,6 +218,8 @@ def test_bad_promote_config_is_one_clear_error(value: Any, key: str, expected: s
     assert failed.value.resources == []
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 def test_offline_check_of_a_promoting_stack_cannot_judge_the_digests_yet(tmp_path: Path) -> None:
     """Offline there is no upstream state: the digests are unknown, rendering says so, nothing crashes."""
     cfg = _stack(_app("web", WEB), _app("api", API, "kustomize"), promote="up")
@@ -232,6 +234,8 @@ def test_offline_check_of_a_promoting_stack_cannot_judge_the_digests_yet(tmp_pat
     assert "Can't judge yet" in text and "image-size-limit" in text, text
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 def test_offline_check_renders_a_promoting_stack_with_its_upstream_stacks_digests(tmp_path: Path) -> None:
     """With the upstream stack's file in the project, its simulated exports stand in for its state."""
     project = make_project(tmp_path / "project")

@@ -375,6 +375,8 @@ def test_retry_refresh_must_be_a_boolean(run_program: Callable[..., Simulation])
     assert "gitops-deploy:argocd.retryRefresh: got string 'yes'; expected true or false" in str(raised.value)
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 @pytest.mark.parametrize("refresh", [True, False])
 def test_offline_check_accepts_both_shapes(refresh: bool, tmp_path: Path) -> None:
     """`python -m policies.check`: the pack and the render take the Application with and without refresh."""

@@ -236,6 +236,7 @@ def _check_error(project: Path, text: str, key: str, capsys: pytest.CaptureFixtu
     return err
 
 
+@pytest.mark.grpc
 def test_the_base_file_is_valid(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The corpus' starting point passes, so each case fails for its own defect."""
     write_stack(project, STACK, BASE_YAML)
@@ -248,6 +249,7 @@ def test_the_base_file_is_valid(project: Path, capsys: pytest.CaptureFixture[str
     assert yaml.safe_load(BASE_YAML)["config"] == base_config()
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(("case", "text", "key"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
 def test_a_file_the_check_cannot_read(
     project: Path, capsys: pytest.CaptureFixture[str], case: str, text: str, key: str
@@ -256,6 +258,7 @@ def test_a_file_the_check_cannot_read(
     assert len(err.strip().splitlines()) == 1, f"{case}: one error line expected:\n{err}"
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(("case", "mutate", "key"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_a_file_whose_config_is_refused(
     project: Path, capsys: pytest.CaptureFixture[str], case: str, mutate: Mutate, key: str

@@ -36,3 +36,26 @@ def make_example_project(root: Path) -> Path:
 def policy_config(project: Path, stack: str) -> Path:
     """The project's `policies/config.<stack>.json`."""
     return project / "policies" / f"config.{stack}.json"
+
+
+COPY_IGNORED = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pulumi-state",
+    "node_modules",
+)
+
+
+def copy_project(root: Path) -> Path:
+    """The whole project (code, tests, workflows, the user's own stack files) copied to `root`, with the
+    shared virtualenv and Argo CD's schema package linked, as a user's checkout would be."""
+    shutil.copytree(PROJECT_DIR, root, ignore=COPY_IGNORED)
+    (root / ".venv").symlink_to((PROJECT_DIR / ".venv").resolve())
+    modules = PROJECT_DIR / "tests/schemas/node_modules"
+    if modules.is_dir():
+        (root / "tests/schemas/node_modules").symlink_to(modules.resolve())
+    return root
