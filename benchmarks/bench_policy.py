@@ -10,6 +10,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from offline.analyzer_client import PolicyInput, PolicyPackServer
@@ -97,5 +99,6 @@ def bench_check() -> None:
 
 
 if __name__ == "__main__":
+    _cli.parse(__doc__)
     bench_grpc()
     bench_check()

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -93,7 +95,7 @@ def _lint_ms(runs: int) -> float:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    runs = _cli.parse(__doc__, runs=3).runs
     started = time.perf_counter()
     floor = _best(None, runs)
     print(

@@ -52,6 +52,12 @@ def _groups(report: CheckReport) -> Iterator[tuple[str | None, list[Finding]]]:
         yield None, by_app[None]
 
 
+def _renders(report: CheckReport) -> list[RenderStatus]:
+    """The Applications in the stack's app order (registration order varies from run to run)."""
+    order = {app: i for i, app in enumerate(report.app_keys)}
+    return sorted(report.renders, key=lambda r: (order.get(r.application, len(order)), r.application))
+
+
 def _errors(report: CheckReport, app: str | None) -> list[str]:
     """An app's render and build errors, one text each."""
     out = [
@@ -191,7 +197,7 @@ def table(report: CheckReport) -> str:
     else:
         verdicts = _rendered_verdicts(report)
         lines.append("Rendered objects per Application:")
-        for r in report.renders:
+        for r in _renders(report):
             lines += _wrap(_render_head(r), 2, 6)
             for o in r.objects:
                 verdict = ", ".join(verdicts.get(o.urn, [])) or "ok"
@@ -278,7 +284,7 @@ def markdown(report: CheckReport) -> str:
         out.append(_md(intro))
     else:
         verdicts = _rendered_verdicts(report)
-        for r in report.renders:
+        for r in _renders(report):
             out.append(f"- {_md(_render_head(r))}")
             for o in r.objects:
                 verdict = ", ".join(verdicts.get(o.urn, [])) or "ok"
@@ -394,6 +400,6 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
                     for o in r.objects
                 ],
             }
-            for r in report.renders
+            for r in _renders(report)
         ],
     }
