@@ -31,4 +31,3 @@ def test_every_relative_link_resolves(page: Path) -> None:
         assert linked.exists(), f"{page.name}: {target} does not exist"
         if anchor and linked.suffix == ".md":
             assert anchor in anchors(linked), f"{page.name}: no heading #{anchor} in {linked.name}"
-
