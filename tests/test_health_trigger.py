@@ -137,6 +137,7 @@ CHANGES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "repoURL": ("web", _set(("web", "source", "repoURL"), "https://github.com/example-org/other.git")),
     "path": ("web", _set(("web", "source", "path"), "deploy/chart")),
     "kustomize-values": ("api", _set(("api", "source", "imageName"), "api")),
+    "kustomize-workload": ("api", _set(("api", "source", "workload"), "server")),
     "replicas": ("web", _set(("web", "replicas"), 5)),
     "digest": ("api", _set(("api", "image", "buildArgs"), {"APP_ROLE": "api"})),
     "pinned-digest": (
@@ -265,5 +266,6 @@ def test_trigger_hash_is_canonical() -> None:
     )
     assert release_trigger(spec) == release_trigger(reordered)
     assert release_trigger(spec).startswith("sha256:") and len(release_trigger(spec)) == 71
-    for field, value in {"replicas": 3, "rollback_id": "rb", "image_tag": "ctx-1", "project": "team"}.items():
+    changes = {"replicas": 3, "rollback_id": "rb", "image_tag": "ctx-1", "project": "team", "workload": "app"}
+    for field, value in changes.items():
         assert release_trigger(ReleaseSpec(**{**spec.__dict__, field: value})) != release_trigger(spec), field
