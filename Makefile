@@ -1,12 +1,18 @@
-# The README's two commands: `make up STACK=dev` (the main job) and `make test`.
+# The README's commands: `make up STACK=dev` (the main job), `make test`, and `make policy-check STACK=dev`
+# (the policy pack on a stack, with no Pulumi CLI, Docker or cluster).
 SHELL := /bin/bash
 STACK ?= dev
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STATE_DIR := $(CURDIR)/.pulumi-state
+STACK_FILE := Pulumi.$(STACK).yaml
+# Extra options for `make policy-check`, e.g. ARGS="--build --format markdown".
+ARGS ?=
+# The slow tests (real registries, chart rendering, gRPC servers, a Docker Engine): `make test-fast` skips them.
+SLOW_MARKERS := not registry and not render and not grpc and not docker
 
-.PHONY: venv schemas up preview test lint pytest bench policy-check clean
+.PHONY: venv schemas up preview test test-fast lint pytest bench policy-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt policies/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,39 +31,68 @@ $(SCHEMAS): tests/schemas/package.json tests/schemas/package-lock.json
 
 schemas: $(SCHEMAS)
 
+# What `make up` and `make preview` need, checked before the virtualenv is built: the Pulumi CLI, and a
+# Docker engine that answers when the stack builds images (every stack that does not promote; in a
+# preview, unless gitops-deploy:build.onPreview is false). The stack file is read with grep, as
+# Python's YAML reader is not installed yet. $(1) is `up` or `preview`.
+define prerequisites
+	@command -v pulumi >/dev/null || { \
+		echo "make $(1): the Pulumi CLI is not on PATH; install it: https://www.pulumi.com/docs/install/" >&2; \
+		echo "  Without it, \`make policy-check STACK=$(STACK)\` judges the stack with the policy pack." >&2; \
+		exit 1; }
+	@builds=yes; \
+	if grep -Eqs '^[[:space:]]+gitops-deploy:promote:' "$(STACK_FILE)"; then builds=no; fi; \
+	if [ "$(1)" = preview ] && grep -Eqs '^[[:space:]]+onPreview:[[:space:]]*false' "$(STACK_FILE)"; then \
+		builds=no; fi; \
+	if [ "$$builds" = yes ] && ! docker info >/dev/null 2>&1; then \
+		echo "make $(1): no Docker engine answers (\`docker info\` failed), and stack $(STACK) builds its" \
+			"images$(if $(filter preview,$(1)), during the preview,)." >&2; \
+		echo "  Start Docker (or set DOCKER_HOST)$(if $(filter preview,$(1)), or set" \
+			"gitops-deploy:build.onPreview: false in $(STACK_FILE),). Without it," \
+			"\`make policy-check STACK=$(STACK)\` judges the stack with the policy pack." >&2; \
+		exit 1; fi
+endef
+
 # Log in to a local file backend only when no backend is configured, then select (or create) the stack.
 # On a stack's first run, ask for the registry password (stored encrypted, never in plaintext); the
 # stack file is read rather than `pulumi config get`, which would need the passphrase to decrypt it.
 define pulumi_stack
-	@command -v pulumi >/dev/null || { echo "make: the Pulumi CLI is not on PATH;" \
-		"install it: https://www.pulumi.com/docs/install/" >&2; exit 1; }
 	@if [ -z "$${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then \
 		mkdir -p "$(STATE_DIR)" && pulumi login "file://$(STATE_DIR)"; fi
 	pulumi stack select --create "$(STACK)"
-	@if ! grep -Eqs '^[[:space:]]+gitops-deploy:registryPassword:' "Pulumi.$(STACK).yaml"; then \
+	@if ! grep -Eqs '^[[:space:]]+gitops-deploy:registryPassword:' "$(STACK_FILE)"; then \
 		echo "Stack $(STACK) has no registry password yet; enter it (it is stored encrypted):"; \
 		pulumi config set --stack "$(STACK)" --secret gitops-deploy:registryPassword; fi
 endef
 
-up: venv
+up:
+	$(call prerequisites,up)
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) venv
 	$(pulumi_stack)
 	pulumi up --stack "$(STACK)" --policy-pack policies --policy-pack-config "policies/config.$(STACK).json"
 
-preview: venv
+preview:
+	$(call prerequisites,preview)
+	@$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) venv
 	$(pulumi_stack)
 	pulumi preview --diff --stack "$(STACK)" --policy-pack policies --policy-pack-config "policies/config.$(STACK).json"
 
 policy-check: venv
-	$(PY) -m policies.check --stack "$(STACK)"
+	$(PY) -m offline.check --stack "$(STACK)" $(ARGS)
 
+# The pack's __main__.py is checked on its own: next to the program's __main__.py it would be a duplicate.
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy .
+	$(PY) -m mypy policies/__main__.py
 
 pytest: venv schemas
 	$(PY) -m pytest
 
 test: lint pytest
+
+test-fast: lint schemas
+	$(PY) -m pytest -m "$(SLOW_MARKERS)"
 
 bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) "$$b" || exit 1; done

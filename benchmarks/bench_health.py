@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -170,4 +172,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    _cli.parse(__doc__)
     main()

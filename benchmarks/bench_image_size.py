@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -107,4 +109,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    _cli.parse(__doc__)
     main()

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -63,7 +65,7 @@ def _stack(project: Path, count: int) -> StackConfig:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    runs = _cli.parse(__doc__, runs=5).runs
     started = time.perf_counter()
     binary = find_hadolint()
     floor = _best(lambda: subprocess.run([sys.executable, "-c", _FLOOR], check=True, timeout=120), runs)

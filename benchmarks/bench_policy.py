@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shutil
 import sys
 import tempfile
 import time
@@ -11,12 +10,15 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from offline.analyzer_client import PolicyInput, PolicyPackServer
+from offline.check import CheckError, run_check
 from offline.simulate import ProgramFailed
-from offline.stack_files import PROJECT_DIR, read_stack_config
-from policies.analyzer_client import PolicyInput, PolicyPackServer
-from policies.check import CheckError, run_check
+from offline.stack_files import read_stack_config
+from tests.support.example_project import make_example_project
 from tests.support.policy_resources import application, health_check, hpa, image_size, workload
 
 N = 1_000
@@ -51,29 +53,23 @@ def bench_grpc() -> None:
 
 
 def _project(root: Path, n: int) -> dict[str, Any]:
-    """A project copy whose dev stack has `n` apps, alternating Helm and kustomize, and their config.
-
-    The shipped overlay names its workload `web`; each kustomize app gets a copy named after it, as a
-    real repository would hold one overlay per app.
-    """
-    for path in PROJECT_DIR.glob("Pulumi*.yaml"):
-        shutil.copy(path, root / path.name)
-    shutil.copy(PROJECT_DIR / "__main__.py", root / "__main__.py")
-    shutil.copytree(PROJECT_DIR / "examples", root / "examples")
-    config = read_stack_config("dev")
+    """The example project (tests/fixtures/stacks) whose dev stack has `n` apps, alternating Helm and the
+    shared kustomize overlay, and that stack's config."""
+    make_example_project(root)
+    config = read_stack_config("dev", root)
     base = config["gitops-deploy:apps"][0]
     apps = []
     for i in range(n):
         app = copy.deepcopy(base)
         app["name"], app["replicas"] = f"app-{i:02d}", 3
         if i % 2:
-            overlay = root / "examples/app" / f"kustomize-{app['name']}"
-            shutil.copytree(PROJECT_DIR / "examples/app/kustomize", overlay)
-            for file in overlay.glob("*.yaml"):
-                text = file.read_text().replace("name: web\n", f"name: {app['name']}\n")
-                file.write_text(text.replace("- name: web-registry", f"- name: {app['name']}-registry"))
-            relative = str(overlay.relative_to(root))
-            app["source"].update(path=relative, type="kustomize", imageName="web")
+            kustomize = {
+                "path": "examples/app/kustomize",
+                "type": "kustomize",
+                "imageName": "app",
+                "workload": "app",
+            }
+            app["source"].update(kustomize)
         apps.append(app)
     config["gitops-deploy:apps"] = apps
     return config
@@ -103,5 +99,6 @@ def bench_check() -> None:
 
 
 if __name__ == "__main__":
+    _cli.parse(__doc__)
     bench_grpc()
     bench_check()

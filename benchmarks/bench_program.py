@@ -15,12 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from components.config import parse_config  # noqa: E402
 from components.dockerlint import lint_stack  # noqa: E402
 from offline.stack_files import PROJECT_DIR, read_stack_config  # noqa: E402
+from tests.support.example_project import FIXTURES  # noqa: E402
 
 _CHILD = """
 import json, resource, sys, time
@@ -43,8 +46,8 @@ print(json.dumps({{"import_s": t1 - t0, "eval_s": t2 - t1, "total_s": t2 - t0, "
 
 
 def _config(apps: int) -> dict[str, Any]:
-    """The staging stack with `apps` apps, alternating Helm and kustomize."""
-    cfg = read_stack_config("staging")
+    """The example staging stack (tests/fixtures/stacks) with `apps` apps, alternating Helm and kustomize."""
+    cfg = read_stack_config("staging", FIXTURES)
     cfg.pop("gitops-deploy:promote", None)  # measured building its images, the costlier case
     templates = cfg["gitops-deploy:apps"]
     generated = []
@@ -77,8 +80,8 @@ def _best(config: dict[str, Any] | None, runs: int) -> dict[str, float]:
 
 
 def _lint_ms(runs: int) -> float:
-    """Best wall time of the lint step for the shipped staging stack (one Dockerfile, two apps)."""
-    raw = {k.split(":", 1)[1]: v for k, v in read_stack_config("staging").items()}
+    """Best wall time of the lint step for the example staging stack (one Dockerfile, two apps)."""
+    raw = {k.split(":", 1)[1]: v for k, v in read_stack_config("staging", FIXTURES).items()}
     raw.pop("promote", None)  # a promoting stack lints nothing
     cfg = parse_config(raw, PROJECT_DIR)
     dockerfiles = {app.image.dockerfile for app in cfg.apps}
@@ -92,7 +95,7 @@ def _lint_ms(runs: int) -> float:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    runs = _cli.parse(__doc__, runs=3).runs
     started = time.perf_counter()
     floor = _best(None, runs)
     print(

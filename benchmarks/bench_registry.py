@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,4 +98,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    _cli.parse(__doc__)
     main()

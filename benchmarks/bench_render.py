@@ -9,9 +9,12 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -21,6 +24,7 @@ from offline.render_common import PYTHON  # noqa: E402
 from offline.render_kustomize import kubectl_path  # noqa: E402
 from offline.simulate import SimResource  # noqa: E402
 from tests.support.applications import stack_applications  # noqa: E402
+from tests.support.example_project import STACKS, make_example_project  # noqa: E402
 
 RUNS = 9
 
@@ -36,11 +40,16 @@ def _median(action: Callable[[], object], runs: int = RUNS) -> float:
 
 
 def main() -> None:
-    """Print per-app render times and their floors."""
-    staging = stack_applications("staging")
+    """Print per-app render times and their floors, on the example stacks (tests/fixtures/stacks)."""
+    with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
+        _measure(make_example_project(Path(tmp)))
+
+
+def _measure(project: Path) -> None:
+    staging = stack_applications("staging", project)
     by_engine: dict[str, tuple[SimResource, RenderResult]] = {}
     for resource in staging:
-        [result] = render_all([resource], ROOT, "staging")
+        [result] = render_all([resource], project, "staging")
         assert result.status == "rendered", result.reason
         by_engine[result.engine] = (resource, result)
 
@@ -58,17 +67,18 @@ def main() -> None:
         ("kustomize", kubectl_floor, "kubectl start"),
     ):
         resource, result = by_engine[engine]
-        seconds = _median(lambda resource=resource: render_all([resource], ROOT, "staging"))  # type: ignore[misc]
+        seconds = _median(lambda resource=resource: render_all([resource], project, "staging"))  # type: ignore[misc]
         print(
             f"  {engine:<9} {result.application:<4} {len(result.objects)} objects  {seconds * 1000:7.1f} ms"
             f"   floor ({floor_name}) {floor * 1000:6.1f} ms   ratio {seconds / floor:4.2f}x"
         )
     print(f"  schema validation per object: {validate * 1000:.1f} ms")
-    for stack in ("dev", "staging", "prod"):
-        apps = stack_applications(stack)
-        seconds = _median(lambda apps=apps, stack=stack: render_all(apps, ROOT, stack), runs=3)  # type: ignore[misc]
+    for stack in STACKS:
+        apps = stack_applications(stack, project)
+        seconds = _median(lambda apps=apps, stack=stack: render_all(apps, project, stack), runs=3)  # type: ignore[misc]
         print(f"  stack {stack:<8} {len(apps)} app(s)  {seconds * 1000:7.1f} ms")
 
 
 if __name__ == "__main__":
+    _cli.parse(__doc__)
     main()

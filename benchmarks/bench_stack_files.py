@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,4 +86,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    _cli.parse(__doc__)
     main()

@@ -201,6 +201,7 @@ class AppRelease(pulumi.ComponentResource):
                     path=app.source.path,
                     source_type=app.source.type,
                     image_name=app.source.image_name,
+                    workload=app.source.workload,
                     replicas=app.replicas,
                     destination=dict(args.cluster.destination(app.namespace)),
                     project=args.argocd.project,

@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from components.argo_wait import wait_for
 from components.config import DEFAULT_SYNC_TIMEOUT_SECONDS, SourceConfig
 from components.names import (
+    APP_NAME_LABEL,
     APPLICATION_SUFFIX,
     ARGO_APPLICATION_TYPE,
     ARGOCD_FINALIZER,
@@ -78,17 +79,64 @@ def helm_source(
     }
 
 
+PULL_SECRET_KINDS = "Deployment|StatefulSet"
+"""The kinds the pull-secret patch targets (a kustomize selector is an anchored regular expression)."""
+
+
+def pull_secret_patch(pull_secret: str) -> str:
+    """A strategic-merge patch adding the app's pull secret to a workload's pod template.
+
+    kustomize merges `imagePullSecrets` by name, so secrets the overlay lists itself are kept; with a
+    `target` the patch applies to every selected object whatever name the patch carries.
+    """
+    return (
+        "apiVersion: apps/v1\n"
+        "kind: Deployment\n"
+        "metadata:\n"
+        "  name: pull-secret\n"
+        "spec:\n"
+        "  template:\n"
+        "    spec:\n"
+        "      imagePullSecrets:\n"
+        f"        - name: {pull_secret}\n"
+    )
+
+
 def kustomize_source(
-    source: SourceConfig, app: str, repository: str, digest: pulumi.Input[str], replicas: int
+    source: SourceConfig,
+    app: str,
+    repository: str,
+    digest: pulumi.Input[str],
+    replicas: int,
+    pull_secret: pulumi.Input[str],
 ) -> dict[str, Any]:
-    """`spec.source` for a kustomize overlay: images pinned by digest, replicas set on the app's workload."""
+    """`spec.source` for a kustomize overlay, which any number of apps can share unedited.
+
+    What Argo CD applies to the overlay (argoproj/argo-cd util/kustomize/kustomize.go, `Build`):
+    `namePrefix` `<app>-` keeps two apps' objects apart in one namespace, and the app's name label
+    (with selectors) keeps their pods apart; `images` pins the overlay's image by digest; `replicas`
+    names the workload as the overlay writes it (kustomize also matches the name before the prefix);
+    a patch hands every Deployment and StatefulSet the app's pull secret. Only the digest and the pull
+    secret may be Outputs, as for Helm.
+    """
     prefix = f"{source.image_name}={repository}@"
     image = prefix + digest if isinstance(digest, str) else pulumi.Output.concat(prefix, digest)
+    patch = (
+        pull_secret_patch(pull_secret)
+        if isinstance(pull_secret, str)
+        else pulumi.Output.concat(pull_secret).apply(pull_secret_patch)
+    )
     return {
         "repoURL": source.repo_url,
         "targetRevision": source.target_revision,
         "path": source.path,
-        "kustomize": {"images": [image], "replicas": [{"name": app, "count": replicas}]},
+        "kustomize": {
+            "namePrefix": f"{app}-",
+            "commonLabels": {APP_NAME_LABEL: app},
+            "images": [image],
+            "replicas": [{"name": source.workload, "count": replicas}],
+            "patches": [{"target": {"kind": PULL_SECRET_KINDS}, "patch": patch}],
+        },
     }
 
 
@@ -141,7 +189,7 @@ def release_wait_for(args: ArgoApplicationArgs) -> pulumi.Output[str]:
     digest is (a preview before the push).
     """
     return pulumi.Output.from_input(args.repo_digest).apply(
-        lambda d: wait_for(args.source, args.app, *split_digest(d), args.replicas)
+        lambda d: wait_for(args.source, *split_digest(d), args.replicas)
     )
 
 
@@ -163,7 +211,9 @@ class ArgoApplication(pulumi.ComponentResource):
                 args.source, args.repository, digest, args.tag, args.replicas, args.pull_secret
             )
         else:
-            source = kustomize_source(args.source, args.app, args.repository, digest, args.replicas)
+            source = kustomize_source(
+                args.source, args.app, args.repository, digest, args.replicas, args.pull_secret
+            )
         application = k8s.apiextensions.CustomResource(
             f"{name}{APPLICATION_SUFFIX}",
             api_version="argoproj.io/v1alpha1",

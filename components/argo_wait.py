@@ -66,9 +66,7 @@ def jsonpath_string(text: str) -> str:
     return "'" + "".join(parts) + "'"
 
 
-def release_conditions(
-    source: SourceConfig, app: str, repository: str, digest: str, replicas: int
-) -> list[str]:
+def release_conditions(source: SourceConfig, repository: str, digest: str, replicas: int) -> list[str]:
     """The conditions, in order, for the release that runs `repository@digest` with `replicas` replicas."""
     if source.type == "helm":
         values = f"{COMPARED_SOURCE}.helm.valuesObject"
@@ -79,13 +77,15 @@ def release_conditions(
     else:
         kustomize = f"{COMPARED_SOURCE}.kustomize"
         image = jsonpath_string(f"{source.image_name}={repository}@{digest}")
+        # The replicas entry names the overlay's workload (source.workload), as the program wrote it.
+        workload = jsonpath_string(source.workload)
         identity = [
             f"jsonpath={{{kustomize}.images[?@ == {image}]}}",
-            f"jsonpath={{{kustomize}.replicas[?@.name == {jsonpath_string(app)}].count}}={replicas}",
+            f"jsonpath={{{kustomize}.replicas[?@.name == {workload}].count}}={replicas}",
         ]
     return [*identity, SYNCED, HEALTHY]
 
 
-def wait_for(source: SourceConfig, app: str, repository: str, digest: str, replicas: int) -> str:
+def wait_for(source: SourceConfig, repository: str, digest: str, replicas: int) -> str:
     """The `pulumi.com/waitFor` annotation value: a JSON array of the release's conditions."""
-    return json.dumps(release_conditions(source, app, repository, digest, replicas))
+    return json.dumps(release_conditions(source, repository, digest, replicas))

@@ -159,6 +159,9 @@ class SourceConfig:
     """How the folder is rendered."""
     image_name: str
     """Kustomize only: the image name the overlay uses (defaults to the repository)."""
+    workload: str = ""
+    """Kustomize only: the overlay's name for the workload that gets the replica count (defaults to
+    the app's name); the Application prefixes every object's name with `<app>-`."""
 
 
 @dataclass(frozen=True)
@@ -606,19 +609,26 @@ def _apps(
     apps: list[AppConfig] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        app = _app(r, f"apps[{i}]", i, item, registry, project_dir)
+        app = _app(r, app_key(i, item), i, item, registry, project_dir)
         if app is None:
             continue
         if app.name in seen:
             r.problem(
-                f"apps[{i}].name",
+                f"{app_key(i, item)}.name",
                 repr(app.name),
-                f"a name no other app uses (apps[{seen[app.name]}] already has it)",
+                f"a name no other app uses ({app_key(seen[app.name], items[seen[app.name]])} already has it)",
             )
             continue
         seen[app.name] = i
         apps.append(app)
     return tuple(apps)
+
+
+def app_key(index: int, value: Any) -> str:
+    """`apps[1] (checkout)`: an app's key path, naming the app as well as its index when it has a name."""
+    name = value.get("name") if isinstance(value, Mapping) else None
+    readable = isinstance(name, str) and 0 < len(name) <= 63 and name.isprintable() and name.strip() == name
+    return f"apps[{index}] ({name})" if readable else f"apps[{index}]"
 
 
 def _app(
@@ -631,7 +641,7 @@ def _app(
     namespace = r.dns_label(f"{key}.namespace", obj.get("namespace"))
     replicas = r.integer(f"{key}.replicas", obj.get("replicas"), default=3, minimum=1, maximum=1000)
     image = _image(r, f"{key}.image", obj.get("image"), registry, project_dir)
-    source = _source(r, f"{key}.source", obj.get("source"), image)
+    source = _source(r, f"{key}.source", obj.get("source"), image, name)
     health = _health(r, f"{key}.health", obj.get("health"))
     r.unknown_keys(key, obj, ("name", "namespace", "replicas", "image", "source", "health"))
     if None in (name, namespace, replicas, image, source, health):
@@ -717,7 +727,9 @@ def _image(
     )
 
 
-def _source(r: Reader, key: str, value: Any, image: ImageConfig | None) -> SourceConfig | None:
+def _source(
+    r: Reader, key: str, value: Any, image: ImageConfig | None, app: str | None
+) -> SourceConfig | None:
     obj = r.object(key, value, required=True)
     if obj is None:
         return None
@@ -736,16 +748,20 @@ def _source(r: Reader, key: str, value: Any, image: ImageConfig | None) -> Sourc
     image_name = r.string(f"{key}.imageName", obj.get("imageName"), required=False)
     if image_name is not None and kind == "helm":
         r.problem(f"{key}.imageName", repr(image_name), "no imageName for a helm source (kustomize only)")
-    r.unknown_keys(key, obj, ("repoURL", "targetRevision", "path", "type", "imageName"))
-    if None in (repo_url, revision, path, kind) or image is None:
+    workload = r.dns_label(f"{key}.workload", obj["workload"]) if "workload" in obj else None
+    if workload is not None and kind == "helm":
+        r.problem(f"{key}.workload", repr(workload), "no workload for a helm source (kustomize only)")
+    r.unknown_keys(key, obj, ("repoURL", "targetRevision", "path", "type", "imageName", "workload"))
+    if None in (repo_url, revision, path, kind, app) or image is None or ("workload" in obj and not workload):
         return None
-    assert repo_url and revision and path and kind
+    assert repo_url and revision and path and kind and app
     return SourceConfig(
         repo_url=repo_url,
         target_revision=revision,
         path=path,
         type="helm" if kind == "helm" else "kustomize",
         image_name=image_name or image.repository,
+        workload=workload or app,
     )
 
 

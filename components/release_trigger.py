@@ -54,6 +54,8 @@ class ReleaseSpec:
     """Helm `imagePullSecrets[0].name`."""
     rollback_id: str | None = None
     """The rollback's id, on pinned apps during a rollback `up` only: the restored release is probed."""
+    workload: str = ""
+    """Kustomize's name of the workload that gets the replica count (the app's name by default)."""
 
 
 def release_trigger(spec: ReleaseSpec) -> str:

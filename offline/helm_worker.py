@@ -75,9 +75,33 @@ def render(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": str(exc).strip(), "error_type": type(exc).__name__}
 
 
-def main() -> int:
+EPILOG = """\
+It is internal to the CLI-free check: offline/render_helm.py starts it and writes the request (the
+chart folder, release name, namespace and values) to its stdin; stdout gets the rendered manifests,
+or the chart's error.
+
+exit codes:
+  0  answered (a chart that does not render is an answer: {"error": ...})
+  1  the request on stdin is not JSON
+  2  a bad option
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
     """Answer one request."""
-    request = json.load(sys.stdin)
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -I offline/helm_worker.py",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
+    try:
+        request = json.load(sys.stdin)
+    except ValueError as exc:
+        print(f"error: the request on stdin is not JSON ({exc})", file=sys.stderr)
+        return 1
     json.dump(render(request), sys.stdout)
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -190,11 +190,15 @@ def mark_autoscaled(objects: Sequence[RenderedObject]) -> list[RenderedObject]:
 
 
 def render_application(
-    application: SimResource, project_dir: Path, stack: str, timeout: float | None = None
+    application: SimResource,
+    project_dir: Path,
+    stack: str,
+    timeout: float | None = None,
+    source_key: str | None = None,
 ) -> RenderResult:
-    """Render one registered Application's source."""
+    """Render one registered Application's source; `source_key` names its config key in errors."""
     spec = application.inputs.get("spec", {})
-    app = str(application.inputs.get("metadata", {}).get("name") or application.name)
+    app = _app_name(application)
     raw_source = spec.get("source") or {}
     # A source built from an unknown digest is unknown as a whole: in a preview of a new image, and
     # offline for a promoting stack, whose upstream digests only the backend knows.
@@ -231,7 +235,10 @@ def render_application(
         else:
             options = source.get("kustomize") or {}
             limit = timeout or KUSTOMIZE_TIMEOUT_SECONDS
-            rendered = render_kustomize(folder, options, project_dir=project_dir, timeout=limit)
+            key = source_key or f"app '{app}' source"
+            rendered = render_kustomize(
+                folder, options, project_dir=project_dir, timeout=limit, source_key=key
+            )
     except RenderError as exc:
         reason = f"Application '{app}': {engine} render of {path} failed: {exc}"
         return result("error", reason, seconds=time.perf_counter() - start)
@@ -246,11 +253,25 @@ def render_application(
 
 
 def render_all(
-    resources: Sequence[SimResource], project_dir: Path, stack: str, *, timeout: float | None = None
+    resources: Sequence[SimResource],
+    project_dir: Path,
+    stack: str,
+    *,
+    timeout: float | None = None,
+    source_keys: Mapping[str, str] | None = None,
 ) -> list[RenderResult]:
-    """Render every Application in `resources`; remote sources are listed as not rendered, never skipped."""
+    """Render every Application in `resources`; remote sources are listed as not rendered, never skipped.
+
+    `source_keys` maps an app's name to its `source` config key, which render errors name.
+    """
+    keys = source_keys or {}
     return [
-        render_application(res, project_dir, stack, timeout)
+        render_application(res, project_dir, stack, timeout, keys.get(_app_name(res)))
         for res in resources
         if res.type == APPLICATION_TYPE
     ]
+
+
+def _app_name(application: SimResource) -> str:
+    """The app an Application deploys: its `metadata.name`."""
+    return str(application.inputs.get("metadata", {}).get("name") or application.name)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sysconfig
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,41 @@ def _origin(obj: dict[str, Any], workdir: Path, project_dir: Path) -> str | None
     return relative(Path(os.path.normpath(workdir / path)), project_dir) if path else None
 
 
-def _check_replicas(objects: list[tuple[str | None, dict[str, Any]]], replicas: list[dict[str, Any]]) -> None:
+_NO_REPLICA_TARGET = re.compile(r"resource with name (\S+) does not match a config with the following GVK")
+"""kustomize's error for a `replicas` name that matches no workload (api/.../replicacounttransformer)."""
+
+
+def _workloads(objects: Sequence[tuple[str | None, dict[str, Any]]]) -> list[str]:
+    """`Kind 'name'` of every object a `replicas` entry can set, sorted."""
+    return sorted(
+        f"{obj.get('kind')} '{obj['metadata'].get('name')}'"
+        for _, obj in objects
+        if obj.get("kind") in REPLICA_KINDS and isinstance(obj.get("metadata"), dict)
+    )
+
+
+def _names_in(shown: list[str]) -> list[str]:
+    """The names out of `Kind 'name'` labels."""
+    return [s.split("'")[1] for s in shown]
+
+
+def _no_workload(name: str, found: list[str], source_key: str) -> RenderError:
+    """One line: the workload the Application names, what the overlay has, and the key to set."""
+    has = ", ".join(found) or "no Deployment, StatefulSet, ReplicaSet or ReplicationController"
+    names = _names_in(found)
+    fix = (
+        f"set {source_key}.workload: {names[0]}"
+        if len(names) == 1
+        else f"set {source_key}.workload to one of {', '.join(names)}"
+        if names
+        else "add the workload to the overlay"
+    )
+    return RenderError(f"kustomize.replicas names workload {name!r}, but the overlay has {has}; {fix}")
+
+
+def _check_replicas(
+    objects: list[tuple[str | None, dict[str, Any]]], replicas: list[dict[str, Any]], source_key: str
+) -> None:
     """A `replicas` name that set no workload is an error; kustomize versions differ on flagging it."""
     for entry in replicas:
         hits = [
@@ -124,10 +159,50 @@ def _check_replicas(objects: list[tuple[str | None, dict[str, Any]]], replicas: 
             and obj["spec"].get("replicas") == entry["count"]
         ]
         if not hits:
-            raise RenderError(
-                f"kustomize.replicas: name {entry['name']!r} matches no Deployment, StatefulSet, ReplicaSet "
-                "or ReplicationController in the overlay, so the replica count would be ignored"
-            )
+            raise _no_workload(entry["name"], _workloads(objects), source_key)
+
+
+def _pod_images(obj: dict[str, Any]) -> list[str]:
+    """Images of every container and init container in a workload's pod template (or a Pod)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    pod = spec if obj.get("kind") == "Pod" else spec.get("template", {}).get("spec")
+    if obj.get("kind") == "CronJob":
+        pod = spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec")
+    if not isinstance(pod, dict):
+        return []
+    containers = [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]
+    return [str(c.get("image")) for c in containers if isinstance(c, dict) and c.get("image")]
+
+
+def _check_images(
+    objects: list[tuple[str | None, dict[str, Any]]], images: list[dict[str, str]], source_key: str
+) -> None:
+    """An `images` entry that replaced no container image is an error: kustomize silently skips it, and
+    the workload would run the overlay's placeholder image instead of the digest this stack built."""
+    running = sorted({image for _, obj in objects for image in _pod_images(obj)})
+    for item in images:
+        wanted = item.get("newName", item["name"]) + (f"@{item['digest']}" if "digest" in item else "")
+        if "digest" not in item or wanted in running:
+            continue
+        others = sorted({parse_image(i)["name"] for i in running if i != wanted})
+        fix = (
+            f"set {source_key}.imageName: {others[0]}"
+            if len(others) == 1
+            else f"set {source_key}.imageName to one of {', '.join(others)}"
+            if others
+            else "give the overlay's workload a container"
+        )
+        shown = ", ".join(others) or "none"
+        raise RenderError(
+            f"kustomize.images replaces image {item['name']!r}, but the overlay's containers run {shown}; "
+            f"{fix}"
+        )
+
+
+def _build(kubectl: Path, folder: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    return run_bounded([str(kubectl), "kustomize", str(folder)], timeout=timeout, what="kubectl kustomize")
 
 
 def render_kustomize(
@@ -136,22 +211,34 @@ def render_kustomize(
     *,
     project_dir: Path,
     timeout: float = KUSTOMIZE_TIMEOUT_SECONDS,
+    source_key: str = "the app's source",
 ) -> list[tuple[str | None, dict[str, Any]]]:
-    """(source file, object) for everything the overlay renders with the Application's images and replicas."""
+    """(source file, object) for everything the overlay renders with the Application's kustomize options.
+
+    `source_key` names the app's `source` config key (`gitops-deploy:apps[1] (storefront).source`) in
+    the one-line error for a workload or image name the overlay does not have.
+    """
     kubectl = kubectl_path()
     with tempfile.TemporaryDirectory(prefix="gitops-render-") as tmp:
         workdir = Path(tmp)
         doc = kustomization(overlay.resolve(), workdir, options)
         (workdir / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-        done = run_bounded(
-            [str(kubectl), "kustomize", str(workdir)], timeout=timeout, what="kubectl kustomize"
-        )
+        done = _build(kubectl, workdir, timeout)
         if done.returncode != 0:
+            missing = _NO_REPLICA_TARGET.search(done.stderr)
+            if missing:
+                # Which workloads the overlay does have: its own render, without the Application's options.
+                alone = _build(kubectl, overlay, timeout)
+                objects = (
+                    [(None, o) for o in parse_documents(alone.stdout, "")] if alone.returncode == 0 else []
+                )
+                raise _no_workload(missing.group(1), _workloads(objects), source_key)
             message = done.stderr.strip().replace(str(workdir), "<temporary kustomization>")
             raise RenderError(message or f"kubectl kustomize exited {done.returncode}")
         rendered = [
             (_origin(obj, workdir, project_dir), obj)
             for obj in parse_documents(done.stdout, relative(overlay, project_dir))
         ]
-    _check_replicas(rendered, doc.get("replicas", []))
+    _check_replicas(rendered, doc.get("replicas", []), source_key)
+    _check_images(rendered, doc.get("images", []), source_key)
     return rendered

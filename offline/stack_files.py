@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,31 @@ def read_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: config: expected a mapping of <namespace>:<key> entries")
     return {str(k): _placeholders(v) for k, v in config.items()}
+
+
+def key_line(text: str, path: Sequence[str | int]) -> int | None:
+    """1-based line of a key path (`("config", "gitops-deploy:apps", 1, "replicas")`) in a stack file.
+
+    Where the path ends early (a key left at its default), the line of the deepest part that is there,
+    such as the app's entry; None when the text is not YAML. PyYAML's compose keeps every node's mark.
+    """
+    try:
+        node: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line: int | None = None
+    for part in path:
+        if isinstance(node, MappingNode) and isinstance(part, str):
+            match = next((pair for pair in node.value if str(pair[0].value) == part), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def secret_keys(values: Mapping[str, Any]) -> list[str]:

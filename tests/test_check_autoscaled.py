@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from policies.check import run_check
-from policies.report import CheckReport
+from offline.check import run_check
+from offline.report import CheckReport
 from tests.support.project import base_config, empty_policy_config, make_project
 
 CHART = {
@@ -88,6 +88,8 @@ def _object_urn(report: CheckReport, type_: str) -> str:
     return urn
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 @pytest.mark.parametrize(("hpa_min", "fails"), [(1, True), (3, False)])
 def test_a_v1_hpa_is_judged_and_owns_the_deployment(tmp_path: Path, hpa_min: int, fails: bool) -> None:
     project = _project(tmp_path)
@@ -100,6 +102,8 @@ def test_a_v1_hpa_is_judged_and_owns_the_deployment(tmp_path: Path, hpa_min: int
     assert report.exit_code == (1 if fails else 0), report.format()
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 def test_a_deployment_without_replicas_and_without_hpa_runs_one(tmp_path: Path) -> None:
     project = _project(tmp_path)
     values = project / "app" / "chart" / "values.yaml"

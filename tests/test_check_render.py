@@ -1,31 +1,27 @@
-"""`python -m policies.check` on copies of the project: what Argo CD would render, judged by the real pack."""
+"""The CLI-free check on copies of the example project: what Argo CD would render, judged by the real pack."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from offline.stack_files import PROJECT_DIR, read_stack_config
-from policies.check import run_check
-from policies.report import CheckReport
+from offline.check import run_check
+from offline.report import CheckReport
+from offline.stack_files import read_stack_config
+
+pytestmark = [pytest.mark.render, pytest.mark.grpc]
 
 Edit = Callable[[Path], None]
+OVERLAY = "examples/app/kustomize"
 
 
 @pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """The program, its stack files and the example app, copied so a test may break them."""
-    dest = tmp_path / "project"
-    dest.mkdir()
-    for path in PROJECT_DIR.glob("Pulumi*.yaml"):
-        shutil.copy(path, dest / path.name)
-    shutil.copy(PROJECT_DIR / "__main__.py", dest / "__main__.py")
-    shutil.copytree(PROJECT_DIR / "examples", dest / "examples")
-    return dest
+def project_copy(example_copy: Path) -> Path:
+    """The program, the example stacks and the example app, copied so a test may break them."""
+    return example_copy
 
 
 def _replace(path: Path, old: str, new: str) -> None:
@@ -64,17 +60,22 @@ def test_chart_hard_coding_one_replica_fails_minimum_replicas_on_the_deployment(
     report = _check(project_copy, "prod")
     urns = _violations(report, "minimum-replicas", "mandatory")
     # The Application asks for 4 and passes; the Deployment Argo CD would apply runs 1 and fails.
-    assert [u for u in urns if "kubernetes:apps/v1:Deployment::web" in u], report.format()
+    assert [u for u in urns if u.endswith("kubernetes:apps/v1:Deployment::web")], report.format()
     assert not [u for u in urns if u.endswith("Application::web-argocd-application")], report.format()
     assert report.exit_code == 1
 
 
-def test_overlay_image_renamed_fails_workload_uses_built_image(project_copy: Path) -> None:
-    _replace(project_copy / "examples/app/kustomize/deployment.yaml", "image: web\n", "image: webapp\n")
+def test_overlay_image_renamed_is_a_render_error_naming_the_key(project_copy: Path) -> None:
+    _replace(project_copy / OVERLAY / "deployment.yaml", "image: app\n", "image: webapp\n")
     report = _check(project_copy, "staging")
-    text = report.format()
-    assert any(d.policy == "workload-uses-built-image" and d.level == "mandatory" for d in report.violations)
-    assert "webapp" in text
+    (web,) = [r for r in report.renders if r.application == "web"]
+    assert web.status == "error", report.format()
+    # kustomize would silently leave the placeholder image: the pods would never run the built digest.
+    expected = (
+        f"Application 'web': kustomize render of {OVERLAY} failed: kustomize.images replaces image 'app', "
+        "but the overlay's containers run webapp; set gitops-deploy:apps[0] (web).source.imageName: webapp"
+    )
+    assert web.reason == expected
     assert report.exit_code == 1
 
 
@@ -84,7 +85,7 @@ def test_deployment_without_resources_gets_the_container_resources_advisory(proj
     path.write_text(text[: text.index("          resources:")])
     report = _check(project_copy, "staging")
     urns = _violations(report, "container-resources", "advisory")
-    assert [u for u in urns if "kubernetes:apps/v1:Deployment::web" in u], report.format()
+    assert [u for u in urns if u.endswith("kubernetes:apps/v1:Deployment::web-app")], report.format()
     assert report.exit_code == 0, "an advisory never fails the check"
 
 
@@ -99,15 +100,68 @@ def test_template_syntax_error_names_the_template_file(project_copy: Path) -> No
     assert report.exit_code == 1
 
 
-def test_kustomize_replicas_name_matching_no_workload_is_a_render_error(project_copy: Path) -> None:
-    for name in ("deployment.yaml", "service.yaml"):
-        _replace(project_copy / "examples/app/kustomize" / name, "  name: web\n", "  name: web-server\n")
+def test_kustomize_workload_renamed_is_one_line_naming_the_key(project_copy: Path) -> None:
+    _replace(project_copy / OVERLAY / "deployment.yaml", "  name: app\n", "  name: server\n")
     report = _check(project_copy, "staging")
     (web,) = [r for r in report.renders if r.application == "web"]
     assert web.status == "error", report.format()
-    assert "examples/app/kustomize" in web.reason
+    assert web.reason == (
+        f"Application 'web': kustomize render of {OVERLAY} failed: kustomize.replicas names workload "
+        "'app', but the overlay has Deployment 'server'; set gitops-deploy:apps[0] (web).source.workload: "
+        "server"
+    )
+    assert "\n" not in web.reason
     assert report.exit_code == 1
     assert "RENDER ERROR" in report.format()
+
+
+def _kustomize_app(name: str, namespace: str) -> dict[str, Any]:
+    """An app of the staging example deployed from the shared overlay, as the README says to set it."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "replicas": 3,
+        "image": {"repository": f"registry.example.com/platform/{name}", "context": "examples/app"},
+        "source": {
+            "repoURL": "https://github.com/example-org/gitops-deploy.git",
+            "targetRevision": "main",
+            "path": OVERLAY,
+            "type": "kustomize",
+            "imageName": "app",
+            "workload": "app",
+        },
+        "health": {"url": f"https://{name}.staging.example.com/healthz"},
+    }
+
+
+def test_the_overlay_serves_an_app_of_any_name_unedited(project_copy: Path) -> None:
+    """Issue 15's case: the staging stack copied, its kustomize app renamed from web to storefront."""
+    overlay = {p.name: p.read_text() for p in (project_copy / OVERLAY).iterdir()}
+    stack = project_copy / "Pulumi.staging.yaml"
+    stack.write_text(stack.read_text().replace("- name: web\n", "- name: storefront\n"))
+    report = _check(project_copy, "staging")
+    assert report.exit_code == 0, report.format()
+    (shop,) = [r for r in report.renders if r.application == "storefront"]
+    assert {(o.type.rsplit(":", 1)[-1], o.name) for o in shop.objects} == {
+        ("Deployment", "storefront-app"),
+        ("Service", "storefront-app"),
+    }
+    assert {p.name: p.read_text() for p in (project_copy / OVERLAY).iterdir()} == overlay
+
+
+def test_two_apps_share_the_overlay_in_one_namespace(project_copy: Path) -> None:
+    config = read_stack_config("staging", project_copy)
+    config["gitops-deploy:apps"] = [_kustomize_app("web", "shop"), _kustomize_app("cart", "shop")]
+    report = _check(project_copy, "staging", config)
+    assert report.exit_code == 0 and not [f for f in report.findings if f.blocking], report.format()
+    objects = {
+        (r.application, o.namespace, o.type.rsplit(":", 1)[-1], o.name)
+        for r in report.renders
+        for o in r.objects
+    }
+    assert objects == {
+        (app, "shop", kind, f"{app}-app") for app in ("web", "cart") for kind in ("Deployment", "Service")
+    }, "no object of one app may replace the other's (tests/test_render.py checks selectors and secrets)"
 
 
 def test_remote_source_is_listed_as_not_rendered(project_copy: Path) -> None:

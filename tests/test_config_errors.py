@@ -46,29 +46,29 @@ def _dupe(cfg: dict[str, Any]) -> None:
 
 
 CASES: list[tuple[str, Mutate, str, str]] = [
-    ("replicas-zero", _set("replicas", 0), "gitops-deploy:apps[1].replicas", "a whole number from 1"),
-    ("replicas-string", _set("replicas", "3"), "gitops-deploy:apps[1].replicas", "got string '3'"),
+    ("replicas-zero", _set("replicas", 0), "gitops-deploy:apps[1] (api).replicas", "a whole number from 1"),
+    ("replicas-string", _set("replicas", "3"), "gitops-deploy:apps[1] (api).replicas", "got string '3'"),
     (
         "repository-off-registry",
         _set("image.repository", "docker.io/acme/web"),
-        "gitops-deploy:apps[1].image.repository",
+        "gitops-deploy:apps[1] (api).image.repository",
         "on the stack's registry 'registry.example.com'",
     ),
     (
         "repository-with-tag",
         _set("image.repository", "registry.example.com/acme/web:latest"),
-        "gitops-deploy:apps[1].image.repository",
+        "gitops-deploy:apps[1] (api).image.repository",
         "without a tag or digest",
     ),
     (
         "repo-url-ftp",
         _set("source.repoURL", "ftp://example.com/repo.git"),
-        "gitops-deploy:apps[1].source.repoURL",
+        "gitops-deploy:apps[1] (api).source.repoURL",
         "http(s):// or ssh://",
     ),
-    ("name-not-dns", _set("name", "Web_App"), "gitops-deploy:apps[1].name", "DNS-1123 label"),
+    ("name-not-dns", _set("name", "Web_App"), "gitops-deploy:apps[1] (Web_App).name", "DNS-1123 label"),
     ("name-too-long", _set("name", "a" * 64), "gitops-deploy:apps[1].name", "DNS-1123 label"),
-    ("duplicate-name", _dupe, "gitops-deploy:apps[1].name", "already has it"),
+    ("duplicate-name", _dupe, "gitops-deploy:apps[1] (web).name", "already has it"),
     ("empty-apps", lambda c: c.update({"gitops-deploy:apps": []}), "gitops-deploy:apps", "at least one app"),
     (
         "apps-not-list",
@@ -79,51 +79,51 @@ CASES: list[tuple[str, Mutate, str, str]] = [
     (
         "source-type",
         _set("source.type", "jsonnet"),
-        "gitops-deploy:apps[1].source.type",
+        "gitops-deploy:apps[1] (api).source.type",
         "one of helm, kustomize",
     ),
     (
         "health-url",
         _set("health.url", "tcp://x:1"),
-        "gitops-deploy:apps[1].health.url",
+        "gitops-deploy:apps[1] (api).health.url",
         "http:// or https://",
     ),
     (
         "health-attempts",
         _set("health.attempts", 0),
-        "gitops-deploy:apps[1].health.attempts",
+        "gitops-deploy:apps[1] (api).health.attempts",
         "a whole number from 1",
     ),
     (
         "health-latency",
         _set("health.maxLatencyMs", -5),
-        "gitops-deploy:apps[1].health.maxLatencyMs",
+        "gitops-deploy:apps[1] (api).health.maxLatencyMs",
         "a positive number",
     ),
-    ("health-budget", _set("health.attempts", 1000), "gitops-deploy:apps[1].health", "at most 900 s"),
+    ("health-budget", _set("health.attempts", 1000), "gitops-deploy:apps[1] (api).health", "at most 900 s"),
     (
         "threshold-over-attempts",
         _set("health.successThreshold", 20),
-        "gitops-deploy:apps[1].health.successThreshold",
+        "gitops-deploy:apps[1] (api).health.successThreshold",
         "the check could never pass",
     ),
-    ("unknown-key", _set("replica", 3), "gitops-deploy:apps[1].replica", "an unknown key"),
+    ("unknown-key", _set("replica", 3), "gitops-deploy:apps[1] (api).replica", "an unknown key"),
     (
         "missing-dockerfile",
         _set("image.dockerfile", "examples/app/Nope.Dockerfile"),
-        "gitops-deploy:apps[1].image.dockerfile",
+        "gitops-deploy:apps[1] (api).image.dockerfile",
         "looked for",
     ),
     (
         "missing-context",
         _set("image.context", "examples/nowhere"),
-        "gitops-deploy:apps[1].image.context",
+        "gitops-deploy:apps[1] (api).image.context",
         "looked for",
     ),
     (
         "bad-pin",
         _set("image.pin", "registry.example.com/platform/web:v1"),
-        "gitops-deploy:apps[1].image.pin",
+        "gitops-deploy:apps[1] (api).image.pin",
         "@sha256:",
     ),
     (
@@ -218,10 +218,8 @@ def test_all_problems_are_reported_together(
 def test_missing_password_names_the_set_secret_step(
     run_program: Callable[..., Simulation], stack_config: Callable[[str], dict[str, Any]]
 ) -> None:
-    from offline.simulate import simulate
-
     with pytest.raises(ProgramFailed) as failed:
-        simulate("dev", config=stack_config("dev"), password=None)
+        run_program("dev", config=stack_config("dev"), password=None)
     assert "pulumi config set --secret gitops-deploy:registryPassword" in str(failed.value.cause)
     assert failed.value.resources == []
 

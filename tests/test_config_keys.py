@@ -156,19 +156,19 @@ PIN = f"{REGISTRY}/team/web@sha256:{'a' * 64}"
 # (key the problem names, a valid value, how to set it)
 PATTERNS: list[tuple[str, str, Setter]] = [
     ("apps[0].name", "web", _set_app("name")),
-    ("apps[0].namespace", "web-test", _set_app("namespace")),
+    ("apps[0] (web).namespace", "web-test", _set_app("namespace")),
     ("argocd.namespace", "argocd", _set_top("argocd", "namespace")),
     ("argocd.project", "team", _set_top("argocd", "project")),
     ("registry.server", "registry.example.com:5000", _set_registry),
-    ("apps[0].image.repository", f"{REGISTRY}/team/web", _set_app("image", "repository")),
-    ("apps[0].image.pin", PIN, _set_app("image", "pin")),
-    ("apps[0].image.platform", "linux/arm64/v8", _set_app("image", "platform")),
-    ("apps[0].source.repoURL", "https://github.com/o/r.git", _set_app("source", "repoURL")),
-    ("apps[0].source.repoURL", "git@github.com:o/r.git", _set_app("source", "repoURL")),
+    ("apps[0] (web).image.repository", f"{REGISTRY}/team/web", _set_app("image", "repository")),
+    ("apps[0] (web).image.pin", PIN, _set_app("image", "pin")),
+    ("apps[0] (web).image.platform", "linux/arm64/v8", _set_app("image", "platform")),
+    ("apps[0] (web).source.repoURL", "https://github.com/o/r.git", _set_app("source", "repoURL")),
+    ("apps[0] (web).source.repoURL", "git@github.com:o/r.git", _set_app("source", "repoURL")),
     ("build.ignore[0]", "DL3008", _set_list("build", "ignore")),
     ("build.trustedRegistries[0]", "docker.io", _set_list("build", "trustedRegistries")),
-    ("apps[0].health.url", "https://web.example.com:8443/healthz", _set_app("health", "url")),
-    ("apps[0].health.headers.", "X-Api-Key", _set_header_name),
+    ("apps[0] (web).health.url", "https://web.example.com:8443/healthz", _set_app("health", "url")),
+    ("apps[0] (web).health.headers.", "X-Api-Key", _set_header_name),
     ("cluster.server", "https://k8s.example.com:6443", _set_top("cluster", "server")),
 ]
 
@@ -197,10 +197,10 @@ def test_a_trailing_newline_fails_a_secret_header_name(project: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "put"),
     [
-        ("apps[0].health.url", "https://web.example.com:99999/healthz", _set_app("health", "url")),
-        ("apps[0].health.url", "https://web.example.com:0/healthz", _set_app("health", "url")),
-        ("apps[0].health.url", "https://web.example.com:-1/healthz", _set_app("health", "url")),
-        ("apps[0].health.url", "https://web.example.com:\uff18\uff10/", _set_app("health", "url")),
+        ("apps[0] (web).health.url", "https://web.example.com:99999/healthz", _set_app("health", "url")),
+        ("apps[0] (web).health.url", "https://web.example.com:0/healthz", _set_app("health", "url")),
+        ("apps[0] (web).health.url", "https://web.example.com:-1/healthz", _set_app("health", "url")),
+        ("apps[0] (web).health.url", "https://web.example.com:\uff18\uff10/", _set_app("health", "url")),
         ("registry.server", "registry.example.com:99999", _set_registry),
         ("registry.server", "registry.example.com:", _set_registry),
         ("build.trustedRegistries[0]", "docker.io:65536", _set_list("build", "trustedRegistries")),

@@ -175,6 +175,7 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+@pytest.mark.registry
 @pytest.mark.parametrize("target", ["other_host", "other_port"])
 def test_an_upload_location_on_another_origin_gets_nothing(
     target: str, request: pytest.FixtureRequest
@@ -190,6 +191,7 @@ def test_an_upload_location_on_another_origin_gets_nothing(
     assert other.requests == [], f"the upload cancel went to another origin: {other.requests}"
 
 
+@pytest.mark.registry
 def test_an_upload_location_that_downgrades_to_http_gets_nothing(other_port: ScriptedServer) -> None:
     """Behind a TLS-terminating proxy the registry often answers with an http:// Location."""
     options = {"host": f"http://127.0.0.1:{other_port.port}"}
@@ -202,6 +204,7 @@ def test_an_upload_location_that_downgrades_to_http_gets_nothing(other_port: Scr
     assert other_port.requests == []
 
 
+@pytest.mark.registry
 def test_a_relative_upload_location_is_cancelled_at_the_registry() -> None:
     with LocalRegistry(users={"alice": PASSWORD}, http_options={"relativeurls": True}) as registry:
         with RegistryClient(registry.server, "alice", PASSWORD, insecure=True) as client:
@@ -216,6 +219,7 @@ def test_a_relative_upload_location_is_cancelled_at_the_registry() -> None:
 # -- the provider over gRPC: a failure is one line ------------------------------------------------
 
 
+@pytest.mark.grpc
 def test_grpc_redirect_off_origin_fails_create_with_the_report_only(other_host: ScriptedServer) -> None:
     with (
         DynamicProviderServer(HealthCheckProvider()) as server,

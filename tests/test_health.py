@@ -417,6 +417,7 @@ def test_serialized_provider_is_a_reference_to_the_project_module() -> None:
     assert b"components.health" in raw and b"HealthCheckProvider" in raw and len(raw) < 200
 
 
+@pytest.mark.grpc
 def test_grpc_check_names_each_bad_property(server: DynamicProviderServer) -> None:
     bad = _inputs(
         "ftp://example.com/",
@@ -455,17 +456,20 @@ def test_grpc_check_names_each_bad_property(server: DynamicProviderServer) -> No
     assert all(SECRET not in reason and "\u00f6" not in reason for _, reason in result.failures)
 
 
+@pytest.mark.grpc
 def test_grpc_check_rejects_a_budget_over_15_minutes(server: DynamicProviderServer) -> None:
     result = server.check(_inputs("https://x.example/", attempts=100, interval_seconds=5, timeout_seconds=5))
     assert [p for p, _ in result.failures] == ["attempts"]
     assert "15 minutes" in result.failures[0][1]
 
 
+@pytest.mark.grpc
 def test_grpc_check_rejects_an_unreachable_threshold(server: DynamicProviderServer) -> None:
     result = server.check(_inputs("https://x.example/", attempts=2, success_threshold=3))
     assert [p for p, _ in result.failures] == ["success_threshold"]
 
 
+@pytest.mark.grpc
 def test_grpc_check_fills_defaults_and_accepts_unknowns(server: DynamicProviderServer) -> None:
     result = server.check({"url": UNKNOWN, "trigger": UNKNOWN})
     assert result.failures == []
@@ -473,6 +477,7 @@ def test_grpc_check_fills_defaults_and_accepts_unknowns(server: DynamicProviderS
     assert result.inputs["provider_version"] == PROVIDER_VERSION
 
 
+@pytest.mark.grpc
 def test_grpc_create_update_and_diff(server: DynamicProviderServer) -> None:
     with ScriptedServer({"/": [Reply(200)]}) as srv:
         inputs = server.check(_inputs(srv.url())).inputs
@@ -505,6 +510,7 @@ def test_grpc_create_update_and_diff(server: DynamicProviderServer) -> None:
     assert all(SECRET not in leaf for leaf in _leaves({"outs": outs, "updated": updated}))
 
 
+@pytest.mark.grpc
 def test_grpc_failing_create_carries_the_report(server: DynamicProviderServer) -> None:
     with ScriptedServer({"/": [Reply(503), Reply(200, delay=0.2)]}) as srv:
         inputs = server.check(_inputs(srv.url(), attempts=3, success_threshold=2, max_latency_ms=50)).inputs
@@ -516,6 +522,7 @@ def test_grpc_failing_create_carries_the_report(server: DynamicProviderServer) -
     assert SECRET not in details
 
 
+@pytest.mark.grpc
 def test_grpc_create_accepts_headers_in_a_secret_envelope(server: DynamicProviderServer) -> None:
     envelope = {rpc._special_sig_key: rpc._special_secret_sig, "value": {"Authorization": SECRET}}
     with ScriptedServer({"/": [Reply(200)]}) as web:
@@ -525,6 +532,7 @@ def test_grpc_create_accepts_headers_in_a_secret_envelope(server: DynamicProvide
     assert all(SECRET not in leaf for leaf in _leaves(outs))
 
 
+@pytest.mark.grpc
 def test_grpc_secret_never_reaches_stderr() -> None:
     with DynamicProviderServer(HealthCheckProvider()) as srv, ScriptedServer({"/": [Reply(500)]}) as web:
         inputs = srv.check(_inputs(web.url(), attempts=1, success_threshold=1)).inputs
@@ -536,6 +544,7 @@ def test_grpc_secret_never_reaches_stderr() -> None:
     assert SECRET not in stderr
 
 
+@pytest.mark.grpc
 def test_plugin_started_from_the_project_dir_needs_no_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine runs `python -m pulumi.dynamic` with the project dir as cwd: `-m` puts it on sys.path."""
     real_popen = subprocess.Popen
@@ -549,6 +558,7 @@ def test_plugin_started_from_the_project_dir_needs_no_pythonpath(monkeypatch: py
         assert srv.check(_inputs("https://x.example/")).failures == []
 
 
+@pytest.mark.grpc
 def test_plugin_started_elsewhere_cannot_load_the_provider(tmp_path: Path) -> None:
     with (
         DynamicProviderServer(HealthCheckProvider(), cwd=tmp_path) as srv,

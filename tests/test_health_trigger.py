@@ -137,6 +137,7 @@ CHANGES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "repoURL": ("web", _set(("web", "source", "repoURL"), "https://github.com/example-org/other.git")),
     "path": ("web", _set(("web", "source", "path"), "deploy/chart")),
     "kustomize-values": ("api", _set(("api", "source", "imageName"), "api")),
+    "kustomize-workload": ("api", _set(("api", "source", "workload"), "server")),
     "replicas": ("web", _set(("web", "replicas"), 5)),
     "digest": ("api", _set(("api", "image", "buildArgs"), {"APP_ROLE": "api"})),
     "pinned-digest": (
@@ -146,6 +147,7 @@ CHANGES: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
 }
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_a_changed_release_runs_its_gate_and_only_its_own(
     endpoints: ScriptedServer, provider: DynamicProviderServer, change: str
@@ -161,6 +163,7 @@ def test_a_changed_release_runs_its_gate_and_only_its_own(
         assert diff.replaces == [], "a new release updates the check, it never replaces it"
 
 
+@pytest.mark.grpc
 def test_a_changed_destination_runs_every_gate(
     endpoints: ScriptedServer, provider: DynamicProviderServer
 ) -> None:
@@ -172,6 +175,7 @@ def test_a_changed_destination_runs_every_gate(
         assert provider.diff(_created(provider, before, app), _news(provider, after, app)).has_changes, app
 
 
+@pytest.mark.grpc
 def test_nothing_changed_runs_no_gate(endpoints: ScriptedServer, provider: DynamicProviderServer) -> None:
     first, second = _run(_config(endpoints)), _run(_config(endpoints))
     for app in ("web", "api"):
@@ -179,6 +183,7 @@ def test_nothing_changed_runs_no_gate(endpoints: ScriptedServer, provider: Dynam
         assert not provider.diff(_created(provider, first, app), _news(provider, second, app)).has_changes
 
 
+@pytest.mark.grpc
 def test_a_rollback_probes_the_restored_release(
     endpoints: ScriptedServer, provider: DynamicProviderServer
 ) -> None:
@@ -215,6 +220,7 @@ def test_a_rollback_probes_the_restored_release(
     assert not provider.diff(_created(provider, good, "api"), _news(provider, rollback, "api")).has_changes
 
 
+@pytest.mark.grpc
 def test_the_rollback_id_is_what_makes_a_repeated_pin_run(
     endpoints: ScriptedServer, provider: DynamicProviderServer
 ) -> None:
@@ -260,5 +266,6 @@ def test_trigger_hash_is_canonical() -> None:
     )
     assert release_trigger(spec) == release_trigger(reordered)
     assert release_trigger(spec).startswith("sha256:") and len(release_trigger(spec)) == 71
-    for field, value in {"replicas": 3, "rollback_id": "rb", "image_tag": "ctx-1", "project": "team"}.items():
+    changes = {"replicas": 3, "rollback_id": "rb", "image_tag": "ctx-1", "project": "team", "workload": "app"}
+    for field, value in changes.items():
         assert release_trigger(ReleaseSpec(**{**spec.__dict__, field: value})) != release_trigger(spec), field

@@ -7,6 +7,7 @@ policy config, and the projects, stacks and Dockerfiles are the tests' own.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -19,8 +20,8 @@ import pytest
 
 from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE, ImageSizeProvider
 from components.image_size import measure as registry_measure
+from offline.check import main
 from offline.image_build import BuildFailed, BuildSpec, build_image, gzip_upper_bound, measure_image
-from policies.check import main
 from tests.support.docker_engine import BUSYBOX_IMAGE, LocalDockerEngine, import_busybox, write_context
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.projects import app, make_project, stack_config, write_policy_config, write_stack
@@ -52,19 +53,35 @@ def _scratch(directory: Path, payload: bytes) -> Path:
     return write_context(directory, "FROM scratch\nCOPY payload /payload\n", {"payload": payload})
 
 
-def _check(project: Path, policy: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
-    code = main(["--stack", "t", "--project-dir", str(project), "--policy-config", str(policy), *extra])
-    return code, capsys.readouterr().out
+def _check(
+    project: Path, policy: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, Any]]:
+    """The check's JSON report (docs/policy-check.md has its fields)."""
+    code = main(
+        [
+            "--stack",
+            "t",
+            "--project-dir",
+            str(project),
+            "--policy-config",
+            str(policy),
+            "--format",
+            "json",
+            *extra,
+        ]
+    )
+    return code, json.loads(capsys.readouterr().out)
 
 
-def _size_line(out: str, name: str) -> str:
-    [line] = [x for x in out.splitlines() if x.startswith(f"  {name} (registry.example.com/team/{name}:")]
-    return line
+def _image(report: dict[str, Any], name: str) -> dict[str, Any]:
+    [image] = [i for i in report["images"] if i["app"] == name]
+    assert image["image"].startswith(f"registry.example.com/team/{name}:"), image
+    return image
 
 
-def _figure(line: str) -> int:
-    found = re.search(r": (?:at most )?([\d,]+) bytes", line)
-    assert found, line
+def _figure(detail: str) -> int:
+    found = re.search(r"(?:at most )?([\d,]+) bytes", detail)
+    assert found, detail
     return int(found.group(1).replace(",", ""))
 
 
@@ -81,30 +98,36 @@ def test_just_under_and_over_the_limit(
     write_stack(project, "t", stack_config([app("small", "small"), app("big", "big"), app("zeros", "zeros")]))
     policy = write_policy_config(tmp_path / "policy.json", max_bytes=LIMIT)
 
-    code, out = _check(project, policy, capsys, "--build", "--no-render")
-    assert code == 1, out
-    assert "mandatory  image-size-limit           kubernetes:argoproj.io/v1alpha1:Application big-" in out
-    assert "mandatory  image-size-registry        pulumi-python:dynamic/image:ImageSize big-image-size" in out
-    for passing in ("small", "zeros"):
-        assert f"image-size-limit           kubernetes:argoproj.io/v1alpha1:Application {passing}-" not in out
-        assert f"ImageSize {passing}-image-size" not in out, out
-    flat = " ".join(out.split())  # violation details are wrapped
-    assert "size_bytes measured locally, before the push" in flat
+    code, report = _check(project, policy, capsys, "--build", "--no-render")
+    assert code == 1, report
+    # One root cause, seen on the Application's size annotation and on the ImageSize: one finding.
+    [finding] = [f for f in report["findings"] if f["level"] == "mandatory"]
+    assert finding["app"] == "big" and finding["level"] == "mandatory"
+    assert finding["policies"] == ["image-size-limit", "image-size-registry"]
+    assert sorted(p["resource"].split(" ")[0] for p in finding["places"]) == ["Application", "ImageSize"]
+    assert finding["change"]["key"] == "gitops-deploy:apps[1] (big).image", finding["change"]
+    assert "image-size-limit.maxBytes" in finding["change"]["alternative"]
+    details = " ".join(p["detail"] for p in finding["places"])
+    assert "size_bytes measured locally, before the push" in details
 
-    big, small, zeros = (_size_line(out, n) for n in ("big", "small", "zeros"))
-    assert "bytes compressed (gzip of each of the 1 layer tar(s)" in big
-    assert 6_000_000 < _figure(big) < gzip_upper_bound(6_010_000), big
-    assert f"image size {_figure(big):,} bytes" in flat and "at or over the limit of 5,000,000 bytes" in flat
-    assert ": at most " in small and "under the limit of 5,000,000 bytes, so nothing was compressed" in small
-    assert 4_900_000 < _figure(small) < LIMIT, small
-    assert "bytes compressed" in zeros and _figure(zeros) < 100_000, zeros
-    assert out.splitlines()[-1].startswith("FAIL: stack t") and out.endswith("0 build error(s)\n"), out
+    big, small, zeros = (_image(report, n) for n in ("big", "small", "zeros"))
+    assert "bytes compressed (gzip of each of the 1 layer tar(s)" in big["detail"]
+    assert 6_000_000 < big["sizeBytes"] < gzip_upper_bound(6_010_000), big
+    assert (
+        f"image size {big['sizeBytes']:,} bytes" in details and "at or over the limit of 5,000,000" in details
+    )
+    assert "at most " in small["detail"], small
+    assert "under the limit of 5,000,000 bytes, so nothing was compressed" in small["detail"]
+    assert 4_900_000 < _figure(small["detail"]) < LIMIT, small
+    assert "bytes compressed" in zeros["detail"] and zeros["sizeBytes"] < 100_000, zeros
+    assert report["verdict"] == "fail" and report["counts"]["buildErrors"] == 0
 
     write_stack(project, "t", stack_config([app("small", "small")]))
-    code, out = _check(project, policy, capsys, "--build", "--no-render")
-    assert code == 0, out
-    assert out.splitlines()[-1].startswith("PASS: stack t") and "; 0 mandatory, " in out, out
-    assert "0 can't judge yet" in out and "image-size" not in out.split("Image sizes")[0], "judged: a pass"
+    code, report = _check(project, policy, capsys, "--build", "--no-render")
+    assert code == 0, report
+    assert report["verdict"] == "pass" and report["counts"]["mandatory"] == 0, report
+    assert report["cantJudge"] == [], "judged: a pass"
+    assert not [f for f in report["findings"] if "image-size-limit" in f["policies"]]
 
 
 def test_build_args_and_a_dockerfile_outside_the_context_reach_the_build(
@@ -121,10 +144,10 @@ def test_build_args_and_a_dockerfile_outside_the_context_reach_the_build(
     write_stack(project, "t", stack_config([config]))
     policy = write_policy_config(tmp_path / "policy.json", max_bytes=LIMIT)
 
-    code, out = _check(project, policy, capsys, "--build", "--no-render")
-    assert code == 1, out
-    line = _size_line(out, "sized")
-    assert ", docker/sized.Dockerfile): " in line and _figure(line) > 6_144_000, line
+    code, report = _check(project, policy, capsys, "--build", "--no-render")
+    assert code == 1, report
+    sized = _image(report, "sized")
+    assert sized["dockerfile"] == "docker/sized.Dockerfile" and sized["sizeBytes"] > 6_144_000, sized
 
 
 def test_a_failing_run_step_names_the_app_the_dockerfile_and_the_step(
@@ -139,16 +162,17 @@ def test_a_failing_run_step_names_the_app_the_dockerfile_and_the_step(
     write_stack(project, "t", stack_config([app("broken", "broken"), app("fine", "fine")]))
     policy = write_policy_config(tmp_path / "policy.json", max_bytes=LIMIT)
 
-    code, out = _check(project, policy, capsys, "--build", "--no-render")
-    assert code == 1, out
-    line = _size_line(out, "broken")
-    assert line.endswith(
-        ", broken/Dockerfile): BUILD ERROR: app 'broken': docker build of broken/Dockerfile failed at "
-        "Step 3/3 : RUN echo compiling && exit 3: The command '/bin/sh -c echo compiling && exit 3' "
-        "returned a non-zero code: 3 | last output: compiling"
-    ), line
-    assert "bytes" in _size_line(out, "fine"), "the other app is still built and judged"
-    assert out.splitlines()[-1].startswith("FAIL: stack t") and out.endswith("1 build error(s)\n"), out
+    code, report = _check(project, policy, capsys, "--build", "--no-render")
+    assert code == 1, report
+    broken = _image(report, "broken")
+    assert (broken["status"], broken["dockerfile"]) == ("error", "broken/Dockerfile")
+    assert broken["detail"] == (
+        "app 'broken': docker build of broken/Dockerfile failed at Step 3/3 : RUN echo compiling && exit 3: "
+        "The command '/bin/sh -c echo compiling && exit 3' returned a non-zero code: 3 "
+        "| last output: compiling"
+    ), broken
+    assert _image(report, "fine")["sizeBytes"], "the other app is still built and judged"
+    assert report["verdict"] == "fail" and report["counts"]["buildErrors"] == 1
 
 
 def test_a_dockerfile_that_does_not_parse_fails_before_its_first_step(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from components import names
 from components.registry_secret import DOCKERCONFIGJSON
 from offline.simulate import Simulation
-from policies.rules import props, pull_secret
+from rules import props, pull_secret
 
 
 def test_pack_type_tokens_equal_the_programs() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from policies.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer
+from offline.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer
 from tests.support.policy_resources import (
     DIGEST,
     REPO,
@@ -32,7 +32,7 @@ def pack() -> Iterator[PolicyPackServer]:
 @pytest.fixture(scope="module")
 def dev_pack() -> Iterator[PolicyPackServer]:
     """A pack configured from policies/config.dev.json plus an image-size override."""
-    from policies.analyzer_client import PACK_DIR
+    from offline.analyzer_client import PACK_DIR
 
     with PolicyPackServer(
         config_file=PACK_DIR / "config.dev.json", config={"image-size-limit": {"maxBytes": 500}}
@@ -49,6 +49,7 @@ def _no_floats(diags: list[Diagnostic]) -> None:
         assert ".0 " not in d.detail and not d.detail.endswith(".0"), d.detail
 
 
+@pytest.mark.grpc
 def test_the_pack_reports_its_policies_and_levels(pack: PolicyPackServer) -> None:
     assert pack.levels == {
         "image-size-limit": "mandatory",
@@ -67,6 +68,7 @@ def test_the_pack_reports_its_policies_and_levels(pack: PolicyPackServer) -> Non
     assert pack.config["image-size-limit"] == ("mandatory", {"maxBytes": 1_000_000_000})
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(("replicas", "fails"), [(1, True), (2, True), (3, False), (4, False)])
 @pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
 def test_workload_replicas(pack: PolicyPackServer, kind: str, replicas: int, fails: bool) -> None:
@@ -82,11 +84,13 @@ def test_workload_replicas(pack: PolicyPackServer, kind: str, replicas: int, fai
         _no_floats(found)
 
 
+@pytest.mark.grpc
 def test_missing_replicas_means_one(pack: PolicyPackServer) -> None:
     found = _of(pack.analyze(workload(replicas=None)), "minimum-replicas")
     assert len(found) == 1 and "missing, Kubernetes runs 1" in found[0].detail
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(("min_replicas", "fails"), [(2, True), (3, False), (None, True)])
 def test_hpa_min_replicas(pack: PolicyPackServer, min_replicas: int | None, fails: bool) -> None:
     found = _of(pack.analyze(hpa(min_replicas)), "minimum-replicas")
@@ -95,6 +99,7 @@ def test_hpa_min_replicas(pack: PolicyPackServer, min_replicas: int | None, fail
         assert "HorizontalPodAutoscaler 'web-dev/web'" in found[0].detail
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(("replicas", "fails"), [(1, True), (2, True), (3, False)])
 @pytest.mark.parametrize("engine", ["helm", "kustomize"])
 def test_application_replicas(pack: PolicyPackServer, engine: str, replicas: int, fails: bool) -> None:
@@ -106,6 +111,7 @@ def test_application_replicas(pack: PolicyPackServer, engine: str, replicas: int
         _no_floats(found)
 
 
+@pytest.mark.grpc
 def test_helm_parameter_replica_count(pack: PolicyPackServer) -> None:
     res = application()
     res.props["spec"]["source"]["helm"]["parameters"] = [{"name": "replicaCount", "value": "2"}]
@@ -113,6 +119,7 @@ def test_helm_parameter_replica_count(pack: PolicyPackServer) -> None:
     assert len(found) == 1 and "helm.parameters[0] replicaCount is 2, under minReplicas 3" in found[0].detail
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(
     ("size", "fails"),
     [("999999999", False), ("1000000000", True), ("1000000001", True), ("2500000000", True)],
@@ -126,12 +133,14 @@ def test_image_size_annotation(pack: PolicyPackServer, size: str, fails: bool) -
         assert found[0].level == "mandatory"
 
 
+@pytest.mark.grpc
 def test_unknown_size_is_neither_pass_nor_fail(pack: PolicyPackServer) -> None:
     diags = [d for d in pack.analyze(application(size=UNKNOWN)) if d.policy == "image-size-limit"]
     assert len(diags) == 1 and diags[0].cant_judge
     assert diags[0].level == "advisory" and "can't be known during preview" in diags[0].message
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize("size", ["1GB", "", "-5", "12.5"])
 def test_malformed_size_annotation_is_a_violation(pack: PolicyPackServer, size: str) -> None:
     found = _of(pack.analyze(application(size=size)), "image-size-limit")
@@ -140,6 +149,7 @@ def test_malformed_size_annotation_is_a_violation(pack: PolicyPackServer, size: 
     )
 
 
+@pytest.mark.grpc
 def test_missing_size_annotation(pack: PolicyPackServer) -> None:
     assert (
         "annotation gitops-deploy/image-size-bytes is missing"
@@ -148,6 +158,7 @@ def test_missing_size_annotation(pack: PolicyPackServer) -> None:
     assert _of(pack.analyze(application(size=None, managed=False)), "image-size-limit") == []
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(
     ("size", "fails"), [(999_999_999, False), (1_000_000_000, True), (1_000_000_001, True), ("big", True)]
 )
@@ -160,6 +171,7 @@ def test_image_size_registry_output(pack: PolicyPackServer, size: object, fails:
         _no_floats(found)
 
 
+@pytest.mark.grpc
 def test_image_size_registry_judges_known_and_defers_unknown(pack: PolicyPackServer) -> None:
     diags = pack.analyze_stack([image_size(UNKNOWN, "a"), image_size(2_000_000_000, "b")])
     found = [d for d in diags if d.policy == "image-size-registry"]
@@ -167,6 +179,7 @@ def test_image_size_registry_judges_known_and_defers_unknown(pack: PolicyPackSer
     assert "b-image-size" in found[0].urn
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(
     "props",
     [
@@ -205,6 +218,7 @@ def test_malformed_props_never_crash_the_pack(pack: PolicyPackServer, type_: str
     pack.analyze_stack([res])
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(
     ("app_props", "child_props"),
     [
@@ -227,6 +241,7 @@ def test_malformed_rendered_objects_never_crash_the_pack(
     assert all(d.cant_judge or d.urn for d in diags)
 
 
+@pytest.mark.grpc
 def test_config_override_of_thresholds(dev_pack: PolicyPackServer) -> None:
     assert dev_pack.config["minimum-replicas"][1] == {"minReplicas": 1}
     assert _of(dev_pack.analyze(workload(replicas=1)), "minimum-replicas") == []
@@ -238,6 +253,7 @@ def test_config_override_of_thresholds(dev_pack: PolicyPackServer) -> None:
     )
 
 
+@pytest.mark.grpc
 def test_latest_tags(pack: PolicyPackServer) -> None:
     helm = application()
     helm.props["spec"]["source"]["helm"]["valuesObject"]["image"] = {"repository": REPO, "tag": "latest"}
@@ -253,6 +269,7 @@ def test_latest_tags(pack: PolicyPackServer) -> None:
     assert _of(pack.analyze(application(engine="kustomize")), "image-pinned-by-digest") == []
 
 
+@pytest.mark.grpc
 def test_application_without_health_check(pack: PolicyPackServer) -> None:
     app = application()
     found = _of(pack.analyze_stack([app]), "health-check-required")
@@ -261,6 +278,7 @@ def test_application_without_health_check(pack: PolicyPackServer) -> None:
     assert _of(pack.analyze_stack([app, health_check(("urn:other",))]), "health-check-required")
 
 
+@pytest.mark.grpc
 def test_workload_uses_built_image(pack: PolicyPackServer) -> None:
     for engine in ("helm", "kustomize"):
         app = application(engine=engine)
@@ -273,11 +291,13 @@ def test_workload_uses_built_image(pack: PolicyPackServer) -> None:
         assert f"{REPO}@{DIGEST}" in found[0].detail
 
 
+@pytest.mark.grpc
 def test_workload_uses_built_image_needs_rendered_objects(pack: PolicyPackServer) -> None:
     app = application()
     assert _of(pack.analyze_stack([app, workload()]), "workload-uses-built-image") == []
 
 
+@pytest.mark.grpc
 def test_argocd_project_scoped(pack: PolicyPackServer) -> None:
     found = _of(pack.analyze(application(project="default")), "argocd-project-scoped")
     assert len(found) == 1 and "spec.project is 'default'" in found[0].detail and found[0].level == "advisory"
@@ -295,6 +315,7 @@ def test_argocd_project_scoped(pack: PolicyPackServer) -> None:
     assert _of(pack.analyze(fenced), "argocd-project-scoped") == []
 
 
+@pytest.mark.grpc
 def test_argocd_sync_retry(pack: PolicyPackServer) -> None:
     assert _of(pack.analyze(application()), "argocd-sync-retry") == []
     app = application()
@@ -303,6 +324,7 @@ def test_argocd_sync_retry(pack: PolicyPackServer) -> None:
     assert len(found) == 2 and "retry.limit is 0; it must be at least 1" in found[0].detail
 
 
+@pytest.mark.grpc
 def test_pull_secret_type(pack: PolicyPackServer) -> None:
     assert _of(pack.analyze(pull_secret()), "pull-secret-type") == []
     found = _of(pack.analyze(pull_secret("Opaque")), "pull-secret-type")
@@ -310,6 +332,7 @@ def test_pull_secret_type(pack: PolicyPackServer) -> None:
     assert "c2VjcmV0" not in found[0].message
 
 
+@pytest.mark.grpc
 def test_container_resources(pack: PolicyPackServer) -> None:
     assert _of(pack.analyze(workload()), "container-resources") == []
     found = _of(pack.analyze(workload(resources={})), "container-resources")

@@ -32,10 +32,10 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from policies.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer, to_struct
-from policies.rules import POLICIES
-from policies.rules.image_size import DEFAULT_MAX_BYTES, application_findings
-from policies.rules.props import (
+from offline.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer, to_struct
+from rules import POLICIES
+from rules.image_size import DEFAULT_MAX_BYTES, application_findings
+from rules.props import (
     APPLICATION,
     DEPLOYMENT,
     HEALTH_CHECK,
@@ -49,7 +49,7 @@ from policies.rules.props import (
     is_hpa,
     rendered_from_application,
 )
-from policies.rules.replicas import MAX_REPLICAS, rendered_findings, replicas_findings
+from rules.replicas import MAX_REPLICAS, rendered_findings, replicas_findings
 from tests.support.policy_resources import app_urn, application, application_props, hpa, workload
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -435,6 +435,7 @@ def _of(diags: list[Diagnostic], policy: str) -> list[Diagnostic]:
     return [d for d in diags if d.policy == policy and not d.cant_judge]
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize("version", ["v1", "v2", "v2beta2"])
 @pytest.mark.parametrize(("minimum", "fails"), [(1, True), (3, False)])
 def test_an_hpa_of_every_version_is_judged(
@@ -447,6 +448,7 @@ def test_an_hpa_of_every_version_is_judged(
         assert f"spec.minReplicas is {minimum}, under minReplicas 3" in found[0].detail
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize("value", ["\u00b2", "5" * 5000, "\uff11\uff10", "1e9", " 3", 2.5, -1, 2**40])
 def test_malformed_counts_and_sizes_are_violations_not_rpc_errors(pack: PolicyPackServer, value: Any) -> None:
     for resource, policy in [
@@ -464,6 +466,7 @@ def _rendered(*resources: PolicyInput) -> list[PolicyInput]:
     return [application(), *resources]
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(
     ("version", "hpa_min", "fails"), [("v1", 1, True), ("v1", 3, False), ("v2", 2, True)]
 )
@@ -481,6 +484,7 @@ def test_a_rendered_workload_an_hpa_owns_is_judged_through_the_hpa(
     assert bool(on_hpa) == fails, on_hpa
 
 
+@pytest.mark.grpc
 def test_a_rendered_workload_without_replicas_or_hpa_runs_one(pack: PolicyPackServer) -> None:
     deployment = workload(replicas=None, parent=app_urn())
     assert _of(pack.analyze(deployment), "minimum-replicas") == []
@@ -507,17 +511,20 @@ def _policy_resource(type_: str, urn: str, props: dict[str, Any]) -> PolicyResou
     return PolicyResource(type_, wire(props), urn, urn.rsplit("::", 1)[-1], _opts(), None, None, [], {})
 
 
+@pytest.mark.grpc
 def test_a_workload_the_program_declares_without_replicas_still_runs_one(pack: PolicyPackServer) -> None:
     (found,) = _of(pack.analyze(workload(replicas=None)), "minimum-replicas")
     assert "missing, Kubernetes runs 1" in found.detail
 
 
+@pytest.mark.grpc
 def test_the_rendered_policy_follows_its_own_threshold() -> None:
     deployment = workload(replicas=None, parent=app_urn())
     with PolicyPackServer(config={"minimum-replicas-rendered": {"minReplicas": 1}}) as server:
         assert _of(server.analyze_stack(_rendered(deployment)), "minimum-replicas-rendered") == []
 
 
+@pytest.mark.grpc
 def test_unknown_values_are_not_judged_in_the_rendered_policy(pack: PolicyPackServer) -> None:
     deployment = workload(replicas=None, parent=app_urn())
     deployment.props["metadata"]["name"] = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

@@ -9,13 +9,13 @@ import pytest
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from policies.rules.argocd import project_scope_findings, sync_retry_findings
-from policies.rules.image_size import application_findings, image_size_findings, max_bytes
-from policies.rules.images import built_images, parse_ref, pinning_findings
-from policies.rules.props import as_whole_number, fmt_num
-from policies.rules.pull_secret import pull_secret_findings
-from policies.rules.replicas import min_replicas, replicas_findings
-from policies.rules.resources import container_resources_findings, required
+from rules.argocd import project_scope_findings, sync_retry_findings
+from rules.image_size import application_findings, image_size_findings, max_bytes
+from rules.images import built_images, parse_ref, pinning_findings
+from rules.props import as_whole_number, fmt_num
+from rules.pull_secret import pull_secret_findings
+from rules.replicas import min_replicas, replicas_findings
+from rules.resources import container_resources_findings, required
 from tests.support.policy_resources import DIGEST, REPO, UNKNOWN, application_props, pull_secret, workload
 
 
@@ -73,10 +73,10 @@ def test_unknowns_raise_for_the_sdk_to_report() -> None:
 
 
 def test_image_refs(shape: Any) -> None:
-    assert parse_ref("reg:5000/a/b:1.2@sha256:x") == parse_ref("reg:5000/a/b:1.2@sha256:x")
     ref = parse_ref("reg:5000/a/b:1.2@sha256:x")
     assert (ref.repository, ref.tag, ref.digest) == ("reg:5000/a/b", "1.2", "sha256:x")
     assert parse_ref("reg:5000/a/b").tag is None
+    assert str(parse_ref("reg:5000/a/b:1.2@sha256:x")) == "reg:5000/a/b:1.2@sha256:x"
     assert built_images(shape(application_props())) == {(REPO, DIGEST)}
     assert built_images(shape(application_props(engine="kustomize"))) == {(REPO, DIGEST)}
     assert pinning_findings(shape(application_props()), "a") == []

@@ -1,4 +1,4 @@
-"""The real `__main__.py` with each real stack file, under the SDK's mocks: what it registers, and how."""
+"""The real `__main__.py` with each example stack, under the SDK's mocks: what it registers, and how."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import base64
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from offline.promotion import PROMOTE_KEY, simulate_promoted
 from offline.simulate import SimResource, Simulation
-from offline.stack_files import PROJECT_DIR, read_stack_config, stack_names
+from offline.stack_files import read_stack_config
 from tests.conftest import TEST_PASSWORD
+from tests.support.example_project import STACKS
 
-STACKS = ["dev", "staging", "prod"]
 PER_APP_TYPES = Counter(
     {
         "gitops-deploy:index:AppRelease": 1,
@@ -78,34 +80,20 @@ def _one(sim: Simulation, type_: str, app: str) -> SimResource:
 
 
 @pytest.fixture(scope="module")
-def sims() -> Iterator[dict[str, Simulation]]:
-    """One simulation of each shipped stack, after the stacks it promotes from, shared by the tests."""
-    yield {stack: simulate_promoted(stack, password=TEST_PASSWORD)[0] for stack in STACKS}
-
-
-def test_the_three_stack_files_ship() -> None:
-    assert sorted(stack_names()) == sorted(STACKS)
-
-
-def test_dev_runs_fewer_replicas_than_prod() -> None:
-    dev = read_stack_config("dev")["gitops-deploy:apps"]
-    prod = read_stack_config("prod")["gitops-deploy:apps"]
-    assert max(a["replicas"] for a in dev) < min(a["replicas"] for a in prod)
+def sims(example_project: Path) -> Iterator[dict[str, Simulation]]:
+    """One simulation of each example stack, after the stacks it promotes from, shared by the tests."""
+    yield {
+        stack: simulate_promoted(stack, password=TEST_PASSWORD, project_dir=example_project)[0]
+        for stack in STACKS
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_stack_files_hold_no_credential(stack: str) -> None:
-    """Secrets are `pulumi config set --secret` steps in the README, never values in the shipped files."""
-    config = read_stack_config(stack)
-    assert not {"gitops-deploy:registryPassword", "gitops-deploy:healthHeaders"} & set(config), config.keys()
-    text = (PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
-    assert "secure:" not in text and "encryptionsalt" not in text, f"Pulumi.{stack}.yaml holds a secret"
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_each_app_registers_exactly_its_resources(sims: dict[str, Simulation], stack: str) -> None:
+def test_each_app_registers_exactly_its_resources(
+    sims: dict[str, Simulation], example_project: Path, stack: str
+) -> None:
     sim = sims[stack]
-    cfg = read_stack_config(stack)
+    cfg = read_stack_config(stack, example_project)
     apps = [a["name"] for a in cfg["gitops-deploy:apps"]]
     per_app = 0
     for app in cfg["gitops-deploy:apps"]:
@@ -125,14 +113,16 @@ def test_each_app_registers_exactly_its_resources(sims: dict[str, Simulation], s
     }, stack_level
     stack_types = Counter(r.type for r in stack_level)
     assert stack_types["pulumi-python:dynamic/registry:RegistryPreflight"] == 1, stack_types
-    namespaces = {a["namespace"] for a in read_stack_config(stack)["gitops-deploy:apps"]}
+    namespaces = {a["namespace"] for a in read_stack_config(stack, example_project)["gitops-deploy:apps"]}
     assert stack_types["kubernetes:core/v1:NamespacePatch"] == len(namespaces)
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_parent_chain_of_every_app_resource(sims: dict[str, Simulation], stack: str) -> None:
+def test_parent_chain_of_every_app_resource(
+    sims: dict[str, Simulation], example_project: Path, stack: str
+) -> None:
     sim = sims[stack]
-    for app in (a["name"] for a in read_stack_config(stack)["gitops-deploy:apps"]):
+    for app in (a["name"] for a in read_stack_config(stack, example_project)["gitops-deploy:apps"]):
         for res in _app_resources(sim, app):
             parent_type = _type_of(res.parent)
             assert parent_type == PARENT_TYPE[res.type], f"{res.urn}: parent is {res.parent}"
@@ -141,10 +131,10 @@ def test_parent_chain_of_every_app_resource(sims: dict[str, Simulation], stack: 
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_pull_secret_inputs(sims: dict[str, Simulation], stack: str) -> None:
+def test_pull_secret_inputs(sims: dict[str, Simulation], example_project: Path, stack: str) -> None:
     sim = sims[stack]
-    registry = read_stack_config(stack)["gitops-deploy:registry"]
-    for app in read_stack_config(stack)["gitops-deploy:apps"]:
+    registry = read_stack_config(stack, example_project)["gitops-deploy:registry"]
+    for app in read_stack_config(stack, example_project)["gitops-deploy:apps"]:
         secret = _one(sim, "kubernetes:core/v1:Secret", app["name"])
         assert secret.inputs["type"] == "kubernetes.io/dockerconfigjson", secret.urn
         assert secret.inputs["metadata"]["namespace"] == app["namespace"], secret.urn
@@ -159,9 +149,9 @@ def test_pull_secret_inputs(sims: dict[str, Simulation], stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_image_build_inputs(sims: dict[str, Simulation], stack: str) -> None:
+def test_image_build_inputs(sims: dict[str, Simulation], example_project: Path, stack: str) -> None:
     sim = sims[stack]
-    cfg = read_stack_config(stack)
+    cfg = read_stack_config(stack, example_project)
     built = [a for a in cfg["gitops-deploy:apps"] if "docker:index/image:Image" in _expected_types(cfg, a)]
     for app in built:
         image = _one(sim, "docker:index/image:Image", app["name"])
@@ -182,9 +172,9 @@ def test_image_build_inputs(sims: dict[str, Simulation], stack: str) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_application_inputs(sims: dict[str, Simulation], stack: str) -> None:
+def test_application_inputs(sims: dict[str, Simulation], example_project: Path, stack: str) -> None:
     sim = sims[stack]
-    cfg = read_stack_config(stack)
+    cfg = read_stack_config(stack, example_project)
     argocd = cfg.get("gitops-deploy:argocd", {})
     for app in cfg["gitops-deploy:apps"]:
         res = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", app["name"])
@@ -233,15 +223,27 @@ def test_application_inputs(sims: dict[str, Simulation], stack: str) -> None:
             assert "kustomize" not in source
         else:
             image_name = app["source"].get("imageName", app["image"]["repository"])
-            assert source["kustomize"]["images"] == [f"{image_name}={digest}"]
-            assert source["kustomize"]["replicas"] == [{"name": app["name"], "count": app["replicas"]}]
+            workload = app["source"].get("workload", app["name"])
+            kustomize = source["kustomize"]
+            assert kustomize["images"] == [f"{image_name}={digest}"]
+            assert kustomize["replicas"] == [{"name": workload, "count": app["replicas"]}]
+            # What lets apps share an overlay: their own names, pod selectors and pull secret.
+            assert kustomize["namePrefix"] == f"{app['name']}-"
+            assert kustomize["commonLabels"] == {"app.kubernetes.io/name": app["name"]}
+            [patch] = kustomize["patches"]
+            assert patch["target"] == {"kind": "Deployment|StatefulSet"}
+            assert yaml.safe_load(patch["patch"])["spec"]["template"]["spec"]["imagePullSecrets"] == [
+                {"name": f"{app['name']}-registry"}
+            ]
             assert "helm" not in source
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_health_check_follows_the_application(sims: dict[str, Simulation], stack: str) -> None:
+def test_health_check_follows_the_application(
+    sims: dict[str, Simulation], example_project: Path, stack: str
+) -> None:
     sim = sims[stack]
-    for app in read_stack_config(stack)["gitops-deploy:apps"]:
+    for app in read_stack_config(stack, example_project)["gitops-deploy:apps"]:
         check = _one(sim, "pulumi-python:dynamic/health:HealthCheck", app["name"])
         application = _one(sim, "kubernetes:argoproj.io/v1alpha1:Application", app["name"])
         assert application.urn in check.dependencies, check.urn
@@ -256,8 +258,8 @@ def test_health_check_follows_the_application(sims: dict[str, Simulation], stack
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_exports_name_each_app(sims: dict[str, Simulation], stack: str) -> None:
-    apps = read_stack_config(stack)["gitops-deploy:apps"]
+def test_exports_name_each_app(sims: dict[str, Simulation], example_project: Path, stack: str) -> None:
+    apps = read_stack_config(stack, example_project)["gitops-deploy:apps"]
     exported = sims[stack].exports["apps"]
     assert sorted(exported) == sorted(a["name"] for a in apps)
     for app in apps:
@@ -389,11 +391,11 @@ def test_registry_preflight_runs_once_per_stack_with_every_repository(
     assert sum("registry preflight" in line for line in sim.logs) == 1, sim.logs
 
 
-def test_image_size_feeds_the_application_annotation(stack_config: Callable[[str], dict[str, Any]]) -> None:
-    from offline.simulate import ProgramMocks, simulate
+def test_image_size_feeds_the_application_annotation(run_program: Callable[..., Simulation]) -> None:
+    from offline.simulate import ProgramMocks
 
     mocks = ProgramMocks(image_sizes={"web-image-size": 123456789.0})
-    sim = simulate("dev", password=TEST_PASSWORD, mocks=mocks)
+    sim = run_program("dev", mocks=mocks)
     size = _one(sim, "pulumi-python:dynamic/image:ImageSize", "web")
     assert size.inputs["image"] == sim.exports["apps"]["web"]["imageDigest"]
     assert size.inputs["platform"] == "linux/amd64"

@@ -18,10 +18,10 @@ from components.names import (
     health_check_name,
 )
 from components.promotion import PromotionError, stack_reference_name
+from offline.check import run_check
 from offline.promotion import PROMOTE_KEY, upstream_of
 from offline.simulate import ProgramFailed, ProgramMocks, Simulation, simulate
 from offline.stack_files import PROJECT_DIR, read_stack_config, stack_names
-from policies.check import run_check
 from tests.conftest import TEST_PASSWORD
 from tests.support import projects
 from tests.support.projects import make_project, write_chart, write_policy_config, write_stack
@@ -218,6 +218,8 @@ def test_bad_promote_config_is_one_clear_error(value: Any, key: str, expected: s
     assert failed.value.resources == []
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 def test_offline_check_of_a_promoting_stack_cannot_judge_the_digests_yet(tmp_path: Path) -> None:
     """Offline there is no upstream state: the digests are unknown, rendering says so, nothing crashes."""
     cfg = _stack(_app("web", WEB), _app("api", API, "kustomize"), promote="up")
@@ -232,6 +234,8 @@ def test_offline_check_of_a_promoting_stack_cannot_judge_the_digests_yet(tmp_pat
     assert "Can't judge yet" in text and "image-size-limit" in text, text
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 def test_offline_check_renders_a_promoting_stack_with_its_upstream_stacks_digests(tmp_path: Path) -> None:
     """With the upstream stack's file in the project, its simulated exports stand in for its state."""
     project = make_project(tmp_path / "project")
@@ -251,17 +255,18 @@ def test_offline_check_renders_a_promoting_stack_with_its_upstream_stacks_digest
     assert "No images to build" in text and "BUILD ERROR" not in text, text
 
 
-def test_shipped_promotion_chain_is_consistent() -> None:
+def test_example_promotion_chain_is_consistent(example_project: Path) -> None:
     """Every app of a promoting stack file exists in its upstream stack file, from the same repository."""
-    stacks = stack_names(PROJECT_DIR)
+    stacks = stack_names(example_project)
     checked = 0
     for stack in stacks:
-        config = read_stack_config(stack)
+        config = read_stack_config(stack, example_project)
         upstream = upstream_of(config)
         if upstream is None or upstream not in stacks:
             continue  # a stack of another project, or one that builds
         theirs = {
-            a["name"]: a["image"]["repository"] for a in read_stack_config(upstream)["gitops-deploy:apps"]
+            a["name"]: a["image"]["repository"]
+            for a in read_stack_config(upstream, example_project)["gitops-deploy:apps"]
         }
         for app in config["gitops-deploy:apps"]:
             if app["image"].get("pin"):
@@ -273,28 +278,39 @@ def test_shipped_promotion_chain_is_consistent() -> None:
                 f"{stack}/{app['name']}: repository differs"
             )
             checked += 1
-    assert checked or not any(upstream_of(read_stack_config(s)) for s in stacks)
+    assert checked == 3, "staging's two apps from dev, prod's one from staging"
 
 
-def test_shipped_stacks_run_in_promotion_order(stack_config: Callable[[str], dict[str, Any]]) -> None:
+def test_example_stacks_run_in_promotion_order(
+    example_project: Path, stack_config: Callable[[str], dict[str, Any]]
+) -> None:
     """Each promoting stack, fed its upstream's exports, deploys exactly the upstream's digests."""
     from offline.promotion import simulate_promoted
 
-    for stack in stack_names(PROJECT_DIR):
+    promoted = 0
+    for stack in stack_names(example_project):
         config = stack_config(stack)
         upstream = upstream_of(config)
-        if upstream is None or upstream not in stack_names(PROJECT_DIR):
+        if upstream is None or upstream not in stack_names(example_project):
             continue
-        sim, mocks = simulate_promoted(stack, password=TEST_PASSWORD, config=copy.deepcopy(config))
+        promoted += 1
+        sim, mocks = simulate_promoted(
+            stack, password=TEST_PASSWORD, config=copy.deepcopy(config), project_dir=example_project
+        )
         theirs = mocks.stack_outputs[upstream]["apps"]
         assert sim.by_type(DOCKER_IMAGE_TYPE) == [], stack
         for app in config["gitops-deploy:apps"]:
             expected = app["image"].get("pin") or theirs[app["name"]]["imageDigest"]
             assert sim.exports["apps"][app["name"]]["imageDigest"] == expected, f"{stack}/{app['name']}"
+    assert promoted == 2
 
 
 def test_deploy_workflow_deploys_each_upstream_first() -> None:
-    """A promoting stack's deploy job runs after its upstream's (a `needs` chain): fresh digests."""
+    """A promoting stack's deploy job runs after its upstream's (a `needs` chain): fresh digests.
+
+    It reads the project's own stack files for the stacks deploy.yml deploys: a stack with no job
+    (a user's own, deployed by hand) is not CI's to order.
+    """
     import yaml
 
     jobs = yaml.safe_load((PROJECT_DIR / ".github/workflows/deploy.yml").read_text(encoding="utf-8"))["jobs"]
@@ -311,8 +327,9 @@ def test_deploy_workflow_deploys_each_upstream_first() -> None:
         direct = {needs} if isinstance(needs, str) else set(needs)
         return direct.union(*(after(n) for n in direct)) if direct else set()
 
-    promoting = [(s, upstream_of(read_stack_config(s))) for s in stack_names(PROJECT_DIR)]
-    chained = [(s, u) for s, u in promoting if u in job_of and s in job_of]
-    for stack, upstream in chained:
-        assert job_of[str(upstream)] in after(job_of[stack]), f"deploy.yml: {stack} must need {upstream}"
-    assert len(chained) == sum(1 for s, u in promoting if u in job_of), "every promoting stack is deployed"
+    for stack, job in job_of.items():
+        upstream = upstream_of(read_stack_config(stack))
+        if upstream is None:
+            continue
+        assert upstream in job_of, f"deploy.yml deploys {stack} but not {upstream}, which it promotes from"
+        assert job_of[upstream] in after(job), f"deploy.yml: {stack} must need {upstream}"

@@ -45,12 +45,14 @@ def health() -> Iterator[DynamicProviderServer]:
         yield server
 
 
+@pytest.mark.grpc
 def test_check_rejects_a_health_url_with_an_impossible_port(health: DynamicProviderServer) -> None:
     result = health.check(_health("http://127.0.0.1:99999/healthz"))
     assert [p for p, _ in result.failures] == ["url"]
     assert "port 99999 is outside 1-65535" in result.failures[0][1]
 
 
+@pytest.mark.grpc
 def test_create_refuses_inputs_check_would_refuse_in_one_line(health: DynamicProviderServer) -> None:
     """The engine always checks first; a create that skipped it still fails in one line."""
     with pytest.raises(grpc.RpcError) as info:
@@ -69,6 +71,7 @@ def test_create_refuses_inputs_check_would_refuse_in_one_line(health: DynamicPro
     _one_line(details)
 
 
+@pytest.mark.grpc
 def test_an_exception_group_inside_create_is_one_line_naming_the_app_and_the_cause() -> None:
     with DynamicProviderServer(GroupRaisingHealthCheck()) as server:
         inputs = server.check(_health("http://127.0.0.1:8080/healthz")).inputs
@@ -85,6 +88,7 @@ def test_an_exception_group_inside_create_is_one_line_naming_the_app_and_the_cau
         _one_line(details)
 
 
+@pytest.mark.grpc
 def test_the_preflight_checks_the_registry_port() -> None:
     with DynamicProviderServer(RegistryPreflightProvider()) as server:
         result = server.check(
@@ -102,6 +106,7 @@ def test_the_preflight_checks_the_registry_port() -> None:
     assert "port 99999 is outside 1-65535" in result.failures[0][1]
 
 
+@pytest.mark.grpc
 def test_an_unforeseen_manifest_shape_fails_image_size_in_one_line() -> None:
     registry = MalformedIndexRegistry()
     digest = "sha256:" + hashlib.sha256(registry.body).hexdigest()

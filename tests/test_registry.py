@@ -122,6 +122,7 @@ def test_binaries_are_installed_or_the_suite_says_how() -> None:
 # -- client: preflight ----------------------------------------------------------------------------
 
 
+@pytest.mark.registry
 def test_basic_good_credentials(basic_registry: LocalRegistry) -> None:
     with RegistryClient(basic_registry.server, "alice", PASSWORD, insecure=True) as client:
         result = client.preflight([REPO, "team/api"])
@@ -130,16 +131,19 @@ def test_basic_good_credentials(basic_registry: LocalRegistry) -> None:
     assert result.repositories == (REPO, "team/api")
 
 
+@pytest.mark.registry
 def test_basic_wrong_password(basic_registry: LocalRegistry) -> None:
     message = preflight_error(basic_registry.server, "alice", WRONG, insecure=True)
     assert "wrong credentials" in message and "401" in message
 
 
+@pytest.mark.registry
 def test_basic_unknown_user(basic_registry: LocalRegistry) -> None:
     message = preflight_error(basic_registry.server, "mallory", PASSWORD, insecure=True)
     assert "wrong credentials" in message and "401" in message
 
 
+@pytest.mark.registry
 def test_bearer_good_credentials_request_the_push_scope(
     token_registry: LocalRegistry, issuer: TokenIssuer
 ) -> None:
@@ -151,22 +155,26 @@ def test_bearer_good_credentials_request_the_push_scope(
     assert all(q.get("service") == ["gitops-deploy-test-registry"] for q in issuer.requests)
 
 
+@pytest.mark.registry
 def test_bearer_wrong_password(token_registry: LocalRegistry, issuer: TokenIssuer) -> None:
     message = preflight_error(token_registry.server, "bob", WRONG, insecure=True)
     assert "wrong credentials" in message and issuer.realm in message
 
 
+@pytest.mark.registry
 def test_bearer_unknown_user(token_registry: LocalRegistry) -> None:
     message = preflight_error(token_registry.server, "mallory", PASSWORD, insecure=True)
     assert "wrong credentials" in message
 
 
+@pytest.mark.registry
 def test_bearer_token_without_push_scope(token_registry: LocalRegistry) -> None:
     message = preflight_error(token_registry.server, "reader", READER_PASSWORD, insecure=True)
     assert f"no push permission on repository '{REPO}'" in message
     assert "granted pull" in message
 
 
+@pytest.mark.registry
 def test_registry_rejects_a_pull_only_token_on_the_push_probe(
     token_registry: LocalRegistry, issuer: TokenIssuer
 ) -> None:
@@ -222,18 +230,21 @@ def test_trickling_server_is_cut_off_at_the_request_deadline() -> None:
     assert elapsed < 2 * 1.5 + 1.5, elapsed
 
 
+@pytest.mark.registry
 def test_tls_self_signed_without_insecure_explains_insecure(tls_registry: LocalRegistry) -> None:
     message = preflight_error(tls_registry.server, "alice", PASSWORD)
     assert "TLS certificate verification failed" in message
     assert "insecure: true" in message
 
 
+@pytest.mark.registry
 def test_tls_self_signed_with_insecure(tls_registry: LocalRegistry) -> None:
     with RegistryClient(tls_registry.server, "alice", PASSWORD, insecure=True) as client:
         result = client.preflight([REPO])
     assert result.base_url == f"https://{tls_registry.server}"
 
 
+@pytest.mark.registry
 def test_tls_with_the_certificate_trusted(tls_registry: LocalRegistry) -> None:
     assert tls_registry.tls_cert is not None
     with RegistryClient(
@@ -245,11 +256,13 @@ def test_tls_with_the_certificate_trusted(tls_registry: LocalRegistry) -> None:
         assert client.preflight([REPO]).auth == "basic"
 
 
+@pytest.mark.registry
 def test_tls_wrong_password_still_says_wrong_credentials(tls_registry: LocalRegistry) -> None:
     message = preflight_error(tls_registry.server, "alice", WRONG, insecure=True)
     assert "wrong credentials" in message
 
 
+@pytest.mark.registry
 def test_plain_http_registry_without_insecure(basic_registry: LocalRegistry) -> None:
     message = preflight_error(basic_registry.server, "alice", PASSWORD)
     assert "TLS handshake failed" in message and "insecure: true" in message
@@ -262,6 +275,7 @@ def _client(registry: LocalRegistry, user: str = "bob", password: str = PASSWORD
     return RegistryClient(registry.server, user, password, insecure=True)
 
 
+@pytest.mark.registry
 def test_size_of_a_single_platform_oci_manifest(
     token_registry: LocalRegistry, images: dict[str, Any]
 ) -> None:
@@ -276,6 +290,7 @@ def test_size_of_a_single_platform_oci_manifest(
     assert info.manifest_digest == amd.digest
 
 
+@pytest.mark.registry
 def test_size_of_a_docker_v2_manifest(token_registry: LocalRegistry, images: dict[str, Any]) -> None:
     docker: PushedImage = images["docker"]
     with _client(token_registry) as client:
@@ -283,6 +298,7 @@ def test_size_of_a_docker_v2_manifest(token_registry: LocalRegistry, images: dic
     assert (info.media_type, info.size_bytes, info.layers) == (DOCKER_MANIFEST, docker.size_bytes, 1)
 
 
+@pytest.mark.registry
 def test_size_of_an_oci_index_picks_the_platform(
     token_registry: LocalRegistry, images: dict[str, Any]
 ) -> None:
@@ -303,6 +319,7 @@ def test_size_of_an_oci_index_picks_the_platform(
             client.image_size(images["index"], "linux/s390x")
 
 
+@pytest.mark.registry
 def test_size_of_a_docker_manifest_list(token_registry: LocalRegistry, images: dict[str, Any]) -> None:
     target: PushedImage = images["docker_arm"]
     with _client(token_registry) as client:
@@ -310,6 +327,7 @@ def test_size_of_a_docker_manifest_list(token_registry: LocalRegistry, images: d
     assert (info.media_type, info.size_bytes, info.layers) == (DOCKER_MANIFEST_LIST, target.size_bytes, 2)
 
 
+@pytest.mark.registry
 def test_size_of_a_missing_digest(token_registry: LocalRegistry) -> None:
     missing = f"{token_registry.server}/{REPO}@sha256:{'0' * 64}"
     with _client(token_registry) as client, pytest.raises(RegistryError) as info:
@@ -318,12 +336,14 @@ def test_size_of_a_missing_digest(token_registry: LocalRegistry) -> None:
     assert_no_password(str(info.value))
 
 
+@pytest.mark.registry
 def test_size_over_basic_auth_and_tls(tls_registry: LocalRegistry) -> None:
     image = tls_registry.push_image(REPO, [random_layer(256)])
     with RegistryClient(tls_registry.server, "alice", PASSWORD, insecure=True) as client:
         assert client.image_size(image.reference, "linux/amd64").size_bytes == image.size_bytes
 
 
+@pytest.mark.registry
 def test_reference_on_another_registry_is_refused(token_registry: LocalRegistry) -> None:
     with _client(token_registry) as client, pytest.raises(RegistryError, match="is not on registry"):
         client.image_size(f"docker.io/team/web@sha256:{'a' * 64}", "linux/amd64")
@@ -364,6 +384,8 @@ def preflight_server() -> Iterator[DynamicProviderServer]:
     assert_no_password(server.stderr_text())
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 def test_preflight_check_passes_in_preview_and_up(
     preflight_server: DynamicProviderServer, basic_registry: LocalRegistry, token_registry: LocalRegistry
 ) -> None:
@@ -372,6 +394,8 @@ def test_preflight_check_passes_in_preview_and_up(
         assert result.failures == [], result.failures
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 @pytest.mark.parametrize(
     ("user", "password", "cause"),
     [
@@ -396,18 +420,21 @@ def test_preflight_check_fails_with_one_clear_message(
     assert_no_password(reason)
 
 
+@pytest.mark.grpc
 def test_preflight_check_reports_a_down_registry(preflight_server: DynamicProviderServer) -> None:
     inputs = _preflight_inputs(LocalRegistryAddress(f"127.0.0.1:{free_port()}"), "alice", PASSWORD)  # type: ignore[arg-type]
     ((_, reason),) = preflight_server.check(inputs).failures
     assert "unreachable" in reason
 
 
+@pytest.mark.grpc
 def test_preflight_check_with_unknown_inputs_waits_for_up(preflight_server: DynamicProviderServer) -> None:
     """A preview with a password not known yet asks nothing (the server below is down) and fails nothing."""
     inputs = _preflight_inputs(LocalRegistryAddress(f"127.0.0.1:{free_port()}"), "alice", UNKNOWN)  # type: ignore[arg-type]
     assert preflight_server.check(inputs).failures == []
 
 
+@pytest.mark.grpc
 def test_preflight_check_names_bad_inputs(preflight_server: DynamicProviderServer) -> None:
     inputs = {
         "server": "",
@@ -421,6 +448,8 @@ def test_preflight_check_names_bad_inputs(preflight_server: DynamicProviderServe
     assert props == {"server", "repositories", "insecure", "timeout_seconds"}
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 def test_preflight_create_keeps_no_credentials_and_diff_ignores_them(
     preflight_server: DynamicProviderServer, basic_registry: LocalRegistry
 ) -> None:
@@ -467,6 +496,8 @@ def _size_inputs(
     }
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 def test_image_size_create_single_and_index(
     size_server: DynamicProviderServer, token_registry: LocalRegistry, images: dict[str, Any]
 ) -> None:
@@ -486,6 +517,8 @@ def test_image_size_create_single_and_index(
     )
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 def test_image_size_missing_digest_fails_clearly(
     size_server: DynamicProviderServer, token_registry: LocalRegistry
 ) -> None:
@@ -500,6 +533,8 @@ def test_image_size_missing_digest_fails_clearly(
     assert_no_password(details)
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 def test_image_size_wrong_password_fails_clearly(
     size_server: DynamicProviderServer, images: dict[str, Any], token_registry: LocalRegistry
 ) -> None:
@@ -510,6 +545,8 @@ def test_image_size_wrong_password_fails_clearly(
     assert_no_password(details)
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 def test_image_size_diff_and_update_follow_the_digest(
     size_server: DynamicProviderServer, token_registry: LocalRegistry, images: dict[str, Any]
 ) -> None:
@@ -526,6 +563,8 @@ def test_image_size_diff_and_update_follow_the_digest(
     assert new_outs["size_bytes"] == docker.size_bytes and new_outs["media_type"] == DOCKER_MANIFEST
 
 
+@pytest.mark.grpc
+@pytest.mark.registry
 def test_image_size_check_names_bad_inputs(
     size_server: DynamicProviderServer, token_registry: LocalRegistry
 ) -> None:

@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from components.names import APPLICATION_TYPE, DOCKER_IMAGE_TYPE, TIMEOUT_ANNOTATION, WAIT_FOR_ANNOTATION
+from offline.check import run_check
 from offline.simulate import UNKNOWN, ProgramFailed, ProgramMocks, SimResource, Simulation
-from policies.check import run_check
-from policies.rules.argocd import sync_retry_findings
+from rules.argocd import sync_retry_findings
 from tests.support import argocd, argocd_schema, k8s_await
 from tests.support.projects import write_policy_config
 
@@ -375,6 +375,8 @@ def test_retry_refresh_must_be_a_boolean(run_program: Callable[..., Simulation])
     assert "gitops-deploy:argocd.retryRefresh: got string 'yes'; expected true or false" in str(raised.value)
 
 
+@pytest.mark.grpc
+@pytest.mark.render
 @pytest.mark.parametrize("refresh", [True, False])
 def test_offline_check_accepts_both_shapes(refresh: bool, tmp_path: Path) -> None:
     """`python -m policies.check`: the pack and the render take the Application with and without refresh."""

@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from components.config_reader import ConfigError
+from offline.check import main
 from offline.simulate import ProgramFailed, simulate
 from offline.stack_files import StackFileError
-from policies.check import main
 from tests.support.project import base_config, empty_policy_config, make_project, write_stack
 
 STACK = "corpus"
@@ -140,52 +140,68 @@ CONFIG_CASES: list[tuple[str, Mutate, str]] = [
     ("apps-empty", top_set("apps", []), "apps"),
     ("apps-object", top_set("apps", {"name": "web"}), "apps"),
     ("app-not-object", top_set("apps", ["web"]), "apps[0]"),
-    ("app-name", app_set("name", "Web_App"), "apps[0].name"),
+    ("app-name", app_set("name", "Web_App"), "apps[0] (Web_App).name"),
     ("app-name-newline", app_set("name", "web\n"), "apps[0].name"),
-    ("app-duplicate", second_app_same_name, "apps[1].name"),
-    ("app-namespace", app_set("namespace", "-web"), "apps[0].namespace"),
-    ("replicas-zero", app_set("replicas", 0), "apps[0].replicas"),
-    ("replicas-string", app_set("replicas", "3"), "apps[0].replicas"),
-    ("replicas-fraction", app_set("replicas", 1.5), "apps[0].replicas"),
-    ("app-unknown-key", app_set("replica", 3), "apps[0].replica"),
-    ("image-missing", lambda c: c["gitops-deploy:apps"][0].pop("image"), "apps[0].image"),
-    ("repository-elsewhere", app_set("image.repository", "docker.io/team/web"), "apps[0].image.repository"),
+    ("app-duplicate", second_app_same_name, "apps[1] (web).name"),
+    ("app-namespace", app_set("namespace", "-web"), "apps[0] (web).namespace"),
+    ("replicas-zero", app_set("replicas", 0), "apps[0] (web).replicas"),
+    ("replicas-string", app_set("replicas", "3"), "apps[0] (web).replicas"),
+    ("replicas-fraction", app_set("replicas", 1.5), "apps[0] (web).replicas"),
+    ("app-unknown-key", app_set("replica", 3), "apps[0] (web).replica"),
+    ("image-missing", lambda c: c["gitops-deploy:apps"][0].pop("image"), "apps[0] (web).image"),
+    (
+        "repository-elsewhere",
+        app_set("image.repository", "docker.io/team/web"),
+        "apps[0] (web).image.repository",
+    ),
     (
         "repository-tag",
         app_set("image.repository", "registry.example.com/team/web:1"),
-        "apps[0].image.repository",
+        "apps[0] (web).image.repository",
     ),
     (
         "pin-newline",
         app_set("image.pin", f"registry.example.com/team/web@sha256:{'a' * 64}\n"),
-        "apps[0].image.pin",
+        "apps[0] (web).image.pin",
     ),
-    ("platform-newline", app_set("image.platform", "linux/amd64\n"), "apps[0].image.platform"),
-    ("build-args", app_set("image.buildArgs", {"VERSION": 2}), "apps[0].image.buildArgs.VERSION"),
-    ("context-missing", app_set("image.context", "nowhere"), "apps[0].image.context"),
-    ("source-missing", lambda c: c["gitops-deploy:apps"][0].pop("source"), "apps[0].source"),
-    ("repo-url-newline", app_set("source.repoURL", "https://github.com/o/r.git\n"), "apps[0].source.repoURL"),
-    ("revision-empty", app_set("source.targetRevision", " "), "apps[0].source.targetRevision"),
-    ("path-escapes", app_set("source.path", "../charts"), "apps[0].source.path"),
-    ("source-type", app_set("source.type", "jsonnet"), "apps[0].source.type"),
-    ("image-name-helm", app_set("source.imageName", "web"), "apps[0].source.imageName"),
-    ("health-missing", lambda c: c["gitops-deploy:apps"][0].pop("health"), "apps[0].health"),
-    ("health-url-scheme", app_set("health.url", "tcp://web:80/"), "apps[0].health.url"),
-    ("health-url-port", app_set("health.url", "https://web.example.com:99999/healthz"), "apps[0].health.url"),
-    ("health-url-newline", app_set("health.url", "https://web.example.com/healthz\n"), "apps[0].health.url"),
-    ("health-status", app_set("health.expectedStatus", 99), "apps[0].health.expectedStatus"),
-    ("health-attempts", app_set("health.attempts", 0), "apps[0].health.attempts"),
-    ("health-latency", app_set("health.maxLatencyMs", 0), "apps[0].health.maxLatencyMs"),
-    ("health-threshold", app_set("health.successThreshold", 11), "apps[0].health.successThreshold"),
-    ("health-budget", app_set("health.attempts", 500), "apps[0].health"),
-    ("health-verify", app_set("health.verifyTls", "no"), "apps[0].health.verifyTls"),
-    ("health-header-name", app_set("health.headers", {"X Key": "v"}), "apps[0].health.headers.X Key"),
+    ("platform-newline", app_set("image.platform", "linux/amd64\n"), "apps[0] (web).image.platform"),
+    ("build-args", app_set("image.buildArgs", {"VERSION": 2}), "apps[0] (web).image.buildArgs.VERSION"),
+    ("context-missing", app_set("image.context", "nowhere"), "apps[0] (web).image.context"),
+    ("source-missing", lambda c: c["gitops-deploy:apps"][0].pop("source"), "apps[0] (web).source"),
+    (
+        "repo-url-newline",
+        app_set("source.repoURL", "https://github.com/o/r.git\n"),
+        "apps[0] (web).source.repoURL",
+    ),
+    ("revision-empty", app_set("source.targetRevision", " "), "apps[0] (web).source.targetRevision"),
+    ("path-escapes", app_set("source.path", "../charts"), "apps[0] (web).source.path"),
+    ("source-type", app_set("source.type", "jsonnet"), "apps[0] (web).source.type"),
+    ("image-name-helm", app_set("source.imageName", "web"), "apps[0] (web).source.imageName"),
+    ("health-missing", lambda c: c["gitops-deploy:apps"][0].pop("health"), "apps[0] (web).health"),
+    ("health-url-scheme", app_set("health.url", "tcp://web:80/"), "apps[0] (web).health.url"),
+    (
+        "health-url-port",
+        app_set("health.url", "https://web.example.com:99999/healthz"),
+        "apps[0] (web).health.url",
+    ),
+    (
+        "health-url-newline",
+        app_set("health.url", "https://web.example.com/healthz\n"),
+        "apps[0] (web).health.url",
+    ),
+    ("health-status", app_set("health.expectedStatus", 99), "apps[0] (web).health.expectedStatus"),
+    ("health-attempts", app_set("health.attempts", 0), "apps[0] (web).health.attempts"),
+    ("health-latency", app_set("health.maxLatencyMs", 0), "apps[0] (web).health.maxLatencyMs"),
+    ("health-threshold", app_set("health.successThreshold", 11), "apps[0] (web).health.successThreshold"),
+    ("health-budget", app_set("health.attempts", 500), "apps[0] (web).health"),
+    ("health-verify", app_set("health.verifyTls", "no"), "apps[0] (web).health.verifyTls"),
+    ("health-header-name", app_set("health.headers", {"X Key": "v"}), "apps[0] (web).health.headers.X Key"),
     (
         "health-header-value",
         app_set("health.headers", {"X-Key": "caf\u00e9-value"}),
-        "apps[0].health.headers.X-Key",
+        "apps[0] (web).health.headers.X-Key",
     ),
-    ("health-unknown-key", app_set("health.timeout", 5), "apps[0].health.timeout"),
+    ("health-unknown-key", app_set("health.timeout", 5), "apps[0] (web).health.timeout"),
     ("secret-headers-app", top_set("healthHeaders", {"wbe": {"X-Key": "v"}}), "healthHeaders.wbe"),
     ("secret-headers-value", top_set("healthHeaders", {"web": {"X-Key": 7}}), "healthHeaders.web.X-Key"),
     ("secret-headers-shape", top_set("healthHeaders", ["web"]), "healthHeaders"),
@@ -220,6 +236,7 @@ def _check_error(project: Path, text: str, key: str, capsys: pytest.CaptureFixtu
     return err
 
 
+@pytest.mark.grpc
 def test_the_base_file_is_valid(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The corpus' starting point passes, so each case fails for its own defect."""
     write_stack(project, STACK, BASE_YAML)
@@ -232,6 +249,7 @@ def test_the_base_file_is_valid(project: Path, capsys: pytest.CaptureFixture[str
     assert yaml.safe_load(BASE_YAML)["config"] == base_config()
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(("case", "text", "key"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
 def test_a_file_the_check_cannot_read(
     project: Path, capsys: pytest.CaptureFixture[str], case: str, text: str, key: str
@@ -240,6 +258,7 @@ def test_a_file_the_check_cannot_read(
     assert len(err.strip().splitlines()) == 1, f"{case}: one error line expected:\n{err}"
 
 
+@pytest.mark.grpc
 @pytest.mark.parametrize(("case", "mutate", "key"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_a_file_whose_config_is_refused(
     project: Path, capsys: pytest.CaptureFixture[str], case: str, mutate: Mutate, key: str

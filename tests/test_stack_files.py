@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.names import HEALTH_CHECK_TYPE
+from offline.check import main
 from offline.simulate import simulate
 from offline.stack_files import (
     SECRET_PLACEHOLDER,
@@ -16,7 +17,6 @@ from offline.stack_files import (
     read_stack_config,
     secret_keys,
 )
-from policies.check import main
 from tests.support.project import empty_policy_config, make_project, write_stack
 
 CIPHERTEXT = "v1:Qm9ndXMtY2lwaGVydGV4dC1ub3QtYS1zZWNyZXQ="
@@ -71,6 +71,7 @@ def test_secure_values_read_as_secret_placeholders_everywhere(project: Path) -> 
     )
 
 
+@pytest.mark.grpc
 def test_the_check_passes_a_stack_with_secret_health_headers(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -93,6 +94,7 @@ def test_secret_headers_reach_the_health_check_as_a_secret(project: Path) -> Non
     assert all(CIPHERTEXT not in str(r.inputs) for r in sim.resources)
 
 
+@pytest.mark.grpc
 def test_a_missing_policy_config_is_an_error_with_the_fix(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

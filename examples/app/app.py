@@ -1,7 +1,13 @@
-"""The example app: a stdlib HTTP server on port 8080 with GET /healthz, for the stacks to build."""
+"""The example app: a stdlib HTTP server on port 8080 with GET /healthz, for the stacks to build.
+
+GET /healthz answers 200 {"status": "ok"} (the health gate's and the probes' endpoint), GET / the app's
+role. It stops cleanly on SIGTERM, as a pod's PID 1 must.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import signal
@@ -45,8 +51,29 @@ def serve(host: str = "0.0.0.0", port: int = 8080) -> ThreadingHTTPServer:
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def main() -> None:
-    server = serve(host=os.environ.get("HOST", "0.0.0.0"), port=int(os.environ.get("PORT", "8080")))
+EPILOG = """\
+environment:
+  PORT      port to listen on (default 8080)
+  HOST      address to listen on (default 0.0.0.0)
+  APP_ROLE  the role GET / reports (default web; the image's build argument sets it)
+
+exit codes:
+  0  stopped by SIGTERM or SIGINT
+  1  could not listen (the port is taken, or PORT is not a number)
+  2  a bad option
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM; the environment, not options, configures it."""
+    argparse.ArgumentParser(
+        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
+    try:
+        server = serve(host=os.environ.get("HOST", "0.0.0.0"), port=int(os.environ.get("PORT", "8080")))
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot listen: {exc}", file=sys.stderr)
+        return 1
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # As PID 1 the process gets no default SIGTERM handling: shut down so the pod stops at once.
@@ -54,9 +81,10 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     print(f"listening on :{server.server_address[1]} as {ROLE}", file=sys.stderr, flush=True)
-    with server:
+    with server, contextlib.suppress(KeyboardInterrupt):  # Ctrl-C when run by hand
         server.serve_forever()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,17 @@
-"""The pack's policies, one module per area; `POLICIES` is what `policies/__main__.py` packs."""
+"""The pack's policies, one module per area; `POLICIES` is what `policies/__main__.py` packs.
+
+The pack runs from its own folder, where this package is `rules`; everything else (the CLI-free
+check's tests) imports it under that one name too, with policies/ on sys.path. Under a second name
+(`policies.rules`) each module would load twice, as two copies with their own state.
+"""
 
 from __future__ import annotations
+
+if __name__ != "rules":
+    raise ImportError(
+        f"the policy pack's rules were imported as {__name__!r}: import them as `rules`, with policies/ on "
+        "sys.path, as the pack itself loads them"
+    )
 
 from pulumi_policy import Policy
 

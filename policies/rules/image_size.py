@@ -28,6 +28,7 @@ from .props import (
     is_managed,
     label,
     mapping,
+    stack_files,
 )
 
 DEFAULT_MAX_BYTES = 1_000_000_000
@@ -45,7 +46,7 @@ SCHEMA = PolicyConfigSchema(
 )
 _FIX = (
     "Fix: make the image smaller (multi-stage build, slimmer base image, fewer layers), or raise "
-    "image-size-limit.maxBytes in policies/config.<stack>.json if the size is intended."
+    "image-size-limit.maxBytes in {policy_file} if the size is intended."
 )
 
 
@@ -66,7 +67,7 @@ def _judge(what: str, raw: Any, source: str, limit: int) -> str | None:
     if size >= limit:
         return (
             f"{what}: image size {fmt_num(size)} bytes ({source}) is at or over the limit of "
-            f"{fmt_num(limit)} bytes (maxBytes). {_FIX}"
+            f"{fmt_num(limit)} bytes (maxBytes). {_FIX.format(policy_file=stack_files()[1])}"
         )
     return None
 

@@ -192,7 +192,7 @@ def _validate_built_image(args: StackValidationArgs, report: ReportViolation) ->
             children.setdefault(parent.urn, []).append(r)
     if not children:
         args.not_applicable(
-            "no rendered objects: run `python -m policies.check` to render charts and overlays"
+            "no rendered objects: run `make policy-check STACK=<stack>` to render charts and overlays"
         )
     unknown: UnknownValueError | None = None
     for r in args.resources:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "mapping",
     "rendered_from_application",
     "sequence",
+    "stack_files",
 ]
 
 # The pack runs from its own folder, so it keeps its own copy of components/names.py's spellings;
@@ -47,6 +49,18 @@ MANAGED_BY = ("app.kubernetes.io/managed-by", "gitops-deploy")
 PULL_SECRET_ROLE = ("gitops-deploy/role", "image-pull-secret")
 
 _MISSING = object()
+
+
+def stack_files() -> tuple[str, str]:
+    """(stack file, policy config) of the stack being judged, for a message's fix.
+
+    The CLI starts the analyzer with PULUMI_STACK set (pulumi/pulumi sdk/go/common/resource/plugin/
+    analyzer_plugin.go), and so does the CLI-free check; the names are the Makefile's and the workflows'.
+    """
+    stack = os.environ.get("PULUMI_STACK", "").rsplit("/", 1)[-1]
+    if not stack:
+        return "Pulumi.<stack>.yaml", "policies/config.<stack>.json"
+    return f"Pulumi.{stack}.yaml", f"policies/config.{stack}.json"
 
 
 def mapping(value: Any) -> Mapping[str, Any] | None:

@@ -37,6 +37,7 @@ from .props import (
     mapping,
     rendered_from_application,
     sequence,
+    stack_files,
 )
 
 DEFAULT_MIN_REPLICAS = 3
@@ -54,9 +55,8 @@ SCHEMA = PolicyConfigSchema(
     }
 )
 _FIX = (
-    "Fix: raise it to at least {min} (the app's `replicas` in Pulumi.<stack>.yaml, which the chart or "
-    "overlay must honour), or lower {policy}.minReplicas in policies/config.<stack>.json "
-    "for a non-production stack."
+    "Fix: raise it to at least {min} (the app's `replicas` in {stack_file}, which the chart or "
+    "overlay must honour), or lower {policy}.minReplicas in {policy_file} for a non-production stack."
 )
 
 
@@ -127,8 +127,9 @@ def judge(what: str, where: str, raw: Any, minimum: int, policy: str = "minimum-
             f"{fmt_num(MAX_REPLICAS)}."
         )
     if count < minimum:
+        stack_file, policy_file = stack_files()
         return f"{what}: {where} is {fmt_num(count)}, under minReplicas {fmt_num(minimum)}. " + _FIX.format(
-            min=fmt_num(minimum), policy=policy
+            min=fmt_num(minimum), policy=policy, stack_file=stack_file, policy_file=policy_file
         )
     return None
 

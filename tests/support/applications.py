@@ -9,7 +9,7 @@ from components.argo_application import helm_source, kustomize_source, split_dig
 from components.config import IN_CLUSTER_SERVER, SourceConfig
 from components.names import APPLICATION_TYPE
 from offline.simulate import SimResource, fake_digest
-from offline.stack_files import PROJECT_DIR, read_stack_config
+from offline.stack_files import read_stack_config
 
 APPLICATION_CHAIN = "gitops-deploy:index:AppRelease$gitops-deploy:index:ArgoApplication$" + APPLICATION_TYPE
 """Type chain of an Application in the program: AppRelease > ArgoApplication > Application."""
@@ -25,7 +25,7 @@ def _raw_apps(values: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, An
 
 
 def source_config(app: dict[str, Any]) -> SourceConfig:
-    """The app's SourceConfig, with imageName defaulting to the image repository as config.py does."""
+    """The app's SourceConfig, with imageName and workload defaulting as config.py does."""
     src = app["source"]
     return SourceConfig(
         repo_url=src["repoURL"],
@@ -33,6 +33,7 @@ def source_config(app: dict[str, Any]) -> SourceConfig:
         path=src["path"],
         type=src["type"],
         image_name=src.get("imageName") or app["image"]["repository"],
+        workload=src.get("workload") or app["name"],
     )
 
 
@@ -53,7 +54,9 @@ def application(
             repository, sha = split_digest(digest)
             source = helm_source(source_config(app), repository, sha, "c0ffee", replicas, f"{name}-registry")
         else:
-            source = kustomize_source(source_config(app), name, *split_digest(digest), replicas)
+            source = kustomize_source(
+                source_config(app), name, *split_digest(digest), replicas, f"{name}-registry"
+            )
     cluster = settings["cluster"]
     server = cluster.get("server") or IN_CLUSTER_SERVER
     destination = {"name": cluster["name"]} if cluster.get("name") else {"server": server}
@@ -82,7 +85,7 @@ def application(
     )
 
 
-def stack_applications(stack: str, project_dir: Path = PROJECT_DIR) -> list[SimResource]:
+def stack_applications(stack: str, project_dir: Path) -> list[SimResource]:
     """Every Application of a stack, from its stack file."""
     settings, apps = _raw_apps(read_stack_config(stack, project_dir))
     return [application(stack, settings, app) for app in apps]

@@ -8,7 +8,7 @@ from typing import Any
 from components.argo_application import SYNC_POLICY, helm_source, kustomize_source
 from components.config import SourceConfig
 from components.names import IMAGE_SIZE_ANNOTATION, MANAGED_BY
-from policies.analyzer_client import PolicyInput
+from offline.analyzer_client import PolicyInput
 
 STACK = "dev"
 REPO = "registry.example.com/platform/web"
@@ -48,11 +48,12 @@ def application_props(
         path="examples/app/chart" if engine == "helm" else "examples/app/kustomize",
         type="helm" if engine == "helm" else "kustomize",
         image_name=image_name,
+        workload=app,
     )
     spec_source = (
         helm_source(source, repo, digest, "c0ffee", 3, f"{app}-registry")
         if engine == "helm"
-        else kustomize_source(source, app, repo, digest, 3)
+        else kustomize_source(source, app, repo, digest, 3, f"{app}-registry")
     )
     if engine == "helm":
         spec_source["helm"]["valuesObject"]["replicaCount"] = replicas

@@ -22,7 +22,8 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc
 
-PACK_DIR = Path(__file__).resolve().parent
+PACK_DIR = Path(__file__).resolve().parents[1] / "policies"
+"""The policy pack's folder: what `pulumi preview --policy-pack policies` runs."""
 LEVELS = {
     analyzer_pb2.ADVISORY: "advisory",
     analyzer_pb2.MANDATORY: "mandatory",
