@@ -2,7 +2,7 @@
 
 In a preview that built the image, pulumi-docker hands over the local build's ID instead of a pushed
 digest (components/image_ref.py). `check` then measures that image in the local engine, with
-offline/image_build.py (the same figure as `python -m policies.check --build`). `check` is the one
+offline/image_build.py (the same figure as `python -m offline.check --build`). `check` is the one
 method that can: the engine calls a provider's Check in preview and up, keeps its answer as the
 resource's inputs (pulumi/pulumi `pkg/resource/deploy/step_generator.go`, `new.Inputs = inputs`), and
 in a preview, for a provider that does not support previews, which a dynamic provider does not

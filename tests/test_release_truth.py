@@ -379,7 +379,7 @@ def test_retry_refresh_must_be_a_boolean(run_program: Callable[..., Simulation])
 @pytest.mark.render
 @pytest.mark.parametrize("refresh", [True, False])
 def test_offline_check_accepts_both_shapes(refresh: bool, tmp_path: Path) -> None:
-    """`python -m policies.check`: the pack and the render take the Application with and without refresh."""
+    """`python -m offline.check`: the pack and the render take the Application with and without refresh."""
     apps = [copy.deepcopy(seq.app) for seq in SEQUENCES if seq.case == "good-release"]
     for app in apps:  # the overlay scales the workload named web; the chart takes any name
         app["name"] = "web" if app["source"]["type"] == "kustomize" else "api"
