@@ -29,9 +29,10 @@ NAMESPACE = "gitops-deploy"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
 LINT_THRESHOLDS = ("error", "warning", "info", "style", "none")
 SOURCE_TYPES = ("helm", "kustomize")
-DEFAULT_SYNC_TIMEOUT_SECONDS = 90
-"""`argocd.syncTimeoutSeconds` default: with the default health gate's worst case (195.6 s,
-components/health_budget.py) a deploy stays within 5 minutes; docs/release.md has the trade-off."""
+DEFAULT_SYNC_TIMEOUT_SECONDS = 75
+"""`argocd.syncTimeoutSeconds` default: a deploy that fails and rolls back waits and probes twice; with
+the default health gate (69.5 s worst case) that is 2 x (75 + 69.5) = 289 s, inside the 5-minute budget
+(components/deploy_budget.py); docs/release.md has the trade-off."""
 DEFAULT_BUDGET_SECONDS = 300
 """`deploy.budgetSeconds` default: the pipeline this project replaces aimed at deploys under 5 minutes."""
 DEFAULT_DEGRADED_GRACE_SECONDS = 30

@@ -16,14 +16,11 @@ What bounds each phase (and so what can hold a deploy up):
 The worst case is the longest path through these bounds. The preflight, the lint and the size read end
 the deploy when they give up, so each is a path of its own and never adds to a full wait and health
 gate; when they pass, they take round-trip times, which are measured (the deploy record), not bounded.
-The wait and the gate are on one path: a wait that ends just inside its timeout, then a gate that runs
-to its worst case. That path is what must fit the budget.
-
-A release that fails its gate is rolled back by a second `up`, whose second wait and health gate have
-the same bounds again. That is the recovery, reported with the worst case but not judged against the
-budget: counting it would demand a wait and a gate of half the budget each, and a deploy that rolls
-back has failed anyway (its record shows how long it took, and the report's time to recovery). The
-image build has no bound in pulumi-docker: it is measured, not bounded.
+The longest path is a failed release: a wait that ends just inside its timeout, a gate that runs to its
+worst case and fails, then the rollback's second `up`, whose second wait and health gate have the same
+bounds again. That whole path must fit the budget (issue 16: a deploy, rolled back or not, is done
+within it), so a stack's wait and gate together get at most half the budget. The image build has no
+bound in pulumi-docker: it is measured, not bounded.
 """
 
 from __future__ import annotations
@@ -64,18 +61,19 @@ class AppBudget:
     gives_up: tuple[Bound, ...]
     """Phases that end the deploy when they give up: each is a path of its own."""
     rollback: tuple[Bound, ...]
-    """A rollback's second wait and health gate (not judged against the budget)."""
+    """A rollback's second wait and health gate, on the same path after a failed release."""
     built: bool
     """The app's image is built in this stack (not pinned, not promoted)."""
 
     @property
     def worst_case(self) -> float:
-        """The longest path through the bounded phases, in seconds."""
-        return max(sum(b.seconds for b in self.release), *(b.seconds for b in self.gives_up))
+        """The longest path through the bounded phases, in seconds: a release that is rolled back."""
+        path = sum(b.seconds for b in (*self.release, *self.rollback))
+        return max(path, *(b.seconds for b in self.gives_up))
 
     @property
     def rollback_seconds(self) -> float:
-        """How much longer a deploy that rolls this app back can take."""
+        """How much of the worst case the rollback takes."""
         return sum(b.seconds for b in self.rollback)
 
     @property
@@ -131,8 +129,9 @@ def _phases(bounds: tuple[Bound, ...]) -> str:
 
 
 def info_line(budget: AppBudget) -> str:
-    """The line preview and up print for an app, e.g. `web: worst case 4m46s of the 5m budget (sync
-    wait 1m30s, health gate 3m16s; ...); a rollback adds up to 4m46s; the build is not bounded`."""
+    """The line preview and up print for an app, e.g. `web: worst case 4m49s of the 5m budget (sync
+    wait 1m15s, health gate 1m10s, a rollback's second wait and gate 2m25s; ...); the build is not
+    bounded`."""
     verdict = "of the" if budget.fits else "OVER the"
     names = [b.phase.removeprefix("registry ").removeprefix("image ") for b in budget.gives_up]
     gives_up = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
@@ -141,8 +140,8 @@ def info_line(budget: AppBudget) -> str:
     worst, limit = human(budget.worst_case), human(budget.budget_seconds)
     return (
         f"{budget.app}: worst case {worst} {verdict} {limit} budget "
-        f"({_phases(budget.release)}; {gives_up} give up within {longest}); a rollback adds up to "
-        f"{human(budget.rollback_seconds)}; {build}"
+        f"({_phases(budget.release)}, a rollback's second wait and gate {human(budget.rollback_seconds)}; "
+        f"{gives_up} give up within {longest}); {build}"
     )
 
 
@@ -167,15 +166,18 @@ def budget_problems(cfg: StackConfig) -> list[tuple[str, str, str]]:
             f"{budget.budget_seconds} s, but app {budget.app!r} can take {human(budget.worst_case)}: "
             f"sync wait {human(sync.seconds)} ({SYNC_KEY} {sync.seconds:g}) then "
             f"health gate {human(gate.seconds)} ({gate.key}: attempts {health.attempts}, "
-            f"intervalSeconds {health.interval_seconds:g}, timeoutSeconds {health.timeout_seconds:g})"
+            f"intervalSeconds {health.interval_seconds:g}, timeoutSeconds {health.timeout_seconds:g}), "
+            "twice when the release is rolled back"
         )
         fixes = []
-        gate_room = budget.budget_seconds - sync.seconds
+        # A rolled-back release waits and probes twice: each wait and gate gets half the budget.
+        half = budget.budget_seconds / 2
+        gate_room = half - sync.seconds
         attempts = _largest_attempts(cfg, budget.index, gate_room)
         if gate_room > 0:
             example = f" (for example attempts {attempts})" if attempts is not None else ""
             fixes.append(f"a health gate of at most {human(gate_room)} in {gate.key}{example}")
-        sync_room = math.floor(budget.budget_seconds - gate.seconds)
+        sync_room = math.floor(half - gate.seconds)
         if sync_room >= MIN_SYNC_SECONDS:
             fixes.append(f"{SYNC_KEY} at most {sync_room}")
         fixes.append(f"{BUDGET_KEY} at least {math.ceil(budget.worst_case)}")

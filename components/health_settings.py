@@ -80,11 +80,11 @@ class HealthSettings:
     """HTTP status a passing probe returns (after same-origin redirects)."""
     max_latency_ms: float = _setting(200, Limit("maxLatencyMs", "positive"))
     """Latency budget of one probe, to the response headers."""
-    attempts: int = _setting(10, Limit("attempts", "whole"))
+    attempts: int = _setting(6, Limit("attempts", "whole"))
     """Most probes made before the check fails."""
-    interval_seconds: float = _setting(5.0, Limit("intervalSeconds", "positive"))
+    interval_seconds: float = _setting(4.0, Limit("intervalSeconds", "positive"))
     """First wait between probes; waits after failures back off from it (x1.5, at most 30 s)."""
-    timeout_seconds: float = _setting(5.0, Limit("timeoutSeconds", "positive"))
+    timeout_seconds: float = _setting(3.0, Limit("timeoutSeconds", "positive"))
     """Bound on one whole probe (connect, redirects, headers, capped body read)."""
     success_threshold: int = _setting(3, Limit("successThreshold", "whole"))
     """Consecutive passing probes needed."""

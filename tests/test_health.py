@@ -30,7 +30,7 @@ from components.health import (
 )
 from components.health_budget import waits
 from components.health_probe import CheckOutcome, check_endpoint
-from components.health_settings import HealthSettings
+from components.health_settings import DEFAULTS, HealthSettings
 from offline.simulate import ProgramMocks, _RecordingMonitor
 from tests.support import dynamic_provider
 from tests.support.dynamic_provider import UNKNOWN, DynamicProviderServer
@@ -406,7 +406,8 @@ def test_type_token_and_secret_headers_under_mocks() -> None:
     assert record.type == "pulumi-python:dynamic/health:HealthCheck"
     assert "headers" in record.secret_paths
     assert record.inputs["provider_version"] == PROVIDER_VERSION
-    assert record.inputs["attempts"] == 10 and record.inputs["interval_seconds"] == 5.0
+    assert record.inputs["attempts"] == DEFAULTS["attempts"]
+    assert record.inputs["interval_seconds"] == DEFAULTS["interval_seconds"]
     # On the wire the value sits only inside the secret envelope, which the engine encrypts in state.
     assert record.raw_inputs["headers"]["value"] == {"Authorization": SECRET}
 
@@ -473,7 +474,8 @@ def test_grpc_check_rejects_an_unreachable_threshold(server: DynamicProviderServ
 def test_grpc_check_fills_defaults_and_accepts_unknowns(server: DynamicProviderServer) -> None:
     result = server.check({"url": UNKNOWN, "trigger": UNKNOWN})
     assert result.failures == []
-    assert result.inputs["attempts"] == 10 and result.inputs["success_threshold"] == 3
+    assert result.inputs["attempts"] == DEFAULTS["attempts"]
+    assert result.inputs["success_threshold"] == DEFAULTS["success_threshold"]
     assert result.inputs["provider_version"] == PROVIDER_VERSION
 
 

@@ -13,6 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from components.config import DEFAULT_SYNC_TIMEOUT_SECONDS
+from components.health_settings import DEFAULTS
 from offline.promotion import PROMOTE_KEY, simulate_promoted
 from offline.simulate import SimResource, Simulation
 from offline.stack_files import read_stack_config
@@ -190,7 +192,9 @@ def test_application_inputs(sims: dict[str, Simulation], example_project: Path, 
             "jsonpath={.status.sync.status}=Synced",
             "jsonpath={.status.health.status}=Healthy",
         ], res.urn
-        assert meta["annotations"]["pulumi.com/timeoutSeconds"] == str(argocd.get("syncTimeoutSeconds", 90))
+        assert meta["annotations"]["pulumi.com/timeoutSeconds"] == str(
+            argocd.get("syncTimeoutSeconds", DEFAULT_SYNC_TIMEOUT_SECONDS)
+        )
         assert spec["project"] == argocd.get("project", "default")
         assert spec["destination"]["namespace"] == app["namespace"]
         # Spelled out as issue 2 states it, not read back from the code under test.
@@ -252,8 +256,8 @@ def test_health_check_follows_the_application(
         trigger = check.inputs["trigger"]
         assert trigger.startswith("sha256:") and len(trigger) == len("sha256:") + 64, check.urn
         health = app["health"]
-        assert check.inputs["max_latency_ms"] == health.get("maxLatencyMs", 200)
-        assert check.inputs["attempts"] == health.get("attempts", 10)
+        assert check.inputs["max_latency_ms"] == health.get("maxLatencyMs", DEFAULTS["max_latency_ms"])
+        assert check.inputs["attempts"] == health.get("attempts", DEFAULTS["attempts"])
         assert "headers" in check.secret_paths, f"{check.urn}: headers must be secret"
 
 
