@@ -9,8 +9,9 @@ STATE_DIR := $(CURDIR)/.pulumi-state
 STACK_FILE := Pulumi.$(STACK).yaml
 # Extra options for `make policy-check`, e.g. ARGS="--build --format markdown".
 ARGS ?=
-# The slow tests (real registries, chart rendering, gRPC servers, a Docker Engine): `make test-fast` skips them.
-SLOW_MARKERS := not registry and not render and not grpc and not docker
+# The slow tests (real registries, chart rendering, gRPC servers, a Docker Engine, the deploy against the
+# stand-in CLI): `make test-fast` skips them.
+SLOW_MARKERS := not registry and not render and not grpc and not docker and not cli
 
 .PHONY: venv schemas up preview test test-fast lint pytest bench policy-check clean
 

@@ -38,6 +38,9 @@ from tests.support.fake_pulumi.project import (
     write_config,
 )
 
+# `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
+pytestmark = pytest.mark.cli
+
 CONFLICT = (
     "error: [409] Conflict: Another update is currently in progress.\n"
     "To learn more about possible reasons and resolution, visit "

@@ -22,6 +22,9 @@ from tests.support.engine_events import read
 from tests.support.fake_pulumi import FILE_TRANSPORT, GRPC_TRANSPORT, FakePulumi, read_config, start_deploy
 from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, make_project
 
+# `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
+pytestmark = pytest.mark.cli
+
 WAIT_S = 60.0
 
 

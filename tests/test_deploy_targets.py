@@ -18,6 +18,9 @@ from tests.support.fake_pulumi.project import CONFIG, STACK, make_project, write
 from tests.support.health_servers import free_port, silent_server, trickling_headers_server
 from tests.support.registry import LocalRegistry, random_layer
 
+# `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
+pytestmark = [pytest.mark.cli, pytest.mark.registry]
+
 PASSWORD = "Tgt-pw-7Hq2!mZ"
 GONE = "sha256:" + "9" * 64
 """A digest the registry never had (deleted by retention, as far as a client can tell)."""
