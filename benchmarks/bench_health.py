@@ -26,14 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from components.health_probe import Sleep, check_endpoint  # noqa: E402
-from components.health_settings import HealthSettings  # noqa: E402
+from components.health_settings import DEFAULTS, HealthSettings  # noqa: E402
 from tests.support.health_servers import Reply, ScriptedServer, free_port, silent_server  # noqa: E402
 
 DILATION = 50.0
 """Virtual seconds per real second in the dilated runs."""
-DEFAULT = {"interval_seconds": 5.0, "timeout_seconds": 5.0, "success_threshold": 3, "attempts": 10}
+PROFILE_KEYS = ("interval_seconds", "timeout_seconds", "success_threshold", "attempts")
+DEFAULT = {key: float(DEFAULTS[key]) for key in PROFILE_KEYS}
+"""The health gate's defaults, from their one definition (components/health_settings.py)."""
 AGGRESSIVE = {"interval_seconds": 1.0, "timeout_seconds": 2.0, "success_threshold": 2, "attempts": 40}
-HEALTHY_AT = (10.0, 30.0, 60.0, 90.0)
+HEALTHY_AT = (5.0, 10.0, 15.0, 30.0)
 """Virtual seconds after the check starts at which the endpoint turns healthy."""
 
 

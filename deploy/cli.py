@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
@@ -55,7 +55,8 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     (str(EXIT_FAILED), "the update failed; nothing was rolled back"),
     (
         str(EXIT_SETUP),
-        "could not start: no Pulumi CLI on PATH, no such stack, no policy config, a bad option",
+        "could not start: no Pulumi CLI on PATH, no such stack or one it cannot read (its passphrase "
+        "unset), no policy config, a bad option",
     ),
     (
         str(EXIT_ROLLED_BACK),
@@ -103,14 +104,21 @@ def _release_ref(value: str) -> str:
     return value
 
 
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number <= 3600:
-        raise argparse.ArgumentTypeError(f"got {value!r}; expected a number of seconds from 0 to 3600")
-    return number
+def _bounded(unit: str, most: float) -> Callable[[str], float]:
+    """An option's parser: a number above 0 and at most `most`, in `unit`s (named in the error)."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if not 0 < number <= most:
+            raise argparse.ArgumentTypeError(
+                f"got {value!r}; expected a number of {unit} above 0, at most {most:g}"
+            )
+        return number
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--cancel-grace",
-        type=_positive,
+        type=_bounded("seconds", 3600),
         default=CANCEL_GRACE_S,
         metavar="SECONDS",
         help="on Ctrl-C, how long the CLI may take to cancel before it is told to stop "
@@ -159,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--stale-after",
-        type=_positive,
+        type=_bounded("minutes", 24 * 60),
         default=STALE_AFTER.total_seconds() / 60,
         metavar="MINUTES",
         help="a lock or an in-progress update older than this is left over from an interrupted run "

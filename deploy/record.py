@@ -24,7 +24,7 @@ from jsonschema.exceptions import best_match
 from pulumi.automation.events import EngineEvent
 
 from deploy.causes import CAUSES, PROGRAM, Cause, cause_of, classify, failures, summary
-from deploy.timings import PHASE_OUTCOMES, PHASES, Phase, PhaseOutcome, measure
+from deploy.timings import PHASE_OUTCOMES, PHASES, Phase, PhaseOutcome, PhaseTiming, measure
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""
@@ -46,22 +46,13 @@ class RecordError(Exception):
 
 
 @dataclass(frozen=True)
-class PhaseRecord:
-    """How long one phase took and how it ended."""
-
-    seconds: int
-    outcome: PhaseOutcome
-    op: str
-
-
-@dataclass(frozen=True)
 class AppRecord:
     """One app: its digest before and after the deploy, and its phases in PHASES order."""
 
     name: str
     digest_before: str | None
     digest_after: str | None
-    phases: Mapping[Phase, PhaseRecord]
+    phases: Mapping[Phase, PhaseTiming]
 
     @property
     def total_seconds(self) -> int:
@@ -302,7 +293,7 @@ def from_json(data: Any) -> DeployRecord:
 
 def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
     phases = {
-        cast(Phase, name): PhaseRecord(int(p["seconds"]), p["outcome"], p["op"])
+        cast(Phase, name): PhaseTiming(int(p["seconds"]), p["outcome"], p["op"])
         for name, p in sorted(raw["phases"].items(), key=lambda item: PHASES.index(item[0]))
     }
     app = AppRecord(raw["name"], raw["digestBefore"], raw["digestAfter"], phases)
@@ -413,7 +404,7 @@ def build_record(
             t.app,
             before.get(t.app),
             after.get(t.app),
-            {phase: PhaseRecord(p.seconds, p.outcome, p.op) for phase, p in t.phases.items()},
+            dict(t.phases),
         )
         for t in timings.apps
     )

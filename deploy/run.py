@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from pulumi.automation import ConfigValue, Stack
+from pulumi.automation import ConfigMap, ConfigValue, OutputMap, Stack
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 from pulumi.automation.events import EngineEvent
 
@@ -59,7 +59,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 """The update failed and nothing was rolled back (not a health failure, or nothing to roll back to)."""
 EXIT_SETUP = 2
-"""The deploy could not start (no CLI, no stack, no policy config, a bad option)."""
+"""The deploy could not start (no CLI, no stack or an unreadable one, no policy config, a bad option)."""
 EXIT_ROLLED_BACK = 3
 """A health gate failed; the failed apps run their last known good digest again."""
 EXIT_ROLLBACK_FAILED = 4
@@ -335,10 +335,33 @@ def _deploy_config(config: Mapping[str, ConfigValue]) -> DeployConfig:
         return DeployConfig()
 
 
-def _read_stack(stack: Stack, options: UpOptions, out: TextIO) -> StackState:
-    outputs = stack.outputs()
+class StackUnreadable(Exception):
+    """The CLI could not read the stack's outputs or config: the deploy cannot start."""
+
+
+def _read_outputs_and_config(stack: Stack, interrupts: Interrupts) -> tuple[OutputMap, ConfigMap]:
+    """The stack's outputs and its config (secrets decrypted); StackUnreadable with the CLI's reason."""
+    try:
+        return stack.outputs(), stack.get_all_config()
+    except CommandError as err:
+        if interrupts.interrupted:
+            raise Interrupted(str(err)) from err
+        reason = _stderr(err)
+        hint = ""
+        if "passphrase" in reason.lower():
+            hint = (
+                "\n  The stack's secrets are passphrase-encrypted: export PULUMI_CONFIG_PASSPHRASE (or "
+                "PULUMI_CONFIG_PASSPHRASE_FILE) as for `pulumi up`."
+            )
+        raise StackUnreadable(
+            f"could not read stack {stack.name!r} (its outputs and config), so nothing was deployed:\n"
+            f"{_indent(reason)}{hint}"
+        ) from err
+
+
+def _read_stack(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> StackState:
+    outputs, config = _read_outputs_and_config(stack, interrupts)
     record = _record(outputs, out)
-    config = stack.get_all_config()
     entries = app_entries(_config_value(config, APPS_KEY))
     for name, entry in entries.items():
         if entry.pin is not None:
@@ -358,6 +381,10 @@ def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interru
     run = Run(started=options.now())
     try:
         code = _deploy(stack, options, out, interrupts, run)
+    except StackUnreadable as err:
+        # Like the other set-up errors (no CLI, no stack): the deploy did not start and writes no record.
+        out.write(f"deploy: error: {err}\n")
+        return EXIT_SETUP
     except Interrupted as stopped:
         if stopped.events:
             run.ups.append(stopped.events)
@@ -490,7 +517,7 @@ def _degraded_report(found: Degraded, grace: int) -> str:
 
 def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts, run: Run) -> int:
     interrupts.check()
-    state = _read_stack(stack, options, out)
+    state = _read_stack(stack, options, out, interrupts)
     run.good, run.budget_seconds = dict(state.good), state.deploy.budget_seconds
     found = blocked(state.record, state.tags, state.allowed)
     if found:

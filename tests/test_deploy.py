@@ -495,6 +495,9 @@ def test_missing_policy_config_is_a_clear_error(tmp_path: Path) -> None:
         (["up"], "--stack"),
         (["up", "--stack", "dev", "--allow-failed-release", "web"], "'<app>:<content tag>'"),
         (["up", "--stack", "dev", "--cancel-grace", "0"], "--cancel-grace"),
+        (["up", "--stack", "dev", "--cancel-grace", "0"], "a number of seconds above 0, at most 3600"),
+        (["up", "--stack", "dev", "--stale-after", "soon"], "--stale-after"),
+        (["up", "--stack", "dev", "--stale-after", "1441"], "a number of minutes above 0, at most 1440"),
     ],
 )
 def test_usage_errors_name_the_option(tmp_path: Path, args: list[str], named: str) -> None:

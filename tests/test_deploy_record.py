@@ -21,7 +21,6 @@ from deploy.record import (
     AppRecord,
     DeployRecord,
     FailureRecord,
-    PhaseRecord,
     RecordError,
     build_record,
     format_duration,
@@ -32,6 +31,7 @@ from deploy.record import (
     to_json,
     write_record,
 )
+from deploy.timings import PhaseTiming
 from tests.support.engine_events import T0, load_case
 
 WEB_OLD = "registry.example.com/platform/web@sha256:" + "1" * 64
@@ -378,7 +378,7 @@ def test_markdown_escapes_what_it_shows() -> None:
         "failed",
         "other",
         (FailureRecord("other", "release", "a|b", None, "boom | *bold* <b>`x`</b>"),),
-        (AppRecord("a|b", None, None, {"build": PhaseRecord(10, "unfinished", "create")}),),
+        (AppRecord("a|b", None, None, {"build": PhaseTiming(10, "unfinished", "create")}),),
     )
     text = render_markdown(record)
     assert "| a\\|b | - | 10s … |" in text

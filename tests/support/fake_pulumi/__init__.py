@@ -59,9 +59,11 @@ class FakePulumi:
         history: Sequence[Mapping[str, Any]] = (),
         secrets: Mapping[str, str] | None = None,
         refresh: Mapping[str, Any] | None = None,
+        failures: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Script the `up`s (each {"fixture", "exit", "stderr", "outputs", "pause_before", ...}), the
-        plaintext of secret config values, and how a `refresh` ends ({"exit", "stderr"})."""
+        plaintext of secret config values, how a `refresh` ends ({"exit", "stderr"}), and commands that
+        fail ({"command": argv prefix, "stderr", "exit"})."""
         self.scenario.update(
             ups=list(ups),
             outputs=dict(outputs or {}),
@@ -69,6 +71,7 @@ class FakePulumi:
             ups_done=0,
             secrets=dict(secrets or {}),
             refresh=dict(refresh or {}),
+            failures=[dict(f) for f in failures],
         )
         self.write()
 

@@ -11,8 +11,10 @@ there) to a file, or, when the target is `tcp://host:port`, to the Automation AP
 `Events.StreamEvents` gRPC service (pulumi/runtime/proto/events.proto), as pkg/backend/display/display.go
 `startEventLogger` does. Events are numbered afresh and stamped from now, keeping the recording's
 spacing. `refresh --target <urn>...` answers as the CLI does without an event log (the deploy reads the
-stopped Applications back before a rollback); a scripted `refresh` may fail. Secret config values read
-as the scenario's `secrets` give them (the real CLI decrypts them with the stack's secrets provider).
+stopped Applications back before a rollback); a scripted `refresh` may fail, and so may any command
+the scenario's `failures` name (as a stack whose passphrase is not set fails every command that reads
+it). Secret config values read as the scenario's `secrets` give them (the real CLI decrypts them with
+the stack's secrets provider).
 """
 
 from __future__ import annotations
@@ -306,6 +308,10 @@ def main(argv: Sequence[str]) -> int:
     if args == ["version"]:
         print(fake.scenario.get("version", "3.272.0"))
         return 0
+    for failure in fake.scenario.get("failures", []):
+        if args[: len(failure["command"])] == failure["command"]:
+            sys.stderr.write(failure["stderr"] + "\n")
+            return int(failure.get("exit", 255))
     if args[:2] == ["stack", "select"]:
         if not fake.stack_file(stack).is_file():
             sys.stderr.write(f"error: no stack named '{stack}' found\n")
