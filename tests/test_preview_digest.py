@@ -8,6 +8,7 @@ local image ID in a preview, and `repository@sha256:...` only after a push. The 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,13 @@ from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE, ImageSizeProvid
 from components.names import APPLICATION_TYPE, DOCKER_IMAGE_TYPE, IMAGE_SIZE_ANNOTATION, IMAGE_SIZE_TYPE
 from offline.check import evaluate, main, run_check, sim_inputs
 from offline.image_build import ImageMeasurement
+from offline.promotion import simulate_promoted, upstream_of
 from offline.simulate import UNKNOWN, ProgramMocks, SimResource, Simulation, simulate
+from offline.stack_files import read_stack_config
 from rules.image_size import LOCAL_SIZE_SOURCE, image_size_findings
 from tests.conftest import TEST_PASSWORD
 from tests.support.dynamic_provider import DynamicProviderServer
+from tests.support.example_project import STACKS
 from tests.support.projects import (
     REGISTRY,
     app,
@@ -294,3 +298,40 @@ def test_a_preview_with_pending_digests_still_judges_the_replicas(project: Path)
     assert [(d.urn.rsplit("::", 1)[-1], d.cant_judge) for d in replicas] == [
         ("web-argocd-application", False)
     ]
+
+
+# -- the example stacks themselves, previewed as the preview workflow previews them -------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_example_stack_previews_with_pending_or_promoted_digests(
+    example_project: Path, stack: str
+) -> None:
+    """dev builds: each image is the local build (pending digest); staging and prod promote the digests
+    their upstream stack exported, known already in the preview (deploy.yml deploys upstream first)."""
+    sim, _ = simulate_promoted(stack, password=TEST_PASSWORD, project_dir=example_project, preview=True)
+    config = read_stack_config(stack, example_project)
+    upstream = upstream_of(config)
+    applications = sim.by_type(APPLICATION_TYPE)
+    assert sorted(a.inputs["metadata"]["name"] for a in applications) == sorted(
+        app["name"] for app in config["gitops-deploy:apps"]
+    ), f"stack {stack}: one Application per app"
+    images = {r.inputs["imageName"].rsplit(":", 1)[0]: r for r in sim.by_type(DOCKER_IMAGE_TYPE)}
+    if upstream is None:
+        assert images, f"stack {stack} builds"
+        for image in images.values():
+            assert is_local_image_id(image.outputs["repoDigest"]), f"{image.urn}: the preview's local build"
+        for application in applications:
+            source = application.raw_inputs["spec"]["source"]
+            digest = source["helm"]["valuesObject"]["image"]["digest"]
+            assert digest == UNKNOWN, f"{application.urn}: the digest is pending until the push"
+        return
+    assert not images, f"stack {stack} promotes from {upstream}: nothing is built in its preview"
+    upstream_sim, _ = simulate_promoted(upstream, password=TEST_PASSWORD, project_dir=example_project)
+    for application in applications:
+        name = application.inputs["metadata"]["name"]
+        digest = upstream_sim.exports["apps"][name]["imageDigest"].split("@", 1)[1]
+        assert is_repo_digest(f"repo@{digest}")
+        assert digest in json.dumps(application.inputs["spec"]["source"]), (
+            f"{application.urn}: deploys the digest {upstream} exported, known in the preview"
+        )
