@@ -27,11 +27,10 @@ from deploy.record import (  # noqa: E402
     DeployRecord,
     FailureRecord,
     Outcome,
-    PhaseRecord,
     write_record,
 )
 from deploy.report import RENDERERS, Report, build_report, load, main  # noqa: E402
-from deploy.timings import Phase  # noqa: E402
+from deploy.timings import Phase, PhaseTiming  # noqa: E402
 
 SIZES = (100, 1_000, 10_000)
 STACKS = ("dev", "staging", "prod", "org/gitops-deploy/prod-eu")
@@ -46,15 +45,15 @@ def _record(i: int) -> DeployRecord:
     cause = None if outcome == "succeeded" else CAUSES[i % len(CAUSES)]
     apps = []
     for app in ("web", "api"):
-        phases: dict[Phase, PhaseRecord] = {
-            "preflight": PhaseRecord(2 + i % 3, "succeeded", "same"),
-            "build": PhaseRecord(30 + i % 40, "succeeded", "update"),
-            "image-size": PhaseRecord(1, "succeeded", "update"),
-            "sync": PhaseRecord(40 + i % 90, "succeeded", "update"),
-            "health": PhaseRecord(10 + i % 20, "failed" if cause else "succeeded", "update"),
+        phases: dict[Phase, PhaseTiming] = {
+            "preflight": PhaseTiming(2 + i % 3, "succeeded", "same"),
+            "build": PhaseTiming(30 + i % 40, "succeeded", "update"),
+            "image-size": PhaseTiming(1, "succeeded", "update"),
+            "sync": PhaseTiming(40 + i % 90, "succeeded", "update"),
+            "health": PhaseTiming(10 + i % 20, "failed" if cause else "succeeded", "update"),
         }
         if outcome in ("rolled-back", "rollback-failed"):
-            phases["rollback"] = PhaseRecord(
+            phases["rollback"] = PhaseTiming(
                 60, "failed" if outcome == "rollback-failed" else "succeeded", "rollback"
             )
         digest = DIGEST.format(app=app)
