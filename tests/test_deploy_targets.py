@@ -15,7 +15,8 @@ import pytest
 from deploy.targets import Registry, Target, check_targets, registry_from_config
 from tests.support.fake_pulumi import GRPC_TRANSPORT, FakePulumi, read_config, run_deploy
 from tests.support.fake_pulumi.project import CONFIG, STACK, make_project, write_config
-from tests.support.health_servers import free_port, silent_server, trickling_headers_server
+from tests.support.health_servers import silent_server, trickling_headers_server
+from tests.support.processes import free_port
 from tests.support.registry import LocalRegistry, random_layer
 
 # `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.

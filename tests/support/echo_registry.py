@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import urlparse
+
+from tests.support.processes import LocalHTTPServer
 
 
 def fake_jwt() -> str:
@@ -23,7 +24,7 @@ def fake_jwt() -> str:
     return ".".join(parts)
 
 
-class EchoingRegistry:
+class EchoingRegistry(LocalHTTPServer):
     """Accepts `user`/`password`; refuses pushes and knows no manifest, quoting the credentials back."""
 
     def __init__(self, user: str, password: str, *, auth: Literal["basic", "bearer"] = "basic") -> None:
@@ -94,26 +95,4 @@ class EchoingRegistry:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        return int(self._server.server_address[1])
-
-    @property
-    def server(self) -> str:
-        """`127.0.0.1:<port>`."""
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> EchoingRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(Handler)

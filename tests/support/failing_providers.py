@@ -6,11 +6,11 @@ The provider host imports this module by reference (dill), as it imports `compon
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from components.health import HealthCheckProvider
+from tests.support.processes import LocalHTTPServer
 
 
 class GroupRaisingHealthCheck(HealthCheckProvider):
@@ -22,7 +22,7 @@ class GroupRaisingHealthCheck(HealthCheckProvider):
         )
 
 
-class MalformedIndexRegistry:
+class MalformedIndexRegistry(LocalHTTPServer):
     """A registry without auth whose image index lists a platform without a digest."""
 
     def __init__(self) -> None:
@@ -47,15 +47,4 @@ class MalformedIndexRegistry:
                 pass
 
         self.body = body
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def server(self) -> str:
-        """`127.0.0.1:<port>`."""
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import serve_in_thread, stop_serving
+
 _CHUNK = 64 * 1024
 
 
@@ -131,13 +133,10 @@ class ScriptedServer:
                 pass
 
         server = ThreadingHTTPServer((self.host, self._port), Handler)
-        server.daemon_threads = True
         if self._tls is not None:
             server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
-        self._thread.daemon = True
-        self._thread.start()
+        self._thread = serve_in_thread(server, poll_interval=0.02)
 
     def start_after(self, seconds: float) -> threading.Timer:
         """Start listening later, from another thread."""
@@ -149,21 +148,13 @@ class ScriptedServer:
     def close(self) -> None:
         """Stop serving and release the port."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_serving(self._server, self._thread)
 
     def __enter__(self) -> ScriptedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel refuses connections to it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
