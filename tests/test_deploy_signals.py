@@ -20,7 +20,8 @@ from deploy.process import wait_awake
 from deploy.record import read_record
 from tests.support.engine_events import read
 from tests.support.fake_pulumi import FILE_TRANSPORT, GRPC_TRANSPORT, FakePulumi, read_config, start_deploy
-from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, make_project
+from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
+from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK
 
 # `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
 pytestmark = pytest.mark.cli
@@ -34,22 +35,11 @@ def _index(fixture: str, text: str, nth: int = 0) -> int:
     return found[nth]
 
 
-@pytest.fixture
-def fake(tmp_path: Path) -> FakePulumi:
-    """The stand-in CLI (a current version: events over gRPC)."""
-    return FakePulumi(tmp_path / "fake")
-
-
-@pytest.fixture(params=[FILE_TRANSPORT, GRPC_TRANSPORT], ids=["file-events", "grpc-events"])
-def either_fake(request: pytest.FixtureRequest, tmp_path: Path) -> FakePulumi:
-    """The stand-in CLI with each event transport."""
-    return FakePulumi(tmp_path / "fake", version=request.param)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A project of the test's own."""
-    return make_project(tmp_path / "project")
+fake = fake_fixture(GRPC_TRANSPORT)
+"""The stand-in CLI (a current version: events over gRPC)."""
+either_fake = fake_fixture(FILE_TRANSPORT, GRPC_TRANSPORT)
+"""The stand-in CLI with each event transport."""
+project = project_fixture()
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
