@@ -11,11 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from tests.support.processes import LocalHTTPServer
+from tests.support.processes import LocalHTTPServer, QuietHandler
 
 
 def fake_jwt() -> str:
@@ -33,22 +32,23 @@ class EchoingRegistry(LocalHTTPServer):
         self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _answer(
                 self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
             ) -> None:
-                data = json.dumps(body).encode()
                 echo = self.headers.get("Authorization", "")
-                self.send_response(status, f"Refused {echo}" if status >= 400 else None)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(
+                    status,
+                    json.dumps(body).encode(),
+                    {
+                        "Content-Type": "application/json",
+                        "Docker-Distribution-Api-Version": "registry/2.0",
+                        **(headers or {}),
+                    },
+                    reason=f"Refused {echo}" if status >= 400 else None,
+                )
 
             def _authorized(self) -> bool:
                 given = self.headers.get("Authorization", "")
@@ -91,8 +91,5 @@ class EchoingRegistry(LocalHTTPServer):
                     self._challenge()
                 else:
                     self._errors(403, "DENIED")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
         super().__init__(Handler)

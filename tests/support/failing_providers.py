@@ -6,11 +6,10 @@ The provider host imports this module by reference (dill), as it imports `compon
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from components.health import HealthCheckProvider
-from tests.support.processes import LocalHTTPServer
+from tests.support.processes import LocalHTTPServer, QuietHandler
 
 
 class GroupRaisingHealthCheck(HealthCheckProvider):
@@ -33,18 +32,13 @@ class MalformedIndexRegistry(LocalHTTPServer):
         }
         body = json.dumps(index).encode()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                data = b"{}" if self.path == "/v2/" else body
-                self.send_response(200)
-                self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
-                self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                headers = {
+                    "Content-Type": "application/vnd.oci.image.index.v1+json",
+                    "Docker-Distribution-Api-Version": "registry/2.0",
+                }
+                self.reply(200, b"{}" if self.path == "/v2/" else body, headers)
 
         self.body = body
         super().__init__(Handler)

@@ -12,11 +12,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-from tests.support.processes import serve_in_thread, stop_serving
+from tests.support.processes import QuietHandler, serve_in_thread, stop_serving
 
 _CHUNK = 64 * 1024
 
@@ -97,7 +96,7 @@ class ScriptedServer:
         """Bind and serve in a daemon thread."""
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -128,9 +127,6 @@ class ScriptedServer:
                         time.sleep(reply.trickle_seconds)
 
             do_DELETE = do_POST = do_PUT = do_PATCH = do_GET
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
         server = ThreadingHTTPServer((self.host, self._port), Handler)
         if self._tls is not None:

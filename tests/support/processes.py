@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, Self
@@ -137,6 +137,24 @@ def stop_serving(server: ThreadingHTTPServer, thread: threading.Thread | None = 
     server.server_close()
     if thread is not None:
         thread.join(5)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (pytest shows a test's output) and answers with `reply`."""
+
+    def reply(
+        self, status: int, body: bytes, headers: Mapping[str, str], *, reason: str | None = None
+    ) -> None:
+        """Send the status (with `reason` as its phrase when given), the headers, and the body."""
+        self.send_response(status, reason)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 class LocalHTTPServer:

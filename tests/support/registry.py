@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,7 +27,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.processes import LocalHTTPServer, ServerProcess, free_port, serve_in_thread, stop_serving
+from tests.support.processes import (
+    LocalHTTPServer,
+    QuietHandler,
+    ServerProcess,
+    free_port,
+    serve_in_thread,
+    stop_serving,
+)
 
 INSTALL_HINT = "apt-get install docker-registry apache2-utils"
 _START_TIMEOUT_S = 20.0
@@ -160,20 +167,12 @@ class TokenIssuer:
         """Serve on a free port in a daemon thread."""
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 status, body = issuer._answer(
                     parse_qs(urlparse(self.path).query), self.headers.get("Authorization")
                 )
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                self.reply(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = serve_in_thread(self._server)
@@ -427,17 +426,9 @@ class NotARegistry(LocalHTTPServer):
     """An HTTP server on 127.0.0.1 that answers every path with 404 HTML, like a web server would."""
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                body = b"<html><body>Not Found</body></html>"
-                self.send_response(404)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                self.reply(404, b"<html><body>Not Found</body></html>", {"Content-Type": "text/html"})
 
         super().__init__(Handler)
 
