@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from components.health_probe import Sleep, check_endpoint  # noqa: E402
 from components.health_settings import DEFAULTS, HealthSettings  # noqa: E402
-from tests.support.health_servers import Reply, ScriptedServer, free_port, silent_server  # noqa: E402
+from tests.support.health_servers import Reply, ScriptedServer, silent_server  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 DILATION = 50.0
 """Virtual seconds per real second in the dilated runs."""

@@ -10,40 +10,21 @@ import pytest
 from offline.check import run_check
 from offline.report import CheckReport
 from tests.support.project import base_config, empty_policy_config, make_project
+from tests.support.projects import CHART_FILES, deployment_template, write_chart
 
-CHART = {
-    "Chart.yaml": "apiVersion: v2\nname: app\nversion: 0.1.0\n",
-    "values.yaml": (
-        "image: {repository: example/app, tag: latest, digest: ''}\n"
-        "replicaCount: 1\n"
-        "imagePullSecrets: []\n"
-        "autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 4}\n"
-    ),
-    "templates/deployment.yaml": """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-spec:
+# The Deployment leaves `spec.replicas` out when an HPA scales it, and (unlike the values contract)
+# also when none does, so Kubernetes' default of 1 is what the check must see.
+REPLICAS_UNLESS_AUTOSCALED = """\
   {{- if not .Values.autoscaling.enabled }}
   {{- if .Values.setReplicas }}
   replicas: {{ .Values.replicaCount }}
   {{- end }}
   {{- end }}
-  selector:
-    matchLabels: {app: {{ .Release.Name }}}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}}
-    spec:
-      imagePullSecrets: {{ toJson .Values.imagePullSecrets }}
-      containers:
-        - name: app
-          image: "{{ .Values.image.repository }}@{{ .Values.image.digest }}"
-          resources:
-            requests: {cpu: 100m, memory: 64Mi}
-            limits: {memory: 128Mi}
-""",
+"""
+AUTOSCALED_CHART = {
+    "values.yaml": CHART_FILES["values.yaml"]
+    + "autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 4}\n",
+    "templates/deployment.yaml": deployment_template(REPLICAS_UNLESS_AUTOSCALED),
     "templates/hpa.yaml": """\
 {{- if .Values.autoscaling.enabled }}
 apiVersion: autoscaling/v1
@@ -62,12 +43,9 @@ HPA_V1 = "kubernetes:autoscaling/v1:HorizontalPodAutoscaler"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
-def _project(root: Path, values: str = "") -> Path:
+def _project(root: Path) -> Path:
     project = make_project(root)
-    for name, text in CHART.items():
-        path = project / "app" / "chart" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + (values if name == "values.yaml" else ""))
+    write_chart(project, "app/chart", files=AUTOSCALED_CHART)
     return project
 
 

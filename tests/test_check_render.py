@@ -11,11 +11,11 @@ import pytest
 from offline.check import run_check
 from offline.report import CheckReport
 from offline.stack_files import read_stack_config
+from tests.support.example_project import OVERLAY, overlay_app
 
 pytestmark = [pytest.mark.render, pytest.mark.grpc]
 
 Edit = Callable[[Path], None]
-OVERLAY = "examples/app/kustomize"
 
 
 @pytest.fixture
@@ -115,25 +115,6 @@ def test_kustomize_workload_renamed_is_one_line_naming_the_key(project_copy: Pat
     assert "RENDER ERROR" in report.format()
 
 
-def _kustomize_app(name: str, namespace: str) -> dict[str, Any]:
-    """An app of the staging example deployed from the shared overlay, as the README says to set it."""
-    return {
-        "name": name,
-        "namespace": namespace,
-        "replicas": 3,
-        "image": {"repository": f"registry.example.com/platform/{name}", "context": "examples/app"},
-        "source": {
-            "repoURL": "https://github.com/example-org/gitops-deploy.git",
-            "targetRevision": "main",
-            "path": OVERLAY,
-            "type": "kustomize",
-            "imageName": "app",
-            "workload": "app",
-        },
-        "health": {"url": f"https://{name}.staging.example.com/healthz"},
-    }
-
-
 def test_the_overlay_serves_an_app_of_any_name_unedited(project_copy: Path) -> None:
     """Issue 15's case: the staging stack copied, its kustomize app renamed from web to storefront."""
     overlay = {p.name: p.read_text() for p in (project_copy / OVERLAY).iterdir()}
@@ -151,7 +132,7 @@ def test_the_overlay_serves_an_app_of_any_name_unedited(project_copy: Path) -> N
 
 def test_two_apps_share_the_overlay_in_one_namespace(project_copy: Path) -> None:
     config = read_stack_config("staging", project_copy)
-    config["gitops-deploy:apps"] = [_kustomize_app("web", "shop"), _kustomize_app("cart", "shop")]
+    config["gitops-deploy:apps"] = [overlay_app("web", "shop"), overlay_app("cart", "shop")]
     report = _check(project_copy, "staging", config)
     assert report.exit_code == 0 and not [f for f in report.findings if f.blocking], report.format()
     objects = {

@@ -43,7 +43,8 @@ from deploy.causes import (
 )
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.engine_events import check_failure_text, init_error_text, load_case
-from tests.support.health_servers import Reply, ScriptedServer, free_port
+from tests.support.health_servers import Reply, ScriptedServer
+from tests.support.processes import free_port
 from tests.support.registry import LocalRegistry, NotARegistry
 
 HOST = "registry.example.com"

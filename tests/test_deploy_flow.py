@@ -27,13 +27,15 @@ from tests.support.fake_pulumi import (
     read_config,
     run_deploy,
 )
+from tests.support.fake_pulumi.cli import history_entry
+from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
 from tests.support.fake_pulumi.project import (
     CONFIG,
     NEW_WEB,
     OLD,
     OUTPUTS,
     STACK,
-    make_project,
+    apps_output,
     tag,
     write_config,
 )
@@ -48,22 +50,11 @@ CONFLICT = (
 )
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A project of the test's own (tests/support/fake_pulumi/project.py)."""
-    return make_project(tmp_path / "project")
-
-
-@pytest.fixture(params=[FILE_TRANSPORT, GRPC_TRANSPORT], ids=["file-events", "grpc-events"])
-def fake(request: pytest.FixtureRequest, tmp_path: Path) -> FakePulumi:
-    """The stand-in CLI, as a CLI that takes an event-log file, and as one that streams over gRPC."""
-    return FakePulumi(tmp_path / "fake", version=request.param)
-
-
-@pytest.fixture
-def grpc_fake(tmp_path: Path) -> FakePulumi:
-    """The stand-in CLI of a current version (events over gRPC)."""
-    return FakePulumi(tmp_path / "fake", version=GRPC_TRANSPORT)
+project = project_fixture()
+fake = fake_fixture(FILE_TRANSPORT, GRPC_TRANSPORT)
+"""The stand-in CLI, as a CLI that takes an event-log file, and as one that streams over gRPC."""
+grpc_fake = fake_fixture(GRPC_TRANSPORT)
+"""The stand-in CLI of a current version (events over gRPC)."""
 
 
 def assert_up_argv(fake: FakePulumi, argv: list[str]) -> None:
@@ -104,6 +95,21 @@ def assert_clean(fake: FakePulumi, project: Path) -> None:
     assert read_config(project, STACK) == CONFIG
 
 
+def play_rollback(fake: FakePulumi, failing: str, outputs: dict[str, Any] = OUTPUTS) -> None:
+    """Script a first `up` that fails (the recorded `failing` stream) and a rollback `up` that succeeds."""
+    fake.play({"fixture": failing, "exit": 255}, {"fixture": "rollback_ok.jsonl"}, outputs=outputs)
+
+
+def deploy_stopped_at_one_up(fake: FakePulumi, project: Path, fixture: str, outputs: dict[str, Any]) -> str:
+    """An `up` that fails (the recorded `fixture`) and is not rolled back: exit 1 after that one `up`,
+    run with the stack file as is. Returns the deploy's stderr."""
+    fake.play({"fixture": fixture, "exit": 255}, outputs=outputs)
+    proc = run_deploy(fake, project, "--stack", STACK)
+    assert proc.returncode == 1, proc.stderr
+    assert_one_up_with_the_stack_file_as_is(fake)
+    return proc.stderr
+
+
 # --- the cases of the issue ---
 
 
@@ -111,10 +117,7 @@ def test_good_deploy_runs_one_up_and_changes_no_config(fake: FakePulumi, project
     fake.play({"fixture": "good_deploy.jsonl"}, outputs=OUTPUTS)
     proc = run_deploy(fake, project, "--stack", STACK)
     assert proc.returncode == 0, proc.stderr
-    [up] = fake.ups()
-    assert_up_argv(fake, up.argv)
-    assert up.config == CONFIG
-    assert fake.config_writes() == []
+    assert_one_up_with_the_stack_file_as_is(fake)
     assert_clean(fake, project)
     assert "Updating (prod):" in proc.stdout, "the CLI's output is streamed"
     assert "deploy: the update succeeded" in proc.stderr
@@ -123,11 +126,7 @@ def test_good_deploy_runs_one_up_and_changes_no_config(fake: FakePulumi, project
 def test_health_failure_rolls_back_with_pins_rollback_id_and_the_record(
     fake: FakePulumi, project: Path
 ) -> None:
-    fake.play(
-        {"fixture": "health_failure_web.jsonl", "exit": 255},
-        {"fixture": "rollback_ok.jsonl"},
-        outputs=OUTPUTS,
-    )
+    play_rollback(fake, "health_failure_web.jsonl")
     proc = run_deploy(fake, project, "--stack", STACK)
     assert proc.returncode == 3, proc.stderr
     first, rollback = fake.ups()
@@ -155,11 +154,7 @@ def test_health_failure_rolls_back_with_pins_rollback_id_and_the_record(
 def test_each_rollback_gets_a_fresh_rollback_id(grpc_fake: FakePulumi, project: Path) -> None:
     ids = []
     for _ in range(2):
-        grpc_fake.play(
-            {"fixture": "health_failure_web.jsonl", "exit": 255},
-            {"fixture": "rollback_ok.jsonl"},
-            outputs=OUTPUTS,
-        )
+        play_rollback(grpc_fake, "health_failure_web.jsonl")
         assert run_deploy(grpc_fake, project, "--stack", STACK).returncode == 3
         ids.append(grpc_fake.ups()[-1].config["gitops-deploy:rollbackId"])
     assert ids[0] != ids[1]
@@ -182,39 +177,26 @@ def test_a_rollback_that_fails_too_still_removes_everything_it_set(fake: FakePul
 
 
 def test_registry_401_changes_nothing(fake: FakePulumi, project: Path) -> None:
-    fake.play({"fixture": "registry_401.jsonl", "exit": 255}, outputs=OUTPUTS)
-    proc = run_deploy(fake, project, "--stack", STACK)
-    assert proc.returncode == 1, proc.stderr
-    assert_one_up_with_the_stack_file_as_is(fake)
+    stderr = deploy_stopped_at_one_up(fake, project, "registry_401.jsonl", OUTPUTS)
     assert_clean(fake, project)
-    assert "nothing was rolled back (only a failed health gate is)" in proc.stderr
-    assert "answered 401 Unauthorized" in proc.stderr
+    assert "nothing was rolled back (only a failed health gate is)" in stderr
+    assert "answered 401 Unauthorized" in stderr
 
 
 def test_policy_violation_changes_nothing(grpc_fake: FakePulumi, project: Path) -> None:
-    grpc_fake.play({"fixture": "policy_violation.jsonl", "exit": 255}, outputs=OUTPUTS)
-    proc = run_deploy(grpc_fake, project, "--stack", STACK)
-    assert proc.returncode == 1, proc.stderr
-    assert_one_up_with_the_stack_file_as_is(grpc_fake)
+    stderr = deploy_stopped_at_one_up(grpc_fake, project, "policy_violation.jsonl", OUTPUTS)
     assert_clean(grpc_fake, project)
-    assert "policy violation gitops-deploy/image-size-limit on web-image-size" in proc.stderr
+    assert "policy violation gitops-deploy/image-size-limit on web-image-size" in stderr
 
 
 def test_an_update_cancelled_from_outside_is_not_rolled_back(grpc_fake: FakePulumi, project: Path) -> None:
     """A signal that reached the CLI without the deploy (another process, a kill): no rollback."""
-    grpc_fake.play({"fixture": "cancelled.jsonl", "exit": 255}, outputs=OUTPUTS)
-    proc = run_deploy(grpc_fake, project, "--stack", STACK)
-    assert proc.returncode == 1, proc.stderr
-    assert_one_up_with_the_stack_file_as_is(grpc_fake)
-    assert "the update was cancelled" in proc.stderr and "pulumi cancel --stack prod --yes" in proc.stderr
+    stderr = deploy_stopped_at_one_up(grpc_fake, project, "cancelled.jsonl", OUTPUTS)
+    assert "the update was cancelled" in stderr and "pulumi cancel --stack prod --yes" in stderr
 
 
 def test_application_wait_timeout_rolls_that_app_back(grpc_fake: FakePulumi, project: Path) -> None:
-    grpc_fake.play(
-        {"fixture": "application_timeout.jsonl", "exit": 255},
-        {"fixture": "rollback_ok.jsonl"},
-        outputs=OUTPUTS,
-    )
+    play_rollback(grpc_fake, "application_timeout.jsonl")
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
     assert proc.returncode == 3, proc.stderr
     assert grpc_fake.ups()[1].config["gitops-deploy:apps"][1]["image"]["pin"] == OLD["api"]
@@ -222,18 +204,15 @@ def test_application_wait_timeout_rolls_that_app_back(grpc_fake: FakePulumi, pro
 
 
 def test_application_await_error_is_not_rolled_back(grpc_fake: FakePulumi, project: Path) -> None:
-    grpc_fake.play({"fixture": "application_await_error.jsonl", "exit": 255}, outputs=OUTPUTS)
-    proc = run_deploy(grpc_fake, project, "--stack", STACK)
-    assert proc.returncode == 1, proc.stderr
-    assert_one_up_with_the_stack_file_as_is(grpc_fake)
-    assert "has a non-primitive value" in proc.stderr
+    stderr = deploy_stopped_at_one_up(grpc_fake, project, "application_await_error.jsonl", OUTPUTS)
+    assert "has a non-primitive value" in stderr
 
 
 # --- a concurrent update: a live one, a left-over one ---
 
 
 def test_409_from_a_live_update_is_in_progress(fake: FakePulumi, project: Path) -> None:
-    recent = _history("in-progress", "2099-01-01T00:00:00.000000Z")
+    recent = history_entry("in-progress", "2099-01-01T00:00:00.000000Z")
     fake.play({"refuse": CONFLICT, "exit": 255}, outputs=OUTPUTS, history=[recent])
     proc = run_deploy(fake, project, "--stack", STACK)
     assert proc.returncode == 6, proc.stderr
@@ -257,7 +236,7 @@ def test_409_from_a_live_update_is_in_progress(fake: FakePulumi, project: Path) 
 def test_409_from_an_update_that_outlived_any_deploy_is_left_over(
     grpc_fake: FakePulumi, project: Path
 ) -> None:
-    grpc_fake.play({"refuse": CONFLICT, "exit": 255}, outputs=OUTPUTS, history=[_history("in-progress")])
+    grpc_fake.play({"refuse": CONFLICT, "exit": 255}, outputs=OUTPUTS, history=[history_entry("in-progress")])
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
     assert proc.returncode == 6, proc.stderr
     assert "in progress" not in proc.stderr.split("still marked as updating")[0]
@@ -289,17 +268,6 @@ def test_a_lock_left_by_a_killed_cli_on_this_machine_is_left_over(fake: FakePulu
 def _dead_pid() -> int:
     """A pid that no process has (the highest the kernel would give, never reached in a test)."""
     return int(Path("/proc/sys/kernel/pid_max").read_text()) - 1
-
-
-def _history(result: str, start: str = "2026-05-01T12:00:00.000000Z") -> dict[str, Any]:
-    return {
-        "kind": "update",
-        "startTime": start,
-        "message": "",
-        "environment": {},
-        "config": {},
-        "result": result,
-    }
 
 
 def test_pending_operations_of_an_interrupted_run_are_reported(grpc_fake: FakePulumi, project: Path) -> None:
@@ -378,11 +346,7 @@ def test_the_override_in_the_stack_config_is_honoured(grpc_fake: FakePulumi, pro
 def test_a_new_failure_is_added_to_the_existing_record(grpc_fake: FakePulumi, project: Path) -> None:
     older = FailedRelease("api", "ctx-0123456789ab", None, "2026-04-01T08:00:00Z", "earlier")
     outputs = {**OUTPUTS, "failedReleases": {"api": [older.to_json()]}}
-    grpc_fake.play(
-        {"fixture": "health_failure_web.jsonl", "exit": 255},
-        {"fixture": "rollback_ok.jsonl"},
-        outputs=outputs,
-    )
+    play_rollback(grpc_fake, "health_failure_web.jsonl", outputs)
     assert run_deploy(grpc_fake, project, "--stack", STACK).returncode == 3
     first, rollback = grpc_fake.ups()
     assert "gitops-deploy:failedReleases" not in first.config
@@ -393,12 +357,9 @@ def test_a_new_failure_is_added_to_the_existing_record(grpc_fake: FakePulumi, pr
 def test_a_first_deploy_that_fails_cannot_roll_back_and_records_nothing(
     grpc_fake: FakePulumi, project: Path
 ) -> None:
-    grpc_fake.play({"fixture": "health_failure_web.jsonl", "exit": 255}, outputs={})
-    proc = run_deploy(grpc_fake, project, "--stack", STACK)
-    assert proc.returncode == 1, proc.stderr
-    assert_one_up_with_the_stack_file_as_is(grpc_fake)
-    assert "cannot roll back web: no last known good digest" in proc.stderr
-    assert "nothing to roll back to; the failed release stays as it is (and is not recorded)" in proc.stderr
+    stderr = deploy_stopped_at_one_up(grpc_fake, project, "health_failure_web.jsonl", {})
+    assert "cannot roll back web: no last known good digest" in stderr
+    assert "nothing to roll back to; the failed release stays as it is (and is not recorded)" in stderr
 
 
 def test_a_user_pin_is_put_back_after_the_rollback(grpc_fake: FakePulumi, project: Path) -> None:
@@ -406,11 +367,7 @@ def test_a_user_pin_is_put_back_after_the_rollback(grpc_fake: FakePulumi, projec
     user_pin = "registry.example.com/platform/api@sha256:" + "9" * 64
     config["gitops-deploy:apps"][1]["image"]["pin"] = user_pin
     write_config(project, config)
-    grpc_fake.play(
-        {"fixture": "health_failure_web.jsonl", "exit": 255},
-        {"fixture": "rollback_ok.jsonl"},
-        outputs=OUTPUTS,
-    )
+    play_rollback(grpc_fake, "health_failure_web.jsonl")
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
     assert proc.returncode == 3, proc.stderr
     assert "api is pinned to" in proc.stderr
@@ -430,10 +387,6 @@ RECORDED_WEB = {"preflight": 3, "build": 42, "image-size": 1, "sync": 72, "healt
 RECORDED_API = {"preflight": 3, "build": 30, "image-size": 2, "sync": 40, "health": 12}
 
 
-def _outputs(web: str, api: str) -> dict[str, Any]:
-    return {"apps": {"web": {"imageDigest": web}, "api": {"imageDigest": api}}}
-
-
 def _with_deploy_key(project: Path, value: dict[str, Any]) -> dict[str, Any]:
     config = {**copy.deepcopy(CONFIG), "gitops-deploy:deploy": value}
     write_config(project, config)
@@ -446,7 +399,7 @@ def test_a_rolled_back_deploy_writes_its_record_the_table_and_the_step_summary(
     config = _with_deploy_key(project, {"budgetSeconds": 240})
     fake.play(
         {"fixture": "health_rollback/up-1.jsonl", "exit": 255, "stderr": "error: update failed"},
-        {"fixture": "health_rollback/up-2.jsonl", "outputs": _outputs(OLD["web"], API_NEW)},
+        {"fixture": "health_rollback/up-2.jsonl", "outputs": apps_output(OLD["web"], API_NEW)},
         outputs=OUTPUTS,
     )
     summary = tmp_path / "step-summary.md"
@@ -480,7 +433,7 @@ def test_a_rolled_back_deploy_writes_its_record_the_table_and_the_step_summary(
 
 
 def test_a_good_deploy_is_recorded_as_succeeded(grpc_fake: FakePulumi, project: Path, tmp_path: Path) -> None:
-    after = _outputs(NEW_WEB, API_NEW)
+    after = apps_output(NEW_WEB, API_NEW)
     grpc_fake.play({"fixture": "good/up-1.jsonl", "outputs": after}, outputs=OUTPUTS)
     path = tmp_path / "record.json"
     proc = run_deploy(grpc_fake, project, "--stack", STACK, "--record", str(path))
@@ -544,7 +497,7 @@ def _degraded_play(fake: FakePulumi, **refresh: Any) -> None:
             "exit": 255,
             "stderr": "error: update failed",
         },
-        {"fixture": "degraded_rollback/up-2.jsonl", "outputs": _outputs(OLD["web"], OLD["api"])},
+        {"fixture": "degraded_rollback/up-2.jsonl", "outputs": apps_output(OLD["web"], OLD["api"])},
         outputs=OUTPUTS,
         refresh=refresh,
     )

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from deploy.process import wait_awake
 from deploy.record import read_record
 from tests.support.engine_events import read
 from tests.support.fake_pulumi import FILE_TRANSPORT, GRPC_TRANSPORT, FakePulumi, read_config, start_deploy
-from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, make_project
+from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
+from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK
 
 # `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
 pytestmark = pytest.mark.cli
@@ -34,27 +36,28 @@ def _index(fixture: str, text: str, nth: int = 0) -> int:
     return found[nth]
 
 
-@pytest.fixture
-def fake(tmp_path: Path) -> FakePulumi:
-    """The stand-in CLI (a current version: events over gRPC)."""
-    return FakePulumi(tmp_path / "fake")
-
-
-@pytest.fixture(params=[FILE_TRANSPORT, GRPC_TRANSPORT], ids=["file-events", "grpc-events"])
-def either_fake(request: pytest.FixtureRequest, tmp_path: Path) -> FakePulumi:
-    """The stand-in CLI with each event transport."""
-    return FakePulumi(tmp_path / "fake", version=request.param)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A project of the test's own."""
-    return make_project(tmp_path / "project")
+fake = fake_fixture(GRPC_TRANSPORT)
+"""The stand-in CLI (a current version: events over gRPC)."""
+either_fake = fake_fixture(FILE_TRANSPORT, GRPC_TRANSPORT)
+"""The stand-in CLI with each event transport."""
+project = project_fixture()
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     _, stderr = proc.communicate(timeout=WAIT_S)
     return proc.returncode, stderr
+
+
+def _deploy_signalled(
+    fake: FakePulumi, project: Path, signals: Sequence[signal.Signals], *args: str
+) -> tuple[int, str]:
+    """Start the deploy, send its pid the n-th signal once the stand-in `up` sits at its n-th pause, and
+    return its exit code and stderr (bounded waits)."""
+    proc = start_deploy(fake, project, "--stack", STACK, *args)
+    for pause, signum in enumerate(signals, start=1):
+        fake.wait_until_waiting(pause)
+        os.kill(proc.pid, signum)
+    return _finish(proc)
 
 
 def test_sigint_mid_update_is_passed_to_the_cli_once_and_nothing_is_rolled_back(
@@ -70,10 +73,7 @@ def test_sigint_mid_update_is_passed_to_the_cli_once_and_nothing_is_rolled_back(
         outputs=OUTPUTS,
     )
     record = project / "record.json"
-    proc = start_deploy(fake, project, "--stack", STACK, "--record", str(record))
-    fake.wait_until_waiting()
-    os.kill(proc.pid, signal.SIGINT)
-    code, stderr = _finish(proc)
+    code, stderr = _deploy_signalled(fake, project, [signal.SIGINT], "--record", str(record))
     assert code == 128 + signal.SIGINT, stderr
     assert fake.signals() == ["SIGINT"], "forwarded once: a second one would make the CLI terminate"
     assert len(fake.ups()) == 1 and fake.config_writes() == []
@@ -104,12 +104,7 @@ def test_sigterm_during_the_rollback_still_removes_the_pins(fake: FakePulumi, pr
         },
         outputs=OUTPUTS,
     )
-    proc = start_deploy(fake, project, "--stack", STACK)
-    fake.wait_until_waiting(1)
-    os.kill(proc.pid, signal.SIGINT)
-    fake.wait_until_waiting(2)
-    os.kill(proc.pid, signal.SIGTERM)
-    code, stderr = _finish(proc)
+    code, stderr = _deploy_signalled(fake, project, [signal.SIGINT, signal.SIGTERM])
     assert code == 128 + signal.SIGINT, stderr
     assert fake.signals() == ["SIGINT", "SIGTERM"]
     _first, rollback = fake.ups()
@@ -130,10 +125,7 @@ def test_sigterm_alone_is_handled_like_sigint(fake: FakePulumi, project: Path) -
         },
         outputs=OUTPUTS,
     )
-    proc = start_deploy(fake, project, "--stack", STACK)
-    fake.wait_until_waiting()
-    os.kill(proc.pid, signal.SIGTERM)
-    code, stderr = _finish(proc)
+    code, stderr = _deploy_signalled(fake, project, [signal.SIGTERM])
     assert code == 128 + signal.SIGTERM, stderr
     assert fake.signals() == ["SIGTERM"]
     assert read_config(project, STACK) == CONFIG
@@ -153,10 +145,7 @@ def test_a_cli_slow_to_cancel_is_told_to_terminate_after_the_grace_period(
         },
         outputs=OUTPUTS,
     )
-    proc = start_deploy(fake, project, "--stack", STACK, "--cancel-grace", "0.5")
-    fake.wait_until_waiting(1)
-    os.kill(proc.pid, signal.SIGINT)
-    code, stderr = _finish(proc)
+    code, stderr = _deploy_signalled(fake, project, [signal.SIGINT], "--cancel-grace", "0.5")
     assert code == 128 + signal.SIGINT, stderr
     assert fake.signals() == ["SIGINT", "SIGINT"], "the deploy sent the second signal itself"
     assert "telling the Pulumi CLI to stop now" in stderr
@@ -172,10 +161,7 @@ def test_a_cli_that_ignores_signals_is_killed_and_the_config_is_still_restored(
         {"fixture": "terminated.jsonl", "pause_before": [cancelling], "hang_after": True},
         outputs=OUTPUTS,
     )
-    proc = start_deploy(fake, project, "--stack", STACK, "--cancel-grace", "0.2")
-    fake.wait_until_waiting(1)
-    os.kill(proc.pid, signal.SIGINT)
-    code, stderr = _finish(proc)
+    code, stderr = _deploy_signalled(fake, project, [signal.SIGINT], "--cancel-grace", "0.2")
     assert code == 128 + signal.SIGINT, stderr
     assert "the Pulumi CLI did not stop; killing it" in stderr
     assert fake.ups()[1].config["gitops-deploy:apps"][0]["image"]["pin"] == OLD["web"]

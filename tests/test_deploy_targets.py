@@ -14,8 +14,10 @@ import pytest
 
 from deploy.targets import Registry, Target, check_targets, registry_from_config
 from tests.support.fake_pulumi import GRPC_TRANSPORT, FakePulumi, read_config, run_deploy
-from tests.support.fake_pulumi.project import CONFIG, STACK, make_project, write_config
-from tests.support.health_servers import free_port, silent_server, trickling_headers_server
+from tests.support.fake_pulumi.fixtures import fake_fixture
+from tests.support.fake_pulumi.project import CONFIG, STACK, apps_output, make_project, write_config
+from tests.support.health_servers import silent_server, trickling_headers_server
+from tests.support.processes import free_port
 from tests.support.registry import LocalRegistry, random_layer
 
 # `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
@@ -109,13 +111,7 @@ def _stack(project: Path, registry: LocalRegistry) -> dict[str, Any]:
     return config
 
 
-def _outputs(web: str, api: str) -> dict[str, Any]:
-    return {"apps": {"web": {"imageDigest": web}, "api": {"imageDigest": api}}}
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> FakePulumi:
-    return FakePulumi(tmp_path / "fake", version=GRPC_TRANSPORT)
+fake = fake_fixture(GRPC_TRANSPORT)
 
 
 def test_the_deploy_says_where_each_rollback_target_stands_before_the_update(
@@ -127,7 +123,7 @@ def test_the_deploy_says_where_each_rollback_target_stands_before_the_update(
     # api's Application times out, so api would be rolled back, to a digest the registry no longer has.
     fake.play(
         {"fixture": "application_timeout.jsonl", "exit": 255},
-        outputs=_outputs(pushed, gone),
+        outputs=apps_output(pushed, gone),
         secrets={"gitops-deploy:registryPassword": PASSWORD},
     )
     proc = run_deploy(fake, project, "--stack", STACK)
@@ -154,7 +150,7 @@ def test_an_unreachable_registry_warns_and_the_deploy_goes_on(
     fake.play(
         {"fixture": "health_failure_web.jsonl", "exit": 255},
         {"fixture": "rollback_ok.jsonl"},
-        outputs=_outputs(pushed, pushed.replace("/web@", "/api@")),
+        outputs=apps_output(pushed, pushed.replace("/web@", "/api@")),
         secrets={"gitops-deploy:registryPassword": "Not-the-password-1"},
     )
     proc = run_deploy(fake, project, "--stack", STACK)

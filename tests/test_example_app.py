@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from offline.stack_files import PROJECT_DIR
+from tests.support.processes import read_line, serve_in_thread, stop_process, stop_serving
 
 
 def _load_app() -> ModuleType:
@@ -32,12 +32,9 @@ def _load_app() -> ModuleType:
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
     srv: ThreadingHTTPServer = _load_app().serve(host="127.0.0.1", port=0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(srv)
     yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    stop_serving(srv, thread)
 
 
 def _url(srv: ThreadingHTTPServer, path: str) -> str:
@@ -73,7 +70,8 @@ def test_the_app_runs_as_its_own_process_and_stops_on_sigterm() -> None:
         line = ""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and "listening" not in line:
-            line = proc.stderr.readline()
+            # Bounded even if the app prints nothing and does not exit.
+            line = read_line(proc.stderr, max(0.0, deadline - time.monotonic())) or ""
             if not line and proc.poll() is not None:
                 break
         match = re.search(r"listening on :(\d+) as api", line)
@@ -85,6 +83,4 @@ def test_the_app_runs_as_its_own_process_and_stops_on_sigterm() -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, 10)

@@ -37,11 +37,11 @@ from tests.support.dynamic_provider import UNKNOWN, DynamicProviderServer
 from tests.support.health_servers import (
     Reply,
     ScriptedServer,
-    free_port,
     self_signed_tls,
     silent_server,
     trickling_headers_server,
 )
+from tests.support.processes import free_port
 
 FAST = 0.05
 """Interval used throughout, so the whole file runs in seconds."""

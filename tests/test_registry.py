@@ -23,12 +23,12 @@ from components.registry_api import (
 )
 from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs, RegistryPreflightProvider
 from tests.support.dynamic_provider import UNKNOWN, DynamicProviderServer
+from tests.support.processes import free_port
 from tests.support.registry import (
     LocalRegistry,
     NotARegistry,
     PushedImage,
     TokenIssuer,
-    free_port,
     random_layer,
     require_binaries,
 )

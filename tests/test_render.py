@@ -25,14 +25,13 @@ from offline.render_kustomize import _check_replicas, kubectl_path, parse_image
 from offline.simulate import UNKNOWN, simulate
 from offline.stack_files import read_stack_config
 from tests.support.applications import APPLICATION_CHAIN, application, built_digest, stack_applications
-from tests.support.example_project import STACKS
+from tests.support.example_project import OVERLAY, STACKS, overlay_app
 
 pytestmark = pytest.mark.render
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 CHART = "examples/app/chart"
-OVERLAY = "examples/app/kustomize"
 
 
 def _apps(stack: str, project_dir: Path) -> dict[str, dict[str, Any]]:
@@ -426,25 +425,9 @@ def test_replicas_check_reads_malformed_objects_without_crashing() -> None:
 # --- one overlay for any app ---------------------------------------------------------------------
 
 
-def _overlay_app(name: str, namespace: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "namespace": namespace,
-        "replicas": 3,
-        "image": {"repository": f"registry.example.com/platform/{name}", "context": "examples/app"},
-        "source": {
-            "repoURL": "x",
-            "path": OVERLAY,
-            "type": "kustomize",
-            "imageName": "app",
-            "workload": "app",
-        },
-    }
-
-
 def test_two_apps_from_the_overlay_keep_their_names_selectors_and_secrets(project: Path) -> None:
     settings: dict[str, Any] = {"argocd": {}, "cluster": {}}
-    apps = [application("staging", settings, _overlay_app(n, "shop")) for n in ("web", "cart")]
+    apps = [application("staging", settings, overlay_app(n, "shop")) for n in ("web", "cart")]
     results = {r.application: r for r in render_all(apps, project, "staging")}
     selectors = set()
     for name in ("web", "cart"):
@@ -454,7 +437,7 @@ def test_two_apps_from_the_overlay_keep_their_names_selectors_and_secrets(projec
         assert deployment.name == service.name == f"{name}-app"
         pod = deployment.manifest["spec"]["template"]["spec"]
         assert pod["imagePullSecrets"] == [{"name": f"{name}-registry"}]
-        assert _container(deployment)["image"] == built_digest(_overlay_app(name, "shop"))
+        assert _container(deployment)["image"] == built_digest(overlay_app(name, "shop"))
         selector = service.manifest["spec"]["selector"]
         assert selector == deployment.manifest["spec"]["selector"]["matchLabels"]
         assert selector["app.kubernetes.io/name"] == name
@@ -466,7 +449,7 @@ def test_the_render_equals_argo_cds_own_build_of_the_overlay(project: Path, tmp_
     """Argo CD edits a copy of the overlay's own kustomization and builds it (argoproj/argo-cd
     util/kustomize/kustomize.go, `Build`: `kustomize edit set nameprefix/image/replicas`, `edit add
     label`, and the patches appended to the file); the offline render wraps the overlay instead."""
-    app = _overlay_app("storefront", "shop")
+    app = overlay_app("storefront", "shop")
     resource = application("staging", {"argocd": {}, "cluster": {}}, app)
     [ours] = render_all([resource], project, "staging")
     options = resource.inputs["spec"]["source"]["kustomize"]

@@ -16,40 +16,18 @@ import pytest
 import yaml
 
 from components.config_reader import ConfigError
-from offline.check import main
 from offline.simulate import ProgramFailed, simulate
 from offline.stack_files import StackFileError
-from tests.support.project import base_config, empty_policy_config, make_project, write_stack
+from tests.support.project import BASE_STACK_YAML, base_config, check_stack, make_project, write_stack
 
 STACK = "corpus"
 FILE = f"Pulumi.{STACK}.yaml"
 
-BASE_YAML = """\
-config:
-  gitops-deploy:registry:
-    server: registry.example.com
-    username: ci
-  gitops-deploy:apps:
-    - name: web
-      namespace: web-test
-      replicas: 3
-      image:
-        repository: registry.example.com/team/web
-        context: app
-      source:
-        repoURL: https://github.com/example-org/gitops-deploy.git
-        targetRevision: main
-        path: app/chart
-        type: helm
-      health:
-        url: https://web.test.example.com/healthz
-"""
-
 
 def edit(old: str, new: str) -> str:
     """The base file with one passage replaced (the passage must be there)."""
-    assert old in BASE_YAML, old
-    return BASE_YAML.replace(old, new, 1)
+    assert old in BASE_STACK_YAML, old
+    return BASE_STACK_YAML.replace(old, new, 1)
 
 
 # (id, stack file text, what the error must name besides the file)
@@ -59,14 +37,14 @@ TEXT_CASES: list[tuple[str, str, str]] = [
     ("tab-indent", edit("    username: ci\n", "\tusername: ci\n"), ":4:"),
     ("unclosed-quote", edit("main\n", '"main\n'), "targetRevision"),
     ("unclosed-flow", edit("    username: ci\n", "    username: [ci\n"), "username"),
-    ("two-documents", BASE_YAML + "---\nconfig: {}\n", "single document"),
+    ("two-documents", BASE_STACK_YAML + "---\nconfig: {}\n", "single document"),
     ("undefined-alias", edit("targetRevision: main", "targetRevision: *rev"), "rev"),
     ("recursive-alias", edit("      replicas: 3\n", "      replicas: &r [*r]\n"), "recursive alias"),
     ("python-tag", edit("targetRevision: main", "targetRevision: !!python/name:os.system"), "targetRevision"),
     ("duplicate-key", edit("      replicas: 3\n", "      replicas: 3\n      replicas: 4\n"), "replicas"),
-    ("duplicate-top-key", BASE_YAML + "  gitops-deploy:registry: {}\n", "gitops-deploy:registry"),
+    ("duplicate-top-key", BASE_STACK_YAML + "  gitops-deploy:registry: {}\n", "gitops-deploy:registry"),
     ("key-without-namespace", edit("  gitops-deploy:apps:\n", "  apps:\n"), "config key 'apps'"),
-    ("complex-key", BASE_YAML + "  ? [a, b]\n  : 1\n", "not text"),
+    ("complex-key", BASE_STACK_YAML + "  ? [a, b]\n  : 1\n", "not text"),
     ("document-is-a-list", "- config\n", "'config:'"),
     ("config-is-a-list", "config:\n  - gitops-deploy:apps\n", "config"),
     ("date", edit("targetRevision: main", "targetRevision: 2024-05-01"), "source.targetRevision"),
@@ -215,9 +193,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _check_error(project: Path, text: str, key: str, capsys: pytest.CaptureFixture[str]) -> str:
     write_stack(project, STACK, text)
-    policy = empty_policy_config(project)
-    argv = ["--stack", STACK, "--no-render", "--project-dir", str(project), "--policy-config", str(policy)]
-    code = main(argv)
+    code = check_stack(project, STACK)
     out, err = capsys.readouterr()
     assert code == 2, f"exit {code}:\n{out}{err}"
     assert out == "", out
@@ -239,14 +215,12 @@ def _check_error(project: Path, text: str, key: str, capsys: pytest.CaptureFixtu
 @pytest.mark.grpc
 def test_the_base_file_is_valid(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The corpus' starting point passes, so each case fails for its own defect."""
-    write_stack(project, STACK, BASE_YAML)
-    policy = empty_policy_config(project)
-    argv = ["--stack", STACK, "--no-render", "--project-dir", str(project), "--policy-config", str(policy)]
-    code = main(argv)
+    write_stack(project, STACK, BASE_STACK_YAML)
+    code = check_stack(project, STACK)
     out, err = capsys.readouterr()
     assert code == 0 and err == "", f"{out}{err}"
     assert out.splitlines()[-1].startswith(f"PASS: stack {STACK}"), out
-    assert yaml.safe_load(BASE_YAML)["config"] == base_config()
+    assert yaml.safe_load(BASE_STACK_YAML)["config"] == base_config()
 
 
 @pytest.mark.grpc

@@ -17,41 +17,30 @@ from offline.stack_files import (
     read_stack_config,
     secret_keys,
 )
-from tests.support.project import empty_policy_config, make_project, write_stack
+from tests.support.project import BASE_STACK_YAML, check_stack, make_project, write_stack
 
 CIPHERTEXT = "v1:Qm9ndXMtY2lwaGVydGV4dC1ub3QtYS1zZWNyZXQ="
 """What `pulumi config set --secret` writes; the offline tooling cannot (and must not) decrypt it."""
 
-SECURE_STACK = f"""\
-encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy
-config:
-  gitops-deploy:registry:
-    server: registry.example.com
-    username: ci
+SECURE_TOP_KEYS = f"""\
   gitops-deploy:registryPassword:
     secure: {CIPHERTEXT}
   gitops-deploy:healthHeaders:
     web:
       Authorization:
         secure: {CIPHERTEXT}
-  gitops-deploy:apps:
-    - name: web
-      namespace: web-test
-      replicas: 3
-      image:
-        repository: registry.example.com/team/web
-        context: app
-      source:
-        repoURL: https://github.com/example-org/gitops-deploy.git
-        targetRevision: main
-        path: app/chart
-        type: helm
-      health:
-        url: https://web.test.example.com/healthz
+"""
+SECURE_APP_HEADERS = f"""\
         headers:
           X-Api-Key:
             secure: {CIPHERTEXT}
 """
+SECURE_STACK = (
+    "encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n"
+    + BASE_STACK_YAML.replace("  gitops-deploy:apps:\n", SECURE_TOP_KEYS + "  gitops-deploy:apps:\n", 1)
+    + SECURE_APP_HEADERS
+)
+"""The base stack with secret values at the top level and under the app's health check."""
 
 
 @pytest.fixture
@@ -76,10 +65,7 @@ def test_the_check_passes_a_stack_with_secret_health_headers(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_stack(project, "sec", SECURE_STACK)
-    policy = empty_policy_config(project)
-    code = main(
-        ["--stack", "sec", "--no-render", "--project-dir", str(project), "--policy-config", str(policy)]
-    )
+    code = check_stack(project, "sec")
     out, err = capsys.readouterr()
     assert code == 0 and err == "", f"{out}{err}"
     assert CIPHERTEXT not in out

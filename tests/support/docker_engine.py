@@ -17,8 +17,6 @@ import shutil
 import signal
 import subprocess
 import tarfile
-import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +25,8 @@ from typing import Literal
 import docker
 import docker.errors
 import requests.exceptions
+
+from tests.support.processes import ServerProcess
 
 INSTALL_HINT = "apt-get install docker.io busybox-static"
 _START_TIMEOUT_S = 60.0
@@ -85,10 +85,14 @@ class LocalDockerEngine:
 
     def __init__(self) -> None:
         self._binary = require_dockerd()
-        self.dir = Path(tempfile.mkdtemp(prefix="dockerd-test-"))
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log = (self.dir / "dockerd.log").open("wb")
+        self._process = ServerProcess("dockerd", prefix="dockerd-test-", log_name="dockerd.log")
+        self.dir = self._process.dir
         (self.dir / "daemon.json").write_text("{}")  # not /etc/docker/daemon.json: nothing shared
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The `dockerd` process, once started."""
+        return self._process.process
 
     @property
     def host(self) -> str:
@@ -109,7 +113,12 @@ class LocalDockerEngine:
 
     def _start(self) -> LocalDockerEngine:
         d = self.dir
-        self.process = subprocess.Popen(
+
+        def ping() -> None:
+            with contextlib.closing(docker.DockerClient(base_url=self.host, timeout=2)) as probe:
+                probe.ping()
+
+        self._process.start(
             [
                 self._binary,
                 "--iptables=false",
@@ -122,48 +131,25 @@ class LocalDockerEngine:
                 f"--config-file={d / 'daemon.json'}",
                 f"--host={self.host}",
             ],
+            ping,
+            (docker.errors.DockerException, requests.exceptions.RequestException),
+            timeout=_START_TIMEOUT_S,
+            interval=0.1,
             stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"dockerd exited with {self.process.returncode} while starting:\n{self.log_tail()}"
-                )
-            try:
-                with contextlib.closing(docker.DockerClient(base_url=self.host, timeout=2)) as probe:
-                    probe.ping()
-                return self
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                last = exc
-                time.sleep(0.1)
-        raise RuntimeError(
-            f"dockerd did not answer within {_START_TIMEOUT_S:g}s (last: {last}):\n{self.log_tail()}"
-        )
+        return self
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of what the daemon logged."""
-        text = (self.dir / "dockerd.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return self._process.log_tail(lines)
 
     def stop(self) -> None:
         """Stop the daemon (bounded), its containerd, any mount it left, and remove its files."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=_STOP_TIMEOUT_S)
+        self._process.stop(_STOP_TIMEOUT_S)
         self._kill_own_containerd()
-        if not self._log.closed:
-            self._log.close()
         _unmount_under(self.dir)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._process.remove()
 
     def _kill_own_containerd(self) -> None:
         """The containerd this daemon started dies with it (Pdeathsig); make sure, by its recorded pid."""

@@ -19,6 +19,8 @@ from pulumi.dynamic.dynamic import ResourceProvider, serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
+from tests.support.processes import read_line, stop_process
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_KEY = "__provider"
 UNKNOWN = rpc.UNKNOWN
@@ -100,14 +102,10 @@ class DynamicProviderServer:
     def _read_port(self) -> int:
         """Read the port line the server prints, with a bound on the wait."""
         assert self.process.stdout is not None
-        line: list[bytes] = []
-        reader = threading.Thread(target=lambda: line.append(self.process.stdout.readline()))  # type: ignore[union-attr]
-        reader.daemon = True
-        reader.start()
-        reader.join(_START_TIMEOUT_S)
-        if not line or not line[0].strip():
+        line = read_line(self.process.stdout, _START_TIMEOUT_S)
+        if not line or not line.strip():
             raise RuntimeError("python -m pulumi.dynamic did not print its port in time")
-        return int(line[0].strip())
+        return int(line.strip())
 
     def _props(self, inputs: Mapping[str, Any]) -> struct_pb2.Struct:
         return _struct({**inputs, PROVIDER_KEY: self._serialized})
@@ -179,13 +177,7 @@ class DynamicProviderServer:
         """Stop the server, waiting a bounded time."""
         if getattr(self, "channel", None) is not None:
             self.channel.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, 10)
         self._stderr_reader.join(10)
         for pipe in (self.process.stdout, self.process.stderr):
             if pipe is not None:

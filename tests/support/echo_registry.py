@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlparse
+
+from tests.support.processes import LocalHTTPServer, QuietHandler
 
 
 def fake_jwt() -> str:
@@ -23,7 +23,7 @@ def fake_jwt() -> str:
     return ".".join(parts)
 
 
-class EchoingRegistry:
+class EchoingRegistry(LocalHTTPServer):
     """Accepts `user`/`password`; refuses pushes and knows no manifest, quoting the credentials back."""
 
     def __init__(self, user: str, password: str, *, auth: Literal["basic", "bearer"] = "basic") -> None:
@@ -32,22 +32,23 @@ class EchoingRegistry:
         self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _answer(
                 self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
             ) -> None:
-                data = json.dumps(body).encode()
                 echo = self.headers.get("Authorization", "")
-                self.send_response(status, f"Refused {echo}" if status >= 400 else None)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(
+                    status,
+                    json.dumps(body).encode(),
+                    {
+                        "Content-Type": "application/json",
+                        "Docker-Distribution-Api-Version": "registry/2.0",
+                        **(headers or {}),
+                    },
+                    reason=f"Refused {echo}" if status >= 400 else None,
+                )
 
             def _authorized(self) -> bool:
                 given = self.headers.get("Authorization", "")
@@ -91,29 +92,4 @@ class EchoingRegistry:
                 else:
                     self._errors(403, "DENIED")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        return int(self._server.server_address[1])
-
-    @property
-    def server(self) -> str:
-        """`127.0.0.1:<port>`."""
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> EchoingRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(Handler)

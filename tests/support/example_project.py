@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from offline.stack_files import PROJECT_DIR
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stacks"
 STACKS = ("dev", "staging", "prod")
 """The example stacks in tests/fixtures/stacks, in promotion order."""
+OVERLAY = "examples/app/kustomize"
+"""The example's kustomize overlay, which serves any app name."""
 
 
 def make_example_project(root: Path) -> Path:
@@ -31,6 +34,25 @@ def make_example_project(root: Path) -> Path:
             FIXTURES / "policies" / f"config.{stack}.json", root / "policies" / f"config.{stack}.json"
         )
     return root
+
+
+def overlay_app(name: str, namespace: str) -> dict[str, Any]:
+    """An app of the staging example deployed from the shared overlay, as the README says to set it."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "replicas": 3,
+        "image": {"repository": f"registry.example.com/platform/{name}", "context": "examples/app"},
+        "source": {
+            "repoURL": "https://github.com/example-org/gitops-deploy.git",
+            "targetRevision": "main",
+            "path": OVERLAY,
+            "type": "kustomize",
+            "imageName": "app",
+            "workload": "app",
+        },
+        "health": {"url": f"https://{name}.staging.example.com/healthz"},
+    }
 
 
 def policy_config(project: Path, stack: str) -> Path:

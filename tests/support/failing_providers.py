@@ -6,11 +6,10 @@ The provider host imports this module by reference (dill), as it imports `compon
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from components.health import HealthCheckProvider
+from tests.support.processes import LocalHTTPServer, QuietHandler
 
 
 class GroupRaisingHealthCheck(HealthCheckProvider):
@@ -22,7 +21,7 @@ class GroupRaisingHealthCheck(HealthCheckProvider):
         )
 
 
-class MalformedIndexRegistry:
+class MalformedIndexRegistry(LocalHTTPServer):
     """A registry without auth whose image index lists a platform without a digest."""
 
     def __init__(self) -> None:
@@ -33,29 +32,13 @@ class MalformedIndexRegistry:
         }
         body = json.dumps(index).encode()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                data = b"{}" if self.path == "/v2/" else body
-                self.send_response(200)
-                self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
-                self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                headers = {
+                    "Content-Type": "application/vnd.oci.image.index.v1+json",
+                    "Docker-Distribution-Api-Version": "registry/2.0",
+                }
+                self.reply(200, b"{}" if self.path == "/v2/" else body, headers)
 
         self.body = body
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def server(self) -> str:
-        """`127.0.0.1:<port>`."""
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)

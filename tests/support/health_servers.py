@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+
+from tests.support.processes import QuietHandler, serve_in_thread, stop_serving
 
 _CHUNK = 64 * 1024
 
@@ -95,7 +96,7 @@ class ScriptedServer:
         """Bind and serve in a daemon thread."""
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -127,17 +128,11 @@ class ScriptedServer:
 
             do_DELETE = do_POST = do_PUT = do_PATCH = do_GET
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         server = ThreadingHTTPServer((self.host, self._port), Handler)
-        server.daemon_threads = True
         if self._tls is not None:
             server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
-        self._thread.daemon = True
-        self._thread.start()
+        self._thread = serve_in_thread(server, poll_interval=0.02)
 
     def start_after(self, seconds: float) -> threading.Timer:
         """Start listening later, from another thread."""
@@ -149,21 +144,13 @@ class ScriptedServer:
     def close(self) -> None:
         """Stop serving and release the port."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_serving(self._server, self._thread)
 
     def __enter__(self) -> ScriptedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel refuses connections to it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from offline.check import main as check_main
 from offline.stack_files import PROJECT_DIR
 
 REGISTRY = "registry.example.com"
@@ -27,6 +28,29 @@ APP: dict[str, Any] = {
     },
     "health": {"url": "https://web.test.example.com/healthz"},
 }
+
+
+BASE_STACK_YAML = f"""\
+config:
+  gitops-deploy:registry:
+    server: {REGISTRY}
+    username: ci
+  gitops-deploy:apps:
+    - name: web
+      namespace: web-test
+      replicas: 3
+      image:
+        repository: {REGISTRY}/team/web
+        context: app
+      source:
+        repoURL: https://github.com/example-org/gitops-deploy.git
+        targetRevision: main
+        path: app/chart
+        type: helm
+      health:
+        url: https://web.test.example.com/healthz
+"""
+"""`base_config()` as a user writes it in a stack file (YAML text; the apps list comes last)."""
 
 
 def base_config() -> dict[str, Any]:
@@ -59,3 +83,12 @@ def empty_policy_config(root: Path) -> Path:
     path = root / "policy-config.json"
     path.write_text("{}\n")
     return path
+
+
+def check_stack(root: Path, stack: str) -> int:
+    """Run the offline check (`python -m offline.check`) on a stack of `root`, unrendered, with a policy
+    config that keeps every default; return its exit code (its output is left to capsys)."""
+    policy = empty_policy_config(root)
+    return check_main(
+        ["--stack", stack, "--no-render", "--project-dir", str(root), "--policy-config", str(policy)]
+    )

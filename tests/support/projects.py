@@ -15,18 +15,21 @@ from offline.stack_files import PROJECT_DIR
 REGISTRY = "registry.example.com"
 REPO_URL = "https://github.com/example-org/gitops-deploy.git"
 
-# A minimal chart that honours the values contract (image.repository + image.digest, replicaCount,
-# imagePullSecrets), so the pack's workload policies have something to judge.
-CHART_FILES = {
-    "Chart.yaml": "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
-    "values.yaml": "replicaCount: 1\nimage: {repository: x, tag: '', digest: ''}\nimagePullSecrets: []\n",
-    "templates/deployment.yaml": """apiVersion: apps/v1
+REPLICAS_FROM_VALUES = "  replicas: {{ .Values.replicaCount }}\n"
+"""The Deployment's `spec.replicas` as the values contract has it (the program sets `replicaCount`)."""
+
+
+def deployment_template(replicas: str = REPLICAS_FROM_VALUES) -> str:
+    """The tiny chart's Deployment; `replicas` is the template text that stands for `spec.replicas`."""
+    return (
+        """apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {{ .Release.Name }}
 spec:
-  replicas: {{ .Values.replicaCount }}
-  selector:
+"""
+        + replicas
+        + """  selector:
     matchLabels: {app: {{ .Release.Name }}}
   template:
     metadata:
@@ -39,7 +42,16 @@ spec:
           resources:
             requests: {cpu: 10m, memory: 16Mi}
             limits: {memory: 32Mi}
-""",
+"""
+    )
+
+
+# A minimal chart that honours the values contract (image.repository + image.digest, replicaCount,
+# imagePullSecrets), so the pack's workload policies have something to judge.
+CHART_FILES = {
+    "Chart.yaml": "apiVersion: v2\nname: tiny\nversion: 0.1.0\n",
+    "values.yaml": "replicaCount: 1\nimage: {repository: x, tag: '', digest: ''}\nimagePullSecrets: []\n",
+    "templates/deployment.yaml": deployment_template(),
 }
 
 
@@ -51,9 +63,10 @@ def make_project(directory: Path) -> Path:
     return directory
 
 
-def write_chart(project: Path, path: str = "chart") -> str:
-    """The tiny chart at `project/path`; returns `path` for an app's `source.path`."""
-    for name, text in CHART_FILES.items():
+def write_chart(project: Path, path: str = "chart", *, files: Mapping[str, str] | None = None) -> str:
+    """The tiny chart at `project/path`, with `files` (relative name -> text) added to or replacing its
+    own; returns `path` for an app's `source.path`."""
+    for name, text in {**CHART_FILES, **(files or {})}.items():
         target = project / path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)

@@ -10,12 +10,11 @@ import secrets
 import shutil
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,7 +27,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.health_servers import free_port
+from tests.support.processes import (
+    LocalHTTPServer,
+    QuietHandler,
+    ServerProcess,
+    free_port,
+    serve_in_thread,
+    stop_serving,
+)
 
 INSTALL_HINT = "apt-get install docker-registry apache2-utils"
 _START_TIMEOUT_S = 20.0
@@ -112,6 +118,7 @@ class TokenIssuer:
     keypair: KeyPair = field(default_factory=lambda: make_keypair("token-signer"))
     requests: list[dict[str, list[str]]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
 
     @property
     def realm(self) -> str:
@@ -160,30 +167,21 @@ class TokenIssuer:
         """Serve on a free port in a daemon thread."""
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 status, body = issuer._answer(
                     parse_qs(urlparse(self.path).query), self.headers.get("Authorization")
                 )
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                self.reply(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._thread = serve_in_thread(self._server)
         return self
 
     def stop(self) -> None:
         """Stop serving."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_serving(self._server, self._thread)
 
 
 class LocalRegistry:
@@ -200,14 +198,13 @@ class LocalRegistry:
         """`http_options` go into Distribution's `http` config, for example `host` (the base of the URLs
         it answers with, such as an upload's Location, as behind a proxy) or `relativeurls`."""
         self._binary, self._htpasswd = require_binaries()
-        self.dir = Path(tempfile.mkdtemp(prefix="registry-test-"))
+        self._process = ServerProcess("docker-registry", prefix="registry-test-", log_name="registry.log")
+        self.dir = self._process.dir
         self.port = free_port()
         self.issuer = issuer
         self.users = dict(users or {})
         self.http_options = dict(http_options or {})
         self.tls_cert: Path | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log = (self.dir / "registry.log").open("wb")
         try:
             self._config_path = self._write_config(tls)
         except BaseException:
@@ -258,41 +255,34 @@ class LocalRegistry:
         path.write_text(json.dumps(config))  # JSON is YAML
         return path
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The `docker-registry serve` process, once started."""
+        return self._process.process
+
     def start(self) -> LocalRegistry:
-        """Start the process and wait (bounded) until `/v2/` answers."""
-        self.process = subprocess.Popen(
-            [self._binary, "serve", str(self._config_path)], stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = self.log_text()
-                self.stop()
-                raise RuntimeError(f"docker-registry exited with {self.process.returncode}:\n{log}")
-            try:
-                httpx.get(f"{self.base_url}/v2/", verify=False, timeout=1.0)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        log = self.log_text()
-        self.stop()
-        raise RuntimeError(f"docker-registry did not answer within {_START_TIMEOUT_S:g}s:\n{log}")
+        """Start the process and wait (bounded) until `/v2/` answers; stop it on any failure."""
+        try:
+            self._process.start(
+                [self._binary, "serve", str(self._config_path)],
+                lambda: httpx.get(f"{self.base_url}/v2/", verify=False, timeout=1.0),
+                (httpx.HTTPError,),
+                timeout=_START_TIMEOUT_S,
+                interval=0.05,
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def log_text(self) -> str:
         """What the registry logged so far."""
-        return (self.dir / "registry.log").read_text(errors="replace")
+        return self._process.log_text()
 
     def stop(self) -> None:
         """Stop the process (bounded) and remove its files."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=_STOP_TIMEOUT_S)
-        self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self._process.stop(_STOP_TIMEOUT_S)
+        self._process.remove()
 
     def __enter__(self) -> LocalRegistry:
         return self.start()
@@ -432,34 +422,15 @@ class PushedImage:
     platform: str
 
 
-class NotARegistry:
+class NotARegistry(LocalHTTPServer):
     """An HTTP server on 127.0.0.1 that answers every path with 404 HTML, like a web server would."""
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                body = b"<html><body>Not Found</body></html>"
-                self.send_response(404)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(404, b"<html><body>Not Found</body></html>", {"Content-Type": "text/html"})
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def server(self) -> str:
-        """`127.0.0.1:<port>`."""
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 def random_layer(size: int) -> bytes:

@@ -7,13 +7,14 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support.processes import wait_until
 
 CLI = Path(__file__).resolve().parent / "cli.py"
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -121,11 +122,10 @@ class FakePulumi:
 
     def wait_until_waiting(self, count: int = 1, timeout: float = 60.0) -> None:
         """Block until the fake `up` sits at its `count`-th scripted pause (a bounded wait)."""
-        deadline = time.monotonic() + timeout
-        while sum(1 for c in self.calls() if "waiting" in c) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the fake pulumi up never reached pause {count}: {self.calls()[-3:]}")
-            time.sleep(0.02)
+        if not wait_until(
+            lambda: sum(1 for c in self.calls() if "waiting" in c) >= count, timeout=timeout, interval=0.02
+        ):
+            raise TimeoutError(f"the fake pulumi up never reached pause {count}: {self.calls()[-3:]}")
 
 
 def read_config(project: Path, stack: str) -> dict[str, Any]:

@@ -241,7 +241,7 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
     if code == 0:
         if "outputs" in script:
             fake.scenario["outputs"] = script["outputs"]
-        fake.scenario.setdefault("history", []).insert(0, _history_entry("succeeded"))
+        fake.scenario.setdefault("history", []).insert(0, history_entry("succeeded"))
         fake.save()
         print("Resources: done", flush=True)
     return code
@@ -277,23 +277,25 @@ def _refresh(fake: Fake, args: list[str], stack: str) -> int:
     if code:
         sys.stderr.write(script.get("stderr", "error: refresh failed") + "\n")
         return code
-    fake.scenario.setdefault("history", []).insert(0, {**_history_entry("succeeded"), "kind": "refresh"})
+    fake.scenario.setdefault("history", []).insert(0, {**history_entry("succeeded"), "kind": "refresh"})
     fake.save()
     print(f"Resources:\n    {len(targets)} unchanged", flush=True)
     return 0
 
 
-def _history_entry(result: str, start: str = "2026-05-01T12:00:00.000Z") -> dict[str, Any]:
-    return {
+def history_entry(result: str, start: str = "2026-05-01T12:00:00.000Z") -> dict[str, Any]:
+    """One entry of `pulumi stack history --json`; an update still `in-progress` has no end or version yet."""
+    entry: dict[str, Any] = {
         "kind": "update",
         "startTime": start,
         "message": "",
         "environment": {},
         "config": {},
         "result": result,
-        "endTime": start,
-        "version": 1,
     }
+    if result != "in-progress":
+        entry.update(endTime=start, version=1)
+    return entry
 
 
 def main(argv: Sequence[str]) -> int:
@@ -322,7 +324,7 @@ def main(argv: Sequence[str]) -> int:
         print(json.dumps(outputs, indent=2))
         return 0
     if args[:2] == ["stack", "history"]:
-        print(json.dumps(fake.scenario.get("history") or [_history_entry("succeeded")]))
+        print(json.dumps(fake.scenario.get("history") or [history_entry("succeeded")]))
         return 0
     if args[:1] == ["config"] and len(args) > 1 and args[1].startswith("--"):
         print(json.dumps(_config_json(fake.read_config(stack), fake.scenario.get("secrets", {})), indent=2))

@@ -47,6 +47,11 @@ CONFIG: dict[str, Any] = {
 """The prod stack's config, as the test writes it."""
 
 
+def apps_output(web: str, api: str) -> dict[str, Any]:
+    """The stack's outputs once an `up` left web and api at these image digests."""
+    return {"apps": {"web": {"imageDigest": web}, "api": {"imageDigest": api}}}
+
+
 def make_project(root: Path) -> Path:
     """Write the project under `root` and return it."""
     root.mkdir(parents=True)
