@@ -72,13 +72,23 @@ def read_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise StackFileError(f"{path.name}: expected a mapping with a 'config:' block, got {_kind(data)}")
+        line = _document_line(text)
+        raise StackFileError(
+            f"{path.name}:{line}: expected a mapping with a 'config:' block, got {_kind(data)}"
+        )
     config = data.get("config", {})
     if config is None:
         config = {}
     if not isinstance(config, dict):
-        raise StackFileError(f"{path.name}: config: expected a mapping of <namespace>:<key> entries")
+        line = key_line(text, ("config",)) or _document_line(text)
+        raise StackFileError(f"{path.name}:{line}: config: expected a mapping of <namespace>:<key> entries")
     return {str(k): _placeholders(v) for k, v in config.items()}
+
+
+def _document_line(text: str) -> int:
+    """1-based line where the document's content starts (after comments and a `---`)."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    return node.start_mark.line + 1 if node is not None else 1
 
 
 def key_line(text: str, path: Sequence[str | int]) -> int | None:

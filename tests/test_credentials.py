@@ -19,9 +19,10 @@ from components.health_probe import check_endpoint
 from components.health_settings import HealthSettings
 from components.image_size import measure
 from components.registry_api import RegistryClient, RegistryError
+from tests.support.certificates import server_tls_context
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.echo_registry import EchoingRegistry
-from tests.support.health_servers import Reply, ScriptedServer, self_signed_tls
+from tests.support.health_servers import Reply, ScriptedServer
 from tests.support.registry import LocalRegistry
 
 API_KEY = "X-Api-Key"
@@ -95,7 +96,7 @@ def test_a_redirect_within_the_origin_keeps_the_headers() -> None:
 @pytest.mark.parametrize("same_port", [True, False], ids=["same-port", "other-port"])
 def test_a_redirect_from_https_to_http_is_refused(tmp_path: Path, same_port: bool) -> None:
     with ScriptedServer({"/x": [Reply(200)]}) as plain:
-        with ScriptedServer({"/start": [Reply(302)]}, tls=self_signed_tls(tmp_path)) as tls:
+        with ScriptedServer({"/start": [Reply(302)]}, tls=server_tls_context(tmp_path)) as tls:
             port = tls.port if same_port else plain.port
             tls.routes["/start"] = [Reply(302, location=f"http://127.0.0.1:{port}/x")]
             outcome = check_endpoint(_settings(tls.url("/start"), verify_tls=False), HEADERS)

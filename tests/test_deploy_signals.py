@@ -44,7 +44,13 @@ project = project_fixture()
 
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    _, stderr = proc.communicate(timeout=WAIT_S)
+    """The deploy's exit code and stderr; a deploy still running after WAIT_S is killed and fails the test."""
+    try:
+        _, stderr = proc.communicate(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate(timeout=WAIT_S)
+        pytest.fail(f"the deploy did not end within {WAIT_S} s of its signals; killed it:\n{stderr}")
     return proc.returncode, stderr
 
 

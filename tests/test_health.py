@@ -33,11 +33,11 @@ from components.health_probe import CheckOutcome, check_endpoint
 from components.health_settings import DEFAULTS, HealthSettings
 from offline.simulate import ProgramMocks, _RecordingMonitor
 from tests.support import dynamic_provider
+from tests.support.certificates import server_tls_context
 from tests.support.dynamic_provider import UNKNOWN, DynamicProviderServer
 from tests.support.health_servers import (
     Reply,
     ScriptedServer,
-    self_signed_tls,
     silent_server,
     trickling_headers_server,
 )
@@ -192,7 +192,7 @@ def test_redirect_loop_fails() -> None:
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[ScriptedServer]:
-    with ScriptedServer({"/": [Reply(200)]}, tls=self_signed_tls(tmp_path)) as srv:
+    with ScriptedServer({"/": [Reply(200)]}, tls=server_tls_context(tmp_path)) as srv:
         yield srv
 
 

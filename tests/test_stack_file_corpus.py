@@ -8,6 +8,7 @@ parse, values JSON cannot carry, and config the program refuses.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,7 @@ def test_a_file_the_check_cannot_read(
 ) -> None:
     err = _check_error(project, text, key, capsys)
     assert len(err.strip().splitlines()) == 1, f"{case}: one error line expected:\n{err}"
+    assert re.match(rf"error: {re.escape(FILE)}:\d+:", err), f"{case}: the file and the line first:\n{err}"
 
 
 @pytest.mark.grpc
