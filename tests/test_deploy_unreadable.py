@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_pulumi import GRPC_TRANSPORT, FakePulumi, read_config, run_deploy
-from tests.support.fake_pulumi.project import CONFIG, OUTPUTS, STACK, make_project
+from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
+from tests.support.fake_pulumi.project import CONFIG, OUTPUTS, STACK
 
 pytestmark = pytest.mark.cli
+
+fake = fake_fixture(GRPC_TRANSPORT)
+project = project_fixture()
 
 # The CLI's words when a passphrase-encrypted stack is read without the passphrase
 # (pkg/secrets/passphrase/manager.go `readPassphraseImpl`, wrapped by the secrets-manager constructor).
@@ -35,10 +39,8 @@ BACKEND_DOWN = 'error: failed to load checkpoint: blob (key ".pulumi/stacks/prod
     ids=["outputs-no-passphrase", "config-no-passphrase", "outputs-backend-down"],
 )
 def test_an_unreadable_stack_is_a_set_up_error_with_the_clis_reason(
-    tmp_path: Path, command: list[str], stderr: str, hint: str | None
+    fake: FakePulumi, project: Path, tmp_path: Path, command: list[str], stderr: str, hint: str | None
 ) -> None:
-    project = make_project(tmp_path / "project")
-    fake = FakePulumi(tmp_path / "fake", version=GRPC_TRANSPORT)
     fake.play(
         {"fixture": "good_deploy.jsonl"}, outputs=OUTPUTS, failures=[{"command": command, "stderr": stderr}]
     )

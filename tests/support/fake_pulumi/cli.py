@@ -284,8 +284,10 @@ def _refresh(fake: Fake, args: list[str], stack: str) -> int:
 
 
 def history_entry(result: str, start: str = "2026-05-01T12:00:00.000Z") -> dict[str, Any]:
-    """One entry of `pulumi stack history --json`; an update still `in-progress` has no end or version yet."""
+    """One entry of `pulumi stack history --json`, shaped as pkg/cmd/pulumi/stack/stack_history.go
+    `updateInfoJSON`: `version` always; `endTime` (omitempty) only once the update finished."""
     entry: dict[str, Any] = {
+        "version": 1,
         "kind": "update",
         "startTime": start,
         "message": "",
@@ -294,7 +296,7 @@ def history_entry(result: str, start: str = "2026-05-01T12:00:00.000Z") -> dict[
         "result": result,
     }
     if result != "in-progress":
-        entry.update(endTime=start, version=1)
+        entry["endTime"] = start
     return entry
 
 
