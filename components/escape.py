@@ -43,24 +43,19 @@ HTML, entities, headings, list items, table cells, strikethrough and @mentions."
 
 
 def md_text(text: str) -> str:
-    """Plain text inside a Markdown line: shown as it is, never markup, never a new line."""
+    """Plain text inside a Markdown line or table cell: shown as it is, never markup, never a new line."""
     return terminal(text).translate(_MD_SPECIAL)
 
 
-def md_code(text: str, *, cell: bool = False) -> str:
-    """`text` as a one-line code span, whatever backticks it holds (`cell`: inside a table cell)."""
+def md_code(text: str) -> str:
+    """`text` as a one-line code span that shows it exactly, whatever backticks or spaces it holds."""
     flat = terminal(text)
     longest = max((len(m) for m in re.findall(r"`+", flat)), default=0)
     fence = "`" * (longest + 1)
-    pad = " " if not flat or flat.startswith("`") or flat.endswith("`") else ""
-    span = f"{fence}{pad}{flat}{pad}{fence}"
-    # GitHub splits table cells at `|` before it finds code spans; `\|` keeps it in the cell.
-    return span.replace("|", "\\|") if cell else span
-
-
-def md_cell(text: str) -> str:
-    """Plain text inside a Markdown table cell."""
-    return md_text(text)
+    # CommonMark strips one space from each end of a span that is not all spaces: pad to keep them.
+    edges = flat[:1] + flat[-1:]
+    pad = " " if not flat or (flat.strip(" ") and ("`" in edges or " " in edges)) else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def md_block(text: str) -> str:

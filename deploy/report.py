@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.escape import md_cell, md_code, md_text, terminal
+from components.escape import md_code, md_text, terminal
 from deploy.causes import CAUSES, Cause
 from deploy.record import DeployRecord, RecordError, format_duration, read_record
 
@@ -378,7 +378,7 @@ def render_markdown(report: Report) -> str:
         headers = ["stack", "deploys", "success", "rollbacks", "rollback failed", "median", "p95", "budget"]
         headers += ["over budget", "mean time to recovery", "open"]
         out += ["", "| " + " | ".join(headers) + " |", "|:--|" + "--:|" * (len(headers) - 1)]
-        out += ["| " + " | ".join([md_cell(name), *_row(s)]) + " |" for name, s in rows]
+        out += ["| " + " | ".join([md_text(name), *_row(s)]) + " |" for name, s in rows]
         causes = [(name, c) for name, s in rows for c in s.causes]
         if causes:
             out += [
@@ -388,7 +388,7 @@ def render_markdown(report: Report) -> str:
                 "| stack | cause | count | share |",
             ]
             out += ["|:--|:--|--:|--:|"]
-            out += [f"| {md_cell(n)} | {c.cause} | {c.count} | {_percent(c.share)} |" for n, c in causes]
+            out += [f"| {md_text(n)} | {c.cause} | {c.count} | {_percent(c.share)} |" for n, c in causes]
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "**Not recovered yet** (the last deploy failed):", ""]
