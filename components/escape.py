@@ -44,7 +44,13 @@ HTML, entities, headings, list items, table cells, strikethrough and @mentions."
 
 def md_text(text: str) -> str:
     """Plain text inside a Markdown line or table cell: shown as it is, never markup, never a new line."""
-    return terminal(text).translate(_MD_SPECIAL)
+    shown = terminal(text).translate(_MD_SPECIAL)
+    # A space at either end would be dropped, or after a list marker start an indented code block.
+    if shown.startswith(" "):
+        shown = "&#32;" + shown[1:]
+    if shown.endswith(" "):
+        shown = shown[:-1] + "&#32;"
+    return shown
 
 
 def md_code(text: str) -> str:
@@ -53,8 +59,10 @@ def md_code(text: str) -> str:
     longest = max((len(m) for m in re.findall(r"`+", flat)), default=0)
     fence = "`" * (longest + 1)
     # CommonMark strips one space from each end of a span that is not all spaces: pad to keep them.
-    edges = flat[:1] + flat[-1:]
-    pad = " " if not flat or (flat.strip(" ") and ("`" in edges or " " in edges)) else ""
+    if not flat:
+        return "` `"
+    edges = flat[0] + flat[-1]
+    pad = " " if flat.strip(" ") and ("`" in edges or " " in edges) else ""
     return f"{fence}{pad}{flat}{pad}{fence}"
 
 

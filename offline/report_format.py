@@ -214,10 +214,10 @@ def _wrap(text: str, first: int, rest: int | None = None) -> list[str]:
 def table(report: CheckReport) -> str:
     """The report for a terminal: no line over WIDTH columns; the last line is the verdict."""
     keys = report.app_keys
-    lines = [terminal(f"Policy check of stack {report.stack}: {report.verdict} (exit {report.exit_code})")]
+    lines = _wrap(f"Policy check of stack {report.stack}: {report.verdict} (exit {report.exit_code})", 0, 2)
     lines += _wrap(_files(report), 2)
     for app, findings in _groups(report):
-        lines += ["", terminal(_app_title(app, keys))]
+        lines += ["", *_wrap(_app_title(app, keys), 0, 2)]
         errors = _errors(report, app)
         for text in errors:
             lines += _wrap(text, 2)
