@@ -292,7 +292,7 @@ def test_an_input_error_is_reported_as_one_error_in_every_format(
         tokens = _markdown().parse(markdown)
         assert [t.type for t in tokens if t.type in ("fence", "heading_open")] == ["heading_open", "fence"]
     assert err.startswith("error: ")
-    assert [line for line in err.splitlines() if line.startswith("::")][0].startswith("::error ")
+    assert next(line for line in err.splitlines() if line.startswith("::")).startswith("::error ")
     assert _input_error(text, text, "json", actions=False) == 2
     data: Any = json.loads(capsys.readouterr().out)
     assert data["verdict"] == "error"
