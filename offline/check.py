@@ -238,7 +238,7 @@ def run_check(
             project_dir=project_dir,
         )
         report = evaluate(stack, analyze, whole, renders=renders, rendering=render, pack=pack, context=found)
-    judged, notes = judge_objects(stack, values, found, project_dir, render=render)
+    judged, notes = judge_objects(stack, values, found, renders, project_dir)
     report.findings = ordered([*report.findings, *judged], found)
     report.diagnostics += notes
     report.images, report.building = images, build
@@ -248,18 +248,22 @@ def run_check(
 
 
 def judge_objects(
-    stack: str, values: Mapping[str, Any], found: Context, project_dir: Path, *, render: bool = True
+    stack: str,
+    values: Mapping[str, Any],
+    found: Context,
+    renders: Sequence[RenderStatus],
+    project_dir: Path,
 ) -> tuple[list[Finding], list[Diagnostic]]:
     """Identity collisions and names Kubernetes rejects (offline/objects.py), with notes on what was not seen.
 
     Other stacks of the project are compared where they share this stack's Argo CD (the same
     `argocd.context`): each is simulated and rendered as this one was.
     """
-    mine = objects.owned(stack, found, objects.clusters(values))
+    mine = objects.owned(stack, found, renders, objects.clusters(values))
     theirs: list[objects.Owned] = []
     notes: list[Diagnostic] = []
     context = objects.argocd_context(values)
-    for other in stack_names(project_dir) if render and context else []:
+    for other in stack_names(project_dir) if renders and context else []:
         if other == stack.rsplit("/", 1)[-1]:
             continue
         try:
@@ -269,14 +273,14 @@ def judge_objects(
             sim, _ = simulate_promoted(
                 other, password=PLACEHOLDER_PASSWORD, config=other_values, project_dir=project_dir
             )
-            renders, rendered = render_applications(sim, project_dir)
+            other_renders, rendered = render_applications(sim, project_dir)
         except (StackFileError, ProgramFailed, ValueError, CheckError) as exc:
             reason = exc.cause if isinstance(exc, ProgramFailed) else exc
             notes.append(_not_compared(other, str(reason)))
             continue
         _, whole = sim_inputs(sim.resources)
-        other_ctx = check_context.context(whole=[*whole, *rendered], renders=renders, thresholds={})
-        theirs += objects.owned(other, other_ctx, objects.clusters(other_values))
+        other_ctx = check_context.context(whole=[*whole, *rendered], renders=other_renders, thresholds={})
+        theirs += objects.owned(other, other_ctx, other_renders, objects.clusters(other_values))
     findings = objects.collisions(mine, theirs, stack, found) + objects.invalid_names(mine, found)
     return findings, notes
 

@@ -18,6 +18,7 @@ from components.config import IN_CLUSTER_SERVER
 from components.k8s_names import name_problem
 from components.names import APP_PROJECT_TYPE, APPLICATION_TYPE, PROJECT
 from offline.findings import Change, Context, Finding, Place
+from offline.report import RenderStatus
 
 UNIQUE = "object-identity-unique"
 """The check's name for two objects with one identity."""
@@ -53,35 +54,38 @@ def group_kind(type_: str) -> tuple[str, str] | None:
     return ("" if group == "core" else group), parts[2]
 
 
-def owned(stack: str, ctx: Context, clusters: Mapping[str, str] | None = None) -> list[Owned]:
-    """Every Kubernetes object of a stack's judged resources (declared and rendered), with its owner.
+def owned(
+    stack: str, ctx: Context, renders: Sequence[RenderStatus] = (), clusters: Mapping[str, str] | None = None
+) -> list[Owned]:
+    """Every Kubernetes object of a stack (declared, and rendered per Application), with its owner.
 
+    Rendered objects are taken per Application: two with one identity share a URN (the engine names a
+    resource by its parent's type chain and its own name), so a map by URN would hold only one.
     `clusters` names the stack's two clusters, `argocd` and `destination`; without it they are one.
     """
     where = clusters or {}
     found = []
     for urn, info in ctx.resources.items():
         gk = group_kind(info.type)
-        metadata = (info.props or {}).get("metadata") if isinstance(info.props, Mapping) else None
-        if gk is None or not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str):
+        metadata = info.props.get("metadata") if isinstance(info.props, Mapping) else None
+        if info.rendered or gk is None or not isinstance(metadata, Mapping):
             continue
-        namespace = metadata.get("namespace")
+        name, namespace = metadata.get("name"), metadata.get("namespace")
+        if not isinstance(name, str):
+            continue
         cluster = where.get("argocd" if info.type in ARGOCD_TYPES else "destination", "")
-        found.append(
-            Owned(
-                identity=(
-                    *gk,
-                    namespace if isinstance(namespace, str) and namespace else None,
-                    metadata["name"],
-                ),
-                cluster=cluster,
-                stack=stack,
-                app=info.app,
-                urn=urn,
-                label=info.label,
-                file=info.file,
+        ns = namespace if isinstance(namespace, str) and namespace else None
+        found.append(Owned((*gk, ns, name), cluster, stack, info.app, urn, info.label, info.file))
+    for r in renders:
+        for o in r.objects:
+            gk = group_kind(o.type)
+            if gk is None:
+                continue
+            label = f"{gk[1]} '{o.namespace}/{o.name}'" if o.namespace else f"{gk[1]} '{o.name}'"
+            identity = (*gk, o.namespace or None, o.name)
+            found.append(
+                Owned(identity, where.get("destination", ""), stack, r.application, o.urn, label, o.template)
             )
-        )
     return found
 
 
@@ -102,7 +106,7 @@ def collisions(ours: Sequence[Owned], theirs: Iterable[Owned], stack: str, ctx: 
             by_id[(o.cluster, o.identity)].append(o)
     findings = []
     for (_, identity), objects in by_id.items():
-        distinct = list({(o.stack, o.urn): o for o in objects}.values())
+        distinct = list({(o.stack, o.app, o.urn, o.file): o for o in objects}.values())
         if len(distinct) < 2:
             continue
         distinct.sort(key=lambda o: (o.stack != stack, _app_index(ctx, o.app), o.file or "", o.urn))
