@@ -291,7 +291,13 @@ def test_a_fifo_among_the_records_is_skipped_without_waiting(tmp_path: Path) -> 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-APP = {"name": "web", "digestBefore": None, "digestAfter": None, "totalSeconds": 0, "phases": {}}
+APP: dict[str, Any] = {
+    "name": "web",
+    "digestBefore": None,
+    "digestAfter": None,
+    "totalSeconds": 0,
+    "phases": {},
+}
 
 
 def _good() -> dict[str, Any]:
