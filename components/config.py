@@ -24,6 +24,8 @@ from components.health_settings import (
 )
 from components.http_origin import server_problem, url_problem
 from components.image_ref import REPO_DIGEST
+from components.k8s_names import DNS1035_LABEL, LABEL_MAX
+from components.names import DERIVED_NAME_SUFFIXES
 
 NAMESPACE = "gitops-deploy"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
@@ -638,7 +640,7 @@ def _app(
     obj = r.object(key, value, required=True)
     if obj is None:
         return None
-    name = r.dns_label(f"{key}.name", obj.get("name"))
+    name = _app_name(r, f"{key}.name", obj.get("name"))
     namespace = r.dns_label(f"{key}.namespace", obj.get("namespace"))
     replicas = r.integer(f"{key}.replicas", obj.get("replicas"), default=3, minimum=1, maximum=1000)
     image = _image(r, f"{key}.image", obj.get("image"), registry, project_dir)
@@ -657,6 +659,26 @@ def _app(
         source=source,
         health=health,
     )
+
+
+APP_NAME_MAX = LABEL_MAX - max(len(suffix) for suffix in DERIVED_NAME_SUFFIXES)
+"""The longest app name whose derived names (`<app>-registry`, the overlay's `<app>-app`) all stay
+63-character labels; a Service's must also start with a letter (components/k8s_names.py)."""
+
+
+def _app_name(r: Reader, key: str, value: Any) -> str | None:
+    """A DNS-1123 label short enough, and starting with a letter, so every name derived from it is valid."""
+    name = r.dns_label(key, value)
+    if name is not None and (len(name) > APP_NAME_MAX or DNS1035_LABEL.problem(name)):
+        longest = max(DERIVED_NAME_SUFFIXES, key=len)
+        r.problem(
+            key,
+            f"{name!r} ({len(name)} characters)",
+            f"at most {APP_NAME_MAX} characters starting with a letter: Kubernetes names such as "
+            f"'<app>{longest}' are derived from it and must stay {LABEL_MAX}-character DNS-1035 labels",
+        )
+        return None
+    return name
 
 
 def _image(

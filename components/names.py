@@ -58,6 +58,15 @@ APPLICATION_SUFFIX = "-application"
 HEALTH_SUFFIX = "-health"
 APPPROJECT_SUFFIX = "-appproject"
 
+# --- Kubernetes names derived from an app's: each must stay a name its kind accepts ---------------
+APP_NAME_PREFIX_SEPARATOR = "-"
+"""A kustomize source's `namePrefix` is `<app>-`: every object of the overlay becomes `<app>-<name>`."""
+EXAMPLE_OVERLAY_NAME = "app"
+"""The longest object name in the example overlay (examples/app/kustomize; a test checks it)."""
+DERIVED_NAME_SUFFIXES = (REGISTRY_SUFFIX, APP_NAME_PREFIX_SEPARATOR + EXAMPLE_OVERLAY_NAME)
+"""What the program (`<app>-registry`, the pull Secret) and the example overlay (`<app>-app`, a
+Service among others) add to an app's name to name Kubernetes objects."""
+
 
 NAMESPACE_PREFIX = "namespace-"
 """Stack-level resources are named by prefix: `namespace-<ns>` for each app namespace."""

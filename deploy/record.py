@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from pulumi.automation.events import EngineEvent
 
+from components.escape import md_code, md_text, terminal
 from deploy.causes import CAUSES, PROGRAM, Cause, cause_of, classify, failures, summary
 from deploy.timings import PHASE_OUTCOMES, PHASES, Phase, PhaseOutcome, PhaseTiming, measure
 
@@ -214,13 +215,17 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
 
 
 def _moment(value: str, key: str) -> datetime:
+    shown = _shorten(repr(value), 60)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise RecordError(f"broken deploy record: {key} {value!r} is not an ISO 8601 time") from None
+        raise RecordError(f"broken deploy record: {key} {shown} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        raise RecordError(f"broken deploy record: {key} {value!r} has no time zone (expected ...Z)")
-    return moment.astimezone(UTC)
+        raise RecordError(f"broken deploy record: {key} {shown} has no time zone (expected ...Z)")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is in the year 10000 in UTC
+        raise RecordError(f"broken deploy record: {key} {shown} is out of range in UTC") from None
 
 
 def _error_path(path: Sequence[Any]) -> str:
@@ -262,9 +267,7 @@ def from_json(data: Any) -> DeployRecord:
     started = _moment(data["startedAt"], "startedAt")
     ended = _moment(data["endedAt"], "endedAt")
     if ended < started:
-        raise RecordError(
-            f"broken deploy record: endedAt {data['endedAt']} is before startedAt {data['startedAt']}"
-        )
+        raise RecordError(f"broken deploy record: endedAt {_iso(ended)} is before startedAt {_iso(started)}")
     elapsed = int((ended - started).total_seconds())
     if abs(elapsed - data["durationSeconds"]) > 1:
         raise RecordError(
@@ -471,7 +474,7 @@ def _rows(record: DeployRecord, mark: Mapping[PhaseOutcome, str]) -> list[list[s
 def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
     """The end-of-deploy table as plain text, no line longer than `width`."""
     headers = ["app", *(_HEADERS[p] for p in PHASES), "total", "verdict"]
-    rows = _rows(record, _MARKS)
+    rows = [[terminal(r[0]), *r[1:]] for r in _rows(record, _MARKS)]
     deploy = ["deploy", *([""] * len(PHASES)), format_duration(record.duration_seconds)]
     deploy.append(_verdict(record.duration_seconds, record.budget_seconds))
     widths = [max(len(r[i]) for r in [headers, *rows, deploy]) for i in range(len(headers))]
@@ -485,7 +488,9 @@ def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
         parts.append(cells[-1].ljust(widths[-1]))
         return "  ".join(parts).rstrip()[:width]
 
-    out = textwrap.wrap(f"gitops-deploy {record.stack}: {_headline(record)}", width, break_on_hyphens=False)
+    out = textwrap.wrap(
+        terminal(f"gitops-deploy {record.stack}: {_headline(record)}"), width, break_on_hyphens=False
+    )
     out += [line(headers), *(line(r) for r in rows), line(deploy)]
     marks = {p.outcome for a in record.apps for p in a.phases.values()}
     legend = [f"{_MARKS[o]} {o}" for o in ("failed", "unfinished") if o in marks]
@@ -493,16 +498,8 @@ def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
         out.append("(" + ", ".join(legend) + ")")
     cause = _cause_line(record)
     if cause:
-        out += textwrap.wrap(cause, width, subsequent_indent="  ", break_on_hyphens=False)
+        out += textwrap.wrap(terminal(cause), width, subsequent_indent="  ", break_on_hyphens=False)
     return "\n".join(out) + "\n"
-
-
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>()#+!|"})
-
-
-def markdown_escape(text: str) -> str:
-    """Text that Markdown shows as it is, on one line."""
-    return text.translate(_MD_SPECIAL).replace("\n", " ")
 
 
 def render_markdown(record: DeployRecord) -> str:
@@ -510,13 +507,13 @@ def render_markdown(record: DeployRecord) -> str:
     marks: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": " ✗", "unfinished": " …"}
     headers = ["app", *(_HEADERS[p] for p in PHASES), "total", "verdict"]
     out = [
-        f"### gitops-deploy `{record.stack.replace('`', '')}`: {_headline(record)}",
+        f"### gitops-deploy {md_code(record.stack)}: {_headline(record)}",
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "|".join([":--", *(["--:"] * (len(headers) - 2)), ":--"]) + "|",
     ]
     for row in _rows(record, marks):
-        out.append("| " + " | ".join([markdown_escape(row[0]), *row[1:]]) + " |")
+        out.append("| " + " | ".join([md_text(row[0]), *row[1:]]) + " |")
     total = format_duration(record.duration_seconds)
     verdict = _verdict(record.duration_seconds, record.budget_seconds)
     out.append("| **deploy** | " + " | ".join([""] * len(PHASES)) + f" | **{total}** | **{verdict}** |")
@@ -525,5 +522,5 @@ def render_markdown(record: DeployRecord) -> str:
         out += ["", ", ".join(f"{marks[o].strip()} {o}" for o in ("failed", "unfinished") if o in used)]
     cause = _cause_line(record)
     if cause:
-        out += ["", f"**{markdown_escape(cause)}**"]
+        out += ["", f"**{md_text(cause)}**"]
     return "\n".join(out) + "\n"

@@ -32,8 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from components.escape import md_code, md_text, terminal
 from deploy.causes import CAUSES, Cause
-from deploy.record import DeployRecord, RecordError, format_duration, markdown_escape, read_record
+from deploy.record import DeployRecord, RecordError, format_duration, read_record
 
 EXIT_OK = 0
 """The report was written (skipped files, if any, are listed in it)."""
@@ -83,7 +84,11 @@ def load(paths: Sequence[Path]) -> Loaded:
     seen_deploys: dict[tuple[str, datetime, datetime, str], Path] = {}
     for root in paths:
         for path in _files(root):
-            resolved = path.resolve()
+            try:
+                resolved = path.resolve()
+            except (OSError, RuntimeError) as err:  # a symlink loop
+                skipped.append(Skipped(path, f"cannot be read: {err}"))
+                continue
             if resolved in seen_files:
                 continue
             seen_files.add(resolved)
@@ -274,7 +279,8 @@ def render_json(report: Report) -> str:
         "stacks": {name: _summary_json(s) for name, s in report.stacks.items()},
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in report.skipped],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # ASCII: a lone surrogate or a C1 control from a record never reaches the terminal raw.
+    return json.dumps(document, indent=2) + "\n"
 
 
 _COLUMNS = ("deploys", "success", "rollbacks", "rb failed", "median", "p95", "budget", "over", "MTTR", "open")
@@ -334,21 +340,28 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     out = [_header(report)]
     rows = _rows(report)
     if rows:
-        out += ["", *_table(["stack", *_COLUMNS], [[name, *_row(s)] for name, s in rows], width)]
-        cause_rows = [[name, c.cause, str(c.count), _percent(c.share)] for name, s in rows for c in s.causes]
+        table = [[terminal(name), *_row(s)] for name, s in rows]
+        out += ["", *_table(["stack", *_COLUMNS], table, width)]
+        cause_rows = [
+            [terminal(name), c.cause, str(c.count), _percent(c.share)] for name, s in rows for c in s.causes
+        ]
         if cause_rows:
             out += ["", "Failures by cause (share of failed deploys):"]
             out += _table(["stack", "cause", "count", "share"], cause_rows, width, left=2)
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "Not recovered yet (the last deploy failed):"]
-            out += [_cut(f"  {name}: failing since {_iso(t)}", width) for name, t in opened]
+            out += [_cut(f"  {terminal(name)}: failing since {_iso(t)}", width) for name, t in opened]
     if report.skipped:
         out += ["", "Skipped:"]
         for s in report.skipped:
-            out.append("  " + _fit(str(s.path), width - 2))
+            out.append("  " + _fit(terminal(str(s.path)), width - 2))
             out += textwrap.wrap(
-                s.reason, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False
+                terminal(s.reason),
+                width,
+                initial_indent="    ",
+                subsequent_indent="    ",
+                break_on_hyphens=False,
             )
     return "\n".join(line.rstrip() for line in out) + "\n"
 
@@ -365,7 +378,7 @@ def render_markdown(report: Report) -> str:
         headers = ["stack", "deploys", "success", "rollbacks", "rollback failed", "median", "p95", "budget"]
         headers += ["over budget", "mean time to recovery", "open"]
         out += ["", "| " + " | ".join(headers) + " |", "|:--|" + "--:|" * (len(headers) - 1)]
-        out += ["| " + " | ".join([markdown_escape(name), *_row(s)]) + " |" for name, s in rows]
+        out += ["| " + " | ".join([md_text(name), *_row(s)]) + " |" for name, s in rows]
         causes = [(name, c) for name, s in rows for c in s.causes]
         if causes:
             out += [
@@ -375,16 +388,14 @@ def render_markdown(report: Report) -> str:
                 "| stack | cause | count | share |",
             ]
             out += ["|:--|:--|--:|--:|"]
-            out += [
-                f"| {markdown_escape(n)} | {c.cause} | {c.count} | {_percent(c.share)} |" for n, c in causes
-            ]
+            out += [f"| {md_text(n)} | {c.cause} | {c.count} | {_percent(c.share)} |" for n, c in causes]
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "**Not recovered yet** (the last deploy failed):", ""]
-            out += [f"- {markdown_escape(name)}: failing since {_iso(t)}" for name, t in opened]
+            out += [f"- {md_text(name)}: failing since {_iso(t)}" for name, t in opened]
     if report.skipped:
         out += ["", "**Skipped**", ""]
-        out += [f"- `{str(s.path).replace('`', '')}`: {markdown_escape(s.reason)}" for s in report.skipped]
+        out += [f"- {md_code(str(s.path))}: {md_text(s.reason)}" for s in report.skipped]
     return "\n".join(out) + "\n"
 
 
@@ -433,7 +444,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Write the report for parsed arguments; the exit code says whether any record was found."""
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
-        err.write(f"report: error: no such file or folder: {', '.join(missing)}\n")
+        err.write(f"report: error: no such file or folder: {terminal(', '.join(missing))}\n")
         return EXIT_USAGE
     report = build_report(load(args.paths))
     out.write(RENDERERS[args.format](report))

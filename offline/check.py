@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from components.config_reader import ConfigError
-from offline import check_context, github
+from components.escape import bounded, md_block, md_code, terminal
+from offline import check_context, github, objects
 from offline.analyzer_client import (
     PACK_DIR,
+    Diagnostic,
     PolicyConfigError,
     PolicyInput,
     PolicyPackError,
@@ -25,10 +27,9 @@ from offline.analyzer_client import (
     load_policy_config,
 )
 from offline.check_images import image_builds, measure_builds, not_measured
-from offline.findings import Context, group
-from offline.promotion import upstream_of, upstream_outputs
+from offline.findings import Context, Finding, group, ordered
+from offline.promotion import simulate_promoted, upstream_of, upstream_outputs
 from offline.report import EXIT_ERROR, FORMATS, CheckReport, Format, RenderedRow, RenderStatus
-from offline.report_format import code
 from offline.simulate import (
     PLACEHOLDER_PASSWORD,
     ProgramFailed,
@@ -37,7 +38,7 @@ from offline.simulate import (
     Simulation,
     simulate,
 )
-from offline.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
+from offline.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file, stack_names
 
 SIZE_POLICIES = ("image-size-limit", "image-size-registry")
 EPILOG = """\
@@ -237,10 +238,58 @@ def run_check(
             project_dir=project_dir,
         )
         report = evaluate(stack, analyze, whole, renders=renders, rendering=render, pack=pack, context=found)
+    judged, notes = judge_objects(stack, values, found, renders, project_dir)
+    report.findings = ordered([*report.findings, *judged], found)
+    report.diagnostics += notes
     report.images, report.building = images, build
     report.stack_file, report.policy_file = found.stack_file, found.policy_file
     report.app_keys = {name: info.key for name, info in apps.items()}
     return report
+
+
+def judge_objects(
+    stack: str,
+    values: Mapping[str, Any],
+    found: Context,
+    renders: Sequence[RenderStatus],
+    project_dir: Path,
+) -> tuple[list[Finding], list[Diagnostic]]:
+    """Identity collisions and names Kubernetes rejects (offline/objects.py), with notes on what was not seen.
+
+    Other stacks of the project are compared where they share this stack's Argo CD (the same
+    `argocd.context`): each is simulated and rendered as this one was.
+    """
+    mine = objects.owned(stack, found, renders, objects.clusters(values))
+    theirs: list[objects.Owned] = []
+    notes: list[Diagnostic] = []
+    context = objects.argocd_context(values)
+    for other in stack_names(project_dir) if renders and context else []:
+        if other == stack.rsplit("/", 1)[-1]:
+            continue
+        try:
+            other_values = read_stack_config(other, project_dir)
+            if objects.argocd_context(other_values) != context:
+                continue
+            sim, _ = simulate_promoted(
+                other, password=PLACEHOLDER_PASSWORD, config=other_values, project_dir=project_dir
+            )
+            other_renders, rendered = render_applications(sim, project_dir)
+        except (StackFileError, ProgramFailed, ValueError, CheckError) as exc:
+            reason = exc.cause if isinstance(exc, ProgramFailed) else exc
+            notes.append(_not_compared(other, str(reason)))
+            continue
+        _, whole = sim_inputs(sim.resources)
+        other_ctx = check_context.context(whole=[*whole, *rendered], renders=other_renders, thresholds={})
+        theirs += objects.owned(other, other_ctx, other_renders, objects.clusters(other_values))
+    findings = objects.collisions(mine, theirs, stack, found) + objects.invalid_names(mine, found)
+    return findings, notes
+
+
+def _not_compared(other: str, reason: str) -> Diagnostic:
+    """A "can't judge yet" note: another stack on the same Argo CD could not be rendered to compare."""
+    policy = objects.UNIQUE
+    message = f"can't run policy '{policy}' during preview: stack {other} shares this Argo CD but {reason}"
+    return Diagnostic(policy=policy, message=message, urn="", level="mandatory")
 
 
 def _upstream_outputs(
@@ -342,9 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _input_error(stack: str, message: str, fmt: Format, actions: bool) -> int:
     """Exit 2 with one `error:` line; the JSON and Markdown reports say so too, and so does the summary."""
-    print(f"error: {message}", file=sys.stderr)
-    heading = f"### Policy check of {code(stack)} (without the Pulumi CLI): ERROR (exit {EXIT_ERROR})"
-    text = f"{heading}\n\nNothing was judged: the input could not be read.\n\n```\n{message}\n```\n"
+    message = bounded(message)
+    shown = "\n".join(terminal(line) for line in message.splitlines())
+    print(f"error: {shown}", file=sys.stderr)
+    heading = f"### Policy check of {md_code(stack)} (without the Pulumi CLI): ERROR (exit {EXIT_ERROR})"
+    text = f"{heading}\n\nNothing was judged: the input could not be read.\n\n{md_block(message)}\n"
     if fmt == "json":
         error = {"version": 1, "stack": stack, "verdict": "error", "exitCode": EXIT_ERROR, "error": message}
         print(json.dumps(error, indent=2))

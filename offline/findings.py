@@ -145,6 +145,11 @@ def group(diagnostics: Iterable[Diagnostic], ctx: Context) -> list[Finding]:
     return sorted(findings, key=lambda f: _order(f, ctx))
 
 
+def ordered(findings: Iterable[Finding], ctx: Context) -> list[Finding]:
+    """Findings in the report's order: by app in config order, then the stack; mandatory first."""
+    return sorted(findings, key=lambda f: _order(f, ctx))
+
+
 def _order(f: Finding, ctx: Context) -> tuple[Any, ...]:
     app = ctx.apps.get(f.app) if f.app else None
     where = (0, app.index, "") if app else (1, 0, f.app or "") if f.app else (2, 0, "")

@@ -3,7 +3,7 @@
 Workflow commands are read from a step's stdout and stderr alike (actions/runner,
 src/Runner.Worker/Handlers/ScriptHandler.cs gives each stream an OutputManager that parses them), so the
 annotations go to stderr and stdout stays the report, which a step can redirect into a PR comment.
-The escaping is @actions/core's (packages/core/src/command.ts: escapeData, escapeProperty).
+The escaping is @actions/core's (components/escape.py), and no other control character is written raw.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from components.escape import annotation_data, annotation_property, bounded
 from offline.report import CheckReport
+from offline.report_format import scrubbed
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -23,32 +25,25 @@ def in_actions(env: Mapping[str, str] | None = None) -> bool:
     return (env if env is not None else os.environ).get("GITHUB_ACTIONS") == "true"
 
 
-def _data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _prop(text: str) -> str:
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def command(
     level: str, message: str, *, file: str | None = None, line: int | None = None, title: str = ""
 ) -> str:
     """One `::error` / `::warning` workflow command."""
     props = []
     if file:
-        props.append(f"file={_prop(file)}")
+        props.append(f"file={annotation_property(file)}")
         if line:
             props.append(f"line={line}")
     if title:
-        props.append(f"title={_prop(title)}")
+        props.append(f"title={annotation_property(title)}")
     head = f"::{level} {','.join(props)}" if props else f"::{level}"
-    return f"{head}::{_data(message)}"
+    return f"{head}::{annotation_data(message)}"
 
 
 def finding_annotations(report: CheckReport) -> list[str]:
     """An error per mandatory finding, render and build error; a warning per advisory finding."""
     out = []
+    report = scrubbed(report)
     for f in report.findings:
         place = f.places[0] if f.places else None
         file = f.change.file or (place.file if place else None) or report.stack_file
@@ -68,6 +63,7 @@ _FILE_LINE = re.compile(r"^(?P<file>[^\s:]+\.(?:ya?ml|json)):(?P<line>\d+)")
 
 def error_annotation(message: str, stack_file: str | None) -> str:
     """The check's input error as an annotation, on the file and line it names when it names one."""
+    message = bounded(message)
     match = _FILE_LINE.match(message)
     if match:
         return command("error", message, file=match["file"], line=int(match["line"]), title="policy check")

@@ -115,8 +115,9 @@ class CheckReport:
 
     @property
     def exit_code(self) -> int:
-        """1 on any mandatory violation, render error or build error; else 0."""
-        return EXIT_FAILED if self.mandatory or self.render_errors or self.build_errors else EXIT_OK
+        """1 on any mandatory violation or finding (the check's own too), render or build error; else 0."""
+        blocking = self.mandatory or any(f.blocking for f in self.findings)
+        return EXIT_FAILED if blocking or self.render_errors or self.build_errors else EXIT_OK
 
     @property
     def verdict(self) -> str:

@@ -8,14 +8,16 @@ notes, image sizes, and the objects rendered per Application.
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
+from components.escape import bounded, clip, md_code, md_text, terminal
+from offline.analyzer_client import Diagnostic
 from offline.findings import Finding, Place
-from offline.report import CheckReport, Format, ImageRow, RenderStatus
+from offline.report import CheckReport, Format, ImageRow, RenderedRow, RenderStatus
 
 WIDTH = 100
 """Columns of the table format: no line is longer."""
@@ -24,13 +26,65 @@ JSON_VERSION = 1
 
 
 def render(report: CheckReport, fmt: Format) -> str:
-    """The report in `fmt`."""
+    """The report in `fmt`, every input-derived text bounded first (`scrubbed`)."""
     formats: dict[str, Callable[[CheckReport], str]] = {
         "table": table,
         "markdown": markdown,
         "json": as_json,
     }
-    return formats[fmt](report)
+    return formats[fmt](scrubbed(report))
+
+
+NAME_LIMIT = 100
+"""Characters of an object's name or namespace a report shows (a valid one has at most 253)."""
+
+
+def scrubbed(report: CheckReport) -> CheckReport:
+    """The report with every message's quoted values cut short and every text bounded.
+
+    A rendered value can hold any file a chart reads; messages that quote it (a schema error, a
+    policy's) are shown with the value cut (components/escape.py `bounded`), never whole.
+    """
+
+    def place(p: Place) -> Place:
+        return replace(p, resource=bounded(p.resource), detail=bounded(p.detail), file=_opt(p.file))
+
+    def finding(f: Finding) -> Finding:
+        change = replace(
+            f.change,
+            text=bounded(f.change.text),
+            alternative=_opt(f.change.alternative),
+            key=_opt(f.change.key),
+            file=_opt(f.change.file),
+        )
+        places = tuple(place(p) for p in f.places)
+        return replace(f, app=_opt(f.app), problem=bounded(f.problem), change=change, places=places)
+
+    def row(o: RenderedRow) -> RenderedRow:
+        namespace = clip(o.namespace, NAME_LIMIT) if o.namespace else o.namespace
+        return replace(o, name=clip(o.name, NAME_LIMIT), namespace=namespace, template=_opt(o.template))
+
+    def status(r: RenderStatus) -> RenderStatus:
+        objects = tuple(row(o) for o in r.objects)
+        return replace(r, application=bounded(r.application), reason=bounded(r.reason), objects=objects)
+
+    def diagnostic(d: Diagnostic) -> Diagnostic:
+        return replace(d, message=bounded(d.message))
+
+    return replace(
+        report,
+        stack=bounded(report.stack),
+        diagnostics=[diagnostic(d) for d in report.diagnostics],
+        renders=[status(r) for r in report.renders],
+        images=[replace(i, detail=bounded(i.detail)) for i in report.images],
+        findings=[finding(f) for f in report.findings],
+        app_keys={k: bounded(v) for k, v in report.app_keys.items()},
+        labels={u: bounded(v) for u, v in report.labels.items()},
+    )
+
+
+def _opt(text: str | None) -> str | None:
+    return None if text is None else bounded(text)
 
 
 # --- what every format shows -------------------------------------------------------------------
@@ -149,7 +203,7 @@ def _object_label(kind_type: str, namespace: str | None, name: str) -> str:
 def _wrap(text: str, first: int, rest: int | None = None) -> list[str]:
     """`text` wrapped at WIDTH, the first line indented `first` spaces and the others `rest`."""
     return textwrap.wrap(
-        text,
+        terminal(text),
         width=WIDTH,
         initial_indent=" " * first,
         subsequent_indent=" " * (first + 4 if rest is None else rest),
@@ -160,10 +214,10 @@ def _wrap(text: str, first: int, rest: int | None = None) -> list[str]:
 def table(report: CheckReport) -> str:
     """The report for a terminal: no line over WIDTH columns; the last line is the verdict."""
     keys = report.app_keys
-    lines = [f"Policy check of stack {report.stack}: {report.verdict} (exit {report.exit_code})"]
+    lines = _wrap(f"Policy check of stack {report.stack}: {report.verdict} (exit {report.exit_code})", 0, 2)
     lines += _wrap(_files(report), 2)
     for app, findings in _groups(report):
-        lines += ["", _app_title(app, keys)]
+        lines += ["", *_wrap(_app_title(app, keys), 0, 2)]
         errors = _errors(report, app)
         for text in errors:
             lines += _wrap(text, 2)
@@ -224,26 +278,13 @@ def _resource_label(report: CheckReport, urn: str) -> str:
 # --- Markdown -----------------------------------------------------------------------------------
 
 
-def code(text: str) -> str:
-    """`text` as a Markdown code span, whatever backticks it holds."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _md(text: str) -> str:
-    """Plain text safe in a Markdown list item: no HTML, no accidental emphasis or links."""
-    return re.sub(r"([\\<>*_\[\]|])", r"\\\1", text)
-
-
 def markdown(report: CheckReport) -> str:
     """The report for a PR comment or a job summary."""
     keys = report.app_keys
     verdict = "passed" if report.exit_code == 0 else f"FAILED (exit {report.exit_code})"
     c = report.counts()
     out = [
-        f"### Policy check of {code(report.stack)} (without the Pulumi CLI): {verdict}",
+        f"### Policy check of {md_code(report.stack)} (without the Pulumi CLI): {verdict}",
         "",
         _md_files(report),
         "",
@@ -255,14 +296,14 @@ def markdown(report: CheckReport) -> str:
         title = (
             "Stack (every app)"
             if app is None
-            else f"App {code(app)}" + (f" · {code(keys[app])}" if app in keys else "")
+            else f"App {md_code(app)}" + (f" · {md_code(keys[app])}" if app in keys else "")
         )
         out += ["", f"#### {title}", ""]
         errors = _errors(report, app)
-        out += [f"- **{_md(e.split(':', 1)[0])}**:{_md(e.split(':', 1)[1])}" for e in errors]
+        out += [f"- **{md_text(e.split(':', 1)[0])}**: {md_text(e.split(':', 1)[1].strip())}" for e in errors]
         for f in findings:
             level = "**MANDATORY**" if f.blocking else f.level
-            out.append(f"- {level} {', '.join(code(p) for p in f.policies)}: {_md(f.problem)}")
+            out.append(f"- {level} {', '.join(md_code(p) for p in f.policies)}: {md_text(f.problem)}")
             out.append(f"  - Change: {_md_change(f)}")
             places = "; ".join(_md_place(p, f.problem) for p in f.places)
             out.append(f"  - Seen at: {places}")
@@ -271,52 +312,51 @@ def markdown(report: CheckReport) -> str:
     notes = report.cant_judge
     if notes:
         out += ["", "#### Can't judge yet", "", "Unknown until `pulumi up` runs; not a pass, not a fail.", ""]
-        out += [
-            f"- {code(d.policy)} {_md(_resource_label(report, d.urn))}: {_md(_cant_judge_reason(d.message))}"
-            for d in notes
-        ]
+        for d in notes:
+            where, reason = _resource_label(report, d.urn), _cant_judge_reason(d.message)
+            out.append(f"- {md_code(d.policy)} {md_text(where)}: {md_text(reason)}")
     out += ["", "<details><summary>Image sizes</summary>", ""]
     intro = _images_intro(report)
-    out += [_md(intro)] if intro else [f"- {_md(_image_text(i))}" for i in report.images]
+    out += [md_text(intro)] if intro else [f"- {md_text(_image_text(i))}" for i in report.images]
     out += ["", "</details>", "", "<details><summary>Rendered objects per Application</summary>", ""]
     intro = _render_intro(report)
     if intro:
-        out.append(_md(intro))
+        out.append(md_text(intro))
     else:
         verdicts = _rendered_verdicts(report)
         for r in _renders(report):
-            out.append(f"- {_md(_render_head(r))}")
+            out.append(f"- {md_text(_render_head(r))}")
             for o in r.objects:
                 verdict = ", ".join(verdicts.get(o.urn, [])) or "ok"
-                out.append(f"  - {_md(_object_label(o.type, o.namespace, o.name))}: {_md(verdict)}")
-    out += ["", "</details>", "", _md(report.summary())]
+                out.append(f"  - {md_text(_object_label(o.type, o.namespace, o.name))}: {md_text(verdict)}")
+    out += ["", "</details>", "", md_text(report.summary())]
     return "\n".join(out) + "\n"
 
 
 def _md_files(report: CheckReport) -> str:
-    stack = code(report.stack_file) if report.stack_file else "the stack config given"
-    policy = code(report.policy_file) if report.policy_file else "the pack's defaults"
+    stack = md_code(report.stack_file) if report.stack_file else "the stack config given"
+    policy = md_code(report.policy_file) if report.policy_file else "the pack's defaults"
     record = (
-        f"checked against {code(report.stack_outputs)}"
+        f"checked against {md_code(report.stack_outputs)}"
         if report.stack_outputs
-        else f"not checked (pass {code('--stack-outputs FILE')}: {code('pulumi stack output --json')})"
+        else f"not checked (pass {md_code('--stack-outputs FILE')}: {md_code('pulumi stack output --json')})"
     )
     return f"Stack file {stack}, policy config {policy}; failed-release record {record}."
 
 
 def _md_change(f: Finding) -> str:
     c = f.change
-    where = code(c.key) if c.key else ""
+    where = md_code(c.key) if c.key else ""
     at = f"{c.file}:{c.line}" if c.file and c.line else c.file
     if at:
-        where = f"{where} in {code(at)}" if where else code(at)
-    text = f"{where}: {_md(c.text)}" if where else _md(c.text)
-    return f"{text}; or {_md(c.alternative)}" if c.alternative else text
+        where = f"{where} in {md_code(at)}" if where else md_code(at)
+    text = f"{where}: {md_text(c.text)}" if where else md_text(c.text)
+    return f"{text}; or {md_text(c.alternative)}" if c.alternative else text
 
 
 def _md_place(p: Place, problem: str) -> str:
-    text = _md(p.resource) + (f" ({code(p.file)})" if p.file else "")
-    return text if p.detail == problem else f"{text}: {_md(p.detail)}"
+    text = md_text(p.resource) + (f" ({md_code(p.file)})" if p.file else "")
+    return text if p.detail == problem else f"{text}: {md_text(p.detail)}"
 
 
 # --- JSON ---------------------------------------------------------------------------------------

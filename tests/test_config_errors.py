@@ -68,6 +68,13 @@ CASES: list[tuple[str, Mutate, str, str]] = [
     ),
     ("name-not-dns", _set("name", "Web_App"), "gitops-deploy:apps[1] (Web_App).name", "DNS-1123 label"),
     ("name-too-long", _set("name", "a" * 64), "gitops-deploy:apps[1].name", "DNS-1123 label"),
+    (
+        "name-too-long-for-derived-names",
+        _set("name", "a" * 55),
+        f"gitops-deploy:apps[1] ({'a' * 55}).name",
+        "at most 54 characters starting with a letter: Kubernetes names such as '<app>-registry'",
+    ),
+    ("name-digit-first", _set("name", "1web"), "gitops-deploy:apps[1] (1web).name", "DNS-1035 labels"),
     ("duplicate-name", _dupe, "gitops-deploy:apps[1] (web).name", "already has it"),
     ("empty-apps", lambda c: c.update({"gitops-deploy:apps": []}), "gitops-deploy:apps", "at least one app"),
     (

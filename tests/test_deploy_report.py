@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -13,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from deploy.record import DeployRecord, FailureRecord, to_json, write_record
+from deploy.record import DeployRecord, FailureRecord, RecordError, from_json, to_json, write_record
 from deploy.report import (
     EXIT_NO_RECORDS,
     EXIT_OK,
     EXIT_USAGE,
+    RENDERERS,
     TABLE_WIDTH,
+    Loaded,
+    build_report,
+    load,
     main,
     p95,
 )
@@ -277,3 +284,99 @@ def test_a_fifo_among_the_records_is_skipped_without_waiting(tmp_path: Path) -> 
     assert report["skipped"] == [
         {"path": str(tmp_path / "pipe.json"), "reason": "cannot be read: not a regular file"}
     ]
+
+
+# -- hostile records: each skipped with a one-line reason, the good ones kept, nothing raw on screen --
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+APP: dict[str, Any] = {
+    "name": "web",
+    "digestBefore": None,
+    "digestAfter": None,
+    "totalSeconds": 0,
+    "phases": {},
+}
+
+
+def _good() -> dict[str, Any]:
+    """A good record's JSON, with one app."""
+    return {**to_json(_deploy(*RECORDS[0])), "apps": [dict(APP)]}
+
+
+def _hostile(good: dict[str, Any]) -> dict[str, Any]:
+    """Name -> file content: broken records whose fields and names try to reach the terminal raw."""
+    return {
+        "overflow.json": {**good, "startedAt": "9999-12-31T23:59:59-23:59"},
+        "underflow.json": {**good, "startedAt": "0001-01-01T00:00:00+23:59"},
+        "kind\nnewline\x1b[31m.json": [1, 2],
+        "huge-int.json": {**good, "durationSeconds": 10**400},
+        "float-seconds.json": {**good, "budgetSeconds": 1e308},
+        "surrogate.json": '{"kind": "\\ud800"}',
+        "nested.json": "[" * 100_000 + "]" * 100_000,
+        "version-text.json": {**good, "version": "1\n2"},
+        "phase-name.json": {**good, "apps": [{**good["apps"][0], "phases": {"\x1b[31m": {}}}]},
+    }
+
+
+def test_every_hostile_record_is_skipped_with_a_reason_and_the_good_ones_kept(tmp_path: Path) -> None:
+    good = _good()
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    # A valid record whose stack name tries to drive the terminal: kept, and shown escaped.
+    (tmp_path / "escape.json").write_text(json.dumps({**good, "stack": "prod\x1b[2J\nPASS\u202e"}))
+    hostile = _hostile(good)
+    for name, content in hostile.items():
+        text = content if isinstance(content, str) else json.dumps(content)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    loaded = load([tmp_path])
+    assert len(loaded.records) == 2 and len(loaded.skipped) == len(hostile)
+    assert all(s.reason and "\n" not in s.reason for s in loaded.skipped), loaded.skipped
+    for fmt in ("table", "markdown", "json"):
+        code, out, err = _run(str(tmp_path), "--format", fmt)
+        assert code == EXIT_OK, err
+        assert not _CONTROLS.search(out), (fmt, out)
+        out.encode("utf-8")
+    code, out, _ = _run(str(tmp_path), "--format", "markdown")
+    assert "\nPASS" not in out
+    assert out.startswith("### Deploy report: 2 deploy record(s) of 2 stack(s); 9 file(s) skipped\n")
+    assert "| prod\\\\x1b\\[2J PASS\\\\u202e |" in out  # shown as prod\\x1b[2J PASS\\u202e
+    skipped = out.split("**Skipped**", 1)[1].strip().splitlines()
+    assert len(skipped) == len(hostile) and all(line.startswith("- `") for line in skipped), skipped
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _mutations(good: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """A good record with one field (top level or in an app or a failure) replaced by any JSON value."""
+    top = st.builds(lambda k, v: {**good, k: v}, st.sampled_from(sorted(good)), json_values)
+    app = st.builds(
+        lambda k, v: {**good, "apps": [{**good["apps"][0], k: v}]},
+        st.sampled_from(sorted(good["apps"][0])),
+        json_values,
+    )
+    times = st.builds(
+        lambda k, d: {**good, k: d.isoformat()},
+        st.sampled_from(["startedAt", "endedAt"]),
+        st.datetimes(timezones=st.timezones()),
+    )
+    return top | app | times | json_values
+
+
+@given(st.data())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_json_value_as_a_record_is_read_or_refused_never_raised(data: st.DataObject) -> None:
+    value = data.draw(_mutations(_good()))
+    try:
+        record = from_json(value)
+    except RecordError as err:
+        assert str(err) and "\n" not in str(err)
+        return
+    report = build_report(Loaded(((Path("r.json"), record),), ()))
+    for render in RENDERERS.values():
+        assert not _CONTROLS.search(render(report))

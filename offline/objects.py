@@ -1,0 +1,190 @@
+"""Judging the Kubernetes objects a stack would create, as a whole: unique identities and valid names.
+
+The pack judges each object on its own; two things only show across objects or against the API
+server's own rules. Kubernetes keeps one object per (API group, kind, namespace, name) in a cluster,
+so two apps (or two stacks) rendering the same identity overwrite each other, and Argo CD shows both
+in sync. And a name its kind does not accept (components/k8s_names.py) is refused only at sync.
+Both are findings of the check that fail it, naming every app and file involved.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from components.config import IN_CLUSTER_SERVER
+from components.k8s_names import name_problem
+from components.names import APP_PROJECT_TYPE, APPLICATION_TYPE, PROJECT
+from offline.findings import Change, Context, Finding, Place
+from offline.report import RenderStatus
+
+UNIQUE = "object-identity-unique"
+"""The check's name for two objects with one identity."""
+VALID_NAME = "object-name-valid"
+"""The check's name for a name Kubernetes rejects."""
+ARGOCD_TYPES = frozenset({APPLICATION_TYPE, APP_PROJECT_TYPE})
+"""Objects the program creates where Argo CD runs; every other object lands in the destination cluster."""
+
+Identity = tuple[str, str, str | None, str]
+"""(API group, kind, namespace or None for a cluster-scoped object, name)."""
+
+
+@dataclass(frozen=True)
+class Owned:
+    """One object the stack would create, and who creates it."""
+
+    identity: Identity
+    cluster: str
+    """Where it lands: objects with one identity collide only in the same cluster."""
+    stack: str
+    app: str | None
+    urn: str
+    label: str
+    file: str | None
+
+
+def group_kind(type_: str) -> tuple[str, str] | None:
+    """(API group, kind) of a pulumi-kubernetes type token; None for anything else (or a patch)."""
+    parts = type_.split(":")
+    if len(parts) != 3 or parts[0] != "kubernetes" or parts[2].endswith("Patch"):
+        return None
+    group = parts[1].rsplit("/", 1)[0] if "/" in parts[1] else ""
+    return ("" if group == "core" else group), parts[2]
+
+
+def owned(
+    stack: str, ctx: Context, renders: Sequence[RenderStatus] = (), clusters: Mapping[str, str] | None = None
+) -> list[Owned]:
+    """Every Kubernetes object of a stack (declared, and rendered per Application), with its owner.
+
+    Rendered objects are taken per Application: two with one identity share a URN (the engine names a
+    resource by its parent's type chain and its own name), so a map by URN would hold only one.
+    `clusters` names the stack's two clusters, `argocd` and `destination`; without it they are one.
+    """
+    where = clusters or {}
+    found = []
+    for urn, info in ctx.resources.items():
+        gk = group_kind(info.type)
+        metadata = info.props.get("metadata") if isinstance(info.props, Mapping) else None
+        if info.rendered or gk is None or not isinstance(metadata, Mapping):
+            continue
+        name, namespace = metadata.get("name"), metadata.get("namespace")
+        if not isinstance(name, str):
+            continue
+        cluster = where.get("argocd" if info.type in ARGOCD_TYPES else "destination", "")
+        ns = namespace if isinstance(namespace, str) and namespace else None
+        found.append(Owned((*gk, ns, name), cluster, stack, info.app, urn, info.label, info.file))
+    for r in renders:
+        for o in r.objects:
+            gk = group_kind(o.type)
+            if gk is None:
+                continue
+            label = f"{gk[1]} '{o.namespace}/{o.name}'" if o.namespace else f"{gk[1]} '{o.name}'"
+            identity = (*gk, o.namespace or None, o.name)
+            found.append(
+                Owned(identity, where.get("destination", ""), stack, r.application, o.urn, label, o.template)
+            )
+    return found
+
+
+def _owner(o: Owned, stack: str) -> str:
+    who = f"app {o.app}" if o.app else "the stack itself"
+    if o.stack != stack:
+        who += f" of stack {o.stack}"
+    return who + (f" ({o.file})" if o.file else "")
+
+
+def collisions(ours: Sequence[Owned], theirs: Iterable[Owned], stack: str, ctx: Context) -> list[Finding]:
+    """A finding per identity that two of our objects, or one of ours and another stack's, share."""
+    by_id: dict[tuple[str, Identity], list[Owned]] = defaultdict(list)
+    for o in ours:
+        by_id[(o.cluster, o.identity)].append(o)
+    for o in theirs:
+        if (o.cluster, o.identity) in by_id:
+            by_id[(o.cluster, o.identity)].append(o)
+    findings = []
+    for (_, identity), objects in by_id.items():
+        distinct = list({(o.stack, o.app, o.urn, o.file): o for o in objects}.values())
+        if len(distinct) < 2:
+            continue
+        distinct.sort(key=lambda o: (o.stack != stack, _app_index(ctx, o.app), o.file or "", o.urn))
+        owners = " and ".join(_owner(o, stack) for o in distinct)
+        problem = (
+            f"{distinct[0].label} is created by {owners}: Kubernetes keeps one object per kind, namespace "
+            "and name, so each sync overwrites the other's"
+        )
+        mine = [o for o in distinct if o.stack == stack]
+        app = mine[-1].app
+        places = tuple(Place(o.label, o.urn, o.file, _owner(o, stack)) for o in distinct)
+        findings.append(
+            Finding(app, "mandatory", (UNIQUE,), problem, _rename(ctx, app, identity, mine[-1].file), places)
+        )
+    return findings
+
+
+def _app_index(ctx: Context, app: str | None) -> int:
+    info = ctx.apps.get(app) if app else None
+    return info.index if info else len(ctx.apps)
+
+
+def _rename(ctx: Context, app: str | None, identity: Identity, file: str | None) -> Change:
+    text = f"give one of them another name (the {identity[1]}'s in its chart or overlay, or the app's)"
+    info = ctx.apps.get(app) if app else None
+    if info is None:
+        return Change(text, file=file)
+    line = ctx.line_of(("config", f"{PROJECT}:apps", info.index, "name")) if ctx.stack_file else None
+    return Change(text, key=f"{info.key}.name", file=ctx.stack_file, line=line, alternative=_in_file(file))
+
+
+def _in_file(file: str | None) -> str | None:
+    return f"rename the object in {file}" if file else None
+
+
+def invalid_names(ours: Sequence[Owned], ctx: Context) -> list[Finding]:
+    """A finding per object whose name its kind does not accept."""
+    findings = []
+    for o in ours:
+        group, kind, _, name = o.identity
+        why = name_problem(group, kind, name)
+        if why is None:
+            continue
+        problem = f"{o.label}: Kubernetes rejects this name for a {kind}: {why}"
+        info = ctx.apps.get(o.app) if o.app else None
+        text = "shorten or rename the object"
+        if info is not None and info.source_type == "kustomize":
+            text += f" (the Application prefixes its name with '{info.name}-')"
+        change = Change(text, file=o.file) if o.file else Change(text)
+        if o.file is None and info is not None:
+            line = ctx.line_of(("config", f"{PROJECT}:apps", info.index, "name")) if ctx.stack_file else None
+            change = Change("use a shorter app name", key=f"{info.key}.name", file=ctx.stack_file, line=line)
+        findings.append(
+            Finding(
+                o.app, "mandatory", (VALID_NAME,), problem, change, (Place(o.label, o.urn, o.file, problem),)
+            )
+        )
+    return findings
+
+
+def argocd_context(values: Mapping[str, Any]) -> str | None:
+    """The kube context a stack names for Argo CD (`gitops-deploy:argocd.context`), or None."""
+    argocd = values.get(f"{PROJECT}:argocd")
+    context = argocd.get("context") if isinstance(argocd, Mapping) else None
+    return context if isinstance(context, str) and context else None
+
+
+def clusters(values: Mapping[str, Any]) -> dict[str, str]:
+    """A stack's Argo CD cluster and destination cluster, as keys another stack's can match.
+
+    Two stacks are known to share Argo CD only when both name the same kube context for it; without
+    one, each runs against whatever context its job has, and no other stack is compared with it. The
+    destination is Argo CD's cluster `name` or `server`, relative to that Argo CD; in-cluster is
+    Argo CD's own.
+    """
+    argocd = f"argocd context {argocd_context(values) or '(the job default)'}"
+    cluster = values.get(f"{PROJECT}:cluster")
+    cluster = cluster if isinstance(cluster, Mapping) else {}
+    target = cluster.get("name") or cluster.get("server") or IN_CLUSTER_SERVER
+    in_cluster = "name" not in cluster and target == IN_CLUSTER_SERVER
+    return {"argocd": argocd, "destination": argocd if in_cluster else f"{argocd}, cluster {target}"}

@@ -1,0 +1,238 @@
+"""The check judges the objects as a whole: one identity per object across apps and stacks, and names
+Kubernetes accepts for their kind; the app-name limit in config follows from the names derived from it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import k8s_names
+from components.config import APP_NAME_MAX
+from components.names import DERIVED_NAME_SUFFIXES, EXAMPLE_OVERLAY_NAME
+from offline import objects
+from offline.check import run_check
+from offline.findings import AppInfo, Context
+from offline.report import CheckReport, RenderedRow, RenderStatus
+from tests.support.example_project import OVERLAY
+from tests.support.projects import (
+    app,
+    make_project,
+    stack_config,
+    write_chart,
+    write_policy_config,
+    write_stack,
+)
+
+# -- Kubernetes' name rules -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("group", "kind", "name", "valid"),
+    [
+        ("", "Service", "a" * 63, True),
+        ("", "Service", "a" * 64, False),
+        ("", "Service", "1web", False),  # DNS-1035: a letter first
+        ("", "Service", "web.app", False),
+        ("", "ConfigMap", "1web.app", True),  # subdomain
+        ("", "ConfigMap", ".".join(["a" * 63] * 4), False),  # 255 characters
+        ("", "ConfigMap", ".".join(["a" * 63] * 3 + ["a" * 61]), True),  # 253
+        ("", "Secret", "web-", False),
+        ("", "Secret", "Web", False),
+        ("", "Namespace", "a.b", False),  # a label
+        ("apps", "Deployment", "a" * 64, True),
+        ("apps", "StatefulSet", "a" * 64, False),
+        ("batch", "CronJob", "a" * 52, True),
+        ("batch", "CronJob", "a" * 53, False),
+        ("example.com", "Widget", "a.b-c", True),  # any other kind: a subdomain
+        ("example.com", "Widget", "a_b", False),
+        ("", "Service", "", False),
+    ],
+)
+def test_names_follow_the_rule_of_their_kind(group: str, kind: str, name: str, valid: bool) -> None:
+    assert (k8s_names.name_problem(group, kind, name) is None) is valid
+
+
+# -- the app-name limit -----------------------------------------------------------------------------
+
+
+def test_the_app_name_limit_leaves_room_for_every_derived_name() -> None:
+    longest = max(len(s) for s in DERIVED_NAME_SUFFIXES)
+    assert longest + APP_NAME_MAX == k8s_names.LABEL_MAX
+    for suffix in DERIVED_NAME_SUFFIXES:
+        assert k8s_names.name_problem("", "Service", "a" * APP_NAME_MAX + suffix) is None
+
+
+def test_the_example_overlays_longest_name_is_the_one_config_allows_for() -> None:
+    root = Path(__file__).resolve().parents[1] / OVERLAY
+    names = [
+        doc["metadata"]["name"]
+        for path in sorted(root.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict) and "metadata" in doc
+    ]
+    assert max(names, key=len) == EXAMPLE_OVERLAY_NAME
+
+
+# -- the judgement on synthetic objects -------------------------------------------------------------
+
+
+def _stack(*objs: tuple[str, str, str, str | None, str]) -> tuple[Context, list[RenderStatus]]:
+    """A stack of apps web and web-admin (kustomize) rendering `objs`: (type, app, name, namespace, file)."""
+    apps = ("web", "web-admin")
+    infos = {
+        a: AppInfo(i, a, f"gitops-deploy:apps[{i}] ({a})", source_type="kustomize")
+        for i, a in enumerate(apps)
+    }
+    renders = [
+        RenderStatus(
+            a,
+            f"urn:{a}",
+            "kustomize",
+            "overlay",
+            "rendered",
+            "",
+            tuple(
+                RenderedRow(t, name, f"urn:x:{t}::{name}", None, ns, f)
+                for t, o, name, ns, f in objs
+                if o == a
+            ),
+        )
+        for a in apps
+    ]
+    return Context("Pulumi.s.yaml", None, infos, {}, {}), renders
+
+
+SERVICE = "kubernetes:core/v1:Service"
+
+
+def test_two_apps_rendering_one_identity_is_a_finding_naming_both() -> None:
+    ctx, renders = _stack(
+        (SERVICE, "web", "web-admin-app", "ns", "overlay/admin.yaml"),
+        (SERVICE, "web-admin", "web-admin-app", "ns", "overlay/service.yaml"),
+        (SERVICE, "web", "web-app", "ns", "overlay/service.yaml"),
+        ("kubernetes:apps/v1:Deployment", "web-admin", "web-admin-app", "ns", "overlay/deployment.yaml"),
+        (SERVICE, "web-admin", "web-app", "other", "overlay/service.yaml"),
+    )
+    [finding] = objects.collisions(objects.owned("s", ctx, renders), [], "s", ctx)
+    assert finding.blocking and finding.policies == (objects.UNIQUE,)
+    assert "app web (overlay/admin.yaml) and app web-admin (overlay/service.yaml)" in finding.problem
+    assert finding.problem.startswith("Service 'ns/web-admin-app' is created by")
+    assert finding.change.key == "gitops-deploy:apps[1] (web-admin).name"
+    assert [p.file for p in finding.places] == ["overlay/admin.yaml", "overlay/service.yaml"]
+
+
+def test_objects_of_another_stack_collide_only_in_the_same_cluster() -> None:
+    ctx, renders = _stack((SERVICE, "web", "web-app", "ns", "f.yaml"))
+    same = {"argocd": "argocd context mgmt", "destination": "argocd context mgmt, cluster eu"}
+    other = {**same, "destination": "argocd context mgmt, cluster us"}
+    mine = objects.owned("s", ctx, renders, same)
+    [finding] = objects.collisions(mine, objects.owned("t", ctx, renders, same), "s", ctx)
+    assert "app web of stack t (f.yaml)" in finding.problem
+    assert objects.collisions(mine, objects.owned("t", ctx, renders, other), "s", ctx) == []
+
+
+def test_a_name_its_kind_rejects_is_a_finding_on_its_file() -> None:
+    long = "web-" + "a" * 60
+    ctx, renders = _stack(
+        (SERVICE, "web", long, "ns", "overlay/service.yaml"),
+        ("kubernetes:apps/v1:Deployment", "web", long, "ns", "d.yaml"),
+    )
+    [finding] = objects.invalid_names(objects.owned("s", ctx, renders), ctx)
+    assert finding.blocking and finding.policies == (objects.VALID_NAME,)
+    assert "64 characters, over the 63 a DNS-1035 label allows" in finding.problem
+    assert finding.change.file == "overlay/service.yaml" and "'web-'" in finding.change.text
+
+
+def test_the_clusters_of_a_stack() -> None:
+    assert objects.clusters({}) == {"argocd": "argocd context (the job default)"} | {
+        "destination": "argocd context (the job default)"
+    }
+    hub = objects.clusters(
+        {"gitops-deploy:argocd": {"context": "mgmt"}, "gitops-deploy:cluster": {"name": "prod-eu-1"}}
+    )
+    assert hub == {"argocd": "argocd context mgmt", "destination": "argocd context mgmt, cluster prod-eu-1"}
+
+
+# -- the check, end to end --------------------------------------------------------------------------
+
+SERVICES = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}-app
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}-admin-app
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}-%s
+spec:
+  ports: [{port: 80}]
+""" % ("x" * 60)
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CheckReport, CheckReport]]:
+    """Apps web and web-admin share a chart and a namespace, in stack `one`; stack `two` on the same
+    Argo CD deploys web there too; stack `three` on another Argo CD does as well."""
+    root = make_project(tmp_path_factory.mktemp("objects"))
+    (root / "app").mkdir()
+    (root / "app" / "Dockerfile").write_text("FROM scratch\n")
+    chart = write_chart(root, files={"templates/services.yaml": SERVICES})
+    policy = write_policy_config(root / "policy.json")
+
+    def stack(name: str, apps: list[str], context: str) -> None:
+        config = stack_config(
+            [{**app(a, "app", chart=chart, replicas=1), "namespace": "shared"} for a in apps]
+        )
+        config["gitops-deploy:argocd"]["context"] = context
+        write_stack(root, name, config)
+
+    stack("one", ["web", "web-admin"], "mgmt")
+    stack("two", ["web"], "mgmt")
+    stack("three", ["web"], "elsewhere")
+    yield (
+        run_check("one", project_dir=root, config_file=policy),
+        run_check("three", project_dir=root, config_file=policy),
+    )
+
+
+def test_the_check_fails_on_two_apps_rendering_one_object(checked: tuple[CheckReport, CheckReport]) -> None:
+    report, _ = checked
+    assert report.exit_code == 1
+    unique = [f for f in report.findings if f.policies == (objects.UNIQUE,)]
+    problems = "\n".join(f.problem for f in unique)
+    assert re.search(
+        r"Service 'shared/web-admin-app' is created by app web \(chart/templates/services.yaml\) "
+        r"and app web-admin \(chart/templates/services.yaml\)",
+        problems,
+    ), problems
+    assert "Application 'argocd/web' is created by app web and app web of stack two" in problems
+    service = "Service 'shared/web-app' is created by app web (chart/templates/services.yaml)"
+    assert f"{service} and app web of stack two" in problems
+    table = report.format()
+    assert "object-identity-unique" in table and "web-admin-app" in table
+
+
+def test_the_check_fails_on_names_kubernetes_rejects(checked: tuple[CheckReport, CheckReport]) -> None:
+    report, _ = checked
+    names = [f for f in report.findings if f.policies == (objects.VALID_NAME,)]
+    assert {f.app for f in names} == {"web", "web-admin"}
+    assert all(f.change.file == "chart/templates/services.yaml" for f in names)
+
+
+def test_stacks_on_another_argocd_are_not_compared(checked: tuple[CheckReport, CheckReport]) -> None:
+    _, alone = checked
+    assert not [f for f in alone.findings if f.policies == (objects.UNIQUE,)]
