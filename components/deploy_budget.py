@@ -160,7 +160,8 @@ def info_line(budget: AppBudget) -> str:
     worst, limit = human(budget.worst_case), human(budget.budget_seconds)
     return (
         f"{budget.app}: worst case {worst} {verdict} {limit} budget "
-        f"({_phases((*budget.before, *budget.release))}, a rollback's second wait and gate {human(budget.rollback_seconds)}; "
+        f"({_phases((*budget.before, *budget.release))}, "
+        f"a rollback's second wait and gate {human(budget.rollback_seconds)}; "
         f"{gives_up} give up within {longest}); {build}"
     )
 

@@ -16,6 +16,7 @@ of the kubeconfig (its text, its path, a token) is ever in a message: errors are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -167,10 +168,8 @@ class Applications:
 
     def close(self) -> None:
         """Release the connection pool."""
-        try:
+        with contextlib.suppress(Exception):  # closing a pool that never connected
             self._api.close()
-        except Exception:  # closing a pool that never connected
-            pass
 
 
 class Conflict(ClusterError):
@@ -192,7 +191,10 @@ def connect(target: Target) -> Applications:
         else:
             path = target.kubeconfig_path or os.path.expanduser("~/.kube/config")
             k8s_config.load_kube_config(
-                config_file=path, context=target.context, client_configuration=configuration, persist_config=False
+                config_file=path,
+                context=target.context,
+                client_configuration=configuration,
+                persist_config=False,
             )
 
     what = f"loading {target.where}"

@@ -140,7 +140,7 @@ def operation(app: str, application: Mapping[str, Any]) -> Operation:
 
 
 def terminate_patch(application: Mapping[str, Any]) -> dict[str, Any]:
-    """The merge patch that does what TerminateOperation's update does, guarded by the resourceVersion read."""
+    """The merge patch that does what TerminateOperation's update does, guarded by the version read."""
     version = _map(application.get("metadata")).get("resourceVersion")
     patch: dict[str, Any] = {"status": {"operationState": {"phase": TERMINATING}}}
     if isinstance(version, str) and version:

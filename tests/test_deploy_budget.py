@@ -146,7 +146,9 @@ def test_a_longer_wait_needs_a_bigger_budget(project: Path) -> None:
     config["gitops-deploy:deploy"] = {"budgetSeconds": 900}
     assert "got 900 s, but app 'web' can take 22m19s" in str(failure(project, config).cause), "10m, twice"
     config["gitops-deploy:deploy"] = {"budgetSeconds": 1500}
-    assert "of the 25m budget (operation wait 2m41s, sync wait 10m," in budget_lines(run(project, config))["web"]
+    assert (
+        "of the 25m budget (operation wait 2m41s, sync wait 10m," in budget_lines(run(project, config))["web"]
+    )
 
 
 def _parse(config: dict[str, Any], project: Path) -> Any:
@@ -219,6 +221,8 @@ def test_a_set_operation_wait_is_counted_in_the_budget(project: Path) -> None:
     config = {**copy.deepcopy(BASE), "gitops-deploy:deploy": {"operationWaitSeconds": 60}}
     [problem, _] = failure(project, config).cause.problems  # type: ignore[attr-defined]
     assert "after the operation wait 1m (gitops-deploy:deploy.operationWaitSeconds 60)" in problem
-    config["gitops-deploy:deploy"]["budgetSeconds"] = int(re.search(r"budgetSeconds at least (\d+)", problem)[1])  # type: ignore[index]
+    config["gitops-deploy:deploy"]["budgetSeconds"] = int(
+        re.search(r"budgetSeconds at least (\d+)", problem)[1]
+    )  # type: ignore[index]
     lines = budget_lines(run(project, config))
     assert all("(operation wait 1m, sync wait" in line for line in lines.values()), lines
