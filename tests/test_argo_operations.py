@@ -22,6 +22,7 @@ from deploy.degraded import DegradedWatch
 from tests.support import argocd, argocd_schema
 from tests.support.kube_api import Flow, StandInKubeAPI, all_objects, kubeconfig, load_flow
 from tests.support.processes import free_port
+from tests.test_deploy_degraded import WEB_APP, status
 
 FLOWS = Path(__file__).resolve().parent / "fixtures" / "argocd" / "operations"
 PATHS = sorted(FLOWS.glob("*.yaml"))
@@ -97,7 +98,9 @@ def test_a_running_operation_is_terminated_with_a_merge_patch(
     assert after["status"]["operationState"]["message"].startswith("Operation terminated")
 
 
-def test_nothing_is_patched_without_a_running_operation(api: StandInKubeAPI, applications: Applications) -> None:
+def test_nothing_is_patched_without_a_running_operation(
+    api: StandInKubeAPI, applications: Applications
+) -> None:
     _, objects, _ = load_flow(FLOWS / "user-sync.yaml")
     api.play("argocd", "web", Flow([objects[-1]]))
     assert [d.action for d in terminate_operations(applications, ["web", "api"])] == ["none", "none"]
@@ -211,9 +214,7 @@ def test_a_degraded_hpa_is_not_the_release_a_degraded_deployment_is(
 
     watch = DegradedWatch(["web"], 30, expired.append, timer=Timer, judge=judge)
     line = 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
-    urn = "urn:pulumi:prod::gitops-deploy::gitops-deploy:index:AppRelease$gitops-deploy:index:ArgoApplication$kubernetes:argoproj.io/v1alpha1:Application::web-argocd-application"
-    from tests.test_deploy_degraded import status
-
+    urn = WEB_APP
     watch.on_event(status(line, target=urn))
     timers.pop()()
     assert expired == [] and list(watch.excused) == ["web"], "the HPA alone: reported, not stopped for"

@@ -93,7 +93,7 @@ def test_the_defaults_fit_and_each_app_says_what_it_can_cost(project: Path) -> N
     # Unset, the operation wait is what the budget leaves.
     wait = DEFAULT_BUDGET_SECONDS - math.ceil(2 * once)
     worst = wait + 2 * once
-    assert 0 < wait and worst <= DEFAULT_BUDGET_SECONDS
+    assert wait > 0 and worst <= DEFAULT_BUDGET_SECONDS
     head = (
         f"worst case {human(worst)} of the {human(DEFAULT_BUDGET_SECONDS)} budget (operation wait "
         f"{human(wait)}, sync wait "
@@ -221,8 +221,8 @@ def test_a_set_operation_wait_is_counted_in_the_budget(project: Path) -> None:
     config = {**copy.deepcopy(BASE), "gitops-deploy:deploy": {"operationWaitSeconds": 60}}
     [problem, _] = failure(project, config).cause.problems  # type: ignore[attr-defined]
     assert "after the operation wait 1m (gitops-deploy:deploy.operationWaitSeconds 60)" in problem
-    config["gitops-deploy:deploy"]["budgetSeconds"] = int(
-        re.search(r"budgetSeconds at least (\d+)", problem)[1]
-    )  # type: ignore[index]
+    least = re.search(r"budgetSeconds at least (\d+)", problem)
+    assert least is not None, problem
+    config["gitops-deploy:deploy"]["budgetSeconds"] = int(least[1])
     lines = budget_lines(run(project, config))
     assert all("(operation wait 1m, sync wait" in line for line in lines.values()), lines
