@@ -42,6 +42,7 @@ DEFAULT_DEGRADED_GRACE_SECONDS = 30
 else, before `python -m deploy` stops the wait and rolls back (docs/release.md)."""
 BUDGET_RANGE = (60, 7200)
 GRACE_RANGE = (0, 7200)
+OPERATION_WAIT_RANGE = (0, 3600)
 
 # Every pattern validates a whole value with `fullmatch`: `re.match` with `$` lets "web\n" through.
 REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
@@ -91,6 +92,9 @@ class DeployConfig:
     """The time budget of one deploy; every app's bounded phases must fit it (components/deploy_budget.py)."""
     degraded_grace_seconds: int = DEFAULT_DEGRADED_GRACE_SECONDS
     """How long an app may stay Degraded during the Application's wait before the deploy rolls it back."""
+    operation_wait_seconds: int | None = None
+    """How long the deploy waits for an Argo CD operation it did not start before it changes anything;
+    None: what the budget leaves (components/deploy_budget.py `operation_wait_seconds`)."""
 
 
 @dataclass(frozen=True)
@@ -502,10 +506,19 @@ def _deploy(r: Reader, value: Any) -> DeployConfig:
         minimum=low,
         maximum=high,
     )
-    r.unknown_keys("deploy", obj, ("budgetSeconds", "degradedGraceSeconds"))
+    low, high = OPERATION_WAIT_RANGE
+    given = obj.get("operationWaitSeconds")
+    # Unset is the budget's room, computed with the budget (components/deploy_budget.py).
+    wait = (
+        None
+        if given is None
+        else r.integer("deploy.operationWaitSeconds", given, default=0, minimum=low, maximum=high)
+    )
+    r.unknown_keys("deploy", obj, ("budgetSeconds", "degradedGraceSeconds", "operationWaitSeconds"))
     return DeployConfig(
         budget_seconds=DEFAULT_BUDGET_SECONDS if budget is None else budget,
         degraded_grace_seconds=DEFAULT_DEGRADED_GRACE_SECONDS if grace is None else grace,
+        operation_wait_seconds=wait,
     )
 
 

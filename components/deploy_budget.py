@@ -5,6 +5,8 @@ What bounds each phase (and so what can hold a deploy up):
 - the Application's sync wait: `gitops-deploy:argocd.syncTimeoutSeconds` (pulumi-kubernetes' await,
   components/argo_wait.py); `python -m deploy` may end it sooner when Argo CD reports the release
   Degraded for `gitops-deploy:deploy.degradedGraceSeconds`;
+- the wait for an Argo CD operation this deploy did not start, before the update:
+  `gitops-deploy:deploy.operationWaitSeconds` (deploy/argo_ops.py);
 - the health gate: its worst case, every probe timing out and every wait taken
   (components/health_budget.py);
 - the registry preflight: each request to the registry gives up after its timeout
@@ -25,7 +27,9 @@ bound in pulumi-docker: it is measured, not bounded.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components.config import NAMESPACE, StackConfig
@@ -36,6 +40,7 @@ from components.registry_api import DEFAULT_TIMEOUT_S
 SYNC_KEY = f"{NAMESPACE}:argocd.syncTimeoutSeconds"
 BUDGET_KEY = f"{NAMESPACE}:deploy.budgetSeconds"
 GRACE_KEY = f"{NAMESPACE}:deploy.degradedGraceSeconds"
+OPERATION_WAIT_KEY = f"{NAMESPACE}:deploy.operationWaitSeconds"
 MIN_SYNC_SECONDS = 30
 """The lowest `argocd.syncTimeoutSeconds` the config accepts (components/config.py)."""
 
@@ -64,11 +69,13 @@ class AppBudget:
     """A rollback's second wait and health gate, on the same path after a failed release."""
     built: bool
     """The app's image is built in this stack (not pinned, not promoted)."""
+    before: tuple[Bound, ...] = ()
+    """What precedes the update on every path: the wait for a foreign Argo CD operation."""
 
     @property
     def worst_case(self) -> float:
         """The longest path through the bounded phases, in seconds: a release that is rolled back."""
-        path = sum(b.seconds for b in (*self.release, *self.rollback))
+        path = sum(b.seconds for b in (*self.before, *self.release, *self.rollback))
         return max(path, *(b.seconds for b in self.gives_up))
 
     @property
@@ -109,7 +116,20 @@ def app_budgets(cfg: StackConfig) -> tuple[AppBudget, ...]:
                 built=app.name in built,
             )
         )
-    return tuple(budgets)
+    wait = operation_wait_seconds(cfg.deploy.operation_wait_seconds, budgets)
+    before = (Bound("operation wait", wait, OPERATION_WAIT_KEY),)
+    return tuple(dataclasses.replace(b, before=before) for b in budgets)
+
+
+def operation_wait_seconds(configured: int | None, budgets: Sequence[AppBudget]) -> int:
+    """The wait for a foreign Argo CD operation: as configured, else the whole seconds the budget leaves
+    after the longest of the apps' other paths (never below 0)."""
+    if configured is not None:
+        return configured
+    if not budgets:
+        return 0
+    rest = max(math.ceil(b.worst_case) for b in budgets)
+    return max(budgets[0].budget_seconds - rest, 0)
 
 
 def human(seconds: float) -> str:
@@ -140,7 +160,8 @@ def info_line(budget: AppBudget) -> str:
     worst, limit = human(budget.worst_case), human(budget.budget_seconds)
     return (
         f"{budget.app}: worst case {worst} {verdict} {limit} budget "
-        f"({_phases(budget.release)}, a rollback's second wait and gate {human(budget.rollback_seconds)}; "
+        f"({_phases((*budget.before, *budget.release))}, "
+        f"a rollback's second wait and gate {human(budget.rollback_seconds)}; "
         f"{gives_up} give up within {longest}); {build}"
     )
 
@@ -168,10 +189,16 @@ def budget_problems(cfg: StackConfig) -> list[tuple[str, str, str]]:
             f"health gate {human(gate.seconds)} ({gate.key}: attempts {health.attempts}, "
             f"intervalSeconds {health.interval_seconds:g}, timeoutSeconds {health.timeout_seconds:g}), "
             "twice when the release is rolled back"
+            + "".join(
+                f", after the {b.phase} {human(b.seconds)} ({b.key} {b.seconds:g})"
+                for b in budget.before
+                if b.seconds
+            )
         )
         fixes = []
-        # A rolled-back release waits and probes twice: each wait and gate gets half the budget.
-        half = budget.budget_seconds / 2
+        # A rolled-back release waits and probes twice: each wait and gate gets half of what the
+        # operation wait leaves.
+        half = (budget.budget_seconds - sum(b.seconds for b in budget.before)) / 2
         gate_room = half - sync.seconds
         attempts = _largest_attempts(cfg, budget.index, gate_room)
         if gate_room > 0:

@@ -64,7 +64,11 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     ),
     (str(EXIT_ROLLBACK_FAILED), "a release gate failed and the rollback failed too"),
     (str(EXIT_BLOCKED), "an app would ship content that failed its health gate before: nothing was changed"),
-    (str(EXIT_LOCKED), "the stack is locked, or another update is in progress: nothing was changed"),
+    (
+        str(EXIT_LOCKED),
+        "the stack is locked, another update is in progress, or an Argo CD operation this deploy did not "
+        "start did not end in time: nothing was changed",
+    ),
     ("130, 143", "interrupted by SIGINT or SIGTERM; the stack's config was restored"),
 )
 

@@ -22,6 +22,12 @@ compared the digest and replica count this update wrote, synced them, and report
 Degraded. The wording is pulumi-kubernetes', so it is matched loosely; a report that does not match is
 ignored, and the wait then ends at its timeout as it would without this.
 
+When the deploy can read the Application (deploy/argo_cluster.py), the line only triggers a read:
+at the end of the grace period the watch asks `judge`, and only a Degraded workload among
+`status.resources[]` stops the update (deploy/argo_status.py `health`). A Degraded side object (an
+HPA without metrics) is kept in `excused` for the report. When the read fails, the line decides,
+as it does without cluster access.
+
 "Degraded for the grace period" means: the last status line of that Application has been the Degraded
 one for that long. Because of the deduplication, a status that went back to a line seen before in the
 same wait (Progressing, then Degraded again) cannot be seen; the grace period is what keeps a short
@@ -40,6 +46,7 @@ from typing import Protocol
 from pulumi.automation.events import EngineEvent
 
 from components.names import APPLICATION_TYPE
+from deploy.argo_status import Health
 from deploy.stream import clean, urn_type
 from deploy.timings import recognise
 
@@ -75,6 +82,8 @@ class Degraded:
     """The status line as pulumi-kubernetes wrote it."""
     seconds: float
     """How long it had been Degraded when the deploy gave up on it."""
+    workloads: tuple[str, ...] = ()
+    """The Degraded workloads the Application listed, when the deploy could read it."""
 
 
 @dataclass
@@ -97,12 +106,16 @@ class DegradedWatch:
         *,
         clock: Callable[[], float] = time.monotonic,
         timer: Callable[[float, Callable[[], None]], Timer] = _thread_timer,
+        judge: Callable[[str], Health | None] | None = None,
     ) -> None:
         self.apps = frozenset(apps)
         self.grace_s = grace_s
         self.on_expired = on_expired
         self.clock = clock
         self.timer = timer
+        self.judge = judge
+        self.excused: dict[str, Health] = {}
+        """Apps Degraded for the grace period whose workloads were not: not stopped for."""
         self.expired: dict[str, Degraded] = {}
         """Apps that were Degraded for the grace period, in the order they expired."""
         self.seen: dict[str, str] = {}
@@ -154,7 +167,16 @@ class DegradedWatch:
             if self._closed or spell is None or spell.token != token:
                 return
             del self._spells[app]
-            found = Degraded(app, spell.urn, spell.line, self.clock() - spell.since)
+        # A bounded read (deploy/argo_cluster.py), outside the lock: the event thread goes on meanwhile.
+        judged = self.judge(app) if self.judge is not None else None
+        with self._lock:
+            if self._closed:
+                return
+            if judged is not None and not judged.release_degraded:
+                self.excused[app] = judged
+                return
+            workloads = judged.workloads if judged is not None else ()
+            found = Degraded(app, spell.urn, spell.line, self.clock() - spell.since, workloads)
             self.expired[app] = found
         self.on_expired(found)
 

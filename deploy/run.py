@@ -12,6 +12,7 @@ Whatever happened, it ends with the deploy record: the table, $GITHUB_STEP_SUMMA
 from __future__ import annotations
 
 import json
+import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +25,17 @@ from pulumi.automation import ConfigMap, ConfigValue, OutputMap, Stack
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 from pulumi.automation.events import EngineEvent
 
-from components.config import NAMESPACE, TOP_LEVEL_KEYS, DeployConfig, parse_config, read_deploy
+from components.config import (
+    NAMESPACE,
+    TOP_LEVEL_KEYS,
+    DeployConfig,
+    StackConfig,
+    parse_config,
+    read_deploy,
+)
 from components.config_reader import ConfigError
 from components.content_tag import content_tag
+from components.deploy_budget import OPERATION_WAIT_KEY, app_budgets
 from components.failed_releases import (
     RECORD_KEY,
     RECORD_OUTPUT,
@@ -36,6 +45,8 @@ from components.failed_releases import (
     blocked_message,
 )
 from deploy import recovery
+from deploy.argo_cluster import Applications, ClusterError, connect, target_from_config
+from deploy.argo_ops import read_health, terminate_operations, wait_for_operations
 from deploy.decide import (
     APPS_KEY,
     AppEntry,
@@ -67,7 +78,8 @@ EXIT_ROLLBACK_FAILED = 4
 EXIT_BLOCKED = 5
 """An app would ship content that failed its health gate before: stopped before the update."""
 EXIT_LOCKED = 6
-"""The stack is locked, or another update is in progress: nothing was changed."""
+"""The stack is locked, another update is in progress, or an Argo CD operation this deploy did not start
+did not end in time: nothing was changed."""
 # A signal: 128 + its number (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
 OUTCOMES: Mapping[int, Outcome] = {
     EXIT_OK: "succeeded",
@@ -172,13 +184,8 @@ def _config_value(config: Mapping[str, ConfigValue], key: str) -> str | None:
     return value.value if value is not None else None
 
 
-def _content_tags(
-    config: Mapping[str, ConfigValue], work_dir: Path
-) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Each built app's content tag and the config's allowed releases, parsed as the program parses them.
-
-    A config the program would reject gives nothing here: the `up` then reports the config error.
-    """
+def _parsed(config: Mapping[str, ConfigValue], work_dir: Path) -> StackConfig | None:
+    """The stack config as the program parses it; None when the program rejects it (the `up` says why)."""
     raw: dict[str, Any] = {}
     for key in TOP_LEVEL_KEYS:
         text = _config_value(config, f"{NAMESPACE}:{key}")
@@ -189,8 +196,14 @@ def _content_tags(
         except ValueError:
             raw[key] = text
     try:
-        cfg = parse_config(raw, work_dir)
+        return parse_config(raw, work_dir)
     except ConfigError:
+        return None
+
+
+def _content_tags(cfg: StackConfig | None) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Each built app's content tag and the config's allowed releases."""
+    if cfg is None:
         return {}, ()
     tags = {
         app.name: content_tag(
@@ -324,6 +337,8 @@ class StackState:
     """Failed releases allowed to ship again: the option's and the stack config's."""
     deploy: DeployConfig = field(default_factory=DeployConfig)
     """`gitops-deploy:deploy`: the budget and the Degraded grace period."""
+    operation_wait_s: int = 0
+    """How long to wait for an Argo CD operation this deploy did not start (components/deploy_budget.py)."""
 
 
 def _deploy_config(config: Mapping[str, ConfigValue]) -> DeployConfig:
@@ -366,14 +381,18 @@ def _read_stack(stack: Stack, options: UpOptions, out: TextIO, interrupts: Inter
     for name, entry in entries.items():
         if entry.pin is not None:
             out.write(f"deploy: note: {name} is pinned to {entry.pin} in the stack config; not rebuilt\n")
-    tags, config_allowed = _content_tags(config, options.work_dir)
+    cfg = _parsed(config, options.work_dir)
+    tags, config_allowed = _content_tags(cfg)
     recorded = {r.ref for r in record.releases}
     for ref in options.allow_failed_releases:
         if ref not in recorded:
             out.write(f"deploy: note: --allow-failed-release {ref}: no such failed release is recorded\n")
     allowed = (*options.allow_failed_releases, *config_allowed)
     good = last_known_good(outputs)
-    return StackState(good, record, config, entries, tags, allowed, _deploy_config(config))
+    deploy = _deploy_config(config)
+    budgets = app_budgets(cfg) if cfg is not None else ()
+    wait = int(budgets[0].before[0].seconds) if budgets else (deploy.operation_wait_seconds or 0)
+    return StackState(good, record, config, entries, tags, allowed, deploy, wait)
 
 
 def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts) -> int:
@@ -490,7 +509,9 @@ def _check_targets(state: StackState, out: TextIO, interrupts: Interrupts) -> di
     return missing
 
 
-def _watch(state: StackState, missing: Mapping[str, str], interrupts: Interrupts) -> DegradedWatch:
+def _watch(
+    state: StackState, missing: Mapping[str, str], interrupts: Interrupts, applications: Applications | None
+) -> DegradedWatch:
     """Watch the apps a rollback can restore; stop the update once one stays Degraded for the grace."""
     grace = state.deploy.degraded_grace_seconds
     restorable = [
@@ -505,14 +526,73 @@ def _watch(state: StackState, missing: Mapping[str, str], interrupts: Interrupts
             f"({NAMESPACE}:deploy.degradedGraceSeconds is {grace})"
         )
 
-    return DegradedWatch(restorable, grace, give_up)
+    if applications is None:
+        return DegradedWatch(restorable, grace, give_up)
+    return DegradedWatch(restorable, grace, give_up, judge=lambda app: read_health(applications, app))
 
 
 def _degraded_report(found: Degraded, grace: int) -> str:
+    workloads = f"; Degraded: {', '.join(found.workloads)}" if found.workloads else ""
     return (
-        f"Argo CD reported the release Degraded for {found.seconds:.0f} s ({found.line}); the deploy stopped "
-        f"the wait after {NAMESPACE}:deploy.degradedGraceSeconds ({grace} s) rather than wait for the timeout"
+        f"Argo CD reported the release Degraded for {found.seconds:.0f} s ({found.line}{workloads}); the "
+        f"deploy stopped the wait after {NAMESPACE}:deploy.degradedGraceSeconds ({grace} s) rather than wait "
+        "for the timeout"
     )
+
+
+def _applications(state: StackState, out: TextIO) -> Applications | None:
+    """A client for the stack's Applications, with the provider settings the program uses; None without."""
+    values = {k: v.value for k, v in state.config.items()}
+    target = target_from_config(values, os.environ)
+    try:
+        return connect(target)
+    except ClusterError as err:
+        out.write(
+            f"deploy: warning: cannot reach Argo CD's Applications ({err}); running operations are not "
+            "waited for or terminated, and Argo CD's Degraded report alone stops a release early\n"
+        )
+        return None
+
+
+def _wait_for_operations(
+    state: StackState, applications: Applications | None, out: TextIO, interrupts: Interrupts, run: Run
+) -> int | None:
+    """Wait for operations this deploy did not start; EXIT_LOCKED when one outlasts the wait."""
+    if applications is None:
+        return None
+    try:
+        foreign = wait_for_operations(
+            applications, list(state.entries), state.operation_wait_s, out, interrupts.check
+        )
+    except ClusterError as err:
+        out.write(f"deploy: warning: Argo CD's operations not checked: {err}\n")
+        return None
+    if foreign is None:
+        return None
+    message = foreign.message(OPERATION_WAIT_KEY, state.operation_wait_s)
+    out.write(f"deploy: error: {message}\n")
+    run.error = f"stopped before the update: {message}"
+    return EXIT_LOCKED
+
+
+def _terminate_operations(applications: Applications | None, apps: Sequence[str], out: TextIO) -> None:
+    """End the failed release's running operations, which would hold the rollback's sync."""
+    if applications is None:
+        out.write("deploy: warning: Argo CD's running operations cannot be terminated (no cluster access)\n")
+        return
+    for done in terminate_operations(applications, apps):
+        if done.action == "terminated":
+            out.write(
+                f"deploy: terminated Argo CD's operation on {done.app} ({done.detail}), as `argocd app "
+                "terminate-op` does: it would hold the rollback's sync\n"
+            )
+        elif done.action == "terminating":
+            out.write(f"deploy: Argo CD's operation on {done.app} is terminating already ({done.detail})\n")
+        elif done.action == "failed":
+            out.write(
+                f"deploy: warning: could not terminate Argo CD's operation on {done.app}: {done.detail}; "
+                "the rollback's sync waits for it\n"
+            )
 
 
 def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts, run: Run) -> int:
@@ -526,14 +606,41 @@ def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupt
         run.error = f"stopped before the update: {refs} failed its health gate before and may not ship again"
         return EXIT_BLOCKED
     missing = _check_targets(state, out, interrupts)
+    applications = _applications(state, out)
+    try:
+        stopped = _wait_for_operations(state, applications, out, interrupts, run)
+        if stopped is not None:
+            return stopped
+        return _release(stack, options, out, interrupts, run, state, missing, applications)
+    finally:
+        if applications is not None:
+            applications.close()
+
+
+def _release(
+    stack: Stack,
+    options: UpOptions,
+    out: TextIO,
+    interrupts: Interrupts,
+    run: Run,
+    state: StackState,
+    missing: Mapping[str, str],
+    applications: Applications | None,
+) -> int:
+    """The release `up`, and the rollback when its gate fails."""
     given = state.record.without(options.allow_failed_releases)
     # The program reads the record from the stack's outputs itself; pass it only when it differs.
     first_keys = [_record_key(given, state.config)] if given != state.record else []
-    watch = _watch(state, missing, interrupts)
+    watch = _watch(state, missing, interrupts, applications)
     with runtime_config(stack, first_keys, interrupts, out):
         result = _up(stack, options, interrupts, watch)
     run.ups.append(result.events)
     _report_pending(out, result.events, stack.name)
+    for app, judged in watch.excused.items():
+        out.write(
+            f"deploy: note: Argo CD reported {app} Degraded, but none of its workloads is (Degraded: "
+            f"{', '.join(judged.others)}); the deploy did not stop the release for it\n"
+        )
     if result.error is None:
         out.write("deploy: the update succeeded\n")
         return EXIT_OK
@@ -561,7 +668,7 @@ def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupt
     failed = _failed_releases(verdict, plan, state.tags, result, options.now())
     pinned = {p.app for p in plan.pins}
     refresh = [urn for app, (urn, _) in degraded.items() if app in pinned]
-    return _rollback(stack, options, out, interrupts, state, plan, given, failed, run, refresh)
+    return _rollback(stack, options, out, interrupts, state, plan, given, failed, run, refresh, applications)
 
 
 def _refresh(
@@ -604,6 +711,7 @@ def _rollback(
     failed: Sequence[FailedRelease],
     run: Run,
     refresh: Sequence[str] = (),
+    applications: Applications | None = None,
 ) -> int:
     """`up` with the failed apps pinned, a fresh rollbackId and the failed releases added to the record."""
     record = given
@@ -624,6 +732,8 @@ def _rollback(
                 f"not rolling back (the failed release is not recorded):\n{_indent(problem)}\n"
             )
             return EXIT_ROLLBACK_FAILED
+    interrupts.check()
+    _terminate_operations(applications, [p.app for p in plan.pins], out)
     for pin in plan.pins:
         out.write(f"deploy: rolling {pin.app} back to {pin.digest} ({pin.key})\n")
     with runtime_config(stack, keys, interrupts, out):

@@ -4,6 +4,7 @@ config and a project folder of the test's own (no shipped stack file is read).""
 from __future__ import annotations
 
 import copy
+import math
 import re
 import shutil
 from pathlib import Path
@@ -87,11 +88,15 @@ def test_the_defaults_fit_and_each_app_says_what_it_can_cost(project: Path) -> N
     assert set(lines) == {"web", "api"}, sim.logs
     gate = worst_case_seconds(DEFAULTS["attempts"], DEFAULTS["interval_seconds"], DEFAULTS["timeout_seconds"])
     once = DEFAULT_SYNC_TIMEOUT_SECONDS + gate
-    # The longest path is a release that fails its gate and is rolled back: the wait and gate, twice.
-    worst = 2 * once
-    assert worst <= DEFAULT_BUDGET_SECONDS
+    # The longest path is a release that fails its gate and is rolled back: the wait for an Argo CD
+    # operation the deploy did not start, then the wait and gate, twice.
+    # Unset, the operation wait is what the budget leaves.
+    wait = DEFAULT_BUDGET_SECONDS - math.ceil(2 * once)
+    worst = wait + 2 * once
+    assert wait > 0 and worst <= DEFAULT_BUDGET_SECONDS
     head = (
-        f"worst case {human(worst)} of the {human(DEFAULT_BUDGET_SECONDS)} budget (sync wait "
+        f"worst case {human(worst)} of the {human(DEFAULT_BUDGET_SECONDS)} budget (operation wait "
+        f"{human(wait)}, sync wait "
         f"{human(DEFAULT_SYNC_TIMEOUT_SECONDS)}, health gate {human(gate)}, a rollback's second wait "
         f"and gate {human(once)}; "
     )
@@ -141,7 +146,9 @@ def test_a_longer_wait_needs_a_bigger_budget(project: Path) -> None:
     config["gitops-deploy:deploy"] = {"budgetSeconds": 900}
     assert "got 900 s, but app 'web' can take 22m19s" in str(failure(project, config).cause), "10m, twice"
     config["gitops-deploy:deploy"] = {"budgetSeconds": 1500}
-    assert "of the 25m budget (sync wait 10m," in budget_lines(run(project, config))["web"]
+    assert (
+        "of the 25m budget (operation wait 2m41s, sync wait 10m," in budget_lines(run(project, config))["web"]
+    )
 
 
 def _parse(config: dict[str, Any], project: Path) -> Any:
@@ -169,7 +176,11 @@ def test_what_each_figure_comes_from(project: Path) -> None:
     once = 60 + worst_case_seconds(
         DEFAULTS["attempts"], DEFAULTS["interval_seconds"], DEFAULTS["timeout_seconds"]
     )
-    assert web.rollback_seconds == once and web.worst_case == 2 * once
+    wait = 300 - math.ceil(max(2 * once, 2 * (60 + worst_case_seconds(4, 2, 1))))
+    assert [(b.phase, b.seconds, b.key) for b in web.before] == [
+        ("operation wait", wait, "gitops-deploy:deploy.operationWaitSeconds")
+    ], "unset: what the budget leaves after the longest app"
+    assert web.rollback_seconds == once and web.worst_case == wait + 2 * once
     promoted = {**copy.deepcopy(config), "gitops-deploy:promote": {"from": "dev"}}
     web, _ = app_budgets(_parse(promoted, project))
     assert "lint" not in {b.phase for b in web.gives_up}, "a promoting stack lints nothing"
@@ -204,3 +215,14 @@ def test_the_deploy_key_defaults(project: Path) -> None:
     assert read_deploy(None) == DeployConfig(DEFAULT_BUDGET_SECONDS, DEFAULT_DEGRADED_GRACE_SECONDS)
     assert read_deploy({"degradedGraceSeconds": 0}).degraded_grace_seconds == 0
     assert _parse(copy.deepcopy(BASE), project).deploy == DeployConfig()
+
+
+def test_a_set_operation_wait_is_counted_in_the_budget(project: Path) -> None:
+    config = {**copy.deepcopy(BASE), "gitops-deploy:deploy": {"operationWaitSeconds": 60}}
+    [problem, _] = failure(project, config).cause.problems  # type: ignore[attr-defined]
+    assert "after the operation wait 1m (gitops-deploy:deploy.operationWaitSeconds 60)" in problem
+    least = re.search(r"budgetSeconds at least (\d+)", problem)
+    assert least is not None, problem
+    config["gitops-deploy:deploy"]["budgetSeconds"] = int(least[1])
+    lines = budget_lines(run(project, config))
+    assert all("(operation wait 1m, sync wait" in line for line in lines.values()), lines

@@ -86,6 +86,8 @@ class FakePulumi:
             FAKE_PULUMI_DIR=str(self.root),
             PYTHONPATH=str(PROJECT_ROOT),
             PULUMI_HOME=str(self.root / "home"),
+            # No kubeconfig unless a test gives one: the deploy then says it cannot reach Argo CD.
+            KUBECONFIG=str(self.root / "no-kubeconfig"),
         )
         return env
 

@@ -1,0 +1,180 @@
+"""What the deploy reads from an Argo CD Application: its operation, and whether the release is Degraded.
+
+Rules, from argoproj/argo-cd v3.5.1 (its gitops-engine is vendored there under gitops-engine/):
+
+- An operation is requested by setting the Application's `operation`; the controller runs it and
+  records it in `status.operationState` (controller/appcontroller.go `processRequestedAppOperation`,
+  `setOperationState`). `operation` is cleared only once the phase is completed (Succeeded, Failed,
+  Error: gitops-engine/pkg/sync/common/types.go `OperationPhase.Completed`).
+- Auto-sync does nothing while `operation` is set ("Skipping auto-sync: another operation is in
+  progress", appcontroller.go `autoSync`). So a spec the deploy writes then is not synced until the
+  operation ends. The controller itself counts an operation in progress while `operationState.phase`
+  is not completed (`isOperationInProgress`). In progress here means either.
+- An operation stays Running while a multi-step sync (hooks, sync waves) waits for its resources to be
+  healthy (gitops-engine/pkg/sync/sync_context.go `Sync`, sync_tasks.go `multiStep`): for a
+  crash-looping Deployment, until its progressDeadlineSeconds (600 s by default) makes it Degraded.
+- A failed sync with retries left stays Running with `finishedAt` set until its next attempt
+  (`processRequestedAppOperation`: "Set FinishedAt explicitly on a Running phase"): its retry backoff.
+- `argocd app terminate-op` is the API server's TerminateOperation (server/application/application.go):
+  with `operation` and `status.operationState` both set, it sets `status.operationState.phase` to
+  `Terminating` and updates the Application, retrying on a conflict. The CRD has no status subresource
+  (manifests/crds/application-crd.yaml `subresources: {}`), so the status is written with the object.
+  The controller keeps Terminating even over a sync that was running meanwhile, then calls the sync
+  context's Terminate, which deletes running hooks and ends the operation Failed "Operation terminated"
+  with no retry (`terminating` skips it), and clears `operation`; the refresh it then requests
+  auto-syncs the current spec. The deploy writes the same field with a JSON merge patch
+  (`application/merge-patch+json`, which custom resources accept; strategic merge they refuse) carrying
+  the resourceVersion it read, so a concurrent write is a 409 Conflict, as the server's update is.
+- Who started an operation: `operation.initiatedBy` (`username`, or `automated: true` for auto-sync),
+  and once it runs `status.operationState.operation.initiatedBy`; `status.operationState.startedAt`.
+- The app's health is the worst health of its managed resources (controller/health.go
+  `setApplicationHealth`), and a HorizontalPodAutoscaler whose metrics are unavailable is Degraded
+  (gitops-engine/pkg/health/health_hpa.go). So the release is judged on the workloads among
+  `status.resources[]`, the objects that run it; another Degraded object is reported, not acted on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+RUNNING = "Running"
+TERMINATING = "Terminating"
+COMPLETED = frozenset({"Succeeded", "Failed", "Error"})
+"""`OperationPhase.Completed`: the phases that end an operation."""
+WORKLOAD_KINDS = frozenset(
+    {
+        ("apps", "Deployment"),
+        ("apps", "StatefulSet"),
+        ("apps", "DaemonSet"),
+        ("apps", "ReplicaSet"),
+        ("argoproj.io", "Rollout"),
+        ("", "Pod"),
+    }
+)
+"""(group, kind) of the objects that run a release: their health is the release's."""
+DEGRADED = "Degraded"
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An Application's operation as the deploy judges it."""
+
+    app: str
+    requested: bool
+    """`operation` is set: auto-sync is held."""
+    phase: str | None
+    """`status.operationState.phase`; None when no operation ever ran."""
+    started_at: str | None
+    finished_at: str | None
+    automated: bool
+    username: str | None
+    retry_count: int
+    message: str
+
+    @property
+    def in_progress(self) -> bool:
+        """Auto-sync is held, or the controller still runs it."""
+        return self.requested or (self.phase is not None and self.phase not in COMPLETED)
+
+    @property
+    def started(self) -> bool:
+        """The controller runs the requested operation (not the record of an earlier one)."""
+        return self.phase in (RUNNING, TERMINATING)
+
+    @property
+    def in_backoff(self) -> bool:
+        """A failed attempt waiting for its retry."""
+        return self.phase == RUNNING and self.finished_at is not None
+
+    @property
+    def terminable(self) -> bool:
+        """What TerminateOperation accepts, and still running (Terminating is on its way already)."""
+        return self.requested and self.phase == RUNNING
+
+    @property
+    def initiator(self) -> str:
+        """Who started it, in words."""
+        if self.username:
+            return f"user {self.username}"
+        return "Argo CD's automated sync" if self.automated else "an unknown initiator"
+
+    def describe(self) -> str:
+        """`phase Running (retry backoff after attempt #2), started <time> by <who>`, one line."""
+        if not self.started:
+            return f"requested by {self.initiator}, not started yet"
+        phase = f"phase {self.phase}"
+        if self.in_backoff:
+            phase += f" (in its retry backoff after attempt #{self.retry_count})"
+        started = self.started_at or "at an unrecorded time"
+        return f"{phase}, started {started} by {self.initiator}"
+
+
+def operation(app: str, application: Mapping[str, Any]) -> Operation:
+    """The operation of one Application object (as the API serves it)."""
+    requested = _map(application.get("operation"))
+    state = _map(_map(application.get("status")).get("operationState"))
+    # The request names its initiator; once running, the state's copy of it does too.
+    initiated = _map(requested.get("initiatedBy")) or _map(_map(state.get("operation")).get("initiatedBy"))
+    retries = state.get("retryCount")
+    return Operation(
+        app=app,
+        requested=bool(requested),
+        phase=_text(state.get("phase")),
+        started_at=_text(state.get("startedAt")),
+        finished_at=_text(state.get("finishedAt")),
+        automated=initiated.get("automated") is True,
+        username=_text(initiated.get("username")),
+        retry_count=retries if isinstance(retries, int) else 0,
+        message=_text(state.get("message")) or "",
+    )
+
+
+def terminate_patch(application: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that does what TerminateOperation's update does, guarded by the version read."""
+    version = _map(application.get("metadata")).get("resourceVersion")
+    patch: dict[str, Any] = {"status": {"operationState": {"phase": TERMINATING}}}
+    if isinstance(version, str) and version:
+        patch["metadata"] = {"resourceVersion": version}
+    return patch
+
+
+@dataclass(frozen=True)
+class Health:
+    """The Degraded objects of an Application, sorted into the release's workloads and the rest."""
+
+    workloads: tuple[str, ...]
+    """`Kind/namespace/name` of each Degraded workload: the release is Degraded."""
+    others: tuple[str, ...]
+    """Other Degraded objects (an HPA without metrics, ...): reported only."""
+
+    @property
+    def release_degraded(self) -> bool:
+        """Some workload that runs the release is Degraded."""
+        return bool(self.workloads)
+
+
+def health(application: Mapping[str, Any]) -> Health:
+    """Judge an Application's `status.resources[]`."""
+    workloads: list[str] = []
+    others: list[str] = []
+    resources = _map(application.get("status")).get("resources")
+    for res in resources if isinstance(resources, list) else []:
+        res = _map(res)
+        if _map(res.get("health")).get("status") != DEGRADED:
+            continue
+        group, kind = res.get("group") or "", res.get("kind") or "?"
+        where = "/".join(str(p) for p in (kind, res.get("namespace"), res.get("name")) if p)
+        message = _text(_map(res.get("health")).get("message"))
+        named = f"{where} ({message})" if message else where
+        (workloads if (group, kind) in WORKLOAD_KINDS else others).append(named)
+    return Health(tuple(workloads), tuple(others))
