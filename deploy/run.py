@@ -35,6 +35,7 @@ from components.failed_releases import (
     blocked,
     blocked_message,
 )
+from components.http_origin import redact_urls
 from deploy import recovery
 from deploy.decide import (
     APPS_KEY,
@@ -158,7 +159,7 @@ def _up(
 
 def _stderr(err: CommandError) -> str:
     """The CLI's stderr from a CommandError (its stdout was already streamed)."""
-    text = str(err)
+    text = redact_urls(str(err))
     _, sep, stderr = text.rpartition("\n stderr: ")
     return (stderr if sep else text).strip() or "no error output"
 
