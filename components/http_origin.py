@@ -12,8 +12,9 @@ MAX_PORT = 65535
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _PORT = re.compile(r"[0-9]{1,5}")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
-"""A URL in free text (an error, a report): a scheme, `://`, and what follows up to a space or a quote."""
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"<>`]+")
+"""A URL in free text (an error, a report): a scheme, `://`, and what follows up to a space or a character
+no URL holds. Not `'`: userinfo may hold one unencoded (RFC 3986 sub-delims), and all of it must go."""
 UNREADABLE_URL = "<a URL that does not parse>"
 """How `redact_url` prints what is not a URL at all (nothing of it is shown: it may hold a credential)."""
 USERINFO_PROBLEM = (

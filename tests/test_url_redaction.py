@@ -55,8 +55,9 @@ names = st.lists(_label, min_size=1, max_size=3).map(".".join)
 ipv4 = st.ip_addresses(v=4).map(str)
 ipv6 = st.ip_addresses(v=6).map(str)
 hosts = st.one_of(names, ipv4, ipv6)
-secrets = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=6, max_size=24)
-"""Any text a person could paste as a token: written into the URL percent-encoded, as a URL must."""
+secrets = st.text(alphabet=st.characters(codec="utf-8"), min_size=6, max_size=24)
+"""Any text a person could paste as a token (UTF-8: no lone surrogate), written percent-encoded."""
+SUB_DELIMS = "!$&'()*+,;="
 paths = st.from_regex(r"(/[a-z0-9._~-]{0,8}){0,3}(\?[a-z0-9=&]{0,10})?", fullmatch=True)
 
 
@@ -69,14 +70,12 @@ def _url(scheme: str, userinfo: str, host: str, port: int | None, path: str) -> 
 def urls_with_userinfo(draw: st.DrawFn) -> tuple[str, list[str], str]:
     """(URL, its secret parts, its host): `TOKEN@`, `TOKEN:@`, `:PASSWORD@` or `USER:PASSWORD@`."""
     user, password = draw(secrets), draw(secrets)
+    # Sub-delims may stay unencoded in userinfo (RFC 3986 3.2.1); a pasted token often keeps them.
+    safe = draw(st.sampled_from(["", SUB_DELIMS]))
+    u, pw = quote(user, safe=safe), quote(password, safe=safe)
     form = draw(st.sampled_from(["user", "user-colon", "password", "both"]))
     parts = {"user": [user], "user-colon": [user], "password": [password], "both": [user, password]}[form]
-    encoded = {
-        "user": f"{quote(user, safe='')}@",
-        "user-colon": f"{quote(user, safe='')}:@",
-        "password": f":{quote(password, safe='')}@",
-        "both": f"{quote(user, safe='')}:{quote(password, safe='')}@",
-    }[form]
+    encoded = {"user": f"{u}@", "user-colon": f"{u}:@", "password": f":{pw}@", "both": f"{u}:{pw}@"}[form]
     host = draw(hosts)
     rest = _url(
         draw(st.sampled_from(["http", "https"])), "", host, draw(st.none() | st.integers(1, 65535)), ""
@@ -88,7 +87,7 @@ def urls_with_userinfo(draw: st.DrawFn) -> tuple[str, list[str], str]:
 
 def _shown(secret: str, text: str) -> bool:
     """Whether a secret shows in `text`, as written or percent-encoded (either way a reader gets it)."""
-    return any(form in text for form in {secret, quote(secret, safe=""), quote(secret)})
+    return any(form in text for form in {secret, quote(secret, safe=""), quote(secret, safe=SUB_DELIMS)})
 
 
 def _hidden_everywhere_but_userinfo(url: str, parts: list[str]) -> bool:
