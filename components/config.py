@@ -22,7 +22,7 @@ from components.health_settings import (
     HealthSettings,
     cross_problems,
 )
-from components.http_origin import server_problem, url_problem
+from components.http_origin import USERINFO_PROBLEM, redact_url, server_problem, url_problem
 from components.image_ref import REPO_DIGEST
 from components.k8s_names import DNS1035_LABEL, LABEL_MAX
 from components.names import DERIVED_NAME_SUFFIXES
@@ -545,7 +545,7 @@ def _cluster(r: Reader, value: Any) -> ClusterConfig:
             "exactly one of 'name' (a cluster registered in Argo CD) or 'server' (its API URL)",
         )
     if server is not None and (problem := url_problem(server, ("https",))) is not None:
-        r.problem("cluster.server", f"{server!r} ({problem})", "an https:// API server URL")
+        r.problem("cluster.server", f"{redact_url(server)!r} ({problem})", "an https:// API server URL")
     return ClusterConfig(name=name, server=server if name is None else None, context=context)
 
 
@@ -814,7 +814,13 @@ def _health(r: Reader, key: str, value: Any) -> HealthConfig | None:
         if rule.kind == "url":
             url = r.string(where, given)
             if url is not None and (problem := rule.problem(url)) is not None:
-                r.problem(where, f"{url!r} ({problem})", rule.expected)
+                expected = rule.expected
+                if problem == USERINFO_PROBLEM:
+                    # The URL is shown in reports, errors and records; a header stays a secret.
+                    expected += (
+                        f"; send credentials as a header in {NAMESPACE}:{SECRET_KEYS[1]}, kept encrypted"
+                    )
+                r.problem(where, f"{redact_url(url)!r} ({problem})", expected)
                 url = None
             values[setting.name] = url
         elif rule.kind == "whole":

@@ -20,6 +20,7 @@ from typing import Any
 
 import pulumi
 
+from components.http_origin import redact_urls
 from components.image_ref import is_repo_digest
 
 RECORD_OUTPUT = "failedReleases"
@@ -144,7 +145,8 @@ def _release(app: str, entry: Any) -> FailedRelease | Problem:
         return Problem(".failedAt", _kind(failed_at), "a UTC time such as '2026-05-01T12:00:00Z'")
     if not isinstance(reason, str):
         return Problem(".reason", _kind(reason), "a string")
-    return FailedRelease(app, tag, digest, failed_at, reason)
+    # A record an older version wrote may quote a URL with userinfo; it is kept without it.
+    return FailedRelease(app, tag, digest, failed_at, redact_urls(reason))
 
 
 def blocked(

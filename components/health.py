@@ -20,7 +20,7 @@ from pulumi.dynamic import (
 from pulumi.runtime import rpc
 
 from components.dynamic_inputs import is_unknown
-from components.health_probe import CheckOutcome, check_endpoint, redact_url
+from components.health_probe import CheckOutcome, check_endpoint
 from components.health_settings import DEFAULTS as SETTING_DEFAULTS
 from components.health_settings import (
     HEADER_NAME,
@@ -30,6 +30,7 @@ from components.health_settings import (
     cross_problems,
     limit,
 )
+from components.http_origin import redact_url, redact_urls
 from components.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME, HEALTH_SUFFIX
 from components.provider_errors import OneLineErrors, failure_line
 
@@ -66,8 +67,8 @@ def _check_setting(failures: list[CheckFailure], props: dict[str, Any], name: st
     if problem is None:
         return value
     if name == "url":
-        # A URL may carry a password in its userinfo: it is never quoted back.
-        shown = repr(value) if isinstance(value, str) and "@" not in value else f"a {type(value).__name__}"
+        # Quoted as every URL is printed: userinfo (a token written there) is never shown.
+        shown = repr(redact_url(value)) if isinstance(value, str) else f"a {type(value).__name__}"
         failures.append(CheckFailure(name, f"got {shown}; expected {rule.expected} ({problem})"))
     else:
         failures.append(CheckFailure(name, f"got {value!r}; expected {rule.expected}"))
@@ -149,7 +150,8 @@ class HealthCheckProvider(OneLineErrors):
         try:
             failures = _input_failures(props)
         except Exception as exc:  # a shape no rule foresaw: one failure, not a traceback
-            failures = [CheckFailure("", failure_line(f"{_subject(props)}: inputs unreadable", exc))]
+            line = failure_line(f"{_subject(props)}: inputs unreadable", exc)
+            failures = [CheckFailure("", redact_urls(line))]
         return CheckResult(props, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -204,9 +206,8 @@ class HealthCheckProvider(OneLineErrors):
 
 
 def _id(props: Mapping[str, Any]) -> str:
-    """A stable, non-secret id: the probed URL's host and path."""
-    url = httpx.URL(str(props["url"]))
-    return f"{url.scheme}://{url.host}{'' if url.port is None else f':{url.port}'}{url.path}"
+    """A stable, non-secret id: the probed URL without userinfo, query or fragment."""
+    return redact_url(httpx.URL(str(props["url"])).copy_with(query=None, fragment=None))
 
 
 _SCRUB_MIN_CHARS = 6
@@ -219,11 +220,12 @@ never quoted). The scrub only guards that construction; tests prove short values
 
 
 def _scrub(text: str, headers: Mapping[str, str]) -> str:
-    """Defence in depth: the report is built from statuses and numbers, but no header value may show."""
+    """Defence in depth: the report is built from statuses, numbers and the URL as `redact_url` prints
+    it, but no header value and no URL's userinfo may show."""
     for value in headers.values():
         if len(value) >= _SCRUB_MIN_CHARS:
             text = text.replace(value, "[secret]")
-    return text
+    return redact_urls(text)
 
 
 def _outputs(props: Mapping[str, Any], outcome: CheckOutcome, headers: Mapping[str, str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import httpx
 from components import http_bounds
 from components.health_budget import PROBE_OVERHEAD_SECONDS, waits
 from components.health_settings import HealthSettings
-from components.http_origin import origin, show_origin
+from components.http_origin import origin, redact_url, redact_urls, show_origin
 
 BODY_LIMIT_BYTES = 64 * 1024
 """Most body bytes read per probe; the rest is never downloaded (the connection is closed)."""
@@ -137,15 +137,6 @@ class CheckOutcome:
         )
 
 
-def redact_url(url: str) -> str:
-    """The URL without a userinfo password."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return "<invalid URL>"
-    return str(parsed.copy_with(password="***")) if parsed.password else url
-
-
 async def _read_capped(response: httpx.Response) -> int:
     """Read at most BODY_LIMIT_BYTES of the body, never holding more than one chunk beyond it."""
     total = 0
@@ -208,7 +199,8 @@ async def probe_once(
         return Probe(attempt, TIMEOUT, status, elapsed(), body)
     except Exception as exc:  # every failure is a probe result, never an error out of the check
         cause = http_bounds.classify(exc)
-        note = "" if cause.kind in (REFUSED, DNS, TLS, CONNECT_ERROR) else cause.detail
+        # An exception's text may quote the URL; it is printed as every URL is (no userinfo).
+        note = "" if cause.kind in (REFUSED, DNS, TLS, CONNECT_ERROR) else redact_urls(cause.detail)
         return Probe(attempt, cause.kind, status, elapsed(), body, note=note)
     if early is not None:
         return early

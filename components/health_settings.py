@@ -41,7 +41,7 @@ class Limit:
     def expected(self) -> str:
         """What a valid value looks like, for messages."""
         if self.kind == "url":
-            return "an http:// or https:// URL with a host and a port from 1 to 65535"
+            return "an http:// or https:// URL with a host, a port from 1 to 65535 and no userinfo"
         if self.kind == "whole":
             return f"a whole number from {self.minimum} to {self.maximum}"
         if self.kind == "positive":

@@ -1,9 +1,10 @@
-"""Origins (scheme, host, port) and the checks that keep credentials on theirs; URL and port validation."""
+"""Origins (scheme, host, port) and the checks that keep credentials on theirs; URL and port validation;
+the one form in which a URL is printed (`redact_url`, `redact_urls`)."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -11,6 +12,15 @@ MAX_PORT = 65535
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _PORT = re.compile(r"[0-9]{1,5}")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"<>`]+")
+"""A URL in free text (an error, a report): a scheme, `://`, and what follows up to a space or a character
+no URL holds. Not `'`: userinfo may hold one unencoded (RFC 3986 sub-delims), and all of it must go."""
+UNREADABLE_URL = "<a URL that does not parse>"
+"""How `redact_url` prints what is not a URL at all (nothing of it is shown: it may hold a credential)."""
+USERINFO_PROBLEM = (
+    "it has userinfo ('user@' or 'user:password@', not shown) before the host, and a URL is printed in "
+    "reports, errors and records"
+)
 
 Origin = tuple[str, str, int]
 """(scheme, host, port), with the scheme's default port filled in."""
@@ -24,9 +34,46 @@ def origin(url: httpx.URL | str) -> Origin:
 
 
 def show_origin(value: Origin) -> str:
-    """`scheme://host:port`, for messages (never a path, query or userinfo)."""
+    """`scheme://host:port`, for messages (never a path, query or userinfo; an IPv6 host in brackets)."""
     scheme, host, port = value
-    return f"{scheme}://{host}:{port}"
+    return f"{scheme}://{_bracketed(host)}:{port}"
+
+
+def _bracketed(host: str) -> str:
+    """A host as a URL writes it: an IPv6 address (the only host with a colon) in brackets (RFC 3986)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def redact_url(url: httpx.URL | str) -> str:
+    """A URL as it is printed anywhere: without userinfo (user and password alike), an IPv6 host bracketed.
+
+    httpx writes the URL back from its parts; a URL httpx refuses (a port that is not a number) is cut
+    at the last `@` of its authority as `urllib.parse` splits it, and what neither parses is not shown.
+    """
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        return str(parsed.copy_with(userinfo=b""))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        pass
+    try:
+        split = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        split = None
+    if split is None:
+        return UNREADABLE_URL
+    return urlunsplit(split._replace(netloc=split.netloc.rpartition("@")[2]))
+
+
+def _has_userinfo(url: str) -> bool:
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
+
+
+def redact_urls(text: str) -> str:
+    """Free text with every URL that has userinfo printed by `redact_url`; other URLs are left as written."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m[0]) if _has_userinfo(m[0]) else m[0], text)
 
 
 def port_problem(text: str) -> str | None:
@@ -39,11 +86,17 @@ def port_problem(text: str) -> str | None:
 
 
 def url_problem(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
-    """Why `url` is not an absolute URL of one of `schemes` with a host and a usable port, or None."""
+    """Why `url` is not an absolute `schemes` URL with a host, a usable port and no userinfo, or None.
+
+    Userinfo is refused outright: whatever is printed of the URL, a token written there would be a
+    credential in every message, and httpx would send it to the host as Basic auth besides.
+    """
     if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
         return "it contains whitespace, control or non-ASCII characters"
     try:
         split = urlsplit(url)
+        if "@" in split.netloc:
+            return USERINFO_PROBLEM
         parsed = httpx.URL(url)
     except (ValueError, httpx.InvalidURL) as exc:
         return f"it does not parse ({exc})"
@@ -51,7 +104,7 @@ def url_problem(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str |
         return f"the scheme is not {' or '.join(f'{s}://' for s in schemes)}"
     if not split.hostname or not parsed.host:
         return "it has no host"
-    netloc = split.netloc.rsplit("@", 1)[-1]
+    netloc = split.netloc
     _, bracket, after = netloc.rpartition("]")
     host_port = after if bracket else netloc
     if ":" in host_port:

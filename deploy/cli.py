@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.failed_releases import RELEASE_REF
+from components.http_origin import redact_urls
 from deploy import report
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
 from deploy.run import (
@@ -194,7 +195,8 @@ def _setup_error(out: TextIO, message: str) -> int:
 
 
 def _stream(line: str) -> None:
-    print(line, flush=True)
+    # The CLI's log may show a URL an older state holds (a diff's old value): never its userinfo.
+    print(redact_urls(line), flush=True)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

@@ -44,6 +44,7 @@ from components.failed_releases import (
     blocked,
     blocked_message,
 )
+from components.http_origin import redact_urls
 from deploy import recovery
 from deploy.argo_cluster import Applications, ClusterError, connect, target_from_config
 from deploy.argo_ops import read_health, terminate_operations, wait_for_operations
@@ -170,7 +171,7 @@ def _up(
 
 def _stderr(err: CommandError) -> str:
     """The CLI's stderr from a CommandError (its stdout was already streamed)."""
-    text = str(err)
+    text = redact_urls(str(err))
     _, sep, stderr = text.rpartition("\n stderr: ")
     return (stderr if sep else text).strip() or "no error output"
 

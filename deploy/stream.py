@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from pulumi.automation.events import EngineEvent
 
+from components.http_origin import redact_urls
+
 _COLOUR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|<\{%[a-z0-9 -]*%\}>")
 
 
@@ -34,8 +36,11 @@ def urn_name(urn: str) -> str:
 
 
 def clean(message: str) -> str:
-    """A diagnostic's text without colour directives or surrounding blank space."""
-    return _COLOUR.sub("", message).strip()
+    """A diagnostic's text without colour directives, surrounding blank space or any URL's userinfo.
+
+    Every failure the deploy prints, records or keeps in `failedReleases` is read through here.
+    """
+    return redact_urls(_COLOUR.sub("", message)).strip()
 
 
 _TRACEBACK_HEAD = "Traceback (most recent call last):"

@@ -25,8 +25,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SECRET_PLACEHOLDER = "offline-secret-placeholder"
 """What a `secure:` value reads as offline; printable ASCII, so it is also a valid header value."""
+MAX_BYTES = 1024 * 1024
+"""Largest stack file read: a real one is a few kilobytes, encrypted secrets included."""
 MAX_NODES = 100_000
-"""Most values a stack file may expand to through aliases (a "billion laughs" file stops here)."""
+"""Most keys and values a stack file may hold, as written and once aliases are expanded (as JSON expands
+them; a "billion laughs" file stops here). Composing stops at the first one over, so the work is bounded
+before any alias is followed."""
 
 _TAG = "tag:yaml.org,2002:"
 _NOT_JSON = {
@@ -65,7 +69,11 @@ def read_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
         known = ", ".join(stack_names(project_dir)) or "none"
         raise StackFileError(f"no stack file {path.name} in {project_dir} (stacks: {known})")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise StackFileError(_too_large(path.name, max(path.stat().st_size, len(raw))))
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise StackFileError(f"{path.name}: cannot be read as UTF-8 text ({exc})") from None
     data = load_yaml(text, path.name)
@@ -126,14 +134,49 @@ def engine_config(values: dict[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
 
+def _too_large(name: str, size: int) -> str:
+    """`<name>: is 2.0 MiB (2,097,152 bytes); the limit ... is 1.0 MiB`: the size that was over."""
+    return (
+        f"{name}: is {size / 2**20:.1f} MiB ({size:,} bytes); the limit for a stack file is "
+        f"{MAX_BYTES / 2**20:.1f} MiB ({MAX_BYTES:,} bytes)"
+    )
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that stops composing at the first node past MAX_NODES (aliases not counted)."""
+
+    def __init__(self, text: str, name: str) -> None:
+        super().__init__(text)
+        self.name = name
+        self.nodes = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if not self.check_event(yaml.AliasEvent):
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                line = self.peek_event().start_mark.line + 1
+                raise StackFileError(
+                    f"{self.name}:{line}: holds more than {MAX_NODES:,} keys and values as written (number "
+                    f"{MAX_NODES + 1:,} is on this line); the limit for a stack file is {MAX_NODES:,}"
+                )
+        return super().compose_node(parent, index)
+
+
 def load_yaml(text: str, name: str) -> Any:
-    """One YAML document whose values JSON can carry; StackFileError naming `name`, the line and the key."""
-    loader = yaml.SafeLoader(text)
+    """One YAML document whose values JSON can carry; StackFileError naming `name`, the line and the key.
+
+    The text is at most MAX_BYTES and MAX_NODES (as written and as aliases expand it); past either, the
+    error says which, and by how much.
+    """
+    size = len(text.encode("utf-8"))
+    if size > MAX_BYTES:
+        raise StackFileError(_too_large(name, size))
+    loader = _BoundedLoader(text, name)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_size(node, name)
+        _check_size(node, name, loader.nodes)
         _check(node, name, loader)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
@@ -184,7 +227,7 @@ def _path_text(path: tuple[str, ...]) -> str:
     return text or "(document)"
 
 
-def _check_size(root: Node, name: str) -> None:
+def _check_size(root: Node, name: str, written: int) -> None:
     """No alias cycle, and at most MAX_NODES values once aliases are expanded (as JSON expands them)."""
     size: dict[int, int] = {}
     open_nodes: set[int] = set()
@@ -198,7 +241,13 @@ def _check_size(root: Node, name: str) -> None:
             open_nodes.discard(id(node))
             size[id(node)] = 1 + sum(size[id(c)] for c in children)
             if size[id(node)] > MAX_NODES:
-                raise StackFileError(f"{name}: expands to more than {MAX_NODES} values through aliases")
+                # As written the file is within MAX_NODES (composing stopped otherwise): aliases did it.
+                line = node.start_mark.line + 1
+                raise StackFileError(
+                    f"{name}:{line}: holds {written:,} keys and values as written, but its aliases "
+                    f"expand it to more than {MAX_NODES:,} (this value alone expands to "
+                    f"{size[id(node)]:,}); the limit for a stack file is {MAX_NODES:,}"
+                )
             continue
         if id(node) in open_nodes:
             line = node.start_mark.line + 1

@@ -18,11 +18,13 @@ import yaml
 
 from components.config_reader import ConfigError
 from offline.simulate import ProgramFailed, simulate
-from offline.stack_files import StackFileError
+from offline.stack_files import MAX_BYTES, MAX_NODES, StackFileError
 from tests.support.project import BASE_STACK_YAML, base_config, check_stack, make_project, write_stack
 
 STACK = "corpus"
 FILE = f"Pulumi.{STACK}.yaml"
+TOKEN = "corpus-token-Hq7Zp2Lx"
+"""A credential written where none belongs (a URL's userinfo): no error may show it."""
 
 
 def edit(old: str, new: str) -> str:
@@ -56,6 +58,35 @@ TEXT_CASES: list[tuple[str, str, str]] = [
     ("nan", edit("replicas: 3", "replicas: .nan"), "apps[0].replicas"),
     ("infinity", edit("replicas: 3", "replicas: -.inf"), "apps[0].replicas"),
     ("overflowing-float", edit("replicas: 3", "replicas: 1.0e+999"), "apps[0].replicas"),
+]
+
+
+def _laughs(levels: int) -> str:
+    """A few lines whose aliases expand tenfold per level (a "billion laughs" in small)."""
+    lines = ["  gitops-deploy:l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for level in range(1, levels + 1):
+        lines.append(f"  gitops-deploy:l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def _sized(case: str, text: str) -> tuple[str, str, str]:
+    """A case over the byte limit: the error gives the file's own size (ASCII: one byte a character)."""
+    return case, text, f"({len(text):,} bytes); the limit for a stack file is 1.0 MiB ({MAX_BYTES:,} bytes)"
+
+
+# (id, stack file text, what the error must say): each limit named as the one that was over.
+LIMIT_CASES: list[tuple[str, str, str]] = [
+    _sized("over-the-byte-limit", BASE_STACK_YAML + "# " + "x" * MAX_BYTES + "\n"),
+    _sized(
+        "two-megabytes-no-aliases",
+        BASE_STACK_YAML + "".join(f"  gitops-deploy:k{i}: {i}\n" for i in range(70_000)),
+    ),
+    (
+        "nodes-as-written",
+        BASE_STACK_YAML + f"  gitops-deploy:padding: [{', '.join(['1'] * MAX_NODES)}]\n",
+        f"holds more than {MAX_NODES:,} keys and values as written",
+    ),
+    ("nodes-through-aliases", BASE_STACK_YAML + _laughs(5), f"aliases expand it to more than {MAX_NODES:,}"),
 ]
 
 Mutate = Callable[[dict[str, Any]], None]
@@ -108,6 +139,11 @@ CONFIG_CASES: list[tuple[str, Mutate, str]] = [
     ("cluster-both", top_set("cluster", {"name": "a", "server": "https://b"}), "cluster"),
     ("cluster-http", top_set("cluster", {"server": "http://k8s.example.com"}), "cluster.server"),
     ("cluster-port", top_set("cluster", {"server": "https://k8s.example.com:70000"}), "cluster.server"),
+    (
+        "cluster-userinfo",
+        top_set("cluster", {"server": f"https://{TOKEN}@k8s.example.com"}),
+        "cluster.server",
+    ),
     ("build-threshold", top_set("build", {"lintThreshold": "fatal"}), "build.lintThreshold"),
     ("build-ignore-newline", top_set("build", {"ignore": ["DL3008\n"]}), "build.ignore[0]"),
     (
@@ -158,6 +194,26 @@ CONFIG_CASES: list[tuple[str, Mutate, str]] = [
     ("image-name-helm", app_set("source.imageName", "web"), "apps[0] (web).source.imageName"),
     ("health-missing", lambda c: c["gitops-deploy:apps"][0].pop("health"), "apps[0] (web).health"),
     ("health-url-scheme", app_set("health.url", "tcp://web:80/"), "apps[0] (web).health.url"),
+    (
+        "health-userinfo-token",
+        app_set("health.url", f"https://{TOKEN}@web.example.com/healthz"),
+        "apps[0] (web).health.url",
+    ),
+    (
+        "health-userinfo-token-colon",
+        app_set("health.url", f"https://{TOKEN}:@web.example.com/healthz"),
+        "apps[0] (web).health.url",
+    ),
+    (
+        "health-userinfo-password",
+        app_set("health.url", f"https://ci:{TOKEN}@[::1]:8443/healthz"),
+        "apps[0] (web).health.url",
+    ),
+    (
+        "health-userinfo-bad-port",
+        app_set("health.url", f"https://{TOKEN}@web.example.com:99999/healthz"),
+        "apps[0] (web).health.url",
+    ),
     (
         "health-url-port",
         app_set("health.url", "https://web.example.com:99999/healthz"),
@@ -244,7 +300,22 @@ def test_a_file_whose_config_is_refused(
     err = _check_error(project, yaml.safe_dump({"config": config}, sort_keys=False), key, capsys)
     assert "(1 problem)" in err, f"{case}: exactly one problem expected:\n{err}"
     assert f"  - gitops-deploy:{key}: " in err, err
+    assert TOKEN not in err, err
+    if case.startswith("health-userinfo"):
+        assert "userinfo" in err and "gitops-deploy:healthHeaders" in err, err
+
+
+@pytest.mark.grpc
+@pytest.mark.parametrize(("case", "text", "said"), LIMIT_CASES, ids=[c[0] for c in LIMIT_CASES])
+def test_a_file_over_a_limit_is_told_which(
+    project: Path, capsys: pytest.CaptureFixture[str], case: str, text: str, said: str
+) -> None:
+    err = _check_error(project, text, FILE, capsys)
+    assert len(err.strip().splitlines()) == 1, f"{case}: one error line expected:\n{err}"
+    assert said in err, f"{case}: {said!r} not in:\n{err}"
+    if case != "nodes-through-aliases":
+        assert "alias" not in err, f"{case}: no alias in the file:\n{err}"
 
 
 def test_the_corpus_is_at_least_sixty_files() -> None:
-    assert len(TEXT_CASES) + len(CONFIG_CASES) >= 60
+    assert len(TEXT_CASES) + len(CONFIG_CASES) + len(LIMIT_CASES) >= 60

@@ -9,6 +9,8 @@ example stacks of tests/fixtures/stacks.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,14 +20,19 @@ from typing import Any
 import pytest
 import yaml
 
-from offline.stack_files import PROJECT_DIR, stack_file, stack_names
+from offline.stack_files import PROJECT_DIR, load_yaml, stack_file, stack_names
 from tests.support.example_project import copy_project
 
-SECRET_KEYS = ("gitops-deploy:registryPassword", "gitops-deploy:healthHeaders")
+PASSWORD_KEY = "gitops-deploy:registryPassword"
+SECRET_KEYS = (PASSWORD_KEY, "gitops-deploy:healthHeaders")
 """Config keys whose every value must be a `secure:` envelope (`pulumi config set --secret`)."""
 SALT = "encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n"
 CIPHERTEXT = "v1:Qm9ndXMtY2lwaGVydGV4dC1ub3QtYS1zZWNyZXQ="
 """What `pulumi config set --secret` writes with the passphrase provider; nothing can decrypt this one."""
+USER_SALT = "v1:dXNlcnNhbHQ=:v1:dXNlcml2:dXNlcmNpcGhlcg=="
+USER_CIPHERTEXT = "v1:VXNlcnMtb3duLWNpcGhlcnRleHQtbm90LWEtc2VjcmV0"
+"""The salt and a ciphertext of a user's own `make up`: different from the test's, so the test sees which
+one the file keeps."""
 
 
 def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -95,12 +102,55 @@ AFFECTED = [
 
 
 def _encrypt_password(path: Path) -> None:
-    """What the first `make up` leaves in a stack file: a salt, and the password as a `secure:` value."""
+    """What the first `make up` leaves in a stack file: a salt, and the password as a `secure:` value.
+
+    A stack file `make up` already wrote keeps its own salt and password: a second `encryptionsalt:` or
+    `gitops-deploy:registryPassword:` would be a duplicate key, which every reader of the file refuses.
+    """
     text = path.read_text(encoding="utf-8")
-    text = text.replace(
-        "config:\n", f"config:\n  gitops-deploy:registryPassword:\n    secure: {CIPHERTEXT}\n", 1
+    data = yaml.safe_load(text) or {}
+    if PASSWORD_KEY not in (data.get("config") or {}):
+        entry = f"config:\n  {PASSWORD_KEY}:\n    secure: {CIPHERTEXT}\n"
+        text, found = re.subn(r"^config:[ \t]*\n", entry, text, count=1, flags=re.MULTILINE)
+        assert found, f"{path.name}: no block `config:` to add the password to"
+    if "encryptionsalt" not in data:
+        text = SALT + text
+    path.write_text(text, encoding="utf-8")
+
+
+def _as_make_up_wrote_it(path: Path) -> None:
+    """A stack file after a real `make up`: the CLI rewrote it (pulumi/pulumi sdk/go/common/workspace/
+    project.go, `ProjectStack.Save`: `encryptionsalt` before `config`, config keys sorted), with the
+    salt `pulumi stack init` made and the `secure:` values `pulumi config set --secret` wrote."""
+    config = dict((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {})
+    config[PASSWORD_KEY] = {"secure": USER_CIPHERTEXT}
+    config["gitops-deploy:healthHeaders"] = {"web": {"Authorization": {"secure": USER_CIPHERTEXT}}}
+    text = f"encryptionsalt: {USER_SALT}\n" + yaml.safe_dump({"config": config}, sort_keys=True)
+    path.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("made_up", [False, True], ids=["as-shipped", "after-make-up"])
+def test_the_stand_in_for_make_up_works_on_a_stack_make_up_already_wrote(
+    tmp_path: Path, made_up: bool
+) -> None:
+    path = tmp_path / "Pulumi.dev.yaml"
+    shutil.copy(PROJECT_DIR / "tests/fixtures/stacks/Pulumi.dev.yaml", path)
+    if made_up:
+        _as_make_up_wrote_it(path)
+    before = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
+    _encrypt_password(path)
+    text = path.read_text(encoding="utf-8")
+    data = load_yaml(text, path.name)  # refuses a duplicate key, as the CLI-free check does
+    assert sum(line.startswith("encryptionsalt:") for line in text.splitlines()) == 1, text
+    salt, ciphertext = (
+        (USER_SALT, USER_CIPHERTEXT) if made_up else (SALT.split(": ", 1)[1].strip(), CIPHERTEXT)
     )
-    path.write_text(SALT + text, encoding="utf-8")
+    assert data["encryptionsalt"] == salt, "a salt `make up` made is kept: it decrypts the stack's secrets"
+    assert data["config"][PASSWORD_KEY] == {"secure": ciphertext}
+    assert {k: v for k, v in data["config"].items() if k != PASSWORD_KEY} == {
+        k: v for k, v in before.items() if k != PASSWORD_KEY
+    }
+    assert plaintext_secrets(text) == []
 
 
 @pytest.mark.grpc
@@ -111,6 +161,8 @@ def test_a_users_added_stack_and_encrypted_password_keep_the_suite_green(tmp_pat
     (project / "Pulumi.qa.yaml").write_text(staging.replace("staging", "qa"), encoding="utf-8")
     policies = project / "policies"
     (policies / "config.qa.json").write_text((policies / "config.staging.json").read_text())
+    # dev as a real `make up` left it (salt and secure values already there), qa as a user just added it.
+    _as_make_up_wrote_it(project / "Pulumi.dev.yaml")
     for stack in ("dev", "qa"):
         _encrypt_password(project / f"Pulumi.{stack}.yaml")
     assert sorted(stack_names(project)) == sorted({*stack_names(PROJECT_DIR), "qa"})
