@@ -71,6 +71,8 @@ class OddRegistry(LocalHTTPServer):
         self.upload: Answer = Answer(202, headers={"Location": "/v2/upload/1"})
         self.token: Answer = json_answer(200, {"token": "opaque-token-0123456789"})
         self.override: Override | None = None
+        self.delay = 0.0
+        """Seconds every answer waits before its own delay, as a slow registry would."""
         self.requests: list[tuple[str, str]] = []
         """(method, path) of every request."""
         self.credentialed: list[tuple[str, str]] = []
@@ -86,8 +88,8 @@ class OddRegistry(LocalHTTPServer):
                     outer.stop_event.wait(_STALL_LIMIT_S)
                     self.close_connection = True
                     return
-                if answer.delay:
-                    outer.stop_event.wait(answer.delay)
+                if answer.delay or outer.delay:
+                    outer.stop_event.wait(answer.delay + outer.delay)
                 headers = {"Docker-Distribution-Api-Version": "registry/2.0", **answer.headers}
                 if answer.trickle is None:
                     if self.command == "HEAD":
