@@ -88,7 +88,9 @@ def test_the_whole_check_is_bounded_whatever_the_registry_does() -> None:
         elapsed = time.monotonic() - started
     assert [(t.app, t.status) for t in found] == [("web", "unknown"), ("api", "unknown")]
     # https, then plain http: both within the one deadline, which the reason names.
-    assert "and over plain HTTP: unreachable: the registry did not finish answering within 1s" in found[0].reason
+    assert (
+        "and over plain HTTP: unreachable: the registry did not finish answering within 1s" in found[0].reason
+    )
     assert found[1].reason == found[0].reason
     assert elapsed < 1.5, elapsed
 

@@ -46,7 +46,9 @@ class Answer:
     """Read the request and never answer."""
 
 
-def json_answer(status: int, value: Any, *, headers: Mapping[str, str] | None = None, **kwargs: Any) -> Answer:
+def json_answer(
+    status: int, value: Any, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+) -> Answer:
     """An answer with a JSON body."""
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     return Answer(status, json.dumps(value).encode(), all_headers, **kwargs)
