@@ -159,6 +159,7 @@ class AppRelease(pulumi.ComponentResource):
             f"{name}{IMAGE_SIZE_SUFFIX}",
             ImageSizeArgs(
                 image=image.image_ref,
+                tag=image.tag,
                 server=args.registry.server,
                 username=args.registry.username,
                 password=args.registry_password,

@@ -9,11 +9,10 @@ What bounds each phase (and so what can hold a deploy up):
   `gitops-deploy:deploy.operationWaitSeconds` (deploy/argo_ops.py);
 - the health gate: its worst case, every probe timing out and every wait taken
   (components/health_budget.py);
-- the registry preflight: each request to the registry gives up after its timeout
-  (components/registry_api.py `DEFAULT_TIMEOUT_S`; with `insecure`, https and then plain http are
-  tried), and the first request that gets no answer fails the preflight;
+- the registry preflight: every request of it, over https and (with `insecure`) plain http alike,
+  shares one deadline (components/registry_api.py `DEADLINE_S`), whatever the registry does;
 - the Dockerfile lint: one hadolint run, stopped at its deadline (components/dockerlint.py);
-- the image-size read: the same registry client and timeout as the preflight (components/image_size.py).
+- the image-size read: the same registry client and deadline as the preflight (components/image_size.py).
 
 The worst case is the longest path through these bounds. The preflight, the lint and the size read end
 the deploy when they give up, so each is a path of its own and never adds to a full wait and health
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from components.config import NAMESPACE, StackConfig
 from components.dockerlint import LINT_TIMEOUT_SECONDS
 from components.health_budget import worst_case_seconds
-from components.registry_api import DEFAULT_TIMEOUT_S
+from components.registry_api import DEADLINE_S
 
 SYNC_KEY = f"{NAMESPACE}:argocd.syncTimeoutSeconds"
 BUDGET_KEY = f"{NAMESPACE}:deploy.budgetSeconds"
@@ -96,7 +95,7 @@ def _health_key(index: int) -> str:
 def app_budgets(cfg: StackConfig) -> tuple[AppBudget, ...]:
     """Every app's budget, in config order."""
     built = {app.name for app in cfg.built_apps}
-    registry_giveup = DEFAULT_TIMEOUT_S * (2 if cfg.registry.insecure else 1)
+    registry_giveup = DEADLINE_S
     sync = Bound("sync wait", cfg.argocd.sync_timeout_seconds, SYNC_KEY)
     budgets = []
     for app in cfg.apps:

@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -38,8 +39,19 @@ _DETAIL_CHARS = 200
 """A cause's detail is cut to this: it goes into one line of an error message."""
 
 
+MAX_ENCODINGS = 3
+"""A body encoded more often than this (`Content-Encoding: gzip, gzip, gzip, gzip`) is refused unread."""
+ENCODINGS = ("gzip", "x-gzip", "deflate", "identity")
+"""What `BoundedBody` decodes; clients ask for no other (`ACCEPT_ENCODING`)."""
+ACCEPT_ENCODING = "gzip, deflate"
+
+
 class DeadlineExceeded(TimeoutError):
     """A whole exchange did not finish before its deadline."""
+
+
+class BodyRefused(ValueError):
+    """A body that is too large, encoded or decoded, or that does not decode; the message is one line."""
 
 
 class Deadline:
@@ -94,6 +106,80 @@ async def await_within(seconds: float, awaitable: Awaitable[T], *, what: str) ->
         if isinstance(exc, DeadlineExceeded):
             raise
         raise DeadlineExceeded(f"{what} did not finish within {seconds:g}s") from None
+
+
+class _Inflater:
+    """One `Content-Encoding` layer, decoded a chunk at a time, never producing more than it is allowed."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self.total = 0
+        self._deflate_fallback = encoding == "deflate"
+        # gzip: the header and trailer zlib checks; deflate: the zlib wrapper (raw deflate is tried second).
+        self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS)
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """Up to `room` decoded bytes for `data`; BodyRefused when there would be more, or it is corrupt."""
+        try:
+            out = self._obj.decompress(data, room + 1)
+        except zlib.error as exc:
+            if not (self._deflate_fallback and self.total == 0):
+                raise BodyRefused(f"a body that does not decode as {self.encoding} ({exc})") from None
+            # Some servers send raw deflate under `deflate`, as httpx's DeflateDecoder also accepts.
+            self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._deflate_fallback = False
+            return self.decode(data, room)
+        self._deflate_fallback = False
+        if len(out) > room:  # max_length was reached: the rest stays undecoded, never held
+            raise BodyRefused(f"a body that decodes to more than {self.total + room} bytes")
+        self.total += len(out)
+        return out
+
+    def finished(self) -> bool:
+        """Whether the encoded stream ended properly (a truncated one did not)."""
+        return self._obj.eof
+
+
+class BoundedBody:
+    """A response body collected from its raw chunks and decoded as it arrives, every layer bounded.
+
+    httpx decodes a `Content-Encoding` whole, so a small gzip bomb (`gzip, gzip`: 2 KiB that decode to
+    gigabytes) would fill the memory however the raw body is capped. Here each layer is decoded with
+    zlib's `max_length`, so neither the raw nor any decoded form ever holds more than `limit` bytes.
+    """
+
+    def __init__(self, content_encoding: str, limit: int) -> None:
+        names = [e.strip().lower() for e in content_encoding.split(",") if e.strip()]
+        if len(names) > MAX_ENCODINGS:
+            raise BodyRefused(f"a body encoded {len(names)} times (Content-Encoding: {content_encoding})")
+        unknown = [e for e in names if e not in ENCODINGS]
+        if unknown:
+            raise BodyRefused(f"a body in Content-Encoding {unknown[0]!r}, which is not asked for")
+        # Encodings are listed in the order they were applied: decode the last one first.
+        self._layers = [_Inflater(e) for e in reversed(names) if e != "identity"]
+        self.limit = limit
+        self.raw = 0
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next raw chunk; BodyRefused as soon as any form of the body exceeds the limit."""
+        self.raw += len(chunk)
+        if self.raw > self.limit:
+            raise BodyRefused(f"more than {self.limit} bytes")
+        data = chunk
+        for layer in self._layers:
+            data = layer.decode(data, self.limit - layer.total)
+        if len(self._body) + len(data) > self.limit:
+            raise BodyRefused(f"a body that decodes to more than {self.limit} bytes")
+        self._body += data
+
+    def content(self) -> bytes:
+        """The decoded body; BodyRefused when an encoded layer was cut short."""
+        if self.raw:
+            for layer in self._layers:
+                if not layer.finished():
+                    raise BodyRefused(f"a truncated {layer.encoding} body")
+        return bytes(self._body)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ in a preview, for a provider that does not support previews, which a dynamic pro
 outputs of the Create or Update (`pkg/resource/plugin/provider_plugin.go`, `if req.Preview` ...
 `!protocol.supportsPreview` -> `Properties: req.Properties` / `req.NewInputs`). So the local figure
 is the preview's `size_bytes`, marked by `size_source`; `up` reads the registry's and replaces it.
+
+The digest the Application pins is the registry's. pulumi-docker v4 takes it from the local image store
+(components/image_ref.py), so before the size is read, `up` checks that the registry serves that digest
+for the pushed tag (or an index that lists it). A mismatch fails with both digests, and the
+Application, which waits for this resource's size, pins nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pulumi.dynamic import (
 )
 
 from components.dynamic_inputs import is_unknown
-from components.image_ref import is_local_image_id
+from components.image_ref import NO_DIGEST, TAG, is_local_image_id
 from components.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
 from components.provider_errors import OneLineErrors, failure_line
 from components.registry_api import (
@@ -40,10 +45,10 @@ from components.registry_api import (
     split_reference,
 )
 
-PROVIDER_VERSION = "1"
+PROVIDER_VERSION = "2"
 """Bump to make every stack re-read its image sizes after a change to this module."""
 
-_COMPARED = ("image", "platform", "server", "insecure", "provider_version")
+_COMPARED = ("image", "tag", "platform", "server", "insecure", "provider_version")
 """Inputs whose change means a new measurement; credentials are deliberately not among them."""
 
 REGISTRY_SOURCE = "registry"
@@ -71,11 +76,24 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
         if not is_unknown(value) and (not isinstance(value, str) or not value):
             failures.append(CheckFailure(key, "expected a non-empty string"))
     image = news.get("image")
-    if not is_unknown(image) and not is_local_image_id(image) and isinstance(server, str) and server:
+    if image == NO_DIGEST:
+        failures.append(
+            CheckFailure(
+                "image",
+                f"pulumi-docker answered {NO_DIGEST}: the local image store has no registry digest for the "
+                "pushed image (as Podman and containerd image stores answer), so there is no digest to pin",
+            )
+        )
+    elif not is_unknown(image) and not is_local_image_id(image) and isinstance(server, str) and server:
         try:
             split_reference(server, image if isinstance(image, str) else repr(image))
         except ValueError as exc:
             failures.append(CheckFailure("image", str(exc)))
+    tag = news.get("tag", "")
+    if not is_unknown(tag) and not (tag == "" or (isinstance(tag, str) and TAG.fullmatch(tag))):
+        failures.append(
+            CheckFailure("tag", f"got {tag!r}; expected an image tag, or '' for an image not pushed here")
+        )
     platform = news.get("platform")
     if not is_unknown(platform):
         try:
@@ -118,6 +136,8 @@ def measure(props: dict[str, Any]) -> dict[str, Any]:
         )
     client = client_from_inputs(props)
     try:
+        if props.get("tag"):
+            client.check_tag(props["image"], props["tag"])
         info = client.image_size(props["image"], props["platform"])
     except RegistryError as err:
         # A fresh exception without the chain keeps the engine's report to the one clear message.
@@ -128,6 +148,7 @@ def measure(props: dict[str, Any]) -> dict[str, Any]:
         client.close()
     return {
         "image": props["image"],
+        "tag": props.get("tag", ""),
         "platform": props["platform"],
         "server": props["server"],
         "insecure": bool(props.get("insecure", False)),
@@ -151,7 +172,7 @@ class ImageSizeProvider(OneLineErrors):
         return CheckResult({**news, **measure_local(news["image"])}, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """A new digest (or platform, registry, version) is an update; changed credentials are not."""
+        """A new digest (or tag, platform, registry, version) is an update; changed credentials are not."""
         changed = [k for k in _COMPARED if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
@@ -176,6 +197,8 @@ class ImageSizeArgs:
     """Registry user (pull is enough)."""
     password: pulumi.Output[str]
     """Registry password, a secret Output."""
+    tag: pulumi.Input[str] = ""
+    """The tag the image was pushed with; the registry must serve `image`'s digest for it ("": no check)."""
     platform: str = "linux/amd64"
     """Platform whose entry is measured when the digest names an index or manifest list."""
     insecure: bool = False
@@ -206,6 +229,7 @@ class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
             name,
             {
                 "image": args.image,
+                "tag": args.tag,
                 "server": args.server,
                 "username": args.username,
                 "password": pulumi.Output.secret(args.password),

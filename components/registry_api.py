@@ -1,31 +1,52 @@
-"""A small typed client for the container registry HTTP API v2: auth challenge, push preflight, image size."""
+"""A small typed client for the container registry HTTP API v2: auth challenge, push preflight, image size.
+
+Every conversation (one client: a preflight, an image-size read, a rollback-target check) has one
+deadline that all its exchanges share, so a registry that answers slowly, trickles or stalls costs at
+most that long, which is what the deploy budget counts (components/deploy_budget.py). Every body is
+read with a cap on its raw and its decoded size (http_bounds.BoundedBody), and every JSON answer is
+read against its shape (components/registry_shapes.py).
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import hashlib
-import json
 import re
 import ssl
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from components import http_bounds
-from components.http_bounds import Deadline, DeadlineExceeded, call_within
+from components import http_bounds, registry_shapes
+from components.http_bounds import (
+    ACCEPT_ENCODING,
+    BodyRefused,
+    BoundedBody,
+    Deadline,
+    DeadlineExceeded,
+    call_within,
+)
 from components.http_origin import origin
 from components.image_ref import DIGEST
+from components.registry_shapes import ShapeError
 
 DEFAULT_TIMEOUT_S = 10.0
 """Timeout of every socket operation (connect, read, write and pool), in seconds."""
+DEADLINE_S = 20.0
+"""One conversation with the registry (every exchange of a preflight, or of an image-size read) ends
+within this many seconds, whatever the registry does; the deploy budget counts exactly this."""
 REQUEST_DEADLINE_FACTOR = 3
 """A whole exchange (connect, headers, body) gets this many times the per-operation timeout."""
 MAX_BODY_BYTES = 8 * 1024 * 1024
-"""Registries cap manifests at 4 MiB; anything far bigger is not an answer to read whole."""
+"""Registries cap manifests at 4 MiB; anything far bigger is not an answer to read whole, raw or decoded."""
+BLOB_CHECK_WORKERS = 4
+"""Blob HEADs in flight at once while an image's declared sizes are checked."""
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -146,6 +167,7 @@ class RegistryClient:
         *,
         insecure: bool = False,
         timeout: float = DEFAULT_TIMEOUT_S,
+        deadline: float = DEADLINE_S,
         verify: ssl.SSLContext | str | bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -158,8 +180,12 @@ class RegistryClient:
             verify=False if insecure else verify,
             transport=transport,
             follow_redirects=False,
+            # Only what BoundedBody decodes (httpx would also offer br and zstd when they are installed).
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
         )
         self._timeout = timeout
+        self._deadline = Deadline(deadline)
+        """Shared by every exchange of this client: it starts now, with the conversation."""
         self._base_url: str | None = None
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], str] = {}
@@ -191,6 +217,8 @@ class RegistryClient:
         """Turn a failed exchange into an explained RegistryError (the cause read by http_bounds)."""
         cause = http_bounds.classify(exc)
         if isinstance(exc, DeadlineExceeded):
+            if self._deadline.left() <= 0:
+                return self._out_of_time(url)
             return self._error(f"unreachable: {url} did not finish answering within {deadline:g}s")
         if cause.kind == http_bounds.TIMEOUT:
             return self._error(f"unreachable: {url} did not answer within {self._timeout:g}s")
@@ -206,17 +234,27 @@ class RegistryClient:
             return self._error(f"the request to {url} failed unexpectedly ({cause.detail})")
         return self._error(f"not a registry: {url} did not answer HTTP ({cause.detail})")
 
+    def _out_of_time(self, url: str) -> RegistryError:
+        return self._error(
+            f"unreachable: the registry did not finish answering within {self._deadline.seconds:g}s, "
+            f"the deadline every request of this check shares (last: {url})"
+        )
+
     # -- transport ------------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One request under a deadline on the whole exchange, not only on each socket read.
+        """One request under the conversation's deadline, and a deadline of its own on the whole exchange.
 
         httpx's timeouts bound each read, so a server that trickles bytes could stretch a request
         without end; the exchange runs in a daemon thread that is abandoned at the deadline.
         Any failure, expected or not, becomes a RegistryError.
         """
-        seconds = REQUEST_DEADLINE_FACTOR * self._timeout
+        left = self._deadline.left()
+        if left <= 0:
+            raise self._out_of_time(url)
+        seconds = min(REQUEST_DEADLINE_FACTOR * self._timeout, left)
         deadline = Deadline(seconds)
+        kwargs.setdefault("timeout", httpx.Timeout(min(self._timeout, left)))
         try:
             return call_within(seconds, lambda: self._exchange(method, url, deadline, **kwargs), what=url)
         except RegistryError:
@@ -225,16 +263,23 @@ class RegistryClient:
             raise self._transport_error(url, exc, seconds) from None
 
     def _exchange(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> httpx.Response:
-        """Send, then read a bounded body before the deadline; a buffered copy of the response."""
+        """Send, then read and decode a bounded body before the deadline; a buffered copy of the response.
+
+        The body is decoded here, never by httpx (BoundedBody); the copy carries no Content-Encoding.
+        """
         with self._http.stream(method, url, **kwargs) as streamed:
-            raw = bytearray()
-            for chunk in streamed.iter_raw():
-                raw += chunk
-                if len(raw) > MAX_BODY_BYTES:
-                    raise self._error(f"not a registry: {url} answered with more than {MAX_BODY_BYTES} bytes")
-                deadline.check(url)
+            headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() != "content-encoding"]
+            try:
+                body = BoundedBody(streamed.headers.get("content-encoding", ""), MAX_BODY_BYTES)
+                if method != "HEAD":
+                    for chunk in streamed.iter_raw():
+                        body.feed(chunk)
+                        deadline.check(url)
+                content = body.content()
+            except BodyRefused as exc:
+                raise self._error(f"not a registry: {url} answered with {exc}") from None
             return httpx.Response(
-                streamed.status_code, headers=streamed.headers, content=bytes(raw), request=streamed.request
+                streamed.status_code, headers=headers, content=content, request=streamed.request
             )
 
     def _reason(self, response: httpx.Response) -> str:
@@ -319,11 +364,13 @@ class RegistryClient:
         if response.status_code != 200:
             raise self._error(f"the token service {realm} answered {self._reason(response)}")
         try:
-            body = response.json()
-        except ValueError:
-            raise self._error(f"the token service {realm} did not answer JSON") from None
-        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
+            body = registry_shapes.load(response.content)
+        except ShapeError as exc:
+            raise self._error(f"the token service {realm} did not answer JSON: an answer {exc}") from None
+        if (problem := registry_shapes.problem(body, registry_shapes.TOKEN)) is not None:
+            raise self._error(f"the token service {realm} answered without a token: an answer {problem}")
+        token = body.get("token") or body.get("access_token")
+        if not token:
             raise self._error(f"the token service {realm} answered without a token")
         self._tokens[key] = token
         return token
@@ -394,12 +441,12 @@ class RegistryClient:
         """When the token is a JWT with an `access` claim, read the granted actions from it."""
         token = self._token([f"repository:{repo}:pull,push" for repo in repositories])
         claims = _jwt_claims(token)
-        if claims is None or not isinstance(claims.get("access"), list):
-            return  # an opaque token: the push probe decides
+        if claims is None or registry_shapes.problem(claims, registry_shapes.TOKEN_CLAIMS) is not None:
+            return  # an opaque token, or claims of another shape: the push probe decides
         granted: dict[str, set[str]] = {}
         for entry in claims["access"]:
-            if isinstance(entry, dict) and entry.get("type") == "repository":
-                granted.setdefault(str(entry.get("name")), set()).update(map(str, entry.get("actions") or ()))
+            if entry.get("type") == "repository":
+                granted.setdefault(str(entry.get("name")), set()).update(entry.get("actions") or ())
         for repo in repositories:
             actions = granted.get(repo, set())
             if "push" not in actions and "*" not in actions:
@@ -447,36 +494,53 @@ class RegistryClient:
 
     # -- manifests ------------------------------------------------------------------------------
 
-    def manifest(self, repo: str, reference: str) -> tuple[str, dict[str, Any]]:
-        """(media type, manifest) of `repo@reference`, accepting OCI and Docker v2 media types."""
+    def _get_manifest(self, repo: str, reference: str) -> httpx.Response:
+        """`GET` a manifest by digest or tag (OCI and Docker v2 types): a 200 answer or RegistryError."""
         response = self.request(
             "GET",
             f"/v2/{repo}/manifests/{reference}",
             [f"repository:{repo}:pull"],
             headers={"Accept": ACCEPT},
         )
-        where = f"{self.server}/{repo}@{reference}"
+        where = f"{self.server}/{repo}{'@' if DIGEST.fullmatch(reference) else ':'}{reference}"
         if response.status_code == 404:
             raise self._error(f"manifest not found: {where} does not exist{self._error_text(response)}")
         if response.status_code in (401, 403):
             raise self._error(f"no pull permission on repository {repo!r}: {self._reason(response)}")
         if response.status_code != 200:
             raise self._error(f"GET manifest {where} answered {self._reason(response)}")
+        return response
+
+    def _read_manifest(self, response: httpx.Response, where: str) -> tuple[str, dict[str, Any]]:
+        """(media type, manifest) of a manifest answer, read against the shape its media type names."""
+        try:
+            body = registry_shapes.parse(response.content, registry_shapes.ANY_MANIFEST)
+        except ShapeError as exc:
+            raise self._error(f"{where} answered a manifest {exc}") from None
+        media_type = body.get("mediaType") or response.headers.get("content-type", "").split(";")[0]
+        if media_type not in (*IMAGE_MANIFEST_TYPES, *INDEX_TYPES):
+            raise self._error(f"manifest {where} has unsupported media type {media_type!r}")
+        shape = registry_shapes.INDEX if media_type in INDEX_TYPES else registry_shapes.IMAGE_MANIFEST
+        if (problem := registry_shapes.problem(body, shape)) is not None:
+            raise self._error(f"{where} answered a manifest {problem}")
+        return media_type, body
+
+    def manifest(self, repo: str, reference: str) -> tuple[str, dict[str, Any]]:
+        """(media type, manifest) of `repo@reference`, checked against the digest and its shape."""
+        response = self._get_manifest(repo, reference)
+        where = f"{self.server}/{repo}@{reference}"
         if DIGEST.fullmatch(reference):
             actual = "sha256:" + hashlib.sha256(response.content).hexdigest()
             if actual != reference:
                 raise self._error(f"manifest {where} has digest {actual}, not the one asked for")
-        try:
-            body = response.json()
-        except ValueError:
-            raise self._error(f"manifest {where} is not JSON") from None
-        media_type = body.get("mediaType") or response.headers.get("content-type", "").split(";")[0]
-        if media_type not in (*IMAGE_MANIFEST_TYPES, *INDEX_TYPES):
-            raise self._error(f"manifest {where} has unsupported media type {media_type!r}")
-        return media_type, body
+        return self._read_manifest(response, where)
 
     def image_size(self, reference: str, platform: str) -> ImageInfo:
-        """Size of the image `reference` names, for `platform` when it is an index or manifest list."""
+        """Size of the image `reference` names, for `platform` when it is an index or manifest list.
+
+        The size is what the manifest declares, and each declared size is first checked against what
+        the registry serves for that blob (`_check_blob_sizes`): a manifest can declare anything.
+        """
         try:
             repo, digest = split_reference(self.server, reference)
             want = parse_platform(platform)
@@ -491,21 +555,107 @@ class RegistryClient:
                 raise self._error(
                     f"the {platform} entry of {reference} is not an image manifest ({image_type})"
                 )
-        layers = image.get("layers") or []
-        config = image.get("config") or {}
-        try:
-            size = sum(int(layer["size"]) for layer in layers) + int(config["size"])
-        except (KeyError, TypeError, ValueError):
-            raise self._error(
-                f"manifest {manifest_digest} of {reference} lacks layer or config sizes"
-            ) from None
+        layers = image["layers"]
+        self._check_blob_sizes(repo, f"{self.server}/{repo}@{manifest_digest}", image)
         return ImageInfo(
             reference=reference,
             media_type=media_type,
             manifest_digest=manifest_digest,
             platform=platform,
             layers=len(layers),
-            size_bytes=size,
+            size_bytes=sum(layer["size"] for layer in layers) + image["config"]["size"],
+        )
+
+    def _check_blob_sizes(self, repo: str, where: str, image: Mapping[str, Any]) -> None:
+        """Every declared size (config and layers) equals the registry's `Content-Length` for that blob.
+
+        Distribution accepts a manifest whose descriptors understate their blobs, and Docker Engine
+        still pulls the image, so the declared sizes alone prove nothing. One HEAD per distinct blob,
+        at most BLOB_CHECK_WORKERS at a time, all under the conversation's deadline; the schema
+        already bounds the count (registry_shapes.MAX_LAYERS).
+        """
+        blobs = [("config", image["config"])] + [(f"layers[{i}]", d) for i, d in enumerate(image["layers"])]
+        digests = list(dict.fromkeys(d["digest"] for _, d in blobs))
+        scopes = [f"repository:{repo}:pull"]
+        self._auth_header(scopes)  # a token, when one is needed, is fetched once, before the HEADs
+        with ThreadPoolExecutor(BLOB_CHECK_WORKERS, thread_name_prefix="blob-head") as pool:
+            futures = {d: pool.submit(self._blob_size, repo, d, scopes) for d in digests}
+        for name, desc in blobs:
+            served = futures[desc["digest"]].result()  # the first failure in manifest order is raised
+            if served != desc["size"]:
+                raise self._error(
+                    f"{where} declares {name} ({desc['digest']}) as {desc['size']} bytes, "
+                    f"but the registry serves {served} bytes for that blob"
+                )
+
+    def _blob_size(self, repo: str, digest: str, scopes: Sequence[str]) -> int:
+        """The registry's `Content-Length` for a blob (`HEAD /v2/<repo>/blobs/<digest>`).
+
+        A registry on object storage may redirect the HEAD to a presigned URL: one redirect is
+        followed, with the credentials only when it stays on the registry's origin.
+        """
+        path = f"/v2/{repo}/blobs/{digest}"
+        response = self.request("HEAD", path, scopes)
+        if response.status_code in _REDIRECTS:
+            target = self._redirect_target(response.headers.get("location"))
+            if target is None:
+                raise self._error(
+                    f"HEAD {path} redirected to a location the client does not follow "
+                    f"({self._reason(response)}); the blob's size cannot be checked"
+                )
+            same = origin(target) == origin(self._base_url or "")
+            response = self._send("HEAD", target, headers=self._auth_header(scopes) if same else {})
+        if response.status_code == 404:
+            raise self._error(
+                f"blob {digest} of repository {repo!r} is not in the registry (HEAD answered 404)"
+            )
+        if response.status_code in (401, 403):
+            raise self._error(
+                f"no pull permission on repository {repo!r}: HEAD {path} answered {self._reason(response)}"
+            )
+        if response.status_code != 200:
+            raise self._error(f"HEAD {path} answered {self._reason(response)}")
+        length = response.headers.get("content-length", "")
+        if not (length.isascii() and length.isdigit() and len(length) <= 19):
+            raise self._error(
+                f"HEAD {path} answered without a usable Content-Length ({length[:20]!r}); "
+                "the blob's declared size cannot be checked"
+            )
+        return int(length)
+
+    def _redirect_target(self, location: str | None) -> str | None:
+        """Where a redirect points, resolved against the registry; None when it is not http(s) or would
+        downgrade https to plain http without `insecure`."""
+        if not location or self._base_url is None:
+            return None
+        try:
+            url = httpx.URL(self._base_url).join(location)
+        except httpx.InvalidURL:
+            return None
+        if url.scheme not in ("http", "https") or not url.host:
+            return None
+        if url.scheme == "http" and self._base_url.startswith("https://") and not self.insecure:
+            return None
+        return str(url)
+
+    def check_tag(self, reference: str, tag: str) -> str:
+        """The digest the registry serves for `tag` of `reference`'s repository; RegistryError unless that
+        is `reference`'s digest, or an index that lists it."""
+        try:
+            repo, digest = split_reference(self.server, reference)
+        except ValueError as exc:
+            raise self._error(str(exc)) from None
+        response = self._get_manifest(repo, tag)
+        served = "sha256:" + hashlib.sha256(response.content).hexdigest()
+        if served == digest:
+            return served
+        where = f"{self.server}/{repo}:{tag}"
+        media_type, body = self._read_manifest(response, where)
+        if media_type in INDEX_TYPES and digest in {entry["digest"] for entry in body["manifests"]}:
+            return served
+        raise self._error(
+            f"digest mismatch: the registry serves {served} for {where}, but the push reported {digest}; "
+            "the Application would pin an image the pushed tag does not name"
         )
 
     def _select_platform(
@@ -514,7 +664,7 @@ class RegistryClient:
         """Digest of the index entry for the wanted platform; a variant is matched only when asked for."""
         os_, arch, variant = want
         seen: list[str] = []
-        for entry in index.get("manifests") or []:
+        for entry in index["manifests"]:
             plat = entry.get("platform") or {}
             name = "/".join(filter(None, [plat.get("os"), plat.get("architecture"), plat.get("variant")]))
             seen.append(name or "unknown")
@@ -566,13 +716,14 @@ def _is_json(response: httpx.Response) -> bool:
 
 
 def _registry_error_text(response: httpx.Response) -> str:
-    """` (CODE: message)` from a registry error body, or empty."""
+    """` (CODE: message)` from a registry error body, or empty (also when the body has another shape:
+    the status already says what failed)."""
     try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
+        body = registry_shapes.parse(response.content, registry_shapes.ERRORS)
+    except ShapeError:
         return ""
-    parts = [f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
-    return f" ({'; '.join(parts)})" if parts else ""
+    parts = [f"{e.get('code')}: {e.get('message')}" for e in body["errors"]]
+    return f" ({http_bounds.one_line('; '.join(parts))})" if parts else ""
 
 
 def _jwt_claims(token: str) -> dict[str, Any] | None:
@@ -582,7 +733,7 @@ def _jwt_claims(token: str) -> dict[str, Any] | None:
         return None
     try:
         payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except (ValueError, json.JSONDecodeError):
+        claims = registry_shapes.load(payload)
+    except (ValueError, ShapeError):
         return None
     return claims if isinstance(claims, dict) else None

@@ -4,8 +4,9 @@ Registry retention can delete it: Harbor's tag retention and garbage collection 
 manifest HEAD per app (`HEAD /v2/<repo>/manifests/<digest>`, the distribution spec's "existing
 manifests" check) with the stack's own credentials, through the registry client the program's
 preflight uses (components/registry_api.py): same auth flows, same scrubbing of every credential from
-what the registry says. It is bounded twice: each request by the client's timeout and deadline, the
-whole check by TOTAL_DEADLINE_S, so an unreachable registry costs a warning, never a hang.
+what the registry says. Every request of the check shares the client's one deadline, TOTAL_DEADLINE_S
+(each also has the client's own timeout), so an unreachable, slow or trickling registry costs a warning,
+never a hang.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ REQUEST_TIMEOUT_S = 5.0
 """Timeout of each socket operation of the check (the client's deadline on a whole request is 3x)."""
 TOTAL_DEADLINE_S = 30.0
 """The whole check, every app, never takes longer than this."""
+_BACKSTOP_S = 1.0
+"""The thread running the check is abandoned this long after the client's deadline, which ends every
+request itself; only a fault outside any request could still be running then."""
 REGISTRY_KEY = f"{NAMESPACE}:registry"
 PASSWORD_KEY = f"{NAMESPACE}:{SECRET_KEYS[0]}"
 
@@ -78,17 +82,18 @@ def check_targets(
     *,
     timeout_s: float = REQUEST_TIMEOUT_S,
     total_s: float = TOTAL_DEADLINE_S,
-    client: Callable[[Registry, float], RegistryClient] | None = None,
+    client: Callable[[Registry, float, float], RegistryClient] | None = None,
 ) -> list[Target]:
     """Check each app's target (app -> `repo@sha256:...`), in order.
 
-    Never raises, and never takes longer than `total_s`: apps not checked by then are `unknown`.
+    Never raises, and ends within `total_s`, the deadline every request shares: apps not checked by
+    then are `unknown`.
     """
     found: dict[str, Target] = {}
     make = client or _client
 
     def run() -> None:
-        with make(registry, timeout_s) as api:
+        with make(registry, timeout_s, total_s) as api:
             shared = _login(api)
             for app, reference in targets.items():
                 if shared is not None:
@@ -98,7 +103,7 @@ def check_targets(
                 found[app], shared = _check_one(api, registry, app, reference)
 
     try:
-        call_within(total_s, run, what=f"the rollback-target check on {registry.server}")
+        call_within(total_s + _BACKSTOP_S, run, what=f"the rollback-target check on {registry.server}")
     except DeadlineExceeded:
         pass
     except Exception as exc:  # anything unforeseen is one line, as every registry failure is
@@ -110,9 +115,14 @@ def check_targets(
     return [found.get(app) or Target(app, ref, "unknown", late) for app, ref in targets.items()]
 
 
-def _client(registry: Registry, timeout_s: float) -> RegistryClient:
+def _client(registry: Registry, timeout_s: float, total_s: float) -> RegistryClient:
     return RegistryClient(
-        registry.server, registry.username, registry.password, insecure=registry.insecure, timeout=timeout_s
+        registry.server,
+        registry.username,
+        registry.password,
+        insecure=registry.insecure,
+        timeout=timeout_s,
+        deadline=total_s,
     )
 
 

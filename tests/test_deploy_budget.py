@@ -25,7 +25,7 @@ from components.deploy_budget import app_budgets, human, info_line
 from components.dockerlint import LINT_TIMEOUT_SECONDS
 from components.health_budget import worst_case_seconds
 from components.health_settings import DEFAULTS
-from components.registry_api import DEFAULT_TIMEOUT_S
+from components.registry_api import DEADLINE_S
 from offline.simulate import ProgramFailed, Simulation, simulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,10 +166,10 @@ def test_what_each_figure_comes_from(project: Path) -> None:
         ("sync wait", 60, "gitops-deploy:argocd.syncTimeoutSeconds"),
         ("health gate", worst_case_seconds(4, 2, 1), "gitops-deploy:apps[1].health"),
     ]
-    # An insecure registry is tried over https, then plain http: two timeouts before the preflight gives up.
+    # Every request of a preflight or a size read, https then plain http too, shares the client's deadline.
     assert {b.phase: b.seconds for b in web.gives_up} == {
-        "registry preflight": 2 * DEFAULT_TIMEOUT_S,
-        "image size read": 2 * DEFAULT_TIMEOUT_S,
+        "registry preflight": DEADLINE_S,
+        "image size read": DEADLINE_S,
         "lint": LINT_TIMEOUT_SECONDS,
     }
     assert [b.phase for b in web.rollback] == ["second wait", "health gate"]

@@ -107,7 +107,7 @@ def test_the_preflight_checks_the_registry_port() -> None:
 
 
 @pytest.mark.grpc
-def test_an_unforeseen_manifest_shape_fails_image_size_in_one_line() -> None:
+def test_a_manifest_of_the_wrong_shape_fails_image_size_in_one_line_naming_what_is_missing() -> None:
     registry = MalformedIndexRegistry()
     digest = "sha256:" + hashlib.sha256(registry.body).hexdigest()
     props = {
@@ -126,5 +126,8 @@ def test_an_unforeseen_manifest_shape_fails_image_size_in_one_line() -> None:
     finally:
         registry.stop()
     details = str(info.value.details())
-    assert details.strip() == f"RuntimeError: image size of {props['image']}: KeyError: 'digest'", details
+    assert details.strip() == (
+        f"RuntimeError: image size of {props['image']}: registry {registry.server} (user 'ci'): "
+        f"{props['image']} answered a manifest without manifests[0].digest"
+    ), details
     _one_line(details)

@@ -485,6 +485,7 @@ def _size_inputs(
 ) -> dict[str, Any]:
     return {
         "image": image,
+        "tag": "",
         "server": registry.server,
         "username": "bob",
         "password": PASSWORD,
@@ -657,3 +658,106 @@ def test_missing_binaries_fail_with_the_install_command(monkeypatch: pytest.Monk
         match=r"docker-registry and htpasswd not found .*apt-get install docker-registry apache2-utils",
     ):
         require_binaries()
+
+
+# -- what the registry serves decides: declared sizes, the pushed tag's digest --------------------
+
+
+def _hand_made_image(
+    registry: LocalRegistry, layer: bytes, *, declared: int | None = None, tag: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Push a config, one layer and a manifest written by hand (declaring `declared` bytes for the layer);
+    the image's reference and the layer's descriptor."""
+    config = registry.push_blob(
+        REPO, b'{"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}'
+    )
+    blob = registry.push_blob(REPO, layer)
+    descriptor = {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **blob}
+    if declared is not None:
+        descriptor["size"] = declared
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [descriptor],
+    }
+    digest = registry.push_manifest(REPO, manifest, OCI_MANIFEST)
+    if tag is not None:
+        registry.push_manifest(REPO, manifest, OCI_MANIFEST, tag=tag)
+    return f"{registry.server}/{REPO}@{digest}", blob
+
+
+@pytest.mark.registry
+def test_a_layer_declared_smaller_than_its_blob_is_refused_naming_the_layer(
+    token_registry: LocalRegistry,
+) -> None:
+    """Distribution accepts the lying manifest (the push below succeeds); the size read does not."""
+    reference, blob = _hand_made_image(token_registry, random_layer(1024 * 1024), declared=0)
+    with _client(token_registry) as client, pytest.raises(RegistryError) as info:
+        client.image_size(reference, "linux/amd64")
+    message = str(info.value)
+    assert (
+        f"declares layers[0] ({blob['digest']}) as 0 bytes, but the registry serves 1048576 bytes" in message
+    )
+    assert_no_password(message)
+
+
+@pytest.mark.grpc
+@pytest.mark.registry
+def test_image_size_refuses_a_digest_the_pushed_tag_does_not_serve(
+    size_server: DynamicProviderServer, token_registry: LocalRegistry
+) -> None:
+    """pulumi-docker v4's digest comes from the local store; the registry's tag is what a pull gets."""
+    stale, _ = _hand_made_image(token_registry, random_layer(300), tag="c0ffee-1")
+    served, _ = _hand_made_image(token_registry, random_layer(400), tag="c0ffee-1")  # the tag moved on
+    with pytest.raises(grpc.RpcError) as info:
+        size_server.create(_size_inputs(token_registry, stale, tag="c0ffee-1"))
+    details = str(info.value.details()).strip()
+    stale_digest, served_digest = stale.split("@")[1], served.split("@")[1]
+    assert (
+        f"digest mismatch: the registry serves {served_digest} for {token_registry.server}/{REPO}:c0ffee-1, "
+        f"but the push reported {stale_digest}"
+    ) in details, details
+    assert "\n" not in details
+    assert_no_password(details)
+    _, outs = size_server.create(_size_inputs(token_registry, served, tag="c0ffee-1"))
+    assert outs["tag"] == "c0ffee-1" and outs["manifest_digest"] == served_digest
+    with pytest.raises(grpc.RpcError, match=r"manifest not found: .*:no-such-tag does not exist"):
+        size_server.create(_size_inputs(token_registry, served, tag="no-such-tag"))
+
+
+@pytest.mark.registry
+def test_a_tag_that_names_an_index_serves_each_of_its_images(
+    token_registry: LocalRegistry, images: dict[str, Any]
+) -> None:
+    amd: PushedImage = images["amd"]
+    index_digest = images["index"].split("@")[1]
+    index_body = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": image.digest,
+                "size": image.manifest_size,
+                "platform": dict(
+                    zip(("os", "architecture", "variant"), image.platform.split("/"), strict=False)
+                ),
+            }
+            for image in (images["amd"], images["arm"])
+        ],
+    }
+    assert token_registry.push_manifest(REPO, index_body, OCI_INDEX, tag="multi-1") == index_digest
+    with _client(token_registry) as client:
+        assert client.check_tag(amd.reference, "multi-1") == index_digest
+        with pytest.raises(RegistryError, match="digest mismatch"):
+            client.check_tag(images["docker"].reference, "multi-1")
+
+
+@pytest.mark.grpc
+def test_image_size_check_explains_a_store_without_repo_digests(size_server: DynamicProviderServer) -> None:
+    inputs = _size_inputs(LocalRegistryAddress("registry.example.com"), "<none>@<none>", tag="c0ffee-1")  # type: ignore[arg-type]
+    ((prop, reason),) = size_server.check(inputs).failures
+    assert prop == "image" and "pulumi-docker answered <none>@<none>" in reason and "Podman" in reason
+    bad_tag = size_server.check(_size_inputs(LocalRegistryAddress("r.example.com"), UNKNOWN, tag="-x\n"))  # type: ignore[arg-type]
+    assert [p for p, _ in bad_tag.failures] == ["tag"]

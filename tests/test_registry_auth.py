@@ -68,6 +68,8 @@ class FakeRegistry:
     upload_status: int = 202
     location: str | None = "/v2/team/web/blobs/uploads/u1?_state=s"
     manifests: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    blobs: dict[str, int] = field(default_factory=dict)
+    """Blob digest -> the size a HEAD answers."""
     requests: list[httpx.Request] = field(default_factory=list)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -96,6 +98,11 @@ class FakeRegistry:
                     "errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]
                 },
             )
+        if "/blobs/sha256:" in url.path and request.method == "HEAD":
+            size = self.blobs.get(url.path.rsplit("/", 1)[-1])
+            if size is None:
+                return reply(404)
+            return httpx.Response(200, headers={"Content-Length": str(size)})
         if "/manifests/" in url.path:
             reference = url.path.rsplit("/", 1)[-1]
             if reference not in self.manifests:
@@ -238,13 +245,16 @@ def test_the_upload_cancel_goes_only_to_the_registry_origin(
 # -- manifests -----------------------------------------------------------------------------------
 
 
+CONFIG_DIGEST, LAYER_DIGEST = "sha256:" + "c" * 64, "sha256:" + "1" * 64
+
+
 def _manifest(size: int) -> bytes:
     return json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"size": 10},
-            "layers": [{"size": size}],
+            "config": {"digest": CONFIG_DIGEST, "size": 10},
+            "layers": [{"digest": LAYER_DIGEST, "size": size}],
         }
     ).encode()
 
@@ -262,10 +272,16 @@ def test_a_manifest_whose_digest_does_not_match_is_refused() -> None:
 def test_a_matching_manifest_is_measured() -> None:
     content = _manifest(100)
     digest = "sha256:" + hashlib.sha256(content).hexdigest()
-    fake = FakeRegistry(manifests={digest: ("application/vnd.oci.image.manifest.v1+json", content)})
+    fake = FakeRegistry(
+        manifests={digest: ("application/vnd.oci.image.manifest.v1+json", content)},
+        blobs={CONFIG_DIGEST: 10, LAYER_DIGEST: 100},
+    )
     with fake.client() as client:
         info = client.image_size(f"{SERVER}/{REPO}@{digest}", "linux/amd64")
     assert info.size_bytes == 110 and info.layers == 1
+    heads = fake.sent("HEAD")
+    assert sorted(r.url.path.rsplit("/", 1)[-1] for r in heads) == sorted([CONFIG_DIGEST, LAYER_DIGEST])
+    assert all(r.headers["authorization"] == f"Bearer {fake.token}" for r in heads)
 
 
 def test_a_reason_phrase_that_echoes_the_credentials_never_shows() -> None:
