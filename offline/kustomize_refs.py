@@ -115,7 +115,9 @@ def remote_references(overlay: Path, project_dir: Path, extra: dict[str, Any] | 
     Application's own `kustomize` options).
     """
     remote: list[str] = []
-    pending: list[tuple[Path, dict[str, Any] | None]] = [(overlay, extra)]
+    pending: list[tuple[Path, dict[str, Any] | None]] = [(overlay, None)]
+    if extra:
+        pending.append((overlay, extra))
     seen: set[Path] = set()
     while pending:
         folder, doc = pending.pop(0)
