@@ -112,11 +112,16 @@ def render(request: dict[str, Any]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="gitops-render-chart-") as tmp:
             # The repository's chart is never written to: the build goes into a copy.
             copy = Path(tmp) / Path(request["chart_dir"]).name
-            shutil.copytree(request["chart_dir"], copy)
-            (copy / "charts").mkdir(exist_ok=True)
-            for dep in to_build:
-                helm.package(local[dep["name"]], destination=copy / "charts")
-            return _rendered(helm, str(copy), values, request)
+            try:
+                shutil.copytree(request["chart_dir"], copy)
+                (copy / "charts").mkdir(exist_ok=True)
+                for dep in to_build:
+                    helm.package(local[dep["name"]], destination=copy / "charts")
+                return _rendered(helm, str(copy), values, request)
+            except (helm.HelmError, OSError, ValueError, KeyError) as exc:
+                # Name the repository's chart, not the throwaway copy.
+                message = str(exc).strip().replace(str(copy), request["chart_dir"])
+                return {"error": message, "error_type": type(exc).__name__}
     except (helm.HelmError, OSError, ValueError, KeyError) as exc:
         return {"error": str(exc).strip(), "error_type": type(exc).__name__}
 
