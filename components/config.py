@@ -471,7 +471,9 @@ def _argocd(r: Reader, value: Any) -> ArgoCDConfig:
     repo_url = r.string("argocd.repoURL", obj.get("repoURL"), required=False)
     if repo_url is not None and not _REPO_URL.fullmatch(repo_url):
         r.problem(
-            "argocd.repoURL", "not a Git URL", "this repository's http(s)://, ssh:// or git@host:org/repo URL"
+            "argocd.repoURL",
+            "a value that is not a Git URL",
+            "this repository's http(s)://, ssh:// or git@host:org/repo URL",
         )
     r.unknown_keys(
         "argocd",

@@ -17,7 +17,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from components.config import parse_config
+from components.config_reader import ConfigError
 from offline import render_common
+from offline.check import main as check_main
 from offline.check import run_check
 from offline.kustomize_refs import is_remote
 from offline.render import RenderResult, render_all
@@ -31,6 +34,8 @@ from offline.render_source import Repository, normalize_repo_url, this_repositor
 from offline.stack_files import PROJECT_DIR
 from tests.support.applications import application
 from tests.support.processes import LocalHTTPServer, QuietHandler
+from tests.support.project import base_config
+from tests.support.project import make_project as make_config_project
 from tests.support.projects import (
     REPO_URL,
     app,
@@ -600,3 +605,25 @@ def test_the_check_opens_no_socket_beyond_loopback(project: Path, tmp_path: Path
     assert not log.exists(), log.read_text()
     assert _Recorder.requests == []
     assert "can't judge yet: the overlay refers to remote" in done.stdout
+
+
+def test_the_repository_key_must_be_a_git_url_and_is_never_echoed(tmp_path: Path) -> None:
+    config = {"argocd": {"repoURL": "not a url TOKEN-x"}, **_raw(base_config())}
+    with pytest.raises(ConfigError) as raised:
+        parse_config(config, make_config_project(tmp_path))
+    assert raised.value.problems == [
+        "gitops-deploy:argocd.repoURL: got a value that is not a Git URL; expected this repository's "
+        "http(s)://, ssh:// or git@host:org/repo URL"
+    ]
+
+
+def test_a_bad_repo_url_option_is_a_clear_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    argv = ["--stack", "dev", "--project-dir", str(project), "--repo-url", "nope TOKEN-y"]
+    assert check_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)\n"
+
+
+def _raw(config: dict[str, Any]) -> dict[str, Any]:
+    return {k.removeprefix("gitops-deploy:"): v for k, v in config.items()}
