@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
@@ -75,9 +76,7 @@ def _measure(project: Path) -> None:
         ("kustomize", kubectl_floor, "kubectl start"),
     ):
         resource, result = by_engine[engine]
-        seconds = _median(
-            lambda resource=resource: render_all([resource], project, "staging", repository=here)
-        )  # type: ignore[misc]
+        seconds = _median(partial(render_all, [resource], project, "staging", repository=here))
         print(
             f"  {engine:<9} {result.application:<4} {len(result.objects)} objects  {seconds * 1000:7.1f} ms"
             f"   floor ({floor_name}) {floor * 1000:6.1f} ms   ratio {seconds / floor:4.2f}x"
@@ -85,9 +84,7 @@ def _measure(project: Path) -> None:
     print(f"  schema validation per object: {validate * 1000:.1f} ms")
     for stack in STACKS:
         apps = stack_applications(stack, project)
-        seconds = _median(
-            lambda apps=apps, stack=stack: render_all(apps, project, stack, repository=here), runs=3
-        )  # type: ignore[misc]
+        seconds = _median(partial(render_all, apps, project, stack, repository=here), runs=3)
         print(f"  stack {stack:<8} {len(apps)} app(s)  {seconds * 1000:7.1f} ms")
 
 

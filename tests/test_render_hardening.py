@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +30,7 @@ from offline.render_common import (
     run_bounded,
 )
 from offline.render_source import Repository, normalize_repo_url, this_repository
+from offline.report import FORMATS
 from offline.stack_files import PROJECT_DIR
 from tests.support.applications import application
 from tests.support.processes import LocalHTTPServer, QuietHandler
@@ -89,31 +89,30 @@ def _link(project: Path, path: str, target: str) -> None:
 # --- out-of-bounds symlinks -------------------------------------------------------------------------
 
 
-SymlinkCase = Callable[[Path], None]
-SYMLINK_CASES: dict[str, SymlinkCase] = {
-    "absolute-file": lambda p: _link(p, "chart/files/leak", str(p.parent / "outside.txt")),
-    "relative-file": lambda p: _link(p, "chart/files/leak", "../../../outside.txt"),
-    "absolute-dir": lambda p: _link(p, "chart/files", str(p.parent / "outside")),
-    "chain-through-the-repository": lambda p: (
-        _link(p, "shared/leak", "../../outside.txt"),
-        _link(p, "chart/files/leak", "../../shared/leak"),
-    )[-1],
-    "in-bounds-dir-holding-a-link-out": lambda p: (
-        _link(p, "shared/files/leak", "../../../outside.txt"),
-        _link(p, "chart/files", "../shared/files"),
-    )[-1],
-    "absolute-link-inside-the-repository": lambda p: (
-        (p / "shared").mkdir(),
-        (p / "shared" / "inside.txt").write_text("inside"),
-        _link(p, "chart/files/leak", str(p / "shared" / "inside.txt")),
-    )[-1],
+SYMLINK_CASES: dict[str, list[tuple[str, str]]] = {
+    "absolute-file": [("chart/files/leak", "{outside}/outside.txt")],
+    "relative-file": [("chart/files/leak", "../../../outside.txt")],
+    "absolute-dir": [("chart/files", "{outside}/outside")],
+    "chain-through-the-repository": [
+        ("shared/leak", "../../outside.txt"),
+        ("chart/files/leak", "../../shared/leak"),
+    ],
+    "in-bounds-dir-holding-a-link-out": [
+        ("shared/files/leak", "../../../outside.txt"),
+        ("chart/files", "../shared/files"),
+    ],
+    "absolute-link-inside-the-repository": [("chart/files/leak", "{repo}/shared/inside.txt")],
 }
+"""(link, target) pairs; `{outside}` is the folder holding the repository, `{repo}` the repository."""
 
 
 @pytest.mark.parametrize("case", sorted(SYMLINK_CASES))
 def test_a_chart_symlink_out_of_bounds_is_refused_as_argo_cd_does(project: Path, case: str) -> None:
     write_chart(project, files={"templates/leak.yaml": LEAK_TEMPLATE})
-    SYMLINK_CASES[case](project)
+    (project / "shared").mkdir()
+    (project / "shared" / "inside.txt").write_text("inside")
+    for link, target in SYMLINK_CASES[case]:
+        _link(project, link, target.format(outside=project.parent, repo=project))
     result = _render(project)
     assert result.status == "error", result
     link = "shared/files/leak" if case == "in-bounds-dir-holding-a-link-out" else "chart/files"
@@ -206,8 +205,8 @@ def test_the_leak_never_reaches_a_report(project: Path, tmp_path: Path) -> None:
     write_stack(project, "dev", stack_config([app("web", "app")]))
     report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
     assert report.exit_code == 1
-    for fmt in ("table", "json", "markdown"):
-        text = report.format(fmt)  # type: ignore[arg-type]
+    for fmt in FORMATS:
+        text = report.format(fmt)
         assert SECRET not in text and "out-of-bounds symlink" in text, text
 
 
