@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
@@ -22,7 +23,9 @@ sys.path.insert(0, str(ROOT))
 from offline.render import RenderResult, render_all, validate_object  # noqa: E402
 from offline.render_common import PYTHON  # noqa: E402
 from offline.render_kustomize import kubectl_path  # noqa: E402
+from offline.render_source import Repository, this_repository  # noqa: E402
 from offline.simulate import SimResource  # noqa: E402
+from offline.stack_files import read_stack_config  # noqa: E402
 from tests.support.applications import stack_applications  # noqa: E402
 from tests.support.example_project import STACKS, make_example_project  # noqa: E402
 
@@ -39,6 +42,11 @@ def _median(action: Callable[[], object], runs: int = RUNS) -> float:
     return statistics.median(times)
 
 
+def _here(project: Path) -> Repository:
+    """This repository as the example stacks name it (their gitops-deploy:argocd.repoURL)."""
+    return this_repository(project, read_stack_config("staging", project))
+
+
 def main() -> None:
     """Print per-app render times and their floors, on the example stacks (tests/fixtures/stacks)."""
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
@@ -47,9 +55,10 @@ def main() -> None:
 
 def _measure(project: Path) -> None:
     staging = stack_applications("staging", project)
+    here = _here(project)
     by_engine: dict[str, tuple[SimResource, RenderResult]] = {}
     for resource in staging:
-        [result] = render_all([resource], project, "staging")
+        [result] = render_all([resource], project, "staging", repository=here)
         assert result.status == "rendered", result.reason
         by_engine[result.engine] = (resource, result)
 
@@ -67,7 +76,7 @@ def _measure(project: Path) -> None:
         ("kustomize", kubectl_floor, "kubectl start"),
     ):
         resource, result = by_engine[engine]
-        seconds = _median(lambda resource=resource: render_all([resource], project, "staging"))  # type: ignore[misc]
+        seconds = _median(partial(render_all, [resource], project, "staging", repository=here))
         print(
             f"  {engine:<9} {result.application:<4} {len(result.objects)} objects  {seconds * 1000:7.1f} ms"
             f"   floor ({floor_name}) {floor * 1000:6.1f} ms   ratio {seconds / floor:4.2f}x"
@@ -75,7 +84,7 @@ def _measure(project: Path) -> None:
     print(f"  schema validation per object: {validate * 1000:.1f} ms")
     for stack in STACKS:
         apps = stack_applications(stack, project)
-        seconds = _median(lambda apps=apps, stack=stack: render_all(apps, project, stack), runs=3)  # type: ignore[misc]
+        seconds = _median(partial(render_all, apps, project, stack, repository=here), runs=3)
         print(f"  stack {stack:<8} {len(apps)} app(s)  {seconds * 1000:7.1f} ms")
 
 

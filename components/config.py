@@ -473,10 +473,18 @@ def _argocd(r: Reader, value: Any) -> ArgoCDConfig:
         maximum=7200,
     )
     retry_refresh = r.boolean("argocd.retryRefresh", obj.get("retryRefresh"), default=True)
+    # Read by the CLI-free check only (offline/render_source.py): which repository this checkout is.
+    repo_url = r.string("argocd.repoURL", obj.get("repoURL"), required=False)
+    if repo_url is not None and not _REPO_URL.fullmatch(repo_url):
+        r.problem(
+            "argocd.repoURL",
+            "a value that is not a Git URL",
+            "this repository's http(s)://, ssh:// or git@host:org/repo URL",
+        )
     r.unknown_keys(
         "argocd",
         obj,
-        ("namespace", "project", "context", "manageProject", "syncTimeoutSeconds", "retryRefresh"),
+        ("namespace", "project", "context", "manageProject", "syncTimeoutSeconds", "retryRefresh", "repoURL"),
     )
     return ArgoCDConfig(
         namespace=namespace or "argocd",

@@ -29,6 +29,7 @@ from offline.analyzer_client import (
 from offline.check_images import image_builds, measure_builds, not_measured
 from offline.findings import Context, Finding, group, ordered
 from offline.promotion import simulate_promoted, upstream_of, upstream_outputs
+from offline.render_source import Repository, normalize_repo_url, this_repository
 from offline.report import EXIT_ERROR, FORMATS, CheckReport, Format, RenderedRow, RenderStatus
 from offline.simulate import (
     PLACEHOLDER_PASSWORD,
@@ -85,15 +86,31 @@ def sim_inputs(resources: Sequence[SimResource]) -> tuple[list[PolicyInput], lis
 
 
 def render_applications(
-    sim: Simulation, project_dir: Path, source_keys: Mapping[str, str] | None = None
+    sim: Simulation,
+    project_dir: Path,
+    source_keys: Mapping[str, str] | None = None,
+    *,
+    repository: Repository | None = None,
+    allow_remote: bool = False,
 ) -> tuple[list[RenderStatus], list[PolicyInput]]:
-    """Render each Application as Argo CD would (offline.render), as rows and as policy inputs."""
+    """Render each Application as Argo CD would (offline.render), as rows and as policy inputs.
+
+    `repository` is this checkout (default: its origin remote); only its folders are rendered.
+    """
     try:
         from offline.render import render_all  # needs Helm's and kustomize's engines, imported only here
     except ImportError as exc:
         raise CheckError(f"rendering is unavailable ({exc}); run with --no-render to skip it") from exc
     statuses, inputs = [], []
-    for result in render_all(sim.resources, project_dir, sim.stack, source_keys=source_keys):
+    results = render_all(
+        sim.resources,
+        project_dir,
+        sim.stack,
+        source_keys=source_keys,
+        repository=repository or this_repository(project_dir, _stack_values(sim.stack, project_dir)),
+        allow_remote=allow_remote,
+    )
+    for result in results:
         rows = tuple(
             RenderedRow(o.type, o.name, o.urn, o.scaled_by, o.namespace, o.template) for o in result.objects
         )
@@ -114,6 +131,14 @@ def render_applications(
             for o in result.objects
         ]
     return statuses, inputs
+
+
+def _stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
+    """The stack file's config, or {} when there is none to read (the config was handed over in code)."""
+    try:
+        return read_stack_config(stack, project_dir)
+    except StackFileError:
+        return {}
 
 
 def evaluate(
@@ -189,6 +214,8 @@ def run_check(
     config: dict[str, Any] | None = None,
     build: bool = False,
     own_outputs: dict[str, Any] | None = None,
+    repo_url: str | None = None,
+    allow_remote: bool = False,
 ) -> CheckReport:
     """Simulate the program with the stack's config, render its Applications, and judge it all.
 
@@ -200,7 +227,13 @@ def run_check(
 
     `own_outputs` (`pulumi stack output --json`) answers the program's read of its own outputs, where
     the failed-release record lives; without it the record is not checked.
+
+    Only Applications whose source is this repository are rendered: `repo_url`, else the stack's
+    `gitops-deploy:argocd.repoURL`, else the checkout's origin remote (offline/render_source.py).
+    Nothing is fetched over the network unless `allow_remote` (kustomize's remote bases).
     """
+    if repo_url is not None and normalize_repo_url(repo_url) is None:
+        raise CheckError("--repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)")
     path = stack_file(stack, project_dir) if config is None else None
     source = path.name if path else f"stack {stack!r}"
     try:
@@ -225,7 +258,13 @@ def run_check(
         analyze, whole = sim_inputs(sim.resources)
         renders: list[RenderStatus] = []
         if render:
-            renders, rendered = render_applications(sim, project_dir, check_context.source_keys(apps))
+            renders, rendered = render_applications(
+                sim,
+                project_dir,
+                check_context.source_keys(apps),
+                repository=this_repository(project_dir, values, repo_url),
+                allow_remote=allow_remote,
+            )
             analyze += rendered
             whole += rendered
         found = check_context.context(
@@ -359,6 +398,18 @@ def parser() -> argparse.ArgumentParser:
         help="the stack's outputs (`pulumi stack output --json --stack S > FILE`), to check the "
         "failed-release record; without it the record is not checked",
     )
+    p.add_argument(
+        "--repo-url",
+        metavar="URL",
+        help="this repository as Argo CD reads it (default gitops-deploy:argocd.repoURL, else `git remote "
+        "get-url origin`); an app whose source.repoURL is another repository is not rendered",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let kustomize fetch an overlay's remote bases and resources (unpinned); without it the "
+        'check makes no network call and such an app is "can\'t judge yet"',
+    )
     p.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
     return p
 
@@ -377,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config_file=args.policy_config,
             build=args.build,
             own_outputs=outputs,
+            repo_url=args.repo_url,
+            allow_remote=args.allow_remote,
         )
     except (CheckError, PolicyConfigError, PolicyPackError) as exc:
         return _input_error(args.stack, str(exc), fmt, actions)

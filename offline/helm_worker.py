@@ -7,7 +7,10 @@ The Go runtime stays out of the caller's process, and the caller can bound a run
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 _PLACEHOLDER = "gitops-deploy-force-string-7f3a9c"
@@ -56,21 +59,69 @@ def user_values(helm: Any, request: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def missing_dependencies(helm: Any, request: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """The `file://` dependencies to build into `charts/`, or why the chart cannot be judged offline.
+
+    As `helm dependency build` (which Argo CD runs when `helm template` reports a dependency missing in
+    `charts/`): a vendored subchart is used as it is, a `file://` one is packaged from the repository,
+    and a remote one would be downloaded, which the offline check does not do.
+    """
+    if not request.get("has_dependencies"):
+        return [], None
+    to_build = []
+    for dep in helm.dependency_list(request["chart_dir"]):
+        if dep.get("status") != "missing":
+            continue
+        repository = str(dep.get("repository") or "")
+        if repository.startswith("file://"):
+            to_build.append(dep)
+        elif not repository:
+            raise ValueError(f"dependency {dep.get('name')!r} has no repository and is not in charts/")
+        else:
+            return [], (
+                f"can't judge yet: dependency {dep.get('name')!r} ({repository}) is not vendored in charts/ "
+                "and the offline check fetches nothing"
+            )
+    return to_build, None
+
+
+def _rendered(helm: Any, chart_dir: str, values: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    with helm.Chart.load(chart_dir) as chart:
+        manifests = chart.render(
+            values, name=request["release"], namespace=request["namespace"], is_install=True
+        )
+        crds = chart.crds
+        size = sum(len(text) for text in manifests.values()) + sum(len(c.get("data", "")) for c in crds)
+        if size > int(request.get("max_bytes") or size):
+            return {"too_big": size}  # not sent back: the caller bounds what it reads
+        return {"chart": chart.name, "manifests": manifests, "crds": crds}
+
+
 def render(request: dict[str, Any]) -> dict[str, Any]:
-    """Load the chart, merge the values, validate them against the schema and render."""
+    """Load the chart, build its `file://` dependencies, merge the values, validate and render."""
     import helm_python as helm
 
     try:
         values = user_values(helm, request)
-        with helm.Chart.load(request["chart_dir"]) as chart:
-            manifests = chart.render(
-                values,
-                name=request["release"],
-                namespace=request["namespace"],
-                is_install=True,
-            )
-            crds = chart.crds
-            return {"chart": chart.name, "manifests": manifests, "crds": crds}
+        to_build, cant_judge = missing_dependencies(helm, request)
+        if cant_judge:
+            return {"cant_judge": cant_judge}
+        if not to_build:
+            return _rendered(helm, request["chart_dir"], values, request)
+        local = request.get("local_dependencies") or {}
+        with tempfile.TemporaryDirectory(prefix="gitops-render-chart-") as tmp:
+            # The repository's chart is never written to: the build goes into a copy.
+            copy = Path(tmp) / Path(request["chart_dir"]).name
+            try:
+                shutil.copytree(request["chart_dir"], copy)
+                (copy / "charts").mkdir(exist_ok=True)
+                for dep in to_build:
+                    helm.package(local[dep["name"]], destination=copy / "charts")
+                return _rendered(helm, str(copy), values, request)
+            except (helm.HelmError, OSError, ValueError, KeyError) as exc:
+                # Name the repository's chart, not the throwaway copy.
+                message = str(exc).strip().replace(str(copy), request["chart_dir"])
+                return {"error": message, "error_type": type(exc).__name__}
     except (helm.HelmError, OSError, ValueError, KeyError) as exc:
         return {"error": str(exc).strip(), "error_type": type(exc).__name__}
 

@@ -11,9 +11,10 @@ from typing import Any, Literal
 import kubernetes_validate
 
 from components.names import APPLICATION_TYPE
-from offline.render_common import RenderError
+from offline.render_common import CannotJudge, RenderBounds, RenderError
 from offline.render_helm import HELM_TIMEOUT_SECONDS, render_helm
 from offline.render_kustomize import KUSTOMIZE_TIMEOUT_SECONDS, render_kustomize
+from offline.render_source import Repository
 from offline.simulate import UNKNOWN, SimResource
 
 """Type token of an Argo CD Application registered through pulumi-kubernetes' CustomResource."""
@@ -22,7 +23,10 @@ KUBERNETES_VERSION = "1.33"
 """Kubernetes version whose schema rendered objects are validated against (strict)."""
 
 REMOTE_SOURCE = "remote source"
-"""Reason of a source that is not a folder of this repository."""
+"""Reason of a source that is not a folder (a Helm repository's `chart:`, a path leaving the project)."""
+
+UNKNOWN_REPOSITORY = Repository(None, "not given to the render")
+"""What render_all assumes without a `repository`: none, so it renders nothing it cannot place."""
 
 CLUSTER_SCOPED_KINDS = frozenset(
     {
@@ -132,11 +136,16 @@ def validate_object(manifest: dict[str, Any]) -> str | None:
 
 
 def _objects(
-    rendered: list[tuple[str | None, dict[str, Any]]], stack: str, app_urn: str, namespace: str | None
+    rendered: list[tuple[str | None, dict[str, Any]]],
+    stack: str,
+    app_urn: str,
+    namespace: str | None,
+    bounds: RenderBounds,
 ) -> tuple[list[RenderedObject], list[str]]:
     """Type, name and URN every object, defaulting its namespace as Argo CD does; collect schema errors."""
     objects, problems = [], []
     for template, manifest in rendered:
+        bounds.check_time()
         metadata = manifest.setdefault("metadata", {})
         if not isinstance(metadata, dict):  # the schema check below names it; typing needs a mapping
             metadata = {}
@@ -195,8 +204,15 @@ def render_application(
     stack: str,
     timeout: float | None = None,
     source_key: str | None = None,
+    *,
+    repository: Repository = UNKNOWN_REPOSITORY,
+    allow_remote: bool = False,
 ) -> RenderResult:
-    """Render one registered Application's source; `source_key` names its config key in errors."""
+    """Render one registered Application's source; `source_key` names its config key in errors.
+
+    Only a source in `repository` (this checkout) is rendered; one in another repository is not
+    rendered, "can't judge yet", naming it. `allow_remote` lets kustomize fetch remote bases.
+    """
     spec = application.inputs.get("spec", {})
     app = _app_name(application)
     raw_source = spec.get("source") or {}
@@ -217,9 +233,12 @@ def render_application(
         return result("not-rendered", "inputs unknown until the image digest is known")
     if folder is None:
         return result("not-rendered", REMOTE_SOURCE)
+    if not repository.holds(source.get("repoURL")):
+        return result("not-rendered", repository.foreign_reason(source.get("repoURL")))
     if _has_unknowns(source) or _has_unknowns(namespace):
         return result("not-rendered", "inputs unknown until the image is built")
     start = time.perf_counter()
+    bounds = RenderBounds()
     try:
         if engine == "helm":
             rendered: list[tuple[str | None, dict[str, Any]]] = list(
@@ -230,6 +249,7 @@ def render_application(
                     namespace=namespace or "default",
                     project_dir=project_dir,
                     timeout=timeout or HELM_TIMEOUT_SECONDS,
+                    bounds=bounds,
                 )
             )
         else:
@@ -237,12 +257,20 @@ def render_application(
             limit = timeout or KUSTOMIZE_TIMEOUT_SECONDS
             key = source_key or f"app '{app}' source"
             rendered = render_kustomize(
-                folder, options, project_dir=project_dir, timeout=limit, source_key=key
+                folder,
+                options,
+                project_dir=project_dir,
+                timeout=limit,
+                source_key=key,
+                allow_remote=allow_remote,
+                bounds=bounds,
             )
+        objects, problems = _objects(rendered, stack, application.urn, namespace, bounds)
+    except CannotJudge as exc:
+        return result("not-rendered", str(exc), seconds=time.perf_counter() - start)
     except RenderError as exc:
         reason = f"Application '{app}': {engine} render of {path} failed: {exc}"
         return result("error", reason, seconds=time.perf_counter() - start)
-    objects, problems = _objects(rendered, stack, application.urn, namespace)
     objects = mark_autoscaled(objects)
     seconds = time.perf_counter() - start
     if problems:
@@ -259,14 +287,25 @@ def render_all(
     *,
     timeout: float | None = None,
     source_keys: Mapping[str, str] | None = None,
+    repository: Repository = UNKNOWN_REPOSITORY,
+    allow_remote: bool = False,
 ) -> list[RenderResult]:
     """Render every Application in `resources`; remote sources are listed as not rendered, never skipped.
 
-    `source_keys` maps an app's name to its `source` config key, which render errors name.
+    `source_keys` maps an app's name to its `source` config key, which render errors name;
+    `repository` is this checkout (offline/render_source.py), the only repository rendered.
     """
     keys = source_keys or {}
     return [
-        render_application(res, project_dir, stack, timeout, keys.get(_app_name(res)))
+        render_application(
+            res,
+            project_dir,
+            stack,
+            timeout,
+            keys.get(_app_name(res)),
+            repository=repository,
+            allow_remote=allow_remote,
+        )
         for res in resources
         if res.type == APPLICATION_TYPE
     ]

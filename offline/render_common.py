@@ -1,17 +1,68 @@
-"""What the render modules share: the error they raise and YAML splitting."""
+"""What the render modules share: the error they raise, the bounds of one render, YAML splitting."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
+
+MAX_OBJECTS_PER_APPLICATION = 1_000
+"""Most objects one Application may render; the pack judges each one, and Kubernetes schema checks it."""
+MAX_BYTES_PER_APPLICATION = 16 * 1024 * 1024
+"""Most bytes of manifests one Application may render (a chart with big CRDs stays well under)."""
+MAX_SECONDS_AFTER_RENDER = 60.0
+"""Most seconds one Application's rendered objects may take to read, type and schema-check."""
 
 
 class RenderError(Exception):
     """The engine could not render the source; the message is the engine's, plus the file when known."""
+
+
+class CannotJudge(Exception):
+    """The source cannot be rendered offline as Argo CD would (a remote part): "can't judge yet", why."""
+
+
+class RenderBounds:
+    """What one Application's render may still produce: objects, and the deadline after the engine ran."""
+
+    def __init__(self) -> None:
+        self.objects = 0
+        self.deadline: float | None = None
+
+    def start_reading(self) -> None:
+        """The engine is done: the time after rendering starts now."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + MAX_SECONDS_AFTER_RENDER
+
+    def add_object(self) -> None:
+        """Count one more object; past either bound, a RenderError naming it."""
+        self.objects += 1
+        if self.objects > MAX_OBJECTS_PER_APPLICATION:
+            raise RenderError(
+                f"renders more than {MAX_OBJECTS_PER_APPLICATION} objects, the bound per Application"
+            )
+        self.check_time()
+
+    def check_time(self) -> None:
+        """A RenderError once reading the render has taken longer than its bound."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise RenderError(
+                f"reading the rendered objects took over {MAX_SECONDS_AFTER_RENDER:g}s, the bound per "
+                "Application"
+            )
+
+
+def too_many_bytes(size: int) -> RenderError:
+    """The one-line error of a render past the byte bound."""
+    return RenderError(
+        f"renders {size} bytes of manifests or more, over {MAX_BYTES_PER_APPLICATION} bytes, the bound per "
+        "Application"
+    )
 
 
 def relative(path: Path, project_dir: Path) -> str:
@@ -22,39 +73,106 @@ def relative(path: Path, project_dir: Path) -> str:
         return path.as_posix()
 
 
-def parse_documents(text: str, origin: str) -> list[dict[str, Any]]:
-    """Every non-empty YAML document of a rendered stream, each a Kubernetes object."""
+def parse_documents(text: str, origin: str, bounds: RenderBounds | None = None) -> list[dict[str, Any]]:
+    """Every non-empty YAML document of a rendered stream, each a Kubernetes object.
+
+    Documents are read one at a time, so a render past the object bound stops being read there.
+    """
+    bounds = bounds or RenderBounds()
+    objects: list[dict[str, Any]] = []
     try:
-        documents = list(yaml.safe_load_all(text))
+        for doc in yaml.safe_load_all(text):
+            if doc is None:
+                continue
+            if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
+                raise RenderError(
+                    f"{origin}: rendered a document that is not a Kubernetes object (no apiVersion/kind)"
+                )
+            items = doc.get("items")
+            listed = str(doc["kind"]).endswith("List") and isinstance(items, list)
+            for item in items if listed and isinstance(items, list) else [doc]:
+                if isinstance(item, dict):
+                    bounds.add_object()
+                    objects.append(item)
     except yaml.YAMLError as exc:
         raise RenderError(f"{origin}: rendered output is not valid YAML: {exc}") from exc
-    objects: list[dict[str, Any]] = []
-    for doc in documents:
-        if doc is None:
-            continue
-        if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
-            raise RenderError(
-                f"{origin}: rendered a document that is not a Kubernetes object (no apiVersion/kind)"
-            )
-        if doc["kind"].endswith("List") and isinstance(doc.get("items"), list):
-            objects.extend(item for item in doc["items"] if isinstance(item, dict))
-        else:
-            objects.append(doc)
     return objects
 
 
+MAX_STDERR_BYTES = 1024 * 1024
+"""Most bytes of an engine's stderr kept; the rest is dropped (errors quote its end)."""
+_CHUNK = 64 * 1024
+
+
+def _drain(stream: IO[bytes], limit: int, into: bytearray, over: threading.Event, keep_tail: bool) -> None:
+    """Read `stream` to its end; keep at most `limit` bytes (the last ones with `keep_tail`)."""
+    while chunk := stream.read(_CHUNK):
+        into.extend(chunk)
+        if len(into) > limit:
+            if not keep_tail:
+                over.set()
+                return
+            del into[: len(into) - limit]
+
+
 def run_bounded(
-    argv: list[str], *, timeout: float, what: str, stdin: str | None = None, cwd: Path | None = None
+    argv: list[str],
+    *,
+    timeout: float,
+    what: str,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    max_output: int = MAX_BYTES_PER_APPLICATION,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command with a hard timeout; a hang becomes a RenderError naming `what`."""
+    """Run a command with a hard timeout and a bound on its stdout; a hang becomes a RenderError naming
+    `what`, more than `max_output` bytes on stdout the byte bound's RenderError (the process is killed)."""
     try:
-        return subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise RenderError(f"{what} did not finish within {timeout:g}s") from exc
     except OSError as exc:
         raise RenderError(f"{what} could not start: {exc}") from exc
+    out, err, over = bytearray(), bytearray(), threading.Event()
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+    readers = [
+        threading.Thread(target=_drain, args=(proc.stdout, max_output, out, over, False), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, MAX_STDERR_BYTES, err, threading.Event(), True)),
+    ]
+    for reader in readers:
+        reader.daemon = True
+        reader.start()
+    try:
+        proc.stdin.write((stdin or "").encode())
+        proc.stdin.close()
+    except OSError:
+        pass  # it exited without reading its input: its exit code and stderr say why
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and not over.is_set():
+            if time.monotonic() > deadline:
+                raise RenderError(f"{what} did not finish within {timeout:g}s")
+            readers[0].join(0.05)
+        if over.is_set():
+            raise too_many_bytes(len(out))
+        proc.wait(max(0.0, deadline - time.monotonic()))
+        for reader in readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
+        if over.is_set():
+            raise too_many_bytes(len(out))
+    except subprocess.TimeoutExpired as exc:
+        raise RenderError(f"{what} did not finish within {timeout:g}s") from exc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = (bytes(out).decode("utf-8", "replace"), bytes(err).decode("utf-8", "replace"))
+    return subprocess.CompletedProcess(argv, proc.returncode, *text)
 
 
 PYTHON = sys.executable

@@ -10,7 +10,18 @@ from typing import Any
 
 import yaml
 
-from offline.render_common import PYTHON, RenderError, parse_documents, relative, run_bounded
+from offline.render_common import (
+    MAX_BYTES_PER_APPLICATION,
+    PYTHON,
+    CannotJudge,
+    RenderBounds,
+    RenderError,
+    parse_documents,
+    relative,
+    run_bounded,
+    too_many_bytes,
+)
+from offline.render_confine import check_symlinks, confined_path
 
 HELM_TIMEOUT_SECONDS = 60.0
 """Upper bound on one chart render, worker start-up included."""
@@ -35,10 +46,49 @@ def _value_files(chart_dir: Path, project_dir: Path, files: Any) -> list[str]:
     return paths
 
 
-def _template_path(chart_dir: Path, project_dir: Path, chart: str, key: str) -> str:
-    """`app/templates/x.yaml` (the engine's name) as the project path of the file."""
+def _template_path(
+    chart_dir: Path, project_dir: Path, chart: str, key: str, built: Mapping[str, Path] | None = None
+) -> str:
+    """`app/templates/x.yaml` (the engine's name) as the project path of the file; a template of a
+    `file://` dependency (`app/charts/<name>/...`) is named in that dependency's own folder."""
     inner = key.split("/", 1)[1] if key.startswith(f"{chart}/") else key
+    parts = inner.split("/", 2)
+    if len(parts) == 3 and parts[0] == "charts" and parts[1] in (built or {}):
+        return relative((built or {})[parts[1]] / parts[2], project_dir)
     return relative(chart_dir / inner, project_dir)
+
+
+def _metadata(chart_dir: Path) -> dict[str, Any]:
+    """Chart.yaml as a mapping ({} when unreadable: the engine then says why)."""
+    try:
+        metadata = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def local_dependencies(chart_dir: Path, project_dir: Path) -> dict[str, Path]:
+    """Each `file://` dependency's folder by name and alias; each must be a chart of this repository,
+    without out-of-bounds symlinks, as `helm dependency build` reads it from Argo CD's checkout."""
+    found: dict[str, Path] = {}
+    dependencies = _metadata(chart_dir).get("dependencies")
+    for dep in dependencies if isinstance(dependencies, list) else []:
+        repository = dep.get("repository") if isinstance(dep, dict) else None
+        if not isinstance(repository, str) or not repository.startswith("file://"):
+            continue
+        name = str(dep.get("name", ""))
+        what = f"dependency {name!r} ({repository})"
+        target = repository.removeprefix("file://")
+        if not target or Path(target).is_absolute():
+            raise RenderError(f"{what}: expected a path relative to the chart")
+        folder = confined_path(chart_dir / target, project_dir, what)
+        if not (folder / "Chart.yaml").is_file():
+            raise RenderError(f"{what} is not a chart folder of this repository")
+        check_symlinks(folder, project_dir)
+        for key in (name, dep.get("alias")):
+            if isinstance(key, str) and key:
+                found[key] = folder
+    return found
 
 
 def _name_template(message: str, chart_dir: Path, project_dir: Path, chart: str) -> str:
@@ -57,11 +107,15 @@ def render_helm(
     namespace: str,
     project_dir: Path,
     timeout: float = HELM_TIMEOUT_SECONDS,
+    bounds: RenderBounds | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(template path, object) for everything the chart renders with the Application's values."""
     unknown = sorted(set(helm_source) - SUPPORTED_KEYS)
     if unknown:
         raise RenderError(f"helm.{unknown[0]} is not supported by the offline render")
+    check_symlinks(chart_dir, project_dir)
+    built = local_dependencies(chart_dir, project_dir)
+    bounds = bounds or RenderBounds()
     request = {
         "chart_dir": str(chart_dir),
         "release": str(helm_source.get("releaseName") or release),
@@ -70,9 +124,17 @@ def render_helm(
         "values_yaml": helm_source.get("values"),
         "values_object": helm_source.get("valuesObject"),
         "parameters": helm_source.get("parameters") or [],
+        "has_dependencies": bool(_metadata(chart_dir).get("dependencies")),
+        "local_dependencies": {name: str(path) for name, path in built.items()},
+        "max_bytes": MAX_BYTES_PER_APPLICATION,
     }
+    # The answer is JSON around the manifests: escaping may grow it, so it may take twice the bound.
     done = run_bounded(
-        [PYTHON, "-I", str(WORKER)], stdin=json.dumps(request), timeout=timeout, what="helm template"
+        [PYTHON, "-I", str(WORKER)],
+        stdin=json.dumps(request),
+        timeout=timeout,
+        what="helm template",
+        max_output=2 * MAX_BYTES_PER_APPLICATION + 64 * 1024,
     )
     try:
         answer = json.loads(done.stdout)
@@ -82,24 +144,25 @@ def render_helm(
         ) from None
     if "error" in answer:
         raise RenderError(_name_template(answer["error"], chart_dir, project_dir, _chart_name(chart_dir)))
+    if "cant_judge" in answer:
+        raise CannotJudge(str(answer["cant_judge"]))
+    if "too_big" in answer:
+        raise too_many_bytes(int(answer["too_big"]))
     chart = answer["chart"]
+    bounds.start_reading()
     rendered: list[tuple[str, dict[str, Any]]] = []
     for crd in answer.get("crds") or []:
         path = relative(chart_dir / str(crd.get("filename", "crds")), project_dir)
-        rendered.extend((path, obj) for obj in parse_documents(str(crd.get("data", "")), path))
+        rendered.extend((path, obj) for obj in parse_documents(str(crd.get("data", "")), path, bounds))
     for key in sorted(answer["manifests"]):
         if key.endswith("NOTES.txt"):
             continue
-        path = _template_path(chart_dir, project_dir, chart, key)
-        rendered.extend((path, obj) for obj in parse_documents(answer["manifests"][key], path))
+        path = _template_path(chart_dir, project_dir, chart, key, built)
+        rendered.extend((path, obj) for obj in parse_documents(answer["manifests"][key], path, bounds))
     return rendered
 
 
 def _chart_name(chart_dir: Path) -> str:
     """`name` from Chart.yaml, read without the engine, for naming a template in an error."""
-    try:
-        metadata = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return chart_dir.name
-    name = metadata.get("name") if isinstance(metadata, dict) else None
+    name = _metadata(chart_dir).get("name")
     return str(name) if name else chart_dir.name

@@ -14,7 +14,15 @@ from typing import Any
 
 import yaml
 
-from offline.render_common import RenderError, parse_documents, relative, run_bounded
+from offline.kustomize_refs import remote_references
+from offline.render_common import (
+    CannotJudge,
+    RenderBounds,
+    RenderError,
+    parse_documents,
+    relative,
+    run_bounded,
+)
 
 KUSTOMIZE_TIMEOUT_SECONDS = 60.0
 """Upper bound on one `kubectl kustomize` run."""
@@ -212,16 +220,27 @@ def render_kustomize(
     project_dir: Path,
     timeout: float = KUSTOMIZE_TIMEOUT_SECONDS,
     source_key: str = "the app's source",
+    allow_remote: bool = False,
+    bounds: RenderBounds | None = None,
 ) -> list[tuple[str | None, dict[str, Any]]]:
     """(source file, object) for everything the overlay renders with the Application's kustomize options.
 
     `source_key` names the app's `source` config key (`gitops-deploy:apps[1] (storefront).source`) in
-    the one-line error for a workload or image name the overlay does not have.
+    the one-line error for a workload or image name the overlay does not have. An overlay that refers
+    to a remote base or resource is CannotJudge unless `allow_remote`: kustomize then fetches it.
     """
     kubectl = kubectl_path()
+    bounds = bounds or RenderBounds()
     with tempfile.TemporaryDirectory(prefix="gitops-render-") as tmp:
         workdir = Path(tmp)
         doc = kustomization(overlay.resolve(), workdir, options)
+        extra = {k: v for k, v in doc.items() if k != "resources"}
+        remote = remote_references(overlay, project_dir, extra)
+        if remote and not allow_remote:
+            raise CannotJudge(
+                f"can't judge yet: the overlay refers to remote {', '.join(remote)}, which the offline "
+                "check does not fetch (--allow-remote fetches it, unpinned)"
+            )
         (workdir / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
         done = _build(kubectl, workdir, timeout)
         if done.returncode != 0:
@@ -235,9 +254,10 @@ def render_kustomize(
                 raise _no_workload(missing.group(1), _workloads(objects), source_key)
             message = done.stderr.strip().replace(str(workdir), "<temporary kustomization>")
             raise RenderError(message or f"kubectl kustomize exited {done.returncode}")
+        bounds.start_reading()
         rendered = [
             (_origin(obj, workdir, project_dir), obj)
-            for obj in parse_documents(done.stdout, relative(overlay, project_dir))
+            for obj in parse_documents(done.stdout, relative(overlay, project_dir), bounds)
         ]
     _check_replicas(rendered, doc.get("replicas", []), source_key)
     _check_images(rendered, doc.get("images", []), source_key)

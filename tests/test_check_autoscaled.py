@@ -9,7 +9,7 @@ import pytest
 
 from offline.check import run_check
 from offline.report import CheckReport
-from tests.support.project import base_config, empty_policy_config, make_project
+from tests.support.project import APP, base_config, empty_policy_config, make_project
 from tests.support.projects import CHART_FILES, deployment_template, write_chart
 
 # The Deployment leaves `spec.replicas` out when an HPA scales it, and (unlike the values contract)
@@ -51,7 +51,11 @@ def _project(root: Path) -> Path:
 
 def _check(project: Path) -> CheckReport:
     return run_check(
-        "hpa", project_dir=project, config=base_config(), config_file=empty_policy_config(project)
+        "hpa",
+        project_dir=project,
+        config=base_config(),
+        config_file=empty_policy_config(project),
+        repo_url=APP["source"]["repoURL"],  # this project is the repository the app reads
     )
 
 

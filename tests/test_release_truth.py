@@ -383,7 +383,8 @@ def test_offline_check_accepts_both_shapes(refresh: bool, tmp_path: Path) -> Non
     apps = [copy.deepcopy(seq.app) for seq in SEQUENCES if seq.case == "good-release"]
     for app in apps:  # the overlay scales the workload named web; the chart takes any name
         app["name"] = "web" if app["source"]["type"] == "kustomize" else "api"
-    settings = {"retryRefresh": refresh}
+    # This checkout is the repository the apps read: the check renders only that one.
+    settings = {"retryRefresh": refresh, "repoURL": apps[0]["source"]["repoURL"]}
     policy = write_policy_config(tmp_path / "policy.json")
     report = run_check("truth", config=stack_config(*apps, argocd_settings=settings), config_file=policy)
     assert [d for d in report.diagnostics if d.policy == "argocd-sync-retry"] == []

@@ -22,16 +22,20 @@ from offline.render import (
 )
 from offline.render_common import RenderError
 from offline.render_kustomize import _check_replicas, kubectl_path, parse_image
+from offline.render_source import Repository, normalize_repo_url
 from offline.simulate import UNKNOWN, simulate
 from offline.stack_files import read_stack_config
 from tests.support.applications import APPLICATION_CHAIN, application, built_digest, stack_applications
 from tests.support.example_project import OVERLAY, STACKS, overlay_app
+from tests.support.projects import REPO_URL
 
 pytestmark = pytest.mark.render
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 CHART = "examples/app/chart"
+HERE = Repository(normalize_repo_url(REPO_URL), "--repo-url")
+"""This repository as the example stacks name it."""
 
 
 def _apps(stack: str, project_dir: Path) -> dict[str, dict[str, Any]]:
@@ -52,7 +56,7 @@ def _render_one(
 ) -> RenderResult:
     """Render one app of a stack, from `project_dir`, optionally with a hand-made `spec.source`."""
     resource = application(stack, _settings(stack, project_dir), _apps(stack, project_dir)[app], source)
-    [result] = render_all([resource], project_dir, stack)
+    [result] = render_all([resource], project_dir, stack, repository=HERE)
     return result
 
 
@@ -92,7 +96,7 @@ def _object_name(app: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_shipped_stacks_render_every_application(project: Path, stack: str) -> None:
-    results = render_all(stack_applications(stack, project), project, stack)
+    results = render_all(stack_applications(stack, project), project, stack, repository=HERE)
     assert {r.application for r in results} == set(_apps(stack, project))
     for result in results:
         assert result.status == "rendered", result.reason
@@ -104,7 +108,7 @@ def test_the_stacks_use_both_the_chart_and_the_overlay(project: Path) -> None:
     used = {
         (r.engine, r.path)
         for stack in STACKS
-        for r in render_all(stack_applications(stack, project), project, stack)
+        for r in render_all(stack_applications(stack, project), project, stack, repository=HERE)
     }
     assert used == {("helm", CHART), ("kustomize", OVERLAY)}
 
@@ -112,7 +116,7 @@ def test_the_stacks_use_both_the_chart_and_the_overlay(project: Path) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_workloads_run_the_built_digest_with_the_stacks_replicas(project: Path, stack: str) -> None:
     apps = _apps(stack, project)
-    for result in render_all(stack_applications(stack, project), project, stack):
+    for result in render_all(stack_applications(stack, project), project, stack, repository=HERE):
         app = apps[result.application]
         deployment = _only(result, DEPLOYMENT)
         assert deployment.name == _object_name(app)
@@ -124,7 +128,7 @@ def test_workloads_run_the_built_digest_with_the_stacks_replicas(project: Path, 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_pods_pull_with_the_apps_secret_and_run_as_non_root(project: Path, stack: str) -> None:
-    for result in render_all(stack_applications(stack, project), project, stack):
+    for result in render_all(stack_applications(stack, project), project, stack, repository=HERE):
         pod = _only(result, DEPLOYMENT).manifest["spec"]["template"]["spec"]
         assert pod["imagePullSecrets"] == [{"name": f"{result.application}-registry"}]
         assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001}
@@ -132,7 +136,7 @@ def test_pods_pull_with_the_apps_secret_and_run_as_non_root(project: Path, stack
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_probes_hit_healthz_on_the_apps_port_and_resources_are_bounded(project: Path, stack: str) -> None:
-    for result in render_all(stack_applications(stack, project), project, stack):
+    for result in render_all(stack_applications(stack, project), project, stack, repository=HERE):
         container = _container(_only(result, DEPLOYMENT))
         assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
         for probe in ("readinessProbe", "livenessProbe"):
@@ -143,7 +147,7 @@ def test_probes_hit_healthz_on_the_apps_port_and_resources_are_bounded(project: 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_service_selects_the_pods(project: Path, stack: str) -> None:
-    for result in render_all(stack_applications(stack, project), project, stack):
+    for result in render_all(stack_applications(stack, project), project, stack, repository=HERE):
         deployment, service = _only(result, DEPLOYMENT), _only(result, SERVICE)
         selector = service.manifest["spec"]["selector"]
         pod_labels = deployment.manifest["spec"]["template"]["metadata"]["labels"]
@@ -153,7 +157,7 @@ def test_service_selects_the_pods(project: Path, stack: str) -> None:
 
 
 def test_objects_are_typed_and_parented_on_their_application(project: Path) -> None:
-    [web, api] = render_all(stack_applications("staging", project), project, "staging")
+    [web, api] = render_all(stack_applications("staging", project), project, "staging", repository=HERE)
     assert web.engine == "kustomize" and api.engine == "helm"
     chain = f"urn:pulumi:staging::gitops-deploy::{APPLICATION_CHAIN}"
     assert web.application_urn == f"{chain}::web-argocd-application"
@@ -179,7 +183,7 @@ def test_only_applications_are_rendered(project: Path) -> None:
     resources = stack_applications("dev", project)
     other = application("dev", _settings("dev", project), _apps("dev", project)["web"])
     other = dataclasses.replace(other, type="kubernetes:core/v1:Secret")
-    assert [r.application for r in render_all([*resources, other], project, "dev")] == list(
+    assert [r.application for r in render_all([*resources, other], project, "dev", repository=HERE)] == list(
         _apps("dev", project)
     )
     assert resources[0].type == APPLICATION_TYPE
@@ -190,7 +194,7 @@ def test_program_applications_render(project: Path) -> None:
     config = read_stack_config("staging", project)
     config.pop("gitops-deploy:promote", None)  # built here: a promoting stack's digests come from upstream
     sim = simulate("staging", project_dir=project, config=config)
-    results = render_all(sim.resources, project, "staging")
+    results = render_all(sim.resources, project, "staging", repository=HERE)
     assert [r.status for r in results] == ["rendered", "rendered"], [r.reason for r in results]
     digests = {r.application: _container(_only(r, DEPLOYMENT))["image"] for r in results}
     exports = sim.exports["apps"]
@@ -202,7 +206,7 @@ def test_program_applications_render(project: Path) -> None:
 
 def _helm_source(values: dict[str, Any], **helm: Any) -> dict[str, Any]:
     return {
-        "repoURL": "https://example.invalid/x.git",
+        "repoURL": REPO_URL,
         "path": CHART,
         "helm": {"valuesObject": values, **helm},
     }
@@ -263,7 +267,7 @@ def test_an_unsupported_helm_option_is_an_error_not_ignored(project: Path) -> No
 
 def test_a_hung_render_is_bounded(project: Path) -> None:
     resource = stack_applications("dev", project)[0]
-    [result] = render_all([resource], project, "dev", timeout=0.001)
+    [result] = render_all([resource], project, "dev", timeout=0.001, repository=HERE)
     assert result.status == "error"
     assert "did not finish within 0.001s" in result.reason
 
@@ -391,7 +395,7 @@ def test_kubectl_comes_from_next_to_the_interpreter() -> None:
 
 
 def test_render_results_are_frozen(project: Path) -> None:
-    result = render_all(stack_applications("dev", project), project, "dev")[0]
+    result = render_all(stack_applications("dev", project), project, "dev", repository=HERE)[0]
     with pytest.raises(AttributeError):
         result.status = "error"  # type: ignore[misc]
 
@@ -428,7 +432,7 @@ def test_replicas_check_reads_malformed_objects_without_crashing() -> None:
 def test_two_apps_from_the_overlay_keep_their_names_selectors_and_secrets(project: Path) -> None:
     settings: dict[str, Any] = {"argocd": {}, "cluster": {}}
     apps = [application("staging", settings, overlay_app(n, "shop")) for n in ("web", "cart")]
-    results = {r.application: r for r in render_all(apps, project, "staging")}
+    results = {r.application: r for r in render_all(apps, project, "staging", repository=HERE)}
     selectors = set()
     for name in ("web", "cart"):
         result = results[name]
@@ -451,7 +455,7 @@ def test_the_render_equals_argo_cds_own_build_of_the_overlay(project: Path, tmp_
     label`, and the patches appended to the file); the offline render wraps the overlay instead."""
     app = overlay_app("storefront", "shop")
     resource = application("staging", {"argocd": {}, "cluster": {}}, app)
-    [ours] = render_all([resource], project, "staging")
+    [ours] = render_all([resource], project, "staging", repository=HERE)
     options = resource.inputs["spec"]["source"]["kustomize"]
     copy = tmp_path / "overlay"
     copy.mkdir()

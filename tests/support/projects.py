@@ -102,7 +102,7 @@ def stack_config(apps: Sequence[Mapping[str, Any]], *, on_preview: bool = True) 
     """A stack's config (`gitops-deploy:*` keys) holding `apps`."""
     return {
         "gitops-deploy:registry": {"server": REGISTRY, "username": "ci"},
-        "gitops-deploy:argocd": {"namespace": "argocd", "project": "default"},
+        "gitops-deploy:argocd": {"namespace": "argocd", "project": "default", "repoURL": REPO_URL},
         "gitops-deploy:build": {"onPreview": on_preview},
         "gitops-deploy:apps": [dict(a) for a in apps],
     }

@@ -1,0 +1,628 @@
+"""Hostile charts and overlays: nothing from outside the repository, no other repository, no network, and
+every render bounded. Each case is a project of the test's own with the tiny chart or a small overlay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components.config import parse_config
+from components.config_reader import ConfigError
+from offline import render_common
+from offline.check import main as check_main
+from offline.check import run_check
+from offline.kustomize_refs import is_remote
+from offline.render import RenderResult, render_all
+from offline.render_common import (
+    MAX_BYTES_PER_APPLICATION,
+    MAX_OBJECTS_PER_APPLICATION,
+    RenderError,
+    run_bounded,
+)
+from offline.render_source import Repository, normalize_repo_url, this_repository
+from offline.report import FORMATS
+from offline.stack_files import PROJECT_DIR
+from tests.support.applications import application
+from tests.support.processes import LocalHTTPServer, QuietHandler
+from tests.support.project import base_config
+from tests.support.project import make_project as make_config_project
+from tests.support.projects import (
+    REPO_URL,
+    app,
+    make_project,
+    stack_config,
+    write_chart,
+    write_policy_config,
+    write_stack,
+)
+
+pytestmark = pytest.mark.render
+
+SECRET = "TOKEN-outside-the-repository-5f1e"
+"""Content of a file outside the repository: it must never reach a render result or a report."""
+HERE = Repository(normalize_repo_url(REPO_URL), "--repo-url")
+SETTINGS: dict[str, Any] = {"argocd": {}, "cluster": {}}
+LEAK_TEMPLATE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: leak
+data:
+  leak: {{ .Files.Get "files/leak" | quote }}
+"""
+"""A template that quotes a chart file into a rendered object (and so into a schema error)."""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = make_project(tmp_path / "repo")
+    (root / "app").mkdir()
+    (root / "app" / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    (tmp_path / "outside.txt").write_text(SECRET)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_text(SECRET)
+    return root
+
+
+def _render(project: Path, config: dict[str, Any] | None = None, **kwargs: Any) -> RenderResult:
+    resource = application("dev", SETTINGS, config or app("web", "app"))
+    [result] = render_all([resource], project, "dev", **{"repository": HERE, **kwargs})
+    assert SECRET not in repr(result), "a file from outside the repository reached the render result"
+    return result
+
+
+def _link(project: Path, path: str, target: str) -> None:
+    link = project / path
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+
+
+# --- out-of-bounds symlinks -------------------------------------------------------------------------
+
+
+SYMLINK_CASES: dict[str, list[tuple[str, str]]] = {
+    "absolute-file": [("chart/files/leak", "{outside}/outside.txt")],
+    "relative-file": [("chart/files/leak", "../../../outside.txt")],
+    "absolute-dir": [("chart/files", "{outside}/outside")],
+    "chain-through-the-repository": [
+        ("shared/leak", "../../outside.txt"),
+        ("chart/files/leak", "../../shared/leak"),
+    ],
+    "in-bounds-dir-holding-a-link-out": [
+        ("shared/files/leak", "../../../outside.txt"),
+        ("chart/files", "../shared/files"),
+    ],
+    "absolute-link-inside-the-repository": [("chart/files/leak", "{repo}/shared/inside.txt")],
+}
+"""(link, target) pairs; `{outside}` is the folder holding the repository, `{repo}` the repository."""
+
+
+@pytest.mark.parametrize("case", sorted(SYMLINK_CASES))
+def test_a_chart_symlink_out_of_bounds_is_refused_as_argo_cd_does(project: Path, case: str) -> None:
+    write_chart(project, files={"templates/leak.yaml": LEAK_TEMPLATE})
+    (project / "shared").mkdir()
+    (project / "shared" / "inside.txt").write_text("inside")
+    for link, target in SYMLINK_CASES[case]:
+        _link(project, link, target.format(outside=project.parent, repo=project))
+    result = _render(project)
+    assert result.status == "error", result
+    link = "shared/files/leak" if case == "in-bounds-dir-holding-a-link-out" else "chart/files"
+    assert f"chart contains an out-of-bounds symlink: {link}" in result.reason, result.reason
+    assert "outside.txt" not in result.reason and str(project.parent) not in result.reason
+
+
+def test_a_symlink_that_stays_in_the_repository_renders(project: Path) -> None:
+    (project / "shared").mkdir()
+    (project / "shared" / "note.txt").write_text("in the repository")
+    write_chart(project, files={"templates/leak.yaml": LEAK_TEMPLATE})
+    _link(project, "chart/files/leak", "../../shared/note.txt")
+    result = _render(project)
+    assert result.status == "rendered", result.reason
+    [leak] = [o for o in result.objects if o.name == "leak"]
+    assert leak.manifest["data"] == {"leak": "in the repository"}
+
+
+OVERLAY = {
+    "kustomization.yaml": "resources: [deployment.yaml]\n",
+    "deployment.yaml": textwrap.dedent(
+        """\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: app}
+        spec:
+          replicas: 3
+          selector: {matchLabels: {app: app}}
+          template:
+            metadata: {labels: {app: app}}
+            spec:
+              containers: [{name: app, image: app}]
+        """
+    ),
+}
+
+
+def _overlay(project: Path, files: dict[str, str] | None = None, path: str = "overlay") -> dict[str, Any]:
+    """An overlay at `project/path` and an app deploying it."""
+    for name, text in {**OVERLAY, **(files or {})}.items():
+        (project / path / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / path / name).write_text(text)
+    config = app("web", "app")
+    config["source"] = {
+        "repoURL": REPO_URL,
+        "targetRevision": "main",
+        "path": path,
+        "type": "kustomize",
+        "imageName": "app",
+        "workload": "app",
+    }
+    return config
+
+
+@pytest.mark.parametrize(
+    ("files", "link", "shown"),
+    [
+        ({"kustomization.yaml": "resources: [deployment.yaml, leak.yaml]\n"}, "overlay/leak.yaml", "overlay"),
+        ({"kustomization.yaml": "resources: [deployment.yaml, ../base]\n"}, "base/leak.yaml", "base"),
+    ],
+    ids=["in-the-overlay", "in-a-base"],
+)
+def test_an_overlay_symlink_out_of_bounds_is_refused(
+    project: Path, files: dict[str, str], link: str, shown: str
+) -> None:
+    (project / "base").mkdir()
+    (project / "base" / "kustomization.yaml").write_text("resources: [leak.yaml]\n")
+    config = _overlay(project, files)
+    _link(project, link, "../../outside/secret.txt")
+    result = _render(project, config)
+    assert result.status == "error"
+    assert f"{shown} contains an out-of-bounds symlink: {link}" in result.reason, result.reason
+
+
+def test_an_overlay_reading_a_folder_outside_the_repository_is_refused(project: Path) -> None:
+    (project.parent / "outside" / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
+    (project.parent / "outside" / "cm.yaml").write_text(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: leak}}\ndata: {{x: {SECRET}}}\n"
+    )
+    config = _overlay(project, {"kustomization.yaml": "resources: [deployment.yaml, ../../outside]\n"})
+    result = _render(project, config)
+    assert result.status == "error"
+    assert "resources entry '../../outside' is outside the repository" in result.reason, result.reason
+
+
+def test_the_leak_never_reaches_a_report(project: Path, tmp_path: Path) -> None:
+    """The issue's case: the leaked text would fail the schema and be quoted into every format."""
+    write_chart(project, files={"templates/leak.yaml": LEAK_TEMPLATE.replace("data:", "spec:")})
+    _link(project, "chart/files/leak", str(project.parent / "outside.txt"))
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
+    assert report.exit_code == 1
+    for fmt in FORMATS:
+        text = report.format(fmt)
+        assert SECRET not in text and "out-of-bounds symlink" in text, text
+
+
+# --- Helm dependencies -------------------------------------------------------------------------------
+
+
+SUBCHART = {
+    "Chart.yaml": "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+    "values.yaml": "image: {repository: x, digest: ''}\nimagePullSecrets: []\n",
+    "templates/deployment.yaml": """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: "{{ .Release.Name }}-sub"}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: sub}}
+  template:
+    metadata: {labels: {app: sub}}
+    spec:
+      containers: [{name: sub, image: "{{ .Values.image.repository }}"}]
+""",
+}
+
+
+def _with_dependency(project: Path, repository: str | None, *, vendored: bool = False) -> None:
+    dependency = {"name": "sub", "version": "0.1.0"}
+    if repository is not None:
+        dependency["repository"] = repository
+    chart_yaml = "apiVersion: v2\nname: tiny\nversion: 0.1.0\n" + yaml.safe_dump(
+        {"dependencies": [dependency]}
+    )
+    write_chart(project, files={"Chart.yaml": chart_yaml})
+    write_chart(project, "charts/sub" if not vendored else "chart/charts/sub", files=SUBCHART)
+
+
+def _sub(result: RenderResult) -> Any:
+    [sub] = [o for o in result.objects if o.name == "web-sub"]
+    return sub
+
+
+@pytest.mark.parametrize(
+    ("repository", "vendored", "template"),
+    [
+        ("file://../charts/sub", False, "charts/sub/templates/deployment.yaml"),
+        (None, True, "chart/charts/sub/templates/deployment.yaml"),
+        ("https://charts.example.com", True, "chart/charts/sub/templates/deployment.yaml"),
+    ],
+    ids=["file", "vendored", "vendored-remote"],
+)
+def test_a_subchart_renders_as_argo_cd_renders_it(
+    project: Path, repository: str | None, vendored: bool, template: str
+) -> None:
+    _with_dependency(project, repository, vendored=vendored)
+    result = _render(project)
+    assert result.status == "rendered", result.reason
+    assert _sub(result).manifest["spec"]["replicas"] == 1
+    assert _sub(result).template == template
+    assert not list((project / "chart").glob("charts/*.tgz")), "the repository's chart was written to"
+
+
+def test_a_subchart_with_one_replica_fails_the_check(project: Path, tmp_path: Path) -> None:
+    _with_dependency(project, "file://../charts/sub")
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    config = write_policy_config(tmp_path / "p.json", min_replicas=3)
+    report = run_check("dev", project_dir=project, config_file=config)
+    assert report.exit_code == 1, report.format()
+    failed = {d.urn.rsplit("::", 1)[-1] for d in report.mandatory if d.policy.startswith("minimum-replicas")}
+    assert "web-sub" in failed, report.format()
+
+
+@pytest.mark.parametrize(
+    "repository", ["https://charts.example.com", "oci://registry.example.com/charts", "@stable", "alias:x"]
+)
+def test_a_remote_dependency_is_cant_judge_yet_with_the_reason(project: Path, repository: str) -> None:
+    _with_dependency(project, repository)
+    result = _render(project)
+    assert (result.status, result.objects) == ("not-rendered", ())
+    assert result.reason == (
+        f"can't judge yet: dependency 'sub' ({repository}) is not vendored in charts/ and the offline "
+        "check fetches nothing"
+    )
+
+
+@pytest.mark.parametrize(
+    ("repository", "expected"),
+    [
+        ("file://../../outside", "dependency 'sub' (file://../../outside) is outside the repository"),
+        (
+            "file://../nothing",
+            "dependency 'sub' (file://../nothing) is not a chart folder of this repository",
+        ),
+        (None, "dependency 'sub' has no repository and is not in charts/"),
+    ],
+)
+def test_a_dependency_that_cannot_be_built_is_an_error(project: Path, repository: str, expected: str) -> None:
+    _with_dependency(project, repository)
+    (project.parent / "outside" / "Chart.yaml").write_text("apiVersion: v2\nname: sub\nversion: 0.1.0\n")
+    result = _render(project)
+    assert result.status == "error" and expected in result.reason, result.reason
+
+
+def test_a_file_dependency_with_a_symlink_out_is_refused(project: Path) -> None:
+    _with_dependency(project, "file://../charts/sub")
+    _link(project, "charts/sub/files/leak", "../../../../outside.txt")
+    result = _render(project)
+    assert result.status == "error"
+    assert "charts/sub contains an out-of-bounds symlink: charts/sub/files/leak" in result.reason
+
+
+# --- this repository only ----------------------------------------------------------------------------
+
+
+def test_an_app_from_another_repository_is_cant_judge_yet_naming_it(project: Path) -> None:
+    write_chart(project)
+    config = app("web", "app")
+    config["source"]["repoURL"] = "https://user:SECRET-TOKEN@github.com/Other-Org/charts.git"
+    result = _render(project, config)
+    assert (result.status, result.objects) == ("not-rendered", ())
+    assert result.reason == (
+        "can't judge yet: the source is another repository, github.com/other-org/charts; only this "
+        "repository, github.com/example-org/gitops-deploy (--repo-url), is rendered"
+    )
+
+
+def test_without_a_known_repository_nothing_is_rendered(project: Path) -> None:
+    write_chart(project)
+    [result] = render_all([application("dev", SETTINGS, app("web", "app"))], project, "dev")
+    assert result.status == "not-rendered"
+    assert "set gitops-deploy:argocd.repoURL or pass --repo-url" in result.reason
+
+
+def _git(project: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True, timeout=30)
+
+
+def test_the_checkouts_origin_names_this_repository_in_any_form(project: Path) -> None:
+    _git(project, "init", "-q")
+    _git(project, "remote", "add", "origin", "git@GitHub.com:example-org/gitops-deploy.git")
+    assert this_repository(project) == Repository("github.com/example-org/gitops-deploy", "git remote origin")
+    values = {"gitops-deploy:argocd": {"repoURL": "https://git.example.com/mirror.git"}}
+    assert this_repository(project, values).url == "git.example.com/mirror"
+    assert this_repository(project, values, "ssh://git@h.example.com:22/x/").url == "h.example.com/x"
+
+
+def test_the_check_renders_an_app_of_the_origin_and_refuses_the_others(project: Path, tmp_path: Path) -> None:
+    write_chart(project)
+    _git(project, "init", "-q")
+    _git(project, "remote", "add", "origin", "https://github.com/example-org/gitops-deploy")
+    other = app("api", "app")
+    other["source"]["repoURL"] = "https://github.com/example-org/other.git"
+    config = stack_config([app("web", "app"), other])
+    del config["gitops-deploy:argocd"]["repoURL"]
+    write_stack(project, "dev", config)
+    report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
+    status = {r.application: r.status for r in report.renders}
+    assert status == {"web": "rendered", "api": "not-rendered"}, report.format()
+    [api] = [r for r in report.renders if r.application == "api"]
+    assert api.reason.startswith(
+        "can't judge yet: the source is another repository, github.com/example-org/other;"
+    )
+    assert "api: not rendered: can't judge yet" in report.format()
+
+
+SAME = [
+    "https://github.com/example-org/gitops-deploy.git",
+    "https://github.com/example-org/gitops-deploy",
+    "https://GitHub.com/example-org/gitops-deploy/",
+    "http://github.com:80/example-org/gitops-deploy.git",
+    "https://ci:token@github.com/example-org/gitops-deploy.git",
+    "ssh://git@github.com/example-org/gitops-deploy.git",
+    "git@github.com:example-org/gitops-deploy.git",
+    "github.com:example-org/gitops-deploy",
+]
+
+
+@pytest.mark.parametrize("url", SAME)
+def test_the_forms_of_one_repository_are_the_same_repository(url: str) -> None:
+    assert HERE.holds(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/example-org/gitops-deploy-fork.git",
+        "https://gitlab.com/example-org/gitops-deploy.git",
+        "https://github.com/example-org/gitops-deploy.git/sub",
+        "https://github.com:8443/example-org/gitops-deploy.git",
+        "file:///srv/gitops-deploy.git",
+        "",
+        "not a url",
+    ],
+)
+def test_other_repositories_are_not_this_one(url: str) -> None:
+    assert not HERE.holds(url)
+
+
+_SEGMENT = st.text("abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
+
+
+@given(host=_SEGMENT, org=_SEGMENT, repo=_SEGMENT, user=_SEGMENT)
+def test_normalizing_ignores_transport_user_case_and_git_suffix(
+    host: str, org: str, repo: str, user: str
+) -> None:
+    host = f"{host}.example"
+    forms = {
+        f"https://{host}/{org}/{repo}.git",
+        f"https://{user}:{user}@{host.upper()}/{org}/{repo}/",
+        f"ssh://{user}@{host}/{org}/{repo}",
+        f"{user}@{host}:{org}/{repo}.git",
+    }
+    normalized = {normalize_repo_url(f) for f in forms}
+    assert normalized == {f"{host}/{org}/{repo}".lower()}
+    assert all(user not in n.split("/", 1)[0] or user in host for n in normalized if n)
+
+
+# --- bounds --------------------------------------------------------------------------------------------
+
+
+def _many(count: int, pad: int = 0) -> str:
+    return (
+        f"{{{{- range $i := until {count} }}}}\n---\napiVersion: v1\nkind: ConfigMap\n"
+        f"metadata: {{name: cm-{{{{ $i }}}}}}\ndata: {{x: {'y' * max(pad, 1)}}}\n{{{{- end }}}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("count", "pad", "bound"),
+    [
+        (100_000, 400, f"over {MAX_BYTES_PER_APPLICATION} bytes, the bound per Application"),
+        (MAX_OBJECTS_PER_APPLICATION * 5, 0, f"more than {MAX_OBJECTS_PER_APPLICATION} objects"),
+    ],
+    ids=["bytes", "objects"],
+)
+def test_a_chart_past_a_bound_fails_quickly_naming_it(
+    project: Path, count: int, pad: int, bound: str
+) -> None:
+    write_chart(project, files={"templates/many.yaml": _many(count, pad)})
+    start = time.monotonic()
+    result = _render(project)
+    assert time.monotonic() - start < 30
+    assert result.status == "error"
+    assert result.reason.startswith("Application 'web': helm render of chart failed: renders ")
+    assert bound in result.reason and "\n" not in result.reason
+
+
+def test_an_overlay_past_the_object_bound_fails(project: Path) -> None:
+    many = "".join(
+        f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n"
+        for i in range(MAX_OBJECTS_PER_APPLICATION + 1)
+    )
+    config = _overlay(
+        project, {"kustomization.yaml": "resources: [deployment.yaml, many.yaml]\n", "many.yaml": many}
+    )
+    result = _render(project, config)
+    assert result.status == "error"
+    assert f"renders more than {MAX_OBJECTS_PER_APPLICATION} objects" in result.reason, result.reason
+
+
+def test_reading_the_render_is_bounded_in_time(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_chart(project)
+    monkeypatch.setattr(render_common, "MAX_SECONDS_AFTER_RENDER", -1.0)
+    result = _render(project)
+    assert result.status == "error"
+    assert "reading the rendered objects took over -1s, the bound per Application" in result.reason
+
+
+def test_an_engine_writing_past_the_byte_bound_is_stopped(tmp_path: Path) -> None:
+    endless = "import sys\nwhile True: sys.stdout.write('x' * 65536)"
+    start = time.monotonic()
+    with pytest.raises(RenderError, match=f"over {MAX_BYTES_PER_APPLICATION} bytes"):
+        run_bounded([sys.executable, "-c", endless], timeout=30, what="writer")
+    assert time.monotonic() - start < 20
+
+
+# --- no network --------------------------------------------------------------------------------------
+
+
+class _Recorder(QuietHandler):
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).requests.append(self.path)
+        body = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: remote}\n"
+        self.reply(200, body, {"Content-Type": "text/plain"})
+
+
+@pytest.fixture
+def recorder() -> Any:
+    _Recorder.requests = []
+    with LocalHTTPServer(_Recorder) as server:
+        yield server
+
+
+def _remote_entries(server: str) -> list[str]:
+    return [f"http://{server}/cm.yaml", f"git::http://{server}/org/repo.git//base?ref=v1"]
+
+
+def test_a_remote_resource_is_cant_judge_yet_and_nothing_is_fetched(project: Path, recorder: Any) -> None:
+    remote = _remote_entries(recorder.server)
+    kustomization = yaml.safe_dump({"resources": ["deployment.yaml", *remote]})
+    result = _render(project, _overlay(project, {"kustomization.yaml": kustomization}))
+    assert (result.status, result.objects) == ("not-rendered", ())
+    assert result.reason == (
+        f"can't judge yet: the overlay refers to remote {', '.join(remote)}, which the offline check does "
+        "not fetch (--allow-remote fetches it, unpinned)"
+    )
+    assert _Recorder.requests == []
+
+
+def test_allow_remote_lets_kustomize_fetch(project: Path, recorder: Any) -> None:
+    """The other side of the test above: the server does see kustomize's request when it may fetch."""
+    kustomization = yaml.safe_dump({"resources": ["deployment.yaml", f"http://{recorder.server}/cm.yaml"]})
+    result = _render(project, _overlay(project, {"kustomization.yaml": kustomization}), allow_remote=True)
+    assert _Recorder.requests == ["/cm.yaml"]
+    assert result.status == "rendered", result.reason
+    assert {o.name for o in result.objects} == {"web-app", "web-remote"}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "github.com/org/repo//base?ref=v1",
+        "https://github.com/org/repo.git",
+        "git::https://example.com/org/repo.git",
+        "git@github.com:org/repo.git",
+        "example.com/org/repo/base",
+    ],
+)
+def test_remote_bases_in_a_local_base_are_found(project: Path, entry: str) -> None:
+    (project / "base").mkdir()
+    (project / "base" / "kustomization.yaml").write_text(yaml.safe_dump({"resources": [entry]}))
+    config = _overlay(project, {"kustomization.yaml": "resources: [deployment.yaml, ../base]\n"})
+    result = _render(project, config)
+    assert result.status == "not-rendered" and entry in result.reason, result.reason
+
+
+def test_a_missing_local_entry_is_an_error_never_handed_to_kustomize(project: Path) -> None:
+    config = _overlay(project, {"kustomization.yaml": "resources: [deployment.yaml, ../nowhere/base]\n"})
+    result = _render(project, config)
+    assert result.status == "error"
+    assert "resources entry '../nowhere/base' is not a file or folder of this repository" in result.reason
+
+
+@given(
+    st.sampled_from(["http://", "https://", "git::", "ssh://", "git@", "github.com/"]), st.text(max_size=30)
+)
+def test_every_url_form_is_remote(prefix: str, rest: str) -> None:
+    assert is_remote(prefix + rest)
+
+
+AUDIT = """
+import os, socket, sys
+def _hook(event, args):
+    if event == "socket.connect":
+        address = args[1]
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if host not in ("127.0.0.1", "::1", "localhost") and not str(host).startswith("/"):
+            with open(os.environ["CONNECT_LOG"], "a") as log:
+                log.write(f"{host}\\n")
+            raise OSError("non-loopback connection refused by the test")
+sys.addaudithook(_hook)
+"""
+
+
+def test_the_check_opens_no_socket_beyond_loopback(project: Path, tmp_path: Path, recorder: Any) -> None:
+    """The whole check in a process whose every Python connect is audited; kustomize (Go) is covered
+    by the loopback server, which sees no request."""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(AUDIT)
+    kustomization = yaml.safe_dump(
+        {"resources": ["deployment.yaml", *_remote_entries(recorder.server), "github.com/org/repo//x"]}
+    )
+    config = stack_config([_overlay(project, {"kustomization.yaml": kustomization})])
+    write_stack(project, "dev", config)
+    log = tmp_path / "connects.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{tmp_path / 'hook'}{os.pathsep}{PROJECT_DIR}",
+        "CONNECT_LOG": str(log),
+    }
+    probe = "import socket\ntry: socket.create_connection(('192.0.2.1', 9), timeout=1)\nexcept OSError: pass"
+    subprocess.run([sys.executable, "-c", probe], env=env, timeout=30, check=True)
+    assert log.read_text() == "192.0.2.1\n", "the audit hook does not see connections"
+    log.unlink()
+    policy = write_policy_config(tmp_path / "p.json")
+    argv = [sys.executable, "-m", "offline.check", "--stack", "dev", "--project-dir", str(project)]
+    done = subprocess.run(
+        [*argv, "--policy-config", str(policy), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not log.exists(), log.read_text()
+    assert _Recorder.requests == []
+    assert "can't judge yet: the overlay refers to remote" in done.stdout
+
+
+def test_the_repository_key_must_be_a_git_url_and_is_never_echoed(tmp_path: Path) -> None:
+    config = {"argocd": {"repoURL": "not a url TOKEN-x"}, **_raw(base_config())}
+    with pytest.raises(ConfigError) as raised:
+        parse_config(config, make_config_project(tmp_path))
+    assert raised.value.problems == [
+        "gitops-deploy:argocd.repoURL: got a value that is not a Git URL; expected this repository's "
+        "http(s)://, ssh:// or git@host:org/repo URL"
+    ]
+
+
+def test_a_bad_repo_url_option_is_a_clear_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    argv = ["--stack", "dev", "--project-dir", str(project), "--repo-url", "nope TOKEN-y"]
+    assert check_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)\n"
+
+
+def _raw(config: dict[str, Any]) -> dict[str, Any]:
+    return {k.removeprefix("gitops-deploy:"): v for k, v in config.items()}
