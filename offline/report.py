@@ -109,6 +109,12 @@ class CheckReport:
         return [r for r in self.renders if r.status == "error"]
 
     @property
+    def not_rendered(self) -> list[RenderStatus]:
+        """Applications whose objects were not rendered (another repository, a remote dependency...):
+        their objects are not judged, so each counts as "can't judge yet"."""
+        return [r for r in self.renders if r.status == "not-rendered"]
+
+    @property
     def build_errors(self) -> list[ImageRow]:
         """Apps whose image failed to build under --build."""
         return [i for i in self.images if i.status == "error"]
@@ -131,7 +137,7 @@ class CheckReport:
             "advisory": sum(1 for f in self.findings if not f.blocking),
             "renderErrors": len(self.render_errors),
             "buildErrors": len(self.build_errors),
-            "cantJudge": len(self.cant_judge),
+            "cantJudge": len(self.cant_judge) + len(self.not_rendered),
             "resources": self.resources,
             "renderedObjects": sum(len(r.objects) for r in self.renders),
         }
