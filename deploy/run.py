@@ -50,7 +50,7 @@ from deploy.decide import (
     rollback_problem,
 )
 from deploy.degraded import Degraded, DegradedWatch
-from deploy.process import Interrupted, Interrupts
+from deploy.process import Interrupted, Interrupts, health_step_bound
 from deploy.record import Outcome, build_record, render_markdown, render_text, write_record
 from deploy.runtime_config import RuntimeKey, runtime_config
 from deploy.targets import check_targets, registry_from_config, short
@@ -134,6 +134,7 @@ def _up(
 
     def on_event(event: EngineEvent) -> None:
         events.append(event)
+        interrupts.on_event(event)
         if watch is not None:
             watch.on_event(event)
 
@@ -174,8 +175,9 @@ def _config_value(config: Mapping[str, ConfigValue], key: str) -> str | None:
 
 def _content_tags(
     config: Mapping[str, ConfigValue], work_dir: Path
-) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Each built app's content tag and the config's allowed releases, parsed as the program parses them.
+) -> tuple[dict[str, str], tuple[str, ...], dict[str, float]]:
+    """Each built app's content tag, the config's allowed releases and each app's health-check worst case,
+    parsed as the program parses them.
 
     A config the program would reject gives nothing here: the `up` then reports the config error.
     """
@@ -191,7 +193,7 @@ def _content_tags(
     try:
         cfg = parse_config(raw, work_dir)
     except ConfigError:
-        return {}, ()
+        return {}, (), {}
     tags = {
         app.name: content_tag(
             app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args
@@ -199,7 +201,7 @@ def _content_tags(
         for app in cfg.apps
         if app.image.pin is None
     }
-    return tags, cfg.allow_failed_releases
+    return tags, cfg.allow_failed_releases, {app.name: app.health.budget_seconds for app in cfg.apps}
 
 
 def _record(outputs: Mapping[str, Any], out: TextIO) -> FailedReleaseRecord:
@@ -366,7 +368,8 @@ def _read_stack(stack: Stack, options: UpOptions, out: TextIO, interrupts: Inter
     for name, entry in entries.items():
         if entry.pin is not None:
             out.write(f"deploy: note: {name} is pinned to {entry.pin} in the stack config; not rebuilt\n")
-    tags, config_allowed = _content_tags(config, options.work_dir)
+    tags, config_allowed, worst_cases = _content_tags(config, options.work_dir)
+    interrupts.step_bound = health_step_bound(worst_cases)
     recorded = {r.ref for r in record.releases}
     for ref in options.allow_failed_releases:
         if ref not in recorded:
