@@ -203,10 +203,14 @@ class Interrupts:
     def _hold(self, name: str) -> None:
         """Keep a signal from a CLI outside its cancellation window, within HOLD_S (lock held)."""
         self._holding = True
-        where = "its engine starts" if self.window == "before" else "it exits"
+        until = (
+            "until the Pulumi CLI's update is under way"
+            if self.window == "before"
+            else "while the Pulumi CLI saves the finished update"
+        )
         self._say(
-            f"deploy: {name} received; holding it until the Pulumi CLI's update {where} (outside the engine "
-            "a signal kills the CLI and leaves the stack locked)\n"
+            f"deploy: {name} received; holding it {until} (outside the update a signal kills the CLI and "
+            "leaves the stack locked)\n"
         )
         self._later(HOLD_S, self._release, self._up)
 
@@ -292,6 +296,8 @@ class Interrupts:
         """Pass each signal received, and not dealt with yet, on to the command (lock held)."""
         process = self._up
         self._holding = False
+        if process is not None and self.window in ("before", "closed"):
+            self.terminated = True  # it dies of the signal where it stands: expect a lock
         while process is not None and self._forwarded < len(self.received):
             signum = self.received[self._forwarded]
             self._forwarded += 1

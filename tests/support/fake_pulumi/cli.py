@@ -286,10 +286,13 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
         time.sleep(float(script["before_window_s"]))
     first, start = _clock(fake, lines)
     signals.window_open = True
+    waited = 0
     for i, line in enumerate(lines):
         while pauses and pauses[0] == i:
+            # The n-th pause lasts until n signals came in all (one may come before the pause).
             pauses.pop(0)
-            signals.wait_for(len(signals.received) + 1)
+            waited += 1
+            signals.wait_for(waited)
             time.sleep(float(script.get("drain_s", 0)))
         if log is not None:
             log.send({**line, "sequence": i, "timestamp": start + int(line["timestamp"]) - first})
