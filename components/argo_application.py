@@ -79,6 +79,20 @@ def helm_source(
     }
 
 
+DELETE_TIMEOUT_SECONDS = 600
+"""How long removing an Application (an app taken out of the config, `pulumi destroy`) may wait.
+
+pulumi-kubernetes bounds a delete's wait by the resource's `customTimeouts.delete`, else by the
+`pulumi.com/timeoutSeconds` annotation, else by 10 minutes (v4.18.0 to v4.32.0: provider/pkg/await/
+await.go `Deletion`, provider/pkg/metadata/overrides.go `TimeoutDuration`; the engine sends the delete
+timeout kept in the state, pkg/resource/deploy/step.go `DeleteStep`). The annotation is the sync wait's
+75 s, too short for Argo CD's finalizer to prune the app's resources first: so the delete gets its own
+bound, the provider's default. A state written before this bound existed keeps the old one until the
+next `up` rewrites it; a removal that times out anyway leaves the Application deleting in the cluster,
+and running the same `up` (or `destroy`) again waits for it afresh.
+"""
+
+
 PULL_SECRET_KINDS = "Deployment|StatefulSet"
 """The kinds the pull-secret patch targets (a kustomize selector is an anchored regular expression)."""
 
@@ -235,7 +249,11 @@ class ArgoApplication(pulumi.ComponentResource):
                 "source": source,
                 "syncPolicy": sync_policy(args.retry_refresh),
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.depends_on),
+                custom_timeouts=pulumi.CustomTimeouts(delete=f"{DELETE_TIMEOUT_SECONDS}s"),
+            ),
         )
         self.application = application
         # The name is known from config, but taking it from the resource carries the dependency.

@@ -15,6 +15,27 @@ second (pulumi/pulumi pkg/backend/cancellation_scope.go). So the deploy:
 - keeps its main thread able to run signal handlers while it waits (`wait_awake`);
 - never signals the short `pulumi config` commands that restore the stack's config afterwards;
 - handles SIGTERM like SIGINT, so the cleanup in `finally` always runs.
+
+The cancellation window (pulumi/pulumi v3.259): "first cancels, second terminates" holds only while the
+engine runs. `pkg/backend/diy/backend.go` takes the stack's lock in `Update` before `apply` opens the
+cancellation scope (`op.Scopes.NewScope`, just before `engine.Update`), and closes the scope once the
+display has shown the last event, before it writes the snapshot and history and `Unlock`s. Outside the
+scope nothing handles SIGINT/SIGTERM (`signal.Notify` is called only in cancellation_scope.go), so Go's
+default action kills the CLI: a DIY backend keeps its lock file, Pulumi Cloud an update in progress.
+The engine's events bound the scope from the inside: every event of an update is emitted within it
+(`pkg/engine/update.go`), the summary event ends the update's work. So, for an `up` streaming its events:
+
+- a signal before the first event, or after the summary event, is held: passed on once the first event
+  arrives, or when a second signal comes, or after `HOLD_S`; when the CLI exits first, the deploy just
+  stops at its next step. (Between the summary event and the scope's close the CLI has nothing left to
+  cancel.)
+- the deploy's own cancel (`stop`) is sent only between the first event and the summary event;
+- the deploy's own escalation (after the grace period) waits while a provider step that ignores a
+  cancel is in flight and within its bounded worst case. Python dynamic providers answer `Cancel` with
+  nothing (sdk/python/lib/pulumi/dynamic/__main__.py, `Cancel`), and the engine, once cancelled, starts
+  no step but waits for the ones in flight; a HealthCheck probing another app goes on for up to its worst
+  case (components/health_settings.py `budget_seconds`). Terminating before that leaves it pending.
+A command without an event stream (the `refresh` before a rollback) gets signals as they come.
 """
 
 from __future__ import annotations
@@ -24,13 +45,18 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from pulumi.automation import PulumiCommand
 from pulumi.automation._cmd import CommandResult, OnOutput, _fixup_path
 from pulumi.automation.errors import create_command_error
+from pulumi.automation.events import EngineEvent, OpType
+
+from components.health_settings import MAX_BUDGET_SECONDS
+from deploy.timings import recognise
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CANCEL_GRACE_S = 30.0
@@ -43,6 +69,35 @@ WAKE_S = 0.1
 """While the main thread waits for the CLI, it wakes this often to run signal handlers (wait_awake)."""
 TRACKED = ("up", "refresh")
 """The commands signals are forwarded to: the ones that change the stack and can take minutes."""
+HOLD_S = 10.0
+"""Longest a signal is held while the CLI is outside its cancellation window (then it is passed on)."""
+STEP_MARGIN_S = 5.0
+"""Added to a provider step's worst case: the provider call's own start-up and reply."""
+WORKING_OPS = frozenset({OpType.CREATE, OpType.UPDATE, OpType.CREATE_REPLACEMENT})
+"""The steps in which a provider does its work (a HealthCheck probes), as opposed to deletes or reads."""
+UNKNOWN_STEP_BOUND_S = float(MAX_BUDGET_SECONDS)
+"""The worst case of a step whose own is not known: the longest check any stack may configure."""
+
+Window = Literal["unknown", "before", "open", "closed"]
+"""Where the tracked command stands, by its events: no events to tell, not yet started, running, done."""
+StepBound = Callable[[str], float | None]
+"""A resource's bounded worst case (s) when its provider ignores a cancel, by URN; None otherwise."""
+
+
+def _no_bound(_urn: str) -> float | None:
+    return None
+
+
+def health_step_bound(worst_cases: Mapping[str, float]) -> StepBound:
+    """Each app's HealthCheck (a Python dynamic provider) runs for up to its check's worst case."""
+
+    def bound(urn: str) -> float | None:
+        found = recognise(urn)
+        if found is None or found.phase != "health" or found.app is None:
+            return None
+        return worst_cases.get(found.app, UNKNOWN_STEP_BOUND_S)
+
+    return bound
 
 
 class Interrupted(Exception):
@@ -85,6 +140,14 @@ class Interrupts:
         self._to_cli = 0
         """How many signals the current command got: the first cancels, the next terminates."""
         self._timers: list[threading.Timer] = []
+        self.window: Window = "unknown"
+        """The current command's cancellation window, as its events show it."""
+        self.step_bound: StepBound = _no_bound
+        """Which provider steps outlast a cancel, and for how long (set from the stack's config)."""
+        self._steps: dict[str, float] = {}
+        """Provider steps in flight that ignore a cancel: URN -> when their worst case has passed."""
+        self._holding = False
+        self.clock: Callable[[], float] = time.monotonic
 
     @property
     def interrupted(self) -> bool:
@@ -131,24 +194,85 @@ class Interrupts:
                 # Left for `attach`, should a command start before the deploy checks again.
                 self._say(f"deploy: {name} received; stopping after the current step\n")
                 return
+            if self.window in ("before", "closed") and not self._holding:
+                self._hold(name)
+                return
             self._say(f"deploy: {name} received; passing it to the Pulumi CLI\n")
             self._forward()
 
-    def attach(self, process: subprocess.Popen[str]) -> None:
-        """Track the running command; a signal that came just before it started is passed on at once."""
+    def _hold(self, name: str) -> None:
+        """Keep a signal from a CLI outside its cancellation window, within HOLD_S (lock held)."""
+        self._holding = True
+        until = (
+            "until the Pulumi CLI's update is under way"
+            if self.window == "before"
+            else "while the Pulumi CLI saves the finished update"
+        )
+        self._say(
+            f"deploy: {name} received; holding it {until} (outside the update a signal kills the CLI and "
+            "leaves the stack locked)\n"
+        )
+        self._later(HOLD_S, self._release, self._up)
+
+    def _release(self, process: subprocess.Popen[str] | None) -> None:
+        with self._lock:
+            if process is self._up and self._holding:
+                self._say(
+                    f"deploy: the Pulumi CLI stayed outside its update for {HOLD_S:.0f} s; "
+                    "passing the signal on\n"
+                )
+                self._forward()
+
+    def attach(self, process: subprocess.Popen[str], *, streams_events: bool = False) -> None:
+        """Track the running command; a signal that came just before it started is passed on at once,
+        or, for a command whose events show its cancellation window, once that window opens."""
         with _signals_blocked(), self._lock:
             self._up = process
             self._to_cli = 0
             self.stopped_by_deploy = None
-            if self.received:
-                self._forward(pending=True)
+            self.window = "before" if streams_events else "unknown"
+            self._steps = {}
+            self._holding = False
+            if self._forwarded < len(self.received):
+                if self.window == "before":
+                    self._hold(signal.Signals(self.received[self._forwarded]).name)
+                else:
+                    self._forward(pending=True)
 
     def detach(self) -> None:
         """The command exited: nothing to forward to any more."""
         with _signals_blocked(), self._lock:
             self._up = None
             self._forwarded = len(self.received)
+            self.window = "unknown"
+            self._holding = False
         self._cancel_timers()
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Follow the running command's engine events (from the Automation API's event thread)."""
+        with self._lock:
+            if self._up is None:
+                return
+            if self.window == "before":
+                self.window = "open"
+                if self._holding:
+                    self._say("deploy: the Pulumi CLI's update has started; passing the signal on\n")
+                    self._forward()
+            if event.summary_event is not None or event.cancel_event is not None:
+                self.window = "closed"
+            self._follow_step(event)
+
+    def _follow_step(self, event: EngineEvent) -> None:
+        """Note a provider step that outlasts a cancel as it starts, and forget it as it ends (lock held)."""
+        pre = event.resource_pre_event
+        if pre is not None and pre.metadata.op in WORKING_OPS:
+            bound = self.step_bound(pre.metadata.urn)
+            if bound is not None:
+                self._steps[pre.metadata.urn] = self.clock() + bound + STEP_MARGIN_S
+            return
+        for done in (event.res_outputs_event, event.res_op_failed_event):
+            if done is not None:
+                self._steps.pop(done.metadata.urn, None)
 
     def stop(self, why: str) -> bool:
         """Cancel the running command as a first Ctrl-C would, for the deploy's own reason.
@@ -160,6 +284,9 @@ class Interrupts:
             process = self._up
             if process is None or self._to_cli or process.poll() is not None:
                 return False
+            if self.window in ("before", "closed"):
+                # Not started, or done: a signal would only kill the CLI, with the lock held.
+                return False
             self.stopped_by_deploy = why
             self._say(f"deploy: {why}; cancelling the update, as a first Ctrl-C would\n")
             self._signal(process, signal.SIGINT)
@@ -168,6 +295,9 @@ class Interrupts:
     def _forward(self, *, pending: bool = False) -> None:
         """Pass each signal received, and not dealt with yet, on to the command (lock held)."""
         process = self._up
+        self._holding = False
+        if process is not None and self.window in ("before", "closed"):
+            self.terminated = True  # it dies of the signal where it stands: expect a lock
         while process is not None and self._forwarded < len(self.received):
             signum = self.received[self._forwarded]
             self._forwarded += 1
@@ -188,6 +318,17 @@ class Interrupts:
 
     def _escalate(self, process: subprocess.Popen[str], signum: int) -> None:
         with self._lock:
+            now = self.clock()
+            waiting = {urn: end - now for urn, end in self._steps.items() if end > now}
+            if waiting and process is self._up and process.poll() is None:
+                wait = max(waiting.values())
+                names = ", ".join(sorted(urn.split("::")[-1] for urn in waiting))
+                self._say(
+                    f"deploy: {names} still within its worst case (its provider ignores a cancel); "
+                    f"telling the Pulumi CLI to stop in {wait:.0f} s at the latest\n"
+                )
+                self._later(wait, self._escalate, process, signum)
+                return
             self._terminate(process, signum)
 
     def _terminate(self, process: subprocess.Popen[str], signum: int) -> None:
@@ -285,6 +426,7 @@ class DeployPulumiCommand(PulumiCommand):
         if os.path.isabs(self.command):
             env = _fixup_path(env, os.path.dirname(self.command))
         tracked = len(args) > 1 and args[0] == "--non-interactive" and args[1] in TRACKED
+        streams_events = "--event-log" in (args[: args.index("--")] if "--" in args else args)
         stdout_chunks: list[str] = []
         stderr_chunks: list[str] = []
 
@@ -311,7 +453,7 @@ class DeployPulumiCommand(PulumiCommand):
                 threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks)),
             ]
             if tracked:
-                self.interrupts.attach(process)
+                self.interrupts.attach(process, streams_events=streams_events)
             try:
                 for reader in readers:
                     reader.start()

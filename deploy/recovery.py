@@ -12,9 +12,24 @@ The CLI's own words (pulumi/pulumi v3.259):
   progress" there until `pulumi cancel` (pkg/cmd/pulumi/cancel/cancel.go).
 - Operations that were running when the CLI stopped are left pending in the state; the next update
   warns about them, and `pulumi refresh` clears them; run non-interactively, it leaves pending creates
-  in place unless given `--clear-pending-creates` (or `--import-pending-creates <urn> <id>`)
-  (pkg/resource/deploy/deployment_executor.go `printPendingOperationsWarning`,
-  pkg/cmd/pulumi/operations/refresh.go).
+  in place unless told what to do with them (pkg/resource/deploy/deployment_executor.go
+  `printPendingOperationsWarning`, pkg/cmd/pulumi/operations/refresh.go). `--import-pending-creates`
+  is a string array, one value per flag, URN then id ("the CREATE succeeded; provide a resource ID");
+  those are handled first, then `--clear-pending-creates` drops the remaining creates from the state.
+- A dropped create whose object did reach the cluster is created again by the next `up`. From
+  pulumi-kubernetes v4.29 that fails with AlreadyExists ("The resource already exists in the cluster",
+  provider/pkg/await/await.go `Creation`: a create is a plain POST unless the object is a Patch or
+  `upsertExistingObjects` is set), and the preview does not show it (provider/pkg/provider/provider.go
+  `Create` treats AlreadyExists in a server-side-apply preview as a preview it could not compute). So
+  an Application or pull Secret whose create finished is imported, by its id `<namespace>/<name>`.
+  The dynamic resources (HealthCheck, ImageSize) and docker Images are dropped: created again, they
+  probe, read or build again, which is what a new `up` should do anyway.
+
+- What a refresh reads back is what each provider's `Read` reads: pulumi-kubernetes reads the live
+  object; a Python dynamic resource keeps its state as it is (the SDK's default `read` returns the
+  properties given, sdk/python/lib/pulumi/dynamic/dynamic.py, and our providers define none), and so
+  does a docker Image (pulumi-docker v4.11.2 provider/provider.go `Read`: "Return properties as passed,
+  since we do no reconciliation"). Nothing is read from the registry.
 
 Only another update that is still running is "in progress". A lock or an in-progress update that
 outlived any deploy, or whose process is gone, is left over from an interrupted run.
@@ -93,16 +108,25 @@ def _when(at: datetime | None, now: datetime) -> str:
     return f"{at.strftime('%Y-%m-%dT%H:%M:%SZ')} ({minutes} min ago)"
 
 
+IMPORT_URN, IMPORT_ID = "URN", "NAMESPACE/NAME"
+"""The runbook's placeholders for a pending create to import: shell-safe, so the line parses as printed."""
+
+
 def runbook(stack: str) -> list[str]:
     """The commands that bring a stack back after an interrupted update, with what each one does."""
     return [
         f"pulumi cancel --stack {stack} --yes",
         "    only when no update of this stack is running: removes a DIY backend's lock file, or ends",
         "    the update Pulumi Cloud still shows as in progress",
-        f"pulumi refresh --stack {stack} --yes --clear-pending-creates",
-        "    reads every resource back from the cluster and the registry and clears the pending",
-        "    operations; --clear-pending-creates drops creates that never finished (for one that did",
-        "    finish, use --import-pending-creates <urn> <id> instead, or it is left out of the state)",
+        f"pulumi refresh --stack {stack} --yes --import-pending-creates {IMPORT_URN} "
+        f"--import-pending-creates {IMPORT_ID} --clear-pending-creates",
+        "    for each pending create of an Application or pull Secret that is in the cluster",
+        f"    (kubectl get), one pair of flags: {IMPORT_URN} is its URN, {IMPORT_ID} its id; it stays in",
+        "    the state, where a dropped one makes the next up fail with AlreadyExists (pulumi-kubernetes",
+        "    v4.29+). --clear-pending-creates drops the other pending creates (the next up creates them",
+        "    again) and the refresh settles the other pending operations. With nothing to import, leave",
+        "    out the pair. The refresh reads the Kubernetes objects back from the cluster; HealthChecks,",
+        "    ImageSizes and docker Images are not read back: their state stays as it is",
         f"python -m deploy up --stack {stack}",
     ]
 

@@ -62,7 +62,7 @@ from deploy.decide import (
     rollback_problem,
 )
 from deploy.degraded import Degraded, DegradedWatch
-from deploy.process import Interrupted, Interrupts
+from deploy.process import Interrupted, Interrupts, health_step_bound
 from deploy.record import Outcome, build_record, render_markdown, render_text, write_record
 from deploy.runtime_config import RuntimeKey, runtime_config
 from deploy.targets import check_targets, registry_from_config, short
@@ -147,6 +147,7 @@ def _up(
 
     def on_event(event: EngineEvent) -> None:
         events.append(event)
+        interrupts.on_event(event)
         if watch is not None:
             watch.on_event(event)
 
@@ -202,10 +203,10 @@ def _parsed(config: Mapping[str, ConfigValue], work_dir: Path) -> StackConfig | 
         return None
 
 
-def _content_tags(cfg: StackConfig | None) -> tuple[dict[str, str], tuple[str, ...]]:
-    """Each built app's content tag and the config's allowed releases."""
+def _content_tags(cfg: StackConfig | None) -> tuple[dict[str, str], tuple[str, ...], dict[str, float]]:
+    """Each built app's content tag, the config's allowed releases and each app's health-check worst case."""
     if cfg is None:
-        return {}, ()
+        return {}, (), {}
     tags = {
         app.name: content_tag(
             app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args
@@ -213,7 +214,7 @@ def _content_tags(cfg: StackConfig | None) -> tuple[dict[str, str], tuple[str, .
         for app in cfg.apps
         if app.image.pin is None
     }
-    return tags, cfg.allow_failed_releases
+    return tags, cfg.allow_failed_releases, {app.name: app.health.budget_seconds for app in cfg.apps}
 
 
 def _record(outputs: Mapping[str, Any], out: TextIO) -> FailedReleaseRecord:
@@ -383,7 +384,8 @@ def _read_stack(stack: Stack, options: UpOptions, out: TextIO, interrupts: Inter
         if entry.pin is not None:
             out.write(f"deploy: note: {name} is pinned to {entry.pin} in the stack config; not rebuilt\n")
     cfg = _parsed(config, options.work_dir)
-    tags, config_allowed = _content_tags(cfg)
+    tags, config_allowed, worst_cases = _content_tags(cfg)
+    interrupts.step_bound = health_step_bound(worst_cases)
     recorded = {r.ref for r in record.releases}
     for ref in options.allow_failed_releases:
         if ref not in recorded:

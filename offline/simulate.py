@@ -54,6 +54,8 @@ class SimResource:
     """Inputs as on the wire (secret envelopes included)."""
     output_secret_paths: frozenset[str] = frozenset()
     """Dotted paths of outputs the engine would keep secret."""
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
+    """The `customTimeouts` option as sent (create, update, delete: Go durations), the empty ones left out."""
 
 
 class ProgramFailed(Exception):
@@ -234,6 +236,9 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     outputs=_unwrap(json_format.MessageToDict(response.object), "", out_secrets),
                     output_secret_paths=frozenset(out_secrets),
                     raw_inputs=raw,
+                    custom_timeouts={
+                        k: v for k, v in json_format.MessageToDict(request.customTimeouts).items() if v
+                    },
                 )
             )
         return response

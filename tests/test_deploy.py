@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -51,6 +52,8 @@ from deploy.run import (
 from offline.simulate import Simulation
 from tests.support import engine_events
 from tests.support.engine_events import check_stream, events, read, urn
+from tests.support.fake_pulumi import FakePulumi
+from tests.support.fake_pulumi.project import OUTPUTS, STACK, make_project
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 APPS = ("web", "api")
@@ -434,7 +437,8 @@ def test_the_runbook_names_the_commands_the_cli_really_has() -> None:
     commands = [line for line in recovery.runbook("prod") if not line.startswith(" ")]
     assert commands == [
         "pulumi cancel --stack prod --yes",
-        "pulumi refresh --stack prod --yes --clear-pending-creates",
+        "pulumi refresh --stack prod --yes --import-pending-creates URN --import-pending-creates "
+        "NAMESPACE/NAME --clear-pending-creates",
         "python -m deploy up --stack prod",
     ]
     # The flags exist in the CLI source we read (pkg/cmd/pulumi/cancel/cancel.go, operations/refresh.go).
@@ -444,6 +448,50 @@ def test_the_runbook_names_the_commands_the_cli_really_has() -> None:
         pytest.skip("the pulumi/pulumi mirror is not on this machine")
     assert '"clear-pending-creates"' in refresh and '"import-pending-creates"' in refresh
     assert 'Use:   "cancel"' in cancel and '&yes, "yes", "y"' in cancel
+
+
+def _runbook_commands(project: Path) -> list[list[str]]:
+    """The runbook's `pulumi` commands, split as a shell splits them."""
+    return [shlex.split(line) for line in recovery.runbook(STACK) if line.startswith("pulumi ")]
+
+
+def _run_pulumi(fake: FakePulumi, project: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=project, env=fake.env(), capture_output=True, text=True, timeout=60)
+
+
+def test_each_runbook_command_parses_as_the_cli_parses_it(tmp_path: Path) -> None:
+    """As printed (placeholders and all: an id that names no pending create is only a warning)."""
+    project = make_project(tmp_path / "project")
+    fake = FakePulumi(tmp_path / "fake")
+    fake.play(outputs=OUTPUTS)
+    for argv in _runbook_commands(project):
+        result = _run_pulumi(fake, project, argv)
+        assert result.returncode == 0, (argv, result.stderr)
+    assert fake.usage_errors() == []
+    # The form the runbook printed before: a second value after one --import-pending-creates is a
+    # positional argument, which `pulumi refresh` refuses.
+    old = ["pulumi", "refresh", "--stack", STACK, "--yes", "--import-pending-creates", "urn", "id"]
+    assert _run_pulumi(fake, project, old).returncode != 0
+    assert fake.usage_errors()[-1].startswith('unknown command "id"')
+
+
+def test_the_runbook_keeps_a_finished_create_and_drops_the_rest(tmp_path: Path) -> None:
+    """A pending create of web's Application that did reach the cluster is imported, not dropped
+    (dropped, the next `up` would fail with AlreadyExists); api's HealthCheck create is dropped."""
+    project = make_project(tmp_path / "project")
+    fake = FakePulumi(tmp_path / "fake")
+    application, health = application_urn("web"), health_urn("api")
+    fake.play(
+        outputs=OUTPUTS,
+        pending=[{"urn": application, "type": "creating"}, {"urn": health, "type": "creating"}],
+    )
+    [cancel, refresh] = _runbook_commands(project)
+    assert _run_pulumi(fake, project, cancel).returncode == 0
+    filled = [{recovery.IMPORT_URN: application, recovery.IMPORT_ID: "argocd/web"}.get(a, a) for a in refresh]
+    result = _run_pulumi(fake, project, filled)
+    assert result.returncode == 0, result.stderr
+    state = fake.state()
+    assert state["pending"] == [] and state["state"] == {application: "argocd/web"}
 
 
 def _cli_source(path: str) -> str | None:

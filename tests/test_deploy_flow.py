@@ -19,6 +19,7 @@ import pytest
 
 from components.failed_releases import FailedRelease, blocked_message
 from deploy.record import read_record, render_markdown, render_text
+from deploy.recovery import runbook
 from tests.support import engine_events
 from tests.support.fake_pulumi import (
     FILE_TRANSPORT,
@@ -241,11 +242,13 @@ def test_409_from_an_update_that_outlived_any_deploy_is_left_over(
     assert proc.returncode == 6, proc.stderr
     assert "in progress" not in proc.stderr.split("still marked as updating")[0]
     assert "the stack is still marked as updating by an update started at 2026-05-01T12:00:00Z" in proc.stderr
-    for command in (
-        "pulumi cancel --stack prod --yes",
-        "pulumi refresh --stack prod --yes --clear-pending-creates",
-        "python -m deploy up --stack prod",
-    ):
+    commands = [line for line in runbook(STACK) if not line.startswith(" ")]
+    assert [c.split()[:2] for c in commands] == [
+        ["pulumi", "cancel"],
+        ["pulumi", "refresh"],
+        ["python", "-m"],
+    ]
+    for command in commands:
         assert f"\n  {command}\n" in proc.stderr
 
 
@@ -276,7 +279,8 @@ def test_pending_operations_of_an_interrupted_run_are_reported(grpc_fake: FakePu
     assert proc.returncode == 0, proc.stderr
     assert "operations an interrupted run left pending:" in proc.stderr
     assert "HealthCheck::web-health (interrupted while updating)" in proc.stderr
-    assert "pulumi refresh --stack prod --yes --clear-pending-creates" in proc.stderr
+    [refresh] = [line for line in runbook(STACK) if line.startswith("pulumi refresh")]
+    assert f"\n  {refresh}\n" in proc.stderr
 
 
 # --- §4: a failed release stays rolled back ---

@@ -8,21 +8,34 @@ from the deploy. Its scripted `up` pauses where the real engine would be mid-upd
 
 from __future__ import annotations
 
+import copy
+import json
 import os
+import shlex
 import signal
 import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploy.process import wait_awake
+from components.health_budget import worst_case_seconds
+from deploy.process import STEP_MARGIN_S, wait_awake
 from deploy.record import read_record
-from tests.support.engine_events import read
-from tests.support.fake_pulumi import FILE_TRANSPORT, GRPC_TRANSPORT, FakePulumi, read_config, start_deploy
+from deploy.recovery import runbook
+from tests.support.engine_events import check_stream, read
+from tests.support.fake_pulumi import (
+    FILE_TRANSPORT,
+    GRPC_TRANSPORT,
+    FakePulumi,
+    read_config,
+    run_deploy,
+    start_deploy,
+)
 from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
-from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK
+from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, apps_output, write_config
 
 # `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
 pytestmark = pytest.mark.cli
@@ -84,7 +97,11 @@ def test_sigint_mid_update_is_passed_to_the_cli_once_and_nothing_is_rolled_back(
     assert fake.signals() == ["SIGINT"], "forwarded once: a second one would make the CLI terminate"
     assert len(fake.ups()) == 1 and fake.config_writes() == []
     assert read_config(project, STACK) == CONFIG
-    assert "deploy: SIGINT received; passing it to the Pulumi CLI" in stderr
+    # Passed on at once, or, when the deploy had not read an event of the update yet, once it did.
+    assert (
+        "deploy: SIGINT received; passing it to the Pulumi CLI" in stderr
+        or "the Pulumi CLI's update has started; passing the signal on" in stderr
+    )
     assert "interrupted by SIGINT" in stderr and "pulumi cancel --stack prod --yes" in stderr
     assert "Traceback" not in stderr
     # A cancelled or timed-out job is a failed deploy too, timed up to the cancel; the outputs are not
@@ -119,7 +136,8 @@ def test_sigterm_during_the_rollback_still_removes_the_pins(fake: FakePulumi, pr
     assert read_config(project, STACK) == CONFIG, "and removed after the CLI exited"
     assert fake.config_writes()[-1][:5] == ["config", "rm-all", "--stack", STACK, "--path"]
     assert "the Pulumi CLI was stopped mid-update: the stack may be locked" in stderr
-    assert "pulumi refresh --stack prod --yes --clear-pending-creates" in stderr
+    [refresh] = [line for line in runbook(STACK) if line.startswith("pulumi refresh")]
+    assert f"\n  {refresh}\n" in stderr
 
 
 def test_sigterm_alone_is_handled_like_sigint(fake: FakePulumi, project: Path) -> None:
@@ -195,3 +213,125 @@ def test_a_signal_another_thread_takes_still_runs_the_handler_while_the_deploy_w
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert released == [True], "the handler ran while the main thread waited, and released the reader"
+
+
+# --- The CLI's cancellation window (pkg/backend/cancellation_scope.go, diy/backend.go) ----------------
+# The stand-in takes the stack's lock before its scope opens and drops it after the scope closes; a
+# signal outside the scope kills it where it stands and the lock stays.
+
+
+def _cancelled_before_window(before_window_s: float) -> dict[str, Any]:
+    """A cancelled `up` that spends `before_window_s` locked but before its engine starts."""
+    return {
+        "fixture": "cancelled.jsonl",
+        "before_window_s": before_window_s,
+        "pause_before": [_index("cancelled.jsonl", "stdoutEvent")],
+        "exit": 255,
+    }
+
+
+def test_a_signal_before_the_engine_starts_is_held_until_the_update_is_under_way(
+    either_fake: FakePulumi, project: Path
+) -> None:
+    fake = either_fake
+    fake.play(_cancelled_before_window(1.5), outputs=OUTPUTS)
+    proc = start_deploy(fake, project, "--stack", STACK)
+    fake.wait_until_logged("before_window")
+    os.kill(proc.pid, signal.SIGINT)
+    code, stderr = _finish(proc)
+    assert code == 128 + signal.SIGINT, stderr
+    assert fake.killed_outside_window() == [], "never sent while the CLI held the lock outside the engine"
+    assert fake.signals() == ["SIGINT"], "passed on once the update was under way: a graceful cancel"
+    assert not fake.locked(STACK), "the cancelled CLI released its lock"
+    assert "SIGINT received; holding it until the Pulumi CLI's update is under way" in stderr
+    assert "the Pulumi CLI's update has started; passing the signal on" in stderr
+
+
+def test_what_a_signal_outside_the_window_leaves_is_recovered_by_the_printed_runbook(
+    fake: FakePulumi, project: Path
+) -> None:
+    """A second signal while the first is held (GitHub's SIGTERM 7.5 s after SIGINT): the deploy passes
+    both on, the CLI dies outside its scope and its lock stays; the runbook clears it."""
+    fake.play(_cancelled_before_window(WAIT_S), {"fixture": "good_deploy.jsonl"}, outputs=OUTPUTS)
+    proc = start_deploy(fake, project, "--stack", STACK)
+    fake.wait_until_logged("before_window")
+    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGTERM)
+    code, stderr = _finish(proc)
+    assert code == 128 + signal.SIGINT, stderr
+    assert fake.killed_outside_window() == ["SIGINT"] and fake.locked(STACK)
+    assert "the Pulumi CLI was stopped mid-update: the stack may be locked" in stderr
+
+    again = run_deploy(fake, project, "--stack", STACK)
+    assert again.returncode == 6, again.stderr
+    assert "locked by an update that is no longer running" in again.stderr
+    printed = [line.strip() for line in again.stderr.splitlines() if line.strip().startswith("pulumi ")]
+    assert printed == [line for line in runbook(STACK) if line.startswith("pulumi ")]
+    for command in printed:
+        result = subprocess.run(
+            shlex.split(command), cwd=project, env=fake.env(), capture_output=True, text=True, timeout=WAIT_S
+        )
+        assert result.returncode == 0, (command, result.stderr)
+    assert not fake.locked(STACK) and fake.usage_errors() == []
+    assert run_deploy(fake, project, "--stack", STACK).returncode == 0
+
+
+def _health_in_flight(tmp_path: Path) -> tuple[Path, int]:
+    """The recorded Degraded release, with api's HealthCheck still probing when the deploy cancels: its
+    outputs come after the cancel, as the engine waits for the steps in flight. Returns the stream and
+    where the cancel's stdout event is."""
+    lines = read("degraded_rollback/up-1.jsonl")
+    api_health = next(
+        i
+        for i, line in enumerate(lines)
+        if "resOutputsEvent" in line and line["resOutputsEvent"]["metadata"]["urn"].endswith("::api-health")
+    )
+    moved = lines.pop(api_health)
+    failed = next(i for i, line in enumerate(lines) if "resOpFailedEvent" in line)
+    lines.insert(failed + 1, {**moved, "timestamp": lines[failed]["timestamp"] + 2})
+    restamped = [{**line, "sequence": i} for i, line in enumerate(lines)]
+    for i in range(1, len(restamped)):
+        restamped[i]["timestamp"] = max(restamped[i]["timestamp"], restamped[i - 1]["timestamp"])
+    assert check_stream(restamped) == []
+    path = tmp_path / "health-in-flight.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in restamped), encoding="utf-8")
+    cancel = next(i for i, line in enumerate(restamped) if "received; cancelling" in json.dumps(line))
+    return path, cancel
+
+
+def _quick_api_health(project: Path) -> float:
+    """Give api a check with a short worst case, the Degraded stop a 1 s grace; return the worst case."""
+    config = copy.deepcopy(CONFIG)
+    health = {"attempts": 1, "intervalSeconds": 1, "timeoutSeconds": 1, "successThreshold": 1}
+    config["gitops-deploy:apps"][1]["health"].update(health)
+    config["gitops-deploy:deploy"] = {"degradedGraceSeconds": 1}
+    write_config(project, config)
+    return worst_case_seconds(1, 1, 1)
+
+
+@pytest.mark.parametrize("drain", ["within", "beyond"])
+def test_the_deploys_own_cancel_waits_for_a_health_check_within_its_worst_case(
+    fake: FakePulumi, project: Path, tmp_path: Path, drain: str
+) -> None:
+    """The Degraded stop cancels while another app's HealthCheck probes: a Python dynamic provider
+    ignores Cancel, so the CLI finishes that step first. The deploy does not tell it to terminate (which
+    would leave the step pending) until the step's worst case has passed."""
+    worst = _quick_api_health(project)
+    stream, cancel = _health_in_flight(tmp_path)
+    # The step ends 2.5 s after the cancel (within its worst case plus margin), or never in time.
+    drain_s = 2.5 if drain == "within" else worst + STEP_MARGIN_S + 3
+    fake.play(
+        {"fixture": str(stream), "pause_before": [cancel], "drain_s": drain_s, "exit": 255},
+        {"fixture": "degraded_rollback/up-2.jsonl", "outputs": apps_output(OLD["web"], OLD["api"])},
+        outputs=OUTPUTS,
+    )
+    proc = run_deploy(fake, project, "--stack", STACK, "--cancel-grace", "0.5", timeout=WAIT_S)
+    if drain == "within":
+        assert proc.returncode == 3, proc.stderr
+        assert fake.signals() == ["SIGINT"], "one graceful cancel; no terminate while api-health probed"
+        assert "api-health still within its worst case" in proc.stderr
+        assert "telling the Pulumi CLI to stop now" not in proc.stderr
+    else:
+        assert fake.signals() == ["SIGINT", "SIGINT"], "terminated once the worst case had passed"
+        assert "telling the Pulumi CLI to stop now" in proc.stderr
+    assert fake.killed_outside_window() == []

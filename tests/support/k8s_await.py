@@ -13,6 +13,12 @@ binary the engine runs), read with `git show HEAD:<path>`:
   first that does not hold (or errs) ends the evaluation.
 - provider/pkg/await/internal/awaiter.go `Await`: an error does not end the wait early; it is what the
   wait reports when it ends unsatisfied (at the timeout).
+- provider/pkg/metadata/overrides.go `TimeoutDuration` and await.go `Creation`, `Update`, `Deletion`:
+  each wait's bound is the step's own custom timeout when set, else the `pulumi.com/timeoutSeconds`
+  annotation when it is a whole number (`strconv.Atoi`), else 10 minutes; a delete reads the annotation
+  from the old inputs. The engine sends create's, update's or delete's custom timeout, in seconds, as
+  parsed from the program's Go duration (pulumi/pulumi v3.259 pkg/resource/deploy/step.go,
+  source_eval.go `generateTimeoutInSeconds`; an empty one is 0, "not set"). Same in v4.18.0.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonpath_rfc9535
+
+from components.names import TIMEOUT_ANNOTATION
 
 _PLACEHOLDER = "\ufffd"
 """jsonpath.go protects `==` with this rune before splitting on `=`."""
@@ -224,3 +232,30 @@ def _shortest(f: float) -> tuple[str, int]:
     digits = (whole + frac).lstrip("0")
     exp = int(exponent or 0) + len(whole) - 1 - (len(whole + frac) - len((whole + frac).lstrip("0")))
     return digits.rstrip("0") or "0", exp
+
+
+DEFAULT_TIMEOUT_S = 600.0
+"""await.go: `timeout := 10 * time.Minute` when neither a custom timeout nor the annotation is set."""
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?)(h|m|s|ms)")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def go_duration_seconds(text: str) -> float:
+    """time.ParseDuration for the units a custom timeout uses (h, m, s, ms); '' is 0."""
+    if text == "":
+        return 0.0
+    parts = _GO_DURATION.findall(text)
+    if "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"unable to parse customTimeout Value {text}")
+    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
+
+
+def wait_bound_seconds(op: str, custom_timeouts: Mapping[str, str], annotations: Mapping[str, str]) -> float:
+    """How long pulumi-kubernetes waits in a create, update or delete of this object."""
+    seconds = go_duration_seconds(custom_timeouts.get(op, ""))
+    if seconds:
+        return seconds
+    annotation = annotations.get(TIMEOUT_ANNOTATION, "")
+    if re.fullmatch(r"[+-]?\d+", annotation):
+        return float(int(annotation))
+    return DEFAULT_TIMEOUT_S

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tests.support.fake_pulumi.cli import lock_path
 from tests.support.processes import wait_until
 
 CLI = Path(__file__).resolve().parent / "cli.py"
@@ -61,10 +62,12 @@ class FakePulumi:
         secrets: Mapping[str, str] | None = None,
         refresh: Mapping[str, Any] | None = None,
         failures: Sequence[Mapping[str, Any]] = (),
+        pending: Sequence[Mapping[str, str]] = (),
     ) -> None:
-        """Script the `up`s (each {"fixture", "exit", "stderr", "outputs", "pause_before", ...}), the
-        plaintext of secret config values, how a `refresh` ends ({"exit", "stderr"}), and commands that
-        fail ({"command": argv prefix, "stderr", "exit"})."""
+        """Script the `up`s (each {"fixture", "exit", "stderr", "outputs", "pause_before", "drain_s",
+        "before_window_s", ...}), the plaintext of secret config values, how a `refresh` ends ({"exit",
+        "stderr"}), commands that fail ({"command": argv prefix, "stderr", "exit"}) and the stack's
+        pending operations ({"urn", "type": "creating" | "updating" | "deleting"})."""
         self.scenario.update(
             ups=list(ups),
             outputs=dict(outputs or {}),
@@ -73,8 +76,22 @@ class FakePulumi:
             secrets=dict(secrets or {}),
             refresh=dict(refresh or {}),
             failures=[dict(f) for f in failures],
+            pending=[dict(p) for p in pending],
         )
         self.write()
+
+    def state(self) -> dict[str, Any]:
+        """The scenario as the calls left it (pending operations, imported resources)."""
+        data: dict[str, Any] = json.loads((self.root / "scenario.json").read_text(encoding="utf-8"))
+        return data
+
+    def locked(self, stack: str) -> bool:
+        """Whether an update left the stack's lock file behind."""
+        return lock_path(self.root, stack).exists()
+
+    def usage_errors(self) -> list[str]:
+        """The errors of commands the stand-in rejected as the CLI's flag parsing would."""
+        return [c["error"] for c in self.calls() if "usage_error" in c]
 
     def env(self) -> dict[str, str]:
         """The environment a test runs `python -m deploy` with: the fake first on PATH."""
@@ -117,6 +134,15 @@ class FakePulumi:
     def signals(self) -> list[str]:
         """The signals the fake CLI received during `up`."""
         return [c["signal"] for c in self.calls() if "signal" in c]
+
+    def killed_outside_window(self) -> list[str]:
+        """Signals that reached the CLI outside its cancellation window (each one killed it)."""
+        return [c["signal"] for c in self.calls() if c.get("outside_window")]
+
+    def wait_until_logged(self, key: str, timeout: float = 60.0) -> None:
+        """Block until the stand-in logged an entry with `key` (a bounded wait)."""
+        if not wait_until(lambda: any(key in c for c in self.calls()), timeout=timeout, interval=0.02):
+            raise TimeoutError(f"the fake pulumi never logged {key!r}: {self.calls()[-3:]}")
 
     def unsupported(self) -> list[list[str]]:
         """Calls the fake could not answer (the Automation API asked for something else)."""

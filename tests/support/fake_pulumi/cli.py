@@ -15,6 +15,24 @@ stopped Applications back before a rollback); a scripted `refresh` may fail, and
 the scenario's `failures` name (as a stack whose passphrase is not set fails every command that reads
 it). Secret config values read as the scenario's `secrets` give them (the real CLI decrypts them with
 the stack's secrets provider).
+
+The cancellation window, as a DIY backend has it (pulumi/pulumi v3.259 pkg/backend/diy/backend.go
+`Update` and `apply`, pkg/backend/cancellation_scope.go): `up` takes the stack's lock first (a lock
+file under $FAKE_PULUMI_DIR/locks; one already there refuses the update with lock.go `checkForLock`'s
+words), then opens the cancellation scope, streams the events, closes the scope, and only then writes
+the history and removes the lock. Inside the scope the first SIGINT/SIGTERM cancels and the next one
+terminates (both are logged; the script decides what the update does next: `pause_before` waits for a
+signal, `drain_s` is how long the steps in flight take to finish after it). Outside it nothing handles
+the signals, so the CLI dies of the first one as Go's default action has it, and the lock stays.
+`cancel [--stack S] [--yes]` removes the stack's locks (backend.go `CancelCurrentUpdate`).
+
+`refresh` and `cancel` parse their flags as the CLI's cobra/pflag definitions do (pkg/cmd/pulumi/
+operations/refresh.go, cancel/cancel.go): an unknown flag, a positional argument to `refresh`, a
+missing `--yes` when run non-interactively, `--skip-pending-creates` with `--clear-pending-creates`, or
+an odd `--import-pending-creates` list (a string array: one value per flag) is an error. The stack's
+pending operations (the scenario's `pending`) change as refresh.go changes them: `--import-pending-
+creates URN --import-pending-creates ID` turns that pending create into an import, `--clear-pending-creates`
+drops the remaining creates, and the refresh itself settles every pending operation.
 """
 
 from __future__ import annotations
@@ -24,6 +42,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -137,18 +156,26 @@ def _remove(config: dict[str, Any], key: str, path: bool) -> None:
 
 
 class Signals:
-    """SIGINT/SIGTERM as the Pulumi CLI's cancellation scope receives them."""
+    """SIGINT/SIGTERM as the Pulumi CLI receives them: inside the cancellation scope, or not at all."""
 
-    def __init__(self, fake: Fake) -> None:
+    def __init__(self, fake: Fake, *, window_open: bool = False) -> None:
         self.fake = fake
         self.received: list[str] = []
+        self.window_open = window_open
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, self._handle)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if not self.window_open:
+            # No handler outside the scope: Go's default action ends the process, lock and all.
+            self.fake.log({"signal": name, "outside_window": True, "pid": os.getpid()})
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         self.received.append(name)
-        self.fake.log({"signal": name, "pid": os.getpid()})
+        scope = "cancel" if len(self.received) == 1 else "terminate"
+        self.fake.log({"signal": name, "scope": scope, "pid": os.getpid()})
 
     def wait_for(self, count: int) -> None:
         """Block until `count` signals arrived in all (a bounded wait, in the main thread)."""
@@ -204,6 +231,33 @@ class EventLog:
         self._channel.close()
 
 
+def lock_path(root: Path, stack: str) -> Path:
+    """Where the stand-in keeps a stack's lock file while an update holds it."""
+    return root / "locks" / f"{stack.rsplit('/', 1)[-1]}.json"
+
+
+def _locked(fake: Fake, stack: str) -> str | None:
+    """lock.go `checkForLock`'s error when the stack is locked, else None."""
+    path = lock_path(fake.root, stack)
+    if not path.exists():
+        return None
+    lock = json.loads(path.read_text(encoding="utf-8"))
+    return (
+        "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or "
+        "delete the lock file with `pulumi cancel`.\n"
+        f"  file://{path}: created by {lock['username']}@{lock['hostname']} (pid {lock['pid']}) at "
+        f"{lock['timestamp']}"
+    )
+
+
+def _lock(fake: Fake, stack: str) -> None:
+    path = lock_path(fake.root, stack)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    lock = {"pid": os.getpid(), "username": "ci", "hostname": socket.gethostname(), "timestamp": stamp}
+    path.write_text(json.dumps(lock), encoding="utf-8")
+
+
 def _up(fake: Fake, args: list[str], stack: str) -> int:
     ups = fake.scenario.setdefault("ups", [])
     done = fake.scenario.get("ups_done", 0)
@@ -217,15 +271,29 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
         # Refused before the engine starts (a lock, a 409): no event at all.
         sys.stderr.write(script["refuse"] + "\n")
         return int(script.get("exit", 255))
+    locked = _locked(fake, stack)
+    if locked is not None:
+        sys.stderr.write(locked + "\n")
+        return 255
+    _lock(fake, stack)
     lines = [json.loads(x) for x in (FIXTURES / script["fixture"]).read_text().splitlines() if x.strip()]
     pauses = list(script.get("pause_before", []))
     log = EventLog(target) if target else None
     print(f"Updating ({stack}):", flush=True)
+    if script.get("before_window_s"):
+        # Reading the checkpoint, loading plugins: locked, but no cancellation scope yet.
+        fake.log({"before_window": True, "pid": os.getpid()})
+        time.sleep(float(script["before_window_s"]))
     first, start = _clock(fake, lines)
+    signals.window_open = True
+    waited = 0
     for i, line in enumerate(lines):
         while pauses and pauses[0] == i:
+            # The n-th pause lasts until n signals came in all (one may come before the pause).
             pauses.pop(0)
-            signals.wait_for(len(signals.received) + 1)
+            waited += 1
+            signals.wait_for(waited)
+            time.sleep(float(script.get("drain_s", 0)))
         if log is not None:
             log.send({**line, "sequence": i, "timestamp": start + int(line["timestamp"]) - first})
     if script.get("hang_after"):
@@ -235,6 +303,12 @@ def _up(fake: Fake, args: list[str], stack: str) -> int:
         time.sleep(WAIT_BOUND_S)
     if log is not None:
         log.close()
+    signals.window_open = False
+    if script.get("after_window_s"):
+        # Writing the snapshot and the history: still locked, the scope closed.
+        fake.log({"after_window": True, "pid": os.getpid()})
+        time.sleep(float(script["after_window_s"]))
+    lock_path(fake.root, stack).unlink(missing_ok=True)
     code = int(script.get("exit", 0))
     if script.get("stderr"):
         sys.stderr.write(script["stderr"] + "\n")
@@ -266,20 +340,180 @@ def _clock(fake: Fake, lines: list[dict[str, Any]]) -> tuple[int, int]:
     return first, start
 
 
-def _refresh(fake: Fake, args: list[str], stack: str) -> int:
-    """`refresh --skip-preview --yes --target <urn>...`: what the stand-in's scenario says about it."""
+GLOBAL_FLAGS: dict[str, tuple[str | None, str]] = {
+    "non-interactive": (None, "bool"),
+    "color": (None, "string"),
+    "cwd": ("C", "string"),
+    "emoji": (None, "bool"),
+    "logtostderr": (None, "bool"),
+    "logflow": (None, "bool"),
+    "verbose": ("v", "string"),
+    "tracing": (None, "string"),
+}
+"""The root command's persistent flags (pkg/cmd/pulumi/pulumi.go) the stand-in accepts."""
+REFRESH_FLAGS: dict[str, tuple[str | None, str]] = {
+    **GLOBAL_FLAGS,
+    "yes": ("y", "bool"),
+    "skip-preview": ("f", "bool"),
+    "preview-only": (None, "bool"),
+    "stack": ("s", "string"),
+    "target": ("t", "array"),
+    "exclude": ("x", "array"),
+    "target-dependents": (None, "bool"),
+    "exclude-dependents": (None, "bool"),
+    "run-program": (None, "bool"),
+    "message": ("m", "string"),
+    "parallel": ("p", "string"),
+    "diff": (None, "bool"),
+    "debug": ("d", "bool"),
+    "expect-no-changes": (None, "bool"),
+    "show-secrets": (None, "bool"),
+    "suppress-outputs": (None, "bool"),
+    "suppress-progress": (None, "bool"),
+    "event-log": (None, "string"),
+    "exec-kind": (None, "string"),
+    "exec-agent": (None, "string"),
+    "client": (None, "string"),
+    "skip-pending-creates": (None, "bool"),
+    "clear-pending-creates": (None, "bool"),
+    "import-pending-creates": (None, "array"),
+}
+"""refresh.go's flags (those the stand-in knows of): name -> (shorthand, bool | string | array)."""
+CANCEL_FLAGS: dict[str, tuple[str | None, str]] = {
+    **GLOBAL_FLAGS,
+    "yes": ("y", "bool"),
+    "stack": ("s", "string"),
+}
+"""cancel.go's flags."""
+
+
+class UsageError(Exception):
+    """The command line is one the CLI rejects before doing anything."""
+
+
+def parse_flags(
+    args: Sequence[str], flags: dict[str, tuple[str | None, str]]
+) -> tuple[dict[str, Any], list[str]]:
+    """pflag's parsing of `args` (after the command's name): ({flag: value}, positional arguments).
+
+    A bool takes no separate value (`--yes`, `--yes=false`); a string or string array takes the next
+    argument or `=value`; a string array (pflag `StringArray`) appends one value per occurrence.
+    """
+    shorthands = {short: name for name, (short, _) in flags.items() if short}
+    values: dict[str, Any] = {name: [] for name, (_, kind) in flags.items() if kind == "array"}
+    positional: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            positional.extend(args[i:])
+            break
+        if arg.startswith("--"):
+            name, eq, inline = arg[2:].partition("=")
+        elif arg.startswith("-") and len(arg) > 1:
+            name, eq, inline = shorthands.get(arg[1], ""), "", arg[2:]
+            if not name:
+                raise UsageError(f"unknown shorthand flag: {arg[1]!r} in {arg}")
+            eq = "=" if inline else ""
+        else:
+            positional.append(arg)
+            continue
+        if name not in flags:
+            raise UsageError(f"unknown flag: --{name}")
+        kind = flags[name][1]
+        if kind == "bool":
+            if eq and inline not in ("true", "false"):
+                raise UsageError(f'invalid argument "{inline}" for "--{name}" flag: expected true or false')
+            values[name] = inline != "false"
+            continue
+        if eq:
+            value = inline
+        elif i < len(args):
+            value, i = args[i], i + 1
+        else:
+            raise UsageError(f"flag needs an argument: --{name}")
+        if kind == "array":
+            values[name].append(value)
+        else:
+            values[name] = value
+    return values, positional
+
+
+def _refresh(fake: Fake, argv: list[str]) -> int:
+    """`refresh`, parsed as refresh.go parses it; what the scenario says about how it ends.
+
+    `--target <urn>...` (what the deploy runs before a rollback) answers as the CLI does without an
+    event log; the runbook's refresh changes the pending operations as refresh.go does.
+    """
+    try:
+        flags, positional = parse_flags(argv[1:], REFRESH_FLAGS)
+        if positional:
+            raise UsageError(f'unknown command "{positional[0]}" for "pulumi refresh"')
+        if not (flags.get("yes") or flags.get("skip-preview") or flags.get("preview-only")):
+            # The stand-in never has a terminal: cmdutil.Interactive() is false.
+            raise UsageError(
+                "--yes or --skip-preview or --preview-only must be passed in to proceed when running in "
+                "non-interactive mode"
+            )
+        if flags.get("skip-pending-creates") and flags.get("clear-pending-creates"):
+            raise UsageError("cannot set both --skip-pending-creates and --clear-pending-creates")
+        imports = flags["import-pending-creates"]
+        if len(imports) % 2:
+            raise UsageError("each URN must be followed by an ID: found an odd number of entries")
+    except UsageError as err:
+        fake.log({"usage_error": argv, "error": str(err)})
+        sys.stderr.write(f"error: {err}\n")
+        return 255
+    stack = flags.get("stack", "")
     script: dict[str, Any] = fake.scenario.get("refresh") or {}
-    targets = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--target"]
-    fake.log({"refresh": args, "targets": targets, "pid": os.getpid()})
-    Signals(fake)
-    print(f"Refreshing ({stack}):", flush=True)
+    targets = list(flags["target"])
+    fake.log({"refresh": argv, "targets": targets, "flags": flags, "pid": os.getpid()})
+    Signals(fake, window_open=True)
     code = int(script.get("exit", 0))
     if code:
+        print(f"Refreshing ({stack}):", flush=True)
         sys.stderr.write(script.get("stderr", "error: refresh failed") + "\n")
         return code
+    pending = _settle_pending(fake, dict(zip(imports[::2], imports[1::2], strict=True)), flags)
+    print(f"Refreshing ({stack}):", flush=True)
+    fake.scenario["pending"] = pending
     fake.scenario.setdefault("history", []).insert(0, {**history_entry("succeeded"), "kind": "refresh"})
     fake.save()
     print(f"Resources:\n    {len(targets)} unchanged", flush=True)
+    return 0
+
+
+def _settle_pending(fake: Fake, imports: dict[str, str], flags: dict[str, Any]) -> list[dict[str, Any]]:
+    """refresh.go on the pending operations: the named creates become imports (read back into the state),
+    then `--clear-pending-creates` drops the other creates; the refresh settles all but the creates left."""
+    left: list[dict[str, Any]] = []
+    for op in fake.scenario.get("pending", []):
+        if op["type"] == "creating" and op["urn"] in imports:
+            fake.scenario.setdefault("state", {})[op["urn"]] = imports.pop(op["urn"])
+        elif op["type"] == "creating" and not flags.get("clear-pending-creates"):
+            left.append(op)
+    for urn in imports:
+        sys.stderr.write(f'warning: "{urn}" did not correspond to a pending create\n')
+    return left
+
+
+def _cancel(fake: Fake, argv: list[str]) -> int:
+    """`cancel [stack] [--stack S] [--yes]`: removes the stack's lock (diy `CancelCurrentUpdate`)."""
+    try:
+        flags, positional = parse_flags(argv[1:], CANCEL_FLAGS)
+        if len(positional) > 1:
+            raise UsageError(f"accepts at most 1 arg(s), received {len(positional)}")
+        if positional and flags.get("stack"):
+            raise UsageError("only one of --stack or argument stack name may be specified, not both")
+    except UsageError as err:
+        fake.log({"usage_error": argv, "error": str(err)})
+        sys.stderr.write(f"error: {err}\n")
+        return 255
+    stack = positional[0] if positional else flags.get("stack", "")
+    fake.log({"cancel": argv, "pid": os.getpid()})
+    lock_path(fake.root, stack).unlink(missing_ok=True)
+    print(f"The currently running update for '{stack}' has been canceled!", flush=True)
     return 0
 
 
@@ -346,8 +580,10 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if args[:1] == ["up"]:
         return _up(fake, args, stack)
-    if args[:1] == ["refresh"] and "--skip-preview" in args and "--yes" in args:
-        return _refresh(fake, args, stack)
+    if args[:1] == ["refresh"]:
+        return _refresh(fake, raw[raw.index("refresh") :])
+    if args[:1] == ["cancel"]:
+        return _cancel(fake, raw[raw.index("cancel") :])
     sys.stderr.write(f"fake pulumi: unsupported command {raw}\n")
     fake.log({"unsupported": raw})
     return 2
