@@ -194,7 +194,11 @@ def _content_tags(
         return {}, ()
     tags = {
         app.name: content_tag(
-            app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args
+            app.image.context,
+            app.image.dockerfile,
+            app.image.platform,
+            app.image.build_args,
+            root=cfg.project_dir,
         )
         for app in cfg.apps
         if app.image.pin is None
