@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from docker.utils.fnmatch import translate
@@ -61,7 +62,8 @@ MULTI = [
 ]
 COMPILE = [
     ("*", "regexp", r"^[^/]*\Z"), ("file*", "regexp", r"^file[^/]*\Z"), ("a*/b", "regexp", r"^a[^/]*/b\Z"),
-    ("**", "suffix", ""), ("**/**", "regexp", r"^(.*/)?.*\Z"), ("dir/**", "prefix", ""), ("**/dir", "suffix", ""),
+    ("**", "suffix", ""), ("**/**", "regexp", r"^(.*/)?.*\Z"), ("dir/**", "prefix", ""),
+    ("**/dir", "suffix", ""),
     ("**/dir2/*", "regexp", r"^(.*/)?dir2/[^/]*\Z"), ("**file", "suffix", ""),
     ("**/**/*.txt", "regexp", r"^(.*/)?(.*/)?[^/]*\.txt\Z"), ("a[b-d]e", "regexp", r"^a[b-d]e\Z"),
     (".*", "regexp", r"^\.[^/]*\Z"), ("abc.def", "exact", ""), ("abc?def", "regexp", r"^abc[^/]def\Z"),
@@ -100,7 +102,8 @@ def test_moby_patternmatcher_compile_table(pattern: str, kind: str, regexp: str)
 
 def test_read_all_as_ignorefile_does() -> None:
     text = b"test1\n/test2\n/a/file/here\n\nlastfile\n# this is a comment\n! /inverted/abs/path\n!\n! "
-    assert read_patterns(text) == ["test1", "test2", "a/file/here", "lastfile", "!inverted/abs/path", "!", "!"]
+    expected = ["test1", "test2", "a/file/here", "lastfile", "!inverted/abs/path", "!", "!"]
+    assert read_patterns(text) == expected
     assert read_patterns(b"\xef\xbb\xbf#c\r\n x/../y \r\n #z\n//a\n") == ["y", "#z", "a"]
 
 
@@ -235,7 +238,10 @@ def test_a_symlink_counts_by_its_target_inside_the_repository(tmp_path: Path) ->
     assert _tag(context, tmp_path) != after_edit, "the link points elsewhere"
 
 
-@pytest.mark.parametrize(("target", "says"), [("/etc", "points outside it"), ("missing", "points at nothing")])
+BAD_LINKS = [("/etc", "points outside it"), ("missing", "points at nothing")]
+
+
+@pytest.mark.parametrize(("target", "says"), BAD_LINKS)
 def test_a_bad_symlink_is_refused_without_reading_through_it(tmp_path: Path, target: str, says: str) -> None:
     context = _tree(tmp_path / "repo", {"a.txt": "a"})
     (context / "leak").symlink_to(target)
@@ -342,9 +348,8 @@ def _ours(context: Path, ignore_text: str) -> list[tuple[str, str, bytes]]:
     out = []
     for entry in walk(context, PatternMatcher.new(read_patterns(ignore_text.encode()))):
         full = context / entry.path
-        data = (
-            str(full.resolve().relative_to(context.parent)).encode() if full.is_symlink() else full.read_bytes()
-        )
+        link = full.is_symlink()
+        data = str(full.resolve().relative_to(context.parent)).encode() if link else full.read_bytes()
         out.append((entry.path, oct(entry.stat.st_mode), data))
     return sorted(out)
 
@@ -357,13 +362,15 @@ def _pattern(parts: list[str], negate: bool, lead: bool, trail: bool) -> str:
 
 
 @st.composite
-def trees(draw: st.DrawFn) -> dict:  # type: ignore[type-arg]
+def trees(draw: st.DrawFn) -> dict[str, Any]:
     """A few files and links, and an ignore file whose patterns often name those very paths."""
-    files = draw(st.dictionaries(paths, st.tuples(st.binary(max_size=4), st.sampled_from([0o644, 0o755, 0o600]))))
+    modes = st.sampled_from([0o644, 0o755, 0o600])
+    files = draw(st.dictionaries(paths, st.tuples(st.binary(max_size=4), modes)))
     links = draw(st.lists(st.tuples(paths, paths), max_size=2))
     prefixes = sorted({"/".join(p.split("/")[:n]) for p in files for n in range(1, p.count("/") + 2)})
     part = st.sampled_from(PATTERN_PARTS)
-    parts = st.one_of(st.lists(part, min_size=1, max_size=3), st.sampled_from(prefixes or ["a"]).map(lambda p: [p]))
+    named = st.sampled_from(prefixes or ["a"]).map(lambda p: [p])
+    parts = st.one_of(st.lists(part, min_size=1, max_size=3), named)
     line = st.builds(_pattern, parts, st.booleans(), st.booleans(), st.booleans())
     return {"files": files, "links": links, "ignore": "\n".join(draw(st.lists(line, max_size=4)))}
 
@@ -374,7 +381,7 @@ patterns = st.builds(
 )  # fmt: skip
 
 
-def _build(root: Path, tree: dict) -> Path | None:  # type: ignore[type-arg]
+def _build(root: Path, tree: dict[str, Any]) -> Path | None:
     """The tree on disk, or None when its paths clash (a file where a directory must be)."""
     context = root / "ctx"
     try:
@@ -403,12 +410,16 @@ def _accepted(ignore: str) -> bool:
     return True
 
 
-_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SETTINGS = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @_SETTINGS
 @given(tree=trees())
-def test_the_walk_is_the_set_docker_sends(tmp_path_factory: pytest.TempPathFactory, tree: dict) -> None:  # type: ignore[type-arg]
+def test_the_walk_is_the_set_docker_sends(
+    tmp_path_factory: pytest.TempPathFactory, tree: dict[str, Any]
+) -> None:
     root = tmp_path_factory.mktemp("walk")
     context = _build(root, tree)
     assume(context is not None and _accepted(tree["ignore"]))
@@ -423,7 +434,7 @@ mutations = st.sampled_from(["chmod", "edit", "add", "remove", "ignore"])
 @given(tree=trees(), mutation=mutations, which=st.integers(0, 10), line=patterns)
 def test_the_tag_moves_exactly_when_what_docker_sends_does(
     tmp_path_factory: pytest.TempPathFactory,
-    tree: dict,  # type: ignore[type-arg]
+    tree: dict[str, Any],
     mutation: str,
     which: int,
     line: str,
