@@ -13,7 +13,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.config_reader import ConfigError, Reader
-from components.content_tag import ContextError, context_digest
+from components.content_tag import ContextError, check_context
 from components.failed_releases import RELEASE_REF, FailedReleaseRecord
 from components.health_settings import (
     DEFAULTS,
@@ -721,7 +721,7 @@ def _image(
             )
         else:
             try:  # what pulumi-docker would fail on, and symlinks out of the repository, fail here first
-                context_digest(context, dockerfile, project_dir)
+                check_context(context, dockerfile, project_dir)
             except ContextError as exc:
                 r.problem(f"{key}.context", repr(context_s), str(exc))
     if repository is None or platform is None or build_args is None:

@@ -121,36 +121,51 @@ def _link_target(path: Path, root: Path) -> bytes:
     return resolved.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
 
 
-@lru_cache(maxsize=64)
-def context_digest(context: Path, dockerfile: Path, root: Path) -> str:
+def _hash_inputs(context: Path, dockerfile: Path, root: Path, *, read: bool) -> str:
     """pulumi-docker's context hash: the Dockerfile, then each file the ignore rules keep, by path and mode.
 
-    Raises ContextError for what pulumi-docker would fail on too, and for a symlink out of `root`.
+    With `read` False nothing is read (every content counts as empty): the walk and its checks only.
     """
     root = root.resolve()
     if not _inside(Path(os.path.realpath(dockerfile)), root):
         shown = _shown(dockerfile, root)
         raise ContextError(f"a Dockerfile inside the repository; {shown} resolves outside it")
     matcher = _ignore_matcher(context, dockerfile, root)
+    empty = hashlib.sha256().digest()
     digest = hashlib.sha256()
     # hashPath(dockerfile, "Dockerfile", 0): mode 0 prints as `----------` and counts as a regular file.
-    digest.update(DOCKERFILE_NAME.encode() + b"----------" + _file_digest(dockerfile, None, root) + b"\0")
+    dockerfile_digest = _file_digest(dockerfile, None, root) if read else empty
+    digest.update(DOCKERFILE_NAME.encode() + b"----------" + dockerfile_digest + b"\0")
     try:
         for entry in walk(context, matcher):
             path = context / entry.path
             kind = stat.S_IFMT(entry.stat.st_mode)
+            content = empty  # fifos and devices: hashPath hashes nothing for them, and never opens them
             if kind == stat.S_IFLNK:
                 content = hashlib.sha256(_link_target(path, root)).digest()
-            elif kind in (stat.S_IFREG, stat.S_IFSOCK):  # fsutil clears the socket bit: Go opens it and fails
+            elif kind == stat.S_IFSOCK:  # fsutil clears the socket bit, so Go opens it, and fails
+                raise ContextError(f"no sockets in the build context; {_shown(path, root)} is one")
+            elif kind == stat.S_IFREG and read:
                 content = _file_digest(path, entry.stat, root)
-            else:  # fifos and devices: hashPath hashes nothing for them, and never opens them
-                content = hashlib.sha256().digest()
+            elif kind == stat.S_IFREG and not os.access(path, os.R_OK):
+                raise ContextError(f"a readable build context; permission denied: {_shown(path, root)}")
             name = go_clean(entry.path).encode("utf-8", "surrogateescape")
             digest.update(name + go_mode_string(entry.stat.st_mode).encode() + content + b"\0")
     except OSError as exc:
         where = _shown(exc.filename or context, root)
         raise ContextError(f"a readable build context; {exc.strerror}: {where}") from None
     return digest.hexdigest()
+
+
+def check_context(context: Path, dockerfile: Path, root: Path) -> None:
+    """ContextError for what pulumi-docker would fail on, and for symlinks out of `root`; reads no file."""
+    _hash_inputs(context, dockerfile, root, read=False)
+
+
+@lru_cache(maxsize=64)
+def context_digest(context: Path, dockerfile: Path, root: Path) -> str:
+    """pulumi-docker's context hash, once per process for each context (ContextError as `check_context`)."""
+    return _hash_inputs(context, dockerfile, root, read=True)
 
 
 def content_tag(
