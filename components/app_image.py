@@ -95,7 +95,9 @@ class AppImage(pulumi.ComponentResource):
             self.image_ref = self.repo_digest
             self.tag = pulumi.Output.from_input("")
         else:
-            tag = content_tag(args.context, args.dockerfile, args.platform, args.build_args)
+            tag = content_tag(
+                args.context, args.dockerfile, args.platform, args.build_args, root=args.project_dir
+            )
             image = docker.Image(
                 f"{name}{IMAGE_SUFFIX}",
                 image_name=f"{args.repository}:{tag}",

@@ -13,6 +13,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from components.config_reader import ConfigError, Reader
+from components.content_tag import ContextError, check_context
 from components.failed_releases import RELEASE_REF, FailedReleaseRecord
 from components.health_settings import (
     DEFAULTS,
@@ -746,19 +747,26 @@ def _image(
         platform = None
     build_args = r.string_map(f"{key}.buildArgs", obj.get("buildArgs"))
     r.unknown_keys(key, obj, ("repository", "context", "dockerfile", "platform", "buildArgs", "pin"))
-    if context_s is None:
+    dkey = f"{key}.dockerfile" if dockerfile_s else f"{key}.dockerfile (default <context>/Dockerfile)"
+    if context_s is None or not _in_repository(r, f"{key}.context", context_s, "folder", project_dir):
         return None
     context = (project_dir / context_s).resolve()
     dockerfile = (project_dir / dockerfile_s).resolve() if dockerfile_s else context / "Dockerfile"
+    if not _in_repository(r, dkey, dockerfile_s or "Dockerfile", "file", project_dir, dockerfile):
+        return None
     if pin is None:
         # A pinned app is not built, so its build inputs may be gone (rollback to an old digest).
         if not context.is_dir():
             r.problem(f"{key}.context", repr(context_s), f"an existing build directory; looked for {context}")
         elif not dockerfile.is_file():
-            dkey = f"{key}.dockerfile" if dockerfile_s else f"{key}.dockerfile (default <context>/Dockerfile)"
             r.problem(
                 dkey, repr(dockerfile_s or "Dockerfile"), f"an existing Dockerfile; looked for {dockerfile}"
             )
+        else:
+            try:  # what pulumi-docker would fail on, and symlinks out of the repository, fail here first
+                check_context(context, dockerfile, project_dir)
+            except ContextError as exc:
+                r.problem(f"{key}.context", repr(context_s), str(exc))
     if repository is None or platform is None or build_args is None:
         return None
     return ImageConfig(
@@ -769,6 +777,28 @@ def _image(
         build_args=build_args,
         pin=pin,
     )
+
+
+def _relative(r: Reader, key: str, path: str, what: str) -> bool:
+    """The rule for a path in the repository as written: relative, and without '..'."""
+    if path.startswith("/") or ".." in Path(path).parts:
+        r.problem(key, repr(path), f"a {what} relative to the repository root, without '..'")
+        return False
+    return True
+
+
+def _in_repository(
+    r: Reader, key: str, path: str, what: str, project_dir: Path, resolved: Path | None = None
+) -> bool:
+    """`_relative`, and still inside the repository once symlinks are resolved."""
+    if not _relative(r, key, path, what):
+        return False
+    resolved = (resolved or project_dir / path).resolve()
+    root = project_dir.resolve()
+    if resolved != root and root not in resolved.parents:
+        r.problem(key, repr(path), f"a {what} inside the repository; a symlink takes it to {resolved}")
+        return False
+    return True
 
 
 def _source(
@@ -785,8 +815,7 @@ def _source(
         repo_url = None
     revision = r.string(f"{key}.targetRevision", obj.get("targetRevision"))
     path = r.string(f"{key}.path", obj.get("path"))
-    if path is not None and (path.startswith("/") or ".." in Path(path).parts):
-        r.problem(f"{key}.path", repr(path), "a folder relative to the repository root, without '..'")
+    if path is not None and not _relative(r, f"{key}.path", path, "folder"):
         path = None
     kind = r.choice(f"{key}.type", obj.get("type"), SOURCE_TYPES)
     image_name = r.string(f"{key}.imageName", obj.get("imageName"), required=False)

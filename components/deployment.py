@@ -115,7 +115,11 @@ def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
     record = cfg.failed_releases if cfg.failed_releases is not None else read_own_record()
     built = {
         app.name: content_tag(
-            app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args
+            app.image.context,
+            app.image.dockerfile,
+            app.image.platform,
+            app.image.build_args,
+            root=cfg.project_dir,
         )
         # A promoting stack builds nothing, but its checkout's content tag is the one its upstream
         # built from the same source: a release that failed here is kept out by it all the same.

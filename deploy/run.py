@@ -209,7 +209,11 @@ def _content_tags(cfg: StackConfig | None) -> tuple[dict[str, str], tuple[str, .
         return {}, (), {}
     tags = {
         app.name: content_tag(
-            app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args
+            app.image.context,
+            app.image.dockerfile,
+            app.image.platform,
+            app.image.build_args,
+            root=cfg.project_dir,
         )
         for app in cfg.apps
         if app.image.pin is None

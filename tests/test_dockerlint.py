@@ -223,7 +223,7 @@ def test_a_dockerfile_shared_by_two_apps_is_linted_once(tmp_path: Path) -> None:
         tmp_path,
         [
             _app("web", "docker/Dockerfile"),
-            _app("api", "docker/../docker/Dockerfile"),
+            _app("api", "./docker//Dockerfile"),
             _app("worker", "docker/other.Dockerfile"),
         ],
     )
@@ -364,8 +364,8 @@ def test_example_content_tag_ignores_the_chart_and_overlay(tmp_path: Path) -> No
     shutil.copytree(PROJECT_DIR / "examples/app", example, ignore=skip)
 
     def tag() -> str:
-        content_tag_module._tree_digest.cache_clear()
-        return content_tag(example, example / "Dockerfile", "linux/amd64", {})
+        content_tag_module.context_digest.cache_clear()
+        return content_tag(example, example / "Dockerfile", "linux/amd64", {}, root=tmp_path)
 
     before = tag()
     _write(example / "chart/values.yaml", "replicaCount: 9\n")
@@ -378,23 +378,24 @@ def test_example_content_tag_ignores_the_chart_and_overlay(tmp_path: Path) -> No
 # Under the SDK's mocks: the real __main__.py with the example stacks (tests/fixtures/stacks).
 
 
-def _with_dockerfile(cfg: dict[str, Any], dockerfile: Path) -> dict[str, Any]:
+def _with_dockerfile(cfg: dict[str, Any], project: Path, text: str) -> dict[str, Any]:
+    """Every app builds `lint/Dockerfile`, written into the project (a Dockerfile must be inside it)."""
+    _write(project / "lint" / "Dockerfile", text)
     for app in cfg["gitops-deploy:apps"]:
-        app["image"]["dockerfile"] = str(dockerfile)
+        app["image"]["dockerfile"] = "lint/Dockerfile"
     return cfg
 
 
 def test_a_failing_lint_registers_no_resource(
-    tmp_path: Path,
+    example_copy: Path,
     run_program: Callable[..., Simulation],
     stack_config: Callable[[str], dict[str, Any]],
 ) -> None:
-    bad = _write(tmp_path / "Dockerfile", LATEST)
     for stack in ("dev", "staging", "prod"):
-        cfg = _with_dockerfile(stack_config(stack), bad)
+        cfg = _with_dockerfile(stack_config(stack), example_copy, LATEST)
         cfg.pop("gitops-deploy:promote", None)  # a promoting stack builds, and lints, nothing
         with pytest.raises(ProgramFailed) as failed:
-            run_program(stack, config=cfg, preview=True)
+            run_program(stack, config=cfg, preview=True, project_dir=example_copy)
         assert isinstance(failed.value.cause, LintError), failed.value.cause
         assert "DL3007" in str(failed.value.cause)
         assert failed.value.resources == [], [r.urn for r in failed.value.resources]
@@ -417,15 +418,14 @@ def test_each_image_carries_build_on_preview(
 
 
 def test_findings_below_the_threshold_show_as_preview_warnings(
-    tmp_path: Path,
+    example_copy: Path,
     run_program: Callable[..., Simulation],
     stack_config: Callable[[str], dict[str, Any]],
 ) -> None:
-    dockerfile = _write(tmp_path / "Dockerfile", LATEST)
-    cfg = _with_dockerfile(stack_config("staging"), dockerfile)
+    cfg = _with_dockerfile(stack_config("staging"), example_copy, LATEST)
     cfg.pop("gitops-deploy:promote", None)  # both apps build here
     cfg["gitops-deploy:build"] = {"lintThreshold": "error"}
-    sim = run_program("staging", config=cfg, preview=True)
+    sim = run_program("staging", config=cfg, preview=True, project_dir=example_copy)
     lint = [line for line in sim.logs if "hadolint:" in line]
     assert len(lint) == 1 and lint[0].startswith("warning: hadolint: ") and "DL3007" in lint[0], sim.logs
     assert "(apps web, api)" in lint[0], "one Dockerfile, linted once, names both apps"

@@ -63,7 +63,7 @@ CONFIG: dict[str, Any] = {
     "gitops-deploy:registry": {"server": "registry.example.com", "username": "ci"},
     "gitops-deploy:apps": [_app("web"), _app("api")],
 }
-TAG = content_tag(CONTEXT, CONTEXT / "Dockerfile", "linux/amd64", {})
+TAG = content_tag(CONTEXT, CONTEXT / "Dockerfile", "linux/amd64", {}, root=PROJECT_DIR)
 """Both apps build the example app, so both have this content tag."""
 FAILED = FailedRelease(
     "web",

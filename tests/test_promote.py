@@ -93,18 +93,18 @@ def test_a_promoting_stack_builds_nothing_and_deploys_the_upstream_digests() -> 
         assert size.inputs["image"] == digests[app], size.urn
 
 
-def test_a_promoting_stack_lints_no_dockerfile(tmp_path: Path) -> None:
+def test_a_promoting_stack_lints_no_dockerfile(example_copy: Path) -> None:
     """Its apps' build inputs are not used: a Dockerfile that would fail the lint does not matter."""
-    bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM debian:latest\nRUN echo hi\n")
+    (example_copy / "lint").mkdir()
+    (example_copy / "lint" / "Dockerfile").write_text("FROM debian:latest\nRUN echo hi\n")
     upstream = _upstream()
     web = _app("web", WEB)
-    web["image"]["dockerfile"] = str(bad)
-    sim, _ = _promote(_stack(web, promote="up"), upstream.exports)
+    web["image"]["dockerfile"] = "lint/Dockerfile"  # inside the project, as a Dockerfile must be
+    sim, _ = _promote(_stack(web, promote="up"), upstream.exports, project_dir=example_copy)
     assert not [line for line in sim.logs if "hadolint" in line], sim.logs
     # The same stack building its own image fails on that Dockerfile before registering anything.
     with pytest.raises(ProgramFailed, match="DL3007"):
-        simulate("down", config=_stack(web), password=TEST_PASSWORD)
+        simulate("down", config=_stack(web), password=TEST_PASSWORD, project_dir=example_copy)
 
 
 def test_an_app_missing_upstream_is_one_clear_error_and_nothing_is_registered() -> None:

@@ -237,6 +237,11 @@ CONFIG_CASES: list[tuple[str, Mutate, str]] = [
         "apps[0] (web).health.headers.X-Key",
     ),
     ("health-unknown-key", app_set("health.timeout", 5), "apps[0] (web).health.timeout"),
+    ("context-root", app_set("image.context", "/"), "apps[0] (web).image.context"),
+    ("context-up", app_set("image.context", "../.."), "apps[0] (web).image.context"),
+    ("context-up-inside", app_set("image.context", "app/../../app"), "apps[0] (web).image.context"),
+    ("dockerfile-absolute", app_set("image.dockerfile", "/etc/passwd"), "apps[0] (web).image.dockerfile"),
+    ("dockerfile-up", app_set("image.dockerfile", "../Dockerfile"), "apps[0] (web).image.dockerfile"),
     ("secret-headers-app", top_set("healthHeaders", {"wbe": {"X-Key": "v"}}), "healthHeaders.wbe"),
     ("secret-headers-value", top_set("healthHeaders", {"web": {"X-Key": 7}}), "healthHeaders.web.X-Key"),
     ("secret-headers-shape", top_set("healthHeaders", ["web"]), "healthHeaders"),
@@ -318,4 +323,49 @@ def test_a_file_over_a_limit_is_told_which(
 
 
 def test_the_corpus_is_at_least_sixty_files() -> None:
-    assert len(TEXT_CASES) + len(CONFIG_CASES) + len(LIMIT_CASES) >= 60
+    assert len(TEXT_CASES) + len(CONFIG_CASES) + len(LIMIT_CASES) + len(LINK_CASES) >= 60
+
+
+# (id, link in the project, its target ("SECRET": a file outside the project), the key, what the error says)
+LINK_CASES: list[tuple[str, str, str, str, str]] = [
+    ("context-link", "ctx-out", "/", "apps[0] (web).image.context", "a symlink takes it to /"),
+    ("dockerfile-link", "app/Outside.Dockerfile", "SECRET", "apps[0] (web).image.dockerfile", "secret.txt"),
+    ("file-link", "app/leak", "SECRET", "apps[0] (web).image.context", "app/leak -> '/"),
+    ("dir-link", "app/host", "/etc", "apps[0] (web).image.context", "app/host -> '/etc' points outside"),
+    ("ignore-link", "app/.dockerignore", "SECRET", "apps[0] (web).image.context", "app/.dockerignore -> '/"),
+    ("dangling-link", "app/gone", "nowhere", "apps[0] (web).image.context", "app/gone -> 'nowhere' points"),
+]
+
+
+LINK_IDS = [c[0] for c in LINK_CASES]
+
+
+@pytest.mark.grpc
+@pytest.mark.parametrize(("case", "link", "target", "key", "says"), LINK_CASES, ids=LINK_IDS)
+def test_a_build_input_that_leaves_the_repository(
+    project: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    link: str,
+    target: str,
+    key: str,
+    says: str,
+) -> None:
+    """Argo CD refuses out-of-bounds symlinks; so does the build: one config error, nothing outside read."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("FROM scratch\nLABEL token=s3cr3t-outside-the-repo\n")
+    config = base_config()
+    image = config["gitops-deploy:apps"][0]["image"]
+    if case == "context-link":
+        image["context"] = link
+    elif case == "dockerfile-link":
+        image["dockerfile"] = link
+    (project / link).symlink_to(secret if target == "SECRET" else target)
+    try:
+        err = _check_error(project, yaml.safe_dump({"config": config}, sort_keys=False), key, capsys)
+    finally:
+        (project / link).unlink()
+    assert "(1 problem)" in err and says in err, f"{case}:\n{err}"
+    assert f"  - gitops-deploy:{key}: " in err, err
+    assert "s3cr3t" not in err, err

@@ -75,4 +75,4 @@ def write_config(project: Path, config: dict[str, Any]) -> None:
 def tag(project: Path, app: str) -> str:
     """The content tag the program gives the app's image (components/content_tag.py)."""
     context = project / "apps" / app
-    return content_tag(context, context / "Dockerfile", "linux/amd64", {})
+    return content_tag(context, context / "Dockerfile", "linux/amd64", {}, root=project)
