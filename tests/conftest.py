@@ -7,10 +7,12 @@ the project's stack files, which are the user's.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from pulumi.runtime import settings
 from pulumi.runtime.config import _SECRET_KEYS, CONFIG, set_all_config
@@ -20,6 +22,12 @@ from offline.stack_files import read_stack_config
 from tests.support.example_project import make_example_project
 
 TEST_PASSWORD = "Tst-pw-9f3K!x7Qz"
+
+# Locally the properties draw new examples each run, to find what no one thought of; in CI they draw
+# the same ones, so a red CI is a regression, not a new draw (a local run's failure prints its blob).
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
