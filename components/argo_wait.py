@@ -79,7 +79,7 @@ def jsonpath_string(text: str) -> str:
 
 
 def _kinds_filter() -> str:
-    """`@.group == 'apps' && (@.kind == 'DaemonSet' || ...) || ...`: WORKLOAD_KINDS as an RFC 9535 test."""
+    """`@.group == 'apps' && (@.kind == 'Deployment' || ...) || ...`: WORKLOAD_KINDS as an RFC 9535 test."""
     groups: dict[str, list[str]] = {}
     for group, kind in sorted(WORKLOAD_KINDS):
         groups.setdefault(group, []).append(f"@.kind == {jsonpath_string(kind)}")

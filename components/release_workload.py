@@ -21,8 +21,8 @@ Which object is the workload follows from what the program declares: a chart nam
 the release, the app's name (README "The chart's values contract"); an overlay's workload is
 `<app>-<source.workload>`, the Application's namePrefix on the overlay's name (README "The overlay's
 naming rule"); it runs in the app's destination namespace. Of the objects a chart may name after the
-release (Service, HPA, ServiceAccount, Ingress, PodDisruptionBudget, ...), only the kinds in
-WORKLOAD_KINDS run its pods.
+release (Service, HPA, ServiceAccount, Ingress, PodDisruptionBudget, a Job, ...), only the kinds in
+WORKLOAD_KINDS run its pods with the replica count.
 """
 
 from __future__ import annotations
@@ -31,16 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-WORKLOAD_KINDS = frozenset(
-    {
-        ("apps", "Deployment"),
-        ("apps", "StatefulSet"),
-        ("apps", "DaemonSet"),
-        ("apps", "ReplicaSet"),
-        ("argoproj.io", "Rollout"),
-    }
-)
-"""(group, kind) of the objects that run a release's pods: the release's workload is one of them."""
+WORKLOAD_KINDS = frozenset({("apps", "Deployment"), ("apps", "StatefulSet"), ("argoproj.io", "Rollout")})
+"""(group, kind) of a release's workload: what runs its pods and takes the replica count the Application
+hands it (a DaemonSet takes none; Argo Rollouts' Rollout stands in for a chart's Deployment)."""
 APP_TREE = "appTree"
 """`status.resourceHealthSource` when the resources' health is not on the Application."""
 
