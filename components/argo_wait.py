@@ -91,9 +91,11 @@ def _kinds_filter() -> str:
 
 
 def workload_healthy(workload: ReleaseWorkload) -> str:
-    """The condition that the release's workload is Healthy (the app, where Argo CD keeps no resource health)."""
+    """The condition that the release's workload is Healthy (the app's health where no resource's is kept)."""
     app_tree = f"@.resourceHealthSource == {jsonpath_string(APP_TREE)}"
-    named = f"@.name == {jsonpath_string(workload.name)} && @.namespace == {jsonpath_string(workload.namespace)}"
+    named = (
+        f"@.name == {jsonpath_string(workload.name)} && @.namespace == {jsonpath_string(workload.namespace)}"
+    )
     return f"jsonpath={{$..[?{app_tree} || {named} && ({_kinds_filter()})].health.status}}={HEALTHY}"
 
 

@@ -1,4 +1,4 @@
-"""The release's workload: the object among an Application's `status.resources[]` whose health is the release's.
+"""The release's workload: the entry of an Application's `status.resources[]` whose health is the release's.
 
 Rules, from argoproj/argo-cd v3.5.1 (its gitops-engine is vendored there under gitops-engine/):
 

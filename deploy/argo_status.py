@@ -159,7 +159,7 @@ class Health:
 
 
 def health(application: Mapping[str, Any]) -> Health | None:
-    """Judge an Application's `status.resources[]`; None when it cannot say whether the release is Degraded."""
+    """Judge an Application's `status.resources[]`; None when they cannot say if the release is Degraded."""
     workload = declared_workload(application)
     if workload is None or not resource_health_inline(application):
         return None

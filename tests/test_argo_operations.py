@@ -242,7 +242,7 @@ def test_a_degraded_workload_not_the_release_s_is_reported_not_acted_on() -> Non
 
 
 def test_without_resource_health_on_the_application_the_line_decides() -> None:
-    """Argo CD v3's default keeps each resource's health off the Application: no judgement, the line stands."""
+    """Argo CD v3's default keeps each resource's health off the Application: the line decides."""
     _, objects, _ = load_flow(FLOWS / "hpa-degraded.yaml")
     app_tree = copy.deepcopy(objects[0])
     app_tree["status"]["resourceHealthSource"] = "appTree"

@@ -398,10 +398,7 @@ def test_an_interruption_is_never_the_cause_when_something_else_failed() -> None
     interrupted, degraded = (f for f in failures(stream) if not f.repeat)
     assert (interrupted.cause, interrupted.interrupted) == ("other", True)
     assert (degraded.cause, degraded.app, degraded.interrupted) == ("health", "web", False)
-    assert (
-        degraded.message
-        == f'the deploy stopped the wait: Waiting for {WEB_HEALTH} (found "Degraded")'
-    )
+    assert degraded.message == f'the deploy stopped the wait: Waiting for {WEB_HEALTH} (found "Degraded")'
     assert cause_of(stream) == degraded
 
 

@@ -30,7 +30,7 @@ WEB_APP = urn(
 )
 GRACE = 30.0
 WEB_HEALTH = workload_healthy(ReleaseWorkload("apps", "web")).removeprefix("jsonpath=")
-"""The health condition of the recorded app web (a chart in namespace apps), as pulumi-kubernetes prints it."""
+"""The health condition of the recorded app web (a chart in namespace apps), as the wait prints it."""
 
 
 def go_status(expression: str, found: str) -> str:
@@ -129,9 +129,7 @@ def test_anything_else_the_wait_reports_ends_the_spell(timers: Timers, after: En
     for event in [*until_degraded(), after]:
         found.on_event(event)
     timers.fire_all()
-    assert expired == [] and found.seen == {
-        "web": f'Waiting for {WEB_HEALTH} (found "Degraded")'
-    }
+    assert expired == [] and found.seen == {"web": f'Waiting for {WEB_HEALTH} (found "Degraded")'}
 
 
 @pytest.mark.parametrize(
@@ -220,7 +218,9 @@ def test_the_recorded_status_lines_name_the_conditions_the_program_registers(tmp
         if e.diagnostic_event and e.diagnostic_event.urn == WEB_APP and e.diagnostic_event.severity == "info"
     ]
     named = {
-        re.sub(r'^(Waiting for|Found) (.+?)( \(found ".*"\))?$', r"\2", line.replace("<{%reset%}>", "").strip())
+        re.sub(
+            r'^(Waiting for|Found) (.+?)( \(found ".*"\))?$', r"\2", line.replace("<{%reset%}>", "").strip()
+        )
         for line in lines
     }
     assert named == expressions

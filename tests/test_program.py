@@ -190,7 +190,11 @@ def test_application_inputs(sims: dict[str, Simulation], example_project: Path, 
         # runs them): a chart's workload is named after the app, an overlay's is `<app>-<source.workload>`.
         wait_for = json.loads(meta["annotations"]["pulumi.com/waitFor"])
         source = app["source"]
-        workload = app["name"] if source["type"] == "helm" else f"{app['name']}-{source.get('workload', app['name'])}"
+        workload = (
+            app["name"]
+            if source["type"] == "helm"
+            else f"{app['name']}-{source.get('workload', app['name'])}"
+        )
         assert sha in wait_for[0] and wait_for[2] == "jsonpath={.status.sync.status}=Synced", res.urn
         assert wait_for[3].startswith("jsonpath={$..[?") and wait_for[3].endswith("].health.status}=Healthy")
         assert f"@.name == '{workload}' && @.namespace == '{app['namespace']}'" in wait_for[3], res.urn

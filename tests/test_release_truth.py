@@ -169,12 +169,16 @@ def test_the_wait_and_the_deploy_judge_the_same_workload(
     """The expression and the Python rule (deploy/argo_status.py) pick the same entry, whatever it says."""
     app = registered(seq)
     health_expr = k8s_await.conditions(app.inputs["metadata"]["annotations"][WAIT_FOR_ANNOTATION])[-1]
-    declared = seq.app["name"] if seq.app["source"]["type"] == "helm" else f"web-{seq.app['source']['workload']}"
+    declared = (
+        seq.app["name"] if seq.app["source"]["type"] == "helm" else f"web-{seq.app['source']['workload']}"
+    )
     for step in seq.steps:
         workload = declared_workload(step.application)
         assert workload == ReleaseWorkload(seq.app["namespace"], declared), seq.path.name
         status = step.application["status"]
-        carried = [r["health"]["status"] for r in status["resources"] if workload.carries(r) and "health" in r]
+        carried = [
+            r["health"]["status"] for r in status["resources"] if workload.carries(r) and "health" in r
+        ]
         expected = carried[0] if resource_health_inline(step.application) else status["health"]["status"]
         assert health_expr.matches(step.application).found == expected, f"{seq.path.name} step {step.index}"
 
@@ -184,7 +188,9 @@ def _done(case: str, kind: str) -> dict[str, Any]:
     return copy.deepcopy(seq.steps[-1].application)
 
 
-def _entry(kind: str, name: str, health: str, *, group: str = "apps", namespace: str = "web") -> dict[str, Any]:
+def _entry(
+    kind: str, name: str, health: str, *, group: str = "apps", namespace: str = "web"
+) -> dict[str, Any]:
     return {
         "group": group,
         "version": "v1",
@@ -196,12 +202,27 @@ def _entry(kind: str, name: str, health: str, *, group: str = "apps", namespace:
     }
 
 
-DECOYS: list[tuple[str, Callable[[list[dict[str, Any]], str], None], bool, str]] = [
+DECOYS: list[tuple[str, Callable[[list[dict[str, Any]], str], object], bool, str]] = [
     # (what, change to status.resources given the workload's name, the wait ends, progress line)
-    ("the workload itself Degraded", lambda rs, w: rs[0]["health"].update(status="Degraded"), False, "Degraded"),
-    ("the workload Progressing", lambda rs, w: rs[0]["health"].update(status="Progressing"), False, "Progressing"),
+    (
+        "the workload itself Degraded",
+        lambda rs, w: rs[0]["health"].update(status="Degraded"),
+        False,
+        "Degraded",
+    ),
+    (
+        "the workload Progressing",
+        lambda rs, w: rs[0]["health"].update(status="Progressing"),
+        False,
+        "Progressing",
+    ),
     ("the workload gone from the list", lambda rs, w: rs.pop(0), False, "selected nothing"),
-    ("a second Deployment Degraded", lambda rs, w: rs.append(_entry("Deployment", f"{w}-worker", "Degraded")), True, ""),
+    (
+        "a second Deployment Degraded",
+        lambda rs, w: rs.append(_entry("Deployment", f"{w}-worker", "Degraded")),
+        True,
+        "",
+    ),
     (
         "a same-named Deployment in another namespace, listed first",
         lambda rs, w: rs.insert(0, _entry("Deployment", w, "Degraded", namespace="other")),
@@ -234,7 +255,7 @@ DECOYS: list[tuple[str, Callable[[list[dict[str, Any]], str], None], bool, str]]
 def test_only_the_release_workload_decides(
     kind: str,
     what: str,
-    change: Callable[[list[dict[str, Any]], str], None],
+    change: Callable[[list[dict[str, Any]], str], object],
     done: bool,
     line: str,
     registered: Callable[[argocd.Sequence], SimResource],
