@@ -18,7 +18,7 @@ import pulumi
 import pytest
 import yaml
 
-from components.argo_wait import HEALTH_PATH, SYNCED
+from components.argo_wait import HEALTH_PATH, SYNCED, workload_healthy
 from components.names import APPLICATION_TYPE, DOCKER_IMAGE_TYPE, TIMEOUT_ANNOTATION, WAIT_FOR_ANNOTATION
 from components.release_workload import ReleaseWorkload, declared_workload, resource_health_inline
 from deploy.argo_status import health as argo_health
@@ -535,3 +535,10 @@ def test_sync_retry_rule_checks_refresh_only_when_set(run_program: Callable[...,
     props["spec"]["syncPolicy"]["retry"]["refresh"] = "true"
     (found,) = sync_retry_findings(props, app.name, 1)
     assert "retry.refresh is 'true'; it must be true or false" in found and "v3.2.0" in found
+
+
+def test_release_md_shows_the_health_condition_the_program_writes() -> None:
+    """docs/release.md spells the workload's health condition out, with placeholders for the names."""
+    condition = workload_healthy(ReleaseWorkload("NAMESPACE", "APP"))
+    shown = condition.replace("'APP'", "'<app>'").replace("'NAMESPACE'", "'<namespace>'")
+    assert shown in (Path(__file__).resolve().parents[1] / "docs" / "release.md").read_text(encoding="utf-8")
