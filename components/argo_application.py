@@ -22,6 +22,7 @@ from components.names import (
     WAIT_FOR_ANNOTATION,
     app_labels,
 )
+from components.release_workload import ReleaseWorkload, workload_name
 
 SYNC_POLICY: dict[str, Any] = {
     "automated": {"prune": True, "selfHeal": True},
@@ -202,8 +203,11 @@ def release_wait_for(args: ArgoApplicationArgs) -> pulumi.Output[str]:
     Built from the same digest Output as the source, so it names the same digest; unknown when the
     digest is (a preview before the push).
     """
+    workload = ReleaseWorkload(
+        args.destination["namespace"], workload_name(args.app, args.source.type, args.source.workload)
+    )
     return pulumi.Output.from_input(args.repo_digest).apply(
-        lambda d: wait_for(args.source, *split_digest(d), args.replicas)
+        lambda d: wait_for(args.source, *split_digest(d), args.replicas, workload)
     )
 
 

@@ -31,6 +31,14 @@ theory/jsonpath parser/lex.go decodes them). Only the first condition that does 
 while pulumi-kubernetes waits (`Waiting for <expr> (found "<value>")`, condition/jsonpath.go), so the
 order is: the release's identity first, then Synced, then Healthy, and a `found "Degraded"` is only
 ever reported about the release this update declared.
+
+Healthy is the health of the release's workload (components/release_workload.py), not the app's: the
+app's is the worst of every resource, so a Degraded HPA would hold the wait forever. pulumi-kubernetes
+compares one path's first node, so one path reads either place: a descendant filter selects the
+workload's entry of `status.resources[]` and, when the Application does not carry the resources'
+health (`status.resourceHealthSource: appTree`, Argo CD v3's default), the status itself, whose
+`health.status` is then the app's. The two never both have a `health` to select: with appTree the
+controller leaves every entry's `health` unset (controller/health.go `setApplicationHealth`).
 """
 
 from __future__ import annotations
@@ -39,11 +47,15 @@ import json
 import re
 
 from components.config import SourceConfig
+from components.release_workload import APP_TREE, WORKLOAD_KINDS, ReleaseWorkload
 
 COMPARED_SOURCE = ".status.sync.comparedTo.source"
 """Where Argo CD records the spec source its current sync status and health describe."""
 SYNCED = "jsonpath={.status.sync.status}=Synced"
-HEALTHY = "jsonpath={.status.health.status}=Healthy"
+HEALTHY = "Healthy"
+HEALTH_PATH = re.compile(r"\{[^{}]*\.health\.status\s*\}")
+"""The health condition's braced path as pulumi-kubernetes prints it: the only one ending `.health.status`
+(string literals carry braces only as escapes)."""
 
 _PLAIN = re.compile(r"[A-Za-z0-9._/:@-]")
 
@@ -66,7 +78,30 @@ def jsonpath_string(text: str) -> str:
     return "'" + "".join(parts) + "'"
 
 
-def release_conditions(source: SourceConfig, repository: str, digest: str, replicas: int) -> list[str]:
+def _kinds_filter() -> str:
+    """`@.group == 'apps' && (@.kind == 'Deployment' || ...) || ...`: WORKLOAD_KINDS as an RFC 9535 test."""
+    groups: dict[str, list[str]] = {}
+    for group, kind in sorted(WORKLOAD_KINDS):
+        groups.setdefault(group, []).append(f"@.kind == {jsonpath_string(kind)}")
+    tests = []
+    for group, kinds in groups.items():
+        either = kinds[0] if len(kinds) == 1 else "(" + " || ".join(kinds) + ")"
+        tests.append(f"@.group == {jsonpath_string(group)} && {either}")
+    return " || ".join(tests)
+
+
+def workload_healthy(workload: ReleaseWorkload) -> str:
+    """The condition that the release's workload is Healthy (the app's health where no resource's is kept)."""
+    app_tree = f"@.resourceHealthSource == {jsonpath_string(APP_TREE)}"
+    named = (
+        f"@.name == {jsonpath_string(workload.name)} && @.namespace == {jsonpath_string(workload.namespace)}"
+    )
+    return f"jsonpath={{$..[?{app_tree} || {named} && ({_kinds_filter()})].health.status}}={HEALTHY}"
+
+
+def release_conditions(
+    source: SourceConfig, repository: str, digest: str, replicas: int, workload: ReleaseWorkload
+) -> list[str]:
     """The conditions, in order, for the release that runs `repository@digest` with `replicas` replicas."""
     if source.type == "helm":
         values = f"{COMPARED_SOURCE}.helm.valuesObject"
@@ -78,14 +113,16 @@ def release_conditions(source: SourceConfig, repository: str, digest: str, repli
         kustomize = f"{COMPARED_SOURCE}.kustomize"
         image = jsonpath_string(f"{source.image_name}={repository}@{digest}")
         # The replicas entry names the overlay's workload (source.workload), as the program wrote it.
-        workload = jsonpath_string(source.workload)
+        scaled = jsonpath_string(source.workload)
         identity = [
             f"jsonpath={{{kustomize}.images[?@ == {image}]}}",
-            f"jsonpath={{{kustomize}.replicas[?@.name == {workload}].count}}={replicas}",
+            f"jsonpath={{{kustomize}.replicas[?@.name == {scaled}].count}}={replicas}",
         ]
-    return [*identity, SYNCED, HEALTHY]
+    return [*identity, SYNCED, workload_healthy(workload)]
 
 
-def wait_for(source: SourceConfig, repository: str, digest: str, replicas: int) -> str:
+def wait_for(
+    source: SourceConfig, repository: str, digest: str, replicas: int, workload: ReleaseWorkload
+) -> str:
     """The `pulumi.com/waitFor` annotation value: a JSON array of the release's conditions."""
-    return json.dumps(release_conditions(source, repository, digest, replicas))
+    return json.dumps(release_conditions(source, repository, digest, replicas, workload))

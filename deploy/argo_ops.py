@@ -125,7 +125,7 @@ def _terminate(applications: Applications, app: str) -> Termination:
 
 
 def read_health(applications: Applications, app: str) -> Health | None:
-    """The app's Degraded objects; None when the Application cannot be read."""
+    """The app's Degraded objects; None when the Application cannot be read or judged."""
     try:
         found = applications.get(app)
     except ClusterError:

@@ -29,8 +29,10 @@ Rules, from argoproj/argo-cd v3.5.1 (its gitops-engine is vendored there under g
   and once it runs `status.operationState.operation.initiatedBy`; `status.operationState.startedAt`.
 - The app's health is the worst health of its managed resources (controller/health.go
   `setApplicationHealth`), and a HorizontalPodAutoscaler whose metrics are unavailable is Degraded
-  (gitops-engine/pkg/health/health_hpa.go). So the release is judged on the workloads among
-  `status.resources[]`, the objects that run it; another Degraded object is reported, not acted on.
+  (gitops-engine/pkg/health/health_hpa.go). So the release is judged on its workload among
+  `status.resources[]`, the one the wait judges (components/release_workload.py); another Degraded
+  object is reported, not acted on. An Application that carries no resource health (Argo CD v3's
+  default) or does not say which workload is the release's cannot be judged here.
 """
 
 from __future__ import annotations
@@ -39,21 +41,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.release_workload import declared_workload, resource_health_inline
+
 RUNNING = "Running"
 TERMINATING = "Terminating"
 COMPLETED = frozenset({"Succeeded", "Failed", "Error"})
 """`OperationPhase.Completed`: the phases that end an operation."""
-WORKLOAD_KINDS = frozenset(
-    {
-        ("apps", "Deployment"),
-        ("apps", "StatefulSet"),
-        ("apps", "DaemonSet"),
-        ("apps", "ReplicaSet"),
-        ("argoproj.io", "Rollout"),
-        ("", "Pod"),
-    }
-)
-"""(group, kind) of the objects that run a release: their health is the release's."""
 DEGRADED = "Degraded"
 
 
@@ -150,21 +143,26 @@ def terminate_patch(application: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Health:
-    """The Degraded objects of an Application, sorted into the release's workloads and the rest."""
+    """The Degraded objects of an Application, sorted into the release's workload and the rest."""
 
+    workload: str
+    """`namespace/name` of the release's workload."""
     workloads: tuple[str, ...]
-    """`Kind/namespace/name` of each Degraded workload: the release is Degraded."""
+    """`Kind/namespace/name` of the release's workload when it is Degraded: the release is Degraded."""
     others: tuple[str, ...]
     """Other Degraded objects (an HPA without metrics, ...): reported only."""
 
     @property
     def release_degraded(self) -> bool:
-        """Some workload that runs the release is Degraded."""
+        """The workload that runs the release is Degraded."""
         return bool(self.workloads)
 
 
-def health(application: Mapping[str, Any]) -> Health:
-    """Judge an Application's `status.resources[]`."""
+def health(application: Mapping[str, Any]) -> Health | None:
+    """Judge an Application's `status.resources[]`; None when they cannot say if the release is Degraded."""
+    workload = declared_workload(application)
+    if workload is None or not resource_health_inline(application):
+        return None
     workloads: list[str] = []
     others: list[str] = []
     resources = _map(application.get("status")).get("resources")
@@ -172,9 +170,8 @@ def health(application: Mapping[str, Any]) -> Health:
         res = _map(res)
         if _map(res.get("health")).get("status") != DEGRADED:
             continue
-        group, kind = res.get("group") or "", res.get("kind") or "?"
-        where = "/".join(str(p) for p in (kind, res.get("namespace"), res.get("name")) if p)
+        where = "/".join(str(p) for p in (res.get("kind") or "?", res.get("namespace"), res.get("name")) if p)
         message = _text(_map(res.get("health")).get("message"))
         named = f"{where} ({message})" if message else where
-        (workloads if (group, kind) in WORKLOAD_KINDS else others).append(named)
-    return Health(tuple(workloads), tuple(others))
+        (workloads if workload.carries(res) else others).append(named)
+    return Health(str(workload), tuple(workloads), tuple(others))

@@ -26,6 +26,7 @@ from typing import Literal
 
 from pulumi.automation.events import EngineEvent
 
+from components.argo_wait import HEALTH_PATH
 from components.config import NAMESPACE
 from components.names import (
     APPLICATION_TYPE,
@@ -103,15 +104,16 @@ _APPLY_CONFLICT = _re(
     r"apply conflict|field conflict|the object has been modified|Operation cannot be fulfilled"
 )
 # provider/pkg/await/condition/jsonpath.go logs, as the resource's ephemeral status, "Waiting for
-# {.status.health.status}=Healthy (found ...)" (or "... selected nothing") for a condition not met yet;
-# all.go checks the sync condition before the health one, so the last such line names what was missing.
+# {<path>}=Healthy (found ...)" (or "... selected nothing") for a condition not met yet; all.go checks
+# the sync condition before the health one (components/argo_wait.py HEALTH_PATH), so the last such
+# line names what was missing.
 _AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
-_HEALTH_STATUS = _re(r"\{\.status\.health\.status\}")
+_HEALTH_STATUS = _re(HEALTH_PATH.pattern)
 # An operation a cancel interrupted (Go's "context canceled"; pulumi-kubernetes' cancellationError,
 # await/error.go). `python -m deploy` cancels an update itself when Argo CD has reported a release
 # Degraded for its grace period (deploy/degraded.py): that Application's interrupted wait is `health`.
 _INTERRUPTED = _re(r"\bcontext canceled\b|\boperation was cancell?ed\b")
-_DEGRADED_STATUS = _re(r"\{\.status\.health\.status\}.*found\s*\W?Degraded")
+_DEGRADED_STATUS = _re(HEALTH_PATH.pattern + r".*found\s*\W?Degraded")
 # sdk/go/common/diag/errors.go: a failed `check`.
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
 # components/dockerlint.py and components/hadolint.py: every LintError starts with one of these.

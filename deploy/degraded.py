@@ -16,17 +16,19 @@ How the reports reach the deploy (pulumi-kubernetes v4.32, pulumi/pulumi v3.259)
   `diagEvent`), which the CLI writes to the event log and the Automation API hands to `on_event` as
   they come (pkg/backend/display/display.go `startEventLogger`).
 
-Our conditions put the release's identity first, then Synced, then Healthy (components/argo_wait.py).
-So a `found "Degraded"` on `.status.health.status` says that the earlier conditions hold: Argo CD
-compared the digest and replica count this update wrote, synced them, and reports that release
-Degraded. The wording is pulumi-kubernetes', so it is matched loosely; a report that does not match is
-ignored, and the wait then ends at its timeout as it would without this.
+Our conditions put the release's identity first, then Synced, then the health of the release's
+workload (components/argo_wait.py). So a `found "Degraded"` on that condition (the path ending in
+`.health.status`, argo_wait's HEALTH_PATH) says that the earlier conditions hold: Argo CD compared the
+digest and replica count this update wrote, synced them, and reports the workload that runs them
+Degraded (or the app, where Argo CD keeps no resource health on the Application). The wording is
+pulumi-kubernetes', so it is matched loosely; a report that does not match is ignored, and the wait
+then ends at its timeout as it would without this.
 
 When the deploy can read the Application (deploy/argo_cluster.py), the line only triggers a read:
-at the end of the grace period the watch asks `judge`, and only a Degraded workload among
-`status.resources[]` stops the update (deploy/argo_status.py `health`). A Degraded side object (an
-HPA without metrics) is kept in `excused` for the report. When the read fails, the line decides,
-as it does without cluster access.
+at the end of the grace period the watch asks `judge`, which applies the wait's rule to what it reads
+(deploy/argo_status.py `health`): only a Degraded release workload stops the update; one that is no
+longer Degraded is kept in `excused` for the report. When the read fails or cannot judge (no resource
+health on the Application), the line decides, as it does without cluster access.
 
 "Degraded for the grace period" means: the last status line of that Application has been the Degraded
 one for that long. Because of the deduplication, a status that went back to a line seen before in the
@@ -45,6 +47,7 @@ from typing import Protocol
 
 from pulumi.automation.events import EngineEvent
 
+from components.argo_wait import HEALTH_PATH
 from components.names import APPLICATION_TYPE
 from deploy.argo_status import Health
 from deploy.stream import clean, urn_type
@@ -53,7 +56,7 @@ from deploy.timings import recognise
 # jsonpath.go's three status messages for a condition of the wait.
 STATUS_LINE = re.compile(r"^(Waiting for \S|Found \S|\S.*\bselected nothing\b)", re.IGNORECASE)
 DEGRADED_LINE = re.compile(
-    r"^Waiting for\s*\{\s*\.status\.health\.status\s*\}.*\bfound\s*\W?degraded\W?", re.IGNORECASE | re.DOTALL
+    rf"^Waiting for\s*{HEALTH_PATH.pattern}.*\bfound\s*\W?degraded\W?", re.IGNORECASE | re.DOTALL
 )
 
 
@@ -115,7 +118,7 @@ class DegradedWatch:
         self.timer = timer
         self.judge = judge
         self.excused: dict[str, Health] = {}
-        """Apps Degraded for the grace period whose workloads were not: not stopped for."""
+        """Apps Degraded for the grace period whose workload was not when read: not stopped for."""
         self.expired: dict[str, Degraded] = {}
         """Apps that were Degraded for the grace period, in the order they expired."""
         self.seen: dict[str, str] = {}

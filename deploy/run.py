@@ -645,8 +645,9 @@ def _release(
     _report_pending(out, result.events, stack.name)
     for app, judged in watch.excused.items():
         out.write(
-            f"deploy: note: Argo CD reported {app} Degraded, but none of its workloads is (Degraded: "
-            f"{', '.join(judged.others)}); the deploy did not stop the release for it\n"
+            f"deploy: note: Argo CD reported {app} Degraded, but not its workload {judged.workload} "
+            f"(Degraded: {', '.join(judged.others) or 'nothing any more'}); the deploy did not stop the "
+            "release for it\n"
         )
     if result.error is None:
         out.write("deploy: the update succeeded\n")

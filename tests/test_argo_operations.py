@@ -4,6 +4,7 @@ and reached with the official client from a kubeconfig (deploy/argo_cluster.py).
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import time
@@ -22,7 +23,7 @@ from deploy.degraded import DegradedWatch
 from tests.support import argocd, argocd_schema
 from tests.support.kube_api import Flow, StandInKubeAPI, all_objects, kubeconfig, load_flow
 from tests.support.processes import free_port
-from tests.test_deploy_degraded import WEB_APP, status
+from tests.test_deploy_degraded import WEB_APP, WEB_HEALTH, status
 
 FLOWS = Path(__file__).resolve().parent / "fixtures" / "argocd" / "operations"
 PATHS = sorted(FLOWS.glob("*.yaml"))
@@ -192,8 +193,10 @@ def test_a_degraded_hpa_is_not_the_release_a_degraded_deployment_is(
     api: StandInKubeAPI, applications: Applications
 ) -> None:
     _, objects, _ = load_flow(FLOWS / "hpa-degraded.yaml")
-    assert [health(o).release_degraded for o in objects] == [False, True]
-    assert health(objects[0]).others[0].startswith("HorizontalPodAutoscaler/web/web")
+    judged = [health(o) for o in objects]
+    assert [j.release_degraded if j else None for j in judged] == [False, True]
+    assert judged[0] is not None and judged[0].workload == "web/web"
+    assert judged[0].others[0].startswith("HorizontalPodAutoscaler/web/web")
     api.play("argocd", "web", flow("hpa-degraded", reads=1))
     expired: list[Any] = []
     timers: list[Any] = []
@@ -213,14 +216,57 @@ def test_a_degraded_hpa_is_not_the_release_a_degraded_deployment_is(
         return health(found) if found is not None else None
 
     watch = DegradedWatch(["web"], 30, expired.append, timer=Timer, judge=judge)
-    line = 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
+    line = f'Waiting for {WEB_HEALTH} (found "Degraded")'
     urn = WEB_APP
     watch.on_event(status(line, target=urn))
     timers.pop()()
     assert expired == [] and list(watch.excused) == ["web"], "the HPA alone: reported, not stopped for"
     assert watch.excused["web"].others
-    watch.on_event(status("Found {.status.health.status}=Healthy", target=urn))
+    watch.on_event(status(f"Found {WEB_HEALTH}", target=urn))
     watch.on_event(status(line, target=urn))
     timers.pop()()
     [stopped] = expired
     assert stopped.workloads and stopped.workloads[0].startswith("Deployment/web/web")
+
+
+def test_a_degraded_workload_not_the_release_s_is_reported_not_acted_on() -> None:
+    """The judgement is the wait's rule (components/release_workload.py): the declared workload only."""
+    _, objects, _ = load_flow(FLOWS / "hpa-degraded.yaml")
+    degraded = copy.deepcopy(objects[1])
+    for res in degraded["status"]["resources"]:
+        if res["kind"] == "Deployment":
+            res["name"] = "web-worker"
+    judged = health(degraded)
+    assert judged is not None and not judged.release_degraded
+    assert any(o.startswith("Deployment/web/web-worker") for o in judged.others)
+
+
+def test_without_resource_health_on_the_application_the_line_decides() -> None:
+    """Argo CD v3's default keeps each resource's health off the Application: the line decides."""
+    _, objects, _ = load_flow(FLOWS / "hpa-degraded.yaml")
+    app_tree = copy.deepcopy(objects[0])
+    app_tree["status"]["resourceHealthSource"] = "appTree"
+    for res in app_tree["status"]["resources"]:
+        res.pop("health")
+    assert argocd_schema.validate([app_tree]) == [[]]
+    assert health(app_tree) is None
+    unnamed = copy.deepcopy(objects[1])
+    unnamed["spec"]["source"].pop("helm")
+    assert health(unnamed) is None, "an Application that does not say which workload is the release's"
+    expired: list[Any] = []
+    fire: list[Any] = []
+
+    class Timer:
+        def __init__(self, _: float, fn: Any) -> None:
+            fire.append(fn)
+
+        def start(self) -> None:
+            pass
+
+        def cancel(self) -> None:
+            pass
+
+    watch = DegradedWatch(["web"], 30, expired.append, timer=Timer, judge=lambda _: health(app_tree))
+    watch.on_event(status(f'Waiting for {WEB_HEALTH} (found "Degraded")', target=WEB_APP))
+    fire.pop()()
+    assert [e.app for e in expired] == ["web"] and watch.excused == {}

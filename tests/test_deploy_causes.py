@@ -46,6 +46,7 @@ from tests.support.engine_events import check_failure_text, init_error_text, loa
 from tests.support.health_servers import Reply, ScriptedServer
 from tests.support.processes import free_port
 from tests.support.registry import LocalRegistry, NotARegistry
+from tests.test_deploy_degraded import WEB_HEALTH
 
 HOST = "registry.example.com"
 PASSWORD = "cause-test-password-7f3a"
@@ -57,13 +58,13 @@ APP_URN = (
 )
 WAIT_SYNC = 'Waiting for {.status.sync.status}=Synced (found "OutOfSync")'
 NOTHING_SYNC = "{.status.sync.status} selected nothing"
-WAIT_HEALTH = 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
-FOUND_HEALTH = "Found {.status.health.status}=Healthy"
+WAIT_HEALTH = f'Waiting for {WEB_HEALTH} (found "Degraded")'
+FOUND_HEALTH = f"Found {WEB_HEALTH}"
 API_IMAGE_URN = (
     "urn:pulumi:prod::gitops-deploy::gitops-deploy:index:AppRelease$gitops-deploy:index:AppImage$"
     f"{DOCKER_IMAGE_TYPE}::api-image-image"
 )
-WAIT_PROGRESSING = 'Waiting for {.status.health.status}=Healthy (found "Progressing")'
+WAIT_PROGRESSING = f'Waiting for {WEB_HEALTH} (found "Progressing")'
 STOPPED_WAIT = (
     f'update of resource "{APP_URN}" failed: context canceled\nunable to get cluster state: Get "https://'
     'mgmt.k8s.example.com/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/web": context canceled'
@@ -397,10 +398,7 @@ def test_an_interruption_is_never_the_cause_when_something_else_failed() -> None
     interrupted, degraded = (f for f in failures(stream) if not f.repeat)
     assert (interrupted.cause, interrupted.interrupted) == ("other", True)
     assert (degraded.cause, degraded.app, degraded.interrupted) == ("health", "web", False)
-    assert (
-        degraded.message
-        == 'the deploy stopped the wait: Waiting for {.status.health.status}=Healthy (found "Degraded")'
-    )
+    assert degraded.message == f'the deploy stopped the wait: Waiting for {WEB_HEALTH} (found "Degraded")'
     assert cause_of(stream) == degraded
 
 

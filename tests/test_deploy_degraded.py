@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from pulumi.automation.events import EngineEvent
 
-from components.argo_wait import HEALTHY
+from components.argo_wait import workload_healthy
 from components.names import APPLICATION_TYPE, HEALTH_CHECK_TYPE
+from components.release_workload import ReleaseWorkload
 from deploy.degraded import DEGRADED_LINE, Degraded, DegradedWatch
 from offline.simulate import simulate
 from tests.support.engine_events import colored, events, read, urn
@@ -28,6 +29,8 @@ WEB_APP = urn(
     ["gitops-deploy:index:AppRelease", "gitops-deploy:index:ArgoApplication"],
 )
 GRACE = 30.0
+WEB_HEALTH = workload_healthy(ReleaseWorkload("apps", "web")).removeprefix("jsonpath=")
+"""The health condition of the recorded app web (a chart in namespace apps), as the wait prints it."""
 
 
 def go_status(expression: str, found: str) -> str:
@@ -108,15 +111,15 @@ def test_the_recorded_release_expires_once_degraded_for_the_grace_period(timers:
     timers.fire_all()
     [web] = expired
     assert (web.app, web.urn, web.seconds) == ("web", WEB_APP, GRACE)
-    assert web.line == 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
+    assert web.line == f'Waiting for {WEB_HEALTH} (found "Degraded")'
     assert found.expired == {"web": web}
 
 
 @pytest.mark.parametrize(
     "after",
     [
-        status(go_status("{.status.health.status}=Healthy", "Progressing")),
-        status("Found {.status.health.status}=Healthy"),
+        status(go_status(WEB_HEALTH, "Progressing")),
+        status(f"Found {WEB_HEALTH}"),
         EngineEvent.from_json(next(line for line in read(RECORDED) if "resOpFailedEvent" in line)),
     ],
     ids=["progressing-again", "healthy", "step-ended"],
@@ -126,9 +129,7 @@ def test_anything_else_the_wait_reports_ends_the_spell(timers: Timers, after: En
     for event in [*until_degraded(), after]:
         found.on_event(event)
     timers.fire_all()
-    assert expired == [] and found.seen == {
-        "web": 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
-    }
+    assert expired == [] and found.seen == {"web": f'Waiting for {WEB_HEALTH} (found "Degraded")'}
 
 
 @pytest.mark.parametrize(
@@ -136,13 +137,13 @@ def test_anything_else_the_wait_reports_ends_the_spell(timers: Timers, after: En
     [
         status("Health: Degraded (still waiting)"),  # another wording: the timeout decides
         status(go_status("{.status.sync.status}=Synced", "Degraded")),  # not the health condition
-        status(go_status("{.status.health.status}=Healthy", "Degraded"), severity="error"),  # a failure
+        status(go_status(WEB_HEALTH, "Degraded"), severity="error"),  # a failure
         status(
-            go_status("{.status.health.status}=Healthy", "Degraded"),
+            go_status(WEB_HEALTH, "Degraded"),
             target=urn(HEALTH_CHECK_TYPE, "web-health", ["gitops-deploy:index:AppRelease"]),
         ),
         status(
-            go_status("{.status.health.status}=Healthy", "Degraded"),
+            go_status(WEB_HEALTH, "Degraded"),
             target=WEB_APP.replace("web-argocd-application", "other-argocd-application"),
         ),
     ],
@@ -175,7 +176,7 @@ def test_a_closed_watch_never_expires(timers: Timers) -> None:
 
 
 def test_the_match_is_built_from_pulumi_kubernetes_format_and_our_condition() -> None:
-    expression = HEALTHY.removeprefix("jsonpath=")
+    expression = WEB_HEALTH
     assert DEGRADED_LINE.search(go_status(expression, "Degraded"))
     assert not DEGRADED_LINE.search(go_status(expression, "Progressing"))
     assert not DEGRADED_LINE.search(f"Found {expression}")
@@ -188,7 +189,7 @@ def test_the_recorded_status_lines_name_the_conditions_the_program_registers(tmp
     digest = re.search(r"Found \{[^}]*image\.digest\}=(sha256:[0-9a-f]{64})", json.dumps(read(RECORDED)))[1]  # type: ignore[index]
     app = {
         "name": "web",
-        "namespace": "web",
+        "namespace": "apps",
         "replicas": 3,
         "image": {
             "repository": "registry.example.com/platform/web",
@@ -217,7 +218,9 @@ def test_the_recorded_status_lines_name_the_conditions_the_program_registers(tmp
         if e.diagnostic_event and e.diagnostic_event.urn == WEB_APP and e.diagnostic_event.severity == "info"
     ]
     named = {
-        re.sub(r"^(Waiting for|Found) (\S+).*$", r"\2", line.replace("<{%reset%}>", "").strip())
+        re.sub(
+            r'^(Waiting for|Found) (.+?)( \(found ".*"\))?$', r"\2", line.replace("<{%reset%}>", "").strip()
+        )
         for line in lines
     }
     assert named == expressions

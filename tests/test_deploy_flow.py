@@ -40,6 +40,7 @@ from tests.support.fake_pulumi.project import (
     tag,
     write_config,
 )
+from tests.test_deploy_degraded import WEB_HEALTH
 
 # `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
 pytestmark = pytest.mark.cli
@@ -572,7 +573,7 @@ def _reworded(tmp_path: Path, degraded_line: str) -> Path:
 
 @pytest.mark.parametrize(
     "line",
-    ['Waiting for {.status.health.status}=Healthy (found "Degraded")', "Health: Degraded (still waiting)"],
+    [f'Waiting for {WEB_HEALTH} (found "Degraded")', "Health: Degraded (still waiting)"],
     ids=["degraded-but-no-grace-yet", "reworded"],
 )
 def test_without_a_degraded_spell_to_act_on_the_wait_ends_at_its_timeout(
@@ -596,7 +597,7 @@ def test_a_degraded_app_with_nothing_to_roll_back_to_waits_for_its_timeout(
 ) -> None:
     """Stopping early would only cut the other apps' releases short: a first deploy waits it out."""
     _with_deploy_key(project, {"degradedGraceSeconds": 0})
-    line = 'Waiting for {.status.health.status}=Healthy (found "Degraded")'
+    line = f'Waiting for {WEB_HEALTH} (found "Degraded")'
     grpc_fake.play({"fixture": str(_reworded(tmp_path, line)), "exit": 255}, outputs={})
     proc = run_deploy(grpc_fake, project, "--stack", STACK)
     assert proc.returncode == 1, proc.stderr

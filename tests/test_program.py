@@ -186,12 +186,18 @@ def test_application_inputs(sims: dict[str, Simulation], example_project: Path, 
         meta, spec = res.inputs["metadata"], res.inputs["spec"]
         assert meta["name"] == app["name"] and meta["namespace"] == argocd.get("namespace", "argocd")
         assert meta["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
-        # The release's identity first, then Synced and Healthy (tests/test_release_truth.py runs them).
+        # The release's identity first, then Synced, then its workload Healthy (tests/test_release_truth.py
+        # runs them): a chart's workload is named after the app, an overlay's is `<app>-<source.workload>`.
         wait_for = json.loads(meta["annotations"]["pulumi.com/waitFor"])
-        assert sha in wait_for[0] and wait_for[2:] == [
-            "jsonpath={.status.sync.status}=Synced",
-            "jsonpath={.status.health.status}=Healthy",
-        ], res.urn
+        source = app["source"]
+        workload = (
+            app["name"]
+            if source["type"] == "helm"
+            else f"{app['name']}-{source.get('workload', app['name'])}"
+        )
+        assert sha in wait_for[0] and wait_for[2] == "jsonpath={.status.sync.status}=Synced", res.urn
+        assert wait_for[3].startswith("jsonpath={$..[?") and wait_for[3].endswith("].health.status}=Healthy")
+        assert f"@.name == '{workload}' && @.namespace == '{app['namespace']}'" in wait_for[3], res.urn
         assert meta["annotations"]["pulumi.com/timeoutSeconds"] == str(
             argocd.get("syncTimeoutSeconds", DEFAULT_SYNC_TIMEOUT_SECONDS)
         )

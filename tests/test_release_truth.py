@@ -18,7 +18,10 @@ import pulumi
 import pytest
 import yaml
 
+from components.argo_wait import HEALTH_PATH, SYNCED, workload_healthy
 from components.names import APPLICATION_TYPE, DOCKER_IMAGE_TYPE, TIMEOUT_ANNOTATION, WAIT_FOR_ANNOTATION
+from components.release_workload import ReleaseWorkload, declared_workload, resource_health_inline
+from deploy.argo_status import health as argo_health
 from offline.check import run_check
 from offline.simulate import UNKNOWN, ProgramFailed, ProgramMocks, SimResource, Simulation
 from rules.argocd import sync_retry_findings
@@ -26,6 +29,8 @@ from tests.support import argocd, argocd_schema, k8s_await
 from tests.support.projects import write_policy_config
 
 SEQUENCES = argocd.sequences()
+HELM_SEQUENCE = next(s for s in SEQUENCES if s.name == "helm-crash-loop")
+"""A Helm flow whose status carries every field, for the tests that need one."""
 ARGOCD_MIRROR = Path("/work/.mirror/argoproj+argo-cd/repo")
 ARGOCD_CRD_TAG = "v3.4.7"
 """An Argo CD release whose Application CRD the pinned package was generated from (see the report)."""
@@ -71,9 +76,16 @@ def registered(run_program: Callable[..., Simulation]) -> Callable[[argocd.Seque
     return lambda seq: application(run_program("truth", config=stack_config(seq.app)))
 
 
+NEVER_DONE = frozenset({"crash-loop", "hpa-crash-loop", "app-tree-hpa-degraded"})
+"""Cases whose release never becomes Healthy (as far as the Application can tell)."""
+APP_TREE = frozenset({"app-tree", "app-tree-hpa-degraded"})
+"""Cases recorded on an Argo CD that keeps no resource health on the Application (v3's default)."""
+
+
 def test_every_case_is_recorded_for_helm_and_kustomize() -> None:
     cases = {(seq.case, seq.app["source"]["type"]) for seq in SEQUENCES}
     wanted = {"good-release", "crash-loop", "replica-change", "rollback", "rollback-after-health-gate"}
+    wanted |= {"hpa-degraded", "hpa-crash-loop"} | APP_TREE
     assert cases == {(case, kind) for case in wanted for kind in ("helm", "kustomize")}
 
 
@@ -119,7 +131,7 @@ def test_cases_say_what_issue_13_asks(
 ) -> None:
     expects = [step.expect for step in seq.steps]
     health = [step.application["status"]["health"]["status"] for step in seq.steps]
-    if seq.case == "crash-loop":
+    if seq.case in NEVER_DONE:
         assert set(expects) == {"waiting"} and health[-1] == "Degraded", seq.path.name
     else:
         assert expects == ["waiting"] * (len(expects) - 1) + ["done"], seq.path.name
@@ -128,12 +140,139 @@ def test_cases_say_what_issue_13_asks(
     # The stale status is Synced and Healthy: the old conditions alone would have ended the wait there.
     exprs = k8s_await.conditions(registered(seq).inputs["metadata"]["annotations"][WAIT_FOR_ANNOTATION])
     synced_healthy = exprs[-2:]
-    assert [str(e) for e in synced_healthy] == [
-        "{.status.sync.status}=Synced",
-        "{.status.health.status}=Healthy",
-    ]
+    assert str(synced_healthy[0]) == "{.status.sync.status}=Synced"
+    assert HEALTH_PATH.fullmatch(synced_healthy[1].path) and synced_healthy[1].value == "Healthy"
     if seq.case in ("good-release", "replica-change", "rollback-after-health-gate"):
         assert k8s_await.evaluate(synced_healthy, seq.steps[0].application).satisfied, seq.path.name
+    # With an HPA without metrics the app is Degraded in every step: a wait on the app's health would
+    # never end, though the release's workload is Healthy.
+    if seq.case in ("hpa-degraded", "app-tree-hpa-degraded"):
+        app_healthy = k8s_await.conditions(f'["{SYNCED}", "jsonpath={{.status.health.status}}=Healthy"]')
+        assert set(health) == {"Degraded"}, seq.path.name
+        assert not k8s_await.evaluate(app_healthy, seq.steps[-1].application).satisfied
+        assert _health_of(seq.steps[-1].application, "HorizontalPodAutoscaler") in ("Degraded", None)
+        assert _health_of(seq.steps[-1].application, "Deployment") in ("Healthy", None)
+    inline = [resource_health_inline(step.application) for step in seq.steps]
+    assert set(inline) == {seq.case not in APP_TREE}, seq.path.name
+
+
+def _health_of(application: dict[str, Any], kind: str) -> str | None:
+    """The health Argo CD lists for the one resource of this kind; None where it keeps none."""
+    (found,) = [r for r in application["status"]["resources"] if r["kind"] == kind]
+    return found.get("health", {}).get("status")
+
+
+@pytest.mark.parametrize("seq", SEQUENCES, ids=lambda s: s.name)
+def test_the_wait_and_the_deploy_judge_the_same_workload(
+    seq: argocd.Sequence, registered: Callable[[argocd.Sequence], SimResource]
+) -> None:
+    """The expression and the Python rule (deploy/argo_status.py) pick the same entry, whatever it says."""
+    app = registered(seq)
+    health_expr = k8s_await.conditions(app.inputs["metadata"]["annotations"][WAIT_FOR_ANNOTATION])[-1]
+    declared = (
+        seq.app["name"] if seq.app["source"]["type"] == "helm" else f"web-{seq.app['source']['workload']}"
+    )
+    for step in seq.steps:
+        workload = declared_workload(step.application)
+        assert workload == ReleaseWorkload(seq.app["namespace"], declared), seq.path.name
+        status = step.application["status"]
+        carried = [
+            r["health"]["status"] for r in status["resources"] if workload.carries(r) and "health" in r
+        ]
+        expected = carried[0] if resource_health_inline(step.application) else status["health"]["status"]
+        assert health_expr.matches(step.application).found == expected, f"{seq.path.name} step {step.index}"
+
+
+def _done(case: str, kind: str) -> dict[str, Any]:
+    seq = next(s for s in SEQUENCES if s.case == case and s.app["source"]["type"] == kind)
+    return copy.deepcopy(seq.steps[-1].application)
+
+
+def _entry(
+    kind: str, name: str, health: str, *, group: str = "apps", namespace: str = "web"
+) -> dict[str, Any]:
+    return {
+        "group": group,
+        "version": "v1",
+        "kind": kind,
+        "namespace": namespace,
+        "name": name,
+        "status": "Synced",
+        "health": {"status": health},
+    }
+
+
+DECOYS: list[tuple[str, Callable[[list[dict[str, Any]], str], object], bool, str]] = [
+    # (what, change to status.resources given the workload's name, the wait ends, progress line)
+    (
+        "the workload itself Degraded",
+        lambda rs, w: rs[0]["health"].update(status="Degraded"),
+        False,
+        "Degraded",
+    ),
+    (
+        "the workload Progressing",
+        lambda rs, w: rs[0]["health"].update(status="Progressing"),
+        False,
+        "Progressing",
+    ),
+    ("the workload gone from the list", lambda rs, w: rs.pop(0), False, "selected nothing"),
+    (
+        "a second Deployment Degraded",
+        lambda rs, w: rs.append(_entry("Deployment", f"{w}-worker", "Degraded")),
+        True,
+        "",
+    ),
+    (
+        "a same-named Deployment in another namespace, listed first",
+        lambda rs, w: rs.insert(0, _entry("Deployment", w, "Degraded", namespace="other")),
+        True,
+        "",
+    ),
+    (
+        "a same-named Job listed first",
+        lambda rs, w: rs.insert(0, _entry("Job", w, "Degraded", group="batch")),
+        True,
+        "",
+    ),
+    (
+        "the workload a StatefulSet",
+        lambda rs, w: rs.__setitem__(0, _entry("StatefulSet", w, "Progressing")),
+        False,
+        "Progressing",
+    ),
+    (
+        "the workload an Argo Rollout",
+        lambda rs, w: rs.__setitem__(0, _entry("Rollout", w, "Healthy", group="argoproj.io")),
+        True,
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize("kind", ["helm", "kustomize"])
+@pytest.mark.parametrize(("what", "change", "done", "line"), DECOYS, ids=[d[0] for d in DECOYS])
+def test_only_the_release_workload_decides(
+    kind: str,
+    what: str,
+    change: Callable[[list[dict[str, Any]], str], object],
+    done: bool,
+    line: str,
+    registered: Callable[[argocd.Sequence], SimResource],
+) -> None:
+    """On the HPA flow's last step (app Degraded, workload Healthy): only the workload's entry counts."""
+    seq = next(s for s in SEQUENCES if s.case == "hpa-degraded" and s.app["source"]["type"] == kind)
+    exprs = k8s_await.conditions(registered(seq).inputs["metadata"]["annotations"][WAIT_FOR_ANNOTATION])
+    application = _done("hpa-degraded", kind)
+    resources = application["status"]["resources"]
+    assert resources[0]["kind"] == "Deployment"
+    change(resources, resources[0]["name"])
+    assert argocd_schema.validate([application]) == [[]], what
+    verdict = k8s_await.evaluate(exprs, application)
+    assert verdict.satisfied is done, f"{what}: {verdict.message}"
+    assert line in verdict.message, what
+    judged = argo_health(application)
+    assert judged is not None and judged.release_degraded is (line == "Degraded"), what
 
 
 def test_replica_change_stale_status_already_names_the_digest() -> None:
@@ -162,7 +301,7 @@ class _UnknownDigest(ProgramMocks):
 
 def test_waitfor_is_unknown_while_the_digest_is(run_program: Callable[..., Simulation]) -> None:
     """The annotation follows the digest Output: unknown with it, never a stale or half-built value."""
-    app = copy.deepcopy(SEQUENCES[0].app)
+    app = copy.deepcopy(HELM_SEQUENCE.app)
     del app["image"]["pin"]
     sim = run_program("truth", config=stack_config(app), preview=True, mocks=_UnknownDigest())
     registered = application(sim)
@@ -208,7 +347,7 @@ MALFORMED = [
 
 
 def test_schema_rejects_a_malformed_status() -> None:
-    done = SEQUENCES[0].steps[-1].application
+    done = HELM_SEQUENCE.steps[-1].application
     objects = []
     for _, mutate in MALFORMED:
         obj = copy.deepcopy(done)
@@ -342,7 +481,7 @@ def test_sync_wait_default_fits_the_deploy_budget(run_program: Callable[..., Sim
     from components.config import DEFAULT_SYNC_TIMEOUT_SECONDS, HealthConfig
     from components.health_budget import worst_case_seconds
 
-    seq = SEQUENCES[0]
+    seq = HELM_SEQUENCE
     app = application(run_program("truth", config=stack_config(seq.app)))
     assert app.inputs["metadata"]["annotations"][TIMEOUT_ANNOTATION] == str(DEFAULT_SYNC_TIMEOUT_SECONDS)
     health = HealthConfig(url="https://x")
@@ -353,7 +492,7 @@ def test_sync_wait_default_fits_the_deploy_budget(run_program: Callable[..., Sim
 def test_retry_refresh_is_on_by_default_and_off_for_older_argo_cd(
     run_program: Callable[..., Simulation],
 ) -> None:
-    seq = SEQUENCES[0]
+    seq = HELM_SEQUENCE
     default = application(run_program("truth", config=stack_config(seq.app)))
     older = application(
         run_program("truth", config=stack_config(seq.app, argocd_settings={"retryRefresh": False}))
@@ -371,7 +510,7 @@ def test_retry_refresh_is_on_by_default_and_off_for_older_argo_cd(
 
 def test_retry_refresh_must_be_a_boolean(run_program: Callable[..., Simulation]) -> None:
     with pytest.raises(ProgramFailed) as raised:
-        run_program("truth", config=stack_config(SEQUENCES[0].app, argocd_settings={"retryRefresh": "yes"}))
+        run_program("truth", config=stack_config(HELM_SEQUENCE.app, argocd_settings={"retryRefresh": "yes"}))
     assert "gitops-deploy:argocd.retryRefresh: got string 'yes'; expected true or false" in str(raised.value)
 
 
@@ -392,8 +531,15 @@ def test_offline_check_accepts_both_shapes(refresh: bool, tmp_path: Path) -> Non
 
 
 def test_sync_retry_rule_checks_refresh_only_when_set(run_program: Callable[..., Simulation]) -> None:
-    app = application(run_program("truth", config=stack_config(SEQUENCES[0].app)))
+    app = application(run_program("truth", config=stack_config(HELM_SEQUENCE.app)))
     props = copy.deepcopy(app.inputs)
     props["spec"]["syncPolicy"]["retry"]["refresh"] = "true"
     (found,) = sync_retry_findings(props, app.name, 1)
     assert "retry.refresh is 'true'; it must be true or false" in found and "v3.2.0" in found
+
+
+def test_release_md_shows_the_health_condition_the_program_writes() -> None:
+    """docs/release.md spells the workload's health condition out, with placeholders for the names."""
+    condition = workload_healthy(ReleaseWorkload("NAMESPACE", "APP"))
+    shown = condition.replace("'APP'", "'<app>'").replace("'NAMESPACE'", "'<namespace>'")
+    assert shown in (Path(__file__).resolve().parents[1] / "docs" / "release.md").read_text(encoding="utf-8")
