@@ -131,6 +131,78 @@ def test_a_symlink_that_stays_in_the_repository_renders(project: Path) -> None:
     assert leak.manifest["data"] == {"leak": "in the repository"}
 
 
+GIT_CONFIG = f"""[http "https://github.com/"]
+\textraheader = AUTHORIZATION: basic {SECRET}
+"""
+"""The checkout's `.git/config` as actions/checkout leaves it on a runner: the job's token inside."""
+GIT_LEAK_TEMPLATE = '{{ fail (.Files.Get "files/leak") }}\n'
+"""A template that puts a chart file into the engine's error, unquoted, where no quote bound cuts it."""
+
+
+def _git_checkout(project: Path) -> None:
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text(GIT_CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("link", "target", "template", "expected"),
+    [
+        ("chart/files/leak", "../../.git/config", GIT_LEAK_TEMPLATE, "symlink into the repository's .git"),
+        ("chart/files/leak", "../../.git", GIT_LEAK_TEMPLATE, "symlink into the repository's .git"),
+        (
+            "chart/files/root",
+            "../..",
+            '{{ fail (.Files.Get "files/root/.git/config") }}\n',
+            "chart holds the repository's .git folder",
+        ),
+    ],
+    ids=["file-in-git", "git-folder", "repository-root"],
+)
+def test_a_chart_reaching_the_checkouts_git_folder_is_refused(
+    project: Path, link: str, target: str, template: str, expected: str
+) -> None:
+    """In the repository, yet no repository content: on a CI runner `.git/config` holds the token."""
+    _git_checkout(project)
+    write_chart(project, files={"templates/leak.yaml": template})
+    _link(project, link, target)
+    result = _render(project)
+    assert result.status == "error" and expected in result.reason, result.reason
+
+
+def test_a_chart_at_the_repository_root_does_not_read_git(project: Path) -> None:
+    _git_checkout(project)
+    write_chart(project, ".", files={"templates/leak.yaml": '{{ fail (.Files.Get ".git/config") }}\n'})
+    result = _render(project, app("web", "app", chart="."))
+    assert result.status == "error" and ". holds the repository's .git folder" in result.reason, result.reason
+
+
+def test_value_files_and_overlay_files_in_git_are_refused(project: Path) -> None:
+    _git_checkout(project)
+    write_chart(project)
+    source = {"repoURL": REPO_URL, "path": "chart", "helm": {"valueFiles": ["../.git/config"]}}
+    resource = application("dev", SETTINGS, app("web", "app"), source)
+    [result] = render_all([resource], project, "dev", repository=HERE)
+    assert result.status == "error", result
+    assert "helm.valueFiles: '../.git/config' is in the repository's .git folder" in result.reason
+    generator = "configMapGenerator: [{name: leak, files: [../.git/config]}]\n"
+    config = _overlay(project, {"kustomization.yaml": "resources: [deployment.yaml]\n" + generator})
+    result = _render(project, config)
+    assert result.status == "error", result
+    assert "configMapGenerator entry '../.git/config' is in the repository's .git" in result.reason
+
+
+def test_the_git_config_never_reaches_a_report(project: Path, tmp_path: Path) -> None:
+    _git_checkout(project)
+    write_chart(project, files={"templates/leak.yaml": GIT_LEAK_TEMPLATE})
+    _link(project, "chart/files/leak", "../../.git/config")
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
+    assert report.exit_code == 1
+    for fmt in FORMATS:
+        text = report.format(fmt)
+        assert SECRET not in text and "symlink into the repository's .git folder" in text, text
+
+
 OVERLAY = {
     "kustomization.yaml": "resources: [deployment.yaml]\n",
     "deployment.yaml": textwrap.dedent(
