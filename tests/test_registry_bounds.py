@@ -94,6 +94,20 @@ def test_a_bomb_in_a_manifest_answer_is_refused(odd: OddRegistry, bomb: bytes) -
     assert "decodes to more than" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_bomb_from_the_token_service_is_refused_with_bounded_memory(bomb: bytes) -> None:
+    odd = OddRegistry(auth="bearer", password=PASSWORD)
+    odd.token = Answer(200, bomb, {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"})
+    tracemalloc.start()
+    try:
+        message, _ = _preflight_error(odd)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        odd.stop()
+    assert f"/token answered with a body that decodes to more than {MAX_BODY_BYTES} bytes" in message, message
+    assert peak < MEMORY_BOUND, f"peak {peak} bytes while refusing the bomb"
+
+
 @pytest.mark.parametrize(
     ("encoding", "body", "expected"),
     [

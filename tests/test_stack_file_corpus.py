@@ -188,6 +188,23 @@ CONFIG_CASES: list[tuple[str, Mutate, str]] = [
         app_set("source.repoURL", "https://github.com/o/r.git\n"),
         "apps[0] (web).source.repoURL",
     ),
+    (
+        "repo-url-token",
+        app_set("source.repoURL", f"https://{TOKEN}@github.com/example-org/gitops-deploy.git"),
+        "apps[0] (web).source.repoURL",
+    ),
+    (
+        "repo-url-ssh-password",
+        app_set("source.repoURL", f"ssh://git:{TOKEN}@github.com/example-org/gitops-deploy.git"),
+        "apps[0] (web).source.repoURL",
+    ),
+    (
+        "repo-url-token-no-path",
+        app_set("source.repoURL", f"https://{TOKEN}@github.com"),
+        "apps[0] (web).source.repoURL",
+    ),
+    ("registry-userinfo", registry_set("server", f"https://{TOKEN}@registry.example.com"), "registry.server"),
+    ("registry-user-at", registry_set("server", f"{TOKEN}@registry.example.com"), "registry.server"),
     ("revision-empty", app_set("source.targetRevision", " "), "apps[0] (web).source.targetRevision"),
     ("path-escapes", app_set("source.path", "../charts"), "apps[0] (web).source.path"),
     ("source-type", app_set("source.type", "jsonnet"), "apps[0] (web).source.type"),
