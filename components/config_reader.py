@@ -10,6 +10,8 @@ from typing import Any
 
 import pulumi
 
+from components.escape import terminal
+
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """Matched with `fullmatch`: `match` with `$` would accept a trailing newline."""
 
@@ -18,7 +20,8 @@ class ConfigError(pulumi.RunError):
     """One error listing every bad key of the stack config; raised before any resource is registered."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
+        # A key or value from the stack file may hold a line break or a control: one line each, always.
+        self.problems = [terminal(p) for p in problems]
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         lines = "\n".join(f"  - {p}" for p in self.problems)
