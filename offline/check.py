@@ -469,6 +469,8 @@ def _stack_outputs(path: Path | None) -> dict[str, Any] | None:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CheckError(f"--stack-outputs {path}: not readable as JSON ({exc})") from exc
+    except RecursionError:
+        raise CheckError(f"--stack-outputs {path}: nests too deeply to be stack outputs") from None
     if not isinstance(value, dict):
         raise CheckError(
             f"--stack-outputs {path}: expected the JSON object `pulumi stack output --json` writes"

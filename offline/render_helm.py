@@ -63,7 +63,7 @@ def _metadata(chart_dir: Path) -> dict[str, Any]:
     """Chart.yaml as a mapping ({} when unreadable: the engine then says why)."""
     try:
         metadata = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return {}
     return metadata if isinstance(metadata, dict) else {}
 

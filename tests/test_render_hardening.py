@@ -25,7 +25,9 @@ from offline.kustomize_refs import is_remote
 from offline.render import RenderResult, render_all
 from offline.render_common import (
     MAX_BYTES_PER_APPLICATION,
+    MAX_OBJECT_DEPTH,
     MAX_OBJECTS_PER_APPLICATION,
+    MAX_VALUES_PER_APPLICATION,
     RenderError,
     run_bounded,
 )
@@ -544,6 +546,61 @@ def test_reading_the_render_is_bounded_in_time(project: Path, monkeypatch: pytes
     assert "reading the rendered objects took over -1s, the bound per Application" in result.reason
 
 
+def _nested(levels: int) -> str:
+    """A ConfigMap whose data nests `levels` levels in all (flow lists inside `data.x`)."""
+    inner = levels - 2  # the object and `data` are two levels
+    head = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\n"
+    return f"{head}data: {{x: {'[' * inner}{']' * inner}}}\n"
+
+
+def _laughs(levels: int) -> str:
+    """A ConfigMap of a few lines whose aliases expand tenfold per level."""
+    lines = [
+        "apiVersion: v1",
+        "kind: ConfigMap",
+        "metadata: {name: laughs}",
+        "data:",
+        "  l0: &l0 [1,1,1,1,1,1,1,1,1,1]",
+    ]
+    lines += [f"  l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("template", "bound"),
+    [
+        (_nested(10_000), f"nesting deeper than {MAX_OBJECT_DEPTH} levels, the bound per object"),
+        (_nested(MAX_OBJECT_DEPTH + 1), f"nesting deeper than {MAX_OBJECT_DEPTH} levels"),
+        (_laughs(8), f"renders more than {MAX_VALUES_PER_APPLICATION} values (YAML aliases counted"),
+    ],
+    ids=["10000-deep", "one-past-the-depth", "aliases"],
+)
+def test_a_rendered_document_past_a_bound_fails_quickly_naming_it(
+    project: Path, template: str, bound: str
+) -> None:
+    """Without the bounds: a RecursionError traceback, the pack's gRPC failing, or a walk of 10^8 values."""
+    write_chart(project, files={"templates/odd.yaml": template})
+    start = time.monotonic()
+    result = _render(project)
+    assert time.monotonic() - start < 30
+    assert result.status == "error" and bound in result.reason, result.reason
+    assert "\n" not in result.reason
+
+
+def test_a_document_at_the_bounds_is_read() -> None:
+    [deep] = render_common.parse_documents(_nested(MAX_OBJECT_DEPTH), "t")
+    assert deep["metadata"] == {"name": "deep"}
+    [laughs] = render_common.parse_documents(_laughs(4), "t")  # some 10^5 values: within the bound
+    assert len(laughs["data"]["l4"]) == 10
+
+
+def test_a_kustomization_nesting_too_deeply_is_one_line(project: Path) -> None:
+    config = _overlay(project, {"kustomization.yaml": f"resources: {'[' * 50_000}{']' * 50_000}\n"})
+    result = _render(project, config)
+    assert result.status == "error"
+    assert "overlay/kustomization.yaml: nests too deeply to be a kustomization" in result.reason
+
+
 def test_an_engine_writing_past_the_byte_bound_is_stopped(tmp_path: Path) -> None:
     endless = "import sys\nwhile True: sys.stdout.write('x' * 65536)"
     start = time.monotonic()
@@ -694,6 +751,18 @@ def test_a_bad_repo_url_option_is_a_clear_error(project: Path, capsys: pytest.Ca
     assert check_main(argv) == 2
     err = capsys.readouterr().err
     assert err == "error: --repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)\n"
+
+
+def test_stack_outputs_nesting_too_deeply_are_a_clear_error(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text("[" * 100_000 + "]" * 100_000)
+    argv = ["--stack", "dev", "--project-dir", str(project), "--stack-outputs", str(outputs)]
+    assert check_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --stack-outputs {outputs}: nests too deeply to be stack outputs\n"
 
 
 def _raw(config: dict[str, Any]) -> dict[str, Any]:
