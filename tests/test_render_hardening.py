@@ -133,6 +133,25 @@ def test_a_symlink_that_stays_in_the_repository_renders(project: Path) -> None:
     assert leak.manifest["data"] == {"leak": "in the repository"}
 
 
+def test_a_rendered_list_or_mapping_is_never_quoted_whole(project: Path, tmp_path: Path) -> None:
+    """A file of the repository read with fromYaml lands where a string belongs: the report names it
+    with its first characters and its length, in every format."""
+    marker = "END-OF-THE-FILE-7Hq"
+    values = ", ".join([f"line-{i}" for i in range(40)] + [marker])
+    template = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n"
+        'data: {x: {{ .Files.Get "files/m.yaml" | fromYaml | toJson }}}\n'
+    )
+    write_chart(project, files={"files/m.yaml": f"k: [{values}]\n", "templates/m.yaml": template})
+    result = _render(project)
+    assert result.status == "error" and "characters) is not of type 'string'" in result.reason, result.reason
+    assert marker not in result.reason
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
+    for fmt in FORMATS:
+        assert marker not in report.format(fmt), fmt
+
+
 GIT_CONFIG = f"""[http "https://github.com/"]
 \textraheader = AUTHORIZATION: basic {SECRET}
 """
