@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from components.config import parse_config
 from components.config_reader import ConfigError
-from offline import render_common
+from offline import github, render_common
 from offline.check import main as check_main
 from offline.check import run_check
 from offline.kustomize_refs import is_remote
@@ -80,6 +80,17 @@ def _render(project: Path, config: dict[str, Any] | None = None, **kwargs: Any) 
     [result] = render_all([resource], project, "dev", **{"repository": HERE, **kwargs})
     assert SECRET not in repr(result), "a file from outside the repository reached the render result"
     return result
+
+
+def _every_output(report: Any, tmp_path: Path) -> dict[str, str]:
+    """What a run prints or writes: each report format, the annotations, the job's step summary."""
+    summary = tmp_path / "step-summary.md"
+    github.append_summary(report.format("markdown"), {github.SUMMARY_ENV: str(summary)})
+    return {
+        **{fmt: report.format(fmt) for fmt in FORMATS},
+        "annotations": "\n".join(github.finding_annotations(report)),
+        "step summary": summary.read_text(encoding="utf-8"),
+    }
 
 
 def _link(project: Path, path: str, target: str) -> None:
@@ -148,8 +159,8 @@ def test_a_rendered_list_or_mapping_is_never_quoted_whole(project: Path, tmp_pat
     assert marker not in result.reason
     write_stack(project, "dev", stack_config([app("web", "app")]))
     report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
-    for fmt in FORMATS:
-        assert marker not in report.format(fmt), fmt
+    for where, text in _every_output(report, tmp_path).items():
+        assert marker not in text and "is not of type" in text, where
 
 
 GIT_CONFIG = f"""[http "https://github.com/"]
@@ -219,9 +230,8 @@ def test_the_git_config_never_reaches_a_report(project: Path, tmp_path: Path) ->
     write_stack(project, "dev", stack_config([app("web", "app")]))
     report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
     assert report.exit_code == 1
-    for fmt in FORMATS:
-        text = report.format(fmt)
-        assert SECRET not in text and "symlink into the repository's .git folder" in text, text
+    for where, text in _every_output(report, tmp_path).items():
+        assert SECRET not in text and "symlink into the repository's .git folder" in text, f"{where}:\n{text}"
 
 
 OVERLAY = {
@@ -298,9 +308,8 @@ def test_the_leak_never_reaches_a_report(project: Path, tmp_path: Path) -> None:
     write_stack(project, "dev", stack_config([app("web", "app")]))
     report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
     assert report.exit_code == 1
-    for fmt in FORMATS:
-        text = report.format(fmt)
-        assert SECRET not in text and "out-of-bounds symlink" in text, text
+    for where, text in _every_output(report, tmp_path).items():
+        assert SECRET not in text and "out-of-bounds symlink" in text, f"{where}:\n{text}"
 
 
 # --- Helm dependencies -------------------------------------------------------------------------------
