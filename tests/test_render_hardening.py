@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from components.config import parse_config
 from components.config_reader import ConfigError
-from offline import github, render_common
+from offline import github, render_common, render_confine, render_source
 from offline.check import main as check_main
 from offline.check import run_check
-from offline.kustomize_refs import is_remote
+from offline.kustomize_refs import MAX_KUSTOMIZATION_BYTES, MAX_KUSTOMIZATIONS, is_remote
 from offline.render import RenderResult, render_all
 from offline.render_common import (
     MAX_BYTES_PER_APPLICATION,
@@ -627,6 +627,53 @@ def test_a_kustomization_nesting_too_deeply_is_one_line(project: Path) -> None:
     result = _render(project, config)
     assert result.status == "error"
     assert "overlay/kustomization.yaml: nests too deeply to be a kustomization" in result.reason
+
+
+def test_the_kustomize_walk_is_bounded_in_kustomizations_and_bytes(project: Path) -> None:
+    """Each overlay is a base of the next: one past the bound is refused before kustomize runs."""
+    chain = MAX_KUSTOMIZATIONS + 1
+    for i in range(1, chain):
+        below = f"resources: [../b{i + 1}]\n" if i + 1 < chain else "resources: []\n"
+        (project / f"b{i}").mkdir()
+        (project / f"b{i}" / "kustomization.yaml").write_text(below)
+    config = _overlay(project, {"kustomization.yaml": "resources: [deployment.yaml, ../b1]\n"})
+    result = _render(project, config)
+    assert result.status == "error", result
+    assert f"overlay reads more than {MAX_KUSTOMIZATIONS} kustomizations" in result.reason, result.reason
+    (project / "b1" / "kustomization.yaml").write_text("resources: []\n" + "#" * MAX_KUSTOMIZATION_BYTES)
+    result = _render(project, config)
+    assert f"b1/kustomization.yaml: over {MAX_KUSTOMIZATION_BYTES} bytes" in result.reason, result.reason
+
+
+def test_the_symlink_walk_is_bounded(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_confine, "MAX_WALK_ENTRIES", 20)
+    write_chart(project, files={f"files/f{i}.txt": "x" for i in range(25)})
+    result = _render(project)
+    assert result.status == "error"
+    assert "chart holds more than 20 files and folders; the offline render does not read" in result.reason
+
+
+def test_an_engines_stderr_is_kept_to_its_tail() -> None:
+    noisy = "import sys\nsys.stderr.write('x' * (4 << 20) + 'THE-END')\nsys.exit(3)"
+    done = run_bounded([sys.executable, "-c", noisy], timeout=30, what="noisy")
+    assert done.returncode == 3
+    assert len(done.stderr) <= render_common.MAX_STDERR_BYTES and done.stderr.endswith("THE-END")
+
+
+def test_asking_git_for_the_origin_is_bounded(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `git` that never answers (a hung credential helper, a network filesystem): no origin, quickly."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text("#!/bin/sh\nsleep 30\n")
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(render_source, "GIT_TIMEOUT_SECONDS", 0.5)
+    start = time.monotonic()
+    found = this_repository(project)
+    assert time.monotonic() - start < 5
+    assert found.url is None and found.origin.startswith("no --repo-url"), found
 
 
 def test_an_engine_writing_past_the_byte_bound_is_stopped(tmp_path: Path) -> None:
