@@ -77,10 +77,10 @@ def check_symlinks(folder: Path, project_dir: Path) -> None:
                 if not entry.is_symlink():
                     continue
                 target = Path(os.path.realpath(entry))
-                if _in_git_dir(target, root):
+                if target == root or _in_git_dir(target, root):
                     shown = Path(os.path.relpath(entry, root)).as_posix()
                     raise RenderError(
-                        f"{relative(folder, project_dir)} contains a symlink into the repository's "
+                        f"{relative(folder, project_dir)} contains a symlink that reaches the repository's "
                         f"{GIT_DIR} folder: {shown} (Git does not track it; on a CI runner it holds "
                         "the checkout's credentials)"
                     )

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.config import parse_config
@@ -133,6 +133,36 @@ def test_a_chart_symlink_out_of_bounds_is_refused_as_argo_cd_does(project: Path,
     assert "outside.txt" not in result.reason and str(project.parent) not in result.reason
 
 
+_SEGMENTS = st.sampled_from(["..", ".", "files", "chart", ".git", "config", "x", ""])
+
+
+@given(st.lists(_SEGMENTS, min_size=1, max_size=6), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_a_link_is_refused_exactly_when_it_leaves_the_repository_or_reaches_git(
+    tmp_path_factory: pytest.TempPathFactory, segments: list[str], absolute: bool
+) -> None:
+    """Any target: refused when absolute, when it resolves outside the repository, into `.git`, or to
+    the repository's root (which holds `.git`); else the walk passes."""
+    root = tmp_path_factory.mktemp("links") / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_text(SECRET)
+    (root / "chart" / "files").mkdir(parents=True)
+    (root / "x").write_text("x")
+    link = root / "chart" / "files" / "leak"
+    target = "/".join(segments) or "."
+    link.symlink_to(f"{root}/{target}" if absolute else target)
+    resolved = Path(os.path.realpath(link))
+    inside = resolved.is_relative_to(root) and resolved != link
+    expected = absolute or not inside or resolved == root or resolved.is_relative_to(root / ".git")
+    try:
+        render_confine.check_symlinks(root / "chart", root)
+    except RenderError as err:
+        assert expected, (target, str(err))
+        assert SECRET not in str(err) and "chart/files/leak" in str(err)
+        return
+    assert not expected, target
+
+
 def test_a_symlink_that_stays_in_the_repository_renders(project: Path) -> None:
     (project / "shared").mkdir()
     (project / "shared" / "note.txt").write_text("in the repository")
@@ -167,6 +197,7 @@ GIT_CONFIG = f"""[http "https://github.com/"]
 \textraheader = AUTHORIZATION: basic {SECRET}
 """
 """The checkout's `.git/config` as actions/checkout leaves it on a runner: the job's token inside."""
+GIT_LINK = "symlink that reaches the repository's .git folder"
 GIT_LEAK_TEMPLATE = '{{ fail (.Files.Get "files/leak") }}\n'
 """A template that puts a chart file into the engine's error, unquoted, where no quote bound cuts it."""
 
@@ -179,13 +210,13 @@ def _git_checkout(project: Path) -> None:
 @pytest.mark.parametrize(
     ("link", "target", "template", "expected"),
     [
-        ("chart/files/leak", "../../.git/config", GIT_LEAK_TEMPLATE, "symlink into the repository's .git"),
-        ("chart/files/leak", "../../.git", GIT_LEAK_TEMPLATE, "symlink into the repository's .git"),
+        ("chart/files/leak", "../../.git/config", GIT_LEAK_TEMPLATE, GIT_LINK),
+        ("chart/files/leak", "../../.git", GIT_LEAK_TEMPLATE, GIT_LINK),
         (
             "chart/files/root",
             "../..",
             '{{ fail (.Files.Get "files/root/.git/config") }}\n',
-            "chart holds the repository's .git folder",
+            f"{GIT_LINK}: chart/files/root",
         ),
     ],
     ids=["file-in-git", "git-folder", "repository-root"],
@@ -231,7 +262,7 @@ def test_the_git_config_never_reaches_a_report(project: Path, tmp_path: Path) ->
     report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
     assert report.exit_code == 1
     for where, text in _every_output(report, tmp_path).items():
-        assert SECRET not in text and "symlink into the repository's .git folder" in text, f"{where}:\n{text}"
+        assert SECRET not in text and GIT_LINK in text, f"{where}:\n{text}"
 
 
 OVERLAY = {
