@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from components.config import parse_config
 from components.config_reader import ConfigError
 from offline import github, render_common, render_confine, render_source
+from offline.analyzer_client import MAX_INPUT_FILE_BYTES
 from offline.check import main as check_main
 from offline.check import run_check
 from offline.kustomize_refs import MAX_KUSTOMIZATION_BYTES, MAX_KUSTOMIZATIONS, is_remote
@@ -859,16 +860,35 @@ def test_a_bad_repo_url_option_is_a_clear_error(project: Path, capsys: pytest.Ca
     assert err == "error: --repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)\n"
 
 
-def test_stack_outputs_nesting_too_deeply_are_a_clear_error(
-    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def _input_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A file the check is handed that it must refuse in one line, and what the line says."""
+    path = tmp_path / f"{kind}.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: opening it would wait forever
+        return path, "not a regular file"
+    if kind == "device":
+        return Path("/dev/zero"), "not a regular file"  # reading it never ends
+    if kind == "sparse":
+        with path.open("wb") as handle:
+            handle.truncate(MAX_INPUT_FILE_BYTES + 1)
+        return path, f"over {MAX_INPUT_FILE_BYTES} bytes"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    return path, "nests too deeply"
+
+
+@pytest.mark.parametrize("option", ["--stack-outputs", "--policy-config"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "sparse", "deep"])
+def test_a_file_handed_to_the_check_is_read_with_bounds(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, kind: str
 ) -> None:
     write_stack(project, "dev", stack_config([app("web", "app")]))
-    outputs = tmp_path / "outputs.json"
-    outputs.write_text("[" * 100_000 + "]" * 100_000)
-    argv = ["--stack", "dev", "--project-dir", str(project), "--stack-outputs", str(outputs)]
-    assert check_main(argv) == 2
+    path, says = _input_file(tmp_path, kind)
+    start = time.monotonic()
+    assert check_main(["--stack", "dev", "--project-dir", str(project), option, str(path)]) == 2
+    assert time.monotonic() - start < 30
     err = capsys.readouterr().err
-    assert err == f"error: --stack-outputs {outputs}: nests too deeply to be stack outputs\n"
+    what = "--stack-outputs" if option == "--stack-outputs" else "policy config"
+    assert err == f"error: {what} {path}: {says}\n", err
 
 
 def _raw(config: dict[str, Any]) -> dict[str, Any]:
