@@ -29,8 +29,9 @@ venv: $(VENV)/.installed
 FLOOR_VENV := .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_REQUIREMENTS := requirements-dev.txt policies/requirements.txt
-# Every marker but `cli`: those cases run the deploy against the stand-in CLI, a subprocess each, and
-# what they judge is the deploy's own logic, which no requirement's floor changes (docs/testing.md).
+# Every marker but `cli`, whose cases start the deploy against the stand-in CLI, a subprocess each: they
+# would take the run far past a few minutes. The deploy's use of the Automation API (pulumi's floor) is
+# still run by the unmarked deploy tests (docs/testing.md).
 FLOOR_MARKERS := not cli
 
 # The pins are read with `packaging`, installed first; pip then settles it with the pinned packages.

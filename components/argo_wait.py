@@ -44,6 +44,10 @@ COMPARED_SOURCE = ".status.sync.comparedTo.source"
 """Where Argo CD records the spec source its current sync status and health describe."""
 SYNCED = "jsonpath={.status.sync.status}=Synced"
 HEALTHY = "jsonpath={.status.health.status}=Healthy"
+RFC9535_SINCE = "4.24.0"
+"""The first pulumi-kubernetes whose waitFor parser is RFC 9535 (provider/pkg/jsonpath/jsonpath.go at
+v4.24.0, CHANGELOG 4.24.0); 4.18-4.23 parse with client-go's JSONPath, which refuses the kustomize
+filter `[?@ == '...']`. The package's version is the plugin's, so requirements.txt's floor is this."""
 
 _PLAIN = re.compile(r"[A-Za-z0-9._/:@-]")
 
