@@ -29,9 +29,8 @@ venv: $(VENV)/.installed
 FLOOR_VENV := .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_REQUIREMENTS := requirements-dev.txt policies/requirements.txt
-# Every marker but `cli`, whose cases start the deploy against the stand-in CLI, a subprocess each: they
-# would take the run far past a few minutes. The deploy's use of the Automation API (pulumi's floor) is
-# still run by the unmarked deploy tests (docs/testing.md).
+# Every marker but `cli`, whose cases start the deploy against the stand-in CLI, a subprocess each: about
+# two minutes more for what the unmarked deploy tests already run of the Automation API (docs/testing.md).
 FLOOR_MARKERS := not cli
 
 # The pins are read with `packaging`, installed first; pip then settles it with the pinned packages.
