@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from components.dockerignore import IgnoreFileError, PatternMatcher, go_clean, read_patterns, walk
+from components.dockerignore import Entry, IgnoreFileError, PatternMatcher, go_clean, read_patterns, walk
 
 CHUNK_BYTES = 1 << 20
 """Files are hashed this many bytes at a time, so memory stays flat whatever their size."""
@@ -155,6 +155,23 @@ def _hash_inputs(context: Path, dockerfile: Path, root: Path, *, read: bool) -> 
         where = _shown(exc.filename or context, root)
         raise ContextError(f"a readable build context; {exc.strerror}: {where}") from None
     return digest.hexdigest()
+
+
+def sent_entries(context: Path, dockerfile: Path, root: Path) -> list[Entry]:
+    """What pulumi-docker sends of the context: the walk its hash takes, directories included.
+
+    pulumi-docker tars the context with the same `<Dockerfile>.dockerignore`-first patterns
+    (provider/image.go `getIgnorePatterns`, then `archive.TarWithOptions`), each kept directory too.
+    moby's archive walk enters an excluded directory only for an exception naming it literally, not
+    for one with pattern characters (`!**/keep`) as fsutil's does: such a file is sent here, and
+    counts in the tag either way. ContextError as `check_context`.
+    """
+    matcher = _ignore_matcher(context, dockerfile, root.resolve())
+    try:
+        return list(walk(context, matcher, directories=True))
+    except OSError as exc:
+        where = _shown(exc.filename or context, root.resolve())
+        raise ContextError(f"a readable build context; {exc.strerror}: {where}") from None
 
 
 def check_context(context: Path, dockerfile: Path, root: Path) -> None:

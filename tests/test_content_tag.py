@@ -22,7 +22,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from components import content_tag as content_tag_module
-from components.content_tag import CHUNK_BYTES, ContextError, content_tag, context_digest, go_mode_string
+from components.content_tag import (
+    CHUNK_BYTES,
+    ContextError,
+    content_tag,
+    context_digest,
+    go_mode_string,
+    sent_entries,
+)
 from components.dockerignore import (
     IgnoreFileError,
     Pattern,
@@ -212,6 +219,18 @@ def test_the_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     assert tag() == before, "b.txt is ignored by App.Dockerfile.dockerignore"
     (context / "a.txt").write_text("edited")
     assert tag() != before, "the context's .dockerignore is not read when the Dockerfile's own exists"
+
+
+def test_what_is_sent_is_the_walk_with_the_directories_it_keeps(tmp_path: Path) -> None:
+    context = _tree(tmp_path, {"a.txt": "a", "out/x": "x", "in/y": "y", "in/z": "z"}, "a.txt\n")
+    (context / "empty").mkdir()
+    dockerfile = tmp_path / "App.Dockerfile"
+    dockerfile.write_text("FROM scratch\n")
+    Path(f"{dockerfile}.dockerignore").write_text("out\nin/z\n")
+    sent = [e.path for e in sent_entries(context, dockerfile, tmp_path)]
+    files = [e.path for e in walk(context, PatternMatcher.new(["out", "in/z"]))]
+    assert sent == [".dockerignore", "Dockerfile", "a.txt", "empty", "in", "in/y"]
+    assert [p for p in sent if p not in ("empty", "in")] == files, "the files are the hash's walk"
 
 
 def test_the_digest_is_pulumi_dockers_for_a_known_tree(tmp_path: Path) -> None:
