@@ -38,7 +38,7 @@ compares one path's first node, so one path reads either place: a descendant fil
 workload's entry of `status.resources[]` and, when the Application does not carry the resources'
 health (`status.resourceHealthSource: appTree`, Argo CD v3's default), the status itself, whose
 `health.status` is then the app's. The two never both have a `health` to select: with appTree the
-controller leaves every entry's `health` unset (controller/health.go `setApplicationHealth`).
+controller leaves every entry's `health` unset (components/release_workload.py).
 """
 
 from __future__ import annotations

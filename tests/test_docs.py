@@ -82,6 +82,14 @@ def test_the_budget_line_in_the_readme_and_release_md_is_the_one_the_program_pri
     assert _flat(line) in _flat(release), f"docs/release.md: the default budget line is now:\n{line}"
 
 
+def test_the_default_operation_wait_in_the_docs_is_the_programs(tmp_path: Path) -> None:
+    (budget,) = app_budgets(_default_stack(tmp_path))
+    [wait] = budget.before
+    release = _flat((PROJECT_DIR / "docs" / "release.md").read_text(encoding="utf-8"))
+    assert f"what the budget leaves, {wait.seconds:g} s by default" in _flat(_readme())
+    assert f"after the longest path below ({wait.seconds:g} s by default)" in release
+
+
 def test_the_readme_timeline_and_defaults_are_the_programs(tmp_path: Path) -> None:
     cfg = _default_stack(tmp_path)
     sync, gate = cfg.argocd.sync_timeout_seconds, cfg.apps[0].health.budget_seconds
