@@ -1,7 +1,7 @@
 """A content-derived image tag that moves exactly when pulumi-docker's context hash does; never `latest`.
 
 pulumi-docker v4.5.2-v5.1.0 `provider/provider.go` `hashContext`/`hashPath`; the rule in full, and where
-this differs on purpose (a symlink with an absolute target): docs/build.md, "The content tag".
+why a symlink in a build context must have a relative target: docs/build.md, "The content tag".
 """
 
 from __future__ import annotations
@@ -118,6 +118,12 @@ def _link_target(path: Path, root: Path) -> bytes:
         )
     if not resolved.exists():
         raise ContextError(f"symlinks that resolve; {_shown(path, root)} -> {target!r} points at nothing")
+    if os.path.isabs(target):
+        # pulumi-docker hashes the resolved path, which for an absolute target moves with the checkout.
+        raise ContextError(
+            f"symlinks with relative targets, so the tag moves exactly when pulumi-docker rebuilds; "
+            f"{_shown(path, root)} -> {target!r} is absolute"
+        )
     return resolved.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
 
 
