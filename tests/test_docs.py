@@ -38,7 +38,7 @@ def test_every_relative_link_resolves(page: Path) -> None:
             assert anchor in anchors(linked), f"{page.name}: no heading #{anchor} in {linked.name}"
 
 
-# --- The README's default figures are the program's (issues 13, 15, 16: it says what the code does) ---
+# --- The README's default figures are the program's (it says what the code does) ---
 
 
 def _default_stack(project: Path) -> StackConfig:

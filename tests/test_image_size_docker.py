@@ -1,4 +1,4 @@
-"""Issue 17: the image size judged on the PR, with a real Docker Engine and small images.
+"""The image size judged on the PR, with a real Docker Engine and small images.
 
 One private dockerd for the module (tests/support/docker_engine.py), DOCKER_HOST pointing at it; the
 registry is Debian's docker-registry (tests/support/registry.py). Limits are set low in the tests' own
