@@ -13,7 +13,7 @@ ARGS ?=
 # stand-in CLI): `make test-fast` skips them.
 SLOW_MARKERS := not registry and not render and not grpc and not docker and not cli
 
-.PHONY: venv schemas up preview test test-fast lint pytest bench policy-check clean
+.PHONY: venv schemas up preview test test-fast test-floor lint pytest bench policy-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt policies/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,25 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt policies/requirements.
 	touch $@
 
 venv: $(VENV)/.installed
+
+# `make test-floor`: the oldest versions the requirement files admit, each `>=X` installed as `==X`
+# (tests/support/floors.py reads the files, so a new requirement is covered), in a virtualenv of their
+# own. Everything pip resolves beyond them is what a user with those versions would get.
+FLOOR_VENV := .venv-floor
+FLOOR_PY := $(FLOOR_VENV)/bin/python
+FLOOR_REQUIREMENTS := requirements-dev.txt policies/requirements.txt
+# Every marker but `cli`, whose cases start the deploy against the stand-in CLI, a subprocess each: about
+# two minutes more for what the unmarked deploy tests already run of the Automation API (docs/testing.md).
+FLOOR_MARKERS := not cli
+
+# The pins are read with `packaging`, installed first; pip then settles it with the pinned packages.
+$(FLOOR_VENV)/.installed: requirements.txt $(FLOOR_REQUIREMENTS) tests/support/floors.py
+	rm -rf $(FLOOR_VENV)
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install --quiet --upgrade pip packaging
+	$(FLOOR_PY) -m tests.support.floors $(FLOOR_REQUIREMENTS) > $(FLOOR_VENV)/floors.txt
+	$(FLOOR_PY) -m pip install --quiet -r $(FLOOR_VENV)/floors.txt
+	touch $@
 
 # Argo CD's Application schema for the tests, pinned by tests/schemas/package-lock.json (npm package
 # @kubernetes-models/argo-cd); installed into the ignored tests/schemas/node_modules/.
@@ -95,8 +114,12 @@ test: lint pytest
 test-fast: lint schemas
 	$(PY) -m pytest -m "$(SLOW_MARKERS)"
 
+# The tests on the floors (no lint: ruff and mypy judge the code, not the versions it runs on).
+test-floor: $(FLOOR_VENV)/.installed schemas
+	$(FLOOR_PY) -m pytest -p no:cacheprovider -m "$(FLOOR_MARKERS)"
+
 bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) "$$b" || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/schemas/node_modules
+	rm -rf $(VENV) $(FLOOR_VENV) .pytest_cache .mypy_cache .ruff_cache tests/schemas/node_modules

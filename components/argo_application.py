@@ -84,13 +84,13 @@ DELETE_TIMEOUT_SECONDS = 600
 """How long removing an Application (an app taken out of the config, `pulumi destroy`) may wait.
 
 pulumi-kubernetes bounds a delete's wait by the resource's `customTimeouts.delete`, else by the
-`pulumi.com/timeoutSeconds` annotation, else by 10 minutes (v4.18.0 to v4.32.0: provider/pkg/await/
-await.go `Deletion`, provider/pkg/metadata/overrides.go `TimeoutDuration`; the engine sends the delete
-timeout kept in the state, pkg/resource/deploy/step.go `DeleteStep`). The annotation is the sync wait's
-75 s, too short for Argo CD's finalizer to prune the app's resources first: so the delete gets its own
-bound, the provider's default. A state written before this bound existed keeps the old one until the
-next `up` rewrites it; a removal that times out anyway leaves the Application deleting in the cluster,
-and running the same `up` (or `destroy`) again waits for it afresh.
+`pulumi.com/timeoutSeconds` annotation, else by 10 minutes (the provider's rule and its sources:
+tests/support/k8s_await.py `wait_bound_seconds`). The annotation is the sync wait's, too short for
+Argo CD's finalizer to prune the app's resources first: so the delete gets its own bound, the
+provider's default. The engine sends the delete timeout kept in the state, so a state written before
+this bound existed keeps the old one until the next `up` rewrites it; a removal that times out anyway
+leaves the Application deleting in the cluster, and running the same `up` (or `destroy`) again waits
+for it afresh.
 """
 
 

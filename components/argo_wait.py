@@ -38,7 +38,7 @@ compares one path's first node, so one path reads either place: a descendant fil
 workload's entry of `status.resources[]` and, when the Application does not carry the resources'
 health (`status.resourceHealthSource: appTree`, Argo CD v3's default), the status itself, whose
 `health.status` is then the app's. The two never both have a `health` to select: with appTree the
-controller leaves every entry's `health` unset (controller/health.go `setApplicationHealth`).
+controller leaves every entry's `health` unset (components/release_workload.py).
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ HEALTHY = "Healthy"
 HEALTH_PATH = re.compile(r"\{[^{}]*\.health\.status\s*\}")
 """The health condition's braced path as pulumi-kubernetes prints it: the only one ending `.health.status`
 (string literals carry braces only as escapes)."""
+RFC9535_SINCE = "4.24.0"
+"""The first pulumi-kubernetes whose waitFor parser is RFC 9535 (provider/pkg/jsonpath/jsonpath.go at
+v4.24.0, CHANGELOG 4.24.0); 4.18-4.23 parse with client-go's JSONPath, which refuses the kustomize
+filter `[?@ == '...']`. The package's version is the plugin's, so requirements.txt's floor is this."""
 
 _PLAIN = re.compile(r"[A-Za-z0-9._/:@-]")
 

@@ -11,9 +11,7 @@ from typing import Any
 import pulumi
 
 from components.escape import terminal
-
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-"""Matched with `fullmatch`: `match` with `$` would accept a trailing newline."""
+from components.k8s_names import DNS1123_LABEL
 
 
 class ConfigError(pulumi.RunError):
@@ -92,7 +90,7 @@ class Reader:
     def dns_label(self, key: str, value: Any) -> str | None:
         """A DNS-1123 label, as Kubernetes names and namespaces require."""
         text = self.string(key, value)
-        if text is not None and not _DNS1123_LABEL.fullmatch(text):
+        if text is not None and DNS1123_LABEL.problem(text):
             self.problem(
                 key,
                 repr(text),

@@ -1,7 +1,7 @@
 """A content-derived image tag that moves exactly when pulumi-docker's context hash does; never `latest`.
 
 pulumi-docker v4.5.2-v5.1.0 `provider/provider.go` `hashContext`/`hashPath`; the rule in full, and where
-this differs on purpose (symlinks): docs/build.md, "The content tag".
+why a symlink in a build context must have a relative target: docs/build.md, "The content tag".
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from components.dockerignore import IgnoreFileError, PatternMatcher, go_clean, read_patterns, walk
+from components.dockerignore import Entry, IgnoreFileError, PatternMatcher, go_clean, read_patterns, walk
 
 CHUNK_BYTES = 1 << 20
 """Files are hashed this many bytes at a time, so memory stays flat whatever their size."""
@@ -118,6 +118,12 @@ def _link_target(path: Path, root: Path) -> bytes:
         )
     if not resolved.exists():
         raise ContextError(f"symlinks that resolve; {_shown(path, root)} -> {target!r} points at nothing")
+    if os.path.isabs(target):
+        # pulumi-docker hashes the resolved path, which for an absolute target moves with the checkout.
+        raise ContextError(
+            f"symlinks with relative targets, so the tag moves exactly when pulumi-docker rebuilds; "
+            f"{_shown(path, root)} -> {target!r} is absolute"
+        )
     return resolved.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
 
 
@@ -155,6 +161,23 @@ def _hash_inputs(context: Path, dockerfile: Path, root: Path, *, read: bool) -> 
         where = _shown(exc.filename or context, root)
         raise ContextError(f"a readable build context; {exc.strerror}: {where}") from None
     return digest.hexdigest()
+
+
+def sent_entries(context: Path, dockerfile: Path, root: Path) -> list[Entry]:
+    """What pulumi-docker sends of the context: the walk its hash takes, directories included.
+
+    pulumi-docker tars the context with the same `<Dockerfile>.dockerignore`-first patterns
+    (provider/image.go `getIgnorePatterns`, then `archive.TarWithOptions`), each kept directory too.
+    moby's archive walk enters an excluded directory only for an exception naming it literally, not
+    for one with pattern characters (`!**/keep`) as fsutil's does: such a file is sent here, and
+    counts in the tag either way. ContextError as `check_context`.
+    """
+    matcher = _ignore_matcher(context, dockerfile, root.resolve())
+    try:
+        return list(walk(context, matcher, directories=True))
+    except OSError as exc:
+        where = _shown(exc.filename or context, root.resolve())
+        raise ContextError(f"a readable build context; {exc.strerror}: {where}") from None
 
 
 def check_context(context: Path, dockerfile: Path, root: Path) -> None:

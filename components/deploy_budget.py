@@ -19,7 +19,7 @@ the deploy when they give up, so each is a path of its own and never adds to a f
 gate; when they pass, they take round-trip times, which are measured (the deploy record), not bounded.
 The longest path is a failed release: a wait that ends just inside its timeout, a gate that runs to its
 worst case and fails, then the rollback's second `up`, whose second wait and health gate have the same
-bounds again. That whole path must fit the budget (issue 16: a deploy, rolled back or not, is done
+bounds again. That whole path must fit the budget (a deploy, rolled back or not, is done
 within it), so a stack's wait and gate together get at most half the budget. The image build has no
 bound in pulumi-docker: it is measured, not bounded.
 """

@@ -76,10 +76,11 @@ def _namespaces(
 ) -> dict[str, pulumi.Resource]:
     """Each app namespace, patched with the stack's labels whether or not it exists already.
 
-    A `Namespace` is created with a plain create, which fails with AlreadyExists when Argo CD, another
-    stack or an earlier `up` made it first (pulumi-kubernetes `provider/pkg/await/await.go`,
-    `Creation`: only Patch resources, or `upsertExistingObjects`, take the server-side-apply path,
-    and a preview swallows AlreadyExists, `provider/pkg/provider/provider.go` `Create`). A
+    From pulumi-kubernetes v4.29, a `Namespace` is created with a plain create, which fails with
+    AlreadyExists when Argo CD, another stack or an earlier `up` made it first (`provider/pkg/await/
+    await.go`, `Creation`: only Patch resources, or `upsertExistingObjects`, take the server-side-apply
+    path, and a preview swallows AlreadyExists, `provider/pkg/provider/provider.go` `Create`); up to
+    v4.28 such a create was an apply that took the namespace over. A
     `NamespacePatch` is a server-side apply, which creates the namespace when it is missing and
     otherwise sets only the fields it names. It needs server-side apply on the provider, the default
     since pulumi-kubernetes v4 (`provider.go` `Check` refuses Patch resources without it).

@@ -259,11 +259,13 @@ class Entry:
     stat: os.stat_result
 
 
-def walk(root: Path, matcher: PatternMatcher) -> Iterator[Entry]:
+def walk(root: Path, matcher: PatternMatcher, *, directories: bool = False) -> Iterator[Entry]:
     """Every non-directory under `root` that the patterns keep, in `filepath.WalkDir` order.
 
     Directories are visited in byte order of their names, never through a symlink; an excluded directory
-    is only entered when an exception could re-include something below it, as fsutil does.
+    is only entered when an exception could re-include something below it, as fsutil does. With
+    `directories`, each directory the patterns keep comes too, before its contents (a context tar
+    carries it, empty or not; an excluded one entered for an exception is not).
     """
     stack: list[tuple[str, list[bool] | None, bool, Iterator[os.DirEntry[str]]]] = []
 
@@ -291,6 +293,8 @@ def walk(root: Path, matcher: PatternMatcher) -> Iterator[Entry]:
         if is_dir:
             if excluded and not matcher.may_reinclude_below(path):
                 continue
+            if directories and not excluded:
+                yield Entry(path, st)
             enter(Path(entry.path), path, child_info, excluded)
         elif not excluded:
             yield Entry(path, st)

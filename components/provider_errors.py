@@ -1,9 +1,9 @@
 """How this project's dynamic providers fail: one message that names the app and the cause, no traceback.
 
 The provider host (`python -m pulumi.dynamic`, pulumi/pulumi sdk/python/lib/pulumi/dynamic/__main__.py,
-`_abort_with_traceback`) answers any exception with `traceback.format_exc()`, and the engine prints that
-text as the resource's error. Its frames are the host's and ours, not the user's, and an exception group
-from anyio runs to thousands of characters. So:
+`_abort_with_traceback`, from SDK 3.260.0 on: requirements.txt's floor) answers any exception with
+`traceback.format_exc()`, and the engine prints that text as the resource's error. Its frames are the
+host's and ours, not the user's, and an exception group from anyio runs to thousands of characters. So:
 
 - each provider turns an unexpected exception into its own failure type with a one-line message
   (`failure_line`), raised `from None` so no chain is printed;

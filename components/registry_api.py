@@ -655,8 +655,8 @@ class RegistryClient:
         if media_type in INDEX_TYPES and digest in {entry["digest"] for entry in body["manifests"]}:
             return served
         raise self._error(
-            f"digest mismatch: the registry serves {served} for {where}, but the push reported {digest}; "
-            "the Application would pin an image the pushed tag does not name"
+            f"digest mismatch: the registry serves {served} for {where}, but pulumi-docker's repoDigest is "
+            f"{digest}; the Application would pin an image the pushed tag does not name"
         )
 
     def _select_platform(

@@ -29,6 +29,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from urllib3 import exceptions as urllib3_errors
 
 from components.config import NAMESPACE
 from components.http_bounds import DeadlineExceeded, call_within
@@ -44,6 +45,7 @@ ARGOCD_KEY = f"{NAMESPACE}:argocd"
 DEFAULT_ARGOCD_NAMESPACE = "argocd"
 
 T = TypeVar("T")
+_NOT_A_MAPPING = "the stack's kubeconfig is neither a file that exists nor a kubeconfig's YAML"
 
 
 class ClusterError(Exception):
@@ -65,9 +67,9 @@ class Target:
 
     @property
     def where(self) -> str:
-        """The settings in words: `the kubeconfig of kubernetes:kubeconfig, context 'x'`."""
+        """The settings in words: `the kubeconfig from kubernetes:kubeconfig (context 'x')`."""
         context = f"context {self.context!r}" if self.context else "its current context"
-        return f"the kubeconfig from {self.source}, {context}"
+        return f"the kubeconfig from {self.source} ({context})"
 
 
 def _argocd(values: Mapping[str, str | None]) -> Mapping[str, Any]:
@@ -141,8 +143,8 @@ class Applications:
             raise _api_error(err, what) from None
         except ClusterError:
             raise
-        except Exception as exc:  # urllib3 and ssl errors: the type says enough, the text may carry a URL
-            raise ClusterError(f"{what}: {type(exc).__name__}") from None
+        except Exception as exc:
+            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
         return found if isinstance(found, dict) else None
 
     def merge_patch(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,7 +165,7 @@ class Applications:
         except ClusterError:
             raise
         except Exception as exc:
-            raise ClusterError(f"{what}: {type(exc).__name__}") from None
+            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
         return done if isinstance(done, dict) else {}
 
     def close(self) -> None:
@@ -184,7 +186,7 @@ def connect(target: Target) -> Applications:
         if target.kubeconfig_text is not None:
             loaded = yaml.safe_load(target.kubeconfig_text)
             if not isinstance(loaded, dict):
-                raise ConfigException("not a kubeconfig")
+                raise ConfigException(_NOT_A_MAPPING)
             k8s_config.load_kube_config_from_dict(
                 loaded, context=target.context, client_configuration=configuration, persist_config=False
             )
@@ -202,20 +204,46 @@ def connect(target: Target) -> Applications:
         _within(what, load)
     except ClusterError:
         raise
-    except (ConfigException, yaml.YAMLError, OSError) as exc:
+    except Exception as exc:  # the loader's own errors, and a type error on a malformed one
         raise ClusterError(f"{what}: {_config_reason(exc, target)}") from None
-    except Exception as exc:
-        raise ClusterError(f"{what}: {type(exc).__name__}") from None
     # One attempt per request: the timeout bounds it, and a retry would multiply that bound.
     configuration.retries = 0
     return Applications(k8s_client.ApiClient(configuration=configuration), target.namespace)
 
 
 def _config_reason(exc: BaseException, target: Target) -> str:
-    """Why the kubeconfig could not be used, without echoing any of it."""
+    """Why the kubeconfig could not be used, without echoing any of it (the loader's words may)."""
     text = str(exc)
-    if isinstance(exc, (OSError, yaml.YAMLError)) or "Invalid kube-config file" in text:
+    if isinstance(exc, (OSError, yaml.YAMLError)):
         return "no readable kubeconfig there"
-    if target.context and "context" in text.lower():
-        return f"it has no context {target.context!r}"
-    return "it is not a usable kubeconfig (ConfigException)"
+    if text == _NOT_A_MAPPING:
+        return "it is neither a file that exists nor a kubeconfig's YAML text"
+    if "Expected object with name" in text and text.endswith("contexts list"):
+        context = f"no context {target.context!r}" if target.context else "not its own current context"
+        return f"it has {context}"
+    if "Expected key current-context" in text:
+        return f"it names no current context (set {CONTEXT_KEY})"
+    if "No configuration found" in text or "file is empty" in text or text == "Invalid kube-config.":
+        return "no kubeconfig there"
+    if isinstance(exc, ConfigException):
+        return "it is not a valid kubeconfig (an entry it needs is missing or malformed)"
+    return f"it is not a valid kubeconfig ({type(exc).__name__})"
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """Why a request got no answer, in words and the configured bounds (urllib3's text may carry a URL)."""
+    reason = exc.reason if isinstance(exc, urllib3_errors.MaxRetryError) and exc.reason else exc
+    connect_s, read_s = REQUEST_TIMEOUT_S
+    if isinstance(reason, urllib3_errors.NewConnectionError):  # also a name that does not resolve
+        return "could not connect to the API server (connection refused or unreachable)"
+    if isinstance(reason, urllib3_errors.ConnectTimeoutError):
+        return f"no connection to the API server within {connect_s:g} s"
+    if isinstance(reason, urllib3_errors.ReadTimeoutError):
+        return f"the API server did not answer in time ({connect_s:g} s to connect, {read_s:g} s to answer)"
+    if isinstance(reason, urllib3_errors.SSLError):
+        return "the TLS handshake with the API server failed"
+    if isinstance(reason, urllib3_errors.LocationValueError):
+        return "the kubeconfig's server is not a usable URL"
+    if isinstance(reason, urllib3_errors.ProtocolError):
+        return "the connection to the API server broke off"
+    return type(reason).__name__

@@ -27,12 +27,10 @@ Rules, from argoproj/argo-cd v3.5.1 (its gitops-engine is vendored there under g
   the resourceVersion it read, so a concurrent write is a 409 Conflict, as the server's update is.
 - Who started an operation: `operation.initiatedBy` (`username`, or `automated: true` for auto-sync),
   and once it runs `status.operationState.operation.initiatedBy`; `status.operationState.startedAt`.
-- The app's health is the worst health of its managed resources (controller/health.go
-  `setApplicationHealth`), and a HorizontalPodAutoscaler whose metrics are unavailable is Degraded
-  (gitops-engine/pkg/health/health_hpa.go). So the release is judged on its workload among
-  `status.resources[]`, the one the wait judges (components/release_workload.py); another Degraded
-  object is reported, not acted on. An Application that carries no resource health (Argo CD v3's
-  default) or does not say which workload is the release's cannot be judged here.
+- Whether the release is Degraded: its workload's entry of `status.resources[]`, the one the wait
+  judges (the rule and its sources: components/release_workload.py); another Degraded object is
+  reported, not acted on. An Application that carries no resource health (Argo CD v3's default) or
+  does not say which workload is the release's cannot be judged here.
 """
 
 from __future__ import annotations

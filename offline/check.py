@@ -294,7 +294,7 @@ def judge_objects(
     renders: Sequence[RenderStatus],
     project_dir: Path,
 ) -> tuple[list[Finding], list[Diagnostic]]:
-    """Identity collisions and names Kubernetes rejects (offline/objects.py), with notes on what was not seen.
+    """The objects judged as a whole (offline/objects.py), with notes on what was not seen.
 
     Other stacks of the project are compared where they share this stack's Argo CD (the same
     `argocd.context`): each is simulated and rendered as this one was.
@@ -322,7 +322,7 @@ def judge_objects(
         other_ctx = check_context.context(whole=[*whole, *rendered], renders=other_renders, thresholds={})
         theirs += objects.owned(other, other_ctx, other_renders, objects.clusters(other_values))
     findings = objects.collisions(mine, theirs, stack, found) + objects.invalid_names(mine, found)
-    return findings, notes
+    return findings + objects.missing_workloads(renders, found), notes
 
 
 def _not_compared(other: str, reason: str) -> Diagnostic:

@@ -50,6 +50,7 @@ def image_builds(sim: Simulation, project_dir: Path) -> list[tuple[str, str, Bui
             build_args={str(k): str(v) for k, v in (build.get("args") or {}).items()},
             platform=build.get("platform") or None,
             tags=(name,),
+            root=project_dir,
         )
         builds.append((_app_of(image, by_urn), name, spec))
     return sorted(builds, key=lambda b: (b[0], b[1]))  # registration order varies; the report must not

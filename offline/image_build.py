@@ -12,7 +12,8 @@ uncompressed tars plus that framing are already under a limit, nothing needs com
 
 The Engine is found the way the Docker CLI finds it: `DOCKER_HOST` (and `DOCKER_TLS_VERIFY`,
 `DOCKER_CERT_PATH`), else the default socket. Builds use the classic builder (the Engine API's
-`POST /build` without BuildKit's session), on the host network.
+`POST /build` without BuildKit's session), on the host network, from the context pulumi-docker sends
+(offline/build_context.py), not the one the docker SDK would tar.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import queue
 import re
 import tarfile
+import tempfile
 import threading
 import time
 import zlib
@@ -34,6 +36,9 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+
+from components.content_tag import ContextError
+from offline.build_context import ContextTimeout, write_context_tar
 
 CONNECT_TIMEOUT_S = 10.0
 """How long reaching the engine may take before it counts as unreachable."""
@@ -90,6 +95,15 @@ class BuildSpec:
     platform: str | None = None
     tags: tuple[str, ...] = ()
     """Names to give the image in the engine (pulumi-docker tags its build with the image name)."""
+    root: Path | None = None
+    """The repository, which the context's symlinks and ignore file must not leave; default: the
+    folder holding both the context and the Dockerfile."""
+
+    def repository(self) -> Path:
+        """`root`, or the folder holding both the context and the Dockerfile."""
+        return self.root or Path(
+            os.path.commonpath([self.context.resolve(), self.dockerfile.resolve().parent])
+        )
 
 
 @dataclass(frozen=True)
@@ -174,37 +188,33 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, *, deadline_s: flo
     image_id: str | None = None
     deadline = time.monotonic() + deadline_s
     try:
-        stream = client.api.build(
-            path=str(spec.context),
-            dockerfile=str(spec.dockerfile),
-            tag=tags[0] if tags else None,
-            buildargs=dict(spec.build_args) or None,
-            platform=spec.platform,
-            network_mode="host",
-            rm=True,
-            forcerm=True,
-            decode=True,
-            use_config_proxy=False,
+        # On disk, not in memory: a context may be large; the engine reads it from the start.
+        with tempfile.TemporaryFile(prefix="gitops-deploy-context-") as body:
+            dockerfile = write_context_tar(
+                spec.context, spec.dockerfile, spec.repository(), body, deadline=deadline
+            )
+            body.seek(0)
+            stream = client.api.build(
+                fileobj=body,
+                custom_context=True,
+                dockerfile=dockerfile,
+                tag=tags[0] if tags else None,
+                buildargs=dict(spec.build_args) or None,
+                platform=spec.platform,
+                network_mode="host",
+                rm=True,
+                forcerm=True,
+                decode=True,
+                use_config_proxy=False,
+            )
+            image_id = _follow(stream, steps, output, deadline, deadline_s)
+    except (ContextError, ContextTimeout) as exc:
+        text = (
+            str(exc)
+            if isinstance(exc, ContextTimeout)
+            else f"the build context cannot be sent: expected {exc}"
         )
-        for message in stream:
-            if "error" in message or "errorDetail" in message:
-                detail = message.get("errorDetail") or {}
-                text = str(detail.get("message") or message.get("error") or "build failed").strip()
-                raise BuildFailed(text, steps[-1] if steps else None, output[-_OUTPUT_LINES:])
-            aux = message.get("aux")
-            if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
-                image_id = aux["ID"]
-            for line in _ANSI.sub("", str(message.get("stream", ""))).splitlines():
-                line = line.rstrip()
-                if _STEP.match(line):
-                    steps.append(line)
-                    output.clear()
-                elif line and not line.startswith((" ---> ", "Removing intermediate container")):
-                    output.append(line)
-            if time.monotonic() > deadline:
-                raise BuildFailed(
-                    f"took longer than {deadline_s:g}s", steps[-1] if steps else None, output[-_OUTPUT_LINES:]
-                )
+        raise BuildFailed(text, None) from None
     except docker.errors.APIError as exc:
         raise BuildFailed(str(exc.explanation or exc), steps[-1] if steps else None) from None
     except requests.exceptions.RequestException as exc:
@@ -219,6 +229,33 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, *, deadline_s: flo
     for extra in tags[1:]:
         repository, _, tag = extra.rpartition(":")
         client.api.tag(image_id, repository, tag)
+    return image_id
+
+
+def _follow(
+    stream: Iterator[dict[str, Any]], steps: list[str], output: list[str], deadline: float, deadline_s: float
+) -> str | None:
+    """Read the build's messages until it ends: the image ID, or BuildFailed at the failing step."""
+    image_id: str | None = None
+    for message in stream:
+        if "error" in message or "errorDetail" in message:
+            detail = message.get("errorDetail") or {}
+            text = str(detail.get("message") or message.get("error") or "build failed").strip()
+            raise BuildFailed(text, steps[-1] if steps else None, output[-_OUTPUT_LINES:])
+        aux = message.get("aux")
+        if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+            image_id = aux["ID"]
+        for line in _ANSI.sub("", str(message.get("stream", ""))).splitlines():
+            line = line.rstrip()
+            if _STEP.match(line):
+                steps.append(line)
+                output.clear()
+            elif line and not line.startswith((" ---> ", "Removing intermediate container")):
+                output.append(line)
+        if time.monotonic() > deadline:
+            raise BuildFailed(
+                f"took longer than {deadline_s:g}s", steps[-1] if steps else None, output[-_OUTPUT_LINES:]
+            )
     return image_id
 
 

@@ -1,10 +1,13 @@
-"""Judging the Kubernetes objects a stack would create, as a whole: unique identities and valid names.
+"""Judging the Kubernetes objects a stack would create, as a whole: unique identities, valid names, and
+each release's workload.
 
-The pack judges each object on its own; two things only show across objects or against the API
+The pack judges each object on its own; three things only show across objects or against the API
 server's own rules. Kubernetes keeps one object per (API group, kind, namespace, name) in a cluster,
 so two apps (or two stacks) rendering the same identity overwrite each other, and Argo CD shows both
-in sync. And a name its kind does not accept (components/k8s_names.py) is refused only at sync.
-Both are findings of the check that fail it, naming every app and file involved.
+in sync. A name its kind does not accept (components/k8s_names.py) is refused only at sync. And the
+release's wait judges Healthy on one workload (components/release_workload.py): an app that renders
+none by that name would hold every release until the wait's timeout, then roll back. All are findings
+of the check that fail it, naming every app and file involved.
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ from typing import Any
 from components.config import IN_CLUSTER_SERVER
 from components.k8s_names import name_problem
 from components.names import APP_PROJECT_TYPE, APPLICATION_TYPE, PROJECT
+from components.release_workload import WORKLOAD_KINDS, ReleaseWorkload, declared_workload
 from offline.findings import Change, Context, Finding, Place
-from offline.report import RenderStatus
+from offline.report import RenderedRow, RenderStatus
 
 UNIQUE = "object-identity-unique"
 """The check's name for two objects with one identity."""
 VALID_NAME = "object-name-valid"
 """The check's name for a name Kubernetes rejects."""
+WORKLOAD_PRESENT = "release-workload-present"
+"""The check's name for a rendered app without the workload its release's wait judges."""
+WORKLOAD_KINDS_SHOWN = "Deployment, StatefulSet or Rollout"
+"""The kinds of WORKLOAD_KINDS, as a finding names them."""
 ARGOCD_TYPES = frozenset({APPLICATION_TYPE, APP_PROJECT_TYPE})
 """Objects the program creates where Argo CD runs; every other object lands in the destination cluster."""
 
@@ -165,6 +173,79 @@ def invalid_names(ours: Sequence[Owned], ctx: Context) -> list[Finding]:
             )
         )
     return findings
+
+
+def missing_workloads(renders: Sequence[RenderStatus], ctx: Context) -> list[Finding]:
+    """A finding per rendered app whose objects hold no workload its release's wait would find.
+
+    The workload is the one the Application declares (`declared_workload`, as the deploy reads it);
+    each rendered object is matched as Argo CD lists it in `status.resources[]`, by
+    `ReleaseWorkload.carries`. Apps not rendered (or failing to) cannot be judged here.
+    """
+    findings = []
+    for r in renders:
+        application = ctx.resources.get(r.application_urn)
+        props = application.props if application is not None else None
+        workload = declared_workload(props) if isinstance(props, Mapping) and r.status == "rendered" else None
+        if workload is None or any(workload.carries(_listed(o)) for o in r.objects):
+            continue
+        info = ctx.apps.get(r.application)
+        overlay = info.source_type == "kustomize" if info and info.source_type else r.engine == "kustomize"
+        rendered = [_shown(o) for o in r.objects if _workload_kind(o)]
+        problem = (
+            f"app {r.application} renders no {WORKLOAD_KINDS_SHOWN} '{workload}', the workload whose health "
+            "its release waits for, so every release would wait until its timeout and roll back; it "
+            f"renders {', '.join(rendered) if rendered else f'no {WORKLOAD_KINDS_SHOWN}'}"
+        )
+        change = _workload_change(ctx, r, workload, overlay)
+        label = application.label if application is not None else f"Application '{r.application}'"
+        places = (Place(label, r.application_urn, None, problem),)
+        findings.append(Finding(r.application, "mandatory", (WORKLOAD_PRESENT,), problem, change, places))
+    return findings
+
+
+def _listed(o: RenderedRow) -> dict[str, Any]:
+    """A rendered object as Argo CD lists it in an Application's `status.resources[]`."""
+    group, kind = group_kind(o.type) or ("", "")
+    return {"group": group, "kind": kind, "namespace": o.namespace, "name": o.name}
+
+
+def _workload_kind(o: RenderedRow) -> bool:
+    return group_kind(o.type) in WORKLOAD_KINDS
+
+
+def _shown(o: RenderedRow) -> str:
+    kind = (group_kind(o.type) or ("", o.type))[1]
+    where = f"{o.namespace}/{o.name}" if o.namespace else o.name
+    return f"{kind} '{where}'" + (f" ({o.template})" if o.template else "")
+
+
+def _workload_change(ctx: Context, r: RenderStatus, workload: ReleaseWorkload, overlay: bool) -> Change:
+    """The overlay's `source.workload` key (or the overlay); the chart's values contract."""
+    info = ctx.apps.get(r.application)
+    if not overlay:
+        text = (
+            f"name the chart's {WORKLOAD_KINDS_SHOWN} after the release, "
+            f"{{{{ .Release.Name }}}} ('{workload.name}'), in {{{{ .Release.Namespace }}}} "
+            "(the chart's values contract)"
+        )
+        return Change(text, file=r.path)
+    prefix = f"{r.application}-"
+    names = sorted(
+        o.name.removeprefix(prefix)
+        for o in r.objects
+        if _workload_kind(o) and o.name.startswith(prefix) and o.namespace == workload.namespace
+    )
+    text = f"set it to the name of the overlay's {WORKLOAD_KINDS_SHOWN} (without the app's prefix)"
+    if names:
+        text += f": {' or '.join(names)}"
+    alternative = f"rename the workload in {r.path}"
+    if info is None:
+        return Change(f"source.workload: {text}", alternative=alternative)
+    path = ("config", f"{PROJECT}:apps", info.index, "source", "workload")
+    line = ctx.line_of(path) if ctx.stack_file else None
+    key = f"{info.key}.source.workload"
+    return Change(text, key=key, file=ctx.stack_file, line=line, alternative=alternative)
 
 
 def argocd_context(values: Mapping[str, Any]) -> str | None:

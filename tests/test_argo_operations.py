@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from deploy import argo_cluster
 from deploy.argo_cluster import Applications, ClusterError, Conflict, Target, connect, target_from_config
 from deploy.argo_ops import terminate_operations, wait_for_operations
 from deploy.argo_status import health, operation, terminate_patch
@@ -155,6 +157,66 @@ def test_an_unreachable_cluster_is_a_one_line_error(tmp_path: Path) -> None:
         client.get("web")
     assert time.monotonic() - started < 10
     assert "\n" not in str(failed.value) and "stand-in-token" not in str(failed.value)
+    assert str(failed.value) == (
+        "reading Application argocd/web: "
+        "could not connect to the API server (connection refused or unreachable)"
+    )
+
+
+def test_a_server_that_never_answers_is_a_one_line_error_within_the_request_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(argo_cluster, "REQUEST_TIMEOUT_S", (0.5, 1.0))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts connections (the kernel's backlog) and never answers
+        path = kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        client = connect(target_from_config({"kubernetes:kubeconfig": str(path)}, {}))
+        started = time.monotonic()
+        with pytest.raises(ClusterError) as failed:
+            wait_for_operations(client, ["web"], 30, io.StringIO(), lambda: None)
+        client.close()
+    assert 1.0 <= time.monotonic() - started < 5, "one request, bounded by its read timeout, not retried"
+    assert str(failed.value) == (
+        "reading Application argocd/web: "
+        "the API server did not answer in time (0.5 s to connect, 1 s to answer)"
+    )
+
+
+BAD_KUBECONFIGS = {
+    "not-yaml": ("file", "users: [ {{{ stand-in-token\n", None, "no readable kubeconfig there"),
+    "a-list": ("file", "- stand-in-token\n", None, "it is not a valid kubeconfig (TypeError)"),
+    "no-such-context": ("file", None, "nope", "it has no context 'nope'"),
+    "no-current-context": (
+        "text",
+        "users:\n- name: u\n  user: {token: stand-in-token}\n",
+        None,
+        "it names no current context (set kubernetes:context)",
+    ),
+    "missing-path": ("text", "/nonexistent/kubeconfig", None, "nor a kubeconfig's YAML text"),
+    "missing-env-file": ("env", None, None, "no kubeconfig there"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_KUBECONFIGS))
+def test_a_kubeconfig_that_cannot_be_used_is_a_one_line_error(tmp_path: Path, case: str) -> None:
+    how, text, context, reason = BAD_KUBECONFIGS[case]
+    path = kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{free_port()}")
+    if text is not None and how == "file":
+        path.write_text(text, encoding="utf-8")
+    values = {"kubernetes:kubeconfig": text if how == "text" else str(path)}
+    if context:
+        values["kubernetes:context"] = context
+    env = {}
+    if how == "env":
+        values, env = {}, {"KUBECONFIG": str(tmp_path / "missing")}
+    started = time.monotonic()
+    with pytest.raises(ClusterError) as failed:
+        connect(target_from_config(values, env))
+    message = str(failed.value)
+    assert time.monotonic() - started < 5
+    assert message.startswith("loading the kubeconfig from ") and message.endswith(reason), message
+    assert "\n" not in message and "stand-in-token" not in message and str(tmp_path) not in message
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""A chart whose HorizontalPodAutoscaler is autoscaling/v1 is judged like a v2 one (issue 14, item 10),
+"""A chart whose HorizontalPodAutoscaler is autoscaling/v1 is judged like a v2 one,
 through `python -m offline.check` with rendering, on a chart of the test's own."""
 
 from __future__ import annotations

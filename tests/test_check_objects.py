@@ -1,11 +1,12 @@
-"""The check judges the objects as a whole: one identity per object across apps and stacks, and names
-Kubernetes accepts for their kind; the app-name limit in config follows from the names derived from it."""
+"""The check judges the objects as a whole: one identity per object across apps and stacks, names
+Kubernetes accepts for their kind, and each release's workload; the app-name limit in config follows
+from the names derived from it."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,16 @@ from hypothesis import strategies as st
 from components import k8s_names
 from components.config import APP_NAME_MAX, _app_name
 from components.config_reader import Reader
-from components.names import DERIVED_NAME_SUFFIXES, EXAMPLE_OVERLAY_NAME
+from components.names import APPLICATION_TYPE, DERIVED_NAME_SUFFIXES, EXAMPLE_OVERLAY_NAME
 from offline import objects
 from offline.check import run_check
-from offline.findings import AppInfo, Context
+from offline.findings import AppInfo, Context, ResourceInfo
 from offline.report import CheckReport, RenderedRow, RenderStatus
+from offline.stack_files import read_stack_config
 from tests.support.example_project import OVERLAY
 from tests.support.projects import (
     app,
+    deployment_template,
     make_project,
     stack_config,
     write_chart,
@@ -214,6 +217,77 @@ def test_the_clusters_of_a_stack() -> None:
     assert hub == {"argocd": "argocd context mgmt", "destination": "argocd context mgmt, cluster prod-eu-1"}
 
 
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def _release(
+    source: Mapping[str, object], *objs: tuple[str, str, str | None]
+) -> tuple[Context, list[RenderStatus]]:
+    """App web (in web-ns) whose Application has `source`, rendering `objs`: (type, name, namespace)."""
+    kind = "kustomize" if "kustomize" in source else "helm"
+    info = {"web": AppInfo(0, "web", "gitops-deploy:apps[0] (web)", source_type=kind, source_path="src")}
+    props = {"metadata": {"name": "web"}, "spec": {"destination": {"namespace": "web-ns"}, "source": source}}
+    application = ResourceInfo(APPLICATION_TYPE, "Application 'argocd/web'", "web", props=props)
+    rows = tuple(RenderedRow(t, name, f"urn:{t}::{name}", None, ns, "src/f.yaml") for t, name, ns in objs)
+    render = RenderStatus("web", "urn:app", kind, "src", "rendered", "", rows)
+    return Context("Pulumi.s.yaml", None, info, {"urn:app": application}, {}), [render]
+
+
+HELM: dict[str, object] = {"helm": {"valuesObject": {}}}
+OVERLAY_API: dict[str, object] = {"kustomize": {"replicas": [{"name": "api", "count": 3}]}}
+
+
+@pytest.mark.parametrize(
+    ("source", "objs"),
+    [
+        (HELM, [(DEPLOYMENT, "web", "web-ns")]),
+        (HELM, [(SERVICE, "web", "web-ns"), ("kubernetes:apps/v1:StatefulSet", "web", "web-ns")]),
+        (HELM, [("kubernetes:argoproj.io/v1alpha1:Rollout", "web", "web-ns")]),
+        (OVERLAY_API, [(DEPLOYMENT, "web-api", "web-ns")]),
+    ],
+)
+def test_a_release_rendering_its_workload_passes(
+    source: Mapping[str, object], objs: list[tuple[str, str, str | None]]
+) -> None:
+    ctx, renders = _release(source, *objs)
+    assert objects.missing_workloads(renders, ctx) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "objs", "rendered"),
+    [
+        (HELM, [(DEPLOYMENT, "web-server", "web-ns")], "Deployment 'web-ns/web-server' (src/f.yaml)"),
+        (HELM, [(DEPLOYMENT, "web", "other")], "Deployment 'other/web' (src/f.yaml)"),
+        (HELM, [(SERVICE, "web", "web-ns"), ("kubernetes:apps/v1:DaemonSet", "web", "web-ns")], "no "),
+        (OVERLAY_API, [(DEPLOYMENT, "web-app", "web-ns")], "Deployment 'web-ns/web-app' (src/f.yaml)"),
+    ],
+)
+def test_a_release_without_its_workload_is_a_finding_naming_what_it_rendered(
+    source: Mapping[str, object], objs: list[tuple[str, str, str | None]], rendered: str
+) -> None:
+    ctx, renders = _release(source, *objs)
+    [finding] = objects.missing_workloads(renders, ctx)
+    assert finding.blocking and finding.policies == (objects.WORKLOAD_PRESENT,) and finding.app == "web"
+    expected = "web-ns/web-api" if "kustomize" in source else "web-ns/web"
+    assert f"app web renders no Deployment, StatefulSet or Rollout '{expected}'" in finding.problem
+    assert f"it renders {rendered}" in finding.problem and "\n" not in finding.problem
+    if "kustomize" in source:
+        assert finding.change.key == "gitops-deploy:apps[0] (web).source.workload"
+        assert (
+            finding.change.text.endswith(": app")
+            and finding.change.alternative == "rename the workload in src"
+        )
+    else:
+        assert finding.change.file == "src" and "values contract" in finding.change.text
+
+
+def test_an_app_not_rendered_is_not_judged_for_its_workload() -> None:
+    ctx, [render] = _release(HELM)
+    for status in ("not-rendered", "error"):
+        skipped = RenderStatus(render.application, render.application_urn, "helm", "src", status, "why")
+        assert objects.missing_workloads([skipped], ctx) == []
+
+
 # -- the check, end to end --------------------------------------------------------------------------
 
 SERVICES = """\
@@ -293,3 +367,34 @@ def test_the_check_fails_on_names_kubernetes_rejects(checked: tuple[CheckReport,
 def test_stacks_on_another_argocd_are_not_compared(checked: tuple[CheckReport, CheckReport]) -> None:
     _, alone = checked
     assert not [f for f in alone.findings if f.policies == (objects.UNIQUE,)]
+
+
+def test_the_check_fails_a_chart_whose_workload_is_not_named_after_the_release(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "project")
+    (root / "app").mkdir()
+    (root / "app" / "Dockerfile").write_text("FROM scratch\n")
+    server = deployment_template().replace(
+        "name: {{ .Release.Name }}\n", "name: {{ .Release.Name }}-server\n", 1
+    )
+    odd = write_chart(root, "odd-chart", files={"templates/deployment.yaml": server})
+    write_chart(root)
+    write_stack(
+        root, "s", stack_config([app("web", "app", replicas=1), app("api", "app", replicas=1, chart=odd)])
+    )
+    report = run_check("s", project_dir=root, config_file=write_policy_config(root / "policy.json"))
+    assert {r.application: r.status for r in report.renders} == {"web": "rendered", "api": "rendered"}
+    [finding] = [f for f in report.findings if f.policies == (objects.WORKLOAD_PRESENT,)]
+    assert finding.app == "api" and report.exit_code == 1
+    assert "'api-test/api'" in finding.problem and "Deployment 'api-test/api-server'" in finding.problem
+    assert finding.change.file == "odd-chart"
+    table = report.format()
+    assert "release-workload-present" in table and "api-server" in table
+
+
+def test_the_example_chart_and_overlay_render_their_workloads(example_project: Path) -> None:
+    values = read_stack_config("staging", example_project)
+    values.pop("gitops-deploy:promote")
+    report = run_check("staging", project_dir=example_project, config=values)
+    rendered = {r.application: r.engine for r in report.renders if r.status == "rendered"}
+    assert rendered == {"web": "kustomize", "api": "helm"}, report.format()
+    assert not [f for f in report.findings if f.policies == (objects.WORKLOAD_PRESENT,)], report.format()

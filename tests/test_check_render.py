@@ -116,7 +116,7 @@ def test_kustomize_workload_renamed_is_one_line_naming_the_key(project_copy: Pat
 
 
 def test_the_overlay_serves_an_app_of_any_name_unedited(project_copy: Path) -> None:
-    """Issue 15's case: the staging stack copied, its kustomize app renamed from web to storefront."""
+    """The staging stack copied, its kustomize app renamed from web to storefront."""
     overlay = {p.name: p.read_text() for p in (project_copy / OVERLAY).iterdir()}
     stack = project_copy / "Pulumi.staging.yaml"
     stack.write_text(stack.read_text().replace("- name: web\n", "- name: storefront\n"))

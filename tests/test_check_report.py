@@ -1,4 +1,4 @@
-"""The check speaks CI (issue 15, section 4): findings by app and root cause, naming the key, the file and
+"""The check speaks CI: findings by app and root cause, naming the key, the file and
 its line; table, JSON and Markdown in a stable order; GitHub annotations and the job summary; exit codes."""
 
 from __future__ import annotations

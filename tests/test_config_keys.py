@@ -1,4 +1,4 @@
-"""Config that must not pass (issue 14, items 4-6): unknown keys, trailing newlines, impossible ports."""
+"""Config that must not pass: unknown keys, trailing newlines, impossible ports."""
 
 from __future__ import annotations
 

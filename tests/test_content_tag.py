@@ -29,6 +29,7 @@ from components.content_tag import (
     content_tag,
     context_digest,
     go_mode_string,
+    sent_entries,
 )
 from components.dockerignore import (
     IgnoreFileError,
@@ -221,6 +222,18 @@ def test_the_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     assert tag() != before, "the context's .dockerignore is not read when the Dockerfile's own exists"
 
 
+def test_what_is_sent_is_the_walk_with_the_directories_it_keeps(tmp_path: Path) -> None:
+    context = _tree(tmp_path, {"a.txt": "a", "out/x": "x", "in/y": "y", "in/z": "z"}, "a.txt\n")
+    (context / "empty").mkdir()
+    dockerfile = tmp_path / "App.Dockerfile"
+    dockerfile.write_text("FROM scratch\n")
+    Path(f"{dockerfile}.dockerignore").write_text("out\nin/z\n")
+    sent = [e.path for e in sent_entries(context, dockerfile, tmp_path)]
+    files = [e.path for e in walk(context, PatternMatcher.new(["out", "in/z"]))]
+    assert sent == [".dockerignore", "Dockerfile", "a.txt", "empty", "in", "in/y"]
+    assert [p for p in sent if p not in ("empty", "in")] == files, "the files are the hash's walk"
+
+
 def test_the_digest_is_pulumi_dockers_for_a_known_tree(tmp_path: Path) -> None:
     """hashPath's input, written out by hand from provider.go for a two-file tree."""
     import hashlib
@@ -253,12 +266,14 @@ def test_a_symlink_counts_by_its_target_inside_the_repository(tmp_path: Path) ->
     assert _tag(context, tmp_path) != after_edit, "the link points elsewhere"
 
 
-BAD_LINKS = [("/etc", "points outside it"), ("missing", "points at nothing")]
+BAD_LINKS = [("/etc", "points outside it"), ("missing", "points at nothing"), ("ABSOLUTE", "is absolute")]
 
 
 @pytest.mark.parametrize(("target", "says"), BAD_LINKS)
 def test_a_bad_symlink_is_refused_without_reading_through_it(tmp_path: Path, target: str, says: str) -> None:
     context = _tree(tmp_path / "repo", {"a.txt": "a"})
+    if target == "ABSOLUTE":  # inside the repository, but its path moves with the checkout
+        target = str(context / "a.txt")
     (context / "leak").symlink_to(target)
     with pytest.raises(ContextError, match=re.escape(f"ctx/leak -> '{target}' {says}")):
         _tag(context, tmp_path / "repo")
@@ -424,7 +439,7 @@ def _build(root: Path, tree: dict[str, Any]) -> Path | None:
         for link, target in tree["links"]:
             if (context / target).exists() and not (context / link).exists():
                 (context / link).parent.mkdir(parents=True, exist_ok=True)
-                (context / link).symlink_to(context / target)
+                (context / link).symlink_to(os.path.relpath(context / target, (context / link).parent))
     except (FileExistsError, NotADirectoryError, IsADirectoryError):
         return None
     context.mkdir(exist_ok=True)

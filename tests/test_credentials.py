@@ -1,4 +1,4 @@
-"""No credential leaves its origin (issue 14, items 1-3), against real servers on 127.0.0.x.
+"""No credential leaves its origin, against real servers on 127.0.0.x.
 
 A second origin is a second port on 127.0.0.1, a second host is 127.0.0.2 (all of 127/8 is loopback).
 """

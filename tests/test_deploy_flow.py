@@ -380,7 +380,7 @@ def test_a_user_pin_is_put_back_after_the_rollback(grpc_fake: FakePulumi, projec
     assert read_config(project, STACK) == config
 
 
-# --- issue 16: every deploy measured, recorded and tabled ---
+# --- every deploy measured, recorded and tabled ---
 
 WEB_APPLICATION = (
     "urn:pulumi:prod::gitops-deploy::gitops-deploy:index:AppRelease$gitops-deploy:index:ArgoApplication$"
@@ -485,7 +485,7 @@ def test_a_record_that_cannot_be_written_is_a_warning_not_a_new_failure(
     assert "Traceback" not in proc.stderr
 
 
-# --- issue 13 §3: a release Argo CD reports Degraded is rolled back before the wait's timeout ---
+# --- a release Argo CD reports Degraded is rolled back before the wait's timeout ---
 
 
 def _index(fixture: str, text: str) -> int:

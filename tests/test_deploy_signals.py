@@ -215,7 +215,7 @@ def test_a_signal_another_thread_takes_still_runs_the_handler_while_the_deploy_w
     assert released == [True], "the handler ran while the main thread waited, and released the reader"
 
 
-# --- The CLI's cancellation window (pkg/backend/cancellation_scope.go, diy/backend.go) ----------------
+# --- The CLI's cancellation window (the rule: deploy/process.py) ---------------------------------------
 # The stand-in takes the stack's lock before its scope opens and drops it after the scope closes; a
 # signal outside the scope kills it where it stands and the lock stays.
 

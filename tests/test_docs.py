@@ -38,7 +38,7 @@ def test_every_relative_link_resolves(page: Path) -> None:
             assert anchor in anchors(linked), f"{page.name}: no heading #{anchor} in {linked.name}"
 
 
-# --- The README's default figures are the program's (issues 13, 15, 16: it says what the code does) ---
+# --- The README's default figures are the program's (it says what the code does) ---
 
 
 def _default_stack(project: Path) -> StackConfig:
@@ -80,6 +80,14 @@ def test_the_budget_line_in_the_readme_and_release_md_is_the_one_the_program_pri
     assert line in _readme(), f"README.md: the default budget line is now:\n{line}"
     release = (PROJECT_DIR / "docs" / "release.md").read_text(encoding="utf-8")
     assert _flat(line) in _flat(release), f"docs/release.md: the default budget line is now:\n{line}"
+
+
+def test_the_default_operation_wait_in_the_docs_is_the_programs(tmp_path: Path) -> None:
+    (budget,) = app_budgets(_default_stack(tmp_path))
+    [wait] = budget.before
+    release = _flat((PROJECT_DIR / "docs" / "release.md").read_text(encoding="utf-8"))
+    assert f"what the budget leaves, {wait.seconds:g} s by default" in _flat(_readme())
+    assert f"after the longest path below ({wait.seconds:g} s by default)" in release
 
 
 def test_the_readme_timeline_and_defaults_are_the_programs(tmp_path: Path) -> None:

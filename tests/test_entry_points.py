@@ -1,4 +1,4 @@
-"""`--help` on every entry point says what it does, its options and its exit codes (issue 15, section 5).
+"""`--help` on every entry point says what it does, its options and its exit codes.
 
 `python -m offline.check --help` is tested with the check (tests/test_check_report.py); `python -m
 deploy` documents its own.

@@ -1,4 +1,4 @@
-"""Issue 17: the image size judged on the PR, with a real Docker Engine and small images.
+"""The image size judged on the PR, with a real Docker Engine and small images.
 
 One private dockerd for the module (tests/support/docker_engine.py), DOCKER_HOST pointing at it; the
 registry is Debian's docker-registry (tests/support/registry.py). Limits are set low in the tests' own
@@ -7,10 +7,12 @@ policy config, and the projects, stacks and Dockerfiles are the tests' own.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import secrets
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,6 +186,83 @@ def test_a_dockerfile_that_does_not_parse_fails_before_its_first_step(
     text = info.value.describe("web", "bad/Dockerfile")
     assert text.startswith("app 'web': docker build of bad/Dockerfile failed before its first step: ")
     assert "notaninstruction" in text.lower()
+
+
+def test_the_check_measures_the_context_pulumi_docker_sends(
+    engine: LocalDockerEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`<Dockerfile>.dockerignore` wins over `<context>/.dockerignore`, which alone the docker SDK reads."""
+    project = make_project(tmp_path / "project")
+    copy_all = "FROM scratch\nCOPY . /ctx/\n"
+    # lean: the SDK would send big.bin (its .dockerignore keeps it); pulumi-docker leaves it out.
+    lean = write_context(project / "lean", copy_all, {"big.bin": secrets.token_bytes(6_000_000)})
+    (lean / ".dockerignore").write_text("*.tmp\n")
+    (lean / "Dockerfile.dockerignore").write_text("big.bin\n")
+    # full: the SDK would leave big.bin out; pulumi-docker reads the (empty) Dockerfile.dockerignore.
+    full = write_context(project / "full", copy_all, {"big.bin": secrets.token_bytes(6_000_000)})
+    (full / ".dockerignore").write_text("big.bin\n")
+    (full / "Dockerfile.dockerignore").write_text("# nothing left out\n")
+    write_stack(project, "t", stack_config([app("lean", "lean"), app("full", "full")]))
+    policy = write_policy_config(tmp_path / "policy.json", max_bytes=LIMIT)
+
+    code, report = _check(project, policy, capsys, "--build", "--no-render")
+    assert code == 1, report
+    assert _image(report, "lean")["sizeBytes"] < 100_000, report
+    assert _image(report, "full")["sizeBytes"] > 6_000_000, report
+    [finding] = [f for f in report["findings"] if f["level"] == "mandatory"]
+    assert finding["app"] == "full" and "image-size-limit" in finding["policies"], finding
+
+
+def _image_files(client: docker.DockerClient, image_id: str) -> dict[str, bytes | None]:
+    """Every path in the image's layers (`docker save`), with a regular file's bytes."""
+    saved = io.BytesIO(b"".join(client.api.get_image(image_id)))
+    files: dict[str, bytes | None] = {}
+    with tarfile.open(fileobj=saved) as archive:
+        manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        for layer in manifest[0]["Layers"]:
+            data = archive.extractfile(layer).read()  # type: ignore[union-attr]
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+                for member in tar:
+                    reader = tar.extractfile(member) if member.isfile() else None
+                    files[member.name.rstrip("/")] = reader.read() if reader else None
+    return files
+
+
+def test_the_image_holds_what_the_walk_keeps_with_a_dockerfile_from_the_repository(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "docker").mkdir(parents=True)
+    dockerfile = repo / "docker" / "app.Dockerfile"
+    dockerfile.write_text("FROM scratch\nCOPY . /ctx/\n")
+    (repo / "docker" / "app.Dockerfile.dockerignore").write_text("big.bin\nsub/skip\n")
+    files = {"keep.txt": b"kept", "big.bin": bytes(1000), "sub/skip": b"s", "sub/kept": b"k"}
+    context = write_context(repo / "ctx", "FROM scratch\nCOPY nothing /\n", files)
+    (context / ".dockerignore").write_text("keep.txt\n")  # the SDK's rule: ignored here
+    (context / "empty").mkdir()
+
+    image = build_image(client, BuildSpec(context, dockerfile, root=repo))
+    found = {
+        k.removeprefix("ctx/"): v for k, v in _image_files(client, image).items() if k.startswith("ctx/")
+    }
+    assert set(found) == {".dockerignore", "Dockerfile", "keep.txt", "sub", "sub/kept", "empty"}, found
+    assert found["keep.txt"] == b"kept" and found["Dockerfile"] == b"FROM scratch\nCOPY nothing /\n"
+    # The Dockerfile from outside goes under a hidden name the sent .dockerignore lists (docker/cli's
+    # AddDockerfileToBuildContext), so the daemon drops it before COPY: the image never holds it.
+    ignore = found[".dockerignore"] or b""
+    assert re.fullmatch(rb"keep\.txt\n\n\.dockerfile\.[0-9a-f]{20}\n", ignore), ignore
+
+
+def test_sending_the_context_counts_against_the_builds_deadline(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    context = _scratch(tmp_path / "slow", b"payload")
+    with pytest.raises(BuildFailed) as info:
+        build_image(client, BuildSpec(context, context / "Dockerfile"), deadline_s=-1)
+    assert info.value.describe("web", "slow/Dockerfile") == (
+        "app 'web': docker build of slow/Dockerfile failed before its first step: "
+        "sending the build context took longer than the build may take"
+    )
 
 
 # -- the figure, against the registry's -------------------------------------------------------------

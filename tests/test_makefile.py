@@ -1,4 +1,5 @@
-"""The README's commands, run for real: `make up STACK=<stack>`, `make preview`, `make test`, `test-fast`.
+"""The README's commands, run for real: `make up STACK=<stack>`, `make preview`, `make test`, `test-fast`;
+and `make test-floor` (docs/testing.md).
 
 Each runs the real Makefile in a project of the test's own, with stand-ins for the Pulumi and Docker
 CLIs that record their calls, and a virtualenv that is either already installed or must not be built.
@@ -228,6 +229,11 @@ def test_grpc() -> None:
 @pytest.mark.docker
 def test_docker() -> None:
     assert True
+
+
+@pytest.mark.cli
+def test_cli() -> None:
+    assert True
 """
 
 
@@ -238,6 +244,8 @@ def _suite(tmp_path: Path, source: str = "from __future__ import annotations\n")
     (project / "policies/__main__.py").write_text(source)
     (project / "tests/__init__.py").write_text("")
     (project / "tests/test_suite.py").write_text("from __future__ import annotations\n" + MARKED)
+    (project / "tests/support").mkdir()
+    shutil.copy(PROJECT_DIR / "tests/support/floors.py", project / "tests/support/floors.py")
     stamp = project / "tests/schemas/node_modules/.package-lock.json"
     stamp.parent.mkdir(parents=True)
     # A virtualenv that runs this one's interpreter, newer than every file it is built from.
@@ -245,7 +253,12 @@ def _suite(tmp_path: Path, source: str = "from __future__ import annotations\n")
     python.parent.mkdir(parents=True)
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
-    for done in (stamp, project / "venv/.installed"):
+    # The floor run's virtualenv: the same interpreter, logging how it was called.
+    floor = project / "floor/bin/python"
+    floor.parent.mkdir(parents=True)
+    floor.write_text(f'#!/bin/sh\necho "$*" >> "{project}/floor.log"\nexec "{sys.executable}" "$@"\n')
+    floor.chmod(0o755)
+    for done in (stamp, project / "venv/.installed", project / "floor/.installed"):
         done.touch()
         later = time.time() + 60
         os.utime(done, (later, later))
@@ -259,7 +272,7 @@ def _pytest_summary(out: str) -> str:
 
 @pytest.mark.parametrize(
     ("target", "summary"),
-    [("test", "5 passed"), ("test-fast", "1 passed, 4 deselected")],
+    [("test", "6 passed"), ("test-fast", "1 passed, 5 deselected")],
 )
 def test_make_test_runs_everything_and_test_fast_skips_the_slow_markers(
     tmp_path: Path, target: str, summary: str
@@ -277,6 +290,38 @@ def test_a_lint_finding_fails_before_any_test_runs(tmp_path: Path, target: str) 
     assert proc.returncode != 0
     assert "F401" in proc.stdout + proc.stderr
     assert not re.search(r"\d+ passed", proc.stdout), "pytest must not run"
+
+
+def test_make_test_floor_runs_all_but_the_cli_cases_in_the_floor_virtualenv_without_lint(
+    tmp_path: Path,
+) -> None:
+    """The floors judge the versions, not the code: a lint finding does not stop it (`make test` does)."""
+    project = _suite(tmp_path, source="import os\n")
+    proc = _make(project, "test-floor", "VENV=venv", "FLOOR_VENV=floor", path="/usr/bin:/bin")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "5 passed, 1 deselected" in _pytest_summary(proc.stdout), proc.stdout
+    assert "F401" not in proc.stdout + proc.stderr
+    assert (project / "floor.log").read_text().splitlines() == ["-m pytest -p no:cacheprovider -m not cli"]
+
+
+def test_the_floor_virtualenv_is_rebuilt_from_the_pins_when_a_requirement_file_changes(
+    tmp_path: Path,
+) -> None:
+    project = _suite(tmp_path)
+    plan = ("-n", "test-floor", "VENV=venv", "FLOOR_VENV=floor")  # -n: print the recipes, run none
+    kept = _make(project, *plan, path="/usr/bin:/bin")
+    assert kept.returncode == 0 and "pip install" not in kept.stdout, kept.stdout
+    os.utime(project / "policies/requirements.txt", (time.time() + 120, time.time() + 120))
+    rebuilt = _make(project, *plan, path="/usr/bin:/bin")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert rebuilt.stdout.splitlines()[:5] == [
+        "rm -rf floor",
+        "python3 -m venv floor",
+        "floor/bin/python -m pip install --quiet --upgrade pip packaging",
+        "floor/bin/python -m tests.support.floors requirements-dev.txt policies/requirements.txt"
+        " > floor/floors.txt",
+        "floor/bin/python -m pip install --quiet -r floor/floors.txt",
+    ]
 
 
 def test_the_readme_commands_are_targets_of_the_makefile() -> None:

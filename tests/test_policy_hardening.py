@@ -1,4 +1,4 @@
-"""No false pass of a mandatory policy, no crash (issue 14, items 10-11, and its property tests).
+"""No false pass of a mandatory policy, no crash, with property tests.
 
 The property tests run the pack's rules in-process on props shaped as the engine sends them (through
 protobuf: numbers become floats, wrapped in the SDK's read-only proxies); a few cases also go through

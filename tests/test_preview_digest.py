@@ -1,4 +1,4 @@
-"""Issue 19 §1: a preview of a changed image, with pulumi-docker's preview answer (the local build's ID).
+"""A preview of a changed image, with pulumi-docker's preview answer (the local build's ID).
 
 pulumi-docker (v4.11.2 `provider/image.go`, `if img.SkipPush || isPreview`) answers `repoDigest` with the
 local image ID in a preview, and `repository@sha256:...` only after a push. The mocks answer the same

@@ -203,9 +203,9 @@ def test_application_inputs(sims: dict[str, Simulation], example_project: Path, 
         )
         assert spec["project"] == argocd.get("project", "default")
         assert spec["destination"]["namespace"] == app["namespace"]
-        # Spelled out as issue 2 states it, not read back from the code under test.
+        # Spelled out as the spec states it, not read back from the code under test.
         retry = {"limit": 3, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
-        if argocd.get("retryRefresh", True):  # issue 13: absent when false (older Argo CD CRDs)
+        if argocd.get("retryRefresh", True):  # absent when false (older Argo CD CRDs)
             retry["refresh"] = True
         assert spec["syncPolicy"] == {
             "automated": {"prune": True, "selfHeal": True},

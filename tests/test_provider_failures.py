@@ -1,5 +1,5 @@
 """Over gRPC, as the engine calls them: a provider failure is one line naming the app and the cause,
-never a traceback or an exception group (issue 14, item 6)."""
+never a traceback or an exception group."""
 
 from __future__ import annotations
 

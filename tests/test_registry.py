@@ -716,7 +716,7 @@ def test_image_size_refuses_a_digest_the_pushed_tag_does_not_serve(
     stale_digest, served_digest = stale.split("@")[1], served.split("@")[1]
     assert (
         f"digest mismatch: the registry serves {served_digest} for {token_registry.server}/{REPO}:c0ffee-1, "
-        f"but the push reported {stale_digest}"
+        f"but pulumi-docker's repoDigest is {stale_digest}"
     ) in details, details
     assert "\n" not in details
     assert_no_password(details)

@@ -1,4 +1,4 @@
-"""`pulumi up` is done only when Argo CD runs the release it was just given (issue 13, sections 1, 2, 4).
+"""`pulumi up` is done only when Argo CD runs the release it was just given.
 
 The await expressions are read from the Application the program registers under mocks, with a stack
 config of the test's own, and evaluated under pulumi-kubernetes' rules (tests/support/k8s_await.py)

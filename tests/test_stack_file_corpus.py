@@ -1,5 +1,5 @@
 """A corpus of malformed stack files: each ends with exit 2 and one error block naming the file and the
-key, with no traceback and nothing registered (issue 14, "Tests that keep it so").
+key, with no traceback and nothing registered.
 
 The files are the test's own (tests/support/project.py), in a project of its own: YAML that does not
 parse, values JSON cannot carry, and config the program refuses.

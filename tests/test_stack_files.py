@@ -1,4 +1,4 @@
-"""Stack files the offline check reads as the CLI does (issue 14, items 7-9)."""
+"""Stack files the offline check reads as the CLI does."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The project's own stack files are the user's: whatever stacks they hold, and whatever `make up` wrote
-into them, the checks that read them hold, and `make test` stays green (issue 15, section 2).
+into them, the checks that read them hold, and `make test` stays green.
 
 Only two kinds of check read them: that no secret sits in one in plaintext (below), and that the
 workflows cover them (tests/test_workflows.py, tests/test_promote.py). Every other test uses the

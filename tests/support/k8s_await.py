@@ -18,7 +18,8 @@ binary the engine runs), read with `git show HEAD:<path>`:
   annotation when it is a whole number (`strconv.Atoi`), else 10 minutes; a delete reads the annotation
   from the old inputs. The engine sends create's, update's or delete's custom timeout, in seconds, as
   parsed from the program's Go duration (pulumi/pulumi v3.259 pkg/resource/deploy/step.go,
-  source_eval.go `generateTimeoutInSeconds`; an empty one is 0, "not set"). Same in v4.18.0.
+  source_eval.go `generateTimeoutInSeconds`; an empty one is 0, "not set"); a delete's is the one kept
+  in the state (`DeleteStep.Apply`: `s.old.CustomTimeouts.Delete`). Same in v4.18.0.
 """
 
 from __future__ import annotations

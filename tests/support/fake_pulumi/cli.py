@@ -16,14 +16,14 @@ the scenario's `failures` name (as a stack whose passphrase is not set fails eve
 it). Secret config values read as the scenario's `secrets` give them (the real CLI decrypts them with
 the stack's secrets provider).
 
-The cancellation window, as a DIY backend has it (pulumi/pulumi v3.259 pkg/backend/diy/backend.go
-`Update` and `apply`, pkg/backend/cancellation_scope.go): `up` takes the stack's lock first (a lock
-file under $FAKE_PULUMI_DIR/locks; one already there refuses the update with lock.go `checkForLock`'s
-words), then opens the cancellation scope, streams the events, closes the scope, and only then writes
-the history and removes the lock. Inside the scope the first SIGINT/SIGTERM cancels and the next one
-terminates (both are logged; the script decides what the update does next: `pause_before` waits for a
-signal, `drain_s` is how long the steps in flight take to finish after it). Outside it nothing handles
-the signals, so the CLI dies of the first one as Go's default action has it, and the lock stays.
+The cancellation window, as a DIY backend has it (the rule and its sources: deploy/process.py): `up`
+takes the stack's lock first (a lock file under $FAKE_PULUMI_DIR/locks; one already there refuses the
+update with lock.go `checkForLock`'s words, deploy/recovery.py), then opens the cancellation scope,
+streams the events, closes the scope, and only then writes the history and removes the lock. Inside
+the scope the first SIGINT/SIGTERM cancels and the next one terminates (both are logged; the script
+decides what the update does next: `pause_before` waits for a signal, `drain_s` is how long the steps
+in flight take to finish after it). Outside it nothing handles the signals, so the CLI dies of the
+first one as Go's default action has it, and the lock stays.
 `cancel [--stack S] [--yes]` removes the stack's locks (backend.go `CancelCurrentUpdate`).
 
 `refresh` and `cancel` parse their flags as the CLI's cobra/pflag definitions do (pkg/cmd/pulumi/
