@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -439,12 +440,26 @@ def _allow_failed_releases(r: Reader, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(allowed))
 
 
+def _after_at(server: str) -> str:
+    """The host part of a `registry.server` written with userinfo (and maybe a scheme or a path)."""
+    return server.rpartition("@")[2].split("/", 1)[0]
+
+
 def _registry(r: Reader, value: Any) -> RegistryConfig | None:
     obj = r.object("registry", value, required=True)
     if obj is None:
         return None
     server = r.string("registry.server", obj.get("server"))
-    if server is not None and (problem := server_problem(server)) is not None:
+    if server is not None and "@" in server:
+        # What precedes an '@' may be a credential: none of the value is shown.
+        r.problem(
+            "registry.server",
+            f"userinfo (not shown: it may be a credential) before the host '{_after_at(server)}'",
+            f"a registry host with an optional port; the password goes in {NAMESPACE}:{SECRET_KEYS[0]}, "
+            "kept encrypted",
+        )
+        server = None
+    elif server is not None and (problem := server_problem(server)) is not None:
         r.problem(
             "registry.server",
             f"{server!r} ({problem})",
@@ -801,6 +816,18 @@ def _in_repository(
     return True
 
 
+def _repo_url_credential(url: str) -> bool:
+    """True when a Git URL carries a credential: any userinfo over http(s), a password over ssh (an
+    ssh user such as `git@` is an account name, not a secret)."""
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return "@" in url
+    if split.scheme in ("http", "https"):
+        return "@" in split.netloc
+    return split.scheme == "ssh" and ":" in split.netloc.rpartition("@")[0]
+
+
 def _source(
     r: Reader, key: str, value: Any, image: ImageConfig | None, app: str | None
 ) -> SourceConfig | None:
@@ -810,7 +837,18 @@ def _source(
     repo_url = r.string(f"{key}.repoURL", obj.get("repoURL"))
     if repo_url is not None and not _REPO_URL.fullmatch(repo_url):
         r.problem(
-            f"{key}.repoURL", repr(repo_url), "an http(s):// or ssh:// Git URL, or git@host:org/repo.git"
+            f"{key}.repoURL",
+            repr(redact_url(repo_url)),
+            "an http(s):// or ssh:// Git URL, or git@host:org/repo.git",
+        )
+        repo_url = None
+    elif repo_url is not None and _repo_url_credential(repo_url):
+        # The Application carries it: a preview's diff, the cluster and the state would show it.
+        r.problem(
+            f"{key}.repoURL",
+            f"{redact_url(repo_url)!r} ({USERINFO_PROBLEM})",
+            "a Git URL without a token or password; Argo CD reads repository credentials from its own "
+            "repository Secrets",
         )
         repo_url = None
     revision = r.string(f"{key}.targetRevision", obj.get("targetRevision"))

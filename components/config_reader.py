@@ -10,6 +10,7 @@ from typing import Any
 
 import pulumi
 
+from components.escape import terminal
 from components.k8s_names import DNS1123_LABEL
 
 
@@ -17,7 +18,8 @@ class ConfigError(pulumi.RunError):
     """One error listing every bad key of the stack config; raised before any resource is registered."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
+        # A key or value from the stack file may hold a line break or a control: one line each, always.
+        self.problems = [terminal(p) for p in problems]
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         lines = "\n".join(f"  - {p}" for p in self.problems)

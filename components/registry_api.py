@@ -31,7 +31,7 @@ from components.http_bounds import (
     DeadlineExceeded,
     call_within,
 )
-from components.http_origin import origin
+from components.http_origin import origin, redact_urls
 from components.image_ref import DIGEST
 from components.registry_shapes import ShapeError
 
@@ -210,8 +210,9 @@ class RegistryClient:
         return text
 
     def _error(self, cause: str) -> RegistryError:
-        """Build the one error type; the cause is scrubbed again, in case a server text got in unscrubbed."""
-        return RegistryError(self.server, self.username, self.scrub(cause))
+        """Build the one error type; the cause is scrubbed again, in case a server text got in unscrubbed,
+        and every URL in it loses its userinfo (a token realm is the registry's to name)."""
+        return RegistryError(self.server, self.username, redact_urls(self.scrub(cause)))
 
     def _transport_error(self, url: str, exc: BaseException, deadline: float) -> RegistryError:
         """Turn a failed exchange into an explained RegistryError (the cause read by http_bounds)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import stat
 import subprocess
 import sys
 import tempfile
@@ -79,18 +80,44 @@ class Diagnostic:
         return self.message.split("\n", 1)[1] if "\n" in self.message else self.message
 
 
+MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
+"""Most bytes of a JSON file the check is handed (a policy config, the stack's outputs)."""
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file the check is handed, read with a bound: ValueError saying why it cannot be used.
+
+    Only a regular file is opened (a FIFO or a device would wait or never end), and deep nesting is
+    refused as one line, not a RecursionError.
+    """
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ValueError("not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_INPUT_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_INPUT_FILE_BYTES:
+        raise ValueError(f"over {MAX_INPUT_FILE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text) if text.strip() else None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("nests too deeply") from None
+
+
 def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
     """A `--policy-pack-config` file, parsed as the CLI does: `{policy: level}` or `{policy: {...}}`."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyConfigError(f"cannot read policy config {path}: {exc.strerror}") from exc
-    if not text.strip():
+        data = read_json_file(path)
+    except ValueError as exc:
+        raise PolicyConfigError(f"policy config {path}: {exc}") from None
+    if data is None:
         return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyConfigError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise PolicyConfigError(f"{path}: expected a JSON object keyed by policy name")
     result: dict[str, dict[str, Any]] = {}

@@ -25,6 +25,7 @@ from offline.analyzer_client import (
     PolicyPackError,
     PolicyPackServer,
     load_policy_config,
+    read_json_file,
 )
 from offline.check_images import image_builds, measure_builds, not_measured
 from offline.findings import Context, Finding, group, ordered
@@ -466,9 +467,9 @@ def _stack_outputs(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckError(f"--stack-outputs {path}: not readable as JSON ({exc})") from exc
+        value = read_json_file(path)
+    except ValueError as exc:
+        raise CheckError(f"--stack-outputs {path}: {exc}") from None
     if not isinstance(value, dict):
         raise CheckError(
             f"--stack-outputs {path}: expected the JSON object `pulumi stack output --json` writes"

@@ -68,6 +68,8 @@ def _read(path: Path, project_dir: Path) -> dict[str, Any]:
         doc = yaml.safe_load(data.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RenderError(f"{shown}: not a YAML mapping ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise RenderError(f"{shown}: nests too deeply to be a kustomization") from None
     if not isinstance(doc, dict):
         raise RenderError(f"{shown}: expected a kustomization mapping")
     return doc

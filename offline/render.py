@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import kubernetes_validate
 
+from components.escape import QUOTE_KEEP, clip
 from components.names import APPLICATION_TYPE
 from offline.render_common import CannotJudge, RenderBounds, RenderError
 from offline.render_helm import HELM_TIMEOUT_SECONDS, render_helm
@@ -129,7 +130,13 @@ def validate_object(manifest: dict[str, Any]) -> str | None:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
     except kubernetes_validate.ValidationError as err:
         where = ".".join(str(p) for p in err.path) or "(root)"
-        return f"{err.message} at {where}"
+        message = err.message
+        if not isinstance(err.instance, str):
+            # A list or mapping the chart rendered (a file read with fromYaml) is named, never quoted whole;
+            # a quoted string is cut where the report prints it (components/escape.py `bounded`).
+            shown = repr(err.instance)
+            message = message.replace(shown, clip(shown, QUOTE_KEEP))
+        return f"{message} at {where}"
     except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError):
         return None
     return None

@@ -17,6 +17,11 @@ MAX_BYTES_PER_APPLICATION = 16 * 1024 * 1024
 """Most bytes of manifests one Application may render (a chart with big CRDs stays well under)."""
 MAX_SECONDS_AFTER_RENDER = 60.0
 """Most seconds one Application's rendered objects may take to read, type and schema-check."""
+MAX_VALUES_PER_APPLICATION = 1_000_000
+"""Most values (mappings, lists and scalars, as YAML aliases expand them) one Application may render."""
+MAX_OBJECT_DEPTH = 100
+"""Most levels one rendered object may nest (a big CRD's schema needs a few dozen); deeper, the YAML
+reader, the schema check and the pack's gRPC would run out of stack."""
 
 
 class RenderError(Exception):
@@ -32,6 +37,7 @@ class RenderBounds:
 
     def __init__(self) -> None:
         self.objects = 0
+        self.values = 0
         self.deadline: float | None = None
 
     def start_reading(self) -> None:
@@ -47,6 +53,15 @@ class RenderBounds:
                 f"renders more than {MAX_OBJECTS_PER_APPLICATION} objects, the bound per Application"
             )
         self.check_time()
+
+    def add_values(self, count: int) -> None:
+        """Count the values of one more document; past the bound, a RenderError naming it."""
+        self.values += count
+        if self.values > MAX_VALUES_PER_APPLICATION:
+            raise RenderError(
+                f"renders more than {MAX_VALUES_PER_APPLICATION} values (YAML aliases counted as they "
+                "expand), the bound per Application"
+            )
 
     def check_time(self) -> None:
         """A RenderError once reading the render has taken longer than its bound."""
@@ -88,6 +103,10 @@ def parse_documents(text: str, origin: str, bounds: RenderBounds | None = None) 
                 raise RenderError(
                     f"{origin}: rendered a document that is not a Kubernetes object (no apiVersion/kind)"
                 )
+            values, depth = _measure(doc, MAX_VALUES_PER_APPLICATION - bounds.values)
+            if depth > MAX_OBJECT_DEPTH:
+                raise _too_deep(origin)
+            bounds.add_values(values)
             items = doc.get("items")
             listed = str(doc["kind"]).endswith("List") and isinstance(items, list)
             for item in items if listed and isinstance(items, list) else [doc]:
@@ -96,7 +115,31 @@ def parse_documents(text: str, origin: str, bounds: RenderBounds | None = None) 
                     objects.append(item)
     except yaml.YAMLError as exc:
         raise RenderError(f"{origin}: rendered output is not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise _too_deep(origin) from None
     return objects
+
+
+def _too_deep(origin: str) -> RenderError:
+    return RenderError(
+        f"{origin}: rendered a document nesting deeper than {MAX_OBJECT_DEPTH} levels, the bound per object"
+    )
+
+
+def _measure(value: Any, limit: int) -> tuple[int, int]:
+    """(values, depth) of a document, counted without recursion (an alias counts each time it is used);
+    the count stops once past `limit` values or MAX_OBJECT_DEPTH levels."""
+    values, deepest, todo = 0, 0, [(value, 0)]
+    while todo and values <= limit and deepest <= MAX_OBJECT_DEPTH:
+        current, level = todo.pop()
+        values += 1
+        if isinstance(current, dict):
+            deepest = max(deepest, level + 1)
+            todo.extend((child, level + 1) for child in current.values())
+        elif isinstance(current, list):
+            deepest = max(deepest, level + 1)
+            todo.extend((child, level + 1) for child in current)
+    return values, deepest
 
 
 MAX_STDERR_BYTES = 1024 * 1024

@@ -39,10 +39,11 @@ def _value_files(chart_dir: Path, project_dir: Path, files: Any) -> list[str]:
         raise RenderError(f"helm.valueFiles: expected a list of paths, got {files!r}")
     paths = []
     for entry in files:
+        what = f"helm.valueFiles: {entry!r}"
         path = (chart_dir / str(entry)).resolve()
         if not path.is_file() or not path.is_relative_to(project_dir.resolve()):
-            raise RenderError(f"helm.valueFiles: {entry!r} is not a file of this repository")
-        paths.append(str(path))
+            raise RenderError(f"{what} is not a file of this repository")
+        paths.append(str(confined_path(chart_dir / str(entry), project_dir, what)))
     return paths
 
 
@@ -62,7 +63,7 @@ def _metadata(chart_dir: Path) -> dict[str, Any]:
     """Chart.yaml as a mapping ({} when unreadable: the engine then says why)."""
     try:
         metadata = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return {}
     return metadata if isinstance(metadata, dict) else {}
 

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from components.escape import terminal
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SECRET_PLACEHOLDER = "offline-secret-placeholder"
 """What a `secure:` value reads as offline; printable ASCII, so it is also a valid header value."""
@@ -46,6 +48,10 @@ _KEY_ON_LINE = re.compile(r"\s*(?:-\s+)?([^\s:#'\"](?:[^#:]|:(?!\s|$))*?)\s*:(?:
 
 class StackFileError(Exception):
     """A stack file that is missing, not YAML, or not shaped like a Pulumi stack file; one line."""
+
+    def __init__(self, message: str) -> None:
+        # Keys and values of the file are quoted in it: a line break or a control in one stays visible.
+        super().__init__(terminal(message))
 
 
 class SecretPlaceholder(str):

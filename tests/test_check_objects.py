@@ -5,14 +5,18 @@ from the names derived from it."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components import k8s_names
-from components.config import APP_NAME_MAX
+from components.config import APP_NAME_MAX, _app_name
+from components.config_reader import Reader
 from components.names import APPLICATION_TYPE, DERIVED_NAME_SUFFIXES, EXAMPLE_OVERLAY_NAME
 from offline import objects
 from offline.check import run_check
@@ -148,6 +152,59 @@ def test_a_name_its_kind_rejects_is_a_finding_on_its_file() -> None:
     assert finding.blocking and finding.policies == (objects.VALID_NAME,)
     assert "64 characters, over the 63 a DNS-1035 label allows" in finding.problem
     assert finding.change.file == "overlay/service.yaml" and "'web-'" in finding.change.text
+
+
+# -- properties ------------------------------------------------------------------------------------
+
+_names = st.from_regex(r"[a-z0-9][a-z0-9.-]{0,70}", fullmatch=True)
+"""Names near every rule's edges: digits first, dots, dashes at either end, past 63 characters."""
+
+
+@given(_names)
+@settings(max_examples=300, deadline=None)
+def test_every_app_name_config_accepts_derives_names_kubernetes_accepts(name: str) -> None:
+    """The limit in config follows from the derived names: none of an accepted name's is ever rejected."""
+    reader = Reader("gitops-deploy")
+    if _app_name(reader, "apps[0].name", name) is None:
+        return
+    for suffix in ("", *DERIVED_NAME_SUFFIXES):
+        for group, kind in [("", "Service"), ("", "Secret"), ("apps", "Deployment"), ("apps", "StatefulSet")]:
+            assert k8s_names.name_problem(group, kind, name + suffix) is None, (name + suffix, kind)
+
+
+@given(_names, _names)
+@settings(max_examples=300, deadline=None)
+def test_the_name_rules_are_apimachinerys(name: str, other: str) -> None:
+    """IsDNS1035Label, IsDNS1123Label and IsDNS1123Subdomain, written from validation.go independently."""
+    for text in (name, f"{name}.{other}", name.upper()):
+        label = re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", text) is not None and len(text) <= 63
+        dns1035 = re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", text) is not None and len(text) <= 63
+        sub = len(text) <= 253 and all(
+            re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", part) for part in text.split(".")
+        )
+        assert (k8s_names.name_problem("", "Service", text) is None) is dns1035, text
+        assert (k8s_names.name_problem("", "Namespace", text) is None) is label, text
+        assert (k8s_names.name_problem("", "ConfigMap", text) is None) is sub, text
+
+
+_objects = st.lists(
+    st.tuples(st.sampled_from(["web", "web-admin"]), st.sampled_from(["ns", "other"]), _names), max_size=8
+)
+
+
+@given(_objects)
+@settings(max_examples=200, deadline=None)
+def test_a_collision_is_reported_exactly_when_two_objects_share_an_identity(
+    rendered: list[tuple[str, str, str]],
+) -> None:
+    ctx, renders = _stack(
+        *[(SERVICE, a, name, ns, f"{a}/{i}.yaml") for i, (a, ns, name) in enumerate(rendered)]
+    )
+    found = objects.collisions(objects.owned("s", ctx, renders), [], "s", ctx)
+    shared = {
+        (ns, name) for (ns, name), n in Counter((ns, name) for _, ns, name in rendered).items() if n > 1
+    }
+    assert {f.problem.split("'")[1] for f in found} == {f"{ns}/{name}" for ns, name in shared}
 
 
 def test_the_clusters_of_a_stack() -> None:

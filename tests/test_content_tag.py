@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from components import content_tag as content_tag_module
 from components.content_tag import (
     CHUNK_BYTES,
+    MAX_IGNORE_FILE_BYTES,
     ContextError,
     content_tag,
     context_digest,
@@ -278,6 +279,23 @@ def test_a_bad_symlink_is_refused_without_reading_through_it(tmp_path: Path, tar
         _tag(context, tmp_path / "repo")
     (context / ".dockerignore").write_text("leak\n")
     _tag(context, tmp_path / "repo")  # an ignored link is never sent, so it does not matter
+
+
+def test_an_ignore_file_past_its_bound_is_refused_not_truncated(tmp_path: Path) -> None:
+    context = _tree(tmp_path, {"a.txt": "a"})
+
+    def ignore_file(size: int) -> str:
+        """`a.txt` and comment lines (each well under Docker's line limit), `size` bytes in all."""
+        lines, rest = divmod(size - len("a.txt\n"), 1000)
+        return "a.txt\n" + ("#" * 999 + "\n") * lines + "#" * rest
+
+    (context / ".dockerignore").write_text(ignore_file(MAX_IGNORE_FILE_BYTES + 1))
+    with pytest.raises(ContextError, match=f"an ignore file of at most {MAX_IGNORE_FILE_BYTES} bytes"):
+        _tag(context, tmp_path)
+    (context / ".dockerignore").write_text(ignore_file(MAX_IGNORE_FILE_BYTES))
+    before = _tag(context, tmp_path)  # at the bound: read, and its rules apply
+    (context / "a.txt").write_text("changed")
+    assert _tag(context, tmp_path) == before
 
 
 def test_a_fifo_is_never_opened(tmp_path: Path) -> None:

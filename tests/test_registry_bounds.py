@@ -11,6 +11,8 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.http_bounds import BodyRefused, BoundedBody
 from components.registry_api import (
@@ -94,6 +96,20 @@ def test_a_bomb_in_a_manifest_answer_is_refused(odd: OddRegistry, bomb: bytes) -
     assert "decodes to more than" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_bomb_from_the_token_service_is_refused_with_bounded_memory(bomb: bytes) -> None:
+    odd = OddRegistry(auth="bearer", password=PASSWORD)
+    odd.token = Answer(200, bomb, {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"})
+    tracemalloc.start()
+    try:
+        message, _ = _preflight_error(odd)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        odd.stop()
+    assert f"/token answered with a body that decodes to more than {MAX_BODY_BYTES} bytes" in message, message
+    assert peak < MEMORY_BOUND, f"peak {peak} bytes while refusing the bomb"
+
+
 @pytest.mark.parametrize(
     ("encoding", "body", "expected"),
     [
@@ -139,6 +155,36 @@ def test_the_decoder_never_holds_more_than_its_limit() -> None:
     ok = BoundedBody("identity, gzip", 1000)
     ok.feed(gzip.compress(b"z" * 1000))
     assert ok.content() == b"z" * 1000
+
+
+_ENCODE = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": lambda data: data}
+
+
+@given(
+    payload=st.one_of(st.binary(max_size=3000), st.integers(0, 5000).map(lambda n: b"x" * n)),
+    encodings=st.lists(st.sampled_from(sorted(_ENCODE)), max_size=3),
+    chunk=st.integers(1, 700),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_body_is_decoded_whole_or_refused_and_never_held_past_its_limit(
+    payload: bytes, encodings: list[str], chunk: int
+) -> None:
+    """Any payload under any stack of encodings, in any chunking: decoded to itself when the payload and
+    every encoded form fit the limit, refused otherwise, and no form ever held past the limit."""
+    limit = 1000
+    forms = [payload]
+    for name in encodings:
+        forms.append(_ENCODE[name](forms[-1]))
+    body = BoundedBody(", ".join(encodings), limit)
+    try:
+        for i in range(0, len(forms[-1]), chunk):
+            body.feed(forms[-1][i : i + chunk])
+        decoded = body.content()
+    except BodyRefused:
+        assert any(len(form) > limit for form in forms), (len(payload), encodings)
+        return
+    assert decoded == payload
+    assert all(len(form) <= limit for form in forms), (len(payload), encodings)
 
 
 # -- one deadline per conversation ----------------------------------------------------------------

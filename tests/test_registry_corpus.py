@@ -120,6 +120,11 @@ MANIFEST_CASES: list[tuple[str, Any, str]] = [
     ("boolean", manifest(True), "whose layers[0].size is true; expected a non-negative integer"),
     ("null", manifest(None), "whose layers[0].size is null; expected a non-negative integer"),
     ("fraction", manifest(1.5), "whose layers[0].size is 1.5; expected a non-negative integer"),
+    (
+        "exponent",
+        json.dumps(manifest(1000)).replace('"size": 1000}', '"size": 1e3}').encode(),
+        "whose layers[0].size is 1000.0; expected a non-negative integer",
+    ),
     ("over-int64", manifest(2**64), "whose layers[0].size is 18446744073709551616; expected a non-negative"),
     (
         "config-size",
@@ -320,6 +325,23 @@ def test_an_odd_token_answer_is_registry_auth(answer: Answer, expected: str) -> 
     assert classify(REGISTRY_PREFLIGHT_TYPE, check_failure_text(REGISTRY_PREFLIGHT_TYPE, "p", message)) == (
         "registry-auth"
     )
+
+
+def test_a_token_realm_with_userinfo_is_printed_without_it() -> None:
+    """The realm is the registry's to name; whatever it holds before an '@' is never shown."""
+    odd = OddRegistry(auth="bearer", password=PASSWORD)
+    realm = f"http://realm-user:REALM-secret-7Qw@127.0.0.1:{odd.port}/token"
+    challenge = {"WWW-Authenticate": f'Bearer realm="{realm}",service="odd"'}
+    odd.override = lambda method, path: (
+        json_answer(401, {"errors": []}, headers=challenge) if path == "/v2/" else None
+    )
+    odd.token = json_answer(401, {"errors": []})
+    try:
+        message = preflight_error(odd)
+    finally:
+        odd.stop()
+    assert f"the token service http://127.0.0.1:{odd.port}/token answered 401" in message, message
+    assert "realm-user" not in message and "REALM-secret" not in message, message
 
 
 def test_a_jwt_with_odd_access_claims_leaves_the_decision_to_the_push_probe() -> None:

@@ -13,19 +13,22 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.config import parse_config
 from components.config_reader import ConfigError
-from offline import render_common
+from offline import github, render_common, render_confine, render_source
+from offline.analyzer_client import MAX_INPUT_FILE_BYTES
 from offline.check import main as check_main
 from offline.check import run_check
-from offline.kustomize_refs import is_remote
+from offline.kustomize_refs import MAX_KUSTOMIZATION_BYTES, MAX_KUSTOMIZATIONS, is_remote
 from offline.render import RenderResult, render_all
 from offline.render_common import (
     MAX_BYTES_PER_APPLICATION,
+    MAX_OBJECT_DEPTH,
     MAX_OBJECTS_PER_APPLICATION,
+    MAX_VALUES_PER_APPLICATION,
     RenderError,
     run_bounded,
 )
@@ -80,6 +83,17 @@ def _render(project: Path, config: dict[str, Any] | None = None, **kwargs: Any) 
     return result
 
 
+def _every_output(report: Any, tmp_path: Path) -> dict[str, str]:
+    """What a run prints or writes: each report format, the annotations, the job's step summary."""
+    summary = tmp_path / "step-summary.md"
+    github.append_summary(report.format("markdown"), {github.SUMMARY_ENV: str(summary)})
+    return {
+        **{fmt: report.format(fmt) for fmt in FORMATS},
+        "annotations": "\n".join(github.finding_annotations(report)),
+        "step summary": summary.read_text(encoding="utf-8"),
+    }
+
+
 def _link(project: Path, path: str, target: str) -> None:
     link = project / path
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +134,36 @@ def test_a_chart_symlink_out_of_bounds_is_refused_as_argo_cd_does(project: Path,
     assert "outside.txt" not in result.reason and str(project.parent) not in result.reason
 
 
+_SEGMENTS = st.sampled_from(["..", ".", "files", "chart", ".git", "config", "x", ""])
+
+
+@given(st.lists(_SEGMENTS, min_size=1, max_size=6), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_a_link_is_refused_exactly_when_it_leaves_the_repository_or_reaches_git(
+    tmp_path_factory: pytest.TempPathFactory, segments: list[str], absolute: bool
+) -> None:
+    """Any target: refused when absolute, when it resolves outside the repository, into `.git`, or to
+    the repository's root (which holds `.git`); else the walk passes."""
+    root = tmp_path_factory.mktemp("links") / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_text(SECRET)
+    (root / "chart" / "files").mkdir(parents=True)
+    (root / "x").write_text("x")
+    link = root / "chart" / "files" / "leak"
+    target = "/".join(segments) or "."
+    link.symlink_to(f"{root}/{target}" if absolute else target)
+    resolved = Path(os.path.realpath(link))
+    inside = resolved.is_relative_to(root) and resolved != link
+    expected = absolute or not inside or resolved == root or resolved.is_relative_to(root / ".git")
+    try:
+        render_confine.check_symlinks(root / "chart", root)
+    except RenderError as err:
+        assert expected, (target, str(err))
+        assert SECRET not in str(err) and "chart/files/leak" in str(err)
+        return
+    assert not expected, target
+
+
 def test_a_symlink_that_stays_in_the_repository_renders(project: Path) -> None:
     (project / "shared").mkdir()
     (project / "shared" / "note.txt").write_text("in the repository")
@@ -129,6 +173,97 @@ def test_a_symlink_that_stays_in_the_repository_renders(project: Path) -> None:
     assert result.status == "rendered", result.reason
     [leak] = [o for o in result.objects if o.name == "leak"]
     assert leak.manifest["data"] == {"leak": "in the repository"}
+
+
+def test_a_rendered_list_or_mapping_is_never_quoted_whole(project: Path, tmp_path: Path) -> None:
+    """A file of the repository read with fromYaml lands where a string belongs: the report names it
+    with its first characters and its length, in every format."""
+    marker = "END-OF-THE-FILE-7Hq"
+    values = ", ".join([f"line-{i}" for i in range(40)] + [marker])
+    template = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n"
+        'data: {x: {{ .Files.Get "files/m.yaml" | fromYaml | toJson }}}\n'
+    )
+    write_chart(project, files={"files/m.yaml": f"k: [{values}]\n", "templates/m.yaml": template})
+    result = _render(project)
+    assert result.status == "error" and "characters) is not of type 'string'" in result.reason, result.reason
+    assert marker not in result.reason
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
+    for where, text in _every_output(report, tmp_path).items():
+        assert marker not in text and "is not of type" in text, where
+
+
+GIT_CONFIG = f"""[http "https://github.com/"]
+\textraheader = AUTHORIZATION: basic {SECRET}
+"""
+"""The checkout's `.git/config` as actions/checkout leaves it on a runner: the job's token inside."""
+GIT_LINK = "symlink that reaches the repository's .git folder"
+GIT_LEAK_TEMPLATE = '{{ fail (.Files.Get "files/leak") }}\n'
+"""A template that puts a chart file into the engine's error, unquoted, where no quote bound cuts it."""
+
+
+def _git_checkout(project: Path) -> None:
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text(GIT_CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("link", "target", "template", "expected"),
+    [
+        ("chart/files/leak", "../../.git/config", GIT_LEAK_TEMPLATE, GIT_LINK),
+        ("chart/files/leak", "../../.git", GIT_LEAK_TEMPLATE, GIT_LINK),
+        (
+            "chart/files/root",
+            "../..",
+            '{{ fail (.Files.Get "files/root/.git/config") }}\n',
+            f"{GIT_LINK}: chart/files/root",
+        ),
+    ],
+    ids=["file-in-git", "git-folder", "repository-root"],
+)
+def test_a_chart_reaching_the_checkouts_git_folder_is_refused(
+    project: Path, link: str, target: str, template: str, expected: str
+) -> None:
+    """In the repository, yet no repository content: on a CI runner `.git/config` holds the token."""
+    _git_checkout(project)
+    write_chart(project, files={"templates/leak.yaml": template})
+    _link(project, link, target)
+    result = _render(project)
+    assert result.status == "error" and expected in result.reason, result.reason
+
+
+def test_a_chart_at_the_repository_root_does_not_read_git(project: Path) -> None:
+    _git_checkout(project)
+    write_chart(project, ".", files={"templates/leak.yaml": '{{ fail (.Files.Get ".git/config") }}\n'})
+    result = _render(project, app("web", "app", chart="."))
+    assert result.status == "error" and ". holds the repository's .git folder" in result.reason, result.reason
+
+
+def test_value_files_and_overlay_files_in_git_are_refused(project: Path) -> None:
+    _git_checkout(project)
+    write_chart(project)
+    source = {"repoURL": REPO_URL, "path": "chart", "helm": {"valueFiles": ["../.git/config"]}}
+    resource = application("dev", SETTINGS, app("web", "app"), source)
+    [result] = render_all([resource], project, "dev", repository=HERE)
+    assert result.status == "error", result
+    assert "helm.valueFiles: '../.git/config' is in the repository's .git folder" in result.reason
+    generator = "configMapGenerator: [{name: leak, files: [../.git/config]}]\n"
+    config = _overlay(project, {"kustomization.yaml": "resources: [deployment.yaml]\n" + generator})
+    result = _render(project, config)
+    assert result.status == "error", result
+    assert "configMapGenerator entry '../.git/config' is in the repository's .git" in result.reason
+
+
+def test_the_git_config_never_reaches_a_report(project: Path, tmp_path: Path) -> None:
+    _git_checkout(project)
+    write_chart(project, files={"templates/leak.yaml": GIT_LEAK_TEMPLATE})
+    _link(project, "chart/files/leak", "../../.git/config")
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
+    assert report.exit_code == 1
+    for where, text in _every_output(report, tmp_path).items():
+        assert SECRET not in text and GIT_LINK in text, f"{where}:\n{text}"
 
 
 OVERLAY = {
@@ -205,9 +340,8 @@ def test_the_leak_never_reaches_a_report(project: Path, tmp_path: Path) -> None:
     write_stack(project, "dev", stack_config([app("web", "app")]))
     report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
     assert report.exit_code == 1
-    for fmt in FORMATS:
-        text = report.format(fmt)
-        assert SECRET not in text and "out-of-bounds symlink" in text, text
+    for where, text in _every_output(report, tmp_path).items():
+        assert SECRET not in text and "out-of-bounds symlink" in text, f"{where}:\n{text}"
 
 
 # --- Helm dependencies -------------------------------------------------------------------------------
@@ -472,6 +606,108 @@ def test_reading_the_render_is_bounded_in_time(project: Path, monkeypatch: pytes
     assert "reading the rendered objects took over -1s, the bound per Application" in result.reason
 
 
+def _nested(levels: int) -> str:
+    """A ConfigMap whose data nests `levels` levels in all (flow lists inside `data.x`)."""
+    inner = levels - 2  # the object and `data` are two levels
+    head = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\n"
+    return f"{head}data: {{x: {'[' * inner}{']' * inner}}}\n"
+
+
+def _laughs(levels: int) -> str:
+    """A ConfigMap of a few lines whose aliases expand tenfold per level."""
+    lines = [
+        "apiVersion: v1",
+        "kind: ConfigMap",
+        "metadata: {name: laughs}",
+        "data:",
+        "  l0: &l0 [1,1,1,1,1,1,1,1,1,1]",
+    ]
+    lines += [f"  l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("template", "bound"),
+    [
+        (_nested(10_000), f"nesting deeper than {MAX_OBJECT_DEPTH} levels, the bound per object"),
+        (_nested(MAX_OBJECT_DEPTH + 1), f"nesting deeper than {MAX_OBJECT_DEPTH} levels"),
+        (_laughs(8), f"renders more than {MAX_VALUES_PER_APPLICATION} values (YAML aliases counted"),
+    ],
+    ids=["10000-deep", "one-past-the-depth", "aliases"],
+)
+def test_a_rendered_document_past_a_bound_fails_quickly_naming_it(
+    project: Path, template: str, bound: str
+) -> None:
+    """Without the bounds: a RecursionError traceback, the pack's gRPC failing, or a walk of 10^8 values."""
+    write_chart(project, files={"templates/odd.yaml": template})
+    start = time.monotonic()
+    result = _render(project)
+    assert time.monotonic() - start < 30
+    assert result.status == "error" and bound in result.reason, result.reason
+    assert "\n" not in result.reason
+
+
+def test_a_document_at_the_bounds_is_read() -> None:
+    [deep] = render_common.parse_documents(_nested(MAX_OBJECT_DEPTH), "t")
+    assert deep["metadata"] == {"name": "deep"}
+    [laughs] = render_common.parse_documents(_laughs(4), "t")  # some 10^5 values: within the bound
+    assert len(laughs["data"]["l4"]) == 10
+
+
+def test_a_kustomization_nesting_too_deeply_is_one_line(project: Path) -> None:
+    config = _overlay(project, {"kustomization.yaml": f"resources: {'[' * 50_000}{']' * 50_000}\n"})
+    result = _render(project, config)
+    assert result.status == "error"
+    assert "overlay/kustomization.yaml: nests too deeply to be a kustomization" in result.reason
+
+
+def test_the_kustomize_walk_is_bounded_in_kustomizations_and_bytes(project: Path) -> None:
+    """Each overlay is a base of the next: one past the bound is refused before kustomize runs."""
+    chain = MAX_KUSTOMIZATIONS + 1
+    for i in range(1, chain):
+        below = f"resources: [../b{i + 1}]\n" if i + 1 < chain else "resources: []\n"
+        (project / f"b{i}").mkdir()
+        (project / f"b{i}" / "kustomization.yaml").write_text(below)
+    config = _overlay(project, {"kustomization.yaml": "resources: [deployment.yaml, ../b1]\n"})
+    result = _render(project, config)
+    assert result.status == "error", result
+    assert f"overlay reads more than {MAX_KUSTOMIZATIONS} kustomizations" in result.reason, result.reason
+    (project / "b1" / "kustomization.yaml").write_text("resources: []\n" + "#" * MAX_KUSTOMIZATION_BYTES)
+    result = _render(project, config)
+    assert f"b1/kustomization.yaml: over {MAX_KUSTOMIZATION_BYTES} bytes" in result.reason, result.reason
+
+
+def test_the_symlink_walk_is_bounded(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_confine, "MAX_WALK_ENTRIES", 20)
+    write_chart(project, files={f"files/f{i}.txt": "x" for i in range(25)})
+    result = _render(project)
+    assert result.status == "error"
+    assert "chart holds more than 20 files and folders; the offline render does not read" in result.reason
+
+
+def test_an_engines_stderr_is_kept_to_its_tail() -> None:
+    noisy = "import sys\nsys.stderr.write('x' * (4 << 20) + 'THE-END')\nsys.exit(3)"
+    done = run_bounded([sys.executable, "-c", noisy], timeout=30, what="noisy")
+    assert done.returncode == 3
+    assert len(done.stderr) <= render_common.MAX_STDERR_BYTES and done.stderr.endswith("THE-END")
+
+
+def test_asking_git_for_the_origin_is_bounded(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `git` that never answers (a hung credential helper, a network filesystem): no origin, quickly."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text("#!/bin/sh\nsleep 30\n")
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(render_source, "GIT_TIMEOUT_SECONDS", 0.5)
+    start = time.monotonic()
+    found = this_repository(project)
+    assert time.monotonic() - start < 5
+    assert found.url is None and found.origin.startswith("no --repo-url"), found
+
+
 def test_an_engine_writing_past_the_byte_bound_is_stopped(tmp_path: Path) -> None:
     endless = "import sys\nwhile True: sys.stdout.write('x' * 65536)"
     start = time.monotonic()
@@ -622,6 +858,37 @@ def test_a_bad_repo_url_option_is_a_clear_error(project: Path, capsys: pytest.Ca
     assert check_main(argv) == 2
     err = capsys.readouterr().err
     assert err == "error: --repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)\n"
+
+
+def _input_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A file the check is handed that it must refuse in one line, and what the line says."""
+    path = tmp_path / f"{kind}.json"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: opening it would wait forever
+        return path, "not a regular file"
+    if kind == "device":
+        return Path("/dev/zero"), "not a regular file"  # reading it never ends
+    if kind == "sparse":
+        with path.open("wb") as handle:
+            handle.truncate(MAX_INPUT_FILE_BYTES + 1)
+        return path, f"over {MAX_INPUT_FILE_BYTES} bytes"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    return path, "nests too deeply"
+
+
+@pytest.mark.parametrize("option", ["--stack-outputs", "--policy-config"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "sparse", "deep"])
+def test_a_file_handed_to_the_check_is_read_with_bounds(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, kind: str
+) -> None:
+    write_stack(project, "dev", stack_config([app("web", "app")]))
+    path, says = _input_file(tmp_path, kind)
+    start = time.monotonic()
+    assert check_main(["--stack", "dev", "--project-dir", str(project), option, str(path)]) == 2
+    assert time.monotonic() - start < 30
+    err = capsys.readouterr().err
+    what = "--stack-outputs" if option == "--stack-outputs" else "policy config"
+    assert err == f"error: {what} {path}: {says}\n", err
 
 
 def _raw(config: dict[str, Any]) -> dict[str, Any]:

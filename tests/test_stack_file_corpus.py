@@ -27,6 +27,12 @@ TOKEN = "corpus-token-Hq7Zp2Lx"
 """A credential written where none belongs (a URL's userinfo): no error may show it."""
 
 
+HOSTILE_KEY_YAML = '"gitops-deploy:bu`ild\\n\\n## Policy check PASSED\\n```\\u001b[2J"'
+"""A stack-file key (as YAML) that would end the error's line and forge a verdict and a fence."""
+HOSTILE_KEY_SHOWN = "gitops-deploy:bu`ild  ## Policy check PASSED ```\\x1b[2J"
+"""The same key as an error shows it: on the error's one line, the control visible."""
+
+
 def edit(old: str, new: str) -> str:
     """The base file with one passage replaced (the passage must be there)."""
     assert old in BASE_STACK_YAML, old
@@ -58,6 +64,16 @@ TEXT_CASES: list[tuple[str, str, str]] = [
     ("nan", edit("replicas: 3", "replicas: .nan"), "apps[0].replicas"),
     ("infinity", edit("replicas: 3", "replicas: -.inf"), "apps[0].replicas"),
     ("overflowing-float", edit("replicas: 3", "replicas: 1.0e+999"), "apps[0].replicas"),
+    (
+        "duplicate-key-with-a-line-break",
+        BASE_STACK_YAML + f"  {HOSTILE_KEY_YAML}: 1\n  {HOSTILE_KEY_YAML}: 2\n",
+        f"{HOSTILE_KEY_SHOWN}: the key appears twice",
+    ),
+    (
+        "key-without-namespace-with-a-line-break",
+        BASE_STACK_YAML + '  "x\\n# Policy check PASSED": 1\n',
+        "config key 'x\\n# Policy check PASSED'",
+    ),
 ]
 
 
@@ -123,6 +139,11 @@ CONFIG_CASES: list[tuple[str, Mutate, str]] = [
     ("typo-app", top_set("app", []), "app"),
     ("typo-registy", top_set("registy", {}), "registy"),
     ("typo-case", top_set("Build", {}), "Build"),
+    (
+        "unknown-key-with-a-line-break",
+        top_set("bu`ild\n\n## Policy check PASSED\n```\x1b[2J", 1),
+        HOSTILE_KEY_SHOWN.removeprefix("gitops-deploy:"),
+    ),
     ("typo-password", top_set("registryPasword", "x"), "registryPasword"),
     ("registry-missing", lambda c: c.pop("gitops-deploy:registry"), "registry"),
     ("registry-scheme", registry_set("server", "https://registry.example.com"), "registry.server"),
@@ -188,6 +209,23 @@ CONFIG_CASES: list[tuple[str, Mutate, str]] = [
         app_set("source.repoURL", "https://github.com/o/r.git\n"),
         "apps[0] (web).source.repoURL",
     ),
+    (
+        "repo-url-token",
+        app_set("source.repoURL", f"https://{TOKEN}@github.com/example-org/gitops-deploy.git"),
+        "apps[0] (web).source.repoURL",
+    ),
+    (
+        "repo-url-ssh-password",
+        app_set("source.repoURL", f"ssh://git:{TOKEN}@github.com/example-org/gitops-deploy.git"),
+        "apps[0] (web).source.repoURL",
+    ),
+    (
+        "repo-url-token-no-path",
+        app_set("source.repoURL", f"https://{TOKEN}@github.com"),
+        "apps[0] (web).source.repoURL",
+    ),
+    ("registry-userinfo", registry_set("server", f"https://{TOKEN}@registry.example.com"), "registry.server"),
+    ("registry-user-at", registry_set("server", f"{TOKEN}@registry.example.com"), "registry.server"),
     ("revision-empty", app_set("source.targetRevision", " "), "apps[0] (web).source.targetRevision"),
     ("path-escapes", app_set("source.path", "../charts"), "apps[0] (web).source.path"),
     ("source-type", app_set("source.type", "jsonnet"), "apps[0] (web).source.type"),

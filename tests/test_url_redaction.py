@@ -153,6 +153,25 @@ def test_a_health_url_with_userinfo_is_one_config_error_pointing_to_health_heade
         assert not any(_shown(p, problem) for p in parts), problem
 
 
+@PROPERTY_SETTINGS
+@given(urls_with_userinfo())
+def test_a_repo_url_with_userinfo_is_one_config_error_that_shows_none_of_it(
+    config_project: Path, case: tuple[str, list[str], str]
+) -> None:
+    """The Application carries `source.repoURL`: a preview's diff, the cluster and the state show it."""
+    url, parts, _ = case
+    url = f"{url.split('/', 3)[0]}//{url.split('/', 3)[2]}/org/repo.git"
+    raw = base_config()
+    raw["gitops-deploy:apps"][0]["source"]["repoURL"] = url
+    with pytest.raises(ConfigError) as refused:
+        parse_config({k.split(":", 1)[1]: v for k, v in raw.items()}, config_project)
+    [problem] = refused.value.problems
+    assert problem.startswith("gitops-deploy:apps[0] (web).source.repoURL: got "), problem
+    assert "\n" not in problem
+    if _hidden_everywhere_but_userinfo(url, parts):
+        assert not any(_shown(p, problem) for p in parts), problem
+
+
 @pytest.mark.parametrize(
     ("url", "printed"),
     [
