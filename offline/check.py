@@ -296,19 +296,20 @@ def judge_objects(
 ) -> tuple[list[Finding], list[Diagnostic]]:
     """The objects judged as a whole (offline/objects.py), with notes on what was not seen.
 
-    Other stacks of the project are compared where they share this stack's Argo CD (the same
-    `argocd.context`): each is simulated and rendered as this one was.
+    Other stacks of the project are compared where they share a cluster with this one (the same kube
+    context for Argo CD's or a destination cluster): each is simulated and rendered as this one was.
     """
-    mine = objects.owned(stack, found, renders, objects.clusters(values))
+    keys = objects.clusters(values)
+    mine = objects.owned(stack, found, renders, keys)
     theirs: list[objects.Owned] = []
     notes: list[Diagnostic] = []
-    context = objects.argocd_context(values)
-    for other in stack_names(project_dir) if renders and context else []:
+    known = objects.known_clusters(keys)
+    for other in stack_names(project_dir) if renders and known else []:
         if other == stack.rsplit("/", 1)[-1]:
             continue
         try:
             other_values = read_stack_config(other, project_dir)
-            if objects.argocd_context(other_values) != context:
+            if not known & objects.known_clusters(objects.clusters(other_values)):
                 continue
             sim, _ = simulate_promoted(
                 other, password=PLACEHOLDER_PASSWORD, config=other_values, project_dir=project_dir
@@ -326,9 +327,9 @@ def judge_objects(
 
 
 def _not_compared(other: str, reason: str) -> Diagnostic:
-    """A "can't judge yet" note: another stack on the same Argo CD could not be rendered to compare."""
+    """A "can't judge yet" note: another stack on a shared cluster could not be rendered to compare."""
     policy = objects.UNIQUE
-    message = f"can't run policy '{policy}' during preview: stack {other} shares this Argo CD but {reason}"
+    message = f"can't run policy '{policy}' during preview: stack {other} shares a cluster but {reason}"
     return Diagnostic(policy=policy, message=message, urn="", level="mandatory")
 
 

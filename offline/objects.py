@@ -248,6 +248,9 @@ def _workload_change(ctx: Context, r: RenderStatus, workload: ReleaseWorkload, o
     return Change(text, key=key, file=ctx.stack_file, line=line, alternative=alternative)
 
 
+KUBE_CONTEXT = "kube context"
+
+
 def argocd_context(values: Mapping[str, Any]) -> str | None:
     """The kube context a stack names for Argo CD (`gitops-deploy:argocd.context`), or None."""
     argocd = values.get(f"{PROJECT}:argocd")
@@ -258,14 +261,25 @@ def argocd_context(values: Mapping[str, Any]) -> str | None:
 def clusters(values: Mapping[str, Any]) -> dict[str, str]:
     """A stack's Argo CD cluster and destination cluster, as keys another stack's can match.
 
-    Two stacks are known to share Argo CD only when both name the same kube context for it; without
-    one, each runs against whatever context its job has, and no other stack is compared with it. The
-    destination is Argo CD's cluster `name` or `server`, relative to that Argo CD; in-cluster is
-    Argo CD's own.
+    A cluster is known by the kube context a stack names for it: `argocd.context` for Argo CD's (and
+    an in-cluster destination), `cluster.context` for a destination the program reaches (its pull
+    secrets). Without one, a stack runs against whatever context its job has, and is compared with no
+    other; a destination named only by Argo CD's cluster `name` or `server` is relative to that Argo CD.
     """
-    argocd = f"argocd context {argocd_context(values) or '(the job default)'}"
+    context = argocd_context(values)
+    argocd = f"{KUBE_CONTEXT} {context}" if context else "argocd context (the job default)"
     cluster = values.get(f"{PROJECT}:cluster")
     cluster = cluster if isinstance(cluster, Mapping) else {}
     target = cluster.get("name") or cluster.get("server") or IN_CLUSTER_SERVER
     in_cluster = "name" not in cluster and target == IN_CLUSTER_SERVER
-    return {"argocd": argocd, "destination": argocd if in_cluster else f"{argocd}, cluster {target}"}
+    reached = cluster.get("context")
+    if isinstance(reached, str) and reached:
+        destination = f"{KUBE_CONTEXT} {reached}"
+    else:
+        destination = argocd if in_cluster else f"{argocd}, cluster {target}"
+    return {"argocd": argocd, "destination": destination}
+
+
+def known_clusters(keys: Mapping[str, str]) -> set[str]:
+    """The keys of `clusters` that name a kube context: the ones two stacks can be known to share."""
+    return {key for key in keys.values() if key.startswith(f"{KUBE_CONTEXT} ") and ", cluster" not in key}

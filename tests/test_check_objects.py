@@ -211,10 +211,21 @@ def test_the_clusters_of_a_stack() -> None:
     assert objects.clusters({}) == {"argocd": "argocd context (the job default)"} | {
         "destination": "argocd context (the job default)"
     }
+    assert objects.known_clusters(objects.clusters({})) == set()
     hub = objects.clusters(
         {"gitops-deploy:argocd": {"context": "mgmt"}, "gitops-deploy:cluster": {"name": "prod-eu-1"}}
     )
-    assert hub == {"argocd": "argocd context mgmt", "destination": "argocd context mgmt, cluster prod-eu-1"}
+    assert hub == {"argocd": "kube context mgmt", "destination": "kube context mgmt, cluster prod-eu-1"}
+    assert objects.known_clusters(hub) == {"kube context mgmt"}
+    reached = objects.clusters(
+        {
+            "gitops-deploy:argocd": {"context": "hub"},
+            "gitops-deploy:cluster": {"name": "eu", "context": "mgmt"},
+        }
+    )
+    assert reached == {"argocd": "kube context hub", "destination": "kube context mgmt"}
+    in_cluster = objects.clusters({"gitops-deploy:argocd": {"context": "mgmt"}})
+    assert objects.known_clusters(reached) & objects.known_clusters(in_cluster) == {"kube context mgmt"}
 
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -317,23 +328,27 @@ spec:
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CheckReport, CheckReport]]:
     """Apps web and web-admin share a chart and a namespace, in stack `one`; stack `two` on the same
-    Argo CD deploys web there too; stack `three` on another Argo CD does as well."""
+    Argo CD deploys web there too; stack `three` on another Argo CD does as well; stack `four`, on
+    another Argo CD, deploys web into stack one's cluster (its `cluster.context`)."""
     root = make_project(tmp_path_factory.mktemp("objects"))
     (root / "app").mkdir()
     (root / "app" / "Dockerfile").write_text("FROM scratch\n")
     chart = write_chart(root, files={"templates/services.yaml": SERVICES})
     policy = write_policy_config(root / "policy.json")
 
-    def stack(name: str, apps: list[str], context: str) -> None:
+    def stack(name: str, apps: list[str], context: str, cluster: str | None = None) -> None:
         config = stack_config(
             [{**app(a, "app", chart=chart, replicas=1), "namespace": "shared"} for a in apps]
         )
         config["gitops-deploy:argocd"]["context"] = context
+        if cluster:
+            config["gitops-deploy:cluster"] = {"name": "mgmt-cluster", "context": cluster}
         write_stack(root, name, config)
 
     stack("one", ["web", "web-admin"], "mgmt")
     stack("two", ["web"], "mgmt")
     stack("three", ["web"], "elsewhere")
+    stack("four", ["web"], "other-hub", cluster="mgmt")
     yield (
         run_check("one", project_dir=root, config_file=policy),
         run_check("three", project_dir=root, config_file=policy),
@@ -352,7 +367,11 @@ def test_the_check_fails_on_two_apps_rendering_one_object(checked: tuple[CheckRe
     ), problems
     assert "Application 'argocd/web' is created by app web and app web of stack two" in problems
     service = "Service 'shared/web-app' is created by app web (chart/templates/services.yaml)"
-    assert f"{service} and app web of stack two" in problems
+    # Stack four's Argo CD is another one, but it deploys into this stack's cluster: its objects
+    # collide there, and its Application (in its own Argo CD's cluster) does not.
+    templates = "(chart/templates/services.yaml)"
+    assert f"{service} and app web of stack four {templates} and app web of stack two" in problems
+    assert "of stack four" not in problems.split("Application 'argocd/web'")[1].split("\n")[0]
     table = report.format()
     assert "object-identity-unique" in table and "web-admin-app" in table
 
