@@ -485,13 +485,17 @@ class RegistryClient:
         that downgrades https to http (common behind a TLS-terminating proxy), gets no request at
         all: the cancel is a courtesy, and credentials go only to the registry's own origin.
         """
+        url = self._resolve(location)
+        return str(url) if url is not None and origin(url) == origin(self._base_url or "") else None
+
+    def _resolve(self, location: str | None) -> httpx.URL | None:
+        """A Location header resolved against the registry; None when there is none or it does not parse."""
         if not location or self._base_url is None:
             return None
         try:
-            url = httpx.URL(self._base_url).join(location)
+            return httpx.URL(self._base_url).join(location)
         except httpx.InvalidURL:
             return None
-        return str(url) if origin(url) == origin(self._base_url) else None
 
     # -- manifests ------------------------------------------------------------------------------
 
@@ -627,15 +631,10 @@ class RegistryClient:
     def _redirect_target(self, location: str | None) -> str | None:
         """Where a redirect points, resolved against the registry; None when it is not http(s) or would
         downgrade https to plain http without `insecure`."""
-        if not location or self._base_url is None:
+        url = self._resolve(location)
+        if url is None or url.scheme not in ("http", "https") or not url.host:
             return None
-        try:
-            url = httpx.URL(self._base_url).join(location)
-        except httpx.InvalidURL:
-            return None
-        if url.scheme not in ("http", "https") or not url.host:
-            return None
-        if url.scheme == "http" and self._base_url.startswith("https://") and not self.insecure:
+        if url.scheme == "http" and str(self._base_url).startswith("https://") and not self.insecure:
             return None
         return str(url)
 
