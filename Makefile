@@ -98,7 +98,7 @@ preview:
 	pulumi preview --diff --stack "$(STACK)" --policy-pack policies --policy-pack-config "policies/config.$(STACK).json"
 
 policy-check: venv
-	$(PY) -m offline.check --stack "$(STACK)" $(ARGS)
+	$(PY) -m policy_check --stack "$(STACK)" $(ARGS)
 
 # The pack's __main__.py is checked on its own: next to the program's __main__.py it would be a duplicate.
 lint: venv

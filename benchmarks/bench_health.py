@@ -25,8 +25,8 @@ import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.health_probe import Sleep, check_endpoint  # noqa: E402
-from components.health_settings import DEFAULTS, HealthSettings  # noqa: E402
+from clients.health_probe import Sleep, check_endpoint  # noqa: E402
+from model.health_settings import DEFAULTS, HealthSettings  # noqa: E402
 from tests.support.health_servers import Reply, ScriptedServer, silent_server  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 
@@ -34,7 +34,7 @@ DILATION = 50.0
 """Virtual seconds per real second in the dilated runs."""
 PROFILE_KEYS = ("interval_seconds", "timeout_seconds", "success_threshold", "attempts")
 DEFAULT = {key: float(DEFAULTS[key]) for key in PROFILE_KEYS}
-"""The health gate's defaults, from their one definition (components/health_settings.py)."""
+"""The health gate's defaults, from their one definition (model/health_settings.py)."""
 AGGRESSIVE = {"interval_seconds": 1.0, "timeout_seconds": 2.0, "success_threshold": 2, "attempts": 40}
 HEALTHY_AT = (5.0, 10.0, 15.0, 30.0)
 """Virtual seconds after the check starts at which the endpoint turns healthy."""

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
-from offline.image_build import BuildSpec, ImageMeasurement, build_image, measure_image  # noqa: E402
+from clients.image_engine import BuildSpec, ImageMeasurement, build_image, measure_image  # noqa: E402
 from tests.support.docker_engine import LocalDockerEngine, write_context  # noqa: E402
 
 ROUNDS = 3

@@ -20,9 +20,9 @@ import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.config import StackConfig, parse_config  # noqa: E402
-from components.dockerlint import lint_stack  # noqa: E402
-from components.hadolint import find_hadolint  # noqa: E402
+from clients.dockerlint import lint_stack  # noqa: E402
+from clients.hadolint import find_hadolint  # noqa: E402
+from model.config import StackConfig, parse_config  # noqa: E402
 
 _FLOOR = "import pulumi, pulumi_kubernetes, pulumi_docker"
 

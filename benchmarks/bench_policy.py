@@ -14,10 +14,10 @@ import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from offline.analyzer_client import PolicyInput, PolicyPackServer
-from offline.check import CheckError, run_check
-from offline.simulate import ProgramFailed
-from offline.stack_files import read_stack_config
+from model.stack_files import read_stack_config
+from policy_check.analyzer_client import PolicyInput, PolicyPackServer
+from policy_check.check import CheckError, run_check
+from policy_check.simulate import ProgramFailed
 from tests.support.example_project import make_example_project
 from tests.support.policy_resources import application, health_check, hpa, image_size, workload
 

@@ -20,9 +20,9 @@ import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.config import parse_config  # noqa: E402
-from components.dockerlint import lint_stack  # noqa: E402
-from offline.stack_files import PROJECT_DIR, read_stack_config  # noqa: E402
+from clients.dockerlint import lint_stack  # noqa: E402
+from model.config import parse_config  # noqa: E402
+from model.stack_files import PROJECT_DIR, read_stack_config  # noqa: E402
 from tests.support.example_project import FIXTURES  # noqa: E402
 
 _CHILD = """
@@ -32,7 +32,7 @@ import pulumi, pulumi_kubernetes, pulumi_docker
 t1 = time.perf_counter()
 if len(sys.argv) > 1:
     sys.path.insert(0, {root!r})
-    from offline.simulate import simulate
+    from policy_check.simulate import simulate
     config = json.load(open(sys.argv[1]))
     t1 = time.perf_counter()
     sim = simulate("staging", config=config)

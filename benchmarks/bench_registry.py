@@ -19,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from components.registry_api import RegistryClient  # noqa: E402
+from clients.registry import RegistryClient  # noqa: E402
 from tests.support.registry import LocalRegistry, TokenIssuer, random_layer  # noqa: E402
 
 ROUNDS = 30

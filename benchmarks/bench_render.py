@@ -20,12 +20,12 @@ import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from offline.render import RenderResult, render_all, validate_object  # noqa: E402
-from offline.render_common import PYTHON  # noqa: E402
-from offline.render_kustomize import kubectl_path  # noqa: E402
-from offline.render_source import Repository, this_repository  # noqa: E402
-from offline.simulate import SimResource  # noqa: E402
-from offline.stack_files import read_stack_config  # noqa: E402
+from model.stack_files import read_stack_config  # noqa: E402
+from policy_check.render import RenderResult, render_all, validate_object  # noqa: E402
+from policy_check.render_common import PYTHON  # noqa: E402
+from policy_check.render_kustomize import kubectl_path  # noqa: E402
+from policy_check.render_source import Repository, this_repository  # noqa: E402
+from policy_check.simulate import SimResource  # noqa: E402
 from tests.support.applications import stack_applications  # noqa: E402
 from tests.support.example_project import STACKS, make_example_project  # noqa: E402
 

@@ -22,15 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deploy.causes import CAUSES  # noqa: E402
-from deploy.record import (  # noqa: E402
+from deploy.report import RENDERERS, Report, build_report, load, main  # noqa: E402
+from deploy.timings import Phase, PhaseTiming  # noqa: E402
+from model.record import (  # noqa: E402
     AppRecord,
     DeployRecord,
     FailureRecord,
     Outcome,
     write_record,
 )
-from deploy.report import RENDERERS, Report, build_report, load, main  # noqa: E402
-from deploy.timings import Phase, PhaseTiming  # noqa: E402
 
 SIZES = (100, 1_000, 10_000)
 STACKS = ("dev", "staging", "prod", "org/gitops-deploy/prod-eu")

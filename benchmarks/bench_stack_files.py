@@ -1,4 +1,4 @@
-"""Stack-file reading benchmark: what the checks of offline/stack_files.py cost over a plain YAML load.
+"""Stack-file reading benchmark: what the checks of model/stack_files.py cost over a plain YAML load.
 
 `load_yaml` composes the document, walks it once (values JSON can carry, unique keys, alias expansion
 bounded) and then constructs it. Ratios are against `yaml.safe_load` of the same text, in this run.
@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from offline.stack_files import StackFileError, load_yaml  # noqa: E402
+from model.stack_files import StackFileError, load_yaml  # noqa: E402
 
 ROUNDS = 20
 

@@ -12,15 +12,15 @@ import pulumi
 import pulumi_docker as docker
 from pulumi.output import UNKNOWN
 
-from components.content_tag import content_tag
-from components.image_ref import is_repo_digest
-from components.names import APP_IMAGE_TYPE, IMAGE_SUFFIX
+from model.content_tag import content_tag
+from model.image_ref import is_repo_digest
+from model.names import APP_IMAGE_TYPE, IMAGE_SUFFIX
 
 
 def pushed_digest(repo_digest: str) -> Any:
     """pulumi-docker's `repoDigest` when it names a pushed image; unknown in a preview that only built it.
 
-    In a preview, pulumi-docker answers the local build's ID (`sha256:...`, see components/image_ref.py),
+    In a preview, pulumi-docker answers the local build's ID (`sha256:...`, see model/image_ref.py),
     which no registry holds: the digest is pending until the push, so it is unknown, as the SDK makes a
     value unknown from an `apply` (pulumi/output.py: `_OutputData` is never known when its value
     contains `UNKNOWN`, and `rpc.serialize_property` sends an unknown Output as the unknown sentinel).

@@ -11,10 +11,11 @@ import pulumi_kubernetes as k8s
 
 from components.app_image import AppImage, AppImageArgs
 from components.argo_application import ArgoApplication, ArgoApplicationArgs
-from components.config import AppConfig, ArgoCDConfig, ClusterConfig, RegistryConfig
 from components.health import HealthCheck, HealthCheckArgs
 from components.image_size import ImageSize, ImageSizeArgs
-from components.names import (
+from components.registry_secret import RegistrySecret, RegistrySecretArgs
+from model.config import AppConfig, ArgoCDConfig, ClusterConfig, RegistryConfig
+from model.names import (
     APP_RELEASE_TYPE,
     ARGOCD_SUFFIX,
     HEALTH_SUFFIX,
@@ -23,8 +24,7 @@ from components.names import (
     REGISTRY_SUFFIX,
     pull_secret_name,
 )
-from components.registry_secret import RegistrySecret, RegistrySecretArgs
-from components.release_trigger import ReleaseSpec, release_trigger
+from model.release_trigger import ReleaseSpec, release_trigger
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class AppRelease(pulumi.ComponentResource):
         """The health gate's trigger: changes whenever what the Application hands Argo CD changes."""
         app = args.app
         # Only a pinned app carries the rollback's id: it is what a rollback deploys, and its stored
-        # trigger is still the release it restores (see components/release_trigger.py).
+        # trigger is still the release it restores (see model/release_trigger.py).
         rollback_id = args.rollback_id if app.image.pin is not None else None
 
         def spec(values: list[str]) -> str:

@@ -11,8 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.argo_wait import wait_for
-from components.config import DEFAULT_SYNC_TIMEOUT_SECONDS, SourceConfig
-from components.names import (
+from model.config import DEFAULT_SYNC_TIMEOUT_SECONDS, SourceConfig
+from model.names import (
     APP_NAME_LABEL,
     APPLICATION_SUFFIX,
     ARGO_APPLICATION_TYPE,
@@ -22,7 +22,7 @@ from components.names import (
     WAIT_FOR_ANNOTATION,
     app_labels,
 )
-from components.release_workload import ReleaseWorkload, workload_name
+from model.release_workload import ReleaseWorkload, workload_name
 
 SYNC_POLICY: dict[str, Any] = {
     "automated": {"prune": True, "selfHeal": True},

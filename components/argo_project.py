@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import AppConfig, ClusterConfig
-from components.names import APPPROJECT_SUFFIX, ARGO_PROJECT_TYPE, ARGOCD_FINALIZER, MANAGED_BY
+from model.config import AppConfig, ClusterConfig
+from model.names import APPPROJECT_SUFFIX, ARGO_PROJECT_TYPE, ARGOCD_FINALIZER, MANAGED_BY
 
 
 def project_spec(apps: Sequence[AppConfig], cluster: ClusterConfig, description: str) -> dict[str, Any]:

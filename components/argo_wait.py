@@ -32,13 +32,13 @@ while pulumi-kubernetes waits (`Waiting for <expr> (found "<value>")`, condition
 order is: the release's identity first, then Synced, then Healthy, and a `found "Degraded"` is only
 ever reported about the release this update declared.
 
-Healthy is the health of the release's workload (components/release_workload.py), not the app's: the
+Healthy is the health of the release's workload (model/release_workload.py), not the app's: the
 app's is the worst of every resource, so a Degraded HPA would hold the wait forever. pulumi-kubernetes
 compares one path's first node, so one path reads either place: a descendant filter selects the
 workload's entry of `status.resources[]` and, when the Application does not carry the resources'
 health (`status.resourceHealthSource: appTree`, Argo CD v3's default), the status itself, whose
 `health.status` is then the app's. The two never both have a `health` to select: with appTree the
-controller leaves every entry's `health` unset (components/release_workload.py).
+controller leaves every entry's `health` unset (model/release_workload.py).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from __future__ import annotations
 import json
 import re
 
-from components.config import SourceConfig
-from components.release_workload import APP_TREE, WORKLOAD_KINDS, ReleaseWorkload
+from model.config import SourceConfig
+from model.release_workload import APP_TREE, WORKLOAD_KINDS, ReleaseWorkload
 
 COMPARED_SOURCE = ".status.sync.comparedTo.source"
 """Where Argo CD records the spec source its current sync status and health describe."""

@@ -11,19 +11,19 @@ import pulumi_kubernetes as k8s
 
 from components.app_release import AppRelease, AppReleaseArgs
 from components.argo_project import ArgoProject, ArgoProjectArgs
-from components.config import StackConfig, StackSecrets
-from components.content_tag import content_tag
-from components.deploy_budget import app_budgets, info_line
-from components.failed_releases import (
+from components.promotion import APPS_OUTPUT, Wanted, stack_reference_name, upstream_digests
+from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs
+from model.budget import app_budgets, info_line
+from model.config import StackConfig, StackSecrets
+from model.content_tag import content_tag
+from model.failed_releases import (
     RECORD_OUTPUT,
     FailedReleaseBlocked,
     FailedReleaseRecord,
     blocked,
     read_own_record,
 )
-from components.names import MANAGED_BY, NAMESPACE_TYPE, namespace_resource_name
-from components.promotion import APPS_OUTPUT, Wanted, stack_reference_name, upstream_digests
-from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs
+from model.names import MANAGED_BY, NAMESPACE_TYPE, namespace_resource_name
 
 
 def _providers(cfg: StackConfig) -> tuple[k8s.Provider | None, k8s.Provider | None]:
@@ -205,7 +205,7 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
                 rollback_id=cfg.rollback_id,
             ),
         )
-    # The budget check itself is part of the config's validation (components/config.py); here each app
+    # The budget check itself is part of the config's validation (model/config.py); here each app
     # says, in preview and up alike, what its bounded phases can cost.
     for budget in app_budgets(cfg):
         pulumi.log.info(info_line(budget), resource=releases[budget.app])

@@ -19,10 +19,11 @@ from pulumi.dynamic import (
 )
 from pulumi.runtime import rpc
 
+from clients.health_probe import CheckOutcome, check_endpoint
 from components.dynamic_inputs import is_unknown
-from components.health_probe import CheckOutcome, check_endpoint
-from components.health_settings import DEFAULTS as SETTING_DEFAULTS
-from components.health_settings import (
+from components.provider_errors import OneLineErrors, failure_line
+from model.health_settings import DEFAULTS as SETTING_DEFAULTS
+from model.health_settings import (
     HEADER_NAME,
     HEADER_VALUE,
     NAMES,
@@ -30,9 +31,8 @@ from components.health_settings import (
     cross_problems,
     limit,
 )
-from components.http_origin import redact_url, redact_urls
-from components.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME, HEALTH_SUFFIX
-from components.provider_errors import OneLineErrors, failure_line
+from model.http_origin import redact_url, redact_urls
+from model.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME, HEALTH_SUFFIX
 
 PROVIDER_VERSION = "2"
 """Bump when the probe logic changes: every HealthCheck then re-runs on the next `pulumi up`."""

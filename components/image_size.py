@@ -1,8 +1,8 @@
 """ImageSize: read a pushed image's manifest from the registry and report its compressed size.
 
 In a preview that built the image, pulumi-docker hands over the local build's ID instead of a pushed
-digest (components/image_ref.py). `check` then measures that image in the local engine, with
-offline/image_build.py (the same figure as `python -m offline.check --build`). `check` is the one
+digest (model/image_ref.py). `check` then measures that image in the local engine, with
+clients/image_engine.py (the same figure as `python -m policy_check --build`). `check` is the one
 method that can: the engine calls a provider's Check in preview and up, keeps its answer as the
 resource's inputs (pulumi/pulumi `pkg/resource/deploy/step_generator.go`, `new.Inputs = inputs`), and
 in a preview, for a provider that does not support previews, which a dynamic provider does not
@@ -12,7 +12,7 @@ outputs of the Create or Update (`pkg/resource/plugin/provider_plugin.go`, `if r
 is the preview's `size_bytes`, marked by `size_source`; `up` reads the registry's and replaces it.
 
 The digest the Application pins is the registry's. pulumi-docker v4 takes it from the local image store
-(components/image_ref.py), so before the size is read, `up` checks that the registry serves that digest
+(model/image_ref.py), so before the size is read, `up` checks that the registry serves that digest
 for the pushed tag (or an index that lists it). A mismatch fails with both digests, and the
 Application, which waits for this resource's size, pins nothing.
 """
@@ -33,17 +33,17 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.dynamic_inputs import is_unknown
-from components.image_ref import NO_DIGEST, TAG, is_local_image_id
-from components.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
-from components.provider_errors import OneLineErrors, failure_line
-from components.registry_api import (
+from clients.registry import (
     DEFAULT_TIMEOUT_S,
     RegistryError,
     client_from_inputs,
     parse_platform,
     split_reference,
 )
+from components.dynamic_inputs import is_unknown
+from components.provider_errors import OneLineErrors, failure_line
+from model.image_ref import NO_DIGEST, TAG, is_local_image_id
+from model.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
 
 PROVIDER_VERSION = "2"
 """Bump to make every stack re-read its image sizes after a change to this module."""
@@ -108,7 +108,7 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
 def measure_local(image_id: str) -> dict[str, Any]:
     """The preview's figure for a local build: its size as a push would upload it, or why there is none."""
     # Imported here: only a preview that built an image needs the Docker SDK.
-    from offline.image_build import EngineUnavailable, ImageError, connect, measure_image
+    from clients.image_engine import EngineUnavailable, ImageError, connect, measure_image
 
     try:
         client = connect()

@@ -17,8 +17,8 @@ from typing import Any
 
 import pulumi
 
-from components.config import NAMESPACE, PromoteConfig
-from components.image_ref import REPO_DIGEST
+from model.config import NAMESPACE, PromoteConfig
+from model.image_ref import REPO_DIGEST
 
 APPS_OUTPUT = "apps"
 """The upstream stack's export that maps each app to its `imageDigest`."""

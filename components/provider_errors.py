@@ -19,7 +19,7 @@ import sys
 
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
 
-from components.http_bounds import describe, one_line
+from clients.http_bounds import describe, one_line
 
 
 def failure_line(subject: str, exc: BaseException) -> str:

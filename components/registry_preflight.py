@@ -17,12 +17,12 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.config import REPO_PATH
+from clients.registry import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
 from components.dynamic_inputs import is_unknown
-from components.http_origin import server_problem
-from components.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
 from components.provider_errors import OneLineErrors, failure_line
-from components.registry_api import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
+from model.config import REPO_PATH
+from model.http_origin import server_problem
+from model.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
 
 PROVIDER_VERSION = "1"
 """Bump to make every stack update its preflight after a change to this module."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.names import (
+from model.names import (
     PULL_SECRET_ROLE,
     PULL_SECRET_SUFFIX,
     REGISTRY_SECRET_TYPE,

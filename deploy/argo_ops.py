@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from deploy.argo_cluster import Applications, ClusterError, Conflict
+from clients.argo_cluster import Applications, ClusterError, Conflict
 from deploy.argo_status import Health, Operation, health, operation, terminate_patch
 
 POLL_S = 2.0

@@ -28,7 +28,7 @@ Rules, from argoproj/argo-cd v3.5.1 (its gitops-engine is vendored there under g
 - Who started an operation: `operation.initiatedBy` (`username`, or `automated: true` for auto-sync),
   and once it runs `status.operationState.operation.initiatedBy`; `status.operationState.startedAt`.
 - Whether the release is Degraded: its workload's entry of `status.resources[]`, the one the wait
-  judges (the rule and its sources: components/release_workload.py); another Degraded object is
+  judges (the rule and its sources: model/release_workload.py); another Degraded object is
   reported, not acted on. An Application that carries no resource health (Argo CD v3's default) or
   does not say which workload is the release's cannot be judged here.
 """
@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.release_workload import declared_workload, resource_health_inline
+from model.release_workload import declared_workload, resource_health_inline
 
 RUNNING = "Running"
 TERMINATING = "Terminating"

@@ -27,8 +27,10 @@ from typing import Literal
 from pulumi.automation.events import EngineEvent
 
 from components.argo_wait import HEALTH_PATH
-from components.config import NAMESPACE
-from components.names import (
+from deploy.stream import clean, exception_text, urn_name, urn_type
+from deploy.timings import app_of
+from model.config import NAMESPACE
+from model.names import (
     APPLICATION_TYPE,
     DOCKER_IMAGE_TYPE,
     HEALTH_CHECK_TYPE,
@@ -36,8 +38,6 @@ from components.names import (
     REGISTRY_PREFLIGHT_TYPE,
     STACK_TYPE,
 )
-from deploy.stream import clean, exception_text, urn_name, urn_type
-from deploy.timings import app_of
 
 Cause = Literal["registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "other"]
 CAUSES: tuple[Cause, ...] = (
@@ -78,7 +78,7 @@ def _re(pattern: str) -> re.Pattern[str]:
 
 
 _REGISTRY_CLIENT = (REGISTRY_PREFLIGHT_TYPE, IMAGE_SIZE_TYPE)
-# components/registry_api.py: every RegistryError names its cause in these words.
+# clients/registry.py: every RegistryError names its cause in these words.
 _REGISTRY_AUTH = _re(
     r"wrong credentials|no (push|pull) permission|no permission:|unsupported auth scheme|names no token realm"
     r"|token service \S+ (did not answer JSON|answered without a token)"
@@ -116,13 +116,13 @@ _INTERRUPTED = _re(r"\bcontext canceled\b|\boperation was cancell?ed\b")
 _DEGRADED_STATUS = _re(HEALTH_PATH.pattern + r".*found\s*\W?Degraded")
 # sdk/go/common/diag/errors.go: a failed `check`.
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
-# components/dockerlint.py and components/hadolint.py: every LintError starts with one of these.
+# clients/dockerlint.py and clients/hadolint.py: every LintError starts with one of these.
 _LINT = _re(r"^(Dockerfile lint failed|Dockerfile not found, so it cannot be linted|hadolint\b)")
 _ANY = _re(r"")
 
 RULES: tuple[Rule, ...] = (
-    Rule("registry-auth", _REGISTRY_CLIENT, _REGISTRY_AUTH, "components/registry_api.py"),
-    Rule("registry-unreachable", _REGISTRY_CLIENT, _REGISTRY_DOWN, "components/registry_api.py"),
+    Rule("registry-auth", _REGISTRY_CLIENT, _REGISTRY_AUTH, "clients/registry.py"),
+    Rule("registry-unreachable", _REGISTRY_CLIENT, _REGISTRY_DOWN, "clients/registry.py"),
     Rule("build", (DOCKER_IMAGE_TYPE,), _BASE_IMAGE, "Docker daemon pull errors, via pulumi-docker"),
     Rule("registry-auth", (DOCKER_IMAGE_TYPE,), _DOCKER_AUTH, "pulumi-docker provider/image.go"),
     Rule(
@@ -157,7 +157,7 @@ RULES: tuple[Rule, ...] = (
     Rule("sync", (APPLICATION_TYPE,), _APPLY_CONFLICT, "pulumi-kubernetes provider.go (handleSSAErr)"),
     Rule("other", (HEALTH_CHECK_TYPE,), _CHECK_FAILED, "pulumi/pulumi sdk/go/common/diag/errors.go"),
     Rule("health", (HEALTH_CHECK_TYPE,), _ANY, "components/health.py (HealthCheckFailed)"),
-    Rule("lint", (PROGRAM,), _LINT, "components/dockerlint.py, components/hadolint.py"),
+    Rule("lint", (PROGRAM,), _LINT, "clients/dockerlint.py, clients/hadolint.py"),
 )
 """First match wins; a failure no rule matches is `other` (policy violations are `policy`)."""
 

@@ -13,8 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from components.failed_releases import RELEASE_REF
-from components.http_origin import redact_urls
 from deploy import report
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
 from deploy.run import (
@@ -29,6 +27,8 @@ from deploy.run import (
     UpOptions,
     deploy_up,
 )
+from model.failed_releases import RELEASE_REF
+from model.http_origin import redact_urls
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 POLICY_PACK = "policies"

@@ -34,8 +34,9 @@ from typing import Any, Literal
 
 from pulumi.automation.events import EngineEvent
 
-from components.image_ref import is_repo_digest
-from components.names import (
+from deploy.stream import clean, exception_text, urn_name, urn_type
+from model.image_ref import is_repo_digest
+from model.names import (
     APPLICATION_TYPE,
     DOCKER_IMAGE_TYPE,
     HEALTH_CHECK_TYPE,
@@ -45,7 +46,6 @@ from components.names import (
     application_resource_name,
     health_check_name,
 )
-from deploy.stream import clean, exception_text, urn_name, urn_type
 
 APPS_KEY = f"{PROJECT}:apps"
 # The release gate of one app (`<app>-health`) and its Application (`<app>-argocd-application`).

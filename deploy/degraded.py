@@ -24,7 +24,7 @@ Degraded (or the app, where Argo CD keeps no resource health on the Application)
 pulumi-kubernetes', so it is matched loosely; a report that does not match is ignored, and the wait
 then ends at its timeout as it would without this.
 
-When the deploy can read the Application (deploy/argo_cluster.py), the line only triggers a read:
+When the deploy can read the Application (clients/argo_cluster.py), the line only triggers a read:
 at the end of the grace period the watch asks `judge`, which applies the wait's rule to what it reads
 (deploy/argo_status.py `health`): only a Degraded release workload stops the update; one that is no
 longer Degraded is kept in `excused` for the report. When the read fails or cannot judge (no resource
@@ -48,10 +48,10 @@ from typing import Protocol
 from pulumi.automation.events import EngineEvent
 
 from components.argo_wait import HEALTH_PATH
-from components.names import APPLICATION_TYPE
 from deploy.argo_status import Health
 from deploy.stream import clean, urn_type
 from deploy.timings import recognise
+from model.names import APPLICATION_TYPE
 
 # jsonpath.go's three status messages for a condition of the wait.
 STATUS_LINE = re.compile(r"^(Waiting for \S|Found \S|\S.*\bselected nothing\b)", re.IGNORECASE)
@@ -170,7 +170,7 @@ class DegradedWatch:
             if self._closed or spell is None or spell.token != token:
                 return
             del self._spells[app]
-        # A bounded read (deploy/argo_cluster.py), outside the lock: the event thread goes on meanwhile.
+        # A bounded read (clients/argo_cluster.py), outside the lock: the event thread goes on meanwhile.
         judged = self.judge(app) if self.judge is not None else None
         with self._lock:
             if self._closed:

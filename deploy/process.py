@@ -34,7 +34,7 @@ The engine's events bound the scope from the inside: every event of an update is
   cancel is in flight and within its bounded worst case. Python dynamic providers answer `Cancel` with
   nothing (sdk/python/lib/pulumi/dynamic/__main__.py, `Cancel`), and the engine, once cancelled, starts
   no step but waits for the ones in flight; a HealthCheck probing another app goes on for up to its worst
-  case (components/health_settings.py `budget_seconds`). Terminating before that leaves it pending.
+  case (model/health_settings.py `budget_seconds`). Terminating before that leaves it pending.
 A command without an event stream (the `refresh` before a rollback) gets signals as they come.
 """
 
@@ -55,8 +55,8 @@ from pulumi.automation._cmd import CommandResult, OnOutput, _fixup_path
 from pulumi.automation.errors import create_command_error
 from pulumi.automation.events import EngineEvent, OpType
 
-from components.health_settings import MAX_BUDGET_SECONDS
 from deploy.timings import recognise
+from model.health_settings import MAX_BUDGET_SECONDS
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CANCEL_GRACE_S = 30.0

@@ -32,9 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.escape import md_code, md_text, terminal
 from deploy.causes import CAUSES, Cause
-from deploy.record import DeployRecord, RecordError, format_duration, read_record
+from model.escape import md_code, md_text, terminal
+from model.record import DeployRecord, RecordError, format_duration, read_record
 
 EXIT_OK = 0
 """The report was written (skipped files, if any, are listed in it)."""

@@ -25,28 +25,8 @@ from pulumi.automation import ConfigMap, ConfigValue, OutputMap, Stack
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 from pulumi.automation.events import EngineEvent
 
-from components.config import (
-    NAMESPACE,
-    TOP_LEVEL_KEYS,
-    DeployConfig,
-    StackConfig,
-    parse_config,
-    read_deploy,
-)
-from components.config_reader import ConfigError
-from components.content_tag import content_tag
-from components.deploy_budget import OPERATION_WAIT_KEY, app_budgets
-from components.failed_releases import (
-    RECORD_KEY,
-    RECORD_OUTPUT,
-    FailedRelease,
-    FailedReleaseRecord,
-    blocked,
-    blocked_message,
-)
-from components.http_origin import redact_urls
+from clients.argo_cluster import Applications, ClusterError, connect, target_from_config
 from deploy import recovery
-from deploy.argo_cluster import Applications, ClusterError, connect, target_from_config
 from deploy.argo_ops import read_health, terminate_operations, wait_for_operations
 from deploy.decide import (
     APPS_KEY,
@@ -63,9 +43,29 @@ from deploy.decide import (
 )
 from deploy.degraded import Degraded, DegradedWatch
 from deploy.process import Interrupted, Interrupts, health_step_bound
-from deploy.record import Outcome, build_record, render_markdown, render_text, write_record
 from deploy.runtime_config import RuntimeKey, runtime_config
 from deploy.targets import check_targets, registry_from_config, short
+from model.budget import OPERATION_WAIT_KEY, app_budgets
+from model.config import (
+    NAMESPACE,
+    TOP_LEVEL_KEYS,
+    DeployConfig,
+    StackConfig,
+    parse_config,
+    read_deploy,
+)
+from model.config_reader import ConfigError
+from model.content_tag import content_tag
+from model.failed_releases import (
+    RECORD_KEY,
+    RECORD_OUTPUT,
+    FailedRelease,
+    FailedReleaseRecord,
+    blocked,
+    blocked_message,
+)
+from model.http_origin import redact_urls
+from model.record import Outcome, build_record, render_markdown, render_text, write_record
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -344,7 +344,7 @@ class StackState:
     deploy: DeployConfig = field(default_factory=DeployConfig)
     """`gitops-deploy:deploy`: the budget and the Degraded grace period."""
     operation_wait_s: int = 0
-    """How long to wait for an Argo CD operation this deploy did not start (components/deploy_budget.py)."""
+    """How long to wait for an Argo CD operation this deploy did not start (model/budget.py)."""
 
 
 def _deploy_config(config: Mapping[str, ConfigValue]) -> DeployConfig:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pulumi.automation.events import EngineEvent
 
-from components.http_origin import redact_urls
+from model.http_origin import redact_urls
 
 _COLOUR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|<\{%[a-z0-9 -]*%\}>")
 

@@ -3,7 +3,7 @@
 Registry retention can delete it: Harbor's tag retention and garbage collection both do. The check is a
 manifest HEAD per app (`HEAD /v2/<repo>/manifests/<digest>`, the distribution spec's "existing
 manifests" check) with the stack's own credentials, through the registry client the program's
-preflight uses (components/registry_api.py): same auth flows, same scrubbing of every credential from
+preflight uses (clients/registry.py): same auth flows, same scrubbing of every credential from
 what the registry says. Every request of the check shares the client's one deadline, TOTAL_DEADLINE_S
 (each also has the client's own timeout), so an unreachable, slow or trickling registry costs a warning,
 never a hang.
@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components.config import NAMESPACE, SECRET_KEYS
-from components.http_bounds import DeadlineExceeded, call_within
-from components.registry_api import ACCEPT, RegistryClient, RegistryError, split_reference
+from clients.http_bounds import DeadlineExceeded, call_within
+from clients.registry import ACCEPT, RegistryClient, RegistryError, split_reference
+from model.config import NAMESPACE, SECRET_KEYS
 
 REQUEST_TIMEOUT_S = 5.0
 """Timeout of each socket operation of the check (the client's deadline on a whole request is 3x)."""

@@ -15,7 +15,7 @@ When the engine emits what (pulumi/pulumi v3.259, the source this follows):
   the preflight, the size for the digest, the Application for the size, the health check for the
   Application), so an app's phases add up to its own time and apps are timed independently.
 
-Resources are recognised by the type tokens and name suffixes of components/names.py. Timestamps are
+Resources are recognised by the type tokens and name suffixes of model/names.py. Timestamps are
 whole seconds (see deploy/stream.py), so every duration is too.
 """
 
@@ -28,7 +28,8 @@ from typing import Literal
 
 from pulumi.automation.events import EngineEvent, OpType
 
-from components.names import (
+from deploy.stream import bounds, urn_name, urn_type
+from model.names import (
     APP_RELEASE_TYPE,
     APPLICATION_TYPE,
     DOCKER_IMAGE_TYPE,
@@ -40,7 +41,6 @@ from components.names import (
     application_resource_name,
     health_check_name,
 )
-from deploy.stream import bounds, urn_name, urn_type
 
 Phase = Literal["preflight", "build", "image-size", "sync", "health", "rollback"]
 PHASES: tuple[Phase, ...] = ("preflight", "build", "image-size", "sync", "health", "rollback")

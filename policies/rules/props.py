@@ -31,8 +31,8 @@ __all__ = [
     "stack_files",
 ]
 
-# The pack runs from its own folder, so it keeps its own copy of components/names.py's spellings;
-# tests/test_names.py asserts that each equals the program's.
+# The pack runs from its own folder, so it keeps its own copy of model/names.py's spellings;
+# tests/model/test_names.py asserts that each equals the program's.
 APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"
 APP_PROJECT = "kubernetes:argoproj.io/v1alpha1:AppProject"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

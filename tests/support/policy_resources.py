@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 from components.argo_application import SYNC_POLICY, helm_source, kustomize_source
-from components.config import SourceConfig
-from components.names import IMAGE_SIZE_ANNOTATION, MANAGED_BY
-from offline.analyzer_client import PolicyInput
+from model.config import SourceConfig
+from model.names import IMAGE_SIZE_ANNOTATION, MANAGED_BY
+from policy_check.analyzer_client import PolicyInput
 
 STACK = "dev"
 REPO = "registry.example.com/platform/web"

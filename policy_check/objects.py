@@ -1,0 +1,285 @@
+"""Judging the Kubernetes objects a stack would create, as a whole: unique identities, valid names, and
+each release's workload.
+
+The pack judges each object on its own; three things only show across objects or against the API
+server's own rules. Kubernetes keeps one object per (API group, kind, namespace, name) in a cluster,
+so two apps (or two stacks) rendering the same identity overwrite each other, and Argo CD shows both
+in sync. A name its kind does not accept (model/k8s_names.py) is refused only at sync. And the
+release's wait judges Healthy on one workload (model/release_workload.py): an app that renders
+none by that name would hold every release until the wait's timeout, then roll back. All are findings
+of the check that fail it, naming every app and file involved.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from model.config import IN_CLUSTER_SERVER
+from model.k8s_names import name_problem
+from model.names import APP_PROJECT_TYPE, APPLICATION_TYPE, PROJECT
+from model.release_workload import WORKLOAD_KINDS, ReleaseWorkload, declared_workload
+from policy_check.findings import Change, Context, Finding, Place
+from policy_check.report import RenderedRow, RenderStatus
+
+UNIQUE = "object-identity-unique"
+"""The check's name for two objects with one identity."""
+VALID_NAME = "object-name-valid"
+"""The check's name for a name Kubernetes rejects."""
+WORKLOAD_PRESENT = "release-workload-present"
+"""The check's name for a rendered app without the workload its release's wait judges."""
+WORKLOAD_KINDS_SHOWN = "Deployment, StatefulSet or Rollout"
+"""The kinds of WORKLOAD_KINDS, as a finding names them."""
+ARGOCD_TYPES = frozenset({APPLICATION_TYPE, APP_PROJECT_TYPE})
+"""Objects the program creates where Argo CD runs; every other object lands in the destination cluster."""
+
+Identity = tuple[str, str, str | None, str]
+"""(API group, kind, namespace or None for a cluster-scoped object, name)."""
+
+
+@dataclass(frozen=True)
+class Owned:
+    """One object the stack would create, and who creates it."""
+
+    identity: Identity
+    cluster: str
+    """Where it lands: objects with one identity collide only in the same cluster."""
+    stack: str
+    app: str | None
+    urn: str
+    label: str
+    file: str | None
+
+
+def group_kind(type_: str) -> tuple[str, str] | None:
+    """(API group, kind) of a pulumi-kubernetes type token; None for anything else (or a patch)."""
+    parts = type_.split(":")
+    if len(parts) != 3 or parts[0] != "kubernetes" or parts[2].endswith("Patch"):
+        return None
+    group = parts[1].rsplit("/", 1)[0] if "/" in parts[1] else ""
+    return ("" if group == "core" else group), parts[2]
+
+
+def owned(
+    stack: str, ctx: Context, renders: Sequence[RenderStatus] = (), clusters: Mapping[str, str] | None = None
+) -> list[Owned]:
+    """Every Kubernetes object of a stack (declared, and rendered per Application), with its owner.
+
+    Rendered objects are taken per Application: two with one identity share a URN (the engine names a
+    resource by its parent's type chain and its own name), so a map by URN would hold only one.
+    `clusters` names the stack's two clusters, `argocd` and `destination`; without it they are one.
+    """
+    where = clusters or {}
+    found = []
+    for urn, info in ctx.resources.items():
+        gk = group_kind(info.type)
+        metadata = info.props.get("metadata") if isinstance(info.props, Mapping) else None
+        if info.rendered or gk is None or not isinstance(metadata, Mapping):
+            continue
+        name, namespace = metadata.get("name"), metadata.get("namespace")
+        if not isinstance(name, str):
+            continue
+        cluster = where.get("argocd" if info.type in ARGOCD_TYPES else "destination", "")
+        ns = namespace if isinstance(namespace, str) and namespace else None
+        found.append(Owned((*gk, ns, name), cluster, stack, info.app, urn, info.label, info.file))
+    for r in renders:
+        for o in r.objects:
+            gk = group_kind(o.type)
+            if gk is None:
+                continue
+            label = f"{gk[1]} '{o.namespace}/{o.name}'" if o.namespace else f"{gk[1]} '{o.name}'"
+            identity = (*gk, o.namespace or None, o.name)
+            found.append(
+                Owned(identity, where.get("destination", ""), stack, r.application, o.urn, label, o.template)
+            )
+    return found
+
+
+def _owner(o: Owned, stack: str) -> str:
+    who = f"app {o.app}" if o.app else "the stack itself"
+    if o.stack != stack:
+        who += f" of stack {o.stack}"
+    return who + (f" ({o.file})" if o.file else "")
+
+
+def collisions(ours: Sequence[Owned], theirs: Iterable[Owned], stack: str, ctx: Context) -> list[Finding]:
+    """A finding per identity that two of our objects, or one of ours and another stack's, share."""
+    by_id: dict[tuple[str, Identity], list[Owned]] = defaultdict(list)
+    for o in ours:
+        by_id[(o.cluster, o.identity)].append(o)
+    for o in theirs:
+        if (o.cluster, o.identity) in by_id:
+            by_id[(o.cluster, o.identity)].append(o)
+    findings = []
+    for (_, identity), objects in by_id.items():
+        distinct = list({(o.stack, o.app, o.urn, o.file): o for o in objects}.values())
+        if len(distinct) < 2:
+            continue
+        distinct.sort(key=lambda o: (o.stack != stack, _app_index(ctx, o.app), o.file or "", o.urn))
+        owners = " and ".join(_owner(o, stack) for o in distinct)
+        problem = (
+            f"{distinct[0].label} is created by {owners}: Kubernetes keeps one object per kind, namespace "
+            "and name, so each sync overwrites the other's"
+        )
+        mine = [o for o in distinct if o.stack == stack]
+        app = mine[-1].app
+        places = tuple(Place(o.label, o.urn, o.file, _owner(o, stack)) for o in distinct)
+        findings.append(
+            Finding(app, "mandatory", (UNIQUE,), problem, _rename(ctx, app, identity, mine[-1].file), places)
+        )
+    return findings
+
+
+def _app_index(ctx: Context, app: str | None) -> int:
+    info = ctx.apps.get(app) if app else None
+    return info.index if info else len(ctx.apps)
+
+
+def _rename(ctx: Context, app: str | None, identity: Identity, file: str | None) -> Change:
+    text = f"give one of them another name (the {identity[1]}'s in its chart or overlay, or the app's)"
+    info = ctx.apps.get(app) if app else None
+    if info is None:
+        return Change(text, file=file)
+    line = ctx.line_of(("config", f"{PROJECT}:apps", info.index, "name")) if ctx.stack_file else None
+    return Change(text, key=f"{info.key}.name", file=ctx.stack_file, line=line, alternative=_in_file(file))
+
+
+def _in_file(file: str | None) -> str | None:
+    return f"rename the object in {file}" if file else None
+
+
+def invalid_names(ours: Sequence[Owned], ctx: Context) -> list[Finding]:
+    """A finding per object whose name its kind does not accept."""
+    findings = []
+    for o in ours:
+        group, kind, _, name = o.identity
+        why = name_problem(group, kind, name)
+        if why is None:
+            continue
+        problem = f"{o.label}: Kubernetes rejects this name for a {kind}: {why}"
+        info = ctx.apps.get(o.app) if o.app else None
+        text = "shorten or rename the object"
+        if info is not None and info.source_type == "kustomize":
+            text += f" (the Application prefixes its name with '{info.name}-')"
+        change = Change(text, file=o.file) if o.file else Change(text)
+        if o.file is None and info is not None:
+            line = ctx.line_of(("config", f"{PROJECT}:apps", info.index, "name")) if ctx.stack_file else None
+            change = Change("use a shorter app name", key=f"{info.key}.name", file=ctx.stack_file, line=line)
+        findings.append(
+            Finding(
+                o.app, "mandatory", (VALID_NAME,), problem, change, (Place(o.label, o.urn, o.file, problem),)
+            )
+        )
+    return findings
+
+
+def missing_workloads(renders: Sequence[RenderStatus], ctx: Context) -> list[Finding]:
+    """A finding per rendered app whose objects hold no workload its release's wait would find.
+
+    The workload is the one the Application declares (`declared_workload`, as the deploy reads it);
+    each rendered object is matched as Argo CD lists it in `status.resources[]`, by
+    `ReleaseWorkload.carries`. Apps not rendered (or failing to) cannot be judged here.
+    """
+    findings = []
+    for r in renders:
+        application = ctx.resources.get(r.application_urn)
+        props = application.props if application is not None else None
+        workload = declared_workload(props) if isinstance(props, Mapping) and r.status == "rendered" else None
+        if workload is None or any(workload.carries(_listed(o)) for o in r.objects):
+            continue
+        info = ctx.apps.get(r.application)
+        overlay = info.source_type == "kustomize" if info and info.source_type else r.engine == "kustomize"
+        rendered = [_shown(o) for o in r.objects if _workload_kind(o)]
+        problem = (
+            f"app {r.application} renders no {WORKLOAD_KINDS_SHOWN} '{workload}', the workload whose health "
+            "its release waits for, so every release would wait until its timeout and roll back; it "
+            f"renders {', '.join(rendered) if rendered else f'no {WORKLOAD_KINDS_SHOWN}'}"
+        )
+        change = _workload_change(ctx, r, workload, overlay)
+        label = application.label if application is not None else f"Application '{r.application}'"
+        places = (Place(label, r.application_urn, None, problem),)
+        findings.append(Finding(r.application, "mandatory", (WORKLOAD_PRESENT,), problem, change, places))
+    return findings
+
+
+def _listed(o: RenderedRow) -> dict[str, Any]:
+    """A rendered object as Argo CD lists it in an Application's `status.resources[]`."""
+    group, kind = group_kind(o.type) or ("", "")
+    return {"group": group, "kind": kind, "namespace": o.namespace, "name": o.name}
+
+
+def _workload_kind(o: RenderedRow) -> bool:
+    return group_kind(o.type) in WORKLOAD_KINDS
+
+
+def _shown(o: RenderedRow) -> str:
+    kind = (group_kind(o.type) or ("", o.type))[1]
+    where = f"{o.namespace}/{o.name}" if o.namespace else o.name
+    return f"{kind} '{where}'" + (f" ({o.template})" if o.template else "")
+
+
+def _workload_change(ctx: Context, r: RenderStatus, workload: ReleaseWorkload, overlay: bool) -> Change:
+    """The overlay's `source.workload` key (or the overlay); the chart's values contract."""
+    info = ctx.apps.get(r.application)
+    if not overlay:
+        text = (
+            f"name the chart's {WORKLOAD_KINDS_SHOWN} after the release, "
+            f"{{{{ .Release.Name }}}} ('{workload.name}'), in {{{{ .Release.Namespace }}}} "
+            "(the chart's values contract)"
+        )
+        return Change(text, file=r.path)
+    prefix = f"{r.application}-"
+    names = sorted(
+        o.name.removeprefix(prefix)
+        for o in r.objects
+        if _workload_kind(o) and o.name.startswith(prefix) and o.namespace == workload.namespace
+    )
+    text = f"set it to the name of the overlay's {WORKLOAD_KINDS_SHOWN} (without the app's prefix)"
+    if names:
+        text += f": {' or '.join(names)}"
+    alternative = f"rename the workload in {r.path}"
+    if info is None:
+        return Change(f"source.workload: {text}", alternative=alternative)
+    path = ("config", f"{PROJECT}:apps", info.index, "source", "workload")
+    line = ctx.line_of(path) if ctx.stack_file else None
+    key = f"{info.key}.source.workload"
+    return Change(text, key=key, file=ctx.stack_file, line=line, alternative=alternative)
+
+
+KUBE_CONTEXT = "kube context"
+
+
+def argocd_context(values: Mapping[str, Any]) -> str | None:
+    """The kube context a stack names for Argo CD (`gitops-deploy:argocd.context`), or None."""
+    argocd = values.get(f"{PROJECT}:argocd")
+    context = argocd.get("context") if isinstance(argocd, Mapping) else None
+    return context if isinstance(context, str) and context else None
+
+
+def clusters(values: Mapping[str, Any]) -> dict[str, str]:
+    """A stack's Argo CD cluster and destination cluster, as keys another stack's can match.
+
+    A cluster is known by the kube context a stack names for it: `argocd.context` for Argo CD's (and
+    an in-cluster destination), `cluster.context` for a destination the program reaches (its pull
+    secrets). Without one, a stack runs against whatever context its job has, and is compared with no
+    other; a destination named only by Argo CD's cluster `name` or `server` is relative to that Argo CD.
+    """
+    context = argocd_context(values)
+    argocd = f"{KUBE_CONTEXT} {context}" if context else "argocd context (the job default)"
+    cluster = values.get(f"{PROJECT}:cluster")
+    cluster = cluster if isinstance(cluster, Mapping) else {}
+    target = cluster.get("name") or cluster.get("server") or IN_CLUSTER_SERVER
+    in_cluster = "name" not in cluster and target == IN_CLUSTER_SERVER
+    reached = cluster.get("context")
+    if isinstance(reached, str) and reached:
+        destination = f"{KUBE_CONTEXT} {reached}"
+    else:
+        destination = argocd if in_cluster else f"{argocd}, cluster {target}"
+    return {"argocd": argocd, "destination": destination}
+
+
+def known_clusters(keys: Mapping[str, str]) -> set[str]:
+    """The keys of `clusters` that name a kube context: the ones two stacks can be known to share."""
+    return {key for key in keys.values() if key.startswith(f"{KUBE_CONTEXT} ") and ", cluster" not in key}
