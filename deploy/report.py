@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from deploy.causes import CAUSES, Cause
-from model.escape import md_code, md_text, terminal
+from model.text import md_code, md_text, terminal
 from model.record import DeployRecord, RecordError, format_duration, read_record
 
 EXIT_OK = 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from model.escape import terminal
+from model.text import terminal
 from model.k8s_names import DNS1123_LABEL
 
 

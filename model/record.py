@@ -25,7 +25,7 @@ from pulumi.automation.events import EngineEvent
 
 from deploy.causes import CAUSES, PROGRAM, Cause, cause_of, classify, failures, summary
 from deploy.timings import PHASE_OUTCOMES, PHASES, Phase, PhaseOutcome, PhaseTiming, measure
-from model.escape import md_code, md_text, terminal
+from model.text import md_code, md_text, terminal
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from model.escape import terminal
+from model.text import terminal
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SECRET_PLACEHOLDER = "offline-secret-placeholder"

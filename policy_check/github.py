@@ -3,7 +3,7 @@
 Workflow commands are read from a step's stdout and stderr alike (actions/runner,
 src/Runner.Worker/Handlers/ScriptHandler.cs gives each stream an OutputManager that parses them), so the
 annotations go to stderr and stdout stays the report, which a step can redirect into a PR comment.
-The escaping is @actions/core's (model/escape.py), and no other control character is written raw.
+The escaping is @actions/core's (model/text.py), and no other control character is written raw.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from model.escape import annotation_data, annotation_property, bounded
+from model.text import annotation_data, annotation_property, bounded
 from policy_check.report import CheckReport
 from policy_check.report_format import scrubbed
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import kubernetes_validate
 
-from model.escape import QUOTE_KEEP, clip
+from model.text import QUOTE_KEEP, clip
 from model.names import APPLICATION_TYPE
 from policy_check.render_common import CannotJudge, RenderBounds, RenderError
 from policy_check.render_helm import HELM_TIMEOUT_SECONDS, render_helm
@@ -133,7 +133,7 @@ def validate_object(manifest: dict[str, Any]) -> str | None:
         message = err.message
         if not isinstance(err.instance, str):
             # A list or mapping the chart rendered (a file read with fromYaml) is named, never quoted whole;
-            # a quoted string is cut where the report prints it (model/escape.py `bounded`).
+            # a quoted string is cut where the report prints it (model/text.py `bounded`).
             shown = repr(err.instance)
             message = message.replace(shown, clip(shown, QUOTE_KEEP))
         return f"{message} at {where}"

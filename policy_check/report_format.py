@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from model.escape import bounded, clip, md_code, md_text, terminal
+from model.text import bounded, clip, md_code, md_text, terminal
 from policy_check.analyzer_client import Diagnostic
 from policy_check.findings import Finding, Place
 from policy_check.report import CheckReport, Format, ImageRow, RenderedRow, RenderStatus
@@ -43,7 +43,7 @@ def scrubbed(report: CheckReport) -> CheckReport:
     """The report with every message's quoted values cut short and every text bounded.
 
     A rendered value can hold any file a chart reads; messages that quote it (a schema error, a
-    policy's) are shown with the value cut (model/escape.py `bounded`), never whole.
+    policy's) are shown with the value cut (model/text.py `bounded`), never whole.
     """
 
     def place(p: Place) -> Place:

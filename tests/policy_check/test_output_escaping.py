@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from model.escape import (
+from model.text import (
     annotation_data,
     annotation_property,
     bounded,

@@ -1,4 +1,4 @@
-"""One escaper per output format (terminal, Markdown, GitHub workflow commands) and the bound on quotes.
+"""Text for people: one escaper per output format, the bound on quotes, and the one table helper.
 
 Every string the check or `deploy report` prints that came from an input (a stack file, a chart, a
 record, a file name) goes through the escaper of the format it lands in, so no input can add a line,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 """Controls, format characters (bidi overrides), lone surrogates, private use, line/paragraph separators."""
@@ -118,3 +119,33 @@ def bounded(text: str, *, keep: int = QUOTE_KEEP, limit: int = TEXT_LIMIT) -> st
         return f"{quoted[: keep + 1]}…{quoted[0]} ({len(quoted) - 2} characters)"
 
     return clip(_QUOTED.sub(cut, text), limit)
+
+
+def fit(text: str, width: int, *, left: bool = False) -> str:
+    """`text` cut to `width` characters with an ellipsis: at its end, or at its start when `left`."""
+    if len(text) <= width:
+        return text
+    return "…" + text[len(text) - width + 1 :] if left else text[: width - 1] + "…"
+
+
+def columns(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], width: int, *, align: str, cut_left: bool = False
+) -> list[str]:
+    """A plain-text table no wider than `width`: `align` holds one `<` or `>` per column, and the first
+    column, the name, is cut (from its start when `cut_left`) to make room for the others."""
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    widths[0] = max(min(widths[0], width - sum(widths[1:]) - 2 * (len(widths) - 1)), 4)
+    lines = []
+    for row in [headers, *rows]:
+        cells = [fit(row[0], widths[0], left=cut_left), *row[1:]]
+        text = "  ".join(
+            c.ljust(w) if a == "<" else c.rjust(w) for c, w, a in zip(cells, widths, align, strict=True)
+        )
+        lines.append(text.rstrip()[:width])
+    return lines
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, align: str) -> list[str]:
+    """A Markdown table: `align` holds one `<` or `>` per column; cells must already be escaped."""
+    rule = "|" + "|".join(":--" if a == "<" else "--:" for a in align) + "|"
+    return ["| " + " | ".join(headers) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
