@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from deploy.causes import CAUSES, Cause
-from model.text import md_code, md_text, terminal
 from model.record import DeployRecord, RecordError, format_duration, read_record
+from model.text import md_code, md_text, terminal
 
 EXIT_OK = 0
 """The report was written (skipped files, if any, are listed in it)."""

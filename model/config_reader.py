@@ -10,8 +10,8 @@ from typing import Any
 
 import pulumi
 
-from model.text import terminal
 from model.k8s_names import DNS1123_LABEL
+from model.text import terminal
 
 
 class ConfigError(pulumi.RunError):

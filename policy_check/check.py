@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from model.config_reader import ConfigError
-from model.text import bounded, md_block, md_code, terminal
 from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file, stack_names
+from model.text import bounded, md_block, md_code, terminal
 from policy_check import check_context, github, objects
 from policy_check.analyzer_client import (
     PACK_DIR,

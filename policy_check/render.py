@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 import kubernetes_validate
 
-from model.text import QUOTE_KEEP, clip
 from model.names import APPLICATION_TYPE
+from model.text import QUOTE_KEEP, clip
 from policy_check.render_common import CannotJudge, RenderBounds, RenderError
 from policy_check.render_helm import HELM_TIMEOUT_SECONDS, render_helm
 from policy_check.render_kustomize import KUSTOMIZE_TIMEOUT_SECONDS, render_kustomize

@@ -142,9 +142,7 @@ def test_two_apps_share_the_overlay_in_one_namespace(project_copy: Path) -> None
     }
     assert objects == {
         (app, "shop", kind, f"{app}-app") for app in ("web", "cart") for kind in ("Deployment", "Service")
-    }, (
-        "no object of one app may replace the other's (test_render.py checks selectors and secrets)"
-    )
+    }, "no object of one app may replace the other's (test_render.py checks selectors and secrets)"
 
 
 def test_remote_source_is_listed_as_not_rendered(project_copy: Path) -> None:
