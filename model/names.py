@@ -1,14 +1,13 @@
-"""Type tokens, resource-name suffixes, labels and annotations: spelled once, here.
+"""Type tokens, resource-name suffixes, labels and annotations, spelled once.
 
-The program, `python -m deploy` and the offline check import this module. The policy pack runs from
-its own folder and keeps a copy in `policies/rules/props.py`; `tests/model/test_names.py` asserts that the
-copy equals this. Changing a token or a suffix changes URNs: add `aliases` where it is used.
+Stdlib only: the policy pack imports this file too (docs/engine-rules.md#policy-pack-runtime).
+Changing a token or a suffix changes URNs: add `aliases` where it is used.
 """
 
 from __future__ import annotations
 
 PROJECT = "gitops-deploy"
-"""The Pulumi project name, and the config namespace."""
+"""The Pulumi project name, the config namespace and the policy pack's name."""
 
 # --- Component type tokens (what a preview shows) -------------------------------------------------
 APP_RELEASE_TYPE = "gitops-deploy:index:AppRelease"
@@ -31,6 +30,8 @@ def dynamic_type(module: str, name: str) -> str:
 HEALTH_CHECK_TYPE = dynamic_type(HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME)
 IMAGE_SIZE_TYPE = dynamic_type(IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME)
 REGISTRY_PREFLIGHT_TYPE = dynamic_type(REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME)
+LOCAL_SIZE_SOURCE = "local"
+"""ImageSize `size_source` prefix of a measurement of the local build (a preview's, before the push)."""
 
 # --- Provider resource type tokens ---------------------------------------------------------------
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -38,10 +39,14 @@ DOCKER_IMAGE_TYPE = "docker:index/image:Image"
 APPLICATION_TYPE = "kubernetes:argoproj.io/v1alpha1:Application"
 APP_PROJECT_TYPE = "kubernetes:argoproj.io/v1alpha1:AppProject"
 SECRET_TYPE = "kubernetes:core/v1:Secret"
+DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
+STATEFULSET_TYPE = "kubernetes:apps/v1:StatefulSet"
 NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
 """What app namespaces were declared as before they became NamespacePatch (an alias keeps the URN)."""
 NAMESPACE_PATCH_TYPE = "kubernetes:core/v1:NamespacePatch"
 STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
+"""The Secret `type` of an image pull secret."""
 
 # --- Resource-name suffixes: every child of an app's AppRelease is `<app><suffix>...` ----------------
 REGISTRY_SUFFIX = "-registry"
@@ -64,10 +69,8 @@ APP_NAME_PREFIX_SEPARATOR = "-"
 EXAMPLE_OVERLAY_NAME = "app"
 """The longest object name in the example overlay (examples/app/kustomize; a test checks it)."""
 DERIVED_NAME_SUFFIXES = (REGISTRY_SUFFIX, APP_NAME_PREFIX_SEPARATOR + EXAMPLE_OVERLAY_NAME)
-"""What the program (`<app>-registry`, the pull Secret) and the example overlay (`<app>-app`, a
-Service among others) add to an app's name to name Kubernetes objects."""
-
-
+"""What the program (`<app>-registry`, the pull Secret) and the example overlay (`<app>-app`) add to an
+app's name to name Kubernetes objects."""
 NAMESPACE_PREFIX = "namespace-"
 """Stack-level resources are named by prefix: `namespace-<ns>` for each app namespace."""
 

@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
-
+from .names import APP_PROJECT_TYPE, APPLICATION_TYPE
 from .props import (
-    APP_PROJECT,
-    APPLICATION,
+    ADVISORY,
+    Threshold,
     as_whole_number,
-    config_int,
     fmt_num,
     get_path,
     label,
     mapping,
+    resource_policy,
     sequence,
 )
 
-DEFAULT_MIN_LIMIT = 1
-RETRY_SCHEMA = PolicyConfigSchema(
-    properties={
-        "minLimit": {
-            "type": "integer",
-            "minimum": 1,
-            "default": DEFAULT_MIN_LIMIT,
-            "description": "Fewest sync retries an automated Application must allow.",
-        }
-    }
-)
-
-
-def min_limit(config: Mapping[str, Any] | None) -> int:
-    """The configured minimum retry limit, or the default."""
-    return config_int(config, "minLimit", DEFAULT_MIN_LIMIT)
+MIN_LIMIT = Threshold("minLimit", 1, "Fewest sync retries an automated Application must allow.")
 
 
 def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
@@ -48,7 +25,7 @@ def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
     sync = mapping(get_path(props, "spec", "syncPolicy"))
     if sync is None or "automated" not in sync or sync["automated"] is None:
         return []
-    what = label(APPLICATION, props, name)
+    what = label(APPLICATION_TYPE, props, name)
     fix = (
         "Fix: set spec.syncPolicy.retry to {limit: 3, backoff: {duration: 10s, factor: 2, maxDuration: 3m}, "
         "refresh: true} (components/argo_application.py sync_policy; refresh needs Argo CD v3.2.0 or later)."
@@ -96,7 +73,7 @@ def _wildcards(values: Any, *keys: str) -> list[str]:
 def project_scope_findings(resource_type: str, props: Any, name: str) -> list[str]:
     """Messages for an Application in `default`, or an AppProject allowing `*`."""
     what = label(resource_type, props, name)
-    if resource_type == APPLICATION:
+    if resource_type == APPLICATION_TYPE:
         project = get_path(props, "spec", "project")
         if project in (None, "", "default"):
             return [
@@ -104,7 +81,7 @@ def project_scope_findings(resource_type: str, props: Any, name: str) -> list[st
                 "gitops-deploy:argocd.project to a stack project and argocd.manageProject: true."
             ]
         return []
-    if resource_type != APP_PROJECT:
+    if resource_type != APP_PROJECT_TYPE:
         return []
     messages = []
     repos = _wildcards(get_path(props, "spec", "sourceRepos"))
@@ -122,29 +99,18 @@ def project_scope_findings(resource_type: str, props: Any, name: str) -> list[st
     return messages
 
 
-def _validate_retry(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != APPLICATION:
-        return
-    for message in sync_retry_findings(args.props, args.name, min_limit(args.get_config())):
-        report(message, None)
-
-
-def _validate_project(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for message in project_scope_findings(args.resource_type, args.props, args.name):
-        report(message, None)
-
-
-ARGOCD_SYNC_RETRY = ResourceValidationPolicy(
-    name="argocd-sync-retry",
-    description="Automated sync retries failed syncs at least minLimit times, with a backoff.",
-    validate=_validate_retry,
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=RETRY_SCHEMA,
+ARGOCD_SYNC_RETRY = resource_policy(
+    "argocd-sync-retry",
+    "Automated sync retries failed syncs at least minLimit times, with a backoff.",
+    ADVISORY,
+    lambda args: sync_retry_findings(args.props, args.name, MIN_LIMIT.read(args.get_config())),
+    types=(APPLICATION_TYPE,),
+    schema=MIN_LIMIT.schema,
 )
-
-ARGOCD_PROJECT_SCOPED = ResourceValidationPolicy(
-    name="argocd-project-scoped",
-    description="Applications are not in 'default'; AppProjects allow no '*' repo or destination.",
-    validate=_validate_project,
-    enforcement_level=EnforcementLevel.ADVISORY,
+ARGOCD_PROJECT_SCOPED = resource_policy(
+    "argocd-project-scoped",
+    "Applications are not in 'default'; AppProjects allow no '*' repo or destination.",
+    ADVISORY,
+    lambda args: project_scope_findings(args.resource_type, args.props, args.name),
+    types=(APPLICATION_TYPE, APP_PROJECT_TYPE),
 )

@@ -5,54 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy.proxy import UnknownValueError
 
+from .names import APPLICATION_TYPE, IMAGE_SIZE_ANNOTATION, IMAGE_SIZE_TYPE, LOCAL_SIZE_SOURCE
 from .props import (
-    APPLICATION,
-    IMAGE_SIZE,
-    IMAGE_SIZE_ANNOTATION,
-    UnknownValueError,
+    MANDATORY,
+    Threshold,
     as_whole_number,
     brief,
-    config_int,
+    each_known,
     fmt_num,
     get_path,
     is_managed,
     label,
     mapping,
+    resource_policy,
     stack_files,
+    stack_policy,
 )
 
-DEFAULT_MAX_BYTES = 1_000_000_000
-LOCAL_SIZE_SOURCE = "local"
-"""ImageSize `size_source` prefix of a local measurement (a copy of components/image_size.py LOCAL_SOURCE)."""
-SCHEMA = PolicyConfigSchema(
-    properties={
-        "maxBytes": {
-            "type": "integer",
-            "minimum": 1,
-            "default": DEFAULT_MAX_BYTES,
-            "description": "Smallest compressed image size, in bytes, that is refused.",
-        }
-    }
-)
+MAX_BYTES = Threshold("maxBytes", 1_000_000_000, "Smallest compressed image size, in bytes, that is refused.")
 _FIX = (
     "Fix: make the image smaller (multi-stage build, slimmer base image, fewer layers), or raise "
     "image-size-limit.maxBytes in {policy_file} if the size is intended."
 )
-
-
-def max_bytes(config: Mapping[str, Any] | None) -> int:
-    """The configured limit, or the default."""
-    return config_int(config, "maxBytes", DEFAULT_MAX_BYTES)
 
 
 def _judge(what: str, raw: Any, source: str, limit: int) -> str | None:
@@ -74,7 +50,7 @@ def _judge(what: str, raw: Any, source: str, limit: int) -> str | None:
 
 def application_findings(props: Any, name: str, limit: int) -> list[str]:
     """Messages for an Application whose size annotation is missing, malformed or too large."""
-    what = label(APPLICATION, props, name)
+    what = label(APPLICATION_TYPE, props, name)
     annotations = mapping(get_path(props, "metadata", "annotations"))
     if annotations is None or IMAGE_SIZE_ANNOTATION not in annotations:
         if not is_managed(props):
@@ -115,42 +91,23 @@ def _provenance(props: Mapping[str, Any]) -> str:
     return "registry size_bytes"
 
 
-def _validate_application(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != APPLICATION:
-        return
-    for message in application_findings(args.props, args.name, max_bytes(args.get_config())):
-        report(message, None)
-
-
-def _validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
-    limit = max_bytes(args.get_config())
-    unknown: UnknownValueError | None = None
-    for resource in args.resources:
-        if resource.resource_type != IMAGE_SIZE:
-            continue
-        try:
-            messages = image_size_findings(resource.props, resource.name, limit)
-        except UnknownValueError as exc:
-            unknown = unknown or exc  # judged once the registry holds the image
-            continue
-        for message in messages:
-            report(message, resource.urn)
-    if unknown is not None:
-        raise unknown
-
-
-IMAGE_SIZE_LIMIT = ResourceValidationPolicy(
-    name="image-size-limit",
-    description="An Argo CD Application may not roll out an image of maxBytes or more (compressed).",
-    validate=_validate_application,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=SCHEMA,
+IMAGE_SIZE_LIMIT = resource_policy(
+    "image-size-limit",
+    "An Argo CD Application may not roll out an image of maxBytes or more (compressed).",
+    MANDATORY,
+    lambda args: application_findings(args.props, args.name, MAX_BYTES.read(args.get_config())),
+    types=(APPLICATION_TYPE,),
+    schema=MAX_BYTES.schema,
 )
-
-IMAGE_SIZE_REGISTRY = StackValidationPolicy(
-    name="image-size-registry",
-    description="Every image the registry reports (ImageSize size_bytes) is under maxBytes.",
-    validate=_validate_stack,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=SCHEMA,
+IMAGE_SIZE_REGISTRY = stack_policy(
+    "image-size-registry",
+    "Every image the registry reports (ImageSize size_bytes) is under maxBytes.",
+    MANDATORY,
+    lambda args: each_known(  # an unknown size is judged once the registry holds the image
+        (r for r in args.resources if r.resource_type == IMAGE_SIZE_TYPE),
+        lambda r: (
+            (r.urn, m) for m in image_size_findings(r.props, r.name, MAX_BYTES.read(args.get_config()))
+        ),
+    ),
+    schema=MAX_BYTES.schema,
 )

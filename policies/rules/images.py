@@ -3,47 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyResource,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
+from pulumi_policy import PolicyResource, StackValidationArgs
+
+from .names import APPLICATION_TYPE, DEPLOYMENT_TYPE, STATEFULSET_TYPE
+from .props import (
+    ADVISORY,
+    MANDATORY,
+    Finding,
+    brief,
+    each_known,
+    get_path,
+    label,
+    mapping,
+    resource_policy,
+    sequence,
+    stack_policy,
 )
 
-from .props import APPLICATION, UnknownValueError, brief, get_path, label, mapping, sequence
-
+_TEMPLATE = ("spec", "template", "spec")
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    DEPLOYMENT_TYPE: _TEMPLATE,
+    STATEFULSET_TYPE: _TEMPLATE,
+    "kubernetes:apps/v1:DaemonSet": _TEMPLATE,
+    "kubernetes:apps/v1:ReplicaSet": _TEMPLATE,
+    "kubernetes:batch/v1:Job": _TEMPLATE,
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", *_TEMPLATE),
     "kubernetes:core/v1:Pod": ("spec",),
 }
 """Where each workload type keeps its pod spec."""
 
 
-@dataclass(frozen=True)
-class ImageRef:
+class ImageRef(NamedTuple):
     """A parsed image reference: `repository[:tag][@digest]`."""
 
     repository: str
     tag: str | None
     digest: str | None
-
-    def __str__(self) -> str:
-        return (
-            self.repository
-            + (f":{self.tag}" if self.tag else "")
-            + (f"@{self.digest}" if self.digest else "")
-        )
 
 
 def parse_ref(ref: str) -> ImageRef:
@@ -81,7 +78,7 @@ def _kustomize_entries(src: Any) -> Iterator[tuple[int, str]]:
 
 def pinning_findings(props: Any, name: str) -> list[str]:
     """Messages for `latest` tags and tag-only references in an Application's image values."""
-    what = label(APPLICATION, props, name)
+    what = label(APPLICATION_TYPE, props, name)
     fix = "Fix: deploy by digest (`repository@sha256:...`), as the program does from the built image."
     messages = []
     for src in _sources(props):
@@ -139,7 +136,7 @@ def built_image_findings(
     application: PolicyResource, children: list[PolicyResource]
 ) -> list[tuple[str, str]]:
     """(urn, message) for workloads rendered from `application` that do not run its pinned image."""
-    what = label(APPLICATION, application.props, application.name)
+    what = label(APPLICATION_TYPE, application.props, application.name)
     pins = built_images(application.props)
     shown = ", ".join(sorted(f"{r}@{d}" for r, d in pins)) or "none"
     workloads = [c for c in children if c.resource_type in POD_SPEC_PATHS]
@@ -177,48 +174,30 @@ def built_image_findings(
     return findings
 
 
-def _validate_pinning(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != APPLICATION:
-        return
-    for message in pinning_findings(args.props, args.name):
-        report(message, None)
-
-
-def _validate_built_image(args: StackValidationArgs, report: ReportViolation) -> None:
+def _rendered(args: StackValidationArgs) -> Iterator[Finding]:
+    """Findings for each Application with rendered children; not applicable without any."""
     children: dict[str, list[PolicyResource]] = {}
     for r in args.resources:
-        parent = r.parent
-        if parent is not None and parent.resource_type == APPLICATION:
-            children.setdefault(parent.urn, []).append(r)
+        if r.parent is not None and r.parent.resource_type == APPLICATION_TYPE:
+            children.setdefault(r.parent.urn, []).append(r)
     if not children:
         args.not_applicable(
             "no rendered objects: run `make policy-check STACK=<stack>` to render charts and overlays"
         )
-    unknown: UnknownValueError | None = None
-    for r in args.resources:
-        if r.urn not in children:
-            continue
-        try:
-            findings = built_image_findings(r, children[r.urn])
-        except UnknownValueError as exc:
-            unknown = unknown or exc
-            continue
-        for urn, message in findings:
-            report(message, urn)
-    if unknown is not None:
-        raise unknown
+    apps = (r for r in args.resources if r.urn in children)
+    return each_known(apps, lambda app: built_image_findings(app, children[app.urn]))
 
 
-IMAGE_PINNED_BY_DIGEST = ResourceValidationPolicy(
-    name="image-pinned-by-digest",
-    description="Application image values are pinned by digest: no 'latest' tag and no tag-only reference.",
-    validate=_validate_pinning,
-    enforcement_level=EnforcementLevel.ADVISORY,
+IMAGE_PINNED_BY_DIGEST = resource_policy(
+    "image-pinned-by-digest",
+    "Application image values are pinned by digest: no 'latest' tag and no tag-only reference.",
+    ADVISORY,
+    lambda args: pinning_findings(args.props, args.name),
+    types=(APPLICATION_TYPE,),
 )
-
-WORKLOAD_USES_BUILT_IMAGE = StackValidationPolicy(
-    name="workload-uses-built-image",
-    description="Workloads rendered from an Application run the image pinned to the digest this stack built.",
-    validate=_validate_built_image,
-    enforcement_level=EnforcementLevel.MANDATORY,
+WORKLOAD_USES_BUILT_IMAGE = stack_policy(
+    "workload-uses-built-image",
+    "Workloads rendered from an Application run the image pinned to the digest this stack built.",
+    MANDATORY,
+    _rendered,
 )
