@@ -10,10 +10,8 @@ if __name__ != "rules":
 
 from pulumi_policy import Policy
 
-from .argocd import ARGOCD_PROJECT_SCOPED, ARGOCD_SYNC_RETRY
-from .health import HEALTH_CHECK_REQUIRED
-from .image_size import IMAGE_SIZE_LIMIT, IMAGE_SIZE_REGISTRY
-from .images import IMAGE_PINNED_BY_DIGEST, WORKLOAD_USES_BUILT_IMAGE
+from .argocd import ARGOCD_PROJECT_SCOPED, ARGOCD_SYNC_RETRY, HEALTH_CHECK_REQUIRED
+from .images import IMAGE_PINNED_BY_DIGEST, IMAGE_SIZE_LIMIT, IMAGE_SIZE_REGISTRY, WORKLOAD_USES_BUILT_IMAGE
 from .pull_secret import PULL_SECRET_TYPE
 from .replicas import MINIMUM_REPLICAS, MINIMUM_REPLICAS_RENDERED
 from .resources import CONTAINER_RESOURCES

@@ -1,12 +1,15 @@
-"""Argo CD guardrails: retried automated sync, and Applications fenced by a scoped AppProject."""
+"""Argo CD guardrails: retried automated sync, a scoped AppProject, and a HealthCheck gating each release."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .names import APP_PROJECT_TYPE, APPLICATION_TYPE
+from pulumi_policy import PolicyResource
+
+from .names import APP_PROJECT_TYPE, APPLICATION_TYPE, HEALTH_CHECK_TYPE
 from .props import (
     ADVISORY,
+    Finding,
     Threshold,
     as_whole_number,
     fmt_num,
@@ -15,6 +18,7 @@ from .props import (
     mapping,
     resource_policy,
     sequence,
+    stack_policy,
 )
 
 MIN_LIMIT = Threshold("minLimit", 1, "Fewest sync retries an automated Application must allow.")
@@ -99,6 +103,29 @@ def project_scope_findings(resource_type: str, props: Any, name: str) -> list[st
     return messages
 
 
+def _depends_on(check: PolicyResource, urn: str) -> bool:
+    deps = [*check.dependencies, *(d for ds in check.property_dependencies.values() for d in ds)]
+    return any(d.urn == urn for d in deps)
+
+
+def health_check_findings(resources: list[PolicyResource]) -> list[Finding]:
+    """(urn, message) for each Application (not rendered from another) no HealthCheck depends on."""
+    checks = [r for r in resources if r.resource_type == HEALTH_CHECK_TYPE]
+    return [
+        (
+            app.urn,
+            f"{label(APPLICATION_TYPE, app.props, app.name)}: no HealthCheck ({HEALTH_CHECK_TYPE}) depends "
+            f"on it (found {len(checks)} HealthCheck(s) in the stack, none depending on this Application), "
+            "so `pulumi up` would succeed without probing the release. Fix: declare the app's health "
+            "check with depends_on=[the Application] (AppRelease does this from the app's `health`).",
+        )
+        for app in resources
+        if app.resource_type == APPLICATION_TYPE
+        and (app.parent is None or app.parent.resource_type != APPLICATION_TYPE)
+        and not any(_depends_on(c, app.urn) for c in checks)
+    ]
+
+
 ARGOCD_SYNC_RETRY = resource_policy(
     "argocd-sync-retry",
     "Automated sync retries failed syncs at least minLimit times, with a backoff.",
@@ -113,4 +140,10 @@ ARGOCD_PROJECT_SCOPED = resource_policy(
     ADVISORY,
     lambda args: project_scope_findings(args.resource_type, args.props, args.name),
     types=(APPLICATION_TYPE, APP_PROJECT_TYPE),
+)
+HEALTH_CHECK_REQUIRED = stack_policy(
+    "health-check-required",
+    "Every Argo CD Application has a HealthCheck that depends on it.",
+    ADVISORY,
+    lambda args: health_check_findings(args.resources),
 )

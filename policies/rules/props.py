@@ -33,8 +33,7 @@ MAX_DIGITS = 19
 _DIGITS = re.compile(rf"0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}}")
 """ASCII digits without leading zeros or sign (`str.isdigit` also accepts "²" and full-width digits)."""
 _T = TypeVar("_T")
-Finding = tuple[str, str]
-"""(urn, message) of a stack policy."""
+Finding = tuple[str, str]  # (urn, message) of a stack policy
 
 
 def stack_files() -> tuple[str, str]:
@@ -55,21 +54,22 @@ def sequence(value: Any) -> Sequence[Any]:
 
 def get_path(props: Any, *path: str, default: Any = None) -> Any:
     """`props[a][b]...`, or `default` where a key is missing; an unknown value still raises."""
-    current = props
     for key in path:
-        m = mapping(current)
-        if m is None or key not in m:
+        if (m := mapping(props)) is None or key not in m:
             return default
-        current = m[key]
-    return current
+        props = m[key]
+    return props
+
+
+def sources(props: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """(where, source) of an Application's `spec.source` and each of its `spec.sources`."""
+    found = [("spec.source", get_path(props, "spec", "source"))]
+    found += [(f"spec.sources[{i}]", s) for i, s in enumerate(sequence(get_path(props, "spec", "sources")))]
+    return [(where, src) for where, src in found if mapping(src) is not None]
 
 
 def as_whole_number(value: Any) -> int | None:
-    """The pack's one strict number reader: an int, a finite whole float or canonical ASCII digits, else None.
-
-    Anything another reader could take for a different number ("1e9", "0x10", "+3", "03") is malformed,
-    and a rule reports malformed as a violation: a pass is never a guess.
-    """
+    """An int, a finite whole float or canonical ASCII digits, else None: malformed, never a guessed pass."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -138,7 +138,6 @@ class Threshold:
 
     @property
     def schema(self) -> PolicyConfigSchema:
-        """The policy's config schema: this one key."""
         spec = {"type": "integer", "minimum": 1, "default": self.default, "description": self.description}
         return PolicyConfigSchema(properties={self.key: spec})
 

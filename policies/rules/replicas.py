@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, ResourceValidationArgs
 
 from .names import APPLICATION_TYPE, DEPLOYMENT_TYPE, STATEFULSET_TYPE
 from .props import (
@@ -26,6 +26,7 @@ from .props import (
     rendered_from_application,
     resource_policy,
     sequence,
+    sources,
     stack_files,
     stack_policy,
 )
@@ -44,14 +45,7 @@ _FIX = (
 
 def _application_counts(props: Any) -> Iterator[tuple[str, Any]]:
     """(where, value) of every replica count an Application hands its chart or overlay."""
-    source = get_path(props, "spec", "source")
-    sources = [("spec.source", source)] if mapping(source) is not None else []
-    sources += [
-        (f"spec.sources[{i}]", s)
-        for i, s in enumerate(sequence(get_path(props, "spec", "sources")))
-        if mapping(s) is not None
-    ]
-    for prefix, src in sources:
+    for prefix, src in sources(props):
         values = mapping(get_path(src, "helm", "valuesObject"))
         if values is not None and "replicaCount" in values:
             yield f"{prefix}.helm.valuesObject.replicaCount", values["replicaCount"]
@@ -111,68 +105,57 @@ def replicas_findings(
     resource_type: str, props: Any, name: str, minimum: int, *, rendered: bool = False
 ) -> list[str]:
     """One message per replica count under `minimum` or not a whole number (`rendered`: by an Application)."""
-    what = label(resource_type, props, name)
-    found = (
-        judge(what, where, raw, minimum) for where, raw in _counts(resource_type, props, rendered=rendered)
-    )
-    return [message for message in found if message is not None]
+    what, counts = label(resource_type, props, name), _counts(resource_type, props, rendered=rendered)
+    return [m for where, raw in counts if (m := judge(what, where, raw, minimum)) is not None]
 
 
-def _key(namespace: Any, kind: str, name: Any, fallback: str) -> tuple[str | None, str, str]:
-    return (
-        namespace if isinstance(namespace, str) else None,
-        kind,
-        name if isinstance(name, str) else fallback,
-    )
+def _key(props: Any, kind: str, name: str) -> tuple[str | None, str, str]:
+    """(namespace, kind, name) of an object, its namespace read from `props`."""
+    namespace = get_path(props, "metadata", "namespace")
+    return namespace if isinstance(namespace, str) else None, kind, name
 
 
 def _hpa_targets(resources: Sequence[PolicyResource]) -> set[tuple[str | None, str, str]]:
     """(namespace, kind, name) of each workload a rendered HPA (any version) targets."""
     owned = set()
     for hpa in resources:
-        if not is_hpa(hpa.resource_type) or not rendered_from_application(hpa.urn):
-            continue
-        target = mapping(get_path(hpa.props, "spec", "scaleTargetRef")) or {}
-        kind, name = target.get("kind"), target.get("name")
-        if isinstance(kind, str) and isinstance(name, str):
-            owned.add(_key(get_path(hpa.props, "metadata", "namespace"), kind, name, name))
+        if is_hpa(hpa.resource_type) and rendered_from_application(hpa.urn):
+            target = mapping(get_path(hpa.props, "spec", "scaleTargetRef")) or {}
+            kind, name = target.get("kind"), target.get("name")
+            if isinstance(kind, str) and isinstance(name, str):
+                owned.add(_key(hpa.props, kind, name))
     return owned
 
 
 def rendered_findings(resources: Sequence[PolicyResource], minimum: int) -> list[Finding]:
     """(urn, message) for each rendered Deployment/StatefulSet that omits `replicas` and no HPA owns."""
-    owned = _hpa_targets(resources)
-    findings = []
+    owned, findings = _hpa_targets(resources), []
     for r in resources:
-        if (
-            r.resource_type not in WORKLOADS
-            or not rendered_from_application(r.urn)
-            or not omits_replicas(r.props)
-        ):
+        if r.resource_type not in WORKLOADS or not rendered_from_application(r.urn):
+            continue
+        if not omits_replicas(r.props):
             continue  # minimum-replicas judges an explicit count
-        meta = (get_path(r.props, "metadata", "namespace"), get_path(r.props, "metadata", "name"))
-        if _key(meta[0], r.resource_type.rsplit(":", 1)[-1], meta[1], r.name) in owned:
+        name = get_path(r.props, "metadata", "name")
+        kind = r.resource_type.rsplit(":", 1)[-1]
+        if _key(r.props, kind, name if isinstance(name, str) else r.name) in owned:
             continue  # its count is the HPA's minReplicas, which minimum-replicas judges on the HPA
         where = "spec.replicas (missing and no HorizontalPodAutoscaler targets it, so Kubernetes runs 1)"
-        message = judge(
-            label(r.resource_type, r.props, r.name), where, 1, minimum, "minimum-replicas-rendered"
-        )
-        if message is not None:
+        what = label(r.resource_type, r.props, r.name)
+        if (message := judge(what, where, 1, minimum, "minimum-replicas-rendered")) is not None:
             findings.append((r.urn, message))
     return findings
+
+
+def _judge_resource(args: ResourceValidationArgs) -> list[str]:
+    minimum, rendered = MIN_REPLICAS.read(args.get_config()), rendered_from_application(args.urn)
+    return replicas_findings(args.resource_type, args.props, args.name, minimum, rendered=rendered)
 
 
 MINIMUM_REPLICAS = resource_policy(
     "minimum-replicas",
     "Deployments, StatefulSets, HPAs and Argo CD Applications run at least minReplicas replicas.",
     MANDATORY,
-    lambda args: replicas_findings(
-        args.resource_type,
-        args.props,
-        args.name,
-        MIN_REPLICAS.read(args.get_config()),
-        rendered=rendered_from_application(args.urn),
-    ),
+    _judge_resource,
     schema=MIN_REPLICAS.schema,
 )
 MINIMUM_REPLICAS_RENDERED = stack_policy(

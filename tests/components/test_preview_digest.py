@@ -28,7 +28,7 @@ from model.stack_files import read_stack_config
 from policy_check.check import evaluate, main, run_check, sim_inputs
 from policy_check.promotion import simulate_promoted, upstream_of
 from policy_check.simulate import UNKNOWN, ProgramMocks, SimResource, Simulation, simulate
-from rules.image_size import image_size_findings
+from rules.images import image_size_findings
 from tests.conftest import TEST_PASSWORD
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.example_project import STACKS

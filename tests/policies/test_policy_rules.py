@@ -10,8 +10,14 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from rules.argocd import project_scope_findings, sync_retry_findings
-from rules.image_size import MAX_BYTES, application_findings, image_size_findings
-from rules.images import built_images, parse_ref, pinning_findings
+from rules.images import (
+    MAX_BYTES,
+    application_findings,
+    built_images,
+    image_size_findings,
+    parse_ref,
+    pinning_findings,
+)
 from rules.props import as_whole_number, fmt_num
 from rules.pull_secret import pull_secret_findings
 from rules.replicas import MIN_REPLICAS, replicas_findings

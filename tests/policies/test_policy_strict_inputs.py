@@ -43,7 +43,7 @@ from model.names import (
 )
 from policy_check.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer, to_struct
 from rules import POLICIES
-from rules.image_size import MAX_BYTES, application_findings
+from rules.images import MAX_BYTES, application_findings
 from rules.props import HPA_VERSIONS, MAX_DIGITS, as_whole_number, is_hpa, rendered_from_application
 from rules.replicas import MAX_REPLICAS, rendered_findings, replicas_findings
 from tests.support.policy_resources import app_urn, application, application_props, hpa, workload
