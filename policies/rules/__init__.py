@@ -11,10 +11,9 @@ if __name__ != "rules":
 from pulumi_policy import Policy
 
 from .argocd import ARGOCD_PROJECT_SCOPED, ARGOCD_SYNC_RETRY, HEALTH_CHECK_REQUIRED
+from .hygiene import CONTAINER_RESOURCES, PULL_SECRET_TYPE
 from .images import IMAGE_PINNED_BY_DIGEST, IMAGE_SIZE_LIMIT, IMAGE_SIZE_REGISTRY, WORKLOAD_USES_BUILT_IMAGE
-from .pull_secret import PULL_SECRET_TYPE
 from .replicas import MINIMUM_REPLICAS, MINIMUM_REPLICAS_RENDERED
-from .resources import CONTAINER_RESOURCES
 
 POLICIES: list[Policy] = [
     IMAGE_SIZE_LIMIT,

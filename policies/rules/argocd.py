@@ -40,26 +40,18 @@ def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
             f"{what}: automated sync has no spec.syncPolicy.retry (found {sync.get('retry')!r}); it needs a "
             f"retry.limit of at least {fmt_num(minimum)} and a retry.backoff. {fix}"
         ]
-    messages = []
+    problems = []
     raw = retry.get("limit")
-    limit = as_whole_number(raw)
-    if limit is None or limit < minimum:
+    if (limit := as_whole_number(raw)) is None or limit < minimum:
         shown = fmt_num(limit) if limit is not None else repr(raw)
-        messages.append(
-            f"{what}: spec.syncPolicy.retry.limit is {shown}; it must be at least {fmt_num(minimum)}. {fix}"
-        )
+        problems.append(f"spec.syncPolicy.retry.limit is {shown}; it must be at least {fmt_num(minimum)}")
     # `refresh` is optional (Argo CD v3.2.0+, gitops-deploy:argocd.retryRefresh); when set, the CRD types it.
     if "refresh" in retry and not isinstance(retry["refresh"], bool):
-        messages.append(
-            f"{what}: spec.syncPolicy.retry.refresh is {retry['refresh']!r}; it must be true or false. {fix}"
-        )
-    backoff = mapping(retry.get("backoff"))
-    duration = backoff.get("duration") if backoff is not None else None
+        problems.append(f"spec.syncPolicy.retry.refresh is {retry['refresh']!r}; it must be true or false")
+    duration = get_path(retry, "backoff", "duration")
     if not isinstance(duration, str) or not duration:
-        messages.append(
-            f"{what}: spec.syncPolicy.retry.backoff.duration is {duration!r}; a backoff is required. {fix}"
-        )
-    return messages
+        problems.append(f"spec.syncPolicy.retry.backoff.duration is {duration!r}; a backoff is required")
+    return [f"{what}: {problem}. {fix}" for problem in problems]
 
 
 def _wildcards(values: Any, *keys: str) -> list[str]:
@@ -88,14 +80,12 @@ def project_scope_findings(resource_type: str, props: Any, name: str) -> list[st
     if resource_type != APP_PROJECT_TYPE:
         return []
     messages = []
-    repos = _wildcards(get_path(props, "spec", "sourceRepos"))
-    if repos:
+    if repos := _wildcards(get_path(props, "spec", "sourceRepos")):
         messages.append(
             f"{what}: spec.sourceRepos{', '.join(repos)} is '*': any repository may deploy. "
             "Fix: list exactly the stack's repoURLs."
         )
-    dests = _wildcards(get_path(props, "spec", "destinations"), "server", "name", "namespace")
-    if dests:
+    if dests := _wildcards(get_path(props, "spec", "destinations"), "server", "name", "namespace"):
         messages.append(
             f"{what}: spec.destinations{', '.join(dests)} is '*': any cluster or namespace may be targeted. "
             "Fix: one destination per app namespace on the stack's cluster."

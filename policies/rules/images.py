@@ -48,6 +48,9 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "kubernetes:core/v1:Pod": ("spec",),
 }
 """Where each workload type keeps its pod spec."""
+_LOCAL_FIGURE = (
+    "size_bytes measured locally, before the push; the registry's figure replaces it after the push"
+)
 _PIN_FIX = "Fix: deploy by digest (`repository@sha256:...`), as the program does from the built image."
 
 
@@ -93,15 +96,11 @@ def image_size_findings(props: Any, name: str, limit: int) -> list[str]:
         fix = "the ImageSize provider must return size_bytes."
         return [_unmeasured(what, "output size_bytes is missing, so the size", limit, fix)]
     try:
-        source = m.get("size_source")
+        size_source = m.get("size_source")
     except UnknownValueError:
-        source = None
-    if isinstance(source, str) and source.startswith(LOCAL_SIZE_SOURCE):
-        source = (
-            "size_bytes measured locally, before the push; the registry's figure replaces it after the push"
-        )
-    else:
-        source = "registry size_bytes"
+        size_source = None
+    local = isinstance(size_source, str) and size_source.startswith(LOCAL_SIZE_SOURCE)
+    source = _LOCAL_FIGURE if local else "registry size_bytes"
     return _judge_size(what, m["size_bytes"], source, limit)
 
 

@@ -26,8 +26,6 @@ from pulumi_policy.proxy import UnknownValueError
 from .names import APPLICATION_TYPE, MANAGED_BY_KEY, MANAGED_BY_VALUE
 
 MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
-HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2")
-"""The HorizontalPodAutoscaler versions Kubernetes serves; `is_hpa` also accepts any later one."""
 MAX_DIGITS = 19
 """Longest digit string read as a number: int64 has 19 digits, and no count or size needs more."""
 _DIGITS = re.compile(rf"0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}}")

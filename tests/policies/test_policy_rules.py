@@ -10,6 +10,7 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from rules.argocd import project_scope_findings, sync_retry_findings
+from rules.hygiene import container_resources_findings, pull_secret_findings, required
 from rules.images import (
     MAX_BYTES,
     application_findings,
@@ -19,9 +20,7 @@ from rules.images import (
     pinning_findings,
 )
 from rules.props import as_whole_number, fmt_num
-from rules.pull_secret import pull_secret_findings
 from rules.replicas import MIN_REPLICAS, replicas_findings
-from rules.resources import container_resources_findings, required
 from tests.support.policy_resources import DIGEST, REPO, UNKNOWN, application_props, pull_secret, workload
 
 

@@ -44,10 +44,12 @@ from model.names import (
 from policy_check.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer, to_struct
 from rules import POLICIES
 from rules.images import MAX_BYTES, application_findings
-from rules.props import HPA_VERSIONS, MAX_DIGITS, as_whole_number, is_hpa, rendered_from_application
+from rules.props import MAX_DIGITS, as_whole_number, is_hpa, rendered_from_application
 from rules.replicas import MAX_REPLICAS, rendered_findings, replicas_findings
 from tests.support.policy_resources import app_urn, application, application_props, hpa, workload
 
+HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2")
+"""The HorizontalPodAutoscaler versions Kubernetes serves (v2beta1 went in 1.25, v2beta2 in 1.26)."""
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 """Modest: CI has two cores and the suite must stay fast."""
 
