@@ -98,7 +98,7 @@ def _depends_on(check: PolicyResource, urn: str) -> bool:
     return any(d.urn == urn for d in deps)
 
 
-def health_check_findings(resources: list[PolicyResource]) -> list[Finding]:
+def _health_check_findings(resources: list[PolicyResource]) -> list[Finding]:
     """(urn, message) for each Application (not rendered from another) no HealthCheck depends on."""
     checks = [r for r in resources if r.resource_type == HEALTH_CHECK_TYPE]
     return [
@@ -135,5 +135,5 @@ HEALTH_CHECK_REQUIRED = stack_policy(
     "health-check-required",
     "Every Argo CD Application has a HealthCheck that depends on it.",
     ADVISORY,
-    lambda args: health_check_findings(args.resources),
+    lambda args: _health_check_findings(args.resources),
 )

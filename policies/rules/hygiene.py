@@ -32,7 +32,7 @@ def _data_keys(props: Any) -> set[str]:
     return keys
 
 
-def is_pull_secret(props: Any) -> bool:
+def _is_pull_secret(props: Any) -> bool:
     """Labelled as the app's pull secret, carrying docker config keys, or typed as one."""
     if get_path(props, "metadata", "labels", PULL_SECRET_ROLE_KEY) == PULL_SECRET_ROLE_VALUE:
         return True
@@ -44,7 +44,7 @@ def is_pull_secret(props: Any) -> bool:
 
 def pull_secret_findings(props: Any, name: str) -> list[str]:
     """A message if a pull secret is not of type dockerconfigjson or lacks its `.dockerconfigjson` key."""
-    if not is_pull_secret(props):
+    if not _is_pull_secret(props):
         return []
     what, type_, keys = label(SECRET_TYPE, props, name), get_path(props, "type"), _data_keys(props)
     fix = (
@@ -67,12 +67,12 @@ PULL_SECRET_TYPE = resource_policy(
 )
 
 
-DEFAULTS = {"requests": ("cpu", "memory"), "limits": ("memory",)}
+_DEFAULTS = {"requests": ("cpu", "memory"), "limits": ("memory",)}
 _NAMES = {"type": "array", "items": {"type": "string", "enum": ["cpu", "memory", "ephemeral-storage"]}}
-SCHEMA = PolicyConfigSchema(
+_SCHEMA = PolicyConfigSchema(
     properties={
         field: {**_NAMES, "default": list(default), "description": f"Resources every container {field}."}
-        for field, default in DEFAULTS.items()
+        for field, default in _DEFAULTS.items()
     }
 )
 
@@ -80,7 +80,7 @@ SCHEMA = PolicyConfigSchema(
 def required(config: Mapping[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(requests, limits) every container must declare: the configured names, or the defaults."""
     found = []
-    for field, default in DEFAULTS.items():
+    for field, default in _DEFAULTS.items():
         value = (config or {}).get(field)
         items = sequence(value)
         found.append(
@@ -122,5 +122,5 @@ CONTAINER_RESOURCES = resource_policy(
     lambda args: container_resources_findings(
         args.resource_type, args.props, args.name, *required(args.get_config())
     ),
-    schema=SCHEMA,
+    schema=_SCHEMA,
 )

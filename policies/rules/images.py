@@ -38,7 +38,7 @@ from .props import (
 
 MAX_BYTES = Threshold("maxBytes", 1_000_000_000, "Smallest compressed image size, in bytes, that is refused.")
 _TEMPLATE = ("spec", "template", "spec")
-POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     DEPLOYMENT_TYPE: _TEMPLATE,
     STATEFULSET_TYPE: _TEMPLATE,
     "kubernetes:apps/v1:DaemonSet": _TEMPLATE,
@@ -168,24 +168,20 @@ def built_images(props: Any) -> set[tuple[str, str]]:
     for _, src in sources(props):
         image = _helm_image(src)
         if isinstance(repo := image.get("repository"), str) and repo:
-            ref = parse_ref(repo)
-            refs.append(
-                ref
-                if ref.digest or not _is_digest(image.get("digest"))
-                else ref._replace(digest=image["digest"])
-            )
+            ref, digest = parse_ref(repo), image.get("digest")
+            refs.append(ref if ref.digest or not _is_digest(digest) else ref._replace(digest=digest))
         refs += [target for _, _, target in _kustomize_images(src)]
     return {(ref.repository, ref.digest) for ref in refs if ref.digest}
 
 
-def container_images(resource_type: str, props: Any) -> list[str]:
+def _container_images(resource_type: str, props: Any) -> list[str]:
     """Images of a workload's containers (not init containers)."""
-    path = POD_SPEC_PATHS.get(resource_type)
+    path = _POD_SPEC_PATHS.get(resource_type)
     containers = sequence(get_path(props, *path, "containers")) if path else ()
     return [str(get_path(c, "image")) for c in containers if mapping(c) is not None]
 
 
-def built_image_findings(application: PolicyResource, children: list[PolicyResource]) -> list[Finding]:
+def _built_image_findings(application: PolicyResource, children: list[PolicyResource]) -> list[Finding]:
     """(urn, message) for workloads rendered from `application` that do not run its pinned image."""
     what = label(APPLICATION_TYPE, application.props, application.name)
     pins = built_images(application.props)
@@ -199,10 +195,10 @@ def built_image_findings(application: PolicyResource, children: list[PolicyResou
             )
         ]
     shown = ", ".join(sorted(f"{r}@{d}" for r, d in pins))
-    workloads = [c for c in children if c.resource_type in POD_SPEC_PATHS]
+    workloads = [c for c in children if c.resource_type in _POD_SPEC_PATHS]
     findings = []
     for w in workloads:
-        images = container_images(w.resource_type, w.props)
+        images = _container_images(w.resource_type, w.props)
         if not any((r.repository, r.digest) in pins for r in map(parse_ref, images)):
             runs = images or "no containers"
             message = (
@@ -233,7 +229,7 @@ def _rendered(args: StackValidationArgs) -> Iterator[Finding]:
             "no rendered objects: run `make policy-check STACK=<stack>` to render charts and overlays"
         )
     apps = (r for r in args.resources if r.urn in children)
-    return each_known(apps, lambda app: built_image_findings(app, children[app.urn]))
+    return each_known(apps, lambda app: _built_image_findings(app, children[app.urn]))
 
 
 IMAGE_SIZE_LIMIT = resource_policy(

@@ -36,11 +36,7 @@ MIN_REPLICAS = Threshold(
 )
 MAX_REPLICAS = 2**31 - 1
 """Kubernetes stores replica counts as int32; a larger count is rejected, not run."""
-WORKLOADS = (DEPLOYMENT_TYPE, STATEFULSET_TYPE)
-_FIX = (
-    "Fix: raise it to at least {min} (the app's `replicas` in {stack_file}, which the chart or "
-    "overlay must honour), or lower {policy}.minReplicas in {policy_file} for a non-production stack."
-)
+_WORKLOADS = (DEPLOYMENT_TYPE, STATEFULSET_TYPE)
 
 
 def _application_counts(props: Any) -> Iterator[tuple[str, Any]]:
@@ -58,7 +54,7 @@ def _application_counts(props: Any) -> Iterator[tuple[str, Any]]:
             yield f"{prefix}.kustomize.replicas[{j}].count{shown}", get_path(entry, "count")
 
 
-def omits_replicas(props: Any) -> bool:
+def _omits_replicas(props: Any) -> bool:
     """Whether a workload leaves `spec.replicas` out (Kubernetes then runs 1, unless an HPA scales it)."""
     spec = get_path(props, "spec")
     return mapping(spec) is None or spec.get("replicas") is None
@@ -66,8 +62,8 @@ def omits_replicas(props: Any) -> bool:
 
 def _counts(resource_type: str, props: Any, *, rendered: bool) -> Iterator[tuple[str, Any]]:
     """(where, value) of the replica counts that apply to this resource type."""
-    if resource_type in WORKLOADS:
-        if not omits_replicas(props):
+    if resource_type in _WORKLOADS:
+        if not _omits_replicas(props):
             yield "spec.replicas", get_path(props, "spec", "replicas")
         elif not rendered:  # a rendered one is judged by minimum-replicas-rendered, which sees the HPAs
             yield "spec.replicas (missing, Kubernetes runs 1)", 1
@@ -81,7 +77,7 @@ def _counts(resource_type: str, props: Any, *, rendered: bool) -> Iterator[tuple
         yield from _application_counts(props)
 
 
-def judge(what: str, where: str, raw: Any, minimum: int, policy: str = "minimum-replicas") -> str | None:
+def _judge(what: str, where: str, raw: Any, minimum: int, policy: str = "minimum-replicas") -> str | None:
     """One message when a replica count is malformed, out of Kubernetes' range, or under `minimum`."""
     count, least = as_whole_number(raw), fmt_num(minimum)
     if count is None:
@@ -96,8 +92,11 @@ def judge(what: str, where: str, raw: Any, minimum: int, policy: str = "minimum-
         )
     if count < minimum:
         stack_file, policy_file = stack_files()
-        fix = _FIX.format(min=least, policy=policy, stack_file=stack_file, policy_file=policy_file)
-        return f"{what}: {where} is {fmt_num(count)}, under minReplicas {least}. {fix}"
+        return (
+            f"{what}: {where} is {fmt_num(count)}, under minReplicas {least}. Fix: raise it to at least "
+            f"{least} (the app's `replicas` in {stack_file}, which the chart or overlay must honour), or "
+            f"lower {policy}.minReplicas in {policy_file} for a non-production stack."
+        )
     return None
 
 
@@ -106,7 +105,7 @@ def replicas_findings(
 ) -> list[str]:
     """One message per replica count under `minimum` or not a whole number (`rendered`: by an Application)."""
     what, counts = label(resource_type, props, name), _counts(resource_type, props, rendered=rendered)
-    return [m for where, raw in counts if (m := judge(what, where, raw, minimum)) is not None]
+    return [m for where, raw in counts if (m := _judge(what, where, raw, minimum)) is not None]
 
 
 def _key(props: Any, kind: str, name: str) -> tuple[str | None, str, str]:
@@ -131,9 +130,9 @@ def rendered_findings(resources: Sequence[PolicyResource], minimum: int) -> list
     """(urn, message) for each rendered Deployment/StatefulSet that omits `replicas` and no HPA owns."""
     owned, findings = _hpa_targets(resources), []
     for r in resources:
-        if r.resource_type not in WORKLOADS or not rendered_from_application(r.urn):
+        if r.resource_type not in _WORKLOADS or not rendered_from_application(r.urn):
             continue
-        if not omits_replicas(r.props):
+        if not _omits_replicas(r.props):
             continue  # minimum-replicas judges an explicit count
         name = get_path(r.props, "metadata", "name")
         kind = r.resource_type.rsplit(":", 1)[-1]
@@ -141,7 +140,7 @@ def rendered_findings(resources: Sequence[PolicyResource], minimum: int) -> list
             continue  # its count is the HPA's minReplicas, which minimum-replicas judges on the HPA
         where = "spec.replicas (missing and no HorizontalPodAutoscaler targets it, so Kubernetes runs 1)"
         what = label(r.resource_type, r.props, r.name)
-        if (message := judge(what, where, 1, minimum, "minimum-replicas-rendered")) is not None:
+        if (message := _judge(what, where, 1, minimum, "minimum-replicas-rendered")) is not None:
             findings.append((r.urn, message))
     return findings
 
