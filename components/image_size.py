@@ -44,6 +44,7 @@ from components.dynamic_inputs import is_unknown
 from components.provider_errors import OneLineErrors, failure_line
 from model.image_ref import NO_DIGEST, TAG, is_local_image_id
 from model.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
+from model.names import LOCAL_SIZE_SOURCE as LOCAL_SOURCE
 
 PROVIDER_VERSION = "2"
 """Bump to make every stack re-read its image sizes after a change to this module."""
@@ -53,8 +54,6 @@ _COMPARED = ("image", "tag", "platform", "server", "insecure", "provider_version
 
 REGISTRY_SOURCE = "registry"
 """`size_source` of a figure read from the registry's manifest (create and update)."""
-LOCAL_SOURCE = "local"
-"""`size_source` prefix of a figure measured in the local engine during a preview."""
 
 
 def size_annotation(size_bytes: float | int) -> str:

@@ -10,14 +10,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from model.names import (
+    DOCKERCONFIGJSON,
     PULL_SECRET_ROLE,
     PULL_SECRET_SUFFIX,
     REGISTRY_SECRET_TYPE,
     app_labels,
     pull_secret_name,
 )
-
-DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
 
 
 def dockerconfigjson(server: str, username: str, password: str) -> str:

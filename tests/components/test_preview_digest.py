@@ -28,7 +28,7 @@ from model.stack_files import read_stack_config
 from policy_check.check import evaluate, main, run_check, sim_inputs
 from policy_check.promotion import simulate_promoted, upstream_of
 from policy_check.simulate import UNKNOWN, ProgramMocks, SimResource, Simulation, simulate
-from rules.image_size import LOCAL_SIZE_SOURCE, image_size_findings
+from rules.images import image_size_findings
 from tests.conftest import TEST_PASSWORD
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.example_project import STACKS
@@ -236,7 +236,6 @@ def test_image_size_create_refuses_a_local_id(size_server: DynamicProviderServer
 
 
 def test_the_policy_says_where_the_figure_comes_from() -> None:
-    assert LOCAL_SIZE_SOURCE == LOCAL_SOURCE, "the pack's copy of components/image_size.py's spelling"
     local = {"image": LOCAL_ID, "size_bytes": 6e6, "size_source": f"{LOCAL_SOURCE}: preview build"}
     [message] = image_size_findings(local, "web-image-size", 5_000_000)
     assert "image size 6,000,000 bytes (size_bytes measured locally, before the push;" in message

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import tarfile
 from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
 
 import pytest
 
-from policy_check.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer
+from model.stack_files import PROJECT_DIR
+from policy_check.analyzer_client import PACK_DIR, Diagnostic, PolicyInput, PolicyPackServer, pack_python
 from tests.support.policy_resources import (
     DIGEST,
     REPO,
@@ -338,3 +345,82 @@ def test_container_resources(pack: PolicyPackServer) -> None:
     found = _of(pack.analyze(workload(resources={})), "container-resources")
     assert len(found) == 1 and "resources.requests.cpu" in found[0].detail and found[0].level == "advisory"
     assert app_urn() not in found[0].urn
+
+
+# -- the pack `pulumi policy publish` uploads -----------------------------------------------------
+
+
+def publish_archive(pack_dir: Path) -> bytes:
+    """The pack's .tgz as `pulumi policy publish` builds it: every regular file under `package/`, symlinks
+    followed, .gitignore'd names left out (docs/engine-rules.md#policy-pack-publish-archive)."""
+    ignored = [p.strip("/") for p in (PROJECT_DIR / ".gitignore").read_text(encoding="utf-8").split()]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for folder, dirs, files in os.walk(pack_dir, followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not any(fnmatch(d, p) for p in ignored))
+            for name in sorted(files):
+                path = Path(folder, name)
+                if path.is_file() and not any(fnmatch(name, p) for p in ignored):
+                    tar.add(path.resolve(), f"package/{path.relative_to(pack_dir).as_posix()}")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The published archive unpacked as `pulumi policy install` does: `package/` is the pack."""
+    root = tmp_path_factory.mktemp("published")
+    with tarfile.open(fileobj=io.BytesIO(publish_archive(PACK_DIR)), mode="r:gz") as tar:
+        assert all(m.isfile() for m in tar.getmembers()), "the archive holds only regular files"
+        tar.extractall(root, filter="data")
+    return root / "package"
+
+
+def test_the_published_pack_carries_the_shared_names(published: Path) -> None:
+    names = published / "rules" / "names.py"
+    assert (PACK_DIR / "rules" / "names.py").resolve() == PROJECT_DIR / "model" / "names.py"
+    assert not names.is_symlink() and names.read_bytes() == (PROJECT_DIR / "model/names.py").read_bytes()
+    assert not list(published.rglob("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = "import importlib.util as u; print(u.find_spec('model'), u.find_spec('rules.names') is not None)"
+    found = subprocess.run(
+        [pack_python(published), "-c", probe],
+        cwd=published,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.stdout.split() == ["None", "True"], found.stderr  # the pack sees only its own folder
+
+
+def _fails_every_policy() -> list[PolicyInput]:
+    app = application(size="2000000000", replicas=1, project="default")
+    app.props["spec"]["syncPolicy"]["retry"] = {"limit": 0}
+    app.props["spec"]["source"]["helm"]["valuesObject"]["image"] = {"repository": REPO, "tag": "latest"}
+    return [
+        app,
+        workload(replicas=1, resources={}),
+        workload("StatefulSet", "db", parent=app.urn, replicas=None, image=f"{REPO}:old"),
+        hpa(2),
+        image_size(2_000_000_000),
+        pull_secret("Opaque"),
+        app_project(["*"], [{"server": "*", "namespace": "web"}]),
+    ]
+
+
+def _verdicts(server: PolicyPackServer, resources: list[PolicyInput]) -> list[tuple[str, str, str, str]]:
+    found = [d for r in resources for d in server.analyze(r)] + server.analyze_stack(resources)
+    return sorted((d.policy, d.urn, d.level, d.message) for d in found)
+
+
+@pytest.mark.grpc
+def test_the_published_pack_gives_the_same_verdicts(
+    pack: PolicyPackServer, published: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    resources = _fails_every_policy()
+    with PolicyPackServer(published, stack=pack.stack) as copy:
+        assert copy.levels == pack.levels
+        verdicts = _verdicts(copy, resources)
+    assert {policy for policy, *_ in verdicts} == set(pack.levels)
+    assert verdicts == _verdicts(pack, resources)

@@ -32,26 +32,24 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+from model.names import (
+    APPLICATION_TYPE,
+    DEPLOYMENT_TYPE,
+    HEALTH_CHECK_TYPE,
+    IMAGE_SIZE_ANNOTATION,
+    IMAGE_SIZE_TYPE,
+    SECRET_TYPE,
+    STATEFULSET_TYPE,
+)
 from policy_check.analyzer_client import Diagnostic, PolicyInput, PolicyPackServer, to_struct
 from rules import POLICIES
-from rules.image_size import DEFAULT_MAX_BYTES, application_findings
-from rules.props import (
-    APPLICATION,
-    DEPLOYMENT,
-    HEALTH_CHECK,
-    HPA_VERSIONS,
-    IMAGE_SIZE,
-    IMAGE_SIZE_ANNOTATION,
-    MAX_DIGITS,
-    SECRET,
-    STATEFULSET,
-    as_whole_number,
-    is_hpa,
-    rendered_from_application,
-)
+from rules.images import MAX_BYTES, application_findings
+from rules.props import MAX_DIGITS, as_whole_number, is_hpa, rendered_from_application
 from rules.replicas import MAX_REPLICAS, rendered_findings, replicas_findings
 from tests.support.policy_resources import app_urn, application, application_props, hpa, workload
 
+HPA_VERSIONS = ("autoscaling/v1", "autoscaling/v2")
+"""The HorizontalPodAutoscaler versions Kubernetes serves (v2beta1 went in 1.25, v2beta2 in 1.26)."""
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 """Modest: CI has two cores and the suite must stay fast."""
 
@@ -115,7 +113,7 @@ def _defaults(policy: Any) -> dict[str, Any]:
 
 # -- values a person, a chart or a tool may write for a number -------------------------------------
 
-LIMIT = DEFAULT_MAX_BYTES
+LIMIT = MAX_BYTES.default
 DIGIT_LOOKALIKES = "0123456789\u00b2\u00b3\u00b9\u0660\u0661\u06f1\u0967\uff10\uff11\uff19\u2460"
 
 
@@ -312,12 +310,12 @@ props_strategy = maybe(
     )
 )
 TYPES = [
-    APPLICATION,
-    DEPLOYMENT,
-    STATEFULSET,
-    IMAGE_SIZE,
-    HEALTH_CHECK,
-    SECRET,
+    APPLICATION_TYPE,
+    DEPLOYMENT_TYPE,
+    STATEFULSET_TYPE,
+    IMAGE_SIZE_TYPE,
+    HEALTH_CHECK_TYPE,
+    SECRET_TYPE,
     "kubernetes:argoproj.io/v1alpha1:AppProject",
     "kubernetes:core/v1:Service",
     *(f"kubernetes:{v}:HorizontalPodAutoscaler" for v in (*HPA_VERSIONS, "autoscaling/v2beta2")),
@@ -359,11 +357,11 @@ def test_no_size_any_reader_takes_for_over_the_limit_passes(size: Any) -> None:
 
 
 REPLICA_PLACES: dict[str, Callable[[Any], tuple[str, dict[str, Any]]]] = {
-    "helm valuesObject": lambda v: (APPLICATION, application_props(replicas=v)),
-    "kustomize count": lambda v: (APPLICATION, application_props(engine="kustomize", replicas=v)),
-    "helm parameter": lambda v: (APPLICATION, _with_parameter(v)),
-    "Deployment": lambda v: (DEPLOYMENT, dict(workload(replicas=v).props)),
-    "StatefulSet": lambda v: (STATEFULSET, dict(workload("StatefulSet", replicas=v).props)),
+    "helm valuesObject": lambda v: (APPLICATION_TYPE, application_props(replicas=v)),
+    "kustomize count": lambda v: (APPLICATION_TYPE, application_props(engine="kustomize", replicas=v)),
+    "helm parameter": lambda v: (APPLICATION_TYPE, _with_parameter(v)),
+    "Deployment": lambda v: (DEPLOYMENT_TYPE, dict(workload(replicas=v).props)),
+    "StatefulSet": lambda v: (STATEFULSET_TYPE, dict(workload("StatefulSet", replicas=v).props)),
     "HPA v1": lambda v: (hpa(v, version="v1").type, dict(hpa(v, version="v1").props)),
     "HPA v2": lambda v: (hpa(v).type, dict(hpa(v).props)),
 }
