@@ -24,14 +24,12 @@ from components.dynamic_inputs import is_unknown
 from components.provider_errors import OneLineErrors, failure_line
 from model.health_settings import DEFAULTS as SETTING_DEFAULTS
 from model.health_settings import (
-    HEADER_NAME,
-    HEADER_VALUE,
     NAMES,
     HealthSettings,
     cross_problems,
     limit,
 )
-from model.http_origin import redact_url, redact_urls
+from model.http_origin import HEADER_NAME, HEADER_VALUE, redact_url, redact_urls
 from model.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME, HEALTH_SUFFIX
 
 PROVIDER_VERSION = "2"

@@ -1,9 +1,10 @@
-"""Origins (scheme, host, port) and the checks that keep credentials on theirs; URL and port validation;
-the one form in which a URL is printed (`redact_url`, `redact_urls`)."""
+"""Origins and the checks that keep credentials on theirs; URL, port and header syntax; the one redaction of
+what is printed (`redact_url`, `redact_urls`, `redact`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -17,6 +18,11 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"<>`]+")
 no URL holds. Not `'`: userinfo may hold one unencoded (RFC 3986 sub-delims), and all of it must go."""
 UNREADABLE_URL = "<a URL that does not parse>"
 """How `redact_url` prints what is not a URL at all (nothing of it is shown: it may hold a credential)."""
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP token (RFC 9110), the syntax of a header name."""
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""Visible ASCII, space and tab: httpx encodes header values as ASCII and would fail on anything else."""
+REDACTED = "[secret]"
 USERINFO_PROBLEM = (
     "it has userinfo ('user@' or 'user:password@', not shown) before the host, and a URL is printed in "
     "reports, errors and records"
@@ -74,6 +80,13 @@ def _has_userinfo(url: str) -> bool:
 def redact_urls(text: str) -> str:
     """Free text with every URL that has userinfo printed by `redact_url`; other URLs are left as written."""
     return _URL_IN_TEXT.sub(lambda m: redact_url(m[0]) if _has_userinfo(m[0]) else m[0], text)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (longest first) replaced and every URL's userinfo dropped."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return redact_urls(text)
 
 
 def port_problem(text: str) -> str | None:

@@ -15,7 +15,8 @@ import pytest
 
 from clients import health_probe as hp
 from clients.health_probe import check_endpoint
-from clients.registry import RegistryClient, RegistryError
+from clients.registry import RegistryClient
+from clients.registry_session import RegistryError
 from components.health import PROVIDER_VERSION, HealthCheckFailed, HealthCheckProvider
 from components.image_size import measure
 from model.health_settings import HealthSettings
