@@ -1,11 +1,5 @@
-"""What the registry client and the health probe share about HTTP: a deadline on a whole exchange, and
-the cause of a failed one, read from the exception chain.
-
-httpx's timeouts bound each socket operation, so a server that trickles bytes can stretch a request
-without end; a deadline bounds the whole exchange. A failure arrives as a chain of exceptions (httpx
-wraps httpcore, which wraps the socket's or ssl's error; anyio wraps a failed connect in an exception
-group), and the cause a person needs is somewhere inside it.
-"""
+"""What the HTTP clients share: a deadline on a whole exchange, a body bounded in every encoding, the cause
+of a failed exchange read from its exception chain (docs/engine-rules.md#httpx-bounds)."""
 
 from __future__ import annotations
 
@@ -20,6 +14,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
+
+from model.errors import GitopsError
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -46,11 +42,11 @@ ENCODINGS = ("gzip", "x-gzip", "deflate", "identity")
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-class DeadlineExceeded(TimeoutError):
+class DeadlineExceeded(GitopsError, TimeoutError):
     """A whole exchange did not finish before its deadline."""
 
 
-class BodyRefused(ValueError):
+class BodyRefused(GitopsError, ValueError):
     """A body that is too large, encoded or decoded, or that does not decode; the message is one line."""
 
 
@@ -73,11 +69,8 @@ class Deadline:
 
 
 def call_within(seconds: float, fn: Callable[[], T], *, what: str) -> T:
-    """Run a blocking call under a deadline: in a daemon thread that is abandoned when time runs out.
-
-    A blocking socket read cannot be interrupted from outside; abandoning the thread is what bounds
-    the caller's wait. Whatever `fn` raises is raised here, in the caller's thread.
-    """
+    """Run a blocking call in a daemon thread, abandoned when `seconds` run out (a blocking read cannot be
+    interrupted); whatever `fn` raises is raised here."""
     box: list[T | BaseException] = []
 
     def run() -> None:
@@ -141,12 +134,8 @@ class _Inflater:
 
 
 class BoundedBody:
-    """A response body collected from its raw chunks and decoded as it arrives, every layer bounded.
-
-    httpx decodes a `Content-Encoding` whole, so a small gzip bomb (`gzip, gzip`: 2 KiB that decode to
-    gigabytes) would fill the memory however the raw body is capped. Here each layer is decoded with
-    zlib's `max_length`, so neither the raw nor any decoded form ever holds more than `limit` bytes.
-    """
+    """A response body decoded as its raw chunks arrive, each `Content-Encoding` layer with zlib's
+    `max_length`, so no form of it is ever held past `limit` bytes (docs/engine-rules.md#httpx-bounds)."""
 
     def __init__(self, content_encoding: str, limit: int) -> None:
         names = [e.strip().lower() for e in content_encoding.split(",") if e.strip()]
@@ -191,7 +180,8 @@ class Cause:
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, its causes and contexts, and the members of any exception group, each once."""
+    """The exception, its causes and contexts, the members of a group and the exceptions it wraps in its
+    arguments or `reason` (requests and urllib3 do), each once."""
     seen: set[int] = set()
     todo = [exc]
     while todo:
@@ -202,9 +192,8 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         yield current
         if isinstance(current, BaseExceptionGroup):
             todo.extend(current.exceptions)
-        for linked in (current.__cause__, current.__context__):
-            if linked is not None:
-                todo.append(linked)
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        todo += [link for link in linked if isinstance(link, BaseException)]
 
 
 def one_line(text: str) -> str:
