@@ -20,7 +20,7 @@ from model.errors import GitopsError
 T = TypeVar("T")
 Clock = Callable[[], float]
 
-# Cause kinds; their text is what the health report shows in its result column.
+# Cause kinds; the health report shows their text.
 TIMEOUT = "timeout"
 TLS = "TLS"
 DNS = "DNS"
@@ -33,8 +33,6 @@ UNEXPECTED = "unexpected error"
 
 _DETAIL_CHARS = 200
 """A cause's detail is cut to this: it goes into one line of an error message."""
-
-
 MAX_ENCODINGS = 3
 """A body encoded more often than this (`Content-Encoding: gzip, gzip, gzip, gzip`) is refused unread."""
 ENCODINGS = ("gzip", "x-gzip", "deflate", "identity")
@@ -44,6 +42,10 @@ ACCEPT_ENCODING = "gzip, deflate"
 
 class DeadlineExceeded(GitopsError, TimeoutError):
     """A whole exchange did not finish before its deadline."""
+
+    @classmethod
+    def of(cls, what: str, seconds: float) -> DeadlineExceeded:
+        return cls(f"{what} did not finish within {seconds:g}s")
 
 
 class BodyRefused(GitopsError, ValueError):
@@ -65,7 +67,7 @@ class Deadline:
     def check(self, what: str) -> None:
         """Raise DeadlineExceeded naming `what` once the deadline has passed."""
         if self.left() <= 0:
-            raise DeadlineExceeded(f"{what} did not finish within {self.seconds:g}s")
+            raise DeadlineExceeded.of(what, self.seconds)
 
 
 def call_within(seconds: float, fn: Callable[[], T], *, what: str) -> T:
@@ -83,7 +85,7 @@ def call_within(seconds: float, fn: Callable[[], T], *, what: str) -> T:
     worker.start()
     worker.join(seconds)
     if not box:
-        raise DeadlineExceeded(f"{what} did not finish within {seconds:g}s")
+        raise DeadlineExceeded.of(what, seconds)
     result = box[0]
     if isinstance(result, BaseException):
         raise result
@@ -98,7 +100,7 @@ async def await_within(seconds: float, awaitable: Awaitable[T], *, what: str) ->
     except TimeoutError as exc:
         if isinstance(exc, DeadlineExceeded):
             raise
-        raise DeadlineExceeded(f"{what} did not finish within {seconds:g}s") from None
+        raise DeadlineExceeded.of(what, seconds) from None
 
 
 class _Inflater:
@@ -196,10 +198,10 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         todo += [link for link in linked if isinstance(link, BaseException)]
 
 
-def one_line(text: str) -> str:
-    """Text as one line of at most _DETAIL_CHARS characters."""
+def one_line(text: str, limit: int = _DETAIL_CHARS) -> str:
+    """Text as one line of at most `limit` characters."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= _DETAIL_CHARS else flat[: _DETAIL_CHARS - 3] + "..."
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def describe(exc: BaseException) -> str:

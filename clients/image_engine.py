@@ -3,7 +3,9 @@ gzip-compressed as Docker's push does, plus the config blob (docs/engine-rules.m
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import os
 import queue
@@ -230,9 +232,6 @@ def _follow(
     return image_id
 
 
-# -- measuring ----------------------------------------------------------------------------------
-
-
 def gzip_upper_bound(size: int) -> int:
     """Most bytes gzip can turn `size` bytes into (docs/engine-rules.md#gzip-upper-bound)."""
     return size + 6 * (size // 16_384 + 1) + 64
@@ -257,24 +256,19 @@ class _ChunkReader(io.RawIOBase):
         threading.Thread(target=self._read_ahead, args=(chunks,), daemon=True).start()
 
     def _read_ahead(self, chunks: Iterator[bytes]) -> None:
-        item: bytes | BaseException | None = None
         try:
-            for item in chunks:
-                while not self._put(item):
-                    if self._stop.is_set():
-                        return
-            item = None
+            if all(self._put(chunk) for chunk in chunks):
+                self._put(None)
         except BaseException as exc:  # handed to the reading thread, which raises it
-            item = exc
-        while not self._put(item) and not self._stop.is_set():
-            pass
+            self._put(exc)
 
     def _put(self, item: bytes | BaseException | None) -> bool:
-        try:
-            self._queue.put(item, timeout=0.2)
-        except queue.Full:
-            return False
-        return True
+        """Queue `item`; False when the reader closed first."""
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.2)
+                return True
+        return False
 
     def readable(self) -> bool:
         return True
@@ -304,13 +298,12 @@ class _ChunkReader(io.RawIOBase):
 def _gzip_size(reader: Any) -> int:
     """Bytes the gzip of a stream takes; a stream that already is gzip counts as it is."""
     first = reader.read(_CHUNK)
+    rest = iter(lambda: reader.read(_CHUNK), b"")
     if first[:2] == b"\x1f\x8b":  # an engine that keeps compressed layers hands them out as they are
-        return len(first) + sum(len(c) for c in iter(lambda: reader.read(_CHUNK), b""))
+        return len(first) + sum(map(len, rest))
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    total = len(compressor.compress(first))
-    for chunk in iter(lambda: reader.read(_CHUNK), b""):
-        total += len(compressor.compress(chunk))
-    return total + len(compressor.flush())
+    compressed = sum(len(compressor.compress(chunk)) for chunk in itertools.chain([first], rest))
+    return compressed + len(compressor.flush())
 
 
 def _scan(client: docker.DockerClient, image_id: str, *, compress: bool) -> dict[str, _Entry]:

@@ -97,8 +97,6 @@ class RegistrySession:
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], str] = {}
 
-    # -- errors ---------------------------------------------------------------------------------
-
     def _secrets(self) -> list[str]:
         """Every credential a server could echo: the Basic value, each token (and JWT part), the password."""
         basic = self._basic()
@@ -140,8 +138,6 @@ class RegistrySession:
         if cause.kind == http_bounds.UNEXPECTED:
             return self._error(f"the request to {url} failed unexpectedly ({cause.detail})")
         return self._error(f"not a registry: {url} did not answer HTTP ({cause.detail})")
-
-    # -- transport ------------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request under the conversation's deadline and a deadline of its own on the whole exchange
@@ -215,8 +211,6 @@ class RegistrySession:
         """Whether credentials sent over `scheme` would downgrade the registry's https without `insecure`."""
         return scheme == "http" and (self._base_url or "").startswith("https://") and not self.insecure
 
-    # -- the challenge --------------------------------------------------------------------------
-
     def ping(self) -> Challenge | None:
         """`GET /v2/` without credentials: find the scheme and the auth challenge (None: no auth)."""
         if self._base_url is not None:
@@ -257,8 +251,6 @@ class RegistrySession:
             f"not a registry: GET {url} answered {self._reason(response)} ({kind}) "
             "instead of the registry API v2 (200, or 401 with an auth challenge)"
         )
-
-    # -- auth -----------------------------------------------------------------------------------
 
     def _basic(self) -> str:
         return "Basic " + base64.b64encode(f"{self.username}:{self._password}".encode()).decode()
@@ -329,8 +321,6 @@ class RegistrySession:
         """An authenticated request to `/v2/...` with the credentials or a token for these scopes."""
         auth = self._auth_header(scopes)
         return self._send(method, f"{self._base_url}{path}", headers={**(headers or {}), **auth})
-
-    # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -12,6 +12,7 @@ import jsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from clients.http_bounds import one_line
 from model.errors import GitopsError
 
 MAX_DEPTH = 32
@@ -105,19 +106,12 @@ def _refuse_constant(name: str) -> Any:
 def _depth(value: Any) -> int:
     """How deeply `value` nests (a scalar is 0), iteratively: a deep value must not exhaust the stack."""
     deepest, todo = 0, [(value, 0)]
-    while todo:
+    while todo and deepest <= MAX_DEPTH:
         current, level = todo.pop()
-        children: Iterable[Any] = ()
-        if isinstance(current, dict):
-            children = current.values()
-        elif isinstance(current, list):
-            children = current
-        else:
-            continue
-        deepest = max(deepest, level + 1)
-        if deepest > MAX_DEPTH:
-            return deepest
-        todo.extend((child, level + 1) for child in children)
+        if isinstance(current, dict | list):
+            deepest = max(deepest, level + 1)
+            children = current.values() if isinstance(current, dict) else current
+            todo += [(child, level + 1) for child in children]
     return deepest
 
 
@@ -128,7 +122,8 @@ def load(body: bytes) -> Any:
     except RecursionError:
         raise ShapeError(f"that nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # also UnicodeDecodeError, and a number of more than 4300 digits
-        raise ShapeError(f"that is not JSON ({_cut(str(exc) or type(exc).__name__)})") from None
+        text = one_line(str(exc) or type(exc).__name__, _VALUE_CHARS)
+        raise ShapeError(f"that is not JSON ({text})") from None
     if _depth(value) > MAX_DEPTH:
         raise ShapeError(f"that nests deeper than {MAX_DEPTH} levels")
     return value
@@ -150,7 +145,7 @@ def parse(body: bytes, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def where(path: Iterable[Any]) -> str:
+def _where(path: Iterable[Any]) -> str:
     """`layers[2].size` for the path ("layers", 2, "size")."""
     text = ""
     for part in path:
@@ -158,30 +153,27 @@ def where(path: Iterable[Any]) -> str:
     return text
 
 
-def kind(value: Any) -> str:
+def _kind(value: Any) -> str:
     """How a value reads in an error: `-2500000000`, `"12"`, `true`, `a list`, `an object`, `null`."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
         return "a list"
-    return _cut(json.dumps(value))
-
-
-def _cut(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _VALUE_CHARS else flat[: _VALUE_CHARS - 3] + "..."
+    return one_line(json.dumps(value), _VALUE_CHARS)
 
 
 def _describe(error: ValidationError) -> str:
-    place = where(error.absolute_path)
+    place = _where(error.absolute_path)
     instance: Any = error.instance
     if error.validator == "required":
         required: Any = error.validator_value
         missing = [k for k in required if k not in instance]
-        return f"without {where([*error.absolute_path, missing[0]]) if missing else place}"
+        return f"without {_where([*error.absolute_path, missing[0]]) if missing else place}"
     expected = error.schema.get("expected") if isinstance(error.schema, Mapping) else None
     subject = f"whose {place}" if place else "that"
     if error.validator == "maxItems":
         return f"{subject} has {len(instance)} entries; expected {expected}"
-    found = f"{subject} is {kind(instance)}"
-    return f"{found}; expected {expected}" if expected else f"{found} ({_cut(error.message)})"
+    found = f"{subject} is {_kind(instance)}"
+    if expected:
+        return f"{found}; expected {expected}"
+    return f"{found} ({one_line(error.message, _VALUE_CHARS)})"

@@ -202,7 +202,7 @@ def test_a_trickle_is_cut_at_the_conversation_deadline(odd: OddRegistry) -> None
 
 
 def test_slow_answers_then_a_trickle_still_end_at_the_deadline(odd: OddRegistry) -> None:
-    """The case that took 78 s: every answer slow, then one that trickles; the total is the deadline."""
+    """Every answer slow, then one that trickles: the total is still the deadline."""
     odd.delay = 0.4
     odd.upload = Answer(202, b"x" * 10_000, {"Location": "/v2/upload/1"}, trickle=0.02)
     message, elapsed = _preflight_error(odd, timeout=1, deadline=2)
