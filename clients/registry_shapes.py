@@ -1,6 +1,5 @@
 """The shapes of what a registry and its token service answer, as JSON Schemas, and the one bounded reader
-for them: what does not fit is one clause (`whose layers[2].size is -2; expected ...`), never a TypeError
-(docs/engine-rules.md#registry-api-v2)."""
+for them: a misfit is one clause, never a TypeError (docs/engine-rules.md#registry-api-v2)."""
 
 from __future__ import annotations
 

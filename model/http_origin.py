@@ -51,11 +51,8 @@ def _bracketed(host: str) -> str:
 
 
 def redact_url(url: httpx.URL | str) -> str:
-    """A URL as it is printed anywhere: without userinfo (user and password alike), an IPv6 host bracketed.
-
-    httpx writes the URL back from its parts; a URL httpx refuses (a port that is not a number) is cut
-    at the last `@` of its authority as `urllib.parse` splits it, and what neither parses is not shown.
-    """
+    """A URL as it is printed anywhere: without userinfo, an IPv6 host bracketed; one httpx refuses is cut at
+    the last `@` of its authority as `urllib.parse` splits it, and what neither parses is not shown."""
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
         return str(parsed.copy_with(userinfo=b""))
@@ -99,11 +96,8 @@ def port_problem(text: str) -> str | None:
 
 
 def url_problem(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
-    """Why `url` is not an absolute `schemes` URL with a host, a usable port and no userinfo, or None.
-
-    Userinfo is refused outright: whatever is printed of the URL, a token written there would be a
-    credential in every message, and httpx would send it to the host as Basic auth besides.
-    """
+    """Why `url` is not an absolute `schemes` URL with a host, a usable port and no userinfo (a token there
+    would be in every message, and httpx would send it as Basic auth), or None."""
     if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
         return "it contains whitespace, control or non-ASCII characters"
     try:
