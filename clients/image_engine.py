@@ -183,13 +183,10 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, *, deadline_s: flo
                 use_config_proxy=False,
             )
             image_id = _follow(stream, steps, output, deadline, deadline_s)
-    except (ContextError, ContextTimeout) as exc:
-        text = (
-            str(exc)
-            if isinstance(exc, ContextTimeout)
-            else f"the build context cannot be sent: expected {exc}"
-        )
-        raise BuildFailed(text, None) from None
+    except ContextTimeout as exc:
+        raise BuildFailed(str(exc), None) from None
+    except ContextError as exc:
+        raise BuildFailed(f"the build context cannot be sent: expected {exc}", None) from None
     except docker.errors.APIError as exc:
         raise BuildFailed(str(exc.explanation or exc), _last(steps)) from None
     except requests.exceptions.RequestException as exc:
