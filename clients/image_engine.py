@@ -1,24 +1,11 @@
-"""Build an image with the local Docker Engine and measure what a push of it would upload.
-
-The figure is the one the registry reports once the image is pushed (ImageSize's `size_bytes`): every
-layer as a gzip-compressed tar, plus the config blob. Docker keeps layers uncompressed and compresses
-them while pushing (moby `distribution/push_v2.go` `uploadUsingSession` -> `compress` in
-`distribution/push.go`: `gzip.NewWriter`, Go's default level); the Engine API's
-`GET /images/{id}/get` (`docker save`) hands out exactly those layer tars and that config blob, so
-each layer is compressed here the same way (zlib at level 6, gzip framing) and counted, never stored.
-
-The compressed size never exceeds the uncompressed one by more than deflate's framing, so when the
-uncompressed tars plus that framing are already under a limit, nothing needs compressing.
-
-The Engine is found the way the Docker CLI finds it: `DOCKER_HOST` (and `DOCKER_TLS_VERIFY`,
-`DOCKER_CERT_PATH`), else the default socket. Builds use the classic builder (the Engine API's
-`POST /build` without BuildKit's session), on the host network, from the context pulumi-docker sends
-(model/build_context.py), not the one the docker SDK would tar.
-"""
+"""Build an image with the local Docker Engine and measure what a push of it would upload: each layer tar
+gzip-compressed as Docker's push does, plus the config blob (docs/engine-rules.md#docker-engine)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import json
 import os
 import queue
@@ -37,8 +24,10 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from clients.http_bounds import chain, one_line
 from model.build_context import ContextTimeout, write_context_tar
 from model.content_tag import ContextError
+from model.errors import GitopsError
 
 CONNECT_TIMEOUT_S = 10.0
 """How long reaching the engine may take before it counts as unreachable."""
@@ -58,15 +47,15 @@ _OUTPUT_LINES = 8
 """Lines of a failing step's output quoted in the error."""
 
 
-class EngineUnavailable(Exception):
+class EngineUnavailable(GitopsError):
     """No Docker Engine answered where DOCKER_HOST (or the default socket) points."""
 
 
-class ImageError(Exception):
+class ImageError(GitopsError):
     """The engine could not hand out the image (unknown ID, unreadable archive)."""
 
 
-class BuildFailed(Exception):
+class BuildFailed(GitopsError):
     """A build stopped: at which step, with the engine's message and the step's last output."""
 
     def __init__(self, message: str, step: str | None, output: Sequence[str] = ()) -> None:
@@ -149,35 +138,21 @@ def engine_address() -> str:
 
 
 def connect(timeout: int = IO_TIMEOUT_S) -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names, after a bounded ping; EngineUnavailable otherwise."""
+    """The client for the engine at DOCKER_HOST, after a bounded version ping; or EngineUnavailable."""
     try:
-        probe = docker.from_env(timeout=int(CONNECT_TIMEOUT_S))
-    except docker.errors.DockerException as exc:
+        client = docker.from_env(timeout=int(CONNECT_TIMEOUT_S))  # asks the engine its API version
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineUnavailable(f"no Docker Engine reachable at {engine_address()} ({_cause(exc)})") from None
-    try:
-        version = str(probe.version()["ApiVersion"])
-    except (docker.errors.DockerException, requests.exceptions.RequestException, KeyError) as exc:
-        raise EngineUnavailable(f"no Docker Engine reachable at {engine_address()} ({_cause(exc)})") from None
-    finally:
-        probe.close()
-    return docker.from_env(timeout=timeout, version=version)
+    client.api.timeout = timeout
+    return client
 
 
 def _cause(exc: BaseException) -> str:
     """The innermost OS-level reason (`No such file or directory`), else the message."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        stack += [a for a in current.args if isinstance(a, BaseException)]
-        stack += [e for e in (getattr(current, "reason", None), current.__cause__, current.__context__) if e]
-    text = str(exc).removeprefix("Error while fetching server API version: ")
-    return text[:300]
+    for link in chain(exc):
+        if isinstance(link, OSError) and link.strerror:
+            return link.strerror
+    return one_line(str(exc).removeprefix("Error while fetching server API version: "))
 
 
 def build_image(client: docker.DockerClient, spec: BuildSpec, *, deadline_s: float = BUILD_DEADLINE_S) -> str:
@@ -208,28 +183,25 @@ def build_image(client: docker.DockerClient, spec: BuildSpec, *, deadline_s: flo
                 use_config_proxy=False,
             )
             image_id = _follow(stream, steps, output, deadline, deadline_s)
-    except (ContextError, ContextTimeout) as exc:
-        text = (
-            str(exc)
-            if isinstance(exc, ContextTimeout)
-            else f"the build context cannot be sent: expected {exc}"
-        )
-        raise BuildFailed(text, None) from None
+    except ContextTimeout as exc:
+        raise BuildFailed(str(exc), None) from None
+    except ContextError as exc:
+        raise BuildFailed(f"the build context cannot be sent: expected {exc}", None) from None
     except docker.errors.APIError as exc:
-        raise BuildFailed(str(exc.explanation or exc), steps[-1] if steps else None) from None
+        raise BuildFailed(str(exc.explanation or exc), _last(steps)) from None
     except requests.exceptions.RequestException as exc:
         # A read that waited longer than the client's timeout: the engine went silent mid-build.
-        raise BuildFailed(
-            f"the engine stopped answering ({_cause(exc)})", steps[-1] if steps else None
-        ) from None
+        raise BuildFailed(f"the engine stopped answering ({_cause(exc)})", _last(steps)) from None
     if image_id is None:
-        raise BuildFailed(
-            "the engine reported no image ID", steps[-1] if steps else None, output[-_OUTPUT_LINES:]
-        )
+        raise BuildFailed("the engine reported no image ID", _last(steps), output[-_OUTPUT_LINES:])
     for extra in tags[1:]:
         repository, _, tag = extra.rpartition(":")
         client.api.tag(image_id, repository, tag)
     return image_id
+
+
+def _last(steps: Sequence[str]) -> str | None:
+    return steps[-1] if steps else None
 
 
 def _follow(
@@ -241,7 +213,7 @@ def _follow(
         if "error" in message or "errorDetail" in message:
             detail = message.get("errorDetail") or {}
             text = str(detail.get("message") or message.get("error") or "build failed").strip()
-            raise BuildFailed(text, steps[-1] if steps else None, output[-_OUTPUT_LINES:])
+            raise BuildFailed(text, _last(steps), output[-_OUTPUT_LINES:])
         aux = message.get("aux")
         if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
             image_id = aux["ID"]
@@ -253,22 +225,12 @@ def _follow(
             elif line and not line.startswith((" ---> ", "Removing intermediate container")):
                 output.append(line)
         if time.monotonic() > deadline:
-            raise BuildFailed(
-                f"took longer than {deadline_s:g}s", steps[-1] if steps else None, output[-_OUTPUT_LINES:]
-            )
+            raise BuildFailed(f"took longer than {deadline_s:g}s", _last(steps), output[-_OUTPUT_LINES:])
     return image_id
 
 
-# -- measuring ----------------------------------------------------------------------------------
-
-
 def gzip_upper_bound(size: int) -> int:
-    """Most bytes gzip can turn `size` bytes into: stored blocks when nothing compresses.
-
-    Go's compress/flate (Docker's push) ends a block at most every 16 KiB of input at level 6 and
-    falls back to a stored block (5 bytes of framing) when that is smaller; zlib's deflateBound is
-    about 5 bytes per 16 KiB too. Six per 16 KiB plus 64 for gzip's header and trailer covers both.
-    """
+    """Most bytes gzip can turn `size` bytes into (docs/engine-rules.md#gzip-upper-bound)."""
     return size + 6 * (size // 16_384 + 1) + 64
 
 
@@ -280,11 +242,8 @@ class _Entry:
 
 
 class _ChunkReader(io.RawIOBase):
-    """A file-like view of the engine's chunked archive stream, for tarfile's streaming mode.
-
-    A thread reads ahead (a few MiB), so the engine writing the archive, the socket and the
-    compression (zlib releases the GIL) overlap instead of taking turns.
-    """
+    """The engine's chunked archive stream as a file for tarfile, read ahead by a thread so that the engine,
+    the socket and the compression (zlib releases the GIL) overlap."""
 
     def __init__(self, chunks: Iterator[bytes], depth: int = 8) -> None:
         self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
@@ -294,24 +253,19 @@ class _ChunkReader(io.RawIOBase):
         threading.Thread(target=self._read_ahead, args=(chunks,), daemon=True).start()
 
     def _read_ahead(self, chunks: Iterator[bytes]) -> None:
-        item: bytes | BaseException | None = None
         try:
-            for item in chunks:
-                while not self._put(item):
-                    if self._stop.is_set():
-                        return
-            item = None
+            if all(self._put(chunk) for chunk in chunks):
+                self._put(None)
         except BaseException as exc:  # handed to the reading thread, which raises it
-            item = exc
-        while not self._put(item) and not self._stop.is_set():
-            pass
+            self._put(exc)
 
     def _put(self, item: bytes | BaseException | None) -> bool:
-        try:
-            self._queue.put(item, timeout=0.2)
-        except queue.Full:
-            return False
-        return True
+        """Queue `item`; False when the reader closed first."""
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.2)
+                return True
+        return False
 
     def readable(self) -> bool:
         return True
@@ -341,13 +295,12 @@ class _ChunkReader(io.RawIOBase):
 def _gzip_size(reader: Any) -> int:
     """Bytes the gzip of a stream takes; a stream that already is gzip counts as it is."""
     first = reader.read(_CHUNK)
+    rest = iter(lambda: reader.read(_CHUNK), b"")
     if first[:2] == b"\x1f\x8b":  # an engine that keeps compressed layers hands them out as they are
-        return len(first) + sum(len(c) for c in iter(lambda: reader.read(_CHUNK), b""))
+        return len(first) + sum(map(len, rest))
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    total = len(compressor.compress(first))
-    for chunk in iter(lambda: reader.read(_CHUNK), b""):
-        total += len(compressor.compress(chunk))
-    return total + len(compressor.flush())
+    compressed = sum(len(compressor.compress(chunk)) for chunk in itertools.chain([first], rest))
+    return compressed + len(compressor.flush())
 
 
 def _scan(client: docker.DockerClient, image_id: str, *, compress: bool) -> dict[str, _Entry]:
@@ -393,11 +346,8 @@ def _layout(entries: Mapping[str, _Entry], image_id: str) -> tuple[str, list[str
 
 
 def measure_image(client: docker.DockerClient, image: str, *, limit: int | None = None) -> ImageMeasurement:
-    """The size a push of `image` (an ID or a name in the engine) would upload.
-
-    With a `limit`, the uncompressed bound is tried first when the image's content is under it:
-    one read of the archive, no compression. Otherwise every layer is compressed.
-    """
+    """The size a push of `image` (an ID or a name) would upload; with a `limit`, the uncompressed bound is
+    tried first (one read of the archive, no compression) when the engine's `Size` is under it."""
     start = time.perf_counter()
     try:
         inspect = client.api.inspect_image(image)
@@ -406,23 +356,19 @@ def measure_image(client: docker.DockerClient, image: str, *, limit: int | None 
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise ImageError(f"inspecting image {image} failed: {_cause(exc)}") from None
     image_id = str(inspect["Id"])
-    # The engine's `Size` is about the layer tars without their headers: when it already reaches the
-    # limit the bound will not be under it, and reading the archive for it would be wasted. Only the
-    # bound itself decides.
-    if limit is not None and int(inspect.get("Size") or 0) < limit:
-        entries = _scan(client, image_id, compress=False)
+    # `Size` is about the layer tars without headers: at the limit, the bound cannot be under it.
+    compress = limit is None or int(inspect.get("Size") or 0) >= limit
+    while True:
+        entries = _scan(client, image_id, compress=compress)
         config, layers = _layout(entries, image_id)
-        raw = entries[config].size + sum(entries[p].size for p in layers)
-        bound = entries[config].size + sum(gzip_upper_bound(entries[p].size) for p in layers)
-        if bound < limit:
-            return ImageMeasurement(
-                image_id, bound, False, raw, entries[config].size, len(layers), limit,
-                time.perf_counter() - start,
-            )  # fmt: skip
-    entries = _scan(client, image_id, compress=True)
-    config, layers = _layout(entries, image_id)
-    raw = entries[config].size + sum(entries[p].size for p in layers)
-    size = entries[config].size + sum(entries[p].compressed or 0 for p in layers)
-    return ImageMeasurement(
-        image_id, size, True, raw, entries[config].size, len(layers), limit, time.perf_counter() - start
-    )
+        config_bytes = entries[config].size
+        raw = config_bytes + sum(entries[p].size for p in layers)
+        if compress:
+            size = config_bytes + sum(entries[p].compressed or 0 for p in layers)
+        else:
+            size = config_bytes + sum(gzip_upper_bound(entries[p].size) for p in layers)
+            if size >= (limit or 0):
+                compress = True
+                continue
+        seconds = time.perf_counter() - start
+        return ImageMeasurement(image_id, size, compress, raw, config_bytes, len(layers), limit, seconds)

@@ -1,15 +1,5 @@
-"""The shapes of what a registry and its token service answer, as JSON Schemas, and the one reader for them.
-
-Every JSON body the registry client uses is read here: parsed with bounds (no NaN, no nesting past
-MAX_DEPTH), then validated against its schema. What does not fit is one clause that follows "answered
-a manifest", naming the place and what was expected (`whose layers[2].size is -2500000000; expected a
-non-negative integer`, `that is a list; expected an object`), never a TypeError from code that assumed
-the shape.
-
-The schemas follow the OCI image spec (`manifest.md`, `image-index.md`, `descriptor.md`) and
-Distribution's token and error formats (`docs/spec/auth/token.md`, the API's error codes), keeping only
-what the client reads.
-"""
+"""The shapes of what a registry and its token service answer, as JSON Schemas, and the one bounded reader
+for them: a misfit is one clause, never a TypeError (docs/engine-rules.md#registry-api-v2)."""
 
 from __future__ import annotations
 
@@ -20,6 +10,9 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+
+from clients.http_bounds import one_line
+from model.errors import GitopsError
 
 MAX_DEPTH = 32
 """Real manifests nest 4 levels deep (annotations inside a descriptor); anything far deeper is refused."""
@@ -32,106 +25,59 @@ MAX_BLOB_SIZE = 2**63 - 1
 _VALUE_CHARS = 40
 """A value quoted in an error is cut to this."""
 
-_DIGEST = {
-    "type": "string",
-    "pattern": r"^sha256:[0-9a-f]{64}$",
-    "expected": "a digest 'sha256:<64 hex>'",
-}
-_SIZE = {
-    "type": "integer",
-    "minimum": 0,
-    "maximum": MAX_BLOB_SIZE,
-    "expected": "a non-negative integer",
-}
+_DIGEST = {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$", "expected": "a digest 'sha256:<64 hex>'"}
+_SIZE = {"type": "integer", "minimum": 0, "maximum": MAX_BLOB_SIZE, "expected": "a non-negative integer"}
 _TEXT = {"type": "string", "expected": "a string"}
-_DESCRIPTOR: dict[str, Any] = {
-    "type": "object",
-    "required": ["digest", "size"],
-    "properties": {"mediaType": _TEXT, "digest": _DIGEST, "size": _SIZE},
+_DESCRIPTOR_FIELDS = {"mediaType": _TEXT, "digest": _DIGEST, "size": _SIZE}
+_DESCRIPTOR = {
+    "type": "object", "required": ["digest", "size"], "properties": _DESCRIPTOR_FIELDS,
     "expected": "a descriptor object with digest and size",
-}
+}  # fmt: skip
+_PLATFORM = {
+    "type": "object", "properties": {"os": _TEXT, "architecture": _TEXT, "variant": _TEXT},
+    "expected": "an object with os and architecture",
+}  # fmt: skip
 
-ANY_MANIFEST: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {"mediaType": _TEXT},
-    "expected": "an object",
-}
+
+def _object(required: list[str], **properties: Any) -> Mapping[str, Any]:
+    """An object schema whose misfit reads `expected an object`."""
+    return {"type": "object", "required": required, "properties": properties, "expected": "an object"}
+
+
+def _list(items: Any, most: int, what: str) -> dict[str, Any]:
+    return {"type": "array", "maxItems": most, "items": items, "expected": f"a list of at most {most} {what}"}
+
+
+ANY_MANIFEST = _object([], mediaType=_TEXT)
 """What every manifest is before its media type is known."""
-IMAGE_MANIFEST: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["config", "layers"],
-    "properties": {
-        "mediaType": _TEXT,
-        "config": _DESCRIPTOR,
-        "layers": {
-            "type": "array",
-            "maxItems": MAX_LAYERS,
-            "items": _DESCRIPTOR,
-            "expected": f"a list of at most {MAX_LAYERS} layer descriptors",
-        },
-    },
-    "expected": "an object",
-}
+IMAGE_MANIFEST = _object(
+    ["config", "layers"],
+    mediaType=_TEXT,
+    config=_DESCRIPTOR,
+    layers=_list(_DESCRIPTOR, MAX_LAYERS, "layer descriptors"),
+)
 """An OCI image manifest or a Docker v2 schema 2 manifest."""
-INDEX: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["manifests"],
-    "properties": {
-        "mediaType": _TEXT,
-        "manifests": {
-            "type": "array",
-            "maxItems": MAX_INDEX_ENTRIES,
-            "expected": f"a list of at most {MAX_INDEX_ENTRIES} manifest descriptors",
-            "items": {
-                **_DESCRIPTOR,
-                "properties": {
-                    **_DESCRIPTOR["properties"],
-                    "platform": {
-                        "type": "object",
-                        "properties": {"os": _TEXT, "architecture": _TEXT, "variant": _TEXT},
-                        "expected": "an object with os and architecture",
-                    },
-                },
-            },
-        },
-    },
-    "expected": "an object",
-}
+_INDEX_ENTRY = {**_DESCRIPTOR, "properties": {**_DESCRIPTOR_FIELDS, "platform": _PLATFORM}}
+INDEX = _object(
+    ["manifests"], mediaType=_TEXT, manifests=_list(_INDEX_ENTRY, MAX_INDEX_ENTRIES, "manifest descriptors")
+)
 """An OCI image index or a Docker manifest list."""
-TOKEN: Mapping[str, Any] = {
-    "type": "object",
-    "properties": {"token": _TEXT, "access_token": _TEXT},
-    "expected": "an object",
-}
-"""A token service's answer (Distribution `docs/spec/auth/token.md`): `token` or `access_token`."""
-ERRORS: Mapping[str, Any] = {
-    "type": "object",
-    "required": ["errors"],
-    "properties": {
-        "errors": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"code": _TEXT, "message": _TEXT}},
-            "expected": "a list of error objects",
-        }
-    },
-}
+TOKEN = _object([], token=_TEXT, access_token=_TEXT)
+"""A token service's answer: `token` or `access_token`."""
+_ERROR = {"type": "object", "properties": {"code": _TEXT, "message": _TEXT}}
+ERRORS = {
+    "type": "object", "required": ["errors"],
+    "properties": {"errors": {"type": "array", "items": _ERROR, "expected": "a list of error objects"}},
+}  # fmt: skip
 """A registry's error body: `{"errors": [{"code": ..., "message": ...}]}`."""
-TOKEN_CLAIMS: Mapping[str, Any] = {
+_ACCESS = {
+    "type": "object",
+    "properties": {"type": _TEXT, "name": _TEXT, "actions": {"type": "array", "items": _TEXT}},
+}
+TOKEN_CLAIMS = {
     "type": "object",
     "required": ["access"],
-    "properties": {
-        "access": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "type": _TEXT,
-                    "name": _TEXT,
-                    "actions": {"type": "array", "items": _TEXT},
-                },
-            },
-        }
-    },
+    "properties": {"access": {"type": "array", "items": _ACCESS}},
 }
 """A Distribution token's `access` claim: the granted actions per resource."""
 
@@ -147,7 +93,7 @@ _Validator = jsonschema.validators.extend(
 )
 
 
-class ShapeError(ValueError):
+class ShapeError(GitopsError, ValueError):
     """A body that is not JSON of the expected shape; the message is one clause (`that is not JSON ...`,
     `whose x is y; expected z`), without the body."""
 
@@ -159,19 +105,12 @@ def _refuse_constant(name: str) -> Any:
 def _depth(value: Any) -> int:
     """How deeply `value` nests (a scalar is 0), iteratively: a deep value must not exhaust the stack."""
     deepest, todo = 0, [(value, 0)]
-    while todo:
+    while todo and deepest <= MAX_DEPTH:
         current, level = todo.pop()
-        children: Iterable[Any] = ()
-        if isinstance(current, dict):
-            children = current.values()
-        elif isinstance(current, list):
-            children = current
-        else:
-            continue
-        deepest = max(deepest, level + 1)
-        if deepest > MAX_DEPTH:
-            return deepest
-        todo.extend((child, level + 1) for child in children)
+        if isinstance(current, dict | list):
+            deepest = max(deepest, level + 1)
+            children = current.values() if isinstance(current, dict) else current
+            todo += [(child, level + 1) for child in children]
     return deepest
 
 
@@ -182,7 +121,8 @@ def load(body: bytes) -> Any:
     except RecursionError:
         raise ShapeError(f"that nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # also UnicodeDecodeError, and a number of more than 4300 digits
-        raise ShapeError(f"that is not JSON ({_cut(str(exc) or type(exc).__name__)})") from None
+        text = one_line(str(exc) or type(exc).__name__, _VALUE_CHARS)
+        raise ShapeError(f"that is not JSON ({text})") from None
     if _depth(value) > MAX_DEPTH:
         raise ShapeError(f"that nests deeper than {MAX_DEPTH} levels")
     return value
@@ -204,7 +144,7 @@ def parse(body: bytes, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def where(path: Iterable[Any]) -> str:
+def _where(path: Iterable[Any]) -> str:
     """`layers[2].size` for the path ("layers", 2, "size")."""
     text = ""
     for part in path:
@@ -212,30 +152,27 @@ def where(path: Iterable[Any]) -> str:
     return text
 
 
-def kind(value: Any) -> str:
+def _kind(value: Any) -> str:
     """How a value reads in an error: `-2500000000`, `"12"`, `true`, `a list`, `an object`, `null`."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
         return "a list"
-    return _cut(json.dumps(value))
-
-
-def _cut(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _VALUE_CHARS else flat[: _VALUE_CHARS - 3] + "..."
+    return one_line(json.dumps(value), _VALUE_CHARS)
 
 
 def _describe(error: ValidationError) -> str:
-    place = where(error.absolute_path)
+    place = _where(error.absolute_path)
     instance: Any = error.instance
     if error.validator == "required":
         required: Any = error.validator_value
         missing = [k for k in required if k not in instance]
-        return f"without {where([*error.absolute_path, missing[0]]) if missing else place}"
+        return f"without {_where([*error.absolute_path, missing[0]]) if missing else place}"
     expected = error.schema.get("expected") if isinstance(error.schema, Mapping) else None
     subject = f"whose {place}" if place else "that"
     if error.validator == "maxItems":
         return f"{subject} has {len(instance)} entries; expected {expected}"
-    found = f"{subject} is {kind(instance)}"
-    return f"{found}; expected {expected}" if expected else f"{found} ({_cut(error.message)})"
+    found = f"{subject} is {_kind(instance)}"
+    if expected:
+        return f"{found}; expected {expected}"
+    return f"{found} ({one_line(error.message, _VALUE_CHARS)})"

@@ -24,14 +24,12 @@ from components.dynamic_inputs import is_unknown
 from components.provider_errors import OneLineErrors, failure_line
 from model.health_settings import DEFAULTS as SETTING_DEFAULTS
 from model.health_settings import (
-    HEADER_NAME,
-    HEADER_VALUE,
     NAMES,
     HealthSettings,
     cross_problems,
     limit,
 )
-from model.http_origin import redact_url, redact_urls
+from model.http_origin import HEADER_NAME, HEADER_VALUE, redact, redact_url, redact_urls
 from model.names import HEALTH_CHECK_MODULE, HEALTH_CHECK_NAME, HEALTH_SUFFIX
 
 PROVIDER_VERSION = "2"
@@ -222,10 +220,7 @@ never quoted). The scrub only guards that construction; tests prove short values
 def _scrub(text: str, headers: Mapping[str, str]) -> str:
     """Defence in depth: the report is built from statuses, numbers and the URL as `redact_url` prints
     it, but no header value and no URL's userinfo may show."""
-    for value in headers.values():
-        if len(value) >= _SCRUB_MIN_CHARS:
-            text = text.replace(value, "[secret]")
-    return redact_urls(text)
+    return redact(text, (value for value in headers.values() if len(value) >= _SCRUB_MIN_CHARS))
 
 
 def _outputs(props: Mapping[str, Any], outcome: CheckOutcome, headers: Mapping[str, str]) -> dict[str, Any]:

@@ -33,13 +33,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from clients.registry import (
-    DEFAULT_TIMEOUT_S,
-    RegistryError,
-    client_from_inputs,
-    parse_platform,
-    split_reference,
-)
+from clients.registry import client_from_inputs, parse_platform, split_reference
+from clients.registry_session import DEFAULT_TIMEOUT_S, RegistryError
 from components.dynamic_inputs import is_unknown
 from components.provider_errors import OneLineErrors, failure_line
 from model.image_ref import NO_DIGEST, TAG, is_local_image_id

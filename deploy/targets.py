@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from clients.http_bounds import DeadlineExceeded, call_within
-from clients.registry import ACCEPT, RegistryClient, RegistryError, split_reference
+from clients.registry import ACCEPT, RegistryClient, split_reference
+from clients.registry_session import RegistryError
 from model.config import NAMESPACE, SECRET_KEYS
 
 REQUEST_TIMEOUT_S = 5.0

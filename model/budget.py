@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from clients.dockerlint import LINT_TIMEOUT_SECONDS
-from clients.registry import DEADLINE_S
+from clients.registry_session import DEADLINE_S
 from model.config import NAMESPACE, StackConfig
 from model.health_budget import worst_case_seconds
 

@@ -18,13 +18,18 @@ from model.content_tag import ContextError, check_context
 from model.failed_releases import RELEASE_REF, FailedReleaseRecord
 from model.health_settings import (
     DEFAULTS,
-    HEADER_NAME,
-    HEADER_VALUE,
     SETTINGS,
     HealthSettings,
     cross_problems,
 )
-from model.http_origin import USERINFO_PROBLEM, redact_url, server_problem, url_problem
+from model.http_origin import (
+    HEADER_NAME,
+    HEADER_VALUE,
+    USERINFO_PROBLEM,
+    redact_url,
+    server_problem,
+    url_problem,
+)
 from model.image_ref import REPO_DIGEST
 from model.k8s_names import DNS1035_LABEL, LABEL_MAX
 from model.names import DERIVED_NAME_SUFFIXES

@@ -7,7 +7,6 @@ The stack config (`HealthConfig`), the provider's inputs (`HealthCheckArgs`, its
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, Literal
 
@@ -18,10 +17,6 @@ MAX_COUNT = 1000
 """Most attempts (and so most consecutive passes) one check may ask for."""
 MAX_BUDGET_SECONDS = 15 * 60
 """Longest worst-case check accepted."""
-HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-"""An HTTP token (RFC 9110), the syntax of a header name."""
-HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
-"""Visible ASCII, space and tab: httpx encodes header values as ASCII and would fail on anything else."""
 
 Kind = Literal["url", "whole", "positive", "bool"]
 

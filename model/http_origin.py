@@ -1,9 +1,10 @@
-"""Origins (scheme, host, port) and the checks that keep credentials on theirs; URL and port validation;
-the one form in which a URL is printed (`redact_url`, `redact_urls`)."""
+"""Origins and the checks that keep credentials on theirs; URL, port and header syntax; the one redaction of
+what is printed (`redact_url`, `redact_urls`, `redact`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -17,6 +18,11 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"<>`]+")
 no URL holds. Not `'`: userinfo may hold one unencoded (RFC 3986 sub-delims), and all of it must go."""
 UNREADABLE_URL = "<a URL that does not parse>"
 """How `redact_url` prints what is not a URL at all (nothing of it is shown: it may hold a credential)."""
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP token (RFC 9110), the syntax of a header name."""
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""Visible ASCII, space and tab: httpx encodes header values as ASCII and would fail on anything else."""
+REDACTED = "[secret]"
 USERINFO_PROBLEM = (
     "it has userinfo ('user@' or 'user:password@', not shown) before the host, and a URL is printed in "
     "reports, errors and records"
@@ -45,11 +51,8 @@ def _bracketed(host: str) -> str:
 
 
 def redact_url(url: httpx.URL | str) -> str:
-    """A URL as it is printed anywhere: without userinfo (user and password alike), an IPv6 host bracketed.
-
-    httpx writes the URL back from its parts; a URL httpx refuses (a port that is not a number) is cut
-    at the last `@` of its authority as `urllib.parse` splits it, and what neither parses is not shown.
-    """
+    """A URL as it is printed anywhere: without userinfo, an IPv6 host bracketed; one httpx refuses is cut at
+    the last `@` of its authority as `urllib.parse` splits it, and what neither parses is not shown."""
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
         return str(parsed.copy_with(userinfo=b""))
@@ -76,6 +79,13 @@ def redact_urls(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda m: redact_url(m[0]) if _has_userinfo(m[0]) else m[0], text)
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (longest first) replaced and every URL's userinfo dropped."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return redact_urls(text)
+
+
 def port_problem(text: str) -> str | None:
     """Why a port written in a URL or a `host:port` is not one TCP can use, or None."""
     if not _PORT.fullmatch(text):
@@ -86,11 +96,8 @@ def port_problem(text: str) -> str | None:
 
 
 def url_problem(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
-    """Why `url` is not an absolute `schemes` URL with a host, a usable port and no userinfo, or None.
-
-    Userinfo is refused outright: whatever is printed of the URL, a token written there would be a
-    credential in every message, and httpx would send it to the host as Basic auth besides.
-    """
+    """Why `url` is not an absolute `schemes` URL with a host, a usable port and no userinfo (a token there
+    would be in every message, and httpx would send it as Basic auth), or None."""
     if not url.isascii() or not url.isprintable() or any(c.isspace() for c in url):
         return "it contains whitespace, control or non-ASCII characters"
     try:

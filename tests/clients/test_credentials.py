@@ -15,7 +15,8 @@ import pytest
 
 from clients import health_probe as hp
 from clients.health_probe import check_endpoint
-from clients.registry import RegistryClient, RegistryError
+from clients.registry import RegistryClient
+from clients.registry_session import RegistryError
 from components.health import PROVIDER_VERSION, HealthCheckFailed, HealthCheckProvider
 from components.image_size import measure
 from model.health_settings import HealthSettings
@@ -107,7 +108,7 @@ def test_a_redirect_from_https_to_http_is_refused(tmp_path: Path, same_port: boo
 
 
 def test_a_redirect_to_an_impossible_port_is_a_probe_result_not_a_crash() -> None:
-    """Port 99999 in a Location used to end in a 6,000-character exception group from create."""
+    """Port 99999 in a Location is one line naming the port, not a 6,000-character exception group."""
     with ScriptedServer({"/start": [Reply(302, location="http://127.0.0.1:99999/x")]}) as home:
         props = {
             **{k: v for k, v in vars(_settings(home.url("/start"))).items()},

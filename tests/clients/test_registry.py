@@ -18,8 +18,8 @@ from clients.registry import (
     OCI_INDEX,
     OCI_MANIFEST,
     RegistryClient,
-    RegistryError,
 )
+from clients.registry_session import RegistryError
 from components.image_size import ImageSize, ImageSizeArgs, ImageSizeProvider, size_annotation
 from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs, RegistryPreflightProvider
 from tests.support.dynamic_provider import UNKNOWN, DynamicProviderServer

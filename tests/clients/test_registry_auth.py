@@ -17,7 +17,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from clients.registry import RegistryClient, RegistryError, client_from_inputs
+from clients.registry import RegistryClient, client_from_inputs
+from clients.registry_session import RegistryError
 
 SERVER = "registry.test:5000"
 BASE = f"https://{SERVER}"

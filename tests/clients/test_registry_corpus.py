@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clients.registry import RegistryClient, RegistryError
+from clients.registry import RegistryClient
+from clients.registry_session import RegistryError
 from clients.registry_shapes import MAX_DEPTH, MAX_LAYERS
 from components.image_size import ImageSizeProvider
 from deploy.causes import classify

@@ -16,7 +16,8 @@ from pulumi.automation.events import DiagnosticEvent, EngineEvent
 
 from clients.dockerlint import DockerfileLint, LintReport, failure_message
 from clients.hadolint import Finding, LintError, find_hadolint, run_hadolint
-from clients.registry import RegistryClient, RegistryError
+from clients.registry import RegistryClient
+from clients.registry_session import RegistryError
 from components.health import HealthCheckProvider
 from components.image_size import ImageSizeProvider
 from components.registry_preflight import RegistryPreflightProvider

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from clients.dockerlint import LINT_TIMEOUT_SECONDS
-from clients.registry import DEADLINE_S
+from clients.registry_session import DEADLINE_S
 from model.budget import app_budgets, human, info_line
 from model.config import (
     DEFAULT_BUDGET_SECONDS,
