@@ -32,14 +32,12 @@ from clients.http_bounds import (
     call_within,
 )
 from clients.registry_shapes import ShapeError
+from model.budget import REGISTRY_DEADLINE_S
 from model.http_origin import origin, redact_urls
 from model.image_ref import DIGEST
 
 DEFAULT_TIMEOUT_S = 10.0
 """Timeout of every socket operation (connect, read, write and pool), in seconds."""
-DEADLINE_S = 20.0
-"""One conversation with the registry (every exchange of a preflight, or of an image-size read) ends
-within this many seconds, whatever the registry does; the deploy budget counts exactly this."""
 REQUEST_DEADLINE_FACTOR = 3
 """A whole exchange (connect, headers, body) gets this many times the per-operation timeout."""
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -167,7 +165,7 @@ class RegistryClient:
         *,
         insecure: bool = False,
         timeout: float = DEFAULT_TIMEOUT_S,
-        deadline: float = DEADLINE_S,
+        deadline: float = REGISTRY_DEADLINE_S,
         verify: ssl.SSLContext | str | bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from clients.http_bounds import BodyRefused, BoundedBody
 from clients.registry import (
-    DEADLINE_S,
     MAX_BODY_BYTES,
     RegistryClient,
     RegistryError,
     client_from_inputs,
 )
+from model.budget import REGISTRY_DEADLINE_S
 from tests.support.odd_registry import Answer, OddRegistry
 
 PASSWORD = "Bound-pw-8Kq!x"
@@ -242,7 +242,7 @@ def test_slow_blob_heads_of_a_size_read_share_its_deadline(odd: OddRegistry) -> 
 
 
 def test_the_providers_use_the_deadline_the_budget_counts(odd: OddRegistry) -> None:
-    """The budget's figure (model/budget.py counts DEADLINE_S) is the providers' client's."""
+    """The budget's figure (model/budget.py REGISTRY_DEADLINE_S) is the providers' client's."""
     props = {"server": odd.server, "username": "ci", "password": PASSWORD, "insecure": True}
     with client_from_inputs(props) as api:
-        assert api._deadline.seconds == DEADLINE_S
+        assert api._deadline.seconds == REGISTRY_DEADLINE_S
