@@ -256,7 +256,9 @@ KEYS: dict[str, Key] = {
                 MIN_SYNC_SECONDS,
                 MAX_SECONDS,
             ),
-            "retryRefresh": _flag("syncPolicy.retry.refresh: a retried sync uses the newest revision.", True),
+            "retryRefresh": _flag(
+                "syncPolicy.retry.refresh: a retried sync uses the newest revision (Argo CD v3.2.0+).", True
+            ),
             "repoURL": _text(
                 "This repository's Git URL as Argo CD reads it (the CLI-free check renders its apps).",
                 format="git-url",
