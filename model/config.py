@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
 from model.budget import budget_problems
-from model.config_reader import ConfigError, Reader
+from model.config_reader import ConfigError, Reader, app_key, schema_problems  # noqa: F401
 from model.config_rules import (
     HEADERS_KEY,
     PASSWORD_KEY,
@@ -21,7 +23,7 @@ from model.config_rules import (
     secret_header_problems,
     stack_rules,
 )
-from model.config_schema import (
+from model.config_schema import (  # noqa: F401  (the config's public names, imported from here)
     DEFAULT_BUDGET_SECONDS,
     DEFAULT_DEGRADED_GRACE_SECONDS,
     DEFAULT_SYNC_TIMEOUT_SECONDS,
@@ -29,8 +31,7 @@ from model.config_schema import (
     KEYS,
     NAMESPACE,
     REPO_PATH,
-    app_key,
-    schema_problems,
+    key_at,
 )
 from model.config_types import (
     AppConfig,
@@ -47,38 +48,8 @@ from model.config_types import (
     StackSecrets,
 )
 from model.failed_releases import FailedReleaseRecord
-from model.health_settings import SETTINGS
 
-__all__ = [
-    "DEFAULT_BUDGET_SECONDS",
-    "DEFAULT_DEGRADED_GRACE_SECONDS",
-    "DEFAULT_SYNC_TIMEOUT_SECONDS",
-    "IN_CLUSTER_SERVER",
-    "NAMESPACE",
-    "REPO_PATH",
-    "SECRET_KEYS",
-    "TOP_LEVEL_KEYS",
-    "AppConfig",
-    "ArgoCDConfig",
-    "BuildConfig",
-    "ClusterConfig",
-    "ConfigError",
-    "DeployConfig",
-    "HealthConfig",
-    "ImageConfig",
-    "PromoteConfig",
-    "RegistryConfig",
-    "SourceConfig",
-    "StackConfig",
-    "StackSecrets",
-    "app_key",
-    "configured_keys",
-    "load_config",
-    "parse_config",
-    "read_deploy",
-    "unknown_key_problems",
-]
-
+T = TypeVar("T")
 TOP_LEVEL_KEYS = tuple(k for k, key in KEYS.items() if not key.secret)
 SECRET_KEYS = (PASSWORD_KEY, HEADERS_KEY)
 """Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
@@ -117,11 +88,9 @@ def read_deploy(value: Any) -> DeployConfig:
     """`gitops-deploy:deploy` alone: `python -m deploy` knows its budget even when another key is broken."""
     values = _unset({"deploy": value})
     problems, failed = schema_problems(values, only=("deploy",))
-    r = Reader(NAMESPACE)
-    for problem in problems:
-        r.add(problem)
-    r.raise_if_problems()
-    return _deploy(Values(values, failed))
+    if problems:
+        raise ConfigError([dataclasses.replace(p, key=f"{NAMESPACE}:{p.key}") for p in problems])
+    return _typed(DeployConfig, Values(values, failed), "deploy")
 
 
 def _unset(value: Any) -> Any:
@@ -135,89 +104,65 @@ def _unset(value: Any) -> Any:
 
 def _stack(v: Values, project_dir: Path, record: FailedReleaseRecord | None) -> StackConfig:
     declared = v.raw.get("cluster") is not None
-    cluster_name = v.get("cluster", "name")
+    named = {"server": None} if v.get("cluster", "name") is not None else {}
     return StackConfig(
         project_dir=project_dir,
-        registry=RegistryConfig(
-            server=v.get("registry", "server"),
-            username=v.get("registry", "username"),
-            insecure=v.get("registry", "insecure"),
-        ),
-        argocd=ArgoCDConfig(
-            namespace=v.get("argocd", "namespace"),
-            project=v.get("argocd", "project"),
-            context=v.get("argocd", "context"),
-            manage_project=v.get("argocd", "manageProject"),
-            sync_timeout_seconds=int(v.get("argocd", "syncTimeoutSeconds")),
-            retry_refresh=v.get("argocd", "retryRefresh"),
-        ),
-        cluster=ClusterConfig(
-            name=cluster_name,
-            server=v.get("cluster", "server") if cluster_name is None else None,
-            context=v.get("cluster", "context"),
-        )
-        if declared
-        else ClusterConfig(),
-        build=BuildConfig(
-            lint_threshold=v.get("build", "lintThreshold"),
-            ignore=tuple(v.get("build", "ignore") or ()),
-            trusted_registries=tuple(v.get("build", "trustedRegistries") or ()),
-            on_preview=v.get("build", "onPreview"),
-        ),
+        registry=_typed(RegistryConfig, v, "registry"),
+        argocd=_typed(ArgoCDConfig, v, "argocd"),
+        cluster=_typed(ClusterConfig, v, "cluster", **named) if declared else ClusterConfig(),
+        build=_typed(BuildConfig, v, "build"),
         apps=tuple(_app(v, i, project_dir) for i in range(len(v.get("apps")))),
         cluster_declared=declared,
         promote=PromoteConfig(v.get("promote", "from")) if "promote" in v.raw else None,
         rollback_id=v.get("rollbackId"),
         failed_releases=record,
         allow_failed_releases=tuple(dict.fromkeys(v.get("allowFailedReleases") or ())),
-        deploy=_deploy(v),
-    )
-
-
-def _deploy(v: Values) -> DeployConfig:
-    wait = v.get("deploy", "operationWaitSeconds")
-    return DeployConfig(
-        budget_seconds=int(v.get("deploy", "budgetSeconds")),
-        degraded_grace_seconds=int(v.get("deploy", "degradedGraceSeconds")),
-        operation_wait_seconds=None if wait is None else int(wait),
+        deploy=_typed(DeployConfig, v, "deploy"),
     )
 
 
 def _app(v: Values, i: int, project_dir: Path) -> AppConfig:
-    def get(*path: str) -> Any:
-        return v.get("apps", i, *path)
-
-    context = (project_dir / get("image", "context")).resolve()
-    dockerfile = get("image", "dockerfile")
-    image = ImageConfig(
-        repository=get("image", "repository"),
+    context = (project_dir / v.get("apps", i, "image", "context")).resolve()
+    dockerfile = v.get("apps", i, "image", "dockerfile")
+    image = _typed(
+        ImageConfig,
+        v,
+        "apps",
+        i,
+        "image",
         context=context,
         dockerfile=(project_dir / dockerfile).resolve() if dockerfile else context / "Dockerfile",
-        platform=get("image", "platform"),
-        build_args=dict(get("image", "buildArgs") or {}),
-        pin=get("image", "pin"),
     )
-    cast = {"whole": int, "positive": float}
-    health = {
-        s.name: cast.get(s.metadata["limit"].kind, lambda x: x)(get("health", s.metadata["limit"].key))
-        for s in SETTINGS
-    }
-    return AppConfig(
-        index=i,
-        name=get("name"),
-        namespace=get("namespace"),
-        replicas=int(get("replicas")),
-        image=image,
-        source=SourceConfig(
-            repo_url=get("source", "repoURL"),
-            target_revision=get("source", "targetRevision"),
-            path=get("source", "path"),
-            type=get("source", "type"),
-            image_name=get("source", "imageName") or image.repository,
-            workload=get("source", "workload") or get("name"),
-        ),
-        health=HealthConfig(**health, headers=dict(get("health", "headers") or {})),
+    source = _typed(
+        SourceConfig,
+        v,
+        "apps",
+        i,
+        "source",
+        image_name=v.get("apps", i, "source", "imageName") or image.repository,
+        workload=v.get("apps", i, "source", "workload") or v.get("apps", i, "name"),
     )
+    health = _typed(HealthConfig, v, "apps", i, "health")
+    return _typed(AppConfig, v, "apps", i, index=i, image=image, source=source, health=health)
+
+
+_CAST: dict[str, Callable[[Any], Any]] = {"integer": int, "number": float, "array": tuple}
+
+
+def _typed(cls: type[T], v: Values, *path: str | int, **given: Any) -> T:
+    """`cls` filled from the keys under `path` (a field `sync_timeout_seconds` reads `syncTimeoutSeconds`);
+    an unset key without a default leaves the field's own default."""
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cast(Any, cls)):
+        name = "repoURL" if f.name == "repo_url" else re.sub(r"_(\w)", lambda m: m[1].upper(), f.name)
+        value, key = v.get(*path, name, fill=False), key_at((*path, name))
+        if key is not None and value is not None:
+            value = _CAST.get(key.kind, dict if key.values is not None else lambda x: x)(value)
+        elif key is not None:
+            value = key.default  # a default stays as the schema writes it
+        if f.name not in given and value is not None:
+            fields[f.name] = value
+    return cls(**fields, **given)
 
 
 def configured_keys() -> set[str]:

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from model.config_reader import Reader
-from model.config_schema import NAMESPACE, REPO_PATH, KeyPath, app_key, defaults
+from model.config_reader import KeyPath, Reader, app_key
+from model.config_schema import NAMESPACE, REPO_PATH, default
 from model.content_tag import ContextError, check_context
 from model.health_settings import HEADER_NAME, HEADER_VALUE, cross_problems, limit
 from model.http_origin import USERINFO_PROBLEM, redact_url, server_problem, url_problem
@@ -35,8 +35,8 @@ class Values:
     def __init__(self, raw: Mapping[str, Any], failed: set[KeyPath]) -> None:
         self.raw, self.failed = raw, failed
 
-    def get(self, *path: str | int) -> Any:
-        """The value at `path`, its default when unset, None when it (or what holds it) was refused."""
+    def get(self, *path: str | int, fill: bool = True) -> Any:
+        """The value at `path`, its default when unset (`fill`); None when it or what holds it was refused."""
         if any(path[:i] in self.failed for i in range(1, len(path) + 1)):
             return None
         node: Any = self.raw
@@ -46,7 +46,7 @@ class Values:
             else:
                 node = node.get(part) if isinstance(node, Mapping) else None
             if node is None:
-                return defaults(path)
+                return default(path) if fill else None
         return node
 
 

@@ -1,46 +1,39 @@
 """Every `gitops-deploy:*` key, defined once: its type, default, range or format and one-line doc.
 
-The JSON Schema that validates a stack's values, the defaults the typed config takes, the reference in
-Pulumi.yaml and docs/config.md are all derived from `KEYS` (`python -m model.config_docs`).
+The JSON Schema that validates a stack, the typed config's defaults, Pulumi.yaml's config reference and
+docs/config.md all derive from `KEYS` (`python -m model.config_docs` writes the last two).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker
 
-from model.errors import Problem
 from model.failed_releases import RELEASE_REF
 from model.health_settings import DEFAULTS, SETTINGS
-from model.http_origin import redact_url, server_problem
+from model.http_origin import server_problem
 from model.k8s_names import DNS1123_LABEL
 from model.names import PROJECT
 
 NAMESPACE = PROJECT
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
-ARGOCD_NAMESPACE = "argocd"
-ARGOCD_PROJECT = "default"
+ARGOCD_NAMESPACE, ARGOCD_PROJECT = "argocd", "default"
 DEFAULT_SYNC_TIMEOUT_SECONDS = 75
-"""A failed release waits and probes twice; with the default health gate it fits the default budget
+"""A failed release waits and probes twice: with the default gate it fits the default budget
 (`python -m model.budget` prints the figures)."""
-MIN_SYNC_SECONDS = 30
-MAX_SECONDS = 7200
+MIN_SYNC_SECONDS, MAX_SECONDS = 30, 7200
 DEFAULT_BUDGET_SECONDS = 300
 """The pipeline this project replaces aimed at deploys under 5 minutes."""
-MIN_BUDGET_SECONDS = 60
+MIN_BUDGET_SECONDS, MAX_OPERATION_WAIT_SECONDS = 60, 3600
 DEFAULT_DEGRADED_GRACE_SECONDS = 30
-MAX_OPERATION_WAIT_SECONDS = 3600
-DEFAULT_REPLICAS = 3
-MAX_REPLICAS = 1000
-DEFAULT_PLATFORM = "linux/amd64"
-DEFAULT_LINT_THRESHOLD = "warning"
+DEFAULT_REPLICAS, MAX_REPLICAS = 3, 1000
+DEFAULT_PLATFORM, DEFAULT_LINT_THRESHOLD = "linux/amd64", "warning"
 LINT_THRESHOLDS = ("error", "warning", "info", "style", "none")
 SOURCE_TYPES = ("helm", "kustomize")
 
@@ -49,12 +42,10 @@ REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?
 REPO_URL = re.compile(r"https?://[^\s/]+/\S*|ssh://[^\s/]+/\S+|[\w.-]+@[\w.-]+:\S+")
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
 _RULE_CODE = re.compile(r"(DL|SC)[0-9]{4}")
-_STACK_SEGMENT = r"[A-Za-z0-9_.-]{1,100}"
-_STACK_REF = re.compile(rf"(?:{_STACK_SEGMENT}/{_STACK_SEGMENT}/)?{_STACK_SEGMENT}")
+_SEGMENT = r"[A-Za-z0-9_.-]{1,100}"
+_STACK_REF = re.compile(rf"(?:{_SEGMENT}/{_SEGMENT}/)?{_SEGMENT}")
 """A stack name, or `<org>/<project>/<stack>`, in the characters Pulumi allows (tokens.ParseStackName)."""
 
-KeyPath = tuple[str | int, ...]
-"""A value's path in the stack config: ('apps', 0, 'image', 'pin')."""
 FORMATS: dict[str, Callable[[str], bool]] = {
     "dns-label": lambda v: DNS1123_LABEL.problem(v) is None,
     "platform": lambda v: _PLATFORM.fullmatch(v) is not None,
@@ -64,7 +55,7 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "stack-ref": lambda v: _STACK_REF.fullmatch(v) is not None,
     "release-ref": lambda v: RELEASE_REF.fullmatch(v) is not None,
 }
-"""Formats a JSON Schema pattern cannot state exactly (ECMA regexes have no whole-string anchor)."""
+"""Whole-string formats: an ECMA-262 `pattern` has no anchor that refuses a trailing newline."""
 DNS_LABEL = (
     "a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
     "starting and ending with a letter or digit"
@@ -73,44 +64,46 @@ DNS_LABEL = (
 
 @dataclass(frozen=True)
 class Key:
-    """One config key: its JSON type, doc, default and what a valid value is."""
+    """One config key: JSON type (empty: any, checked by hand), doc, default and what a valid value is."""
 
     kind: str
-    """JSON type: string, integer, number, boolean, object, array; empty: any (checked by hand)."""
     doc: str = ""
     default: Any = None
     required: bool = False
     expected: str = ""
-    """What a valid value is, for messages; derived from the type when empty."""
+    """What a valid value is, in messages; derived from the type when empty."""
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
     format: str = ""
     """A name in FORMATS, or `positive` (a finite number above 0)."""
     bad: str = ""
-    """What is expected when the format fails (default: `expected`)."""
+    """What is expected when the format fails (default: `wanted`)."""
     shown: str = "repr"
-    """How a value that fails its format is shown: `repr`, `describe`, `redact` or a fixed text."""
+    """How a value failing its format is shown: `repr`, `describe`, `redact` or a fixed text."""
     blank: bool = False
-    """A string may be empty (a map's values)."""
     keys: Mapping[str, Key] | None = None
     items: Key | None = None
     values: Key | None = None
+    """The schema of a map's values (its names are free)."""
     empty: str = ""
-    """For a list that must not be empty: what is expected instead."""
+    """A list that must not be empty: what is expected instead."""
     secret: bool = False
 
     @property
     def wanted(self) -> str:
         """What a valid value is, in a message."""
-        if self.expected:
-            return self.expected
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
+        if self.expected or self.choices:
+            return self.expected or "one of " + ", ".join(self.choices)
         if self.kind == "integer":
             return f"a whole number from {self.low:g} to {self.high:g}"
-        words = {"string": "a non-empty string", "number": "a positive number", "boolean": "true or false"}
-        return words.get(self.kind, {"object": "an object", "array": "a list"}.get(self.kind, ""))
+        return {
+            "string": "a non-empty string",
+            "number": "a positive number",
+            "boolean": "true or false",
+            "object": "an object",
+            "array": "a list",
+        }.get(self.kind, "")
 
 
 def _text(doc: str, **kw: Any) -> Key:
@@ -121,12 +114,8 @@ def _label(doc: str, **kw: Any) -> Key:
     return Key("string", doc, format="dns-label", bad=DNS_LABEL, **kw)
 
 
-def _seconds(doc: str, default: int | None, low: int, high: int) -> Key:
+def _int(doc: str, default: int | None, low: float, high: float) -> Key:
     return Key("integer", doc, default, low=low, high=high)
-
-
-def _flag(doc: str, default: bool) -> Key:
-    return Key("boolean", doc, default)
 
 
 def _obj(doc: str, keys: Mapping[str, Key], **kw: Any) -> Key:
@@ -138,13 +127,13 @@ def _list(doc: str, what: str, fmt: str) -> Key:
     return Key("array", doc, expected=f"a list of {what}", items=item)
 
 
-def _map(doc: str, expected: str = "an object of names to string values") -> Key:
+def _map(doc: str) -> Key:
     value = Key("string", expected="a string (quote numbers and booleans)", blank=True)
-    return Key("object", doc, expected=expected, values=value)
+    return Key("object", doc, expected="an object of names to string values", values=value)
 
 
 _HEALTH_DOCS = {
-    "url": "http(s) endpoint probed after the app is Healthy; no user:password@ (use healthHeaders).",
+    "url": "http(s) endpoint probed once the app is Healthy; no user:password@ (use healthHeaders).",
     "expectedStatus": "HTTP status a passing probe returns (after same-origin redirects).",
     "maxLatencyMs": "Latency budget of one probe, to the response headers.",
     "attempts": "Most probes made before the check fails.",
@@ -155,118 +144,127 @@ _HEALTH_DOCS = {
 }
 
 
-def _health_key(setting: Any) -> Key:
-    limit, doc = setting.metadata["limit"], _HEALTH_DOCS[setting.metadata["limit"].key]
-    default = DEFAULTS.get(setting.name)
-    if limit.kind == "url":
-        return _text(doc, required=True)
+def _health(setting: Any) -> Key:
+    limit, default = setting.metadata["limit"], DEFAULTS.get(setting.name)
+    doc = _HEALTH_DOCS[limit.key]
     if limit.kind == "whole":
-        return Key("integer", doc, default, low=limit.minimum, high=limit.maximum)
+        return _int(doc, default, limit.minimum, limit.maximum)
     if limit.kind == "positive":
         return Key("number", doc, default, format="positive", shown="describe")
-    return _flag(doc, bool(default))
+    return _text(doc, required=True) if limit.kind == "url" else Key("boolean", doc, default)
 
 
-APP = _obj(
-    "One app of the stack.",
-    {
-        "name": _label(
-            "DNS-1123 label, unique in the stack; names every resource of the app.", required=True
-        ),
-        "namespace": _label("Namespace the app runs in, on the destination cluster.", required=True),
-        "replicas": Key(
-            "integer", "Replica count handed to the chart or overlay.", 3, low=1, high=MAX_REPLICAS
-        ),
-        "image": _obj(
-            "How the app's image is built and named.",
-            {
-                "repository": _text("<registry.server>/<path>, without tag or digest.", required=True),
-                "context": _text("Build context, relative to the repository root.", required=True),
-                "dockerfile": _text(
-                    "Dockerfile, relative to the repository root (default <context>/Dockerfile)."
-                ),
-                "platform": _text(
-                    "Target platform of the build.",
-                    default=DEFAULT_PLATFORM,
-                    format="platform",
-                    bad="an os/arch[/variant] platform such as 'linux/amd64'",
-                ),
-                "buildArgs": _map("`--build-arg` values."),
-                "pin": _text(
-                    "<repository>@sha256:<digest> to deploy instead of building (set by a rollback)."
-                ),
-            },
-            required=True,
-        ),
-        "source": _obj(
-            "Where Argo CD reads the app's manifests.",
-            {
-                "repoURL": _text(
-                    "Git URL: http(s)://, ssh:// or git@host:org/repo.",
-                    required=True,
-                    format="git-url",
-                    bad="an http(s):// or ssh:// Git URL, or git@host:org/repo.git",
-                    shown="redact",
-                ),
-                "targetRevision": _text("Branch, tag or commit.", required=True),
-                "path": _text("Folder of the chart or overlay in that repository.", required=True),
-                "type": Key("string", "How the folder is rendered.", required=True, choices=SOURCE_TYPES),
-                "imageName": _text(
-                    "Kustomize only: the image name the overlay uses (default the repository)."
-                ),
-                "workload": _label(
-                    "Kustomize only: the overlay's workload that gets `replicas` (default the app)."
-                ),
-            },
-            required=True,
-        ),
-        "health": _obj(
-            "The live check that gates a release.",
-            {
-                **{s.metadata["limit"].key: _health_key(s) for s in SETTINGS},
-                "headers": _map("Extra request headers (sent as secrets, merged with healthHeaders)."),
-            },
-            required=True,
-        ),
-    },
+_IMAGE = {
+    "repository": _text("<registry.server>/<path>, without tag or digest.", required=True),
+    "context": _text("Build context, relative to the repository root.", required=True),
+    "dockerfile": _text("Dockerfile, relative to the repository root (default <context>/Dockerfile)."),
+    "platform": _text(
+        "Target platform of the build.",
+        default=DEFAULT_PLATFORM,
+        format="platform",
+        bad="an os/arch[/variant] platform such as 'linux/amd64'",
+    ),
+    "buildArgs": _map("`--build-arg` values."),
+    "pin": _text("<repository>@sha256:<digest> to deploy instead of building (set by a rollback)."),
+}
+_SOURCE = {
+    "repoURL": _text(
+        "Git URL: http(s)://, ssh:// or git@host:org/repo.",
+        required=True,
+        format="git-url",
+        bad="an http(s):// or ssh:// Git URL, or git@host:org/repo.git",
+        shown="redact",
+    ),
+    "targetRevision": _text("Branch, tag or commit.", required=True),
+    "path": _text("Folder of the chart or overlay in that repository.", required=True),
+    "type": Key("string", "How the folder is rendered.", required=True, choices=SOURCE_TYPES),
+    "imageName": _text("Kustomize only: the image name the overlay uses (default the repository)."),
+    "workload": _label("Kustomize only: the overlay's workload that gets `replicas` (default the app)."),
+}
+_APP = {
+    "name": _label("DNS-1123 label, unique in the stack; names every resource of the app.", required=True),
+    "namespace": _label("Namespace the app runs in, on the destination cluster.", required=True),
+    "replicas": _int("Replica count handed to the chart or overlay.", DEFAULT_REPLICAS, 1, MAX_REPLICAS),
+    "image": _obj("How the app's image is built and named.", _IMAGE, required=True),
+    "source": _obj("Where Argo CD reads the app's manifests.", _SOURCE, required=True),
+    "health": _obj(
+        "The live check that gates a release.",
+        {
+            **{s.metadata["limit"].key: _health(s) for s in SETTINGS},
+            "headers": _map("Extra request headers (sent as secrets, merged with healthHeaders)."),
+        },
+        required=True,
+    ),
+}
+_ARGOCD = {
+    "namespace": _label("Namespace of Argo CD; Applications are created there.", default=ARGOCD_NAMESPACE),
+    "project": _label("Argo CD project of every Application.", default=ARGOCD_PROJECT),
+    "context": _text("Kube context of the cluster where Argo CD runs (default provider when unset)."),
+    "manageProject": Key("boolean", "Declare the AppProject `project`, fenced to this stack.", False),
+    "syncTimeoutSeconds": _int(
+        "How long `pulumi up` waits for Argo CD to run the release, Synced and Healthy.",
+        DEFAULT_SYNC_TIMEOUT_SECONDS,
+        MIN_SYNC_SECONDS,
+        MAX_SECONDS,
+    ),
+    "retryRefresh": Key(
+        "boolean", "syncPolicy.retry.refresh: retries use the newest revision (Argo CD v3.2+).", True
+    ),
+    "repoURL": _text(
+        "This repository's Git URL as Argo CD reads it (the CLI-free check renders its apps).",
+        format="git-url",
+        bad="this repository's http(s)://, ssh:// or git@host:org/repo URL",
+        shown="a value that is not a Git URL",
+    ),
+}
+_BUILD = {
+    "lintThreshold": Key(
+        "string", "Lowest hadolint level that fails.", DEFAULT_LINT_THRESHOLD, choices=LINT_THRESHOLDS
+    ),
+    "ignore": _list(
+        "Hadolint rule codes to skip.", "hadolint rule codes such as 'DL3008' or 'SC2086'", "rule-code"
+    ),
+    "trustedRegistries": _list(
+        "When set, base images from any other registry fail.",
+        "registry hosts such as 'docker.io' or 'registry.example.com:5000' (ports 1-65535)",
+        "registry-host",
+    ),
+    "onPreview": Key("boolean", "Build every image during `pulumi preview` (without pushing).", True),
+}
+_DEPLOY = {
+    "budgetSeconds": _int(
+        "Every app's worst case (a release rolled back) must fit this.",
+        DEFAULT_BUDGET_SECONDS,
+        MIN_BUDGET_SECONDS,
+        MAX_SECONDS,
+    ),
+    "degradedGraceSeconds": _int(
+        "How long a release may stay Degraded before `python -m deploy` rolls it back.",
+        DEFAULT_DEGRADED_GRACE_SECONDS,
+        0,
+        MAX_SECONDS,
+    ),
+    "operationWaitSeconds": _int(
+        "Wait for an Argo CD operation the deploy did not start (unset: what the budget leaves).",
+        None,
+        0,
+        MAX_OPERATION_WAIT_SECONDS,
+    ),
+}
+_STACK_REF_TEXT = (
+    "the upstream stack's name ('dev') or '<org>/<project>/<stack>', in letters, digits, '_', '.' and '-'"
 )
-
 KEYS: dict[str, Key] = {
     "registry": _obj(
         "The container registry every app pushes to.",
         {
             "server": _text("Registry host with an optional port, no scheme.", required=True),
             "username": _text("User that pushes images; the pull secrets carry it too.", required=True),
-            "insecure": _flag("Plain HTTP or unverified TLS to the registry (local registries only).", False),
+            "insecure": Key("boolean", "Plain HTTP or unverified TLS (local registries only).", False),
         },
         required=True,
     ),
-    "argocd": _obj(
-        "Where Argo CD runs and how Applications are declared in it.",
-        {
-            "namespace": _label(
-                "Namespace of Argo CD; Applications are created there.", default=ARGOCD_NAMESPACE
-            ),
-            "project": _label("Argo CD project of every Application.", default=ARGOCD_PROJECT),
-            "context": _text("Kube context of the cluster where Argo CD runs (default provider when unset)."),
-            "manageProject": _flag("Declare the AppProject `project`, fenced to this stack.", False),
-            "syncTimeoutSeconds": _seconds(
-                "How long `pulumi up` waits for Argo CD to run the release, Synced and Healthy.",
-                DEFAULT_SYNC_TIMEOUT_SECONDS,
-                MIN_SYNC_SECONDS,
-                MAX_SECONDS,
-            ),
-            "retryRefresh": _flag(
-                "syncPolicy.retry.refresh: a retried sync uses the newest revision (Argo CD v3.2.0+).", True
-            ),
-            "repoURL": _text(
-                "This repository's Git URL as Argo CD reads it (the CLI-free check renders its apps).",
-                format="git-url",
-                bad="this repository's http(s)://, ssh:// or git@host:org/repo URL",
-                shown="a value that is not a Git URL",
-            ),
-        },
-    ),
+    "argocd": _obj("Where Argo CD runs and how Applications are declared in it.", _ARGOCD),
     "cluster": _obj(
         f"Where the apps run (absent: in-cluster {IN_CLUSTER_SERVER}); exactly one of name and server.",
         {
@@ -275,36 +273,19 @@ KEYS: dict[str, Key] = {
             "context": _text("Kube context the program uses for objects in that cluster (pull secrets)."),
         },
     ),
-    "build": _obj(
-        "How images are linted and built.",
-        {
-            "lintThreshold": Key(
-                "string", "Lowest hadolint level that fails.", DEFAULT_LINT_THRESHOLD, choices=LINT_THRESHOLDS
-            ),
-            "ignore": _list(
-                "Hadolint rule codes to skip.",
-                "hadolint rule codes such as 'DL3008' or 'SC2086'",
-                "rule-code",
-            ),
-            "trustedRegistries": _list(
-                "When set, base images from any other registry fail.",
-                "registry hosts such as 'docker.io' or 'registry.example.com:5000' (ports 1-65535)",
-                "registry-host",
-            ),
-            "onPreview": _flag("Build every image during `pulumi preview` (without pushing).", True),
-        },
+    "build": _obj("How images are linted and built.", _BUILD),
+    "apps": Key(
+        "array", "The apps of the stack.", required=True, items=_obj("", _APP), empty="at least one app"
     ),
-    "apps": Key("array", "The apps of the stack.", required=True, items=APP, empty="at least one app"),
     "promote": _obj(
         "Build nothing: deploy the digests that passed their health gates in another stack.",
         {
             "from": _text(
-                "The upstream stack: a stack of this project (dev), or <org>/<project>/<stack>.",
+                "The upstream stack: dev, or <org>/<project>/<stack>.",
                 required=True,
                 format="stack-ref",
-                bad="the upstream stack's name ('dev') or '<org>/<project>/<stack>', "
-                "in letters, digits, '_', '.' and '-'",
-            ),
+                bad=_STACK_REF_TEXT,
+            )
         },
     ),
     "rollbackId": _text("Set by `python -m deploy` during a rollback: every pinned app's gate runs again."),
@@ -314,29 +295,7 @@ KEYS: dict[str, Key] = {
         "'<app>:<content tag>' naming a recorded failed release, such as 'web:ctx-0123456789ab'",
         "release-ref",
     ),
-    "deploy": _obj(
-        "The deploy's time budget and its early rollback of a Degraded release.",
-        {
-            "budgetSeconds": _seconds(
-                "Every app's worst case (a release rolled back) must fit this.",
-                DEFAULT_BUDGET_SECONDS,
-                MIN_BUDGET_SECONDS,
-                MAX_SECONDS,
-            ),
-            "degradedGraceSeconds": _seconds(
-                "How long a release may stay Degraded before `python -m deploy` rolls it back.",
-                DEFAULT_DEGRADED_GRACE_SECONDS,
-                0,
-                MAX_SECONDS,
-            ),
-            "operationWaitSeconds": _seconds(
-                "Wait for an Argo CD operation the deploy did not start (unset: what the budget leaves).",
-                None,
-                0,
-                MAX_OPERATION_WAIT_SECONDS,
-            ),
-        },
-    ),
+    "deploy": _obj("The deploy's time budget and its early rollback of a Degraded release.", _DEPLOY),
     "registryPassword": _text("Registry password or token.", required=True, secret=True),
     "healthHeaders": Key("", "Secret health-check headers per app: {app: {header: value}}.", secret=True),
 }
@@ -348,10 +307,8 @@ def json_schema(key: Key) -> dict[str, Any]:
     if key.kind == "string" and not key.blank:
         schema["pattern"] = r"\S"
     schema |= {k: v for k, v in (("minimum", key.low), ("maximum", key.high)) if v is not None}
-    if key.choices:
-        schema["enum"] = list(key.choices)
-    if key.format:
-        schema["format"] = key.format
+    schema |= {"enum": list(key.choices)} if key.choices else {}
+    schema |= {"format": key.format} if key.format else {}
     if key.keys is not None:
         schema["properties"] = {name: json_schema(k) for name, k in key.keys.items()}
         schema["required"] = [name for name, k in key.keys.items() if k.required]
@@ -374,39 +331,11 @@ _CHECKER.checks("positive")(
 
 @functools.cache
 def validator(only: tuple[str, ...] = ()) -> Draft202012Validator:
-    """The validator of the stack's values (keys without the namespace), or of the keys in `only`.
-
-    Unknown top-level keys are reported on their own (`model.config.unknown_key_problems`).
-    """
+    """The validator of a stack's values (keys without the namespace), or of the keys in `only`; unknown
+    top-level keys are left to `model.config.unknown_key_problems`, which names them with the namespace."""
     keys = {k: v for k, v in KEYS.items() if not v.secret and (not only or k in only)}
     schema = {"$schema": Draft202012Validator.META_SCHEMA["$id"], **json_schema(_obj("", keys))}
     return Draft202012Validator({**schema, "additionalProperties": True}, format_checker=_CHECKER)
-
-
-def describe(value: Any) -> str:
-    """A given value, briefly, with its JSON type, for an error message."""
-    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
-    text = repr(value)
-    return f"{kinds.get(type(value), type(value).__name__)} {text[:57] + '...' if len(text) > 60 else text}"
-
-
-def app_key(index: int, value: Any) -> str:
-    """`apps[1] (checkout)`: an app's key path, naming the app as well as its index when it has a name."""
-    name = value.get("name") if isinstance(value, Mapping) else None
-    readable = isinstance(name, str) and 0 < len(name) <= 63 and name.isprintable() and name.strip() == name
-    return f"apps[{index}] ({name})" if readable else f"apps[{index}]"
-
-
-def key_text(raw: Mapping[str, Any], path: Sequence[str | int]) -> str:
-    """`apps[0] (web).image.pin` for ('apps', 0, 'image', 'pin'): the key path as messages name it."""
-    text, node = "", cast(Any, raw)
-    for part in path:
-        if isinstance(part, int):
-            text = app_key(part, node[part]) if text == "apps" else f"{text}[{part}]"
-        else:
-            text = f"{text}.{part}" if text else part
-        node = node[part]
-    return text
 
 
 def key_at(path: Sequence[str | int]) -> Key | None:
@@ -418,61 +347,11 @@ def key_at(path: Sequence[str | int]) -> Key | None:
         if isinstance(part, int):
             key = key.items
         else:
-            key = (key.keys or {}).get(part) if key.keys is not None else key.values
+            key = key.keys.get(part) if key.keys is not None else key.values
     return key
 
 
-class Missing(Problem):
-    """A required key that is not set."""
-
-    def __str__(self) -> str:
-        return f"{self.key}: missing; expected {self.expected}"
-
-
-def schema_problems(raw: Mapping[str, Any], only: tuple[str, ...] = ()) -> tuple[list[Problem], set[KeyPath]]:
-    """What the schema finds in the stack's values (one problem a key), and the paths that failed."""
-    problems: list[Problem] = []
-    failed: set[KeyPath] = set()
-    for error in validator(only).iter_errors(raw):
-        for path, problem in _problems(raw, error):
-            if path not in failed:
-                failed.add(path)
-                problems.append(problem)
-    return problems, failed
-
-
-def _problems(raw: Mapping[str, Any], error: ValidationError) -> list[tuple[KeyPath, Problem]]:
-    path, value = tuple(error.absolute_path), cast(Any, error.instance)
-    key = key_at(path)
-    assert key is not None, path
-    where = key_text(raw, path)
-    if error.validator == "required":
-        required = cast(list[str], error.validator_value)
-        name = next(p for p in required if p not in value and error.message.startswith(repr(p)))
-        child = key_at((*path, name))
-        assert child is not None
-        return [((*path, name), Missing(f"{where}.{name}" if where else name, "", child.wanted))]
-    if error.validator == "additionalProperties":
-        known = list(key.keys or {})
-        found = []
-        for name in value:
-            if name not in known:
-                close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-                hint = f"; did you mean {where}.{close[0]}?" if close else ""
-                wanted = "one of " + ", ".join(known) + hint
-                found.append(((*path, name), Problem(f"{where}.{name}", "an unknown key", wanted)))
-        return found
-    if error.validator == "type" and value is None:
-        return [(path, Missing(where, "", key.wanted))]
-    if error.validator == "minItems":
-        return [(path, Problem(where, "an empty list", key.empty))]
-    if error.validator == "format":
-        shown = {"repr": repr(value), "describe": describe(value), "redact": repr(redact_url(value))}
-        return [(path, Problem(where, shown.get(key.shown, key.shown), key.bad or key.wanted))]
-    return [(path, Problem(where, describe(value), key.wanted))]
-
-
-def defaults(path: Sequence[str | int]) -> Any:
+def default(path: Sequence[str | int]) -> Any:
     """The default of the key at `path` (None when it has none)."""
     key = key_at(path)
     return None if key is None else key.default
