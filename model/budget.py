@@ -15,6 +15,7 @@ from model.config_schema import (
     NAMESPACE,
 )
 from model.config_types import StackConfig
+from model.errors import Problem
 from model.health_budget import worst_case_seconds
 from model.health_settings import DEFAULTS
 
@@ -25,7 +26,6 @@ REGISTRY_DEADLINE_S = 20.0
 
 SYNC_KEY = f"{NAMESPACE}:argocd.syncTimeoutSeconds"
 BUDGET_KEY = f"{NAMESPACE}:deploy.budgetSeconds"
-GRACE_KEY = f"{NAMESPACE}:deploy.degradedGraceSeconds"
 OPERATION_WAIT_KEY = f"{NAMESPACE}:deploy.operationWaitSeconds"
 
 
@@ -159,8 +159,8 @@ def _largest_attempts(cfg: StackConfig, index: int, room: float) -> int | None:
     return None
 
 
-def budget_problems(cfg: StackConfig) -> list[tuple[str, str, str]]:
-    """(key, given, expected) for each app whose bounded phases do not fit the budget."""
+def budget_problems(cfg: StackConfig) -> list[Problem]:
+    """A problem under `deploy.budgetSeconds` for each app whose bounded phases do not fit the budget."""
     problems = []
     for budget in app_budgets(cfg):
         if budget.fits:
@@ -193,7 +193,7 @@ def budget_problems(cfg: StackConfig) -> list[tuple[str, str, str]]:
             fixes.append(f"{SYNC_KEY} at most {sync_room}")
         fixes.append(f"{BUDGET_KEY} at least {math.ceil(budget.worst_case)}")
         expected = "a worst case within the deploy budget: " + ", or ".join(fixes)
-        problems.append(("deploy.budgetSeconds", given, expected))
+        problems.append(Problem("deploy.budgetSeconds", given, expected))
     return problems
 
 

@@ -78,8 +78,8 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
         r.problem(f"failedReleases{p.path}", p.given, p.expected)
     r.raise_if_problems()
     config = _stack(v, project_dir, record if "failedReleases" in values else None)
-    for key, given, expected in budget_problems(config):
-        r.problem(key, given, expected)
+    for problem in budget_problems(config):
+        r.add(problem)
     r.raise_if_problems()
     return config
 

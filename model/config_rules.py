@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pulumi
 
 from model.config_reader import KeyPath, Reader, app_key
-from model.config_schema import NAMESPACE, REPO_PATH, default
+from model.config_schema import ARGOCD_PROJECT, NAMESPACE, REPO_PATH, default
 from model.content_tag import ContextError, check_context
 from model.health_settings import HEADER_NAME, HEADER_VALUE, cross_problems, limit
 from model.http_origin import USERINFO_PROBLEM, redact_url, server_problem, url_problem
@@ -75,10 +75,10 @@ def registry_server(r: Reader, v: Values) -> str | None:
 
 def stack_rules(r: Reader, v: Values, stack: str | None) -> None:
     """Rules across the stack-wide keys: argocd, cluster, build and promote."""
-    if v.get("argocd", "manageProject") and v.get("argocd", "project") == "default":
+    if v.get("argocd", "manageProject") and v.get("argocd", "project") == ARGOCD_PROJECT:
         r.problem(
             "argocd.manageProject",
-            "true with project 'default'",
+            f"true with project {ARGOCD_PROJECT!r}",
             f"a dedicated project name in {NAMESPACE}:argocd.project: the default project is "
             "shared and unfenced, so it cannot be managed per stack",
         )
