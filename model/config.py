@@ -28,9 +28,10 @@ from model.config_schema import (  # noqa: F401  (the config's public names, imp
     DEFAULT_DEGRADED_GRACE_SECONDS,
     DEFAULT_SYNC_TIMEOUT_SECONDS,
     IN_CLUSTER_SERVER,
-    KEYS,
     NAMESPACE,
     REPO_PATH,
+    SECRET_KEYS,
+    TOP_LEVEL_KEYS,
     key_at,
 )
 from model.config_types import (
@@ -50,9 +51,6 @@ from model.config_types import (
 from model.failed_releases import FailedReleaseRecord
 
 T = TypeVar("T")
-TOP_LEVEL_KEYS = tuple(k for k, key in KEYS.items() if not key.secret)
-SECRET_KEYS = (PASSWORD_KEY, HEADERS_KEY)
-"""Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
 _PLAIN_STRING_KEYS = ("rollbackId",)
 """Keys whose value is a bare string (as `pulumi config set` stores it), not JSON/YAML."""
 _TYPED_WHEN_NOT_JSON = ("promote",)

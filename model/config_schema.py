@@ -300,6 +300,10 @@ KEYS: dict[str, Key] = {
     "healthHeaders": Key("", "Secret health-check headers per app: {app: {header: value}}.", secret=True),
 }
 
+TOP_LEVEL_KEYS = tuple(k for k, key in KEYS.items() if not key.secret)
+SECRET_KEYS = tuple(k for k, key in KEYS.items() if key.secret)
+"""Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
+
 
 def json_schema(key: Key) -> dict[str, Any]:
     """The JSON Schema of one key (and of everything under it)."""
