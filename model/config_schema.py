@@ -288,7 +288,9 @@ KEYS: dict[str, Key] = {
             )
         },
     ),
-    "rollbackId": _text("Set by `python -m deploy` during a rollback: every pinned app's gate runs again."),
+    "rollbackId": _text(
+        "Set by python -m deploy during a rollback; not for stack files (every pinned app's gate reruns)."
+    ),
     "failedReleases": Key("", "The failed-release record `python -m deploy` hands to one update."),
     "allowFailedReleases": _list(
         "'<app>:<content tag>' failed releases that may ship again.",
