@@ -12,10 +12,9 @@ import pulumi
 from clients.hadolint import LEVELS, Finding, LintError, find_hadolint, run_hadolint
 from model.budget import LINT_TIMEOUT_SECONDS
 from model.config import BuildConfig, StackConfig
+from model.config_schema import UNTRUSTED_REGISTRY
 
 __all__ = ["DockerfileLint", "LintError", "LintReport", "lint_stack"]
-UNTRUSTED_REGISTRY = "DL3026"
-"""Hadolint's rule for a base image outside `trustedRegistries`; it fails whatever the threshold."""
 
 
 @dataclass(frozen=True)

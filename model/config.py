@@ -120,28 +120,16 @@ def _stack(v: Values, project_dir: Path, record: FailedReleaseRecord | None) -> 
 
 
 def _app(v: Values, i: int, project_dir: Path) -> AppConfig:
-    context = (project_dir / v.get("apps", i, "image", "context")).resolve()
-    dockerfile = v.get("apps", i, "image", "dockerfile")
-    image = _typed(
-        ImageConfig,
-        v,
-        "apps",
-        i,
-        "image",
-        context=context,
-        dockerfile=(project_dir / dockerfile).resolve() if dockerfile else context / "Dockerfile",
-    )
-    source = _typed(
-        SourceConfig,
-        v,
-        "apps",
-        i,
-        "source",
-        image_name=v.get("apps", i, "source", "imageName") or image.repository,
-        workload=v.get("apps", i, "source", "workload") or v.get("apps", i, "name"),
-    )
+    image, source = ("apps", i, "image"), ("apps", i, "source")
+    context = (project_dir / v.get(*image, "context")).resolve()
+    named = v.get(*image, "dockerfile")
+    dockerfile = (project_dir / named).resolve() if named else context / "Dockerfile"
+    built = _typed(ImageConfig, v, *image, context=context, dockerfile=dockerfile)
+    image_name = v.get(*source, "imageName") or built.repository
+    workload = v.get(*source, "workload") or v.get("apps", i, "name")
+    read = _typed(SourceConfig, v, *source, image_name=image_name, workload=workload)
     health = _typed(HealthConfig, v, "apps", i, "health")
-    return _typed(AppConfig, v, "apps", i, index=i, image=image, source=source, health=health)
+    return _typed(AppConfig, v, "apps", i, index=i, image=built, source=read, health=health)
 
 
 _CAST: dict[str, Callable[[Any], Any]] = {"integer": int, "number": float, "array": tuple}

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pulumi
 
 from model.config_reader import KeyPath, Reader, app_key
-from model.config_schema import ARGOCD_PROJECT, NAMESPACE, REPO_PATH, SECRET_KEYS, default
+from model.config_schema import ARGOCD_PROJECT, NAMESPACE, REPO_PATH, SECRET_KEYS, UNTRUSTED_REGISTRY, default
 from model.content_tag import ContextError, check_context
 from model.health_settings import HEADER_NAME, HEADER_VALUE, cross_problems, limit
 from model.http_origin import USERINFO_PROBLEM, redact_url, server_problem, url_problem
@@ -100,11 +100,11 @@ def stack_rules(r: Reader, v: Values, stack: str | None) -> None:
         if server is not None and (problem := url_problem(server, ("https",))) is not None:
             r.problem("cluster.server", f"{redact_url(server)!r} ({problem})", "an https:// API server URL")
     ignore = v.get("build", "ignore") or []
-    if v.get("build", "trustedRegistries") and "DL3026" in ignore:
+    if v.get("build", "trustedRegistries") and UNTRUSTED_REGISTRY in ignore:
         r.problem(
-            f"build.ignore[{ignore.index('DL3026')}]",
-            "'DL3026' with trustedRegistries set",
-            "no DL3026 in ignore: it is the rule that enforces trustedRegistries "
+            f"build.ignore[{ignore.index(UNTRUSTED_REGISTRY)}]",
+            f"{UNTRUSTED_REGISTRY!r} with trustedRegistries set",
+            f"no {UNTRUSTED_REGISTRY} in ignore: it is the rule that enforces trustedRegistries "
             "(remove trustedRegistries to allow any registry)",
         )
     source = v.get("promote", "from")

@@ -36,6 +36,8 @@ DEFAULT_REPLICAS, MAX_REPLICAS = 3, 1000
 DEFAULT_PLATFORM, DEFAULT_LINT_THRESHOLD = "linux/amd64", "warning"
 LINT_THRESHOLDS = ("error", "warning", "info", "style", "none")
 SOURCE_TYPES = ("helm", "kustomize")
+UNTRUSTED_REGISTRY = "DL3026"
+"""Hadolint's rule for a base image outside `trustedRegistries`; it fails whatever the threshold."""
 
 # Every pattern validates a whole value with `fullmatch`: `re.match` with `$` lets "web\n" through.
 REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
