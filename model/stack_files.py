@@ -72,7 +72,8 @@ def read_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise StackFileError(_too_large(path.name, size)) from None
-        raise StackFileError(f"{path.name}: cannot be read as UTF-8 text ({exc})") from None
+        reason = exc if str(exc).startswith("cannot be read") else f"cannot be read as UTF-8 text ({exc})"
+        raise StackFileError(f"{path.name}: {reason}") from None
     data = load_yaml(text, path.name)
     if data is None:
         data = {}
