@@ -10,14 +10,11 @@ from pathlib import Path
 import pulumi
 
 from clients.hadolint import LEVELS, Finding, LintError, find_hadolint, run_hadolint
+from model.budget import LINT_TIMEOUT_SECONDS
 from model.config import BuildConfig, StackConfig
+from model.config_schema import UNTRUSTED_REGISTRY
 
-__all__ = ["LINT_TIMEOUT_SECONDS", "DockerfileLint", "LintError", "LintReport", "lint_stack"]
-
-LINT_TIMEOUT_SECONDS = 60.0
-"""Deadline of the one hadolint run per program run (it takes milliseconds per Dockerfile)."""
-UNTRUSTED_REGISTRY = "DL3026"
-"""Hadolint's rule for a base image outside `trustedRegistries`; it fails whatever the threshold."""
+__all__ = ["DockerfileLint", "LintError", "LintReport", "lint_stack"]
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,12 @@ import httpx
 from clients import http_bounds, registry_shapes
 from clients.http_bounds import ACCEPT_ENCODING, BodyRefused, BoundedBody, Deadline, DeadlineExceeded
 from clients.registry_shapes import ShapeError
+from model.budget import REGISTRY_DEADLINE_S
 from model.errors import GitopsError
 from model.http_origin import origin, redact
 
 DEFAULT_TIMEOUT_S = 10.0
 """Timeout of every socket operation (connect, read, write and pool), in seconds."""
-DEADLINE_S = 20.0
-"""Every exchange of one conversation (a preflight, a size read) ends within this; the budget counts it."""
 REQUEST_DEADLINE_FACTOR = 3
 """A whole exchange (connect, headers, body) gets this many times the per-operation timeout."""
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -74,7 +73,7 @@ class RegistrySession:
         *,
         insecure: bool = False,
         timeout: float = DEFAULT_TIMEOUT_S,
-        deadline: float = DEADLINE_S,
+        deadline: float = REGISTRY_DEADLINE_S,
         verify: ssl.SSLContext | str | bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:

@@ -1,28 +1,5 @@
-"""The deploy's time budget: per app, the worst case of the phases the program bounds, computed once.
-
-What bounds each phase (and so what can hold a deploy up):
-
-- the Application's sync wait: `gitops-deploy:argocd.syncTimeoutSeconds` (pulumi-kubernetes' await,
-  components/argo_wait.py); `python -m deploy` may end it sooner when Argo CD reports the release
-  Degraded for `gitops-deploy:deploy.degradedGraceSeconds`;
-- the wait for an Argo CD operation this deploy did not start, before the update:
-  `gitops-deploy:deploy.operationWaitSeconds` (deploy/argo_ops.py);
-- the health gate: its worst case, every probe timing out and every wait taken
-  (model/health_budget.py);
-- the registry preflight: every request of it, over https and (with `insecure`) plain http alike,
-  shares one deadline (clients/registry.py `DEADLINE_S`), whatever the registry does;
-- the Dockerfile lint: one hadolint run, stopped at its deadline (clients/dockerlint.py);
-- the image-size read: the same registry client and deadline as the preflight (components/image_size.py).
-
-The worst case is the longest path through these bounds. The preflight, the lint and the size read end
-the deploy when they give up, so each is a path of its own and never adds to a full wait and health
-gate; when they pass, they take round-trip times, which are measured (the deploy record), not bounded.
-The longest path is a failed release: a wait that ends just inside its timeout, a gate that runs to its
-worst case and fails, then the rollback's second `up`, whose second wait and health gate have the same
-bounds again. That whole path must fit the budget (a deploy, rolled back or not, is done
-within it), so a stack's wait and gate together get at most half the budget. The image build has no
-bound in pulumi-docker: it is measured, not bounded.
-"""
+"""The deploy's time budget: per app, the longest path through the phases the program bounds
+(docs/engine-rules.md#deploy-budget)."""
 
 from __future__ import annotations
 
@@ -31,17 +8,25 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from clients.dockerlint import LINT_TIMEOUT_SECONDS
-from clients.registry_session import DEADLINE_S
-from model.config import NAMESPACE, StackConfig
+from model.config_schema import (
+    DEFAULT_BUDGET_SECONDS,
+    DEFAULT_SYNC_TIMEOUT_SECONDS,
+    MIN_SYNC_SECONDS,
+    NAMESPACE,
+)
+from model.config_types import StackConfig
+from model.errors import Problem
 from model.health_budget import worst_case_seconds
+from model.health_settings import DEFAULTS
+
+LINT_TIMEOUT_SECONDS = 60.0
+"""Deadline of the one hadolint run per program run (it takes milliseconds per Dockerfile)."""
+REGISTRY_DEADLINE_S = 20.0
+"""Every exchange of one registry conversation (a preflight, an image-size read) ends within this."""
 
 SYNC_KEY = f"{NAMESPACE}:argocd.syncTimeoutSeconds"
 BUDGET_KEY = f"{NAMESPACE}:deploy.budgetSeconds"
-GRACE_KEY = f"{NAMESPACE}:deploy.degradedGraceSeconds"
 OPERATION_WAIT_KEY = f"{NAMESPACE}:deploy.operationWaitSeconds"
-MIN_SYNC_SECONDS = 30
-"""The lowest `argocd.syncTimeoutSeconds` the config accepts (model/config.py)."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +80,14 @@ def _health_key(index: int) -> str:
 def app_budgets(cfg: StackConfig) -> tuple[AppBudget, ...]:
     """Every app's budget, in config order."""
     built = {app.name for app in cfg.built_apps}
-    registry_giveup = DEADLINE_S
     sync = Bound("sync wait", cfg.argocd.sync_timeout_seconds, SYNC_KEY)
     budgets = []
     for app in cfg.apps:
         gate = Bound("health gate", app.health.budget_seconds, _health_key(app.index))
-        gives_up = [Bound("registry preflight", registry_giveup), Bound("image size read", registry_giveup)]
+        gives_up = [
+            Bound("registry preflight", REGISTRY_DEADLINE_S),
+            Bound("image size read", REGISTRY_DEADLINE_S),
+        ]
         if built:
             # One lint run per program run, before any resource: every app waits for it.
             gives_up.append(Bound("lint", LINT_TIMEOUT_SECONDS))
@@ -148,9 +135,7 @@ def _phases(bounds: tuple[Bound, ...]) -> str:
 
 
 def info_line(budget: AppBudget) -> str:
-    """The line preview and up print for an app, e.g. `web: worst case 4m49s of the 5m budget (sync
-    wait 1m15s, health gate 1m10s, a rollback's second wait and gate 2m25s; ...); the build is not
-    bounded`."""
+    """The line preview and up print for an app: its worst case against the budget, phase by phase."""
     verdict = "of the" if budget.fits else "OVER the"
     names = [b.phase.removeprefix("registry ").removeprefix("image ") for b in budget.gives_up]
     gives_up = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
@@ -174,8 +159,8 @@ def _largest_attempts(cfg: StackConfig, index: int, room: float) -> int | None:
     return None
 
 
-def budget_problems(cfg: StackConfig) -> list[tuple[str, str, str]]:
-    """(key, given, expected) for each app whose bounded phases do not fit the budget."""
+def budget_problems(cfg: StackConfig) -> list[Problem]:
+    """A problem under `deploy.budgetSeconds` for each app whose bounded phases do not fit the budget."""
     problems = []
     for budget in app_budgets(cfg):
         if budget.fits:
@@ -208,5 +193,20 @@ def budget_problems(cfg: StackConfig) -> list[tuple[str, str, str]]:
             fixes.append(f"{SYNC_KEY} at most {sync_room}")
         fixes.append(f"{BUDGET_KEY} at least {math.ceil(budget.worst_case)}")
         expected = "a worst case within the deploy budget: " + ", or ".join(fixes)
-        problems.append(("deploy.budgetSeconds", given, expected))
+        problems.append(Problem("deploy.budgetSeconds", given, expected))
     return problems
+
+
+def _default_figures() -> str:
+    """The worst case of a stack that keeps every default, phase by phase."""
+    gate = worst_case_seconds(DEFAULTS["attempts"], DEFAULTS["interval_seconds"], DEFAULTS["timeout_seconds"])
+    path = 2 * (DEFAULT_SYNC_TIMEOUT_SECONDS + gate)
+    return (
+        f"health gate {gate:g} s ({human(gate)}); sync wait {DEFAULT_SYNC_TIMEOUT_SECONDS} s; "
+        f"a rolled-back release 2 x ({DEFAULT_SYNC_TIMEOUT_SECONDS} + {gate:g}) = {path:g} s ({human(path)}) "
+        f"of the {DEFAULT_BUDGET_SECONDS} s ({human(DEFAULT_BUDGET_SECONDS)}) budget"
+    )
+
+
+if __name__ == "__main__":
+    print(_default_figures())

@@ -1,190 +1,131 @@
-"""Typed reads of raw config values that collect every problem under its key path."""
+"""The one error a bad stack config raises, its problems, and the schema's findings worded as them."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import math
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import pulumi
+from jsonschema import ValidationError
 
-from model.k8s_names import DNS1123_LABEL
+from model.config_schema import key_at, validator
+from model.errors import GitopsError, Problem
+from model.http_origin import redact_url
 from model.text import terminal
 
+KeyPath = tuple[str | int, ...]
+"""A value's path in the stack config: ('apps', 0, 'image', 'pin')."""
 
-class ConfigError(pulumi.RunError):
+
+class ConfigError(GitopsError, pulumi.RunError):
     """One error listing every bad key of the stack config; raised before any resource is registered."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[Problem | str]) -> None:
         # A key or value from the stack file may hold a line break or a control: one line each, always.
-        self.problems = [terminal(p) for p in problems]
+        self.problems = [terminal(str(p)) for p in problems]
         count = len(self.problems)
-        noun = "problem" if count == 1 else "problems"
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid stack configuration ({count} {noun}):\n{lines}")
+        super().__init__(
+            f"invalid stack configuration ({count} problem{'' if count == 1 else 's'}):\n{lines}"
+        )
 
 
-def _describe(value: Any) -> str:
-    """Show a given value briefly, with its JSON type, for an error message."""
-    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
-    kind = kinds.get(type(value), type(value).__name__)
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{kind} {text}"
+class Missing(Problem):
+    """A required key that is not set."""
+
+    def __str__(self) -> str:
+        return f"{self.key}: missing; expected {self.expected}"
 
 
 class Reader:
-    """Reads values under one config namespace and records problems instead of raising at once."""
+    """Collects problems under one config namespace instead of raising at the first."""
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
-        self.problems: list[str] = []
+        self.problems: list[Problem | str] = []
 
     def problem(self, key: str, given: str, expected: str) -> None:
         """Record that `key` had `given` where `expected` was wanted."""
-        self.problems.append(f"{self.namespace}:{key}: got {given}; expected {expected}")
+        self.problems.append(Problem(f"{self.namespace}:{key}", given, expected))
+
+    def add(self, problem: Problem) -> None:
+        """Record a problem whose key is not yet under the namespace."""
+        self.problems.append(dataclasses.replace(problem, key=f"{self.namespace}:{problem.key}"))
 
     def raise_if_problems(self) -> None:
         """Raise one ConfigError for everything recorded."""
         if self.problems:
             raise ConfigError(self.problems)
 
-    def _missing(self, key: str, expected: str) -> None:
-        self.problems.append(f"{self.namespace}:{key}: missing; expected {expected}")
 
-    def object(self, key: str, value: Any, *, required: bool) -> Mapping[str, Any] | None:
-        """An object (mapping) value."""
-        if value is None:
-            if required:
-                self._missing(key, "an object")
-            return None
-        if not isinstance(value, Mapping):
-            self.problem(key, _describe(value), "an object")
-            return None
-        return value
+def describe(value: Any) -> str:
+    """A given value, briefly, with its JSON type, for an error message."""
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
+    text = repr(value)
+    return f"{kinds.get(type(value), type(value).__name__)} {text[:57] + '...' if len(text) > 60 else text}"
 
-    def array(self, key: str, value: Any) -> list[Any] | None:
-        """A required list value."""
-        if value is None:
-            self._missing(key, "a list")
-            return None
-        if not isinstance(value, list):
-            self.problem(key, _describe(value), "a list")
-            return None
-        return value
 
-    def string(self, key: str, value: Any, *, required: bool = True) -> str | None:
-        """A non-empty string."""
-        if value is None:
-            if required:
-                self._missing(key, "a non-empty string")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.problem(key, _describe(value), "a non-empty string")
-            return None
-        return value
+def app_key(index: int, value: Any) -> str:
+    """`apps[1] (checkout)`: an app's key path, naming the app as well as its index when it has a name."""
+    name = value.get("name") if isinstance(value, Mapping) else None
+    readable = isinstance(name, str) and 0 < len(name) <= 63 and name.isprintable() and name.strip() == name
+    return f"apps[{index}] ({name})" if readable else f"apps[{index}]"
 
-    def dns_label(self, key: str, value: Any) -> str | None:
-        """A DNS-1123 label, as Kubernetes names and namespaces require."""
-        text = self.string(key, value)
-        if text is not None and DNS1123_LABEL.problem(text):
-            self.problem(
-                key,
-                repr(text),
-                "a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
-                "starting and ending with a letter or digit",
+
+def key_text(raw: Mapping[str, Any], path: Sequence[str | int]) -> str:
+    """`apps[0] (web).image.pin` for ('apps', 0, 'image', 'pin'): the key path as messages name it."""
+    text, node = "", cast(Any, raw)
+    for part in path:
+        if isinstance(part, int):
+            text = app_key(part, node[part]) if text == "apps" else f"{text}[{part}]"
+        else:
+            text = f"{text}.{part}" if text else part
+        node = node[part]
+    return text
+
+
+def schema_problems(raw: Mapping[str, Any], only: tuple[str, ...] = ()) -> tuple[list[Problem], set[KeyPath]]:
+    """What the schema finds in a stack's values, one problem a key, and the paths that failed."""
+    problems: list[Problem] = []
+    failed: set[KeyPath] = set()
+    for error in validator(only).iter_errors(raw):
+        for path, problem in _problems(raw, error):
+            if path not in failed:
+                failed.add(path)
+                problems.append(problem)
+    return problems, failed
+
+
+def _problems(raw: Mapping[str, Any], error: ValidationError) -> list[tuple[KeyPath, Problem]]:
+    path, value = tuple(error.absolute_path), cast(Any, error.instance)
+    key, where = key_at(path), key_text(raw, path)
+    assert key is not None, path
+    if error.validator == "required":
+        required = cast(list[str], error.validator_value)
+        name = next(p for p in required if p not in value and error.message.startswith(repr(p)))
+        child = key_at((*path, name))
+        assert child is not None
+        return [((*path, name), Missing(f"{where}.{name}" if where else name, "", child.wanted))]
+    if error.validator == "additionalProperties":
+        known = list(key.keys or {})
+        found = []
+        for name in (n for n in value if n not in known):
+            close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            hint = f"; did you mean {where}.{close[0]}?" if close else ""
+            found.append(
+                (
+                    (*path, name),
+                    Problem(f"{where}.{name}", "an unknown key", f"one of {', '.join(known)}{hint}"),
+                )
             )
-            return None
-        return text
-
-    def boolean(self, key: str, value: Any, *, default: bool) -> bool | None:
-        """A true/false value."""
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.problem(key, _describe(value), "true or false")
-            return None
-        return value
-
-    def integer(self, key: str, value: Any, *, default: int | None, minimum: int, maximum: int) -> int | None:
-        """A whole number within bounds (a float with no fraction counts, a string does not)."""
-        if value is None:
-            if default is None:
-                self._missing(key, f"a whole number from {minimum} to {maximum}")
-            return default
-        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not whole or not minimum <= value <= maximum:
-            self.problem(key, _describe(value), f"a whole number from {minimum} to {maximum}")
-            return None
-        return int(value)
-
-    def number(self, key: str, value: Any, *, default: float) -> float | None:
-        """A positive finite number."""
-        if value is None:
-            return default
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            self.problem(key, _describe(value), "a positive number")
-            return None
-        return float(value)
-
-    def choice(self, key: str, value: Any, allowed: Iterable[str]) -> str | None:
-        """One of a fixed set of strings."""
-        options = tuple(allowed)
-        if value is None:
-            self._missing(key, "one of " + ", ".join(options))
-            return None
-        if value not in options:
-            self.problem(key, _describe(value), "one of " + ", ".join(options))
-            return None
-        return str(value)
-
-    def string_list(self, key: str, value: Any, *, valid: Callable[[str], bool], what: str) -> list[str]:
-        """An optional list of strings, each accepted by `valid`."""
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.problem(key, _describe(value), f"a list of {what}")
-            return []
-        good: list[str] = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not valid(item):
-                self.problem(f"{key}[{i}]", _describe(item), what)
-            else:
-                good.append(item)
-        return good
-
-    def string_map(
-        self, key: str, value: Any, *, key_pattern: re.Pattern[str] | None = None
-    ) -> dict[str, str] | None:
-        """An optional object of string keys to string values."""
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.problem(key, _describe(value), "an object of names to string values")
-            return None
-        result: dict[str, str] = {}
-        for k, v in value.items():
-            if key_pattern is not None and not key_pattern.fullmatch(str(k)):
-                self.problem(f"{key}.{k}", "an invalid name", "a name of letters, digits and '-'")
-                return None
-            if not isinstance(v, str):
-                self.problem(f"{key}.{k}", _describe(v), "a string (quote numbers and booleans)")
-                return None
-            result[str(k)] = v
-        return result
-
-    def unknown_keys(self, key: str, obj: Mapping[str, Any], known: Sequence[str]) -> None:
-        """Report keys that are not part of the contract, which usually are typos."""
-        for k in obj:
-            if k not in known:
-                close = difflib.get_close_matches(str(k), list(known), n=1, cutoff=0.6)
-                hint = f"; did you mean {key}.{close[0]}?" if close else ""
-                self.problem(f"{key}.{k}", "an unknown key", "one of " + ", ".join(known) + hint)
+        return found
+    if error.validator == "type" and value is None:
+        return [(path, Missing(where, "", key.wanted))]
+    if error.validator == "minItems":
+        return [(path, Problem(where, "an empty list", key.empty))]
+    if error.validator == "format":
+        shown = {"repr": repr(value), "describe": describe(value), "redact": repr(redact_url(value))}
+        return [(path, Problem(where, shown.get(key.shown, key.shown), key.bad or key.wanted))]
+    return [(path, Problem(where, describe(value), key.wanted))]

@@ -25,14 +25,13 @@ from pulumi.automation.events import EngineEvent
 
 from deploy.causes import CAUSES, PROGRAM, Cause, cause_of, classify, failures, summary
 from deploy.timings import PHASE_OUTCOMES, PHASES, Phase, PhaseOutcome, PhaseTiming, measure
+from model.config_schema import DEFAULT_BUDGET_SECONDS
 from model.text import md_code, md_text, terminal
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""
 VERSION = 1
 """Raised when a field changes meaning or goes away; readers ignore fields they do not know."""
-DEFAULT_BUDGET_SECONDS = 300
-"""Every deploy is measured against this budget unless the caller passes another."""
 MAX_RECORD_BYTES = 1024 * 1024
 """A record is a few kilobytes; anything this large is not one, and is not read whole."""
 TABLE_WIDTH = 100

@@ -1,14 +1,5 @@
-"""Read a stack's Pulumi.<stack>.yaml into the flat string config the engine hands a program.
-
-The Pulumi CLI reads stack files with Go's yaml.v2 and hands values to the program as JSON
-(pulumi/pulumi sdk/go/common/resource/config/object.go, `unmarshalObject`). A value JSON cannot
-carry (a date, `!!binary`, `!!set`, NaN) is an error here, named by file, line and key, and so is a
-YAML syntax error: a person fixes the file instead of reading a traceback.
-
-A `{secure: <ciphertext>}` envelope (what `pulumi config set --secret` writes) is read as
-`SECRET_PLACEHOLDER`, anywhere in the file, as the CLI reads it as a secret anywhere: the offline
-tooling never has the key to decrypt it, and must not fail on it.
-"""
+"""Read a stack's Pulumi.<stack>.yaml into the values the engine hands a program, as the CLI reads it
+(docs/engine-rules.md#stack-files); a file it cannot carry is one error naming file, line and key."""
 
 from __future__ import annotations
 
@@ -22,6 +13,9 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from model.errors import GitopsError
+from model.files import FileRefused, read_text
+from model.names import PROJECT
 from model.text import terminal
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -30,9 +24,7 @@ SECRET_PLACEHOLDER = "offline-secret-placeholder"
 MAX_BYTES = 1024 * 1024
 """Largest stack file read: a real one is a few kilobytes, encrypted secrets included."""
 MAX_NODES = 100_000
-"""Most keys and values a stack file may hold, as written and once aliases are expanded (as JSON expands
-them; a "billion laughs" file stops here). Composing stops at the first one over, so the work is bounded
-before any alias is followed."""
+"""Most keys and values a stack file may hold, as written and once aliases expand (a "billion laughs")."""
 
 _TAG = "tag:yaml.org,2002:"
 _NOT_JSON = {
@@ -46,7 +38,7 @@ _KEY_ON_LINE = re.compile(r"\s*(?:-\s+)?([^\s:#'\"](?:[^#:]|:(?!\s|$))*?)\s*:(?:
 """A block mapping key at the start of a line; it may hold a colon not followed by a space."""
 
 
-class StackFileError(Exception):
+class StackFileError(GitopsError):
     """A stack file that is missing, not YAML, or not shaped like a Pulumi stack file; one line."""
 
     def __init__(self, message: str) -> None:
@@ -75,13 +67,13 @@ def read_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
         known = ", ".join(stack_names(project_dir)) or "none"
         raise StackFileError(f"no stack file {path.name} in {project_dir} (stacks: {known})")
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
-            raise StackFileError(_too_large(path.name, max(path.stat().st_size, len(raw))))
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StackFileError(f"{path.name}: cannot be read as UTF-8 text ({exc})") from None
+        text = read_text(path, MAX_BYTES)
+    except FileRefused as exc:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise StackFileError(_too_large(path.name, size)) from None
+        reason = exc if str(exc).startswith("cannot be read") else f"cannot be read as UTF-8 text ({exc})"
+        raise StackFileError(f"{path.name}: {reason}") from None
     data = load_yaml(text, path.name)
     if data is None:
         data = {}
@@ -106,11 +98,8 @@ def _document_line(text: str) -> int:
 
 
 def key_line(text: str, path: Sequence[str | int]) -> int | None:
-    """1-based line of a key path (`("config", "gitops-deploy:apps", 1, "replicas")`) in a stack file.
-
-    Where the path ends early (a key left at its default), the line of the deepest part that is there,
-    such as the app's entry; None when the text is not YAML. PyYAML's compose keeps every node's mark.
-    """
+    """1-based line of a key path (`("config", "gitops-deploy:apps", 1, "replicas")`), or of its deepest part
+    that is there (a key left at its default); None when the text is not YAML."""
     try:
         node: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
@@ -169,11 +158,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 def load_yaml(text: str, name: str) -> Any:
-    """One YAML document whose values JSON can carry; StackFileError naming `name`, the line and the key.
-
-    The text is at most MAX_BYTES and MAX_NODES (as written and as aliases expand it); past either, the
-    error says which, and by how much.
-    """
+    """One YAML document whose values JSON can carry, within MAX_BYTES and MAX_NODES; else StackFileError."""
     size = len(text.encode("utf-8"))
     if size > MAX_BYTES:
         raise StackFileError(_too_large(name, size))
@@ -327,7 +312,7 @@ def _mapping_children(
         if path == ("config",) and ":" not in key:
             raise StackFileError(
                 f"{name}:{line}: config key {key!r}: expected <namespace>:<key>, "
-                f"for example 'gitops-deploy:{key}'"
+                f"for example '{PROJECT}:{key}'"
             )
         children.append((value_node, (*path, key)))
     return children

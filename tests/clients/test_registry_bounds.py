@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from clients.http_bounds import BodyRefused, BoundedBody
 from clients.registry import RegistryClient, client_from_inputs
-from clients.registry_session import DEADLINE_S, MAX_BODY_BYTES, RegistryError
+from clients.registry_session import MAX_BODY_BYTES, RegistryError
+from model.budget import REGISTRY_DEADLINE_S
 from tests.support.odd_registry import Answer, OddRegistry
 
 PASSWORD = "Bound-pw-8Kq!x"
@@ -238,10 +239,10 @@ def test_slow_blob_heads_of_a_size_read_share_its_deadline(odd: OddRegistry) -> 
 
 
 def test_the_providers_use_the_deadline_the_budget_counts(odd: OddRegistry) -> None:
-    """The budget's figure (model/budget.py counts DEADLINE_S) is the providers' client's."""
+    """The budget's figure (model/budget.py REGISTRY_DEADLINE_S) is the providers' client's."""
     props = {"server": odd.server, "username": "ci", "password": PASSWORD, "insecure": True}
     with client_from_inputs(props) as api:
-        assert api._deadline.seconds == DEADLINE_S
+        assert api._deadline.seconds == REGISTRY_DEADLINE_S
 
 
 def test_a_timeout_cut_to_the_rest_of_the_conversation_is_the_conversation_deadline() -> None:

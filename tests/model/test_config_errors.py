@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
+import pulumi
 import pytest
 
 from model.config_reader import ConfigError
+from model.errors import GitopsError
 from policy_check.simulate import ProgramFailed, Simulation
 
 Mutate = Callable[[dict[str, Any]], None]
@@ -19,8 +22,6 @@ def _app(cfg: dict[str, Any], i: int = 0) -> dict[str, Any]:
 
 def _second_app(cfg: dict[str, Any]) -> None:
     """Give the stack a second, valid app, so errors can name apps[1]."""
-    import copy
-
     other = copy.deepcopy(_app(cfg))
     other["name"] = "other"
     cfg["gitops-deploy:apps"].append(other)
@@ -232,6 +233,4 @@ def test_missing_password_names_the_set_secret_step(
 
 
 def test_config_error_is_a_run_error_so_no_traceback_is_shown() -> None:
-    import pulumi
-
-    assert issubclass(ConfigError, pulumi.RunError)
+    assert issubclass(ConfigError, pulumi.RunError) and issubclass(ConfigError, GitopsError)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from model import config as config_module
 from model.config import (
@@ -21,6 +22,7 @@ from model.config import (
     unknown_key_problems,
 )
 from model.config_reader import ConfigError
+from model.config_schema import validator
 from model.health_settings import SETTINGS, HealthSettings
 from model.stack_files import PROJECT_DIR
 from policy_check.simulate import ProgramFailed, simulate
@@ -238,3 +240,8 @@ def test_every_health_setting_is_read_from_its_config_key(project: Path) -> None
     assert isinstance(health, HealthSettings)
     for setting in SETTINGS:
         assert getattr(health, setting.name) == values[setting.metadata["limit"].key], setting.name
+
+
+def test_the_schema_is_a_valid_json_schema() -> None:
+    """The schema the config is validated against is itself valid (Draft 2020-12)."""
+    Draft202012Validator.check_schema(validator().schema)

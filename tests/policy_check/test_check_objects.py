@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import k8s_names
-from model.config import APP_NAME_MAX, _app_name
 from model.config_reader import Reader
+from model.config_rules import APP_NAME_MAX, app_name
 from model.names import APPLICATION_TYPE, DERIVED_NAME_SUFFIXES, EXAMPLE_OVERLAY_NAME
 from model.stack_files import read_stack_config
 from policy_check import objects
@@ -165,7 +165,7 @@ _names = st.from_regex(r"[a-z0-9][a-z0-9.-]{0,70}", fullmatch=True)
 def test_every_app_name_config_accepts_derives_names_kubernetes_accepts(name: str) -> None:
     """The limit in config follows from the derived names: none of an accepted name's is ever rejected."""
     reader = Reader("gitops-deploy")
-    if _app_name(reader, "apps[0].name", name) is None:
+    if app_name(reader, "apps[0].name", name) is None:
         return
     for suffix in ("", *DERIVED_NAME_SUFFIXES):
         for group, kind in [("", "Service"), ("", "Secret"), ("apps", "Deployment"), ("apps", "StatefulSet")]:

@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from clients.dockerlint import LINT_TIMEOUT_SECONDS
-from clients.registry_session import DEADLINE_S
-from model.budget import app_budgets, human, info_line
+from model.budget import LINT_TIMEOUT_SECONDS, REGISTRY_DEADLINE_S, app_budgets, human, info_line
 from model.config import (
     DEFAULT_BUDGET_SECONDS,
     DEFAULT_DEGRADED_GRACE_SECONDS,
@@ -168,8 +166,8 @@ def test_what_each_figure_comes_from(project: Path) -> None:
     ]
     # Every request of a preflight or a size read, https then plain http too, shares the client's deadline.
     assert {b.phase: b.seconds for b in web.gives_up} == {
-        "registry preflight": DEADLINE_S,
-        "image size read": DEADLINE_S,
+        "registry preflight": REGISTRY_DEADLINE_S,
+        "image size read": REGISTRY_DEADLINE_S,
         "lint": LINT_TIMEOUT_SECONDS,
     }
     assert [b.phase for b in web.rollback] == ["second wait", "health gate"]
