@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from clients import http_bounds
-from model.health_budget import PROBE_OVERHEAD_SECONDS, waits
-from model.health_settings import HealthSettings
+from model.health_settings import PROBE_OVERHEAD_SECONDS, HealthSettings, waits
 from model.http_origin import origin, redact_url, redact_urls, show_origin
 
 BODY_LIMIT_BYTES = 64 * 1024

@@ -40,8 +40,7 @@ from clients.registry import (
     parse_platform,
     split_reference,
 )
-from components.dynamic_inputs import is_unknown
-from components.provider_errors import OneLineErrors, failure_line
+from components.provider_errors import OneLineErrors, failure_line, is_unknown
 from model.image_ref import NO_DIGEST, TAG, is_local_image_id
 from model.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
 

@@ -1,23 +1,17 @@
-"""How this project's dynamic providers fail: one message that names the app and the cause, no traceback.
+"""What the dynamic providers share: one-line failures without a traceback, and the engine's unknown values.
 
-The provider host (`python -m pulumi.dynamic`, pulumi/pulumi sdk/python/lib/pulumi/dynamic/__main__.py,
-`_abort_with_traceback`, from SDK 3.260.0 on: requirements.txt's floor) answers any exception with
-`traceback.format_exc()`, and the engine prints that text as the resource's error. Its frames are the
-host's and ours, not the user's, and an exception group from anyio runs to thousands of characters. So:
-
-- each provider turns an unexpected exception into its own failure type with a one-line message
-  (`failure_line`), raised `from None` so no chain is printed;
-- `OneLineErrors.configure`, which the host calls once when it loads a provider, sets
-  `sys.tracebacklimit = 0` in the host process; `traceback.format_exc()` then prints no frames and no
-  "Traceback" header, only `module.Type: message`. The host process runs only dynamic providers, and
-  all of this program's are ours.
+The provider host prints any exception with its traceback, so the host is told to print frames of none
+(docs/engine-rules.md#dynamic-provider-errors).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
 
 from clients.http_bounds import describe, one_line
 
@@ -27,14 +21,16 @@ def failure_line(subject: str, exc: BaseException) -> str:
     return one_line(f"{subject}: {describe(exc)}")
 
 
-def quiet_host_tracebacks() -> None:
-    """Make the provider host report an exception as its last line only (see the module docstring)."""
-    sys.tracebacklimit = 0
+def is_unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (during preview), also inside a list."""
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
+        return True
+    return isinstance(value, list) and any(is_unknown(v) for v in value)
 
 
 class OneLineErrors(ResourceProvider):
     """A provider whose errors reach the engine as their message alone."""
 
     def configure(self, req: ConfigureRequest) -> None:
-        """Called once by the provider host when it loads this provider (never in-process)."""
-        quiet_host_tracebacks()
+        """Called once by the provider host when it loads this provider: its tracebacks print no frames."""
+        sys.tracebacklimit = 0

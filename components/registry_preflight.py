@@ -18,8 +18,7 @@ from pulumi.dynamic import (
 )
 
 from clients.registry import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
-from components.dynamic_inputs import is_unknown
-from components.provider_errors import OneLineErrors, failure_line
+from components.provider_errors import OneLineErrors, failure_line, is_unknown
 from model.config import REPO_PATH
 from model.http_origin import server_problem
 from model.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME

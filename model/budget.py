@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from clients.dockerlint import LINT_TIMEOUT_SECONDS
 from clients.registry import DEADLINE_S
 from model.config import NAMESPACE, StackConfig
-from model.health_budget import worst_case_seconds
+from model.health_settings import worst_case_seconds
 
 SYNC_KEY = f"{NAMESPACE}:argocd.syncTimeoutSeconds"
 BUDGET_KEY = f"{NAMESPACE}:deploy.budgetSeconds"

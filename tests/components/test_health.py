@@ -29,8 +29,7 @@ from components.health import (
     HealthCheckFailed,
     HealthCheckProvider,
 )
-from model.health_budget import waits
-from model.health_settings import DEFAULTS, HealthSettings
+from model.health_settings import DEFAULTS, HealthSettings, waits
 from policy_check.simulate import ProgramMocks, _RecordingMonitor
 from tests.support import dynamic_provider
 from tests.support.certificates import server_tls_context
