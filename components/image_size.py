@@ -20,7 +20,6 @@ Application, which waits for this resource's size, pins nothing.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -41,6 +40,7 @@ from clients.registry import (
     split_reference,
 )
 from components.provider_errors import OneLineErrors, failure_line, is_unknown
+from model.config import RegistryConfig
 from model.image_ref import NO_DIGEST, TAG, is_local_image_id
 from model.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
 
@@ -184,28 +184,6 @@ class ImageSizeProvider(OneLineErrors):
         return UpdateResult(measure(news))
 
 
-@dataclass(frozen=True)
-class ImageSizeArgs:
-    """Inputs of an ImageSize."""
-
-    image: pulumi.Input[str]
-    """The pushed image's digest reference, `server/team/web@sha256:...`; in a preview, the local ID."""
-    server: str
-    """Registry host, with an optional port."""
-    username: pulumi.Input[str]
-    """Registry user (pull is enough)."""
-    password: pulumi.Output[str]
-    """Registry password, a secret Output."""
-    tag: pulumi.Input[str] = ""
-    """The tag the image was pushed with; the registry must serve `image`'s digest for it ("": no check)."""
-    platform: str = "linux/amd64"
-    """Platform whose entry is measured when the digest names an index or manifest list."""
-    insecure: bool = False
-    """Skip TLS verification and allow plain HTTP."""
-    timeout_seconds: float = DEFAULT_TIMEOUT_S
-    """Timeout of each request to the registry or its token service."""
-
-
 class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
     """`pulumi-python:dynamic/image:ImageSize`: the compressed size of one pushed image, from its manifest."""
 
@@ -222,19 +200,31 @@ class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
     annotation: pulumi.Output[str]
     """`size_bytes` as the whole-number string for the `gitops-deploy/image-size-bytes` annotation."""
 
-    def __init__(self, name: str, args: ImageSizeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        registry: RegistryConfig,
+        password: pulumi.Output[str],
+        *,
+        image: pulumi.Input[str],
+        tag: pulumi.Input[str] = "",
+        platform: str = "linux/amd64",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`image`: the pushed digest reference (in a preview, the local ID); `tag`: the tag it was pushed
+        with, which the registry must serve it for ("": no check); `platform`: the index entry measured."""
         super().__init__(
             ImageSizeProvider(),
             name,
             {
-                "image": args.image,
-                "tag": args.tag,
-                "server": args.server,
-                "username": args.username,
-                "password": pulumi.Output.secret(args.password),
-                "platform": args.platform,
-                "insecure": args.insecure,
-                "timeout_seconds": args.timeout_seconds,
+                "image": image,
+                "tag": tag,
+                "server": registry.server,
+                "username": registry.username,
+                "password": pulumi.Output.secret(password),
+                "platform": platform,
+                "insecure": registry.insecure,
+                "timeout_seconds": DEFAULT_TIMEOUT_S,
                 "provider_version": PROVIDER_VERSION,
                 "size_bytes": None,
                 "layers": None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ from pulumi.dynamic import (
 
 from clients.registry import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
 from components.provider_errors import OneLineErrors, failure_line, is_unknown
-from model.config import REPO_PATH
+from model.config import REPO_PATH, RegistryConfig
 from model.http_origin import server_problem
 from model.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
 
@@ -112,24 +111,6 @@ def _outs(props: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class RegistryPreflightArgs:
-    """Inputs of a RegistryPreflight."""
-
-    server: str
-    """Registry host, with an optional port."""
-    username: str
-    """User the images are pushed as."""
-    password: pulumi.Output[str]
-    """Registry password, a secret Output."""
-    repositories: Sequence[str]
-    """Repository paths (without the host) the user must be able to push to, such as `team/web`."""
-    insecure: bool = False
-    """Skip TLS verification and allow plain HTTP, as the registry config's `insecure`."""
-    timeout_seconds: float = DEFAULT_TIMEOUT_S
-    """Timeout of each request to the registry or its token service."""
-
-
 class RegistryPreflight(Resource, module=REGISTRY_PREFLIGHT_MODULE, name=REGISTRY_PREFLIGHT_NAME):
     """`pulumi-python:dynamic/registry:RegistryPreflight`: fails preview and up on bad credentials."""
 
@@ -139,27 +120,33 @@ class RegistryPreflight(Resource, module=REGISTRY_PREFLIGHT_MODULE, name=REGISTR
     """The repositories the user may push to."""
 
     def __init__(
-        self, name: str, args: RegistryPreflightArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        registry: RegistryConfig,
+        password: pulumi.Output[str],
+        repositories: Sequence[str],
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        repos = sorted(set(args.repositories))
+        """`repositories`: the paths (without the host, `team/web`) the user must be able to push to."""
+        repos = sorted(set(repositories))
         super().__init__(
             RegistryPreflightProvider(),
             name,
             {
-                "server": args.server,
-                "username": args.username,
-                "password": pulumi.Output.secret(args.password),
+                "server": registry.server,
+                "username": registry.username,
+                "password": pulumi.Output.secret(password),
                 "repositories": repos,
-                "insecure": args.insecure,
-                "timeout_seconds": args.timeout_seconds,
+                "insecure": registry.insecure,
+                "timeout_seconds": DEFAULT_TIMEOUT_S,
                 "provider_version": PROVIDER_VERSION,
             },
             opts,
         )
         # Registration only succeeds once `check` passed, in preview as in up: then say so, once.
-        targets = ", ".join(f"{args.server}/{r}" for r in repos) or args.server
+        targets = ", ".join(f"{registry.server}/{r}" for r in repos) or registry.server
         self.urn.apply(
             lambda _: pulumi.log.info(
-                f"registry preflight passed: user {args.username!r} may push to {targets}", resource=self
+                f"registry preflight passed: user {registry.username!r} may push to {targets}", resource=self
             )
         )

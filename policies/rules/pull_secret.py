@@ -43,7 +43,7 @@ def pull_secret_findings(props: Any, name: str) -> list[str]:
     type_ = get_path(props, "type")
     fix = (
         f"Fix: type: {DOCKERCONFIGJSON} with a `.dockerconfigjson` key "
-        "(`kubectl create secret docker-registry` makes one; components/registry_secret.py does)."
+        "(`kubectl create secret docker-registry` makes one; components/app_release.py does)."
     )
     if type_ != DOCKERCONFIGJSON:
         return [f"{what}: type is {brief(type_)}, expected {DOCKERCONFIGJSON!r}. {fix}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from components.registry_secret import DOCKERCONFIGJSON
+from components.app_release import DOCKERCONFIGJSON
 from model import names
 from policy_check.simulate import Simulation
 from rules import props, pull_secret
