@@ -1,21 +1,5 @@
-"""ImageSize: read a pushed image's manifest from the registry and report its compressed size.
-
-In a preview that built the image, pulumi-docker hands over the local build's ID instead of a pushed
-digest (model/image_ref.py). `check` then measures that image in the local engine, with
-clients/image_engine.py (the same figure as `python -m policy_check --build`). `check` is the one
-method that can: the engine calls a provider's Check in preview and up, keeps its answer as the
-resource's inputs (pulumi/pulumi `pkg/resource/deploy/step_generator.go`, `new.Inputs = inputs`), and
-in a preview, for a provider that does not support previews, which a dynamic provider does not
-(pulumi `dynamic/__main__.py`: `Configure` answers no `supportsPreview`), uses those inputs as the
-outputs of the Create or Update (`pkg/resource/plugin/provider_plugin.go`, `if req.Preview` ...
-`!protocol.supportsPreview` -> `Properties: req.Properties` / `req.NewInputs`). So the local figure
-is the preview's `size_bytes`, marked by `size_source`; `up` reads the registry's and replaces it.
-
-The digest the Application pins is the registry's. pulumi-docker v4 takes it from the local image store
-(model/image_ref.py), so before the size is read, `up` checks that the registry serves that digest
-for the pushed tag (or an index that lists it). A mismatch fails with both digests, and the
-Application, which waits for this resource's size, pins nothing.
-"""
+"""ImageSize: the compressed size of a pushed image from the registry's manifest; in a preview, of the
+local build, measured in `check` (docs/engine-rules.md#image-size-in-a-preview)."""
 
 from __future__ import annotations
 
@@ -23,14 +7,7 @@ import uuid
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    Resource,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, UpdateResult
 
 from clients.registry import (
     DEFAULT_TIMEOUT_S,
@@ -39,7 +16,7 @@ from clients.registry import (
     parse_platform,
     split_reference,
 )
-from components.provider_errors import OneLineErrors, failure_line, is_unknown
+from components.provider_errors import OneLineErrors, failure_line, is_unknown, registry_failures
 from model.config import RegistryConfig
 from model.image_ref import NO_DIGEST, TAG, is_local_image_id
 from model.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
@@ -68,12 +45,8 @@ def size_annotation(size_bytes: float | int) -> str:
 
 def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     """One CheckFailure per malformed input, naming the property; unknown values pass."""
-    failures: list[CheckFailure] = []
+    failures = registry_failures(news)
     server = news.get("server")
-    for key in ("server", "username", "password"):
-        value = news.get(key)
-        if not is_unknown(value) and (not isinstance(value, str) or not value):
-            failures.append(CheckFailure(key, "expected a non-empty string"))
     image = news.get("image")
     if image == NO_DIGEST:
         failures.append(
@@ -99,8 +72,6 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
             parse_platform(platform if isinstance(platform, str) else repr(platform))
         except ValueError as exc:
             failures.append(CheckFailure("platform", str(exc)))
-    if not isinstance(news.get("insecure", False), bool):
-        failures.append(CheckFailure("insecure", "expected true or false"))
     return failures
 
 

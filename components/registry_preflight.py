@@ -7,19 +7,11 @@ from typing import Any
 
 import httpx
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    Resource,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, UpdateResult
 
 from clients.registry import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
-from components.provider_errors import OneLineErrors, failure_line, is_unknown
+from components.provider_errors import OneLineErrors, failure_line, is_unknown, registry_failures
 from model.config import REPO_PATH, RegistryConfig
-from model.http_origin import server_problem
 from model.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
 
 PROVIDER_VERSION = "1"
@@ -30,16 +22,7 @@ _KEYS = ("server", "username", "password", "repositories", "insecure", "timeout_
 
 def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     """One CheckFailure per malformed input, naming the property; unknown values pass."""
-    failures: list[CheckFailure] = []
-    for key in ("server", "username", "password"):
-        value = news.get(key)
-        if not is_unknown(value) and (not isinstance(value, str) or not value):
-            what = "a non-empty string" if key != "password" else "a non-empty secret string"
-            failures.append(CheckFailure(key, f"expected {what}"))
-        elif key == "server" and isinstance(value, str) and (problem := server_problem(value)) is not None:
-            failures.append(
-                CheckFailure(key, f"got {value!r}; expected a host with a port from 1 to 65535 ({problem})")
-            )
+    failures = registry_failures(news)
     repos = news.get("repositories")
     if not is_unknown(repos):
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
@@ -52,8 +35,6 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
                 for r in repos
                 if not REPO_PATH.fullmatch(r)
             )
-    if not isinstance(news.get("insecure", False), bool):
-        failures.append(CheckFailure("insecure", "expected true or false"))
     timeout = news.get("timeout_seconds", DEFAULT_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120:
         failures.append(CheckFailure("timeout_seconds", "expected a number of seconds from 0 to 120"))
