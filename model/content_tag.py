@@ -9,7 +9,7 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 from model.dockerignore import Entry, IgnoreFileError, PatternMatcher, go_clean, read_patterns, walk
@@ -168,10 +168,27 @@ class Scan:
         return digest.hexdigest()
 
 
-@lru_cache(maxsize=64)
-def scan(context: Path, dockerfile: Path, root: Path) -> Scan:
-    """The walk of a build context, once per process; ContextError for what pulumi-docker would fail on
-    and for symlinks out of `root` (no file is read but the ignore file)."""
+_SCANS: dict[tuple[Path, Path, Path], Scan] = {}
+_MAX_SCANS = 64
+
+
+def clear_scans() -> None:
+    """Forget every walk (a test that edits a context it walked already)."""
+    _SCANS.clear()
+
+
+def scan(context: Path, dockerfile: Path, root: Path, *, fresh: bool = False) -> Scan:
+    """The walk of a build context, once per process unless `fresh`; ContextError for what pulumi-docker
+    would fail on and for symlinks out of `root` (no file is read but the ignore file)."""
+    key = (context, dockerfile, root)
+    if fresh or key not in _SCANS:
+        if len(_SCANS) >= _MAX_SCANS:
+            _SCANS.clear()
+        _SCANS[key] = _walk(*key)
+    return _SCANS[key]
+
+
+def _walk(context: Path, dockerfile: Path, root: Path) -> Scan:
     root = root.resolve()
     if not _inside(Path(os.path.realpath(dockerfile)), root):
         raise ContextError(
@@ -202,8 +219,11 @@ def sent_entries(context: Path, dockerfile: Path, root: Path) -> list[Entry]:
 
 
 def check_context(context: Path, dockerfile: Path, root: Path) -> None:
-    """ContextError for what pulumi-docker would fail on, and for symlinks out of `root`; reads no file."""
-    scan(context, dockerfile, root)
+    """ContextError for what pulumi-docker would fail on, and for symlinks out of `root`; reads no file.
+
+    The config calls it first, so it walks afresh: the tag and the build context then reuse that walk.
+    """
+    scan(context, dockerfile, root, fresh=True)
 
 
 def context_digest(context: Path, dockerfile: Path, root: Path) -> str:
