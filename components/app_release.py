@@ -131,11 +131,10 @@ class AppImage(pulumi.ComponentResource):
         image, cfg = app.image, stack.cfg
         # A pin (the rollback path) wins over a promoted digest (build once, promote); neither is built here.
         given = image.pin if image.pin is not None else stack.promoted.get(app.name)
+        tag = ""
         if given is not None:
-            self.repo_digest = pulumi.Output.from_input(given)
+            self.image_ref = self.repo_digest = pulumi.Output.from_input(given)
             self.local_image_id = pulumi.Output.from_input("")
-            self.image_ref = self.repo_digest
-            self.tag = pulumi.Output.from_input("")
         else:
             tag = content_tag(
                 image.context, image.dockerfile, image.platform, image.build_args, root=cfg.project_dir
@@ -162,7 +161,7 @@ class AppImage(pulumi.ComponentResource):
             self.image_ref = built.repo_digest
             self.repo_digest = built.repo_digest.apply(pushed_digest)
             self.local_image_id = built.repo_digest.apply(local_image_id)
-            self.tag = pulumi.Output.from_input(tag)
+        self.tag = pulumi.Output.from_input(tag)
         self.register_outputs(
             {"repo_digest": self.repo_digest, "local_image_id": self.local_image_id, "tag": self.tag}
         )
