@@ -60,9 +60,7 @@ def _input_failures(props: dict[str, Any]) -> list[CheckFailure]:
         raw = rpc.unwrap_rpc_secret(known["headers"])
         if isinstance(raw, Mapping):
             raw = {
-                k: rpc.unwrap_rpc_secret(v)
-                for k, v in raw.items()
-                if not is_unknown(rpc.unwrap_rpc_secret(v))
+                k: v for k, v in ((k, rpc.unwrap_rpc_secret(v)) for k, v in raw.items()) if not is_unknown(v)
             }
         found += header_problems(raw)
     found += [

@@ -197,11 +197,7 @@ class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
                 "insecure": registry.insecure,
                 "timeout_seconds": DEFAULT_TIMEOUT_S,
                 "provider_version": PROVIDER_VERSION,
-                "size_bytes": None,
-                "layers": None,
-                "media_type": None,
-                "manifest_digest": None,
-                "size_source": None,
+                **dict.fromkeys(("size_bytes", "layers", "media_type", "manifest_digest", "size_source")),
             },
             opts,
         )

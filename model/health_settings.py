@@ -193,9 +193,5 @@ def parse_settings(values: Mapping[str, Any], headers: Mapping[str, str]) -> Hea
     found = problems(values) + header_problems(headers)
     if found:
         raise InvalidSettings(found)
-    coerce = {"whole": int, "positive": float}
-    return HealthSettings(**{n: coerce.get(limit(n).kind, _same)(values[n]) for n in NAMES})
-
-
-def _same(value: Any) -> Any:
-    return value
+    coerce: dict[str, Any] = {"whole": int, "positive": float}
+    return HealthSettings(**{n: coerce.get(limit(n).kind, lambda v: v)(values[n]) for n in NAMES})
