@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from clients import http_bounds
-from model.health_budget import PROBE_OVERHEAD_SECONDS, waits
-from model.health_settings import HealthSettings
+from model.health_settings import PROBE_OVERHEAD_SECONDS, HealthSettings, waits
 from model.http_origin import origin, redact_url, redact_urls, show_origin
 
 BODY_LIMIT_BYTES = 64 * 1024
@@ -31,16 +30,6 @@ WRONG_STATUS = "wrong status"
 TOO_SLOW = "too slow"
 OFF_ORIGIN = "off-origin"
 """A redirect to another origin (scheme, host or port), which is refused: see `probe_once`."""
-# Failure classes read from the exception chain (clients/http_bounds.py).
-REFUSED = http_bounds.REFUSED
-DNS = http_bounds.DNS
-TIMEOUT = http_bounds.TIMEOUT
-TLS = http_bounds.TLS
-REDIRECT_LOOP = http_bounds.REDIRECT_LOOP
-CONNECT_ERROR = http_bounds.CONNECT
-PROTOCOL_ERROR = http_bounds.PROTOCOL
-INVALID_URL = http_bounds.INVALID_URL
-UNEXPECTED = http_bounds.UNEXPECTED
 
 
 @dataclass(frozen=True)
@@ -155,13 +144,8 @@ async def probe_once(
     limit_seconds: float,
     clock: Clock,
 ) -> Probe:
-    """One probe, all of it (connect, redirects, headers, capped body) bounded by `limit_seconds`.
-
-    Redirects are followed only within the configured URL's origin (scheme, host and port): the
-    configured headers, secret ones included, go nowhere else, and the check judges only what that
-    origin serves. A redirect to another origin, https to http included, fails the probe as
-    `off-origin` before anything is sent there.
-    """
+    """One probe, all of it bounded by `limit_seconds`; redirects only within the URL's origin, so the
+    headers go nowhere else (another origin, https to http included, fails the probe as `off-origin`)."""
     start = clock()
     status: int | None = None
     body = 0
@@ -191,16 +175,17 @@ async def probe_once(
                 request = target
             finally:
                 await response.aclose()
-        return Probe(attempt, REDIRECT_LOOP, None, elapsed())
+        return Probe(attempt, http_bounds.REDIRECT_LOOP, None, elapsed())
 
     try:
         early = await http_bounds.await_within(limit_seconds, exchange(), what="the probe")
     except TimeoutError:
-        return Probe(attempt, TIMEOUT, status, elapsed(), body)
+        return Probe(attempt, http_bounds.TIMEOUT, status, elapsed(), body)
     except Exception as exc:  # every failure is a probe result, never an error out of the check
         cause = http_bounds.classify(exc)
         # An exception's text may quote the URL; it is printed as every URL is (no userinfo).
-        note = "" if cause.kind in (REFUSED, DNS, TLS, CONNECT_ERROR) else redact_urls(cause.detail)
+        quiet = (http_bounds.REFUSED, http_bounds.DNS, http_bounds.TLS, http_bounds.CONNECT)
+        note = "" if cause.kind in quiet else redact_urls(cause.detail)
         return Probe(attempt, cause.kind, status, elapsed(), body, note=note)
     if early is not None:
         return early
@@ -217,10 +202,7 @@ async def probe_once(
 
 
 def _client(settings: HealthSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    """A client that opens a fresh connection per probe and follows no redirects by itself.
-
-    An injected transport brings its own TLS verification and connection limits.
-    """
+    """A fresh connection per probe that follows no redirect itself (a given transport brings its own TLS)."""
     timeout = httpx.Timeout(settings.timeout_seconds)
     if transport is not None:
         return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
@@ -295,11 +277,8 @@ def check_endpoint(
     sleep: Sleep = asyncio.sleep,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> CheckOutcome:
-    """Run the check on a fresh event loop that is closed without waiting for stuck DNS lookups.
-
-    `asyncio.run` would wait for the default executor, where a resolver that never answers keeps a
-    thread busy long after the probe timed out; that wait would break the worst-case bound.
-    """
+    """Run the check on a fresh loop, closed without waiting for stuck DNS lookups (`asyncio.run` would wait
+    for the executor where a resolver that never answers keeps a thread, past the worst-case bound)."""
     loop = asyncio.new_event_loop()
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-dns")
     loop.set_default_executor(executor)

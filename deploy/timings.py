@@ -57,7 +57,7 @@ PhaseOutcome = Literal["succeeded", "failed", "unfinished"]
 PHASE_OUTCOMES: tuple[PhaseOutcome, ...] = ("succeeded", "failed", "unfinished")
 
 # The docker Image is the AppImage component's child, both named with the image suffix:
-# AppRelease `web` -> AppImage `web-image` -> Image `web-image-image` (components/app_image.py).
+# AppRelease `web` -> AppImage `web-image` -> Image `web-image-image` (components/app_release.py).
 _BUILD_SUFFIX = f"{IMAGE_SUFFIX}{IMAGE_SUFFIX}"
 _APP_PHASES: Mapping[str, tuple[Phase, str]] = {
     DOCKER_IMAGE_TYPE: ("build", _BUILD_SUFFIX),

@@ -16,8 +16,7 @@ from model.config_schema import (
 )
 from model.config_types import StackConfig
 from model.errors import Problem
-from model.health_budget import worst_case_seconds
-from model.health_settings import DEFAULTS
+from model.health_settings import DEFAULTS, worst_case_seconds
 
 LINT_TIMEOUT_SECONDS = 60.0
 """Deadline of the one hadolint run per program run (it takes milliseconds per Dockerfile)."""

@@ -1,13 +1,7 @@
 """The build context pulumi-docker sends, as one tar: the files its context hash walks, and the Dockerfile.
 
-pulumi-docker v4.5.2-v5.1.0 (provider/image.go): the ignore patterns from `<Dockerfile>.dockerignore`
-when there is one, else `<context>/.dockerignore` (`getIgnorePatterns`); the context tarred with them
-and every owner set to 0:0 (`archive.TarWithOptions`); a Dockerfile outside the context added by
-docker/cli's `AddDockerfileToBuildContext` under a hidden name, `.dockerfile.<20 hex>`, which it lists
-in the `.dockerignore` it sends (appended to the context's, or a new one listing itself too), so the
-daemon drops both before any COPY sees them. The files are those of model/content_tag.py's walk,
-from which the image's tag is derived too; the docker SDK's own tar reads only `<context>/.dockerignore`
-with a matcher of its own, so the image it builds can differ from the one pulumi-docker builds.
+The walk is model/content_tag.py's, shared with the tag; the Dockerfile from outside the context goes in
+under a hidden name as docker/cli adds it (docs/engine-rules.md#build-context).
 """
 
 from __future__ import annotations
@@ -21,7 +15,9 @@ import time
 from pathlib import Path
 from typing import IO
 
-from model.content_tag import ContextError, sent_entries
+from model.content_tag import ContextError, open_entry, sent_entries, shown
+from model.errors import GitopsError
+from model.files import FileRefused, read_bounded
 
 HIDDEN_DOCKERFILE_PREFIX = ".dockerfile."
 """docker/cli's name for a Dockerfile from outside the context, before 20 hex characters."""
@@ -30,15 +26,8 @@ MAX_DOCKERFILE_BYTES = 1 << 20
 """Largest Dockerfile read into the context; more is refused, not truncated."""
 
 
-class ContextTimeout(Exception):
+class ContextTimeout(GitopsError):
     """Writing the context took longer than the build may take as a whole."""
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -49,31 +38,15 @@ def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _open_regular(path: Path, expected: os.stat_result, root: Path) -> IO[bytes]:
-    """The regular file the walk saw at `path`, never through a symlink nor a file swapped in since."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        raise ContextError(f"a readable file at {_shown(path, root)} ({exc.strerror})") from None
-    f = os.fdopen(fd, "rb")
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_ino, st.st_dev) != (expected.st_ino, expected.st_dev):
-        f.close()
-        raise ContextError(f"a regular file at {_shown(path, root)}; it changed while being sent")
-    return f
-
-
 def _dockerfile_bytes(dockerfile: Path, root: Path) -> bytes:
     try:
-        with dockerfile.open("rb") as f:
-            data = f.read(MAX_DOCKERFILE_BYTES + 1)
-    except OSError as exc:
-        raise ContextError(f"a readable Dockerfile at {_shown(dockerfile, root)} ({exc.strerror})") from None
-    if len(data) > MAX_DOCKERFILE_BYTES:
-        raise ContextError(
-            f"a Dockerfile of at most {MAX_DOCKERFILE_BYTES} bytes at {_shown(dockerfile, root)}"
-        )
-    return data
+        return read_bounded(dockerfile, MAX_DOCKERFILE_BYTES)
+    except FileRefused as exc:
+        if str(exc).startswith("over"):
+            raise ContextError(
+                f"a Dockerfile of at most {MAX_DOCKERFILE_BYTES} bytes at {shown(dockerfile, root)}"
+            ) from None
+        raise ContextError(f"a readable Dockerfile at {shown(dockerfile, root)} ({exc})") from None
 
 
 def _regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
@@ -109,13 +82,13 @@ def write_context_tar(context: Path, dockerfile: Path, root: Path, out: IO[bytes
                     continue  # a socket: archive.TarWithOptions skips it too
                 _root_owned(info)
                 if hidden and entry.path == IGNORE_FILE and info.isreg():
-                    with _open_regular(path, entry.stat, root) as f:
+                    with open_entry(path, entry.stat, root) as f:
                         patterns = f.read(info.size)
                     info.size = len(patterns := patterns + f"\n{hidden}\n".encode())
                     tar.addfile(info, io.BytesIO(patterns))
                     ignore_listed = True
                 elif info.isreg():
-                    with _open_regular(path, entry.stat, root) as f:
+                    with open_entry(path, entry.stat, root) as f:
                         tar.addfile(info, f)
                 else:
                     tar.addfile(info)
@@ -124,6 +97,6 @@ def write_context_tar(context: Path, dockerfile: Path, root: Path, out: IO[bytes
                     tar.addfile(*_regular(IGNORE_FILE, f"{IGNORE_FILE}\n{hidden}\n".encode()))
                 tar.addfile(*_regular(hidden, data))
     except OSError as exc:
-        where = _shown(Path(exc.filename), root) if exc.filename else "a file of it"
+        where = shown(Path(exc.filename), root) if exc.filename else "a file of it"
         raise ContextError(f"a build context that stays as it is while sent; {where}: {exc}") from None
     return hidden or relative

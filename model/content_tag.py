@@ -1,19 +1,20 @@
-"""A content-derived image tag that moves exactly when pulumi-docker's context hash does; never `latest`.
-
-pulumi-docker v4.5.2-v5.1.0 `provider/provider.go` `hashContext`/`hashPath`; the rule in full, and where
-why a symlink in a build context must have a relative target: docs/build.md, "The content tag".
-"""
+"""A content-derived image tag that moves exactly when pulumi-docker's context hash does; never `latest`
+(docs/build.md, "The content tag")."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 from collections.abc import Mapping
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from model.dockerignore import Entry, IgnoreFileError, PatternMatcher, go_clean, read_patterns, walk
+from model.errors import GitopsError
+from model.files import FileRefused, read_bounded
 
 CHUNK_BYTES = 1 << 20
 """Files are hashed this many bytes at a time, so memory stays flat whatever their size."""
@@ -25,7 +26,7 @@ _GO_MODE_LETTERS = "dalTLDpSugct?"
 """Go's `FileMode.String` type letters, highest bit first."""
 
 
-class ContextError(ValueError):
+class ContextError(GitopsError, ValueError):
     """The build context cannot be hashed as pulumi-docker would: the message says what is expected."""
 
 
@@ -52,7 +53,7 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _shown(path: Path | str, root: Path) -> str:
+def shown(path: Path | str, root: Path) -> str:
     """A path as the user wrote it relative to the repository, for messages."""
     try:
         return Path(path).relative_to(root).as_posix()
@@ -60,19 +61,26 @@ def _shown(path: Path | str, root: Path) -> str:
         return str(path)
 
 
-def _file_digest(path: Path, expected: os.stat_result | None, root: Path) -> bytes:
-    """SHA-256 of a regular file, read in chunks, never through a symlink nor from anything but that file."""
+def open_entry(path: Path, expected: os.stat_result | None, root: Path) -> io.FileIO:
+    """The regular file the walk saw at `path` (`expected`), never through a symlink nor a file swapped in."""
     flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if expected is not None else 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise ContextError(f"a readable file at {_shown(path, root)} ({exc.strerror})") from None
+        raise ContextError(f"a readable file at {shown(path, root)} ({exc.strerror})") from None
+    f = os.fdopen(fd, "rb", buffering=0)
+    st = os.fstat(fd)
+    same = expected is None or (st.st_ino, st.st_dev) == (expected.st_ino, expected.st_dev)
+    if not stat.S_ISREG(st.st_mode) or not same:
+        f.close()
+        raise ContextError(f"a regular file at {shown(path, root)}; it changed while being read")
+    return f
+
+
+def _file_digest(path: Path, expected: os.stat_result | None, root: Path) -> bytes:
+    """SHA-256 of a regular file, read in chunks so memory stays flat whatever its size."""
     digest = hashlib.sha256()
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        st = os.fstat(fd)
-        same = expected is None or (st.st_ino, st.st_dev) == (expected.st_ino, expected.st_dev)
-        if not stat.S_ISREG(st.st_mode) or not same:
-            raise ContextError(f"a regular file at {_shown(path, root)}; it changed while being read")
+    with open_entry(path, expected, root) as f:
         buffer = bytearray(CHUNK_BYTES)
         view = memoryview(buffer)
         while n := f.readinto(buffer):
@@ -88,22 +96,21 @@ def _ignore_matcher(context: Path, dockerfile: Path, root: Path) -> PatternMatch
         resolved = Path(os.path.realpath(candidate))
         if not _inside(resolved, root):
             raise ContextError(
-                f"an ignore file inside the repository; {_shown(candidate, root)} -> "
+                f"an ignore file inside the repository; {shown(candidate, root)} -> "
                 f"{os.readlink(candidate)!r} points outside it"
             )
         if not resolved.exists():
             continue  # a dangling link is "no such file" to afero, as to Docker
-        if not resolved.is_file():
-            raise ContextError(f"a regular file at {_shown(candidate, root)}")
-        with resolved.open("rb") as f:
-            data = f.read(MAX_IGNORE_FILE_BYTES + 1)
-        if len(data) > MAX_IGNORE_FILE_BYTES:
-            limit = MAX_IGNORE_FILE_BYTES
-            raise ContextError(f"an ignore file of at most {limit} bytes at {_shown(candidate, root)}")
+        try:
+            data = read_bounded(resolved, MAX_IGNORE_FILE_BYTES)
+        except FileRefused as exc:
+            over = str(exc).startswith("over")
+            what = f"an ignore file of at most {MAX_IGNORE_FILE_BYTES} bytes" if over else "a regular file"
+            raise ContextError(f"{what} at {shown(candidate, root)}") from None
         try:
             return PatternMatcher.new(read_patterns(data))
         except IgnoreFileError as exc:
-            raise ContextError(f"an ignore file Docker accepts at {_shown(candidate, root)}: {exc}") from None
+            raise ContextError(f"an ignore file Docker accepts at {shown(candidate, root)}: {exc}") from None
     return PatternMatcher()
 
 
@@ -114,81 +121,114 @@ def _link_target(path: Path, root: Path) -> bytes:
     if not _inside(resolved, root):
         raise ContextError(
             "symlinks that stay inside the repository, as Argo CD requires (it refuses out-of-bounds "
-            f"symlinks); {_shown(path, root)} -> {target!r} points outside it"
+            f"symlinks); {shown(path, root)} -> {target!r} points outside it"
         )
     if not resolved.exists():
-        raise ContextError(f"symlinks that resolve; {_shown(path, root)} -> {target!r} points at nothing")
+        raise ContextError(f"symlinks that resolve; {shown(path, root)} -> {target!r} points at nothing")
     if os.path.isabs(target):
         # pulumi-docker hashes the resolved path, which for an absolute target moves with the checkout.
         raise ContextError(
             f"symlinks with relative targets, so the tag moves exactly when pulumi-docker rebuilds; "
-            f"{_shown(path, root)} -> {target!r} is absolute"
+            f"{shown(path, root)} -> {target!r} is absolute"
         )
     return resolved.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
 
 
-def _hash_inputs(context: Path, dockerfile: Path, root: Path, *, read: bool) -> str:
-    """pulumi-docker's context hash: the Dockerfile, then each file the ignore rules keep, by path and mode.
+@dataclass(frozen=True)
+class Scan:
+    """One walk of a build context: what pulumi-docker hashes and, with the directories, what it sends."""
 
-    With `read` False nothing is read (every content counts as empty): the walk and its checks only.
-    """
-    root = root.resolve()
-    if not _inside(Path(os.path.realpath(dockerfile)), root):
-        shown = _shown(dockerfile, root)
-        raise ContextError(f"a Dockerfile inside the repository; {shown} resolves outside it")
-    matcher = _ignore_matcher(context, dockerfile, root)
-    empty = hashlib.sha256().digest()
-    digest = hashlib.sha256()
-    # hashPath(dockerfile, "Dockerfile", 0): mode 0 prints as `----------` and counts as a regular file.
-    dockerfile_digest = _file_digest(dockerfile, None, root) if read else empty
-    digest.update(DOCKERFILE_NAME.encode() + b"----------" + dockerfile_digest + b"\0")
-    try:
-        for entry in walk(context, matcher):
-            path = context / entry.path
+    context: Path
+    dockerfile: Path
+    root: Path
+    entries: tuple[Entry, ...]
+    """Every entry the ignore rules keep, directories included, in `filepath.WalkDir` order."""
+
+    @cached_property
+    def digest(self) -> str:
+        """pulumi-docker's context hash: the Dockerfile, then each kept file by path, mode and content."""
+        empty = hashlib.sha256().digest()
+        digest = hashlib.sha256()
+        # hashPath(dockerfile, "Dockerfile", 0): mode 0 prints as `----------` and counts as a regular file.
+        digest.update(
+            DOCKERFILE_NAME.encode() + b"----------" + _file_digest(self.dockerfile, None, self.root) + b"\0"
+        )
+        for entry in self.entries:
             kind = stat.S_IFMT(entry.stat.st_mode)
+            if kind == stat.S_IFDIR:
+                continue
+            path = self.context / entry.path
             content = empty  # fifos and devices: hashPath hashes nothing for them, and never opens them
             if kind == stat.S_IFLNK:
-                content = hashlib.sha256(_link_target(path, root)).digest()
-            elif kind == stat.S_IFSOCK:  # fsutil clears the socket bit, so Go opens it, and fails
-                raise ContextError(f"no sockets in the build context; {_shown(path, root)} is one")
-            elif kind == stat.S_IFREG and read:
-                content = _file_digest(path, entry.stat, root)
-            elif kind == stat.S_IFREG and not os.access(path, os.R_OK):
-                raise ContextError(f"a readable build context; permission denied: {_shown(path, root)}")
+                content = hashlib.sha256(_link_target(path, self.root)).digest()
+            elif kind == stat.S_IFREG:
+                content = _file_digest(path, entry.stat, self.root)
             name = go_clean(entry.path).encode("utf-8", "surrogateescape")
             digest.update(name + go_mode_string(entry.stat.st_mode).encode() + content + b"\0")
+        return digest.hexdigest()
+
+
+_SCANS: dict[tuple[Path, Path, Path], Scan] = {}
+_MAX_SCANS = 64
+
+
+def clear_scans() -> None:
+    """Forget every walk (a test that edits a context it walked already)."""
+    _SCANS.clear()
+
+
+def scan(context: Path, dockerfile: Path, root: Path, *, fresh: bool = False) -> Scan:
+    """The walk of a build context, once per process unless `fresh`; ContextError for what pulumi-docker
+    would fail on and for symlinks out of `root` (no file is read but the ignore file)."""
+    key = (context, dockerfile, root)
+    if fresh or key not in _SCANS:
+        if len(_SCANS) >= _MAX_SCANS:
+            _SCANS.clear()
+        _SCANS[key] = _walk(*key)
+    return _SCANS[key]
+
+
+def _walk(context: Path, dockerfile: Path, root: Path) -> Scan:
+    root = root.resolve()
+    if not _inside(Path(os.path.realpath(dockerfile)), root):
+        raise ContextError(
+            f"a Dockerfile inside the repository; {shown(dockerfile, root)} resolves outside it"
+        )
+    matcher = _ignore_matcher(context, dockerfile, root)
+    try:
+        entries = tuple(walk(context, matcher, directories=True))
     except OSError as exc:
-        where = _shown(exc.filename or context, root)
-        raise ContextError(f"a readable build context; {exc.strerror}: {where}") from None
-    return digest.hexdigest()
+        raise ContextError(
+            f"a readable build context; {exc.strerror}: {shown(exc.filename or context, root)}"
+        ) from None
+    for entry in entries:
+        path, kind = context / entry.path, stat.S_IFMT(entry.stat.st_mode)
+        if kind == stat.S_IFLNK:
+            _link_target(path, root)
+        elif kind == stat.S_IFSOCK:  # fsutil clears the socket bit, so Go opens it, and fails
+            raise ContextError(f"no sockets in the build context; {shown(path, root)} is one")
+        elif kind == stat.S_IFREG and not os.access(path, os.R_OK):
+            raise ContextError(f"a readable build context; permission denied: {shown(path, root)}")
+    return Scan(context, dockerfile, root, entries)
 
 
 def sent_entries(context: Path, dockerfile: Path, root: Path) -> list[Entry]:
-    """What pulumi-docker sends of the context: the walk its hash takes, directories included.
-
-    pulumi-docker tars the context with the same `<Dockerfile>.dockerignore`-first patterns
-    (provider/image.go `getIgnorePatterns`, then `archive.TarWithOptions`), each kept directory too.
-    moby's archive walk enters an excluded directory only for an exception naming it literally, not
-    for one with pattern characters (`!**/keep`) as fsutil's does: such a file is sent here, and
-    counts in the tag either way. ContextError as `check_context`.
-    """
-    matcher = _ignore_matcher(context, dockerfile, root.resolve())
-    try:
-        return list(walk(context, matcher, directories=True))
-    except OSError as exc:
-        where = _shown(exc.filename or context, root.resolve())
-        raise ContextError(f"a readable build context; {exc.strerror}: {where}") from None
+    """What pulumi-docker sends of the context: the walk its hash takes, directories included
+    (docs/engine-rules.md#build-context); ContextError as `scan`."""
+    return list(scan(context, dockerfile, root).entries)
 
 
 def check_context(context: Path, dockerfile: Path, root: Path) -> None:
-    """ContextError for what pulumi-docker would fail on, and for symlinks out of `root`; reads no file."""
-    _hash_inputs(context, dockerfile, root, read=False)
+    """ContextError for what pulumi-docker would fail on, and for symlinks out of `root`; reads no file.
+
+    The config calls it first, so it walks afresh: the tag and the build context then reuse that walk.
+    """
+    scan(context, dockerfile, root, fresh=True)
 
 
-@lru_cache(maxsize=64)
 def context_digest(context: Path, dockerfile: Path, root: Path) -> str:
-    """pulumi-docker's context hash, once per process for each context (ContextError as `check_context`)."""
-    return _hash_inputs(context, dockerfile, root, read=True)
+    """pulumi-docker's context hash, once per process for each context (ContextError as `scan`)."""
+    return scan(context, dockerfile, root).digest
 
 
 def content_tag(

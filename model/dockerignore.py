@@ -1,11 +1,5 @@
-"""Docker's `.dockerignore` rules, as pulumi-docker's context hash applies them (see docs/build.md).
-
-A port of moby/patternmatcher v0.6.0 (`ignorefile.ReadAll`, `New`, `Pattern.compile`/`match`,
-`MatchesUsingParentResults`) and of tonistiigi/fsutil's filtered walk (`filter.go` `filterFS.Walk`
-over `filepath.WalkDir`), the code pulumi-docker v4.5.2 to v5.1.0 hashes its build context with.
-The docker SDK's `PatternMatcher` is not used: it re-includes `.dockerignore` and `Dockerfile`, drops
-a leading `..`, matches `**` parents only to the pattern's depth and has no `**x` suffix rule.
-"""
+"""Docker's `.dockerignore` rules, ported from moby/patternmatcher and fsutil's walk, as pulumi-docker's
+context hash applies them; docker-py's matcher is not faithful (docs/engine-rules.md#dockerignore)."""
 
 from __future__ import annotations
 
@@ -17,6 +11,8 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from model.errors import GitopsError
 
 MAX_LINE_BYTES = 64 * 1024
 """Go's `bufio.Scanner` default token limit: a longer `.dockerignore` line fails the read there too."""
@@ -31,7 +27,7 @@ _PATTERN_CHARS = "*[]?^\\"
 _EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"
 
 
-class IgnoreFileError(ValueError):
+class IgnoreFileError(GitopsError, ValueError):
     """A `.dockerignore` Docker would refuse (a lone `!`, a malformed pattern, an over-long line)."""
 
 

@@ -1,15 +1,5 @@
-"""The failed-release record: which content of which app failed its health gate, kept so it never ships again.
-
-The record lives in the stack's own `failedReleases` output, so it is found on any backend and never
-touches the repository. `python -m deploy` reads it with `pulumi stack output` and, when it changes
-the record (a new failure, or an override), hands the new record to that one update in the runtime
-config key `gitops-deploy:failedReleases`. The program reads it from that key, or else from the
-stack's last outputs through the engine's built-in `pulumi:pulumi:readStackOutputs` invoke (what a
-`StackReference` reads through: pulumi/pulumi pkg/resource/deploy/builtins.go `readStackReference`,
-`backendClient.GetStackOutputs` in pkg/backend/backend.go, which does not refuse the stack itself).
-A plain `pulumi up` or `pulumi preview` therefore keeps and enforces it too. Releases are keyed by
-the image's content tag (model/content_tag.py): the same source always gives the same tag.
-"""
+"""The failed-release record: which content of which app failed its health gate, kept so it never ships
+again; it lives in the stack's own output (docs/engine-rules.md#failed-release-record)."""
 
 from __future__ import annotations
 
@@ -20,6 +10,7 @@ from typing import Any
 
 import pulumi
 
+from model.errors import GitopsError
 from model.http_origin import redact_urls
 from model.image_ref import is_repo_digest
 
@@ -175,7 +166,7 @@ def blocked_message(releases: Iterable[FailedRelease], stack: str) -> str:
     return "\n".join(lines)
 
 
-class FailedReleaseBlocked(pulumi.RunError):
+class FailedReleaseBlocked(GitopsError, pulumi.RunError):
     """The program stops before registering anything: an app would ship a release that failed before."""
 
     def __init__(self, releases: Iterable[FailedRelease], stack: str) -> None:
@@ -184,12 +175,8 @@ class FailedReleaseBlocked(pulumi.RunError):
 
 
 def own_stack_name() -> str:
-    """This stack as a StackReference names it: `org/project/stack` on Pulumi Cloud, the bare name on DIY.
-
-    A DIY backend's organization is always `organization`; its legacy (non-project) layout only parses a
-    bare name, which the project layout resolves against the current project (pkg/backend/diy/store.go).
-    Older engines send no organization at all; the bare name is what the CLI itself resolves then.
-    """
+    """This stack as a StackReference names it: `org/project/stack` on Pulumi Cloud; the bare name on a DIY
+    backend (org `organization`) or an engine that sends no org (docs/engine-rules.md#stack-references)."""
     org = pulumi.get_organization()
     if not org or org == "organization":
         return pulumi.get_stack()

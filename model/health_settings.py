@@ -1,24 +1,41 @@
-"""The health check's settings, defined once: each field, its config key, its default and its limits.
-
-The stack config (`HealthConfig`), the provider's inputs (`HealthCheckArgs`, its defaults and its
-`check`) and the probe loop all derive from `HealthSettings`.
-"""
+"""The health check's settings, defined and validated once: each field, its config key, default and limits."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, Literal
 
-from model.health_budget import worst_case_seconds
-from model.http_origin import url_problem
+from model.errors import GitopsError, Problem
+from model.http_origin import HEADER_NAME, HEADER_VALUE, redact_url, url_problem
 
 MAX_COUNT = 1000
 """Most attempts (and so most consecutive passes) one check may ask for."""
 MAX_BUDGET_SECONDS = 15 * 60
 """Longest worst-case check accepted."""
+BACKOFF_FACTOR = 1.5
+"""Each wait between probes is this many times the previous one..."""
+MAX_WAIT_SECONDS = 30.0
+"""...but never longer than this (or than `interval_seconds`, when that is longer)..."""
+MAX_WAIT_INTERVALS = 4.0
+"""...nor than this many intervals, so a short interval keeps the detection lag short."""
+PROBE_OVERHEAD_SECONDS = 0.5
+"""Bound on one probe's work beyond its timeout (reading a capped body, closing the connection)."""
 
 Kind = Literal["url", "whole", "positive", "bool"]
+
+
+def waits(attempts: int, interval_seconds: float) -> list[float]:
+    """The waits between consecutive probes: `attempts - 1` of them, backing off from the interval."""
+    cap = max(interval_seconds, min(MAX_WAIT_SECONDS, MAX_WAIT_INTERVALS * interval_seconds))
+    return [min(interval_seconds * BACKOFF_FACTOR**k, cap) for k in range(max(attempts - 1, 0))]
+
+
+def worst_case_seconds(attempts: int, interval_seconds: float, timeout_seconds: float) -> float:
+    """Longest a check can take: every probe times out and every wait is taken."""
+    probes = attempts * (timeout_seconds + PROBE_OVERHEAD_SECONDS)
+    return probes + sum(waits(attempts, interval_seconds))
 
 
 @dataclass(frozen=True)
@@ -39,18 +56,14 @@ class Limit:
             return "an http:// or https:// URL with a host, a port from 1 to 65535 and no userinfo"
         if self.kind == "whole":
             return f"a whole number from {self.minimum} to {self.maximum}"
-        if self.kind == "positive":
-            return "a positive number"
-        return "true or false"
+        return "a positive number" if self.kind == "positive" else "true or false"
 
     def problem(self, value: Any) -> str | None:
         """Why `value` is not acceptable (without quoting it), or None."""
         if self.kind == "bool":
             return None if isinstance(value, bool) else "not true or false"
         if self.kind == "url":
-            if not isinstance(value, str):
-                return "not a string"
-            return url_problem(value)
+            return url_problem(value) if isinstance(value, str) else "not a string"
         number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not number:
             return "not a finite number"
@@ -98,13 +111,17 @@ NAMES: tuple[str, ...] = tuple(f.name for f in SETTINGS)
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in SETTINGS if f.name != "url"}
 
 
+class InvalidSettings(GitopsError):
+    """Settings that break a limit; the message lists each problem and never quotes a header value."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(map(str, problems)))
+
+
 def limit(name: str) -> Limit:
     """The limit of one setting, by field name."""
-    for f in SETTINGS:
-        if f.name == name:
-            result: Limit = f.metadata["limit"]
-            return result
-    raise KeyError(name)
+    return next(f.metadata["limit"] for f in SETTINGS if f.name == name)
 
 
 def cross_problems(
@@ -125,3 +142,51 @@ def cross_problems(
             expected = f"a worst-case check time of at most {MAX_BUDGET_SECONDS} s (15 minutes)"
             problems.append(("attempts", given, expected))
     return problems
+
+
+def problems(values: Mapping[str, Any], unknown: Collection[str] = ()) -> list[Problem]:
+    """One Problem per bad setting among `values` (by field name), then the cross rules;
+    `unknown` names what a preview does not know yet (a missing `url` is a problem, an unknown one is not)."""
+    found: list[Problem] = []
+    if "url" not in values and "url" not in unknown:
+        found.append(Problem("url", "nothing", limit("url").expected))
+    valid: dict[str, Any] = {}
+    for name in (n for n in NAMES if n in values):
+        value, rule = values[name], limit(name)
+        problem = rule.problem(value)
+        if problem is None:
+            valid[name] = value
+        elif name == "url":  # printed as every URL is: userinfo (a token written there) is never shown
+            shown = repr(redact_url(value)) if isinstance(value, str) else f"a {type(value).__name__}"
+            found.append(Problem(name, f"{shown} ({problem})", rule.expected))
+        else:
+            found.append(Problem(name, repr(value), rule.expected))
+    names = ("attempts", "interval_seconds", "timeout_seconds", "success_threshold")
+    found += [Problem(*p) for p in cross_problems(*(valid.get(n) for n in names))]
+    return found
+
+
+def header_problems(headers: Any) -> list[Problem]:
+    """The one check of header syntax: names are HTTP tokens, values printable ASCII (never quoted back)."""
+    if not isinstance(headers, Mapping):
+        return [Problem("headers", f"a {type(headers).__name__}", "an object of header name -> string value")]
+    found = [Problem("headers", f"header name {n!r}", "an HTTP token") for n in headers if not _token(n)]
+    return found + [
+        Problem(f"headers.{n}", f"a value of {n!r} that is not valid HTTP", "printable ASCII text")
+        for n, v in headers.items()
+        if _token(n) and not (isinstance(v, str) and HEADER_VALUE.fullmatch(v))
+    ]
+
+
+def _token(name: Any) -> bool:
+    return isinstance(name, str) and HEADER_NAME.fullmatch(name) is not None
+
+
+def parse_settings(values: Mapping[str, Any], headers: Mapping[str, str]) -> HealthSettings:
+    """Checked settings from loose values (numbers cross the engine as floats); InvalidSettings otherwise."""
+    values = {**DEFAULTS, **values}
+    found = problems(values) + header_problems(headers)
+    if found:
+        raise InvalidSettings(found)
+    coerce: dict[str, Any] = {"whole": int, "positive": float}
+    return HealthSettings(**{n: coerce.get(limit(n).kind, lambda v: v)(values[n]) for n in NAMES})

@@ -1,18 +1,5 @@
-"""What pulumi-docker's `repoDigest` holds: a pushed digest reference, or the local build's image ID.
-
-pulumi/pulumi-docker v4.11.2 `provider/image.go`, `dockerBuild`: the build is tagged with the image
-name in the local engine (`Tags: []string{img.Name}`); then `if img.SkipPush || isPreview` it returns
-`repoDigest` = `docker.ImageInspect(img.Name).ID`, a bare `sha256:<64 hex>`; only after the push is it
-`repository@sha256:<64 hex>` (`getRepoDigest`). pulumi-docker supports provider previews
-(`provider/hybrid.go`, `resp.SupportsPreview = true`), so the engine hands the preview's value to the
-program as known.
-
-`getRepoDigest` reads the local image store, not the push: the first of the image's `RepoDigests` for
-the repository, else `<none>@<none>` (`nodigest`), which Podman and containerd image stores answer; a
-digest the push reported and the store's differ only in a warning. So v4's digest can name an image
-the registry does not serve under the pushed tag (v5.1.0 prefers the push's digest). ImageSize checks
-it against the registry before the Application pins it (components/image_size.py).
-"""
+"""What pulumi-docker's `repoDigest` holds: a pushed digest reference, or the local build's image ID
+(docs/engine-rules.md#preview-digest)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,5 @@
-"""Kubernetes' rules for an object's `metadata.name`, per kind, as the API server applies them.
-
-The formats are apimachinery's, staging/src/k8s.io/apimachinery/pkg/util/validation/validation.go:
-IsDNS1123Label (at most 63, `[a-z0-9]([-a-z0-9]*[a-z0-9])?`), IsDNS1123Subdomain (at most 253,
-dot-separated DNS-1123 labels) and IsDNS1035Label (at most 63, `[a-z]([-a-z0-9]*[a-z0-9])?`). Which
-kind takes which is in each group's validation: pkg/apis/core/validation/validation.go
-(`ValidateServiceName = NameIsDNS1035Label`; Namespace `ValidateNamespaceName = NameIsDNSLabel`; Pod,
-Secret, ConfigMap, ServiceAccount, ... `NameIsDNSSubdomain`), pkg/apis/apps/validation/validation.go
-(Deployment, DaemonSet, ReplicaSet: subdomain; `ValidateStatefulSetName = NameIsDNSLabel`: its pods'
-hostnames are `<name>-<ordinal>`), pkg/apis/batch/validation/validation.go (CronJob: subdomain and
-at most `DNS1035LabelMaxLength-11` = 52, room for the Job suffix). Any other kind, custom resources
-included, is checked by apiextensions-apiserver's generic `NameIsDNSSubdomain`.
-"""
+"""Kubernetes' rules for an object's `metadata.name`, per kind, as the API server applies them
+(docs/engine-rules.md#kubernetes-names)."""
 
 from __future__ import annotations
 

@@ -1,29 +1,5 @@
-"""The release's workload: the entry of an Application's `status.resources[]` whose health is the release's.
-
-Rules, from argoproj/argo-cd v3.5.1 (its gitops-engine is vendored there under gitops-engine/):
-
-- The app's health is the worst health of its managed resources (controller/health.go
-  `setApplicationHealth`), and a HorizontalPodAutoscaler whose metrics are unavailable is Degraded
-  (gitops-engine/pkg/health/health_hpa.go). So with a chart's autoscaling on in a cluster without
-  metrics the app is Degraded whatever its pods do; the release is judged on its workload instead,
-  both by the wait (components/argo_wait.py) and by the deploy's early stop (deploy/argo_status.py).
-- Each entry of `status.resources[]` is a ResourceStatus: `group` (omitted for the core group),
-  `version`, `kind`, `namespace`, `name`, `status`, `health.status` (pkg/apis/application/v1alpha1/
-  types.go).
-- `health` is on those entries only when the controller persists it. From Argo CD v3.0 it does not by
-  default (`--persist-resource-health`, ConfigMap argocd-cmd-params-cm `controller.resource.health.persist`,
-  default false: cmd/argocd-application-controller/commands/argocd_application_controller.go,
-  docs/operator-manual/upgrading/2.14-3.0.md): it then writes `status.resourceHealthSource: appTree`
-  (controller/health.go) and keeps each resource's health in the resource tree, which only Argo CD's
-  API server serves. On such an Application only the app's health can be read.
-
-Which object is the workload follows from what the program declares: a chart names its objects after
-the release, the app's name (README "The chart's values contract"); an overlay's workload is
-`<app>-<source.workload>`, the Application's namePrefix on the overlay's name (README "The overlay's
-naming rule"); it runs in the app's destination namespace. Of the objects a chart may name after the
-release (Service, HPA, ServiceAccount, Ingress, PodDisruptionBudget, a Job, ...), only the kinds in
-WORKLOAD_KINDS run its pods with the replica count.
-"""
+"""The release's workload: the entry of an Application's `status.resources[]` whose health is the release's
+(docs/engine-rules.md#release-workload)."""
 
 from __future__ import annotations
 

@@ -364,7 +364,7 @@ def test_example_content_tag_ignores_the_chart_and_overlay(tmp_path: Path) -> No
     shutil.copytree(PROJECT_DIR / "examples/app", example, ignore=skip)
 
     def tag() -> str:
-        content_tag_module.context_digest.cache_clear()
+        content_tag_module.clear_scans()
         return content_tag(example, example / "Dockerfile", "linux/amd64", {}, root=tmp_path)
 
     before = tag()

@@ -20,8 +20,9 @@ from clients.registry import (
     RegistryClient,
 )
 from clients.registry_session import RegistryError
-from components.image_size import ImageSize, ImageSizeArgs, ImageSizeProvider, size_annotation
-from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs, RegistryPreflightProvider
+from components.image_size import ImageSize, ImageSizeProvider, size_annotation
+from components.registry_preflight import RegistryPreflight, RegistryPreflightProvider
+from model.config import RegistryConfig
 from tests.support.dynamic_provider import UNKNOWN, DynamicProviderServer
 from tests.support.processes import free_port
 from tests.support.registry import (
@@ -614,20 +615,13 @@ def test_resources_register_with_their_tokens_secrets_and_one_info_line() -> Non
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        preflight = RegistryPreflight(
-            "registry-preflight",
-            RegistryPreflightArgs(
-                server="registry.example.com", username="ci", password=password, repositories=[REPO, REPO]
-            ),
-        )
+        registry = RegistryConfig(server="registry.example.com", username="ci")
+        preflight = RegistryPreflight("registry-preflight", registry, password, [REPO, REPO])
         size = ImageSize(
             "web-image-size",
-            ImageSizeArgs(
-                image=f"registry.example.com/{REPO}@sha256:{'a' * 64}",
-                server="registry.example.com",
-                username="ci",
-                password=password,
-            ),
+            registry,
+            password,
+            image=f"registry.example.com/{REPO}@sha256:{'a' * 64}",
             opts=pulumi.ResourceOptions(depends_on=[preflight]),
         )
         return pulumi.Output.all(preflight.urn, size.annotation).apply(lambda v: seen.append(v[1]))

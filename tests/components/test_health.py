@@ -21,6 +21,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from clients import health_probe as hp
+from clients import http_bounds
 from clients.health_probe import CheckOutcome, check_endpoint
 from components.health import (
     PROVIDER_VERSION,
@@ -29,8 +30,7 @@ from components.health import (
     HealthCheckFailed,
     HealthCheckProvider,
 )
-from model.health_budget import waits
-from model.health_settings import DEFAULTS, HealthSettings
+from model.health_settings import DEFAULTS, HealthSettings, waits
 from policy_check.simulate import ProgramMocks, _RecordingMonitor
 from tests.support import dynamic_provider
 from tests.support.certificates import server_tls_context
@@ -116,9 +116,9 @@ def test_refused_then_listening_mid_check_passes() -> None:
         timer.join(5)
         srv.close()
     assert outcome.passed, outcome.report()
-    assert outcome.probes[0].outcome == hp.REFUSED
+    assert outcome.probes[0].outcome == http_bounds.REFUSED
     refused = outcomes(outcome).index(hp.OK)
-    assert outcomes(outcome) == [hp.REFUSED] * refused + [hp.OK, hp.OK]
+    assert outcomes(outcome) == [http_bounds.REFUSED] * refused + [hp.OK, hp.OK]
     assert 2 <= refused <= 7 and outcome.attempts_used == refused + 2
     assert wall >= 0.3
 
@@ -150,7 +150,7 @@ def test_server_that_never_answers_times_out_each_probe() -> None:
         )
         outcome, wall = run(settings)
     assert not outcome.passed and outcome.attempts_used == 2, outcome.report()
-    assert outcomes(outcome) == [hp.TIMEOUT, hp.TIMEOUT]
+    assert outcomes(outcome) == [http_bounds.TIMEOUT, http_bounds.TIMEOUT]
     assert all(290 <= p.latency_ms <= 300 + 1000 * hp.PROBE_OVERHEAD_SECONDS for p in outcome.probes)
     assert wall >= 0.6
 
@@ -160,7 +160,7 @@ def test_headers_trickled_byte_by_byte_are_cut_at_the_probe_timeout() -> None:
     with trickling_headers_server(byte_every=0.02) as url:
         settings = HealthSettings(url=url, attempts=1, success_threshold=1, timeout_seconds=0.4)
         outcome, wall = run(settings)
-    assert outcomes(outcome) == [hp.TIMEOUT], outcome.report()
+    assert outcomes(outcome) == [http_bounds.TIMEOUT], outcome.report()
     assert wall < 0.4 + hp.PROBE_OVERHEAD_SECONDS
 
 
@@ -168,7 +168,7 @@ def test_body_trickled_after_the_headers_is_cut_at_the_probe_timeout() -> None:
     with ScriptedServer({"/": [Reply(200, body_bytes=10_000, trickle_seconds=0.02)]}) as srv:
         settings = HealthSettings(url=srv.url(), attempts=1, success_threshold=1, timeout_seconds=0.4)
         outcome, wall = run(settings)
-    assert outcomes(outcome) == [hp.TIMEOUT] and outcome.probes[0].status == 200, outcome.report()
+    assert outcomes(outcome) == [http_bounds.TIMEOUT] and outcome.probes[0].status == 200, outcome.report()
     assert wall < 0.4 + hp.PROBE_OVERHEAD_SECONDS
 
 
@@ -187,7 +187,7 @@ def test_redirect_loop_fails() -> None:
         )
         outcome, _ = run(settings)
         assert srv.hits["/loop"] == 2 * (hp.MAX_REDIRECTS + 1)
-    assert not outcome.passed and outcomes(outcome) == [hp.REDIRECT_LOOP] * 2, outcome.report()
+    assert not outcome.passed and outcomes(outcome) == [http_bounds.REDIRECT_LOOP] * 2, outcome.report()
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def tls_server(tmp_path: Path) -> Iterator[ScriptedServer]:
 def test_self_signed_tls_fails_when_verified(tls_server: ScriptedServer) -> None:
     settings = HealthSettings(url=tls_server.url(), attempts=2, success_threshold=1, interval_seconds=FAST)
     outcome, _ = run(settings)
-    assert not outcome.passed and outcomes(outcome) == [hp.TLS, hp.TLS], outcome.report()
+    assert not outcome.passed and outcomes(outcome) == [http_bounds.TLS, http_bounds.TLS], outcome.report()
 
 
 def test_self_signed_tls_passes_without_verification(tls_server: ScriptedServer) -> None:
@@ -250,7 +250,7 @@ def test_unresolvable_host_is_a_dns_failure() -> None:
         url="http://health-check.invalid/", attempts=1, success_threshold=1, timeout_seconds=2
     )
     outcome, _ = run(settings)
-    assert outcomes(outcome) == [hp.DNS], outcome.report()
+    assert outcomes(outcome) == [http_bounds.DNS], outcome.report()
 
 
 def test_a_resolver_that_never_answers_cannot_stretch_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,7 +263,7 @@ def test_a_resolver_that_never_answers_cannot_stretch_the_budget(monkeypatch: py
     monkeypatch.setattr(socket, "getaddrinfo", stuck_resolver)
     settings = HealthSettings(url="http://localhost:9/", attempts=1, success_threshold=1, timeout_seconds=0.3)
     outcome, wall = run(settings)
-    assert outcomes(outcome) == [hp.TIMEOUT], outcome.report()
+    assert outcomes(outcome) == [http_bounds.TIMEOUT], outcome.report()
     assert wall < 1.5
 
 
@@ -283,7 +283,7 @@ def test_waits_back_off_after_failures_with_injected_clock_and_sleep() -> None:
         url=f"http://127.0.0.1:{port}/", attempts=6, success_threshold=1, interval_seconds=2
     )
     outcome = check_endpoint(settings, clock=clock, sleep=sleep)
-    assert outcomes(outcome) == [hp.REFUSED] * 6
+    assert outcomes(outcome) == [http_bounds.REFUSED] * 6
     assert slept == waits(6, 2) == [2, 3, 4.5, 6.75, 8]  # capped at 4 intervals
     assert outcome.elapsed_seconds == pytest.approx(sum(slept))
 

@@ -15,9 +15,9 @@ from typing import Any
 import grpc
 import pytest
 
+from components.argo_application import release_trigger
 from components.health import HealthCheckProvider
-from model.names import HEALTH_CHECK_TYPE, health_check_name
-from model.release_trigger import ReleaseSpec, release_trigger
+from model.names import APPLICATION_TYPE, HEALTH_CHECK_TYPE, application_resource_name, health_check_name
 from policy_check.simulate import ProgramFailed, Simulation, simulate
 from tests.conftest import TEST_PASSWORD
 from tests.support.dynamic_provider import DynamicProviderServer
@@ -204,7 +204,7 @@ def test_a_rollback_probes_the_restored_release(
             provider.update(state, _news(provider, failed, "web"))
     finally:
         endpoints.unhealthy_until = 0.0
-    # The engine keeps the old state of a failed update (model/release_trigger.py cites where),
+    # The engine keeps the old state of a failed update (docs/engine-rules.md#health-trigger cites where),
     # so the next Diff is against `state` again.
 
     rollback_cfg = copy.deepcopy(failed_cfg)
@@ -250,22 +250,49 @@ def test_rollback_id_is_a_plain_string_and_must_not_be_empty(endpoints: Scripted
     assert failed.value.resources == []
 
 
-def test_trigger_hash_is_canonical() -> None:
-    spec = ReleaseSpec(
-        repo_url=REPO,
-        target_revision="main",
-        path="examples/app/chart",
-        source_type="helm",
-        image_name="registry.example.com/team/web",
-        replicas=2,
-        destination={"server": "https://kubernetes.default.svc", "namespace": "team"},
-        image_digest="registry.example.com/team/web@sha256:" + "b" * 64,
-    )
-    reordered = ReleaseSpec(
-        **{**spec.__dict__, "destination": {"namespace": "team", "server": spec.destination["server"]}}
-    )
-    assert release_trigger(spec) == release_trigger(reordered)
-    assert release_trigger(spec).startswith("sha256:") and len(release_trigger(spec)) == 71
-    changes = {"replicas": 3, "rollback_id": "rb", "image_tag": "ctx-1", "project": "team", "workload": "app"}
-    for field, value in changes.items():
-        assert release_trigger(ReleaseSpec(**{**spec.__dict__, field: value})) != release_trigger(spec), field
+def _application_spec(sim: Simulation, app: str) -> dict[str, Any]:
+    [application] = [r for r in sim.by_type(APPLICATION_TYPE) if r.name == application_resource_name(app)]
+    return dict(application.inputs["spec"])
+
+
+def test_the_trigger_is_the_hash_of_the_spec_the_program_registers(endpoints: ScriptedServer) -> None:
+    sim = _run(_config(endpoints))
+    for app in ("web", "api"):
+        assert _registered(sim, app)["trigger"] == release_trigger(_application_spec(sim, app)), app
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path
+
+
+def _changed(spec: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+    edited = copy.deepcopy(spec)
+    target: Any = edited
+    for step in path[:-1]:
+        target = target[step]
+    old = target[path[-1]]
+    target[path[-1]] = (not old) if isinstance(old, bool) else old + 1 if isinstance(old, int) else f"{old}x"
+    return edited
+
+
+def test_changing_any_field_of_the_built_spec_changes_the_trigger(endpoints: ScriptedServer) -> None:
+    """A field added to the spec one day is covered without a change here: every leaf is tried."""
+    sim = _run(_config(endpoints))
+    for app in ("web", "api"):
+        spec = _application_spec(sim, app)
+        trigger = release_trigger(spec)
+        reordered = {key: spec[key] for key in reversed(list(spec))}
+        assert release_trigger(reordered) == trigger, "the hash is canonical"
+        assert trigger.startswith("sha256:") and len(trigger) == 71
+        assert release_trigger(spec, "rb-1") != trigger, "a rollback's id is folded in"
+        paths = list(_leaves(spec))
+        assert len(paths) > 10, paths
+        for path in paths:
+            assert release_trigger(_changed(spec, path)) != trigger, f"{app}: {path}"

@@ -19,7 +19,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from clients.image_engine import ImageMeasurement
-from components.app_image import local_image_id, pushed_digest
+from components.app_release import local_image_id, pushed_digest
 from components.argo_application import split_digest
 from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE, ImageSizeProvider
 from model.image_ref import is_local_image_id, is_repo_digest

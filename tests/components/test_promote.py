@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.promotion import PromotionError, stack_reference_name
+from components.deployment import PromotionError, stack_reference_name
 from model.config import PromoteConfig
 from model.names import (
     APPLICATION_TYPE,

@@ -479,7 +479,7 @@ def test_all_conditions_hold_on_one_object_and_report_the_first_that_does_not() 
 
 def test_sync_wait_default_fits_the_deploy_budget(run_program: Callable[..., Simulation]) -> None:
     from model.config import DEFAULT_SYNC_TIMEOUT_SECONDS, HealthConfig
-    from model.health_budget import worst_case_seconds
+    from model.health_settings import worst_case_seconds
 
     seq = HELM_SEQUENCE
     app = application(run_program("truth", config=stack_config(seq.app)))

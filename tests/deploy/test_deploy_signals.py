@@ -23,7 +23,7 @@ import pytest
 
 from deploy.process import STEP_MARGIN_S, wait_awake
 from deploy.recovery import runbook
-from model.health_budget import worst_case_seconds
+from model.health_settings import worst_case_seconds
 from model.record import read_record
 from tests.support.engine_events import check_stream, read
 from tests.support.fake_pulumi import (

@@ -22,8 +22,7 @@ from model.config import (
     read_deploy,
 )
 from model.config_reader import ConfigError
-from model.health_budget import worst_case_seconds
-from model.health_settings import DEFAULTS
+from model.health_settings import DEFAULTS, worst_case_seconds
 from policy_check.simulate import ProgramFailed, Simulation, simulate
 
 REPO = Path(__file__).resolve().parents[2]

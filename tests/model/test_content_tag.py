@@ -26,6 +26,7 @@ from model.content_tag import (
     CHUNK_BYTES,
     MAX_IGNORE_FILE_BYTES,
     ContextError,
+    clear_scans,
     content_tag,
     context_digest,
     go_mode_string,
@@ -154,7 +155,7 @@ def _tree(root: Path, files: dict[str, str], ignore: str | None = None) -> Path:
 
 
 def _tag(context: Path, root: Path) -> str:
-    context_digest.cache_clear()
+    clear_scans()
     return content_tag(context, context / "Dockerfile", "linux/amd64", {}, root=root)
 
 
@@ -212,7 +213,7 @@ def test_the_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     Path(f"{dockerfile}.dockerignore").write_text("b.txt\n")
 
     def tag() -> str:
-        context_digest.cache_clear()
+        clear_scans()
         return content_tag(context, dockerfile, "linux/amd64", {}, root=tmp_path)
 
     before = tag()
@@ -250,7 +251,7 @@ def test_the_digest_is_pulumi_dockers_for_a_known_tree(tmp_path: Path) -> None:
         + b"Dockerfile-rw-------" + h(dockerfile).digest() + b"\0"
         + b"a.txt-rw-r--r--" + h(b"hello\n").digest() + b"\0"
     )  # fmt: skip
-    context_digest.cache_clear()
+    clear_scans()
     assert context_digest(context, context / "Dockerfile", tmp_path) == h(expected).hexdigest()
 
 
@@ -501,7 +502,7 @@ def test_the_tag_moves_exactly_when_what_docker_sends_does(
     dockerfile = root / "Dockerfile"
 
     def tag() -> str:
-        content_tag_module.context_digest.cache_clear()
+        content_tag_module.clear_scans()
         return content_tag(context, dockerfile, "linux/amd64", {}, root=root)
 
     ignore = tree["ignore"]
