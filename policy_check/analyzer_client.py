@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import stat
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,10 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc
 
+from model.errors import GitopsError
+from model.files import FileRefused, read_text
+from model.names import PROJECT
+
 PACK_DIR = Path(__file__).resolve().parents[1] / "policies"
 """The policy pack's folder: what `pulumi preview --policy-pack policies` runs."""
 LEVELS = {
@@ -35,11 +38,11 @@ LEVEL_CODES = {v: k for k, v in LEVELS.items()}
 _MAX_MESSAGE = 400 * 1024 * 1024  # the CLI's and the pack's gRPC message limit
 
 
-class PolicyPackError(Exception):
+class PolicyPackError(GitopsError):
     """The pack did not start, answer in time, or answered with an error."""
 
 
-class PolicyConfigError(Exception):
+class PolicyConfigError(GitopsError):
     """A policy config file that the CLI would reject."""
 
 
@@ -85,25 +88,12 @@ MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
 
 
 def read_json_file(path: Path) -> Any:
-    """A JSON file the check is handed, read with a bound: ValueError saying why it cannot be used.
-
-    Only a regular file is opened (a FIFO or a device would wait or never end), and deep nesting is
-    refused as one line, not a RecursionError.
-    """
+    """A JSON file the check is handed, read with a bound; ValueError saying why it cannot be used."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise ValueError("not a regular file")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_INPUT_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror}") from None
-    if len(raw) > MAX_INPUT_FILE_BYTES:
-        raise ValueError(f"over {MAX_INPUT_FILE_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
+        text = read_text(path, MAX_INPUT_FILE_BYTES)
         return json.loads(text) if text.strip() else None
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
+    except FileRefused as exc:
+        raise ValueError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     except RecursionError:
@@ -216,7 +206,7 @@ class PolicyPackServer:
         config: Mapping[str, Mapping[str, Any]] | None = None,
         config_file: Path | None = None,
         stack: str = "dev",
-        project: str = "gitops-deploy",
+        project: str = PROJECT,
         dry_run: bool = True,
         start_timeout: float = 30.0,
         rpc_timeout: float = 30.0,

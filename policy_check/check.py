@@ -1,8 +1,8 @@
 """The policy pack on a stack's program without the Pulumi CLI, a cluster or any credential.
 
 Runs the stack's program under the SDK's mocks, renders each chart and overlay the way Argo CD will,
-and judges it all with the policy pack over gRPC, as `pulumi preview --policy-pack policies` would.
-`make policy-check STACK=<stack>` runs it.
+and judges it all with the policy pack over gRPC, as `pulumi preview --policy-pack policies` would
+(docs/engine-rules.md#the-policy-check). `make policy-check STACK=<stack>` runs it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from model.config_reader import ConfigError
+from model.errors import GitopsError
 from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file, stack_names
 from model.text import bounded, md_block, md_code, terminal
-from policy_check import check_context, github, objects
+from policy_check import check_context, github, objects, report_format
 from policy_check.analyzer_client import (
     PACK_DIR,
     Diagnostic,
-    PolicyConfigError,
     PolicyInput,
-    PolicyPackError,
     PolicyPackServer,
     load_policy_config,
     read_json_file,
@@ -31,8 +30,9 @@ from policy_check.analyzer_client import (
 from policy_check.check_images import image_builds, measure_builds, not_measured
 from policy_check.findings import Context, Finding, group, ordered
 from policy_check.promotion import simulate_promoted, upstream_of, upstream_outputs
+from policy_check.render_common import RenderResult
 from policy_check.render_source import Repository, normalize_repo_url, this_repository
-from policy_check.report import EXIT_ERROR, FORMATS, CheckReport, Format, RenderedRow, RenderStatus
+from policy_check.report import EXIT_ERROR, FORMATS, CheckReport, Format
 from policy_check.simulate import (
     PLACEHOLDER_PASSWORD,
     ProgramFailed,
@@ -62,7 +62,7 @@ examples:
 """
 
 
-class CheckError(Exception):
+class CheckError(GitopsError):
     """A problem with the check's input (stack, config, engines): reported in one line, no traceback."""
 
 
@@ -93,16 +93,13 @@ def render_applications(
     *,
     repository: Repository | None = None,
     allow_remote: bool = False,
-) -> tuple[list[RenderStatus], list[PolicyInput]]:
-    """Render each Application as Argo CD would (policy_check.render), as rows and as policy inputs.
-
-    `repository` is this checkout (default: its origin remote); only its folders are rendered.
-    """
+) -> tuple[list[RenderResult], list[PolicyInput]]:
+    """Render each Application as Argo CD would, as results and as policy inputs; `repository` is this
+    checkout (default: its origin remote), and only its folders are rendered."""
     try:
         from policy_check.render import render_all  # needs Helm's and kustomize's engines, imported only here
     except ImportError as exc:
         raise CheckError(f"rendering is unavailable ({exc}); run with --no-render to skip it") from exc
-    statuses, inputs = [], []
     results = render_all(
         sim.resources,
         project_dir,
@@ -111,27 +108,12 @@ def render_applications(
         repository=repository or this_repository(project_dir, _stack_values(sim.stack, project_dir)),
         allow_remote=allow_remote,
     )
-    for result in results:
-        rows = tuple(
-            RenderedRow(o.type, o.name, o.urn, o.scaled_by, o.namespace, o.template) for o in result.objects
-        )
-        statuses.append(
-            RenderStatus(
-                application=result.application,
-                application_urn=result.application_urn,
-                engine=str(result.engine),
-                path=str(result.path),
-                status=str(result.status),
-                reason=result.reason,
-                objects=rows,
-                seconds=float(getattr(result, "seconds", 0.0)),
-            )
-        )
-        inputs += [
-            PolicyInput(urn=o.urn, type=o.type, name=o.name, props=o.manifest, parent=result.application_urn)
-            for o in result.objects
-        ]
-    return statuses, inputs
+    inputs = [
+        PolicyInput(urn=o.urn, type=o.type, name=o.name, props=o.manifest, parent=r.application_urn)
+        for r in results
+        for o in r.objects
+    ]
+    return results, inputs
 
 
 def _stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
@@ -148,23 +130,18 @@ def evaluate(
     whole: Sequence[PolicyInput],
     *,
     config_file: Path | None = None,
-    renders: Sequence[RenderStatus] = (),
+    renders: Sequence[RenderResult] = (),
     rendering: bool = True,
     pack_dir: Path = PACK_DIR,
     pack: PolicyPackServer | None = None,
     context: Context | None = None,
 ) -> CheckReport:
-    """Every resource through Analyze, then the whole set through AnalyzeStack, in one pack run.
-
-    The violations become findings (policy_check/findings.py); `context` names the stack's keys and files,
-    without it findings name resources and the pack's own fix.
-    """
+    """Every resource through Analyze, then the whole set through AnalyzeStack, in one pack run; the
+    violations become findings, naming the stack's keys and files when `context` is given."""
     report = CheckReport(stack=stack, resources=len(whole), renders=list(renders), rendering=rendering)
     if pack is None:
         with PolicyPackServer(pack_dir, config_file=config_file, stack=stack) as started:
             return evaluate(stack, analyze, whole, renders=renders, rendering=rendering, pack=started)
-    # Every verdict is the pack's: a workload whose omitted `replicas` a rendered HPA owns is judged by
-    # its stack policy minimum-replicas-rendered (policies/rules/replicas.py), which sees the HPAs.
     for resource in analyze:
         report.diagnostics += pack.analyze(resource)
     report.diagnostics += pack.analyze_stack(whole)
@@ -187,11 +164,7 @@ def size_limit(pack: PolicyPackServer) -> int:
 
 
 def default_config_file(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
-    """`policies/config.<stack>.json` of the project, which `make preview` and `python -m deploy` pass.
-
-    Without it the pack would judge with its defaults while `python -m deploy up` refuses to start:
-    a missing file is an error here too, with the fix.
-    """
+    """`policies/config.<stack>.json`, which `python -m deploy` needs too: missing, an error with the fix."""
     name = stack.rsplit("/", 1)[-1]
     folder = project_dir / "policies"
     path = folder / f"config.{name}.json"
@@ -218,21 +191,8 @@ def run_check(
     repo_url: str | None = None,
     allow_remote: bool = False,
 ) -> CheckReport:
-    """Simulate the program with the stack's config, render its Applications, and judge it all.
-
-    The program runs as in `pulumi up` (not a preview): the check judges the release `up` declares,
-    so the Application carries a pushed digest (a stand-in, as nothing is pushed) and its chart or
-    overlay can be rendered. In a real preview that digest is pending (pulumi-docker answers the local
-    build's ID), and Argo CD's source is unknown. The image size is unknown unless `build` is set: each
-    image is then built with the local Docker Engine and its measured size stands in for the registry's.
-
-    `own_outputs` (`pulumi stack output --json`) answers the program's read of its own outputs, where
-    the failed-release record lives; without it the record is not checked.
-
-    Only Applications whose source is this repository are rendered: `repo_url`, else the stack's
-    `gitops-deploy:argocd.repoURL`, else the checkout's origin remote (policy_check/render_source.py).
-    Nothing is fetched over the network unless `allow_remote` (kustomize's remote bases).
-    """
+    """Simulate the program as `pulumi up` declares it, render its Applications, and judge it all
+    (docs/engine-rules.md#the-policy-check); `own_outputs` holds the failed-release record."""
     if repo_url is not None and normalize_repo_url(repo_url) is None:
         raise CheckError("--repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)")
     path = stack_file(stack, project_dir) if config is None else None
@@ -257,7 +217,7 @@ def run_check(
         else:
             images = not_measured(builds, project_dir, "--build not given")
         analyze, whole = sim_inputs(sim.resources)
-        renders: list[RenderStatus] = []
+        renders: list[RenderResult] = []
         if render:
             renders, rendered = render_applications(
                 sim,
@@ -291,14 +251,10 @@ def judge_objects(
     stack: str,
     values: Mapping[str, Any],
     found: Context,
-    renders: Sequence[RenderStatus],
+    renders: Sequence[RenderResult],
     project_dir: Path,
 ) -> tuple[list[Finding], list[Diagnostic]]:
-    """The objects judged as a whole (policy_check/objects.py), with notes on what was not seen.
-
-    Other stacks of the project are compared where they share a cluster with this one (the same kube
-    context for Argo CD's or a destination cluster): each is simulated and rendered as this one was.
-    """
+    """The objects judged as a whole, also against the project's other stacks on a shared cluster."""
     keys = objects.clusters(values)
     mine = objects.owned(stack, found, renders, keys)
     theirs: list[objects.Owned] = []
@@ -336,11 +292,7 @@ def _not_compared(other: str, reason: str) -> Diagnostic:
 def _upstream_outputs(
     stack: str, project_dir: Path, values: Mapping[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    """A promoting stack's upstream exports, simulated from their stack files, and whether to preview.
-
-    An upstream stack whose file is not in the project has no state here: the program then runs as a
-    preview, where the engine answers its outputs as unknown, and the digests show as pending.
-    """
+    """A promoting stack's upstream exports, simulated; preview when an upstream has no stack file here."""
     try:
         outputs = upstream_outputs(values, password=PLACEHOLDER_PASSWORD, project_dir=project_dir)
     except StackFileError as exc:
@@ -433,14 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             repo_url=args.repo_url,
             allow_remote=args.allow_remote,
         )
-    except (CheckError, PolicyConfigError, PolicyPackError) as exc:
+    except GitopsError as exc:
         return _input_error(args.stack, str(exc), fmt, actions)
     report.stack_outputs = str(args.stack_outputs) if args.stack_outputs else None
-    print(report.format(fmt), end="" if fmt != "table" else "\n")
+    print(report_format.formatted(report, fmt), end="" if fmt != "table" else "\n")
     if actions:
         for line in github.finding_annotations(report):
             print(line, file=sys.stderr)
-        github.append_summary(report.format("markdown"))
+        github.append_summary(report_format.formatted(report, "markdown"))
     return report.exit_code
 
 

@@ -11,7 +11,7 @@ from model.names import APP_RELEASE_TYPE, APPLICATION_TYPE, PROJECT
 from model.stack_files import key_line
 from policy_check.analyzer_client import PolicyInput
 from policy_check.findings import AppInfo, Context, KeyPath, ResourceInfo
-from policy_check.report import RenderStatus
+from policy_check.render_common import RenderResult
 
 APPS_KEY = f"{PROJECT}:apps"
 
@@ -62,7 +62,7 @@ def label(type_: str, props: Any, name: str) -> str:
 
 
 def resource_infos(
-    whole: Sequence[PolicyInput], renders: Sequence[RenderStatus] = ()
+    whole: Sequence[PolicyInput], renders: Sequence[RenderResult] = ()
 ) -> dict[str, ResourceInfo]:
     """Every judged resource by URN, with its app (its AppRelease ancestor) and, when rendered, its file."""
     by_urn = {r.urn: r for r in whole}
@@ -94,7 +94,7 @@ def _app_of(resource: PolicyInput, by_urn: Mapping[str, PolicyInput]) -> str | N
 def context(
     *,
     whole: Sequence[PolicyInput],
-    renders: Sequence[RenderStatus],
+    renders: Sequence[RenderResult],
     thresholds: Mapping[str, Mapping[str, Any]],
     values: Mapping[str, Any] | None = None,
     stack_file: Path | None = None,

@@ -1,12 +1,5 @@
-"""What a kustomize overlay reads, found before kustomize runs: its local folders and its remote URLs.
-
-kustomize loads a `resources`/`bases`/`components` entry that is not a local file or folder as a
-remote Git repository (`github.com/org/repo//path?ref=v1`, `git::https://…`, `https://…/repo.git`),
-and a file field holding an `http(s)://` URL over HTTP (sigs.k8s.io/kustomize api/loader,
-`FileLoader.New`/`Load`). The check hands kustomize no remote entry unless fetching is allowed: an
-overlay that refers to one is "can't judge yet", naming the URL. Every local entry must lie in the
-repository and holds no out-of-bounds symlink (policy_check/render_confine.py).
-"""
+"""What a kustomize overlay reads, found before kustomize runs: its local folders and its remote URLs
+(docs/engine-rules.md#kustomize-remote-references)."""
 
 from __future__ import annotations
 
@@ -17,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from model.files import FileRefused, read_text
 from policy_check.render_common import RenderError, relative
 from policy_check.render_confine import check_symlinks, confined_path
 
@@ -58,15 +52,10 @@ def kustomization_file(folder: Path) -> Path | None:
 def _read(path: Path, project_dir: Path) -> dict[str, Any]:
     shown = relative(path, project_dir)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_KUSTOMIZATION_BYTES + 1)
-    except OSError as exc:
-        raise RenderError(f"{shown}: cannot read it ({exc.strerror})") from None
-    if len(data) > MAX_KUSTOMIZATION_BYTES:
-        raise RenderError(f"{shown}: over {MAX_KUSTOMIZATION_BYTES} bytes; a kustomization is far smaller")
-    try:
-        doc = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        doc = yaml.safe_load(read_text(path, MAX_KUSTOMIZATION_BYTES))
+    except FileRefused as exc:
+        raise RenderError(f"{shown}: {exc}") from None
+    except yaml.YAMLError as exc:
         raise RenderError(f"{shown}: not a YAML mapping ({str(exc).splitlines()[0]})") from None
     except RecursionError:
         raise RenderError(f"{shown}: nests too deeply to be a kustomization") from None

@@ -22,7 +22,7 @@ from model.k8s_names import name_problem
 from model.names import APP_PROJECT_TYPE, APPLICATION_TYPE, PROJECT
 from model.release_workload import WORKLOAD_KINDS, ReleaseWorkload, declared_workload
 from policy_check.findings import Change, Context, Finding, Place
-from policy_check.report import RenderedRow, RenderStatus
+from policy_check.render_common import RenderedObject, RenderResult
 
 UNIQUE = "object-identity-unique"
 """The check's name for two objects with one identity."""
@@ -63,7 +63,7 @@ def group_kind(type_: str) -> tuple[str, str] | None:
 
 
 def owned(
-    stack: str, ctx: Context, renders: Sequence[RenderStatus] = (), clusters: Mapping[str, str] | None = None
+    stack: str, ctx: Context, renders: Sequence[RenderResult] = (), clusters: Mapping[str, str] | None = None
 ) -> list[Owned]:
     """Every Kubernetes object of a stack (declared, and rendered per Application), with its owner.
 
@@ -175,7 +175,7 @@ def invalid_names(ours: Sequence[Owned], ctx: Context) -> list[Finding]:
     return findings
 
 
-def missing_workloads(renders: Sequence[RenderStatus], ctx: Context) -> list[Finding]:
+def missing_workloads(renders: Sequence[RenderResult], ctx: Context) -> list[Finding]:
     """A finding per rendered app whose objects hold no workload its release's wait would find.
 
     The workload is the one the Application declares (`declared_workload`, as the deploy reads it);
@@ -204,23 +204,23 @@ def missing_workloads(renders: Sequence[RenderStatus], ctx: Context) -> list[Fin
     return findings
 
 
-def _listed(o: RenderedRow) -> dict[str, Any]:
+def _listed(o: RenderedObject) -> dict[str, Any]:
     """A rendered object as Argo CD lists it in an Application's `status.resources[]`."""
     group, kind = group_kind(o.type) or ("", "")
     return {"group": group, "kind": kind, "namespace": o.namespace, "name": o.name}
 
 
-def _workload_kind(o: RenderedRow) -> bool:
+def _workload_kind(o: RenderedObject) -> bool:
     return group_kind(o.type) in WORKLOAD_KINDS
 
 
-def _shown(o: RenderedRow) -> str:
+def _shown(o: RenderedObject) -> str:
     kind = (group_kind(o.type) or ("", o.type))[1]
     where = f"{o.namespace}/{o.name}" if o.namespace else o.name
     return f"{kind} '{where}'" + (f" ({o.template})" if o.template else "")
 
 
-def _workload_change(ctx: Context, r: RenderStatus, workload: ReleaseWorkload, overlay: bool) -> Change:
+def _workload_change(ctx: Context, r: RenderResult, workload: ReleaseWorkload, overlay: bool) -> Change:
     """The overlay's `source.workload` key (or the overlay); the chart's values contract."""
     info = ctx.apps.get(r.application)
     if not overlay:
