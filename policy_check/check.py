@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from model.config import StackConfig
 from model.config_reader import ConfigError
 from model.errors import GitopsError
 from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file, stack_names
@@ -203,10 +204,14 @@ def run_check(
         raise CheckError(str(exc)) from None
     config_file = config_file or default_config_file(stack, project_dir)
     load_policy_config(config_file)  # a file the CLI would refuse fails before the program runs
-    apps = check_context.app_infos(values)
     upstream, preview = _upstream_outputs(stack, project_dir, values)
     mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
     sim = _simulate(stack, source, project_dir, values, mocks, preview)
+    try:
+        stack_config = check_context.stack_config(values, project_dir, stack)
+    except ConfigError as exc:
+        raise CheckError(f"{source}: {exc}") from None
+    apps = check_context.app_infos(stack_config)
     builds = image_builds(sim, project_dir)
     with PolicyPackServer(PACK_DIR, config_file=config_file, stack=stack) as pack:
         if build:
@@ -232,13 +237,13 @@ def run_check(
             whole=whole,
             renders=renders,
             thresholds=thresholds(pack),
-            values=values,
+            config=stack_config,
             stack_file=path,
             policy_file=config_file,
             project_dir=project_dir,
         )
         report = evaluate(stack, analyze, whole, renders=renders, rendering=render, pack=pack, context=found)
-    judged, notes = judge_objects(stack, values, found, renders, project_dir)
+    judged, notes = judge_objects(stack, stack_config, found, renders, project_dir)
     report.findings = ordered([*report.findings, *judged], found)
     report.diagnostics += notes
     report.images, report.building = images, build
@@ -249,13 +254,13 @@ def run_check(
 
 def judge_objects(
     stack: str,
-    values: Mapping[str, Any],
+    config: StackConfig,
     found: Context,
     renders: Sequence[RenderResult],
     project_dir: Path,
 ) -> tuple[list[Finding], list[Diagnostic]]:
     """The objects judged as a whole, also against the project's other stacks on a shared cluster."""
-    keys = objects.clusters(values)
+    keys = objects.clusters(config.argocd, config.cluster)
     mine = objects.owned(stack, found, renders, keys)
     theirs: list[objects.Owned] = []
     notes: list[Diagnostic] = []
@@ -265,19 +270,21 @@ def judge_objects(
             continue
         try:
             other_values = read_stack_config(other, project_dir)
-            if not known & objects.known_clusters(objects.clusters(other_values)):
+            other_config = check_context.stack_config(other_values, project_dir, other)
+            other_keys = objects.clusters(other_config.argocd, other_config.cluster)
+            if not known & objects.known_clusters(other_keys):
                 continue
             sim, _ = simulate_promoted(
                 other, password=PLACEHOLDER_PASSWORD, config=other_values, project_dir=project_dir
             )
             other_renders, rendered = render_applications(sim, project_dir)
-        except (StackFileError, ProgramFailed, ValueError, CheckError) as exc:
+        except (StackFileError, ProgramFailed, ValueError, CheckError, ConfigError) as exc:
             reason = exc.cause if isinstance(exc, ProgramFailed) else exc
             notes.append(_not_compared(other, str(reason)))
             continue
         _, whole = sim_inputs(sim.resources)
         other_ctx = check_context.context(whole=[*whole, *rendered], renders=other_renders, thresholds={})
-        theirs += objects.owned(other, other_ctx, other_renders, objects.clusters(other_values))
+        theirs += objects.owned(other, other_ctx, other_renders, other_keys)
     findings = objects.collisions(mine, theirs, stack, found) + objects.invalid_names(mine, found)
     return findings + objects.missing_workloads(renders, found), notes
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from model.config import IN_CLUSTER_SERVER
+from model.config import IN_CLUSTER_SERVER, ArgoCDConfig, ClusterConfig
 from model.k8s_names import name_problem
 from model.names import APP_PROJECT_TYPE, APPLICATION_TYPE, PROJECT
 from model.release_workload import WORKLOAD_KINDS, ReleaseWorkload, declared_workload
@@ -251,33 +251,18 @@ def _workload_change(ctx: Context, r: RenderResult, workload: ReleaseWorkload, o
 KUBE_CONTEXT = "kube context"
 
 
-def argocd_context(values: Mapping[str, Any]) -> str | None:
-    """The kube context a stack names for Argo CD (`gitops-deploy:argocd.context`), or None."""
-    argocd = values.get(f"{PROJECT}:argocd")
-    context = argocd.get("context") if isinstance(argocd, Mapping) else None
-    return context if isinstance(context, str) and context else None
-
-
-def clusters(values: Mapping[str, Any]) -> dict[str, str]:
-    """A stack's Argo CD cluster and destination cluster, as keys another stack's can match.
-
-    A cluster is known by the kube context a stack names for it: `argocd.context` for Argo CD's (and
-    an in-cluster destination), `cluster.context` for a destination the program reaches (its pull
-    secrets). Without one, a stack runs against whatever context its job has, and is compared with no
-    other; a destination named only by Argo CD's cluster `name` or `server` is relative to that Argo CD.
-    """
-    context = argocd_context(values)
-    argocd = f"{KUBE_CONTEXT} {context}" if context else "argocd context (the job default)"
-    cluster = values.get(f"{PROJECT}:cluster")
-    cluster = cluster if isinstance(cluster, Mapping) else {}
-    target = cluster.get("name") or cluster.get("server") or IN_CLUSTER_SERVER
-    in_cluster = "name" not in cluster and target == IN_CLUSTER_SERVER
-    reached = cluster.get("context")
-    if isinstance(reached, str) and reached:
-        destination = f"{KUBE_CONTEXT} {reached}"
+def clusters(argocd: ArgoCDConfig, cluster: ClusterConfig) -> dict[str, str]:
+    """A stack's Argo CD cluster and destination cluster, as keys another stack's can match: each known
+    by the kube context the stack names for it (docs/engine-rules.md#clusters-two-stacks-share)."""
+    argocd_key = f"{KUBE_CONTEXT} {argocd.context}" if argocd.context else "argocd context (the job default)"
+    target = cluster.name or cluster.server or IN_CLUSTER_SERVER
+    if cluster.context:
+        destination = f"{KUBE_CONTEXT} {cluster.context}"
+    elif cluster.name is None and target == IN_CLUSTER_SERVER:
+        destination = argocd_key
     else:
-        destination = argocd if in_cluster else f"{argocd}, cluster {target}"
-    return {"argocd": argocd, "destination": destination}
+        destination = f"{argocd_key}, cluster {target}"
+    return {"argocd": argocd_key, "destination": destination}
 
 
 def known_clusters(keys: Mapping[str, str]) -> set[str]:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import k8s_names
-from model.config import APP_NAME_MAX, _app_name
+from model.config import APP_NAME_MAX, ArgoCDConfig, ClusterConfig, _app_name
 from model.config_reader import Reader
 from model.names import APPLICATION_TYPE, DERIVED_NAME_SUFFIXES, EXAMPLE_OVERLAY_NAME
 from model.stack_files import read_stack_config
@@ -210,23 +210,16 @@ def test_a_collision_is_reported_exactly_when_two_objects_share_an_identity(
 
 
 def test_the_clusters_of_a_stack() -> None:
-    assert objects.clusters({}) == {"argocd": "argocd context (the job default)"} | {
-        "destination": "argocd context (the job default)"
-    }
-    assert objects.known_clusters(objects.clusters({})) == set()
-    hub = objects.clusters(
-        {"gitops-deploy:argocd": {"context": "mgmt"}, "gitops-deploy:cluster": {"name": "prod-eu-1"}}
-    )
+    assert objects.clusters(ArgoCDConfig(), ClusterConfig()) == {
+        "argocd": "argocd context (the job default)"
+    } | {"destination": "argocd context (the job default)"}
+    assert objects.known_clusters(objects.clusters(ArgoCDConfig(), ClusterConfig())) == set()
+    hub = objects.clusters(ArgoCDConfig(context="mgmt"), ClusterConfig(name="prod-eu-1"))
     assert hub == {"argocd": "kube context mgmt", "destination": "kube context mgmt, cluster prod-eu-1"}
     assert objects.known_clusters(hub) == {"kube context mgmt"}
-    reached = objects.clusters(
-        {
-            "gitops-deploy:argocd": {"context": "hub"},
-            "gitops-deploy:cluster": {"name": "eu", "context": "mgmt"},
-        }
-    )
+    reached = objects.clusters(ArgoCDConfig(context="hub"), ClusterConfig(name="eu", context="mgmt"))
     assert reached == {"argocd": "kube context hub", "destination": "kube context mgmt"}
-    in_cluster = objects.clusters({"gitops-deploy:argocd": {"context": "mgmt"}})
+    in_cluster = objects.clusters(ArgoCDConfig(context="mgmt"), ClusterConfig())
     assert objects.known_clusters(reached) & objects.known_clusters(in_cluster) == {"kube context mgmt"}
 
 

@@ -130,7 +130,7 @@ def test_the_order_does_not_depend_on_the_order_things_were_registered(project: 
             whole=whole,
             renders=renders,
             thresholds={"minimum-replicas": {"minReplicas": 3}},
-            values=values,
+            config=check_context.stack_config(values, project, STACK),
             stack_file=project / f"Pulumi.{STACK}.yaml",
             policy_file=project / "policies" / f"config.{STACK}.json",
             project_dir=project,
