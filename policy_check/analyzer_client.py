@@ -1,4 +1,5 @@
-"""Run the policy pack as the Pulumi CLI does and talk to it over the analyzer gRPC protocol."""
+"""Run the policy pack as the Pulumi CLI does and talk to it over the analyzer gRPC protocol
+(docs/engine-rules.md#the-analyzer-protocol)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
 def reconcile_config(
     info: analyzer_pb2.AnalyzerInfo, given: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Schema defaults, then the given config (`all` first), validated: what the CLI sends to Configure."""
+    """Schema defaults, then `all`, then the given config, validated: what the CLI sends to Configure."""
     policies = {p.name: p for p in info.policies}
     unknown = sorted(set(given) - set(policies) - {"all"})
     if unknown:
@@ -194,10 +195,7 @@ class _Engine(engine_pb2_grpc.EngineServicer):
 
 
 class PolicyPackServer:
-    """The pack started as `python -u -m pulumi.policy <engine> .` in its folder, with a gRPC client.
-
-    Use as a context manager; every wait is bounded by `start_timeout` or `rpc_timeout`.
-    """
+    """The pack started as the CLI starts it, with a gRPC client; a context manager, every wait bounded."""
 
     def __init__(
         self,
@@ -289,7 +287,6 @@ class PolicyPackServer:
         self._call(self._stub.Configure, request)
 
     def _handshake(self) -> None:
-        """The CLI's Handshake; a pack that does not implement it is fine, as for the CLI."""
         assert self._stub is not None
         request = analyzer_pb2.AnalyzerHandshakeRequest(
             engine_address="", root_directory=str(self.pack_dir), program_directory=str(self.pack_dir)
@@ -328,7 +325,6 @@ class PolicyPackServer:
         return int(line)
 
     def _tail(self) -> str:
-        """The end of the pack's stderr, for error messages."""
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace").strip()
         return f":\n{text[-2000:]}" if text else ""
