@@ -260,6 +260,11 @@ class _LogCollector:
         self.lines.append(f"error: {msg % args if args else msg}")
 
 
+def _run_main(main: Path) -> None:
+    """Execute the program file as the language host does, as `__main__`."""
+    runpy.run_path(str(main), run_name="__main__")
+
+
 def _without_frames(exc: BaseException) -> BaseException:
     """The exception and its chain without tracebacks, whose frames would keep the run's Outputs alive."""
     pending: list[BaseException] = [exc]
@@ -320,7 +325,7 @@ def simulate(
     main = project_dir / "__main__.py"
     failed: ProgramFailed | None = None
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(main), run_name="__main__")))
+        _sync_await(run_pulumi_func(lambda: _run_main(main)))
     except Exception as exc:
         failed = ProgramFailed(_without_frames(exc), list(monitor.records))
     if failed is not None:
