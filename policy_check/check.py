@@ -17,7 +17,7 @@ from typing import Any
 from model.config import StackConfig
 from model.config_reader import ConfigError
 from model.errors import GitopsError
-from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file, stack_names
+from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
 from model.text import bounded, md_block, md_code, terminal
 from policy_check import check_context, github, objects, report_format
 from policy_check.analyzer_client import (
@@ -30,15 +30,15 @@ from policy_check.analyzer_client import (
 )
 from policy_check.check_images import image_builds, measure_builds, not_measured
 from policy_check.findings import Context, Finding, group, ordered
-from policy_check.promotion import simulate_promoted, upstream_of, upstream_outputs
+from policy_check.inputs import CheckError, other_stacks, render_applications, sim_inputs
+from policy_check.promotion import upstream_of, upstream_outputs
 from policy_check.render_common import RenderResult
-from policy_check.render_source import Repository, normalize_repo_url, this_repository
+from policy_check.render_source import normalize_repo_url, this_repository
 from policy_check.report import EXIT_ERROR, FORMATS, CheckReport, Format
 from policy_check.simulate import (
     PLACEHOLDER_PASSWORD,
     ProgramFailed,
     ProgramMocks,
-    SimResource,
     Simulation,
     simulate,
 )
@@ -61,68 +61,6 @@ examples:
   .venv/bin/python -m policy_check --stack staging --format markdown > report.md
   .venv/bin/python -m policy_check --stack dev --build       # also build and measure each image
 """
-
-
-class CheckError(GitopsError):
-    """A problem with the check's input (stack, config, engines): reported in one line, no traceback."""
-
-
-def sim_inputs(resources: Sequence[SimResource]) -> tuple[list[PolicyInput], list[PolicyInput]]:
-    """(Analyze, AnalyzeStack) inputs for what the program registered, in the wire form the engine sends."""
-    analyze, stack = [], []
-    for r in resources:
-        common: dict[str, Any] = {
-            "urn": r.urn,
-            "type": r.type,
-            "name": r.name,
-            "parent": r.parent,
-            "dependencies": tuple(r.dependencies),
-            "custom": r.custom,
-        }
-        # raw_inputs keep secret envelopes and unknown sentinels; outputs add provider-computed fields.
-        state = {**r.outputs, **r.raw_inputs}
-        if r.custom:
-            analyze.append(PolicyInput(props=r.raw_inputs, **common))
-        stack.append(PolicyInput(props=state, **common))
-    return analyze, stack
-
-
-def render_applications(
-    sim: Simulation,
-    project_dir: Path,
-    source_keys: Mapping[str, str] | None = None,
-    *,
-    repository: Repository | None = None,
-    allow_remote: bool = False,
-) -> tuple[list[RenderResult], list[PolicyInput]]:
-    """Render each Application as Argo CD would, as results and as policy inputs; `repository` is this
-    checkout (default: its origin remote), and only its folders are rendered."""
-    try:
-        from policy_check.render import render_all  # needs Helm's and kustomize's engines, imported only here
-    except ImportError as exc:
-        raise CheckError(f"rendering is unavailable ({exc}); run with --no-render to skip it") from exc
-    results = render_all(
-        sim.resources,
-        project_dir,
-        sim.stack,
-        source_keys=source_keys,
-        repository=repository or this_repository(project_dir, _stack_values(sim.stack, project_dir)),
-        allow_remote=allow_remote,
-    )
-    inputs = [
-        PolicyInput(urn=o.urn, type=o.type, name=o.name, props=o.manifest, parent=r.application_urn)
-        for r in results
-        for o in r.objects
-    ]
-    return results, inputs
-
-
-def _stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
-    """The stack file's config, or {} when there is none to read (the config was handed over in code)."""
-    try:
-        return read_stack_config(stack, project_dir)
-    except StackFileError:
-        return {}
 
 
 def evaluate(
@@ -253,47 +191,14 @@ def run_check(
 
 
 def judge_objects(
-    stack: str,
-    config: StackConfig,
-    found: Context,
-    renders: Sequence[RenderResult],
-    project_dir: Path,
+    stack: str, config: StackConfig, found: Context, renders: Sequence[RenderResult], project_dir: Path
 ) -> tuple[list[Finding], list[Diagnostic]]:
     """The objects judged as a whole, also against the project's other stacks on a shared cluster."""
     keys = objects.clusters(config.argocd, config.cluster)
     mine = objects.owned(stack, found, renders, keys)
-    theirs: list[objects.Owned] = []
-    notes: list[Diagnostic] = []
-    known = objects.known_clusters(keys)
-    for other in stack_names(project_dir) if renders and known else []:
-        if other == stack.rsplit("/", 1)[-1]:
-            continue
-        try:
-            other_values = read_stack_config(other, project_dir)
-            other_config = check_context.stack_config(other_values, project_dir, other)
-            other_keys = objects.clusters(other_config.argocd, other_config.cluster)
-            if not known & objects.known_clusters(other_keys):
-                continue
-            sim, _ = simulate_promoted(
-                other, password=PLACEHOLDER_PASSWORD, config=other_values, project_dir=project_dir
-            )
-            other_renders, rendered = render_applications(sim, project_dir)
-        except (StackFileError, ProgramFailed, ValueError, CheckError, ConfigError) as exc:
-            reason = exc.cause if isinstance(exc, ProgramFailed) else exc
-            notes.append(_not_compared(other, str(reason)))
-            continue
-        _, whole = sim_inputs(sim.resources)
-        other_ctx = check_context.context(whole=[*whole, *rendered], renders=other_renders, thresholds={})
-        theirs += objects.owned(other, other_ctx, other_renders, other_keys)
+    theirs, notes = other_stacks(stack, keys, project_dir) if renders else ([], [])
     findings = objects.collisions(mine, theirs, stack, found) + objects.invalid_names(mine, found)
     return findings + objects.missing_workloads(renders, found), notes
-
-
-def _not_compared(other: str, reason: str) -> Diagnostic:
-    """A "can't judge yet" note: another stack on a shared cluster could not be rendered to compare."""
-    policy = objects.UNIQUE
-    message = f"can't run policy '{policy}' during preview: stack {other} shares a cluster but {reason}"
-    return Diagnostic(policy=policy, message=message, urn="", level="mandatory")
 
 
 def _upstream_outputs(

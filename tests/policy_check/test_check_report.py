@@ -14,7 +14,8 @@ import yaml
 
 from model.stack_files import key_line, read_stack_config
 from policy_check import check_context, github
-from policy_check.check import evaluate, main, render_applications, run_check, sim_inputs
+from policy_check.check import evaluate, main, run_check
+from policy_check.inputs import render_applications, sim_inputs
 from policy_check.promotion import upstream_outputs
 from policy_check.report import CheckReport
 from policy_check.report_format import formatted
