@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from model.config import StackConfig, app_key, parse_config
 from model.files import read_text
@@ -69,7 +69,7 @@ def resource_infos(
         infos[r.urn] = ResourceInfo(
             type=r.type,
             label=label(r.type, r.props, r.name),
-            app=_app_of(r, by_urn),
+            app=app_of(r, by_urn),
             file=templates.get(r.urn),
             props=r.props,
             rendered=r.urn in templates or (r.parent in by_urn and by_urn[r.parent].type == APPLICATION_TYPE),
@@ -77,8 +77,20 @@ def resource_infos(
     return infos
 
 
-def _app_of(resource: PolicyInput, by_urn: Mapping[str, PolicyInput]) -> str | None:
-    current: PolicyInput | None = resource
+class _Registered(Protocol):
+    @property
+    def urn(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def parent(self) -> str: ...
+
+
+def app_of(resource: _Registered, by_urn: Mapping[str, _Registered]) -> str | None:
+    """The app a registered resource belongs to: the name of its AppRelease ancestor."""
+    current: _Registered | None = resource
     seen = set()
     while current is not None and current.urn not in seen:
         if current.type == APP_RELEASE_TYPE:
