@@ -34,7 +34,7 @@ from policy_check.inputs import CheckError, other_stacks, render_applications, s
 from policy_check.promotion import upstream_of, upstream_outputs
 from policy_check.render_common import RenderResult
 from policy_check.render_source import normalize_repo_url, this_repository
-from policy_check.report import EXIT_ERROR, FORMATS, CheckReport, Format
+from policy_check.report import EXIT_ERROR, EXIT_FAILED, EXIT_OK, FORMATS, CheckReport, Format
 from policy_check.simulate import (
     PLACEHOLDER_PASSWORD,
     ProgramFailed,
@@ -44,12 +44,12 @@ from policy_check.simulate import (
 )
 
 SIZE_POLICIES = ("image-size-limit", "image-size-registry")
-EPILOG = """\
+EPILOG = f"""\
 exit codes:
-  0  pass: no mandatory finding, render error or build error
-  1  the change would not ship: a mandatory policy violation, a chart or overlay that does not
+  {EXIT_OK}  pass: no mandatory finding, render error or build error
+  {EXIT_FAILED}  the change would not ship: a mandatory policy violation, a chart or overlay that does not
      render, or (with --build) an image that does not build
-  2  bad input, nothing judged: an unknown stack, a stack file or stack config that cannot be read
+  {EXIT_ERROR}  bad input, nothing judged: an unknown stack, a stack file or stack config that cannot be read
      or is refused, a missing or invalid policy config, the pack did not start, a bad option
 
 Under GitHub Actions (GITHUB_ACTIONS=true) it also appends the Markdown report to

@@ -112,7 +112,12 @@ class Finding:
     @property
     def blocking(self) -> bool:
         """Mandatory (or remediate): the change cannot ship."""
-        return LEVEL_RANK.get(self.level, 1) == 0
+        return blocks(self.level)
+
+
+def blocks(level: str) -> bool:
+    """Whether a finding or diagnostic at this enforcement level stops the change from shipping."""
+    return LEVEL_RANK.get(level, 1) == 0
 
 
 def split_message(message: str) -> tuple[str, str]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from policy_check.analyzer_client import Diagnostic
-from policy_check.findings import Finding
+from policy_check.findings import Finding, blocks
 from policy_check.render_common import RenderResult
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -66,7 +66,7 @@ class CheckReport:
     @property
     def mandatory(self) -> list[Diagnostic]:
         """Violations that block a deployment."""
-        return [d for d in self.violations if d.level in ("mandatory", "remediate")]
+        return [d for d in self.violations if blocks(d.level)]
 
     @property
     def cant_judge(self) -> list[Diagnostic]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from model.text import bounded, clip, md_code, md_text, terminal
 from policy_check.analyzer_client import Diagnostic
-from policy_check.findings import Finding, Place
+from policy_check.findings import Finding, Place, blocks
 from policy_check.render_common import RenderedObject, RenderResult, object_label
 from policy_check.report import CheckReport, Format, ImageRow
 
@@ -143,7 +143,7 @@ def _rendered_verdicts(report: CheckReport) -> dict[str, str]:
     """Each rendered object's verdicts by URN, `ok` when it has none."""
     verdicts: dict[str, set[str]] = defaultdict(set)
     for d in report.violations:
-        verdicts[d.urn].add(f"{'MANDATORY' if d.level in ('mandatory', 'remediate') else d.level} {d.policy}")
+        verdicts[d.urn].add(f"{'MANDATORY' if blocks(d.level) else d.level} {d.policy}")
     return defaultdict(lambda: "ok", {urn: ", ".join(sorted(v)) for urn, v in verdicts.items()})
 
 
