@@ -13,7 +13,14 @@ import kubernetes_validate
 from model.names import APPLICATION_TYPE
 from model.text import QUOTE_KEEP, clip
 from policy_check.kustomize_refs import kustomization_file
-from policy_check.render_common import CannotJudge, RenderBounds, RenderedObject, RenderError, RenderResult
+from policy_check.render_common import (
+    CannotJudge,
+    RenderBounds,
+    RenderedObject,
+    RenderError,
+    RenderResult,
+    object_label,
+)
 from policy_check.render_helm import HELM_TIMEOUT_SECONDS, render_helm
 from policy_check.render_kustomize import KUSTOMIZE_TIMEOUT_SECONDS, render_kustomize
 from policy_check.render_source import Repository
@@ -130,10 +137,7 @@ def _objects(
 
 
 def mark_autoscaled(objects: Sequence[RenderedObject]) -> list[RenderedObject]:
-    """Set `scaled_by` on each Deployment/StatefulSet without `replicas` that a rendered HPA targets.
-
-    Such a workload's replica count is the HPA's `minReplicas`, which minimum-replicas judges on the HPA.
-    """
+    """Set `scaled_by` on each Deployment/StatefulSet without `replicas` that a rendered HPA targets."""
     owners: dict[tuple[str | None, str, str], str] = {}
     for o in objects:
         if o.manifest.get("kind") != "HorizontalPodAutoscaler":
@@ -142,8 +146,7 @@ def mark_autoscaled(objects: Sequence[RenderedObject]) -> list[RenderedObject]:
         target = spec.get("scaleTargetRef") if isinstance(spec, dict) else None
         if isinstance(target, dict):
             key = (o.namespace, str(target.get("kind", "")), str(target.get("name", "")))
-            shown = f"{o.namespace}/{o.name}" if o.namespace else o.name
-            owners[key] = f"HorizontalPodAutoscaler '{shown}'"
+            owners[key] = object_label("HorizontalPodAutoscaler", o.namespace, o.name)
     marked = []
     for o in objects:
         spec = o.manifest.get("spec")
@@ -164,11 +167,8 @@ def render_application(
     repository: Repository = UNKNOWN_REPOSITORY,
     allow_remote: bool = False,
 ) -> RenderResult:
-    """Render one registered Application's source; `source_key` names its config key in errors.
-
-    Only a source in `repository` (this checkout) is rendered; one in another repository is not
-    rendered, "can't judge yet", naming it. `allow_remote` lets kustomize fetch remote bases.
-    """
+    """Render one registered Application's source if it is a folder of `repository` (this checkout);
+    `source_key` names its config key in errors, `allow_remote` lets kustomize fetch remote bases."""
     spec = application.inputs.get("spec", {})
     app = _app_name(application)
     raw_source = spec.get("source") or {}
@@ -246,11 +246,8 @@ def render_all(
     repository: Repository = UNKNOWN_REPOSITORY,
     allow_remote: bool = False,
 ) -> list[RenderResult]:
-    """Render every Application in `resources`; remote sources are listed as not rendered, never skipped.
-
-    `source_keys` maps an app's name to its `source` config key, which render errors name;
-    `repository` is this checkout (policy_check/render_source.py), the only repository rendered.
-    """
+    """Render every Application in `resources` (one not rendered is listed, never skipped);
+    `source_keys` maps an app's name to its `source` config key, which render errors name."""
     keys = source_keys or {}
     return [
         render_application(
