@@ -99,12 +99,8 @@ def entries(doc: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
 
 
 def remote_references(overlay: Path, project_dir: Path, extra: dict[str, Any] | None = None) -> list[str]:
-    """The remote URLs the overlay (and every local base and component under it) refers to, in order.
-
-    Also refuses, as a RenderError, a local entry outside the repository or one holding an
-    out-of-bounds symlink. `extra` is more kustomization content read in the overlay's folder (the
-    Application's own `kustomize` options).
-    """
+    """The remote URLs the overlay (and every local base and component under it, and `extra`, the
+    Application's own options) refers to, in order; a RenderError for a local entry out of bounds."""
     remote: list[str] = []
     pending: list[tuple[Path, dict[str, Any] | None]] = [(overlay, None)]
     if extra:

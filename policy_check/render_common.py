@@ -129,10 +129,8 @@ def relative(path: Path, project_dir: Path | None) -> str:
 
 
 def parse_documents(text: str, origin: str, bounds: RenderBounds | None = None) -> list[dict[str, Any]]:
-    """Every non-empty YAML document of a rendered stream, each a Kubernetes object.
-
-    Documents are read one at a time, so a render past the object bound stops being read there.
-    """
+    """Every non-empty YAML document of a rendered stream, each a Kubernetes object, read one at a time
+    so that a render past a bound stops being read there."""
     bounds = bounds or RenderBounds()
     objects: list[dict[str, Any]] = []
     try:
@@ -173,12 +171,11 @@ def _measure(value: Any, limit: int) -> tuple[int, int]:
     while todo and values <= limit and deepest <= MAX_OBJECT_DEPTH:
         current, level = todo.pop()
         values += 1
-        if isinstance(current, dict):
+        if isinstance(current, dict | list):
             deepest = max(deepest, level + 1)
-            todo.extend((child, level + 1) for child in current.values())
-        elif isinstance(current, list):
-            deepest = max(deepest, level + 1)
-            todo.extend((child, level + 1) for child in current)
+            todo.extend(
+                (child, level + 1) for child in (current.values() if isinstance(current, dict) else current)
+            )
     return values, deepest
 
 

@@ -209,9 +209,8 @@ def render_kustomize(
     allow_remote: bool = False,
     bounds: RenderBounds | None = None,
 ) -> list[tuple[str | None, dict[str, Any]]]:
-    """(source file, object) for everything the overlay renders with the Application's kustomize options;
-    `source_key` (`gitops-deploy:apps[1] (shop).source`) is the key errors name. A remote base or
-    resource is CannotJudge unless `allow_remote`."""
+    """(source file, object) for everything the overlay renders with the Application's options; errors name
+    `source_key`, and a remote base or resource is CannotJudge unless `allow_remote`."""
     kubectl = kubectl_path()
     bounds = bounds or RenderBounds()
     with tempfile.TemporaryDirectory(prefix="gitops-render-") as tmp:
