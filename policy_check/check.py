@@ -8,7 +8,6 @@ and judges it all with the policy pack over gRPC, as `pulumi preview --policy-pa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from model.config import StackConfig
 from model.config_reader import ConfigError
 from model.errors import GitopsError
 from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
-from model.text import bounded, md_block, md_code, terminal
+from model.text import bounded, terminal
 from policy_check import check_context, github, objects, report_format
 from policy_check.analyzer_client import (
     PACK_DIR,
@@ -313,17 +312,11 @@ def _input_error(stack: str, message: str, fmt: Format, actions: bool) -> int:
     message = bounded(message)
     shown = "\n".join(terminal(line) for line in message.splitlines())
     print(f"error: {shown}", file=sys.stderr)
-    heading = f"### Policy check of {md_code(stack)} (without the Pulumi CLI): ERROR (exit {EXIT_ERROR})"
-    text = f"{heading}\n\nNothing was judged: the input could not be read.\n\n{md_block(message)}\n"
-    if fmt == "json":
-        error = {"version": 1, "stack": stack, "verdict": "error", "exitCode": EXIT_ERROR, "error": message}
-        print(json.dumps(error, indent=2))
-    elif fmt == "markdown":
-        print(text, end="")
+    if fmt != "table":
+        print(report_format.input_error(stack, message, fmt), end="")
     if actions:
-        stack_name = f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
-        print(github.error_annotation(message, stack_name), file=sys.stderr)
-        github.append_summary(text)
+        print(github.error_annotation(message, stack_file(stack).name), file=sys.stderr)
+        github.append_summary(report_format.input_error(stack, message, "markdown"))
     return EXIT_ERROR
 
 

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from model.text import bounded, clip, md_code, md_text, terminal
+from model.text import bounded, clip, md_block, md_code, md_text, terminal
 from policy_check.analyzer_client import Diagnostic
 from policy_check.findings import Finding, Place, blocks
 from policy_check.render_common import RenderedObject, RenderResult, object_label
-from policy_check.report import CheckReport, Format, ImageRow
+from policy_check.report import EXIT_ERROR, CheckReport, Format, ImageRow
 
 WIDTH = 100
 """Columns of the table format: no line is longer."""
@@ -29,6 +29,19 @@ def formatted(report: CheckReport, fmt: Format) -> str:
     """The report in `fmt`, every input-derived text bounded first (`scrubbed`)."""
     formats: dict[str, Callable[[CheckReport], str]] = {"table": table, "markdown": markdown, "json": as_json}
     return formats[fmt](scrubbed(report))
+
+
+def input_error(stack: str, message: str, fmt: Format) -> str:
+    """The JSON or Markdown report of a check that judged nothing: its input could not be read."""
+    if fmt == "json":
+        error = {"stack": stack, "verdict": "error", "exitCode": EXIT_ERROR, "error": message}
+        return json.dumps({"version": JSON_VERSION, **error}, indent=2) + "\n"
+    heading = _heading(stack, f"ERROR (exit {EXIT_ERROR})")
+    return f"{heading}\n\nNothing was judged: the input could not be read.\n\n{md_block(message)}\n"
+
+
+def _heading(stack: str, verdict: str) -> str:
+    return f"### Policy check of {md_code(stack)} (without the Pulumi CLI): {verdict}"
 
 
 def scrubbed(report: CheckReport) -> CheckReport:
@@ -270,7 +283,7 @@ def markdown(report: CheckReport) -> str:
     verdict = "passed" if report.exit_code == 0 else f"FAILED (exit {report.exit_code})"
     c = report.counts()
     out = [
-        f"### Policy check of {md_code(report.stack)} (without the Pulumi CLI): {verdict}",
+        _heading(report.stack, verdict),
         "",
         f"S{_files(report, md_code)[1:]}.",
         "",
