@@ -32,7 +32,7 @@ from policy_check.findings import Context, Finding, group, ordered
 from policy_check.inputs import CheckError, other_stacks, render_applications, sim_inputs
 from policy_check.promotion import upstream_of, upstream_outputs
 from policy_check.render_common import RenderResult
-from policy_check.render_source import normalize_repo_url, this_repository
+from policy_check.render_source import REPO_URL_KEY, normalize_repo_url, this_repository
 from policy_check.report import EXIT_ERROR, EXIT_FAILED, EXIT_OK, FORMATS, CheckReport, Format
 from policy_check.simulate import (
     PLACEHOLDER_PASSWORD,
@@ -266,8 +266,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--repo-url",
         metavar="URL",
-        help="this repository as Argo CD reads it (default gitops-deploy:argocd.repoURL, else `git remote "
-        "get-url origin`); an app whose source.repoURL is another repository is not rendered",
+        help=f"this repository as Argo CD reads it (default {REPO_URL_KEY}, else `git remote get-url "
+        "origin`); an app whose source.repoURL is another repository is not rendered",
     )
     p.add_argument(
         "--allow-remote",
