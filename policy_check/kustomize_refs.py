@@ -68,34 +68,33 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
+def _mappings(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def entries(doc: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
     """(field, entry, may be a folder) of every path or URL a kustomization names."""
     for field in _LOADED:
-        for entry in _strings(doc.get(field)):
-            yield field, entry, True
+        yield from ((field, entry, True) for entry in _strings(doc.get(field)))
     for field in _FILE_LISTS:
         for entry in _strings(doc.get(field)):
             if "\n" not in entry:  # a multi-line entry is an inline patch or config
                 yield field, entry, field != "patchesStrategicMerge"
     for field in ("patches", "patchesJson6902", "replacements"):
-        for item in doc.get(field) or [] if isinstance(doc.get(field), list) else []:
-            if isinstance(item, dict) and isinstance(item.get("path"), str):
-                yield field, item["path"], False
+        yield from (
+            (field, i["path"], False) for i in _mappings(doc.get(field)) if isinstance(i.get("path"), str)
+        )
     for field in ("configMapGenerator", "secretGenerator"):
-        for item in doc.get(field) or [] if isinstance(doc.get(field), list) else []:
-            if not isinstance(item, dict):
-                continue
-            for key in ("files", "envs"):
-                for entry in _strings(item.get(key)):
-                    yield field, entry.split("=", 1)[-1], False
+        for item in _mappings(doc.get(field)):
+            for entry in [*_strings(item.get("files")), *_strings(item.get("envs"))]:
+                yield field, entry.split("=", 1)[-1], False
             if isinstance(item.get("env"), str):
                 yield field, item["env"], False
     openapi = doc.get("openapi")
     if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
         yield "openapi", openapi["path"], False
-    for chart in doc.get("helmCharts") or [] if isinstance(doc.get("helmCharts"), list) else []:
-        if isinstance(chart, dict) and isinstance(chart.get("repo"), str):
-            yield "helmCharts", chart["repo"], False
+    charts = _mappings(doc.get("helmCharts"))
+    yield from (("helmCharts", c["repo"], False) for c in charts if isinstance(c.get("repo"), str))
 
 
 def remote_references(overlay: Path, project_dir: Path, extra: dict[str, Any] | None = None) -> list[str]:
