@@ -89,9 +89,6 @@ def _opt(text: str | None) -> str | None:
     return None if text is None else bounded(text)
 
 
-# --- what every format shows -------------------------------------------------------------------
-
-
 def _groups(report: CheckReport) -> Iterator[tuple[str | None, list[Finding]]]:
     """(app or None for the stack, its findings): every app of the stack in config order, then the stack."""
     by_app: dict[str | None, list[Finding]] = defaultdict(list)
@@ -137,15 +134,12 @@ def _files(report: CheckReport, code: Callable[[str], str] = str) -> str:
     return f"stack file {stack}, policy config {policy}; failed-release record {record}"
 
 
-def _app_title(app: str | None, keys: dict[str, str]) -> str:
-    if app is None:
-        return "Stack (every app)"
-    return f"App {app} ({keys[app]})" if app in keys else f"App {app}"
-
-
-def _place_text(place: Place, problem: str) -> str:
-    text = place.resource + (f" ({place.file})" if place.file else "")
-    return text if place.detail == problem else f"{text}: {place.detail}"
+def _place_text(
+    p: Place, problem: str, text: Callable[[str], str] = str, code: Callable[[str], str] = str
+) -> str:
+    """Where a finding was seen, and what was seen there when that differs from the finding's problem."""
+    shown = text(p.resource) + (f" ({code(p.file)})" if p.file else "")
+    return shown if p.detail == problem else f"{shown}: {text(p.detail)}"
 
 
 def _cant_judge_reason(message: str) -> str:
@@ -198,9 +192,6 @@ def _object_label(o: RenderedObject) -> str:
     return object_label(o.type.rsplit(":", 1)[-1], o.namespace, o.name)
 
 
-# --- table --------------------------------------------------------------------------------------
-
-
 def _wrap(text: str, first: int, rest: int | None = None) -> list[str]:
     """`text` wrapped at WIDTH, the first line indented `first` spaces and the others `rest`."""
     return textwrap.wrap(
@@ -218,7 +209,8 @@ def table(report: CheckReport) -> str:
     lines = _wrap(f"Policy check of stack {report.stack}: {report.verdict} (exit {report.exit_code})", 0, 2)
     lines += _wrap(_files(report), 2)
     for app, findings in _groups(report):
-        lines += ["", *_wrap(_app_title(app, keys), 0, 2)]
+        title = f"App {app} ({keys[app]})" if app in keys else f"App {app}"
+        lines += ["", *_wrap("Stack (every app)" if app is None else title, 0, 2)]
         errors = _errors(report, app)
         for text in errors:
             lines += _wrap(text, 2)
@@ -274,9 +266,6 @@ def _resource_label(report: CheckReport, urn: str) -> str:
     return f"{parts[-2].split('$')[-1]} {parts[-1]}" if len(parts) >= 4 else urn
 
 
-# --- Markdown -----------------------------------------------------------------------------------
-
-
 def markdown(report: CheckReport) -> str:
     """The report for a PR comment or a job summary."""
     keys = report.app_keys
@@ -304,7 +293,7 @@ def markdown(report: CheckReport) -> str:
             level = "**MANDATORY**" if f.blocking else f.level
             out.append(f"- {level} {', '.join(md_code(p) for p in f.policies)}: {md_text(f.problem)}")
             out.append(f"  - Change: {_md_change(f)}")
-            places = "; ".join(_md_place(p, f.problem) for p in f.places)
+            places = "; ".join(_place_text(p, f.problem, md_text, md_code) for p in f.places)
             out.append(f"  - Seen at: {places}")
         if not findings and not errors:
             out.append("- no findings")
@@ -338,14 +327,6 @@ def _md_change(f: Finding) -> str:
         where = f"{where} in {md_code(at)}" if where else md_code(at)
     text = f"{where}: {md_text(c.text)}" if where else md_text(c.text)
     return f"{text}; or {md_text(c.alternative)}" if c.alternative else text
-
-
-def _md_place(p: Place, problem: str) -> str:
-    text = md_text(p.resource) + (f" ({md_code(p.file)})" if p.file else "")
-    return text if p.detail == problem else f"{text}: {md_text(p.detail)}"
-
-
-# --- JSON ---------------------------------------------------------------------------------------
 
 
 def as_json(report: CheckReport) -> str:
