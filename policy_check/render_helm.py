@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from model.files import FileRefused, read_text
 from policy_check.render_common import (
     MAX_BYTES_PER_APPLICATION,
     PYTHON,
@@ -60,8 +61,8 @@ def _template_path(
 def _metadata(chart_dir: Path) -> dict[str, Any]:
     """Chart.yaml as a mapping ({} when unreadable: the engine then says why)."""
     try:
-        metadata = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        metadata = yaml.safe_load(read_text(chart_dir / "Chart.yaml", MAX_BYTES_PER_APPLICATION))
+    except (FileRefused, yaml.YAMLError, RecursionError):
         return {}
     return metadata if isinstance(metadata, dict) else {}
 
