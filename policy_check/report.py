@@ -113,13 +113,15 @@ class CheckReport:
             "renderedObjects": sum(len(r.objects) for r in self.renders),
         }
 
-    def summary(self) -> str:
-        """One line: the verdict and the counts."""
+    def tally(self, mark: str = "") -> str:
+        """The counts in words, the mandatory count between `mark`s (`**` in Markdown)."""
         c = self.counts()
         errors = f"{c['renderErrors']} render error(s)"
         if self.building:
             errors += f", {c['buildErrors']} build error(s)"
-        return (
-            f"{self.verdict}: stack {self.stack}: {c['mandatory']} mandatory, {c['advisory']} advisory; "
-            f"{errors}; {c['cantJudge']} can't judge yet"
-        )
+        mandatory = f"{mark}{c['mandatory']} mandatory{mark}"
+        return f"{mandatory}, {c['advisory']} advisory; {errors}; {c['cantJudge']} can't judge yet"
+
+    def summary(self) -> str:
+        """One line: the verdict and the counts."""
+        return f"{self.verdict}: stack {self.stack}: {self.tally()}"

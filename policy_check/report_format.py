@@ -270,15 +270,12 @@ def markdown(report: CheckReport) -> str:
     """The report for a PR comment or a job summary."""
     keys = report.app_keys
     verdict = "passed" if report.exit_code == 0 else f"FAILED (exit {report.exit_code})"
-    c = report.counts()
     out = [
         _heading(report.stack, verdict),
         "",
         f"S{_files(report, md_code)[1:]}.",
         "",
-        f"**{c['mandatory']} mandatory**, {c['advisory']} advisory; {c['renderErrors']} render error(s)"
-        + (f", {c['buildErrors']} build error(s)" if report.building else "")
-        + f"; {c['cantJudge']} can't judge yet.",
+        f"{report.tally('**')}.",
     ]
     for app, findings in _groups(report):
         title = (
