@@ -1,11 +1,11 @@
-"""Run the policy pack as the Pulumi CLI does and talk to it over the analyzer gRPC protocol."""
+"""Run the policy pack as the Pulumi CLI does and talk to it over the analyzer gRPC protocol
+(docs/engine-rules.md#the-analyzer-protocol)."""
 
 from __future__ import annotations
 
 import json
 import os
 import selectors
-import stat
 import subprocess
 import sys
 import tempfile
@@ -23,6 +23,10 @@ import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2_grpc
 
+from model.errors import GitopsError
+from model.files import FileRefused, read_text
+from model.names import PROJECT
+
 PACK_DIR = Path(__file__).resolve().parents[1] / "policies"
 """The policy pack's folder: what `pulumi preview --policy-pack policies` runs."""
 LEVELS = {
@@ -35,11 +39,11 @@ LEVEL_CODES = {v: k for k, v in LEVELS.items()}
 _MAX_MESSAGE = 400 * 1024 * 1024  # the CLI's and the pack's gRPC message limit
 
 
-class PolicyPackError(Exception):
+class PolicyPackError(GitopsError):
     """The pack did not start, answer in time, or answered with an error."""
 
 
-class PolicyConfigError(Exception):
+class PolicyConfigError(GitopsError):
     """A policy config file that the CLI would reject."""
 
 
@@ -85,25 +89,12 @@ MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
 
 
 def read_json_file(path: Path) -> Any:
-    """A JSON file the check is handed, read with a bound: ValueError saying why it cannot be used.
-
-    Only a regular file is opened (a FIFO or a device would wait or never end), and deep nesting is
-    refused as one line, not a RecursionError.
-    """
+    """A JSON file the check is handed, read with a bound; ValueError saying why it cannot be used."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise ValueError("not a regular file")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_INPUT_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror}") from None
-    if len(raw) > MAX_INPUT_FILE_BYTES:
-        raise ValueError(f"over {MAX_INPUT_FILE_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
+        text = read_text(path, MAX_INPUT_FILE_BYTES)
         return json.loads(text) if text.strip() else None
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
+    except FileRefused as exc:
+        raise ValueError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     except RecursionError:
@@ -138,7 +129,7 @@ def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:
 def reconcile_config(
     info: analyzer_pb2.AnalyzerInfo, given: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Schema defaults, then the given config (`all` first), validated: what the CLI sends to Configure."""
+    """Schema defaults, then `all`, then the given config, validated: what the CLI sends to Configure."""
     policies = {p.name: p for p in info.policies}
     unknown = sorted(set(given) - set(policies) - {"all"})
     if unknown:
@@ -204,10 +195,7 @@ class _Engine(engine_pb2_grpc.EngineServicer):
 
 
 class PolicyPackServer:
-    """The pack started as `python -u -m pulumi.policy <engine> .` in its folder, with a gRPC client.
-
-    Use as a context manager; every wait is bounded by `start_timeout` or `rpc_timeout`.
-    """
+    """The pack started as the CLI starts it, with a gRPC client; a context manager, every wait bounded."""
 
     def __init__(
         self,
@@ -216,7 +204,7 @@ class PolicyPackServer:
         config: Mapping[str, Mapping[str, Any]] | None = None,
         config_file: Path | None = None,
         stack: str = "dev",
-        project: str = "gitops-deploy",
+        project: str = PROJECT,
         dry_run: bool = True,
         start_timeout: float = 30.0,
         rpc_timeout: float = 30.0,
@@ -299,7 +287,6 @@ class PolicyPackServer:
         self._call(self._stub.Configure, request)
 
     def _handshake(self) -> None:
-        """The CLI's Handshake; a pack that does not implement it is fine, as for the CLI."""
         assert self._stub is not None
         request = analyzer_pb2.AnalyzerHandshakeRequest(
             engine_address="", root_directory=str(self.pack_dir), program_directory=str(self.pack_dir)
@@ -338,7 +325,6 @@ class PolicyPackServer:
         return int(line)
 
     def _tail(self) -> str:
-        """The end of the pack's stderr, for error messages."""
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace").strip()
         return f":\n{text[-2000:]}" if text else ""

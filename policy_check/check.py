@@ -1,54 +1,54 @@
 """The policy pack on a stack's program without the Pulumi CLI, a cluster or any credential.
 
 Runs the stack's program under the SDK's mocks, renders each chart and overlay the way Argo CD will,
-and judges it all with the policy pack over gRPC, as `pulumi preview --policy-pack policies` would.
-`make policy-check STACK=<stack>` runs it.
+and judges it all with the policy pack over gRPC, as `pulumi preview --policy-pack policies` would
+(docs/engine-rules.md#the-policy-check). `make policy-check STACK=<stack>` runs it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from model.config import StackConfig
 from model.config_reader import ConfigError
-from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file, stack_names
-from model.text import bounded, md_block, md_code, terminal
-from policy_check import check_context, github, objects
+from model.errors import GitopsError
+from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
+from model.text import bounded, terminal
+from policy_check import check_context, github, objects, report_format
 from policy_check.analyzer_client import (
     PACK_DIR,
     Diagnostic,
-    PolicyConfigError,
     PolicyInput,
-    PolicyPackError,
     PolicyPackServer,
     load_policy_config,
     read_json_file,
 )
 from policy_check.check_images import image_builds, measure_builds, not_measured
 from policy_check.findings import Context, Finding, group, ordered
-from policy_check.promotion import simulate_promoted, upstream_of, upstream_outputs
-from policy_check.render_source import Repository, normalize_repo_url, this_repository
-from policy_check.report import EXIT_ERROR, FORMATS, CheckReport, Format, RenderedRow, RenderStatus
+from policy_check.inputs import CheckError, other_stacks, render_applications, sim_inputs
+from policy_check.promotion import upstream_of, upstream_outputs
+from policy_check.render_common import RenderResult
+from policy_check.render_source import REPO_URL_KEY, normalize_repo_url, this_repository
+from policy_check.report import EXIT_ERROR, EXIT_FAILED, EXIT_OK, FORMATS, CheckReport, Format
 from policy_check.simulate import (
     PLACEHOLDER_PASSWORD,
     ProgramFailed,
     ProgramMocks,
-    SimResource,
     Simulation,
     simulate,
 )
 
 SIZE_POLICIES = ("image-size-limit", "image-size-registry")
-EPILOG = """\
+EPILOG = f"""\
 exit codes:
-  0  pass: no mandatory finding, render error or build error
-  1  the change would not ship: a mandatory policy violation, a chart or overlay that does not
+  {EXIT_OK}  pass: no mandatory finding, render error or build error
+  {EXIT_FAILED}  the change would not ship: a mandatory policy violation, a chart or overlay that does not
      render, or (with --build) an image that does not build
-  2  bad input, nothing judged: an unknown stack, a stack file or stack config that cannot be read
+  {EXIT_ERROR}  bad input, nothing judged: an unknown stack, a stack file or stack config that cannot be read
      or is refused, a missing or invalid policy config, the pack did not start, a bad option
 
 Under GitHub Actions (GITHUB_ACTIONS=true) it also appends the Markdown report to
@@ -62,109 +62,24 @@ examples:
 """
 
 
-class CheckError(Exception):
-    """A problem with the check's input (stack, config, engines): reported in one line, no traceback."""
-
-
-def sim_inputs(resources: Sequence[SimResource]) -> tuple[list[PolicyInput], list[PolicyInput]]:
-    """(Analyze, AnalyzeStack) inputs for what the program registered, in the wire form the engine sends."""
-    analyze, stack = [], []
-    for r in resources:
-        common: dict[str, Any] = {
-            "urn": r.urn,
-            "type": r.type,
-            "name": r.name,
-            "parent": r.parent,
-            "dependencies": tuple(r.dependencies),
-            "custom": r.custom,
-        }
-        # raw_inputs keep secret envelopes and unknown sentinels; outputs add provider-computed fields.
-        state = {**r.outputs, **r.raw_inputs}
-        if r.custom:
-            analyze.append(PolicyInput(props=r.raw_inputs, **common))
-        stack.append(PolicyInput(props=state, **common))
-    return analyze, stack
-
-
-def render_applications(
-    sim: Simulation,
-    project_dir: Path,
-    source_keys: Mapping[str, str] | None = None,
-    *,
-    repository: Repository | None = None,
-    allow_remote: bool = False,
-) -> tuple[list[RenderStatus], list[PolicyInput]]:
-    """Render each Application as Argo CD would (policy_check.render), as rows and as policy inputs.
-
-    `repository` is this checkout (default: its origin remote); only its folders are rendered.
-    """
-    try:
-        from policy_check.render import render_all  # needs Helm's and kustomize's engines, imported only here
-    except ImportError as exc:
-        raise CheckError(f"rendering is unavailable ({exc}); run with --no-render to skip it") from exc
-    statuses, inputs = [], []
-    results = render_all(
-        sim.resources,
-        project_dir,
-        sim.stack,
-        source_keys=source_keys,
-        repository=repository or this_repository(project_dir, _stack_values(sim.stack, project_dir)),
-        allow_remote=allow_remote,
-    )
-    for result in results:
-        rows = tuple(
-            RenderedRow(o.type, o.name, o.urn, o.scaled_by, o.namespace, o.template) for o in result.objects
-        )
-        statuses.append(
-            RenderStatus(
-                application=result.application,
-                application_urn=result.application_urn,
-                engine=str(result.engine),
-                path=str(result.path),
-                status=str(result.status),
-                reason=result.reason,
-                objects=rows,
-                seconds=float(getattr(result, "seconds", 0.0)),
-            )
-        )
-        inputs += [
-            PolicyInput(urn=o.urn, type=o.type, name=o.name, props=o.manifest, parent=result.application_urn)
-            for o in result.objects
-        ]
-    return statuses, inputs
-
-
-def _stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
-    """The stack file's config, or {} when there is none to read (the config was handed over in code)."""
-    try:
-        return read_stack_config(stack, project_dir)
-    except StackFileError:
-        return {}
-
-
 def evaluate(
     stack: str,
     analyze: Sequence[PolicyInput],
     whole: Sequence[PolicyInput],
     *,
     config_file: Path | None = None,
-    renders: Sequence[RenderStatus] = (),
+    renders: Sequence[RenderResult] = (),
     rendering: bool = True,
     pack_dir: Path = PACK_DIR,
     pack: PolicyPackServer | None = None,
     context: Context | None = None,
 ) -> CheckReport:
-    """Every resource through Analyze, then the whole set through AnalyzeStack, in one pack run.
-
-    The violations become findings (policy_check/findings.py); `context` names the stack's keys and files,
-    without it findings name resources and the pack's own fix.
-    """
+    """Every resource through Analyze, then the whole set through AnalyzeStack, in one pack run; the
+    violations become findings, naming the stack's keys and files when `context` is given."""
     report = CheckReport(stack=stack, resources=len(whole), renders=list(renders), rendering=rendering)
     if pack is None:
         with PolicyPackServer(pack_dir, config_file=config_file, stack=stack) as started:
             return evaluate(stack, analyze, whole, renders=renders, rendering=rendering, pack=started)
-    # Every verdict is the pack's: a workload whose omitted `replicas` a rendered HPA owns is judged by
-    # its stack policy minimum-replicas-rendered (policies/rules/replicas.py), which sees the HPAs.
     for resource in analyze:
         report.diagnostics += pack.analyze(resource)
     report.diagnostics += pack.analyze_stack(whole)
@@ -187,11 +102,7 @@ def size_limit(pack: PolicyPackServer) -> int:
 
 
 def default_config_file(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
-    """`policies/config.<stack>.json` of the project, which `make preview` and `python -m deploy` pass.
-
-    Without it the pack would judge with its defaults while `python -m deploy up` refuses to start:
-    a missing file is an error here too, with the fix.
-    """
+    """`policies/config.<stack>.json`, which `python -m deploy` needs too: missing, an error with the fix."""
     name = stack.rsplit("/", 1)[-1]
     folder = project_dir / "policies"
     path = folder / f"config.{name}.json"
@@ -218,21 +129,8 @@ def run_check(
     repo_url: str | None = None,
     allow_remote: bool = False,
 ) -> CheckReport:
-    """Simulate the program with the stack's config, render its Applications, and judge it all.
-
-    The program runs as in `pulumi up` (not a preview): the check judges the release `up` declares,
-    so the Application carries a pushed digest (a stand-in, as nothing is pushed) and its chart or
-    overlay can be rendered. In a real preview that digest is pending (pulumi-docker answers the local
-    build's ID), and Argo CD's source is unknown. The image size is unknown unless `build` is set: each
-    image is then built with the local Docker Engine and its measured size stands in for the registry's.
-
-    `own_outputs` (`pulumi stack output --json`) answers the program's read of its own outputs, where
-    the failed-release record lives; without it the record is not checked.
-
-    Only Applications whose source is this repository are rendered: `repo_url`, else the stack's
-    `gitops-deploy:argocd.repoURL`, else the checkout's origin remote (policy_check/render_source.py).
-    Nothing is fetched over the network unless `allow_remote` (kustomize's remote bases).
-    """
+    """Simulate the program as `pulumi up` declares it, render its Applications, and judge it all
+    (docs/engine-rules.md#the-policy-check); `own_outputs` holds the failed-release record."""
     if repo_url is not None and normalize_repo_url(repo_url) is None:
         raise CheckError("--repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)")
     path = stack_file(stack, project_dir) if config is None else None
@@ -243,10 +141,14 @@ def run_check(
         raise CheckError(str(exc)) from None
     config_file = config_file or default_config_file(stack, project_dir)
     load_policy_config(config_file)  # a file the CLI would refuse fails before the program runs
-    apps = check_context.app_infos(values)
     upstream, preview = _upstream_outputs(stack, project_dir, values)
     mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
     sim = _simulate(stack, source, project_dir, values, mocks, preview)
+    try:
+        stack_config = check_context.stack_config(values, project_dir, stack)
+    except ConfigError as exc:
+        raise CheckError(f"{source}: {exc}") from None
+    apps = check_context.app_infos(stack_config)
     builds = image_builds(sim, project_dir)
     with PolicyPackServer(PACK_DIR, config_file=config_file, stack=stack) as pack:
         if build:
@@ -257,7 +159,7 @@ def run_check(
         else:
             images = not_measured(builds, project_dir, "--build not given")
         analyze, whole = sim_inputs(sim.resources)
-        renders: list[RenderStatus] = []
+        renders: list[RenderResult] = []
         if render:
             renders, rendered = render_applications(
                 sim,
@@ -272,13 +174,13 @@ def run_check(
             whole=whole,
             renders=renders,
             thresholds=thresholds(pack),
-            values=values,
+            config=stack_config,
             stack_file=path,
             policy_file=config_file,
             project_dir=project_dir,
         )
         report = evaluate(stack, analyze, whole, renders=renders, rendering=render, pack=pack, context=found)
-    judged, notes = judge_objects(stack, values, found, renders, project_dir)
+    judged, notes = judge_objects(stack, stack_config, found, renders, project_dir)
     report.findings = ordered([*report.findings, *judged], found)
     report.diagnostics += notes
     report.images, report.building = images, build
@@ -288,59 +190,20 @@ def run_check(
 
 
 def judge_objects(
-    stack: str,
-    values: Mapping[str, Any],
-    found: Context,
-    renders: Sequence[RenderStatus],
-    project_dir: Path,
+    stack: str, config: StackConfig, found: Context, renders: Sequence[RenderResult], project_dir: Path
 ) -> tuple[list[Finding], list[Diagnostic]]:
-    """The objects judged as a whole (policy_check/objects.py), with notes on what was not seen.
-
-    Other stacks of the project are compared where they share a cluster with this one (the same kube
-    context for Argo CD's or a destination cluster): each is simulated and rendered as this one was.
-    """
-    keys = objects.clusters(values)
+    """The objects judged as a whole, also against the project's other stacks on a shared cluster."""
+    keys = objects.clusters(config.argocd, config.cluster)
     mine = objects.owned(stack, found, renders, keys)
-    theirs: list[objects.Owned] = []
-    notes: list[Diagnostic] = []
-    known = objects.known_clusters(keys)
-    for other in stack_names(project_dir) if renders and known else []:
-        if other == stack.rsplit("/", 1)[-1]:
-            continue
-        try:
-            other_values = read_stack_config(other, project_dir)
-            if not known & objects.known_clusters(objects.clusters(other_values)):
-                continue
-            sim, _ = simulate_promoted(
-                other, password=PLACEHOLDER_PASSWORD, config=other_values, project_dir=project_dir
-            )
-            other_renders, rendered = render_applications(sim, project_dir)
-        except (StackFileError, ProgramFailed, ValueError, CheckError) as exc:
-            reason = exc.cause if isinstance(exc, ProgramFailed) else exc
-            notes.append(_not_compared(other, str(reason)))
-            continue
-        _, whole = sim_inputs(sim.resources)
-        other_ctx = check_context.context(whole=[*whole, *rendered], renders=other_renders, thresholds={})
-        theirs += objects.owned(other, other_ctx, other_renders, objects.clusters(other_values))
+    theirs, notes = other_stacks(stack, keys, project_dir) if renders else ([], [])
     findings = objects.collisions(mine, theirs, stack, found) + objects.invalid_names(mine, found)
     return findings + objects.missing_workloads(renders, found), notes
-
-
-def _not_compared(other: str, reason: str) -> Diagnostic:
-    """A "can't judge yet" note: another stack on a shared cluster could not be rendered to compare."""
-    policy = objects.UNIQUE
-    message = f"can't run policy '{policy}' during preview: stack {other} shares a cluster but {reason}"
-    return Diagnostic(policy=policy, message=message, urn="", level="mandatory")
 
 
 def _upstream_outputs(
     stack: str, project_dir: Path, values: Mapping[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    """A promoting stack's upstream exports, simulated from their stack files, and whether to preview.
-
-    An upstream stack whose file is not in the project has no state here: the program then runs as a
-    preview, where the engine answers its outputs as unknown, and the digests show as pending.
-    """
+    """A promoting stack's upstream exports, simulated; preview when an upstream has no stack file here."""
     try:
         outputs = upstream_outputs(values, password=PLACEHOLDER_PASSWORD, project_dir=project_dir)
     except StackFileError as exc:
@@ -403,8 +266,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--repo-url",
         metavar="URL",
-        help="this repository as Argo CD reads it (default gitops-deploy:argocd.repoURL, else `git remote "
-        "get-url origin`); an app whose source.repoURL is another repository is not rendered",
+        help=f"this repository as Argo CD reads it (default {REPO_URL_KEY}, else `git remote get-url "
+        "origin`); an app whose source.repoURL is another repository is not rendered",
     )
     p.add_argument(
         "--allow-remote",
@@ -433,14 +296,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             repo_url=args.repo_url,
             allow_remote=args.allow_remote,
         )
-    except (CheckError, PolicyConfigError, PolicyPackError) as exc:
+    except GitopsError as exc:
         return _input_error(args.stack, str(exc), fmt, actions)
     report.stack_outputs = str(args.stack_outputs) if args.stack_outputs else None
-    print(report.format(fmt), end="" if fmt != "table" else "\n")
+    print(report_format.formatted(report, fmt), end="" if fmt != "table" else "\n")
     if actions:
         for line in github.finding_annotations(report):
             print(line, file=sys.stderr)
-        github.append_summary(report.format("markdown"))
+        github.append_summary(report_format.formatted(report, "markdown"))
     return report.exit_code
 
 
@@ -449,17 +312,11 @@ def _input_error(stack: str, message: str, fmt: Format, actions: bool) -> int:
     message = bounded(message)
     shown = "\n".join(terminal(line) for line in message.splitlines())
     print(f"error: {shown}", file=sys.stderr)
-    heading = f"### Policy check of {md_code(stack)} (without the Pulumi CLI): ERROR (exit {EXIT_ERROR})"
-    text = f"{heading}\n\nNothing was judged: the input could not be read.\n\n{md_block(message)}\n"
-    if fmt == "json":
-        error = {"version": 1, "stack": stack, "verdict": "error", "exitCode": EXIT_ERROR, "error": message}
-        print(json.dumps(error, indent=2))
-    elif fmt == "markdown":
-        print(text, end="")
+    if fmt != "table":
+        print(report_format.input_error(stack, message, fmt), end="")
     if actions:
-        stack_name = f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
-        print(github.error_annotation(message, stack_name), file=sys.stderr)
-        github.append_summary(text)
+        print(github.error_annotation(message, stack_file(stack).name), file=sys.stderr)
+        github.append_summary(report_format.input_error(stack, message, "markdown"))
     return EXIT_ERROR
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,10 @@ from clients.image_engine import (
     connect,
     measure_image,
 )
-from model.names import APP_RELEASE_TYPE, DOCKER_IMAGE_TYPE
+from model.names import DOCKER_IMAGE_TYPE
+from policy_check.check_context import app_of
 from policy_check.report import ImageRow
-from policy_check.simulate import SimResource, Simulation
-
-
-def _app_of(resource: SimResource, by_urn: Mapping[str, SimResource]) -> str:
-    """The app a resource belongs to: the name of its AppRelease ancestor."""
-    current: SimResource | None = resource
-    while current is not None:
-        if current.type == APP_RELEASE_TYPE:
-            return current.name
-        current = by_urn.get(current.parent)
-    return resource.name
+from policy_check.simulate import Simulation
 
 
 def image_builds(sim: Simulation, project_dir: Path) -> list[tuple[str, str, BuildSpec]]:
@@ -52,12 +43,8 @@ def image_builds(sim: Simulation, project_dir: Path) -> list[tuple[str, str, Bui
             tags=(name,),
             root=project_dir,
         )
-        builds.append((_app_of(image, by_urn), name, spec))
+        builds.append((app_of(image, by_urn) or image.name, name, spec))
     return sorted(builds, key=lambda b: (b[0], b[1]))  # registration order varies; the report must not
-
-
-def _shown(path: Path, project_dir: Path) -> str:
-    return os.path.relpath(path, project_dir)
 
 
 def measure_builds(
@@ -69,15 +56,11 @@ def measure_builds(
     try:
         client = connect()
     except EngineUnavailable as exc:
-        reason = f"{exc}; image-size-limit can't judge it yet"
-        rows = [
-            ImageRow(a, n, _shown(s.dockerfile, project_dir), "not-measured", reason) for a, n, s in builds
-        ]
-        return rows, measured
+        return not_measured(builds, project_dir, f"{exc}; image-size-limit can't judge it yet"), measured
     done: dict[tuple[Any, ...], tuple[str, str, ImageMeasurement | None]] = {}
     try:
         for app, name, spec in builds:
-            dockerfile = _shown(spec.dockerfile, project_dir)
+            dockerfile = os.path.relpath(spec.dockerfile, project_dir)
             # pulumi-docker builds each image name once; apps sharing one (same inputs) share the build.
             key = (spec.context, spec.dockerfile, tuple(sorted(spec.build_args.items())), spec.platform, name)
             if key not in done:
@@ -108,4 +91,7 @@ def not_measured(
     builds: Sequence[tuple[str, str, BuildSpec]], project_dir: Path, reason: str
 ) -> list[ImageRow]:
     """A row per image that was not measured, with the reason."""
-    return [ImageRow(a, n, _shown(s.dockerfile, project_dir), "not-measured", reason) for a, n, s in builds]
+    return [
+        ImageRow(a, n, os.path.relpath(s.dockerfile, project_dir), "not-measured", reason)
+        for a, n, s in builds
+    ]

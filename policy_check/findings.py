@@ -1,11 +1,5 @@
-"""One finding per root cause: the pack's diagnostics grouped by app and by the setting to change.
-
-The pack judges each resource on its own, so one cause often shows up several times: a replica count
-under the minimum fails on the Application and again on the Deployment the chart renders from it; an
-oversized image fails on the Application's size annotation and on its ImageSize. Here each diagnostic
-is traced to the config key (or chart/overlay file) that decides it; diagnostics with the same app,
-policy family and cause become one Finding that lists every place it was seen.
-"""
+"""One finding per root cause: the pack's diagnostics grouped by app and by the setting to change
+(docs/engine-rules.md#findings)."""
 
 from __future__ import annotations
 
@@ -14,9 +8,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from model.names import PROJECT
 from policy_check.analyzer_client import Diagnostic
 
-PROJECT_KEY = "gitops-deploy"
 LEVEL_RANK = {"mandatory": 0, "remediate": 0, "advisory": 1, "disabled": 2}
 FAMILY = {"minimum-replicas-rendered": "minimum-replicas", "image-size-registry": "image-size-limit"}
 """Policies that judge the same setting from another place share a family (and a finding)."""
@@ -34,7 +28,7 @@ class AppInfo:
     name: str
     key: str
     """`gitops-deploy:apps[1] (checkout)`."""
-    replicas: Any = None
+    replicas: int | None = None
     source_type: str | None = None
     source_path: str | None = None
     dockerfile: str | None = None
@@ -51,7 +45,6 @@ class ResourceInfo:
     app: str | None
     """The app it belongs to; None for the stack's own resources."""
     file: str | None = None
-    """The chart template or overlay file a rendered object comes from."""
     props: Mapping[str, Any] | None = None
     rendered: bool = False
 
@@ -79,7 +72,6 @@ class Place:
     urn: str
     file: str | None
     detail: str
-    """The pack's message for this resource, without its label and its fix."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +83,6 @@ class Change:
     file: str | None = None
     line: int | None = None
     alternative: str | None = None
-    """Another way out, usually a threshold in the policy config."""
 
     def where(self) -> str:
         """`gitops-deploy:apps[0] (web).replicas (Pulumi.dev.yaml:19)`, or the file alone."""
@@ -121,7 +112,12 @@ class Finding:
     @property
     def blocking(self) -> bool:
         """Mandatory (or remediate): the change cannot ship."""
-        return LEVEL_RANK.get(self.level, 1) == 0
+        return blocks(self.level)
+
+
+def blocks(level: str) -> bool:
+    """Whether a finding or diagnostic at this enforcement level stops the change from shipping."""
+    return LEVEL_RANK.get(level, 1) == 0
 
 
 def split_message(message: str) -> tuple[str, str]:
@@ -188,7 +184,7 @@ def _cause(d: Diagnostic, resource: ResourceInfo | None, ctx: Context) -> tuple[
         return _replicas(d, resource, app, ctx, policy_file), scope
     if family == "image-size-limit" and app is not None:
         built = f"built from {app.dockerfile} " if app.dockerfile else ""
-        return _key(
+        return app_change(
             ctx,
             app,
             ("image",),
@@ -197,22 +193,19 @@ def _cause(d: Diagnostic, resource: ResourceInfo | None, ctx: Context) -> tuple[
         ), scope
     if family == "workload-uses-built-image" and app is not None:
         if app.source_type == "kustomize":
-            return _key(
+            return app_change(
                 ctx, app, ("source", "imageName"), "set it to the image name the overlay's containers use"
             ), scope
         chart = app.source_path or "the chart"
         return Change("make it render image.repository@image.digest (the values contract)", file=chart), scope
     if family == "image-pinned-by-digest" and app is not None:
-        return _key(ctx, app, ("image",), fix or "deploy the image by digest"), scope
+        return app_change(ctx, app, ("image",), fix or "deploy the image by digest"), scope
     if family == "health-check-required" and app is not None:
-        return _key(ctx, app, ("health",), fix or "give the app a health block"), scope
+        return app_change(ctx, app, ("health",), fix or "give the app a health block"), scope
     if family == "argocd-project-scoped" and resource is not None and resource.type.endswith(":Application"):
-        return _stack_key(
-            ctx,
-            "argocd",
-            "project",
-            "set a project of the stack's own, with gitops-deploy:argocd.manageProject: true",
-        ), None
+        line = ctx.line_of(("config", f"{PROJECT}:argocd", "project")) if ctx.stack_file else None
+        text = f"set a project of the stack's own, with {PROJECT}:argocd.manageProject: true"
+        return Change(text, key=f"{PROJECT}:argocd.project", file=ctx.stack_file, line=line), None
     if resource is not None and resource.file is not None:
         return Change(fix or f"fix {resource.label} there", file=resource.file), scope
     # Settled in the program itself (the sync policy): one finding for the whole stack.
@@ -242,7 +235,7 @@ def _replicas(
                 else "take the replica count the Application hands it (Helm replicaCount, kustomize replicas)"
             )
             return Change(what, file=resource.file or app.source_path, alternative=alternative)
-    return _key(ctx, app, ("replicas",), f"raise it to {at_least}", alternative)
+    return app_change(ctx, app, ("replicas",), f"raise it to {at_least}", alternative)
 
 
 def _threshold(ctx: Context, policy: str, name: str) -> Any:
@@ -250,16 +243,10 @@ def _threshold(ctx: Context, policy: str, name: str) -> Any:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
-def _key(
+def app_change(
     ctx: Context, app: AppInfo, path: tuple[str, ...], text: str, alternative: str | None = None
 ) -> Change:
     """A change of one of the app's keys, with its line in the stack file."""
-    line = ctx.line_of(("config", f"{PROJECT_KEY}:apps", app.index, *path)) if ctx.stack_file else None
+    line = ctx.line_of(("config", f"{PROJECT}:apps", app.index, *path)) if ctx.stack_file else None
     key = app.key + "".join(f".{p}" for p in path)
     return Change(text, key=key, file=ctx.stack_file, line=line, alternative=alternative)
-
-
-def _stack_key(ctx: Context, top: str, sub: str, text: str) -> Change:
-    """A change of a stack-wide key such as `gitops-deploy:argocd.project`."""
-    line = ctx.line_of(("config", f"{PROJECT_KEY}:{top}", sub)) if ctx.stack_file else None
-    return Change(text, key=f"{PROJECT_KEY}:{top}.{sub}", file=ctx.stack_file, line=line)

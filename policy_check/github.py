@@ -1,10 +1,5 @@
-"""The check under GitHub Actions: annotations on the files to change, and the report in the job summary.
-
-Workflow commands are read from a step's stdout and stderr alike (actions/runner,
-src/Runner.Worker/Handlers/ScriptHandler.cs gives each stream an OutputManager that parses them), so the
-annotations go to stderr and stdout stays the report, which a step can redirect into a PR comment.
-The escaping is @actions/core's (model/text.py), and no other control character is written raw.
-"""
+"""The check under GitHub Actions: annotations on the files to change (on stderr), and the report in the
+job summary (docs/engine-rules.md#github-actions)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Render one Helm chart with helm-python-sdk (Helm v4's Go SDK) in a throwaway process.
-
-Run by path (`python -I policy_check/helm_worker.py`): one JSON request on stdin, one JSON answer on stdout.
-The Go runtime stays out of the caller's process, and the caller can bound a runaway template.
-"""
+"""Render one Helm chart with helm-python-sdk (Helm v4's Go SDK) in a throwaway process
+(docs/engine-rules.md#argo-cds-render): one JSON request on stdin, one JSON answer on stdout."""
 
 from __future__ import annotations
 
@@ -60,12 +57,7 @@ def user_values(helm: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def missing_dependencies(helm: Any, request: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """The `file://` dependencies to build into `charts/`, or why the chart cannot be judged offline.
-
-    As `helm dependency build` (which Argo CD runs when `helm template` reports a dependency missing in
-    `charts/`): a vendored subchart is used as it is, a `file://` one is packaged from the repository,
-    and a remote one would be downloaded, which the offline check does not do.
-    """
+    """The `file://` dependencies to build into `charts/`, or why the chart cannot be judged offline."""
     if not request.get("has_dependencies"):
         return [], None
     to_build = []

@@ -1,12 +1,5 @@
-"""What a kustomize overlay reads, found before kustomize runs: its local folders and its remote URLs.
-
-kustomize loads a `resources`/`bases`/`components` entry that is not a local file or folder as a
-remote Git repository (`github.com/org/repo//path?ref=v1`, `git::https://…`, `https://…/repo.git`),
-and a file field holding an `http(s)://` URL over HTTP (sigs.k8s.io/kustomize api/loader,
-`FileLoader.New`/`Load`). The check hands kustomize no remote entry unless fetching is allowed: an
-overlay that refers to one is "can't judge yet", naming the URL. Every local entry must lie in the
-repository and holds no out-of-bounds symlink (policy_check/render_confine.py).
-"""
+"""What a kustomize overlay reads, found before kustomize runs: its local folders and its remote URLs
+(docs/engine-rules.md#kustomize-remote-references)."""
 
 from __future__ import annotations
 
@@ -17,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from model.files import FileRefused, read_text
 from policy_check.render_common import RenderError, relative
 from policy_check.render_confine import check_symlinks, confined_path
 
@@ -58,15 +52,10 @@ def kustomization_file(folder: Path) -> Path | None:
 def _read(path: Path, project_dir: Path) -> dict[str, Any]:
     shown = relative(path, project_dir)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_KUSTOMIZATION_BYTES + 1)
-    except OSError as exc:
-        raise RenderError(f"{shown}: cannot read it ({exc.strerror})") from None
-    if len(data) > MAX_KUSTOMIZATION_BYTES:
-        raise RenderError(f"{shown}: over {MAX_KUSTOMIZATION_BYTES} bytes; a kustomization is far smaller")
-    try:
-        doc = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        doc = yaml.safe_load(read_text(path, MAX_KUSTOMIZATION_BYTES))
+    except FileRefused as exc:
+        raise RenderError(f"{shown}: {exc}") from None
+    except yaml.YAMLError as exc:
         raise RenderError(f"{shown}: not a YAML mapping ({str(exc).splitlines()[0]})") from None
     except RecursionError:
         raise RenderError(f"{shown}: nests too deeply to be a kustomization") from None
@@ -79,43 +68,38 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
+def _mappings(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def entries(doc: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
     """(field, entry, may be a folder) of every path or URL a kustomization names."""
     for field in _LOADED:
-        for entry in _strings(doc.get(field)):
-            yield field, entry, True
+        yield from ((field, entry, True) for entry in _strings(doc.get(field)))
     for field in _FILE_LISTS:
         for entry in _strings(doc.get(field)):
             if "\n" not in entry:  # a multi-line entry is an inline patch or config
                 yield field, entry, field != "patchesStrategicMerge"
     for field in ("patches", "patchesJson6902", "replacements"):
-        for item in doc.get(field) or [] if isinstance(doc.get(field), list) else []:
-            if isinstance(item, dict) and isinstance(item.get("path"), str):
-                yield field, item["path"], False
+        yield from (
+            (field, i["path"], False) for i in _mappings(doc.get(field)) if isinstance(i.get("path"), str)
+        )
     for field in ("configMapGenerator", "secretGenerator"):
-        for item in doc.get(field) or [] if isinstance(doc.get(field), list) else []:
-            if not isinstance(item, dict):
-                continue
-            for key in ("files", "envs"):
-                for entry in _strings(item.get(key)):
-                    yield field, entry.split("=", 1)[-1], False
+        for item in _mappings(doc.get(field)):
+            for entry in [*_strings(item.get("files")), *_strings(item.get("envs"))]:
+                yield field, entry.split("=", 1)[-1], False
             if isinstance(item.get("env"), str):
                 yield field, item["env"], False
     openapi = doc.get("openapi")
     if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
         yield "openapi", openapi["path"], False
-    for chart in doc.get("helmCharts") or [] if isinstance(doc.get("helmCharts"), list) else []:
-        if isinstance(chart, dict) and isinstance(chart.get("repo"), str):
-            yield "helmCharts", chart["repo"], False
+    charts = _mappings(doc.get("helmCharts"))
+    yield from (("helmCharts", c["repo"], False) for c in charts if isinstance(c.get("repo"), str))
 
 
 def remote_references(overlay: Path, project_dir: Path, extra: dict[str, Any] | None = None) -> list[str]:
-    """The remote URLs the overlay (and every local base and component under it) refers to, in order.
-
-    Also refuses, as a RenderError, a local entry outside the repository or one holding an
-    out-of-bounds symlink. `extra` is more kustomization content read in the overlay's folder (the
-    Application's own `kustomize` options).
-    """
+    """The remote URLs the overlay (and every local base and component under it, and `extra`, the
+    Application's own options) refers to, in order; a RenderError for a local entry out of bounds."""
     remote: list[str] = []
     pending: list[tuple[Path, dict[str, Any] | None]] = [(overlay, None)]
     if extra:

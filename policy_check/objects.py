@@ -1,14 +1,5 @@
-"""Judging the Kubernetes objects a stack would create, as a whole: unique identities, valid names, and
-each release's workload.
-
-The pack judges each object on its own; three things only show across objects or against the API
-server's own rules. Kubernetes keeps one object per (API group, kind, namespace, name) in a cluster,
-so two apps (or two stacks) rendering the same identity overwrite each other, and Argo CD shows both
-in sync. A name its kind does not accept (model/k8s_names.py) is refused only at sync. And the
-release's wait judges Healthy on one workload (model/release_workload.py): an app that renders
-none by that name would hold every release until the wait's timeout, then roll back. All are findings
-of the check that fail it, naming every app and file involved.
-"""
+"""The Kubernetes objects a stack would create, judged as a whole: unique identities, valid names, and
+each release's workload (docs/engine-rules.md#objects-judged-as-a-whole)."""
 
 from __future__ import annotations
 
@@ -17,12 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from model.config import IN_CLUSTER_SERVER
+from model.config import IN_CLUSTER_SERVER, ArgoCDConfig, ClusterConfig
 from model.k8s_names import name_problem
-from model.names import APP_PROJECT_TYPE, APPLICATION_TYPE, PROJECT
+from model.names import APP_PROJECT_TYPE, APPLICATION_TYPE
 from model.release_workload import WORKLOAD_KINDS, ReleaseWorkload, declared_workload
-from policy_check.findings import Change, Context, Finding, Place
-from policy_check.report import RenderedRow, RenderStatus
+from policy_check.findings import Change, Context, Finding, Place, app_change
+from policy_check.render_common import RenderedObject, RenderResult, object_label
 
 UNIQUE = "object-identity-unique"
 """The check's name for two objects with one identity."""
@@ -63,14 +54,10 @@ def group_kind(type_: str) -> tuple[str, str] | None:
 
 
 def owned(
-    stack: str, ctx: Context, renders: Sequence[RenderStatus] = (), clusters: Mapping[str, str] | None = None
+    stack: str, ctx: Context, renders: Sequence[RenderResult] = (), clusters: Mapping[str, str] | None = None
 ) -> list[Owned]:
-    """Every Kubernetes object of a stack (declared, and rendered per Application), with its owner.
-
-    Rendered objects are taken per Application: two with one identity share a URN (the engine names a
-    resource by its parent's type chain and its own name), so a map by URN would hold only one.
-    `clusters` names the stack's two clusters, `argocd` and `destination`; without it they are one.
-    """
+    """Every Kubernetes object of a stack (declared, and rendered per Application), with its owner;
+    `clusters` names the stack's two clusters, `argocd` and `destination` (without it, they are one)."""
     where = clusters or {}
     found = []
     for urn, info in ctx.resources.items():
@@ -89,7 +76,7 @@ def owned(
             gk = group_kind(o.type)
             if gk is None:
                 continue
-            label = f"{gk[1]} '{o.namespace}/{o.name}'" if o.namespace else f"{gk[1]} '{o.name}'"
+            label = object_label(gk[1], o.namespace, o.name)
             identity = (*gk, o.namespace or None, o.name)
             found.append(
                 Owned(identity, where.get("destination", ""), stack, r.application, o.urn, label, o.template)
@@ -142,12 +129,7 @@ def _rename(ctx: Context, app: str | None, identity: Identity, file: str | None)
     info = ctx.apps.get(app) if app else None
     if info is None:
         return Change(text, file=file)
-    line = ctx.line_of(("config", f"{PROJECT}:apps", info.index, "name")) if ctx.stack_file else None
-    return Change(text, key=f"{info.key}.name", file=ctx.stack_file, line=line, alternative=_in_file(file))
-
-
-def _in_file(file: str | None) -> str | None:
-    return f"rename the object in {file}" if file else None
+    return app_change(ctx, info, ("name",), text, f"rename the object in {file}" if file else None)
 
 
 def invalid_names(ours: Sequence[Owned], ctx: Context) -> list[Finding]:
@@ -165,8 +147,7 @@ def invalid_names(ours: Sequence[Owned], ctx: Context) -> list[Finding]:
             text += f" (the Application prefixes its name with '{info.name}-')"
         change = Change(text, file=o.file) if o.file else Change(text)
         if o.file is None and info is not None:
-            line = ctx.line_of(("config", f"{PROJECT}:apps", info.index, "name")) if ctx.stack_file else None
-            change = Change("use a shorter app name", key=f"{info.key}.name", file=ctx.stack_file, line=line)
+            change = app_change(ctx, info, ("name",), "use a shorter app name")
         findings.append(
             Finding(
                 o.app, "mandatory", (VALID_NAME,), problem, change, (Place(o.label, o.urn, o.file, problem),)
@@ -175,13 +156,8 @@ def invalid_names(ours: Sequence[Owned], ctx: Context) -> list[Finding]:
     return findings
 
 
-def missing_workloads(renders: Sequence[RenderStatus], ctx: Context) -> list[Finding]:
-    """A finding per rendered app whose objects hold no workload its release's wait would find.
-
-    The workload is the one the Application declares (`declared_workload`, as the deploy reads it);
-    each rendered object is matched as Argo CD lists it in `status.resources[]`, by
-    `ReleaseWorkload.carries`. Apps not rendered (or failing to) cannot be judged here.
-    """
+def missing_workloads(renders: Sequence[RenderResult], ctx: Context) -> list[Finding]:
+    """A finding per rendered app whose objects hold no workload its release's wait would find."""
     findings = []
     for r in renders:
         application = ctx.resources.get(r.application_urn)
@@ -204,23 +180,22 @@ def missing_workloads(renders: Sequence[RenderStatus], ctx: Context) -> list[Fin
     return findings
 
 
-def _listed(o: RenderedRow) -> dict[str, Any]:
+def _listed(o: RenderedObject) -> dict[str, Any]:
     """A rendered object as Argo CD lists it in an Application's `status.resources[]`."""
     group, kind = group_kind(o.type) or ("", "")
     return {"group": group, "kind": kind, "namespace": o.namespace, "name": o.name}
 
 
-def _workload_kind(o: RenderedRow) -> bool:
+def _workload_kind(o: RenderedObject) -> bool:
     return group_kind(o.type) in WORKLOAD_KINDS
 
 
-def _shown(o: RenderedRow) -> str:
-    kind = (group_kind(o.type) or ("", o.type))[1]
-    where = f"{o.namespace}/{o.name}" if o.namespace else o.name
-    return f"{kind} '{where}'" + (f" ({o.template})" if o.template else "")
+def _shown(o: RenderedObject) -> str:
+    label = object_label((group_kind(o.type) or ("", o.type))[1], o.namespace, o.name)
+    return label + (f" ({o.template})" if o.template else "")
 
 
-def _workload_change(ctx: Context, r: RenderStatus, workload: ReleaseWorkload, overlay: bool) -> Change:
+def _workload_change(ctx: Context, r: RenderResult, workload: ReleaseWorkload, overlay: bool) -> Change:
     """The overlay's `source.workload` key (or the overlay); the chart's values contract."""
     info = ctx.apps.get(r.application)
     if not overlay:
@@ -242,42 +217,24 @@ def _workload_change(ctx: Context, r: RenderStatus, workload: ReleaseWorkload, o
     alternative = f"rename the workload in {r.path}"
     if info is None:
         return Change(f"source.workload: {text}", alternative=alternative)
-    path = ("config", f"{PROJECT}:apps", info.index, "source", "workload")
-    line = ctx.line_of(path) if ctx.stack_file else None
-    key = f"{info.key}.source.workload"
-    return Change(text, key=key, file=ctx.stack_file, line=line, alternative=alternative)
+    return app_change(ctx, info, ("source", "workload"), text, alternative)
 
 
 KUBE_CONTEXT = "kube context"
 
 
-def argocd_context(values: Mapping[str, Any]) -> str | None:
-    """The kube context a stack names for Argo CD (`gitops-deploy:argocd.context`), or None."""
-    argocd = values.get(f"{PROJECT}:argocd")
-    context = argocd.get("context") if isinstance(argocd, Mapping) else None
-    return context if isinstance(context, str) and context else None
-
-
-def clusters(values: Mapping[str, Any]) -> dict[str, str]:
-    """A stack's Argo CD cluster and destination cluster, as keys another stack's can match.
-
-    A cluster is known by the kube context a stack names for it: `argocd.context` for Argo CD's (and
-    an in-cluster destination), `cluster.context` for a destination the program reaches (its pull
-    secrets). Without one, a stack runs against whatever context its job has, and is compared with no
-    other; a destination named only by Argo CD's cluster `name` or `server` is relative to that Argo CD.
-    """
-    context = argocd_context(values)
-    argocd = f"{KUBE_CONTEXT} {context}" if context else "argocd context (the job default)"
-    cluster = values.get(f"{PROJECT}:cluster")
-    cluster = cluster if isinstance(cluster, Mapping) else {}
-    target = cluster.get("name") or cluster.get("server") or IN_CLUSTER_SERVER
-    in_cluster = "name" not in cluster and target == IN_CLUSTER_SERVER
-    reached = cluster.get("context")
-    if isinstance(reached, str) and reached:
-        destination = f"{KUBE_CONTEXT} {reached}"
+def clusters(argocd: ArgoCDConfig, cluster: ClusterConfig) -> dict[str, str]:
+    """A stack's Argo CD cluster and destination cluster, as keys another stack's can match: each known
+    by the kube context the stack names for it (docs/engine-rules.md#clusters-two-stacks-share)."""
+    argocd_key = f"{KUBE_CONTEXT} {argocd.context}" if argocd.context else "argocd context (the job default)"
+    target = cluster.name or cluster.server or IN_CLUSTER_SERVER
+    if cluster.context:
+        destination = f"{KUBE_CONTEXT} {cluster.context}"
+    elif cluster.name is None and target == IN_CLUSTER_SERVER:
+        destination = argocd_key
     else:
-        destination = argocd if in_cluster else f"{argocd}, cluster {target}"
-    return {"argocd": argocd, "destination": destination}
+        destination = f"{argocd_key}, cluster {target}"
+    return {"argocd": argocd_key, "destination": destination}
 
 
 def known_clusters(keys: Mapping[str, str]) -> set[str]:

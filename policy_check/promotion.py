@@ -1,8 +1,5 @@
-"""Simulate a promoting stack as the deploy order runs it: each upstream stack first, its exports fed on.
-
-The CLI-free check has no upstream state; where the upstream stack's file is in the project, its
-simulated exports stand in for it, so replicas, rendering and the pack are judged as in `up`.
-"""
+"""Simulate a promoting stack as the deploy order runs it: each upstream stack first, its exports fed on
+(docs/engine-rules.md#the-policy-check)."""
 
 from __future__ import annotations
 
@@ -10,10 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from model.names import PROJECT
 from model.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from policy_check.simulate import ProgramMocks, Simulation, simulate
 
-PROMOTE_KEY = "gitops-deploy:promote"
+PROMOTE_KEY = f"{PROJECT}:promote"
 
 
 def upstream_of(config: Mapping[str, Any]) -> str | None:
@@ -25,11 +23,8 @@ def upstream_of(config: Mapping[str, Any]) -> str | None:
 def upstream_outputs(
     config: Mapping[str, Any], *, password: str, project_dir: Path = PROJECT_DIR, _seen: tuple[str, ...] = ()
 ) -> dict[str, dict[str, Any]]:
-    """Exports of every stack `config` promotes from, transitively, each simulated from its stack file.
-
-    The chain stops at a stack with no file in the project (another project's, or a qualified name):
-    the mocks then answer its outputs as unknown or empty.
-    """
+    """Exports of every stack `config` promotes from, transitively, each simulated from its stack file;
+    the chain stops at a stack with no file in the project."""
     upstream = upstream_of(config)
     if upstream is None or upstream not in stack_names(project_dir):
         return {}

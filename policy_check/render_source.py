@@ -23,13 +23,8 @@ _SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[^:/\s]+):(?P<path>(?!//)\S+)$"
 
 
 def normalize_repo_url(url: str) -> str | None:
-    """`host/path` of a Git URL, lowercased, without scheme, user, default port, `.git` or trailing `/`.
-
-    Argo CD compares repository URLs lowercased and without `.git` (argoproj/argo-cd v3.5.1,
-    util/git/git.go, `NormalizeGitURL`/`SameURL`); it keeps the transport, so an https and an ssh URL
-    of one repository differ there. Here they are the same repository: a CI clone over https and an
-    Application over ssh read the same files. None when `url` is not a Git URL.
-    """
+    """`host/path` of a Git URL, lowercased, without scheme, user, default port, `.git` or trailing `/`
+    (docs/engine-rules.md#repository-urls); None when `url` is not a Git URL."""
     text = url.strip()
     scp = _SCP_LIKE.match(text) if "://" not in text else None
     if scp:
@@ -48,14 +43,6 @@ def normalize_repo_url(url: str) -> str | None:
     if not host or not path:
         return None
     return f"{host}{f':{port}' if port else ''}/{path}".lower()
-
-
-def shown(url: str) -> str:
-    """A repository URL as a report may print it: never its user, password or token."""
-    normalized = normalize_repo_url(url)
-    if normalized is None:
-        return "an unreadable URL"
-    return normalized
 
 
 @dataclass(frozen=True)
@@ -78,7 +65,9 @@ class Repository:
                 f"can't judge yet: which repository this checkout is, is unknown ({self.origin}); set "
                 f"{REPO_URL_KEY} or pass --repo-url"
             )
-        theirs = shown(repo_url) if isinstance(repo_url, str) else "no repository"
+        theirs = "no repository"
+        if isinstance(repo_url, str):  # normalized, a URL shows no user, password or token
+            theirs = normalize_repo_url(repo_url) or "an unreadable URL"
         return (
             f"can't judge yet: the source is another repository, {theirs}; only this repository, "
             f"{self.url} ({self.origin}), is rendered"

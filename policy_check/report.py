@@ -6,43 +6,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from policy_check.analyzer_client import Diagnostic
-from policy_check.findings import Finding
+from policy_check.findings import Finding, blocks
+from policy_check.render_common import RenderResult
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 """0: nothing blocks the change; 1: a mandatory finding, render error or build error; 2: bad input."""
 
 Format = Literal["table", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
-
-
-@dataclass(frozen=True)
-class RenderedRow:
-    """One object rendered from an Application."""
-
-    type: str
-    name: str
-    urn: str
-    scaled_by: str | None = None
-    """The HPA that owns this workload's omitted `replicas`; minimum-replicas judges that HPA instead."""
-    namespace: str | None = None
-    template: str | None = None
-    """Project path of the chart template or overlay file it came from, when known."""
-
-
-@dataclass(frozen=True)
-class RenderStatus:
-    """What rendering did for one Application."""
-
-    application: str
-    application_urn: str
-    engine: str
-    path: str
-    status: str
-    """rendered, not-rendered or error."""
-    reason: str
-    objects: tuple[RenderedRow, ...] = ()
-    seconds: float = 0.0
-    """Render time."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +39,7 @@ class CheckReport:
     stack: str
     resources: int
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    renders: list[RenderStatus] = field(default_factory=list)
+    renders: list[RenderResult] = field(default_factory=list)
     rendering: bool = True
     images: list[ImageRow] = field(default_factory=list)
     """Each built app's image; measured only with --build."""
@@ -95,7 +66,7 @@ class CheckReport:
     @property
     def mandatory(self) -> list[Diagnostic]:
         """Violations that block a deployment."""
-        return [d for d in self.violations if d.level in ("mandatory", "remediate")]
+        return [d for d in self.violations if blocks(d.level)]
 
     @property
     def cant_judge(self) -> list[Diagnostic]:
@@ -104,12 +75,12 @@ class CheckReport:
         return sorted(notes, key=lambda d: (d.policy, d.urn, d.message))
 
     @property
-    def render_errors(self) -> list[RenderStatus]:
+    def render_errors(self) -> list[RenderResult]:
         """Applications whose chart or overlay failed to render."""
         return [r for r in self.renders if r.status == "error"]
 
     @property
-    def not_rendered(self) -> list[RenderStatus]:
+    def not_rendered(self) -> list[RenderResult]:
         """Applications whose objects were not rendered (another repository, a remote dependency...):
         their objects are not judged, so each counts as "can't judge yet"."""
         return [r for r in self.renders if r.status == "not-rendered"]
@@ -142,19 +113,15 @@ class CheckReport:
             "renderedObjects": sum(len(r.objects) for r in self.renders),
         }
 
-    def summary(self) -> str:
-        """One line: the verdict and the counts."""
+    def tally(self, mark: str = "") -> str:
+        """The counts in words, the mandatory count between `mark`s (`**` in Markdown)."""
         c = self.counts()
         errors = f"{c['renderErrors']} render error(s)"
         if self.building:
             errors += f", {c['buildErrors']} build error(s)"
-        return (
-            f"{self.verdict}: stack {self.stack}: {c['mandatory']} mandatory, {c['advisory']} advisory; "
-            f"{errors}; {c['cantJudge']} can't judge yet"
-        )
+        mandatory = f"{mark}{c['mandatory']} mandatory{mark}"
+        return f"{mandatory}, {c['advisory']} advisory; {errors}; {c['cantJudge']} can't judge yet"
 
-    def format(self, fmt: Format = "table") -> str:
-        """The report as a 100-column table, Markdown (a PR comment, a job summary) or JSON."""
-        from policy_check import report_format  # the formats import this module's types
-
-        return report_format.render(self, fmt)
+    def summary(self) -> str:
+        """One line: the verdict and the counts."""
+        return f"{self.verdict}: stack {self.stack}: {self.tally()}"

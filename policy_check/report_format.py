@@ -1,50 +1,52 @@
-"""The check's report in three formats: a table for a 100-column terminal, Markdown, and JSON.
-
-Every format shows the same things in the same, stable order: the findings grouped by app (each with
-the key or file to change, and every place it was seen), render and build errors, "can't judge yet"
-notes, image sizes, and the objects rendered per Application.
-"""
+"""The check's report in three formats, the same things in the same stable order: a table for a
+100-column terminal, Markdown (a PR comment, a job summary), and JSON (docs/policy-check.md)."""
 
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from model.text import bounded, clip, md_code, md_text, terminal
+from model.text import bounded, clip, md_block, md_code, md_text, terminal
 from policy_check.analyzer_client import Diagnostic
-from policy_check.findings import Finding, Place
-from policy_check.report import CheckReport, Format, ImageRow, RenderedRow, RenderStatus
+from policy_check.findings import Finding, Place, blocks
+from policy_check.render_common import RenderedObject, RenderResult, object_label
+from policy_check.report import EXIT_ERROR, CheckReport, Format, ImageRow
 
 WIDTH = 100
 """Columns of the table format: no line is longer."""
 JSON_VERSION = 1
 """Bumped when a field of the JSON report changes meaning or goes away."""
-
-
-def render(report: CheckReport, fmt: Format) -> str:
-    """The report in `fmt`, every input-derived text bounded first (`scrubbed`)."""
-    formats: dict[str, Callable[[CheckReport], str]] = {
-        "table": table,
-        "markdown": markdown,
-        "json": as_json,
-    }
-    return formats[fmt](scrubbed(report))
-
-
 NAME_LIMIT = 100
 """Characters of an object's name or namespace a report shows (a valid one has at most 253)."""
 
 
-def scrubbed(report: CheckReport) -> CheckReport:
-    """The report with every message's quoted values cut short and every text bounded.
+def formatted(report: CheckReport, fmt: Format) -> str:
+    """The report in `fmt`, every input-derived text bounded first (`scrubbed`)."""
+    formats: dict[str, Callable[[CheckReport], str]] = {"table": table, "markdown": markdown, "json": as_json}
+    return formats[fmt](scrubbed(report))
 
-    A rendered value can hold any file a chart reads; messages that quote it (a schema error, a
-    policy's) are shown with the value cut (model/text.py `bounded`), never whole.
-    """
+
+def input_error(stack: str, message: str, fmt: Format) -> str:
+    """The JSON or Markdown report of a check that judged nothing: its input could not be read."""
+    if fmt == "json":
+        error = {"stack": stack, "verdict": "error", "exitCode": EXIT_ERROR, "error": message}
+        return json.dumps({"version": JSON_VERSION, **error}, indent=2) + "\n"
+    heading = _heading(stack, f"ERROR (exit {EXIT_ERROR})")
+    return f"{heading}\n\nNothing was judged: the input could not be read.\n\n{md_block(message)}\n"
+
+
+def _heading(stack: str, verdict: str) -> str:
+    return f"### Policy check of {md_code(stack)} (without the Pulumi CLI): {verdict}"
+
+
+def scrubbed(report: CheckReport) -> CheckReport:
+    """The report with every quoted value cut short and every text bounded (model/text.py `bounded`):
+    a rendered value can hold any file a chart reads, and a report never quotes it whole."""
 
     def place(p: Place) -> Place:
         return replace(p, resource=bounded(p.resource), detail=bounded(p.detail), file=_opt(p.file))
@@ -60,11 +62,11 @@ def scrubbed(report: CheckReport) -> CheckReport:
         places = tuple(place(p) for p in f.places)
         return replace(f, app=_opt(f.app), problem=bounded(f.problem), change=change, places=places)
 
-    def row(o: RenderedRow) -> RenderedRow:
+    def row(o: RenderedObject) -> RenderedObject:
         namespace = clip(o.namespace, NAME_LIMIT) if o.namespace else o.namespace
         return replace(o, name=clip(o.name, NAME_LIMIT), namespace=namespace, template=_opt(o.template))
 
-    def status(r: RenderStatus) -> RenderStatus:
+    def status(r: RenderResult) -> RenderResult:
         objects = tuple(row(o) for o in r.objects)
         return replace(r, application=bounded(r.application), reason=bounded(r.reason), objects=objects)
 
@@ -87,9 +89,6 @@ def _opt(text: str | None) -> str | None:
     return None if text is None else bounded(text)
 
 
-# --- what every format shows -------------------------------------------------------------------
-
-
 def _groups(report: CheckReport) -> Iterator[tuple[str | None, list[Finding]]]:
     """(app or None for the stack, its findings): every app of the stack in config order, then the stack."""
     by_app: dict[str | None, list[Finding]] = defaultdict(list)
@@ -106,7 +105,7 @@ def _groups(report: CheckReport) -> Iterator[tuple[str | None, list[Finding]]]:
         yield None, by_app[None]
 
 
-def _renders(report: CheckReport) -> list[RenderStatus]:
+def _renders(report: CheckReport) -> list[RenderResult]:
     """The Applications in the stack's app order (registration order varies from run to run)."""
     order = {app: i for i, app in enumerate(report.app_keys)}
     return sorted(report.renders, key=lambda r: (order.get(r.application, len(order)), r.application))
@@ -123,39 +122,36 @@ def _errors(report: CheckReport, app: str | None) -> list[str]:
     return out
 
 
-def _files(report: CheckReport) -> str:
-    stack = report.stack_file or "the stack config given"
-    policy = report.policy_file or "the pack's defaults"
+def _files(report: CheckReport, code: Callable[[str], str] = str) -> str:
+    """Which stack file and policy config were read, and where the failed-release record came from."""
+    stack = code(report.stack_file) if report.stack_file else "the stack config given"
+    policy = code(report.policy_file) if report.policy_file else "the pack's defaults"
     record = (
-        f"failed-release record checked against {report.stack_outputs}"
+        f"checked against {code(report.stack_outputs)}"
         if report.stack_outputs
-        else "failed-release record not checked (pass --stack-outputs FILE: `pulumi stack output --json`)"
+        else f"not checked (pass {code('--stack-outputs FILE')}: `pulumi stack output --json`)"
     )
-    return f"stack file {stack}, policy config {policy}; {record}"
+    return f"stack file {stack}, policy config {policy}; failed-release record {record}"
 
 
-def _app_title(app: str | None, keys: dict[str, str]) -> str:
-    if app is None:
-        return "Stack (every app)"
-    return f"App {app} ({keys[app]})" if app in keys else f"App {app}"
-
-
-def _place_text(place: Place, problem: str) -> str:
-    text = place.resource + (f" ({place.file})" if place.file else "")
-    return text if place.detail == problem else f"{text}: {place.detail}"
+def _place_text(
+    p: Place, problem: str, text: Callable[[str], str] = str, code: Callable[[str], str] = str
+) -> str:
+    """Where a finding was seen, and what was seen there when that differs from the finding's problem."""
+    shown = text(p.resource) + (f" ({code(p.file)})" if p.file else "")
+    return shown if p.detail == problem else f"{shown}: {text(p.detail)}"
 
 
 def _cant_judge_reason(message: str) -> str:
     return message.split(" during preview: ", 1)[-1].strip()
 
 
-def _rendered_verdicts(report: CheckReport) -> dict[str, list[str]]:
-    verdicts: dict[str, list[str]] = defaultdict(list)
+def _rendered_verdicts(report: CheckReport) -> dict[str, str]:
+    """Each rendered object's verdicts by URN, `ok` when it has none."""
+    verdicts: dict[str, set[str]] = defaultdict(set)
     for d in report.violations:
-        verdicts[d.urn].append(
-            f"{'MANDATORY' if d.level in ('mandatory', 'remediate') else d.level} {d.policy}"
-        )
-    return {urn: sorted(set(v)) for urn, v in verdicts.items()}
+        verdicts[d.urn].add(f"{'MANDATORY' if blocks(d.level) else d.level} {d.policy}")
+    return defaultdict(lambda: "ok", {urn: ", ".join(sorted(v)) for urn, v in verdicts.items()})
 
 
 def _image_text(i: ImageRow) -> str:
@@ -183,7 +179,7 @@ def _render_intro(report: CheckReport) -> str | None:
     return None
 
 
-def _render_head(r: RenderStatus) -> str:
+def _render_head(r: RenderResult) -> str:
     where = f"{r.engine} {r.path}"
     if r.status == "rendered":
         return f"{r.application} ({where}): {len(r.objects)} object(s)"
@@ -192,12 +188,8 @@ def _render_head(r: RenderStatus) -> str:
     return f"{r.application} ({where}): RENDER ERROR (see the app above)"
 
 
-def _object_label(kind_type: str, namespace: str | None, name: str) -> str:
-    kind = kind_type.rsplit(":", 1)[-1]
-    return f"{kind} '{namespace}/{name}'" if namespace else f"{kind} '{name}'"
-
-
-# --- table --------------------------------------------------------------------------------------
+def _object_label(o: RenderedObject) -> str:
+    return object_label(o.type.rsplit(":", 1)[-1], o.namespace, o.name)
 
 
 def _wrap(text: str, first: int, rest: int | None = None) -> list[str]:
@@ -217,7 +209,8 @@ def table(report: CheckReport) -> str:
     lines = _wrap(f"Policy check of stack {report.stack}: {report.verdict} (exit {report.exit_code})", 0, 2)
     lines += _wrap(_files(report), 2)
     for app, findings in _groups(report):
-        lines += ["", *_wrap(_app_title(app, keys), 0, 2)]
+        title = f"App {app} ({keys[app]})" if app in keys else f"App {app}"
+        lines += ["", *_wrap("Stack (every app)" if app is None else title, 0, 2)]
         errors = _errors(report, app)
         for text in errors:
             lines += _wrap(text, 2)
@@ -254,10 +247,8 @@ def table(report: CheckReport) -> str:
         for r in _renders(report):
             lines += _wrap(_render_head(r), 2, 6)
             for o in r.objects:
-                verdict = ", ".join(verdicts.get(o.urn, [])) or "ok"
-                if o.scaled_by:
-                    verdict += f" (replicas owned by {o.scaled_by}, judged there)"
-                lines += _wrap(f"{_object_label(o.type, o.namespace, o.name)}: {verdict}", 4, 8)
+                owned = f" (replicas owned by {o.scaled_by}, judged there)" if o.scaled_by else ""
+                lines += _wrap(f"{_object_label(o)}: {verdicts[o.urn]}{owned}", 4, 8)
     lines += ["", *_wrap(report.summary(), 0, 2)]
     return "\n".join(lines)
 
@@ -270,27 +261,21 @@ def _resource_label(report: CheckReport, urn: str) -> str:
     for r in report.renders:
         for o in r.objects:
             if o.urn == urn:
-                return _object_label(o.type, o.namespace, o.name)
+                return _object_label(o)
     parts = urn.split("::")
     return f"{parts[-2].split('$')[-1]} {parts[-1]}" if len(parts) >= 4 else urn
-
-
-# --- Markdown -----------------------------------------------------------------------------------
 
 
 def markdown(report: CheckReport) -> str:
     """The report for a PR comment or a job summary."""
     keys = report.app_keys
     verdict = "passed" if report.exit_code == 0 else f"FAILED (exit {report.exit_code})"
-    c = report.counts()
     out = [
-        f"### Policy check of {md_code(report.stack)} (without the Pulumi CLI): {verdict}",
+        _heading(report.stack, verdict),
         "",
-        _md_files(report),
+        f"S{_files(report, md_code)[1:]}.",
         "",
-        f"**{c['mandatory']} mandatory**, {c['advisory']} advisory; {c['renderErrors']} render error(s)"
-        + (f", {c['buildErrors']} build error(s)" if report.building else "")
-        + f"; {c['cantJudge']} can't judge yet.",
+        f"{report.tally('**')}.",
     ]
     for app, findings in _groups(report):
         title = (
@@ -305,7 +290,7 @@ def markdown(report: CheckReport) -> str:
             level = "**MANDATORY**" if f.blocking else f.level
             out.append(f"- {level} {', '.join(md_code(p) for p in f.policies)}: {md_text(f.problem)}")
             out.append(f"  - Change: {_md_change(f)}")
-            places = "; ".join(_md_place(p, f.problem) for p in f.places)
+            places = "; ".join(_place_text(p, f.problem, md_text, md_code) for p in f.places)
             out.append(f"  - Seen at: {places}")
         if not findings and not errors:
             out.append("- no findings")
@@ -326,22 +311,9 @@ def markdown(report: CheckReport) -> str:
         verdicts = _rendered_verdicts(report)
         for r in _renders(report):
             out.append(f"- {md_text(_render_head(r))}")
-            for o in r.objects:
-                verdict = ", ".join(verdicts.get(o.urn, [])) or "ok"
-                out.append(f"  - {md_text(_object_label(o.type, o.namespace, o.name))}: {md_text(verdict)}")
+            out += [f"  - {md_text(_object_label(o))}: {md_text(verdicts[o.urn])}" for o in r.objects]
     out += ["", "</details>", "", md_text(report.summary())]
     return "\n".join(out) + "\n"
-
-
-def _md_files(report: CheckReport) -> str:
-    stack = md_code(report.stack_file) if report.stack_file else "the stack config given"
-    policy = md_code(report.policy_file) if report.policy_file else "the pack's defaults"
-    record = (
-        f"checked against {md_code(report.stack_outputs)}"
-        if report.stack_outputs
-        else f"not checked (pass {md_code('--stack-outputs FILE')}: {md_code('pulumi stack output --json')})"
-    )
-    return f"Stack file {stack}, policy config {policy}; failed-release record {record}."
 
 
 def _md_change(f: Finding) -> str:
@@ -354,22 +326,38 @@ def _md_change(f: Finding) -> str:
     return f"{text}; or {md_text(c.alternative)}" if c.alternative else text
 
 
-def _md_place(p: Place, problem: str) -> str:
-    text = md_text(p.resource) + (f" ({md_code(p.file)})" if p.file else "")
-    return text if p.detail == problem else f"{text}: {md_text(p.detail)}"
-
-
-# --- JSON ---------------------------------------------------------------------------------------
-
-
 def as_json(report: CheckReport) -> str:
     """The report as one JSON document (docs/policy-check.md describes every field)."""
     return json.dumps(to_dict(report), indent=2) + "\n"
 
 
+def _pick(item: Any, names: str) -> dict[str, Any]:
+    """Fields of `item` by their snake_case names, keyed in camelCase, in the order given."""
+    return {re.sub(r"_(\w)", lambda m: m[1].upper(), n): getattr(item, n) for n in names.split()}
+
+
 def to_dict(report: CheckReport) -> dict[str, Any]:
     """The JSON report as a dict."""
-    keys = report.app_keys
+    findings = [
+        {
+            **_pick(f, "app level"),
+            "policies": list(f.policies),
+            "problem": f.problem,
+            "change": _pick(f.change, "key file line text alternative"),
+            "places": [_pick(p, "resource urn file detail") for p in f.places],
+        }
+        for f in report.findings
+    ]
+    cant_judge = [
+        {"policy": d.policy, "urn": d.urn, "resource": _resource_label(report, d.urn)}
+        | {"reason": _cant_judge_reason(d.message)}
+        for d in report.cant_judge
+    ]
+    renders = [
+        _pick(r, "application engine path status reason")
+        | {"objects": [_pick(o, "type name namespace urn template scaled_by") for o in r.objects]}
+        for r in _renders(report)
+    ]
     return {
         "version": JSON_VERSION,
         "stack": report.stack,
@@ -378,68 +366,11 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
         "files": {"stack": report.stack_file, "policyConfig": report.policy_file},
         "stackOutputs": report.stack_outputs,
         "counts": report.counts(),
-        "apps": [{"name": a, "key": k} for a, k in keys.items()],
-        "findings": [
-            {
-                "app": f.app,
-                "level": f.level,
-                "policies": list(f.policies),
-                "problem": f.problem,
-                "change": {
-                    "key": f.change.key,
-                    "file": f.change.file,
-                    "line": f.change.line,
-                    "text": f.change.text,
-                    "alternative": f.change.alternative,
-                },
-                "places": [
-                    {"resource": p.resource, "urn": p.urn, "file": p.file, "detail": p.detail}
-                    for p in f.places
-                ],
-            }
-            for f in report.findings
-        ],
-        "cantJudge": [
-            {
-                "policy": d.policy,
-                "urn": d.urn,
-                "resource": _resource_label(report, d.urn),
-                "reason": _cant_judge_reason(d.message),
-            }
-            for d in report.cant_judge
-        ],
-        "images": [
-            {
-                "app": i.app,
-                "image": i.image,
-                "dockerfile": i.dockerfile,
-                "status": i.status,
-                "detail": i.detail,
-                "sizeBytes": i.size_bytes,
-            }
-            for i in report.images
-        ],
+        "apps": [{"name": a, "key": k} for a, k in report.app_keys.items()],
+        "findings": findings,
+        "cantJudge": cant_judge,
+        "images": [_pick(i, "app image dockerfile status detail size_bytes") for i in report.images],
         "building": report.building,
         "rendering": report.rendering,
-        "renders": [
-            {
-                "application": r.application,
-                "engine": r.engine,
-                "path": r.path,
-                "status": r.status,
-                "reason": r.reason,
-                "objects": [
-                    {
-                        "type": o.type,
-                        "name": o.name,
-                        "namespace": o.namespace,
-                        "urn": o.urn,
-                        "template": o.template,
-                        "scaledBy": o.scaled_by,
-                    }
-                    for o in r.objects
-                ],
-            }
-            for r in _renders(report)
-        ],
+        "renders": renders,
     }

@@ -20,15 +20,18 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE
+from model.errors import GitopsError
 from model.failed_releases import READ_STACK_OUTPUTS
 from model.image_ref import is_local_image_id
-from model.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, STACK_REFERENCE_TYPE, STACK_TYPE
+from model.names import DOCKER_IMAGE_TYPE, IMAGE_SIZE_TYPE, PROJECT, STACK_REFERENCE_TYPE, STACK_TYPE
 from model.stack_files import PROJECT_DIR, engine_config, read_stack_config, secret_keys
 
 if TYPE_CHECKING:
     from clients.image_engine import ImageMeasurement
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+"""The engine's secret envelope: `{SECRET_SIG: SECRET_VALUE, "value": ...}`."""
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 PLACEHOLDER_PASSWORD = "offline-simulation-not-a-password"
 
@@ -58,7 +61,7 @@ class SimResource:
     """The `customTimeouts` option as sent (create, update, delete: Go durations), the empty ones left out."""
 
 
-class ProgramFailed(Exception):
+class ProgramFailed(GitopsError):
     """The program raised; carries what it had registered by then (nothing, for a config error)."""
 
     def __init__(self, cause: BaseException, resources: list[SimResource]) -> None:
@@ -91,7 +94,7 @@ class Simulation:
 def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
     """Strip secret envelopes, remembering where they were."""
     if isinstance(value, dict):
-        if value.get(SECRET_SIG) == "1b47061264138c4ac30d75fd1eb44270":
+        if value.get(SECRET_SIG) == SECRET_VALUE:
             secrets.add(path)
             return _unwrap(value.get("value"), path, secrets)
         return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
@@ -116,14 +119,8 @@ def pushed_reference(image_name: str) -> str:
 
 
 class ProgramMocks(pulumi.runtime.Mocks):
-    """Answers every registration the way the real providers would shape their outputs.
-
-    The docker Image is answered as pulumi-docker v4.11.2 does (`provider/provider.go` Create/Update,
-    `provider/image.go` dockerBuild): in a preview with `buildOnPreview` it builds and answers the local
-    image ID as `repoDigest`, without it the inputs alone (so `repoDigest` is unknown); in an update it
-    pushes and answers `repository@sha256:...`, unless `skipPush`, which answers the ID. A preview here
-    is of a new stack: every image is built (an unchanged image would keep its state's digest).
-    """
+    """Answers every registration as the real providers shape their outputs
+    (docs/engine-rules.md#program-mocks)."""
 
     def __init__(
         self,
@@ -132,18 +129,12 @@ class ProgramMocks(pulumi.runtime.Mocks):
         stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
         own_outputs: Mapping[str, Any] | None = None,
     ) -> None:
-        self.image_sizes = dict(image_sizes or {})
-        """ImageSize resource name -> the registry's size_bytes."""
-        self.local_images = dict(local_images or {})
-        """Image name (`repository:tag`) -> its build in the local engine, measured (the check's --build)."""
-        self._answered: dict[str, ImageMeasurement] = {}
-        """What an Image answered (local ID or pushed reference) -> the measured local build behind it."""
-        self.stack_outputs = dict(stack_outputs or {})
-        """Outputs of other stacks by stack name (the last segment of `org/project/stack`)."""
+        self.image_sizes = dict(image_sizes or {})  # ImageSize name -> the registry's size_bytes
+        self.local_images = dict(local_images or {})  # `repository:tag` -> its measured local build
+        self._answered: dict[str, ImageMeasurement] = {}  # what an Image answered -> the build behind it
+        self.stack_outputs = dict(stack_outputs or {})  # other stacks' outputs, by the stack's last segment
         self.stack_references: list[str] = []
-        """Every stack name a StackReference asked for, in order."""
         self.own_outputs = dict(own_outputs) if own_outputs is not None else None
-        """This stack's last outputs (`pulumi stack output --json`); None: the stack has none to read."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
@@ -156,11 +147,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def _stack_reference(self, name: str) -> tuple[str, dict[str, Any]]:
-        """Answer as the engine's builtin provider does (pkg/resource/deploy/builtins.go).
-
-        A stack not given in `stack_outputs` has no state offline: its outputs are unknown in a
-        preview, and empty in an update (a stack that exports nothing).
-        """
+        """Answer as the engine's builtin provider does: a stack not given is unknown in a preview."""
         self.stack_references.append(name)
         given = self.stack_outputs.get(name.rsplit("/", 1)[-1])
         outputs: Any = dict(given) if given is not None else UNKNOWN if settings.is_dry_run() else {}
@@ -201,7 +188,6 @@ class ProgramMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == READ_STACK_OUTPUTS:
-            # The engine's answer shape (pkg/resource/deploy/builtins.go readStackReference).
             outputs = self.own_outputs or {}
             return {"name": args.args.get("name"), "outputs": outputs, "secretOutputNames": []}, []
         return {}, []
@@ -251,30 +237,27 @@ def _keep_secret_outputs(outputs: Any, secret_paths: set[str]) -> None:
         if key in outputs.fields:
             value = json_format.MessageToDict(outputs.fields[key])
             if not (isinstance(value, dict) and SECRET_SIG in value):
-                envelope = {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "value": value}
+                envelope = {SECRET_SIG: SECRET_VALUE, "value": value}
                 json_format.ParseDict(envelope, outputs.fields[key])
 
 
 class _LogCollector:
-    """Collects what the program logs through `pulumi.log` under mocks."""
+    """Collects what the program logs through `pulumi.log` under mocks (not the SDK's debug chatter)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def _add(self, level: str, msg: str, *args: Any, **_: Any) -> None:
-        self.lines.append(f"{level}: {msg % args if args else msg}")
-
     def debug(self, msg: str, *args: Any, **kw: Any) -> None:
-        """The SDK's own debug chatter is not the program's output."""
+        pass
 
     def info(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._add("info", msg, *args, **kw)
+        self.lines.append(f"info: {msg % args if args else msg}")
 
     def warning(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._add("warning", msg, *args, **kw)
+        self.lines.append(f"warning: {msg % args if args else msg}")
 
     def error(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._add("error", msg, *args, **kw)
+        self.lines.append(f"error: {msg % args if args else msg}")
 
 
 def _run_main(main: Path) -> None:
@@ -297,13 +280,7 @@ def _without_frames(exc: BaseException) -> BaseException:
 
 
 def _collect_abandoned_outputs() -> None:
-    """Finalize the failed run's Output futures now, quietly, rather than at a later garbage collection.
-
-    A failed program leaves futures whose exception nobody retrieves; asyncio logs each one from the
-    future's finalizer. Run at an arbitrary later moment, that finalizer can land inside `ast.parse`
-    (pytest rewriting an import) and trip CPython 3.11.7's "AST constructor recursion depth mismatch"
-    (gh-106905, fixed in 3.11.8). Collecting here runs it at a safe point.
-    """
+    """Finalize the failed run's Output futures now, quietly (docs/engine-rules.md#program-mocks)."""
     asyncio_log = logging.getLogger("asyncio")
     level = asyncio_log.level
     asyncio_log.setLevel(logging.CRITICAL)
@@ -324,10 +301,7 @@ def simulate(
     mocks: ProgramMocks | None = None,
     own_outputs: Mapping[str, Any] | None = None,
 ) -> Simulation:
-    """Run `__main__.py` with the stack's config (or `config`), under mocks, and return what it registered.
-
-    `own_outputs` answers the program's read of its own stack's outputs (used when `mocks` is None).
-    """
+    """Run `__main__.py` with the stack's config (or `config`) under mocks; what it registered."""
     values = dict(read_stack_config(stack, project_dir) if config is None else config)
     secrets = dict(secret_config or {})
     if password is not None:
@@ -340,7 +314,7 @@ def simulate(
     settings.ROOT.set(None)
     pulumi_mocks.set_mocks(
         monitor.mocks,
-        project="gitops-deploy",
+        project=PROJECT,
         stack=stack,
         preview=preview,
         monitor=monitor,

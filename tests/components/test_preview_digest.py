@@ -27,6 +27,7 @@ from model.names import APPLICATION_TYPE, DOCKER_IMAGE_TYPE, IMAGE_SIZE_ANNOTATI
 from model.stack_files import read_stack_config
 from policy_check.check import evaluate, main, run_check, sim_inputs
 from policy_check.promotion import simulate_promoted, upstream_of
+from policy_check.report_format import formatted
 from policy_check.simulate import UNKNOWN, ProgramMocks, SimResource, Simulation, simulate
 from rules.images import image_size_findings
 from tests.conftest import TEST_PASSWORD
@@ -254,14 +255,14 @@ def test_the_check_renders_with_the_pushed_digest_and_cannot_judge_the_size_with
     policy = write_policy_config(project / "policy.json")
     report = run_check("t", project_dir=project, config=_config(), config_file=policy)
     assert [r.status for r in report.renders] == ["rendered"] * 3, [r.reason for r in report.renders]
-    assert report.exit_code == 0 and report.mandatory == [], report.format()
+    assert report.exit_code == 0 and report.mandatory == [], formatted(report, "table")
     assert [(i.app, i.status, i.detail) for i in report.images] == [
         ("api", "not-measured", "--build not given"),
         ("web", "not-measured", "--build not given"),
     ]
     unknown = {(d.policy, d.urn.rsplit("::", 1)[-1]) for d in report.diagnostics if d.cant_judge}
     assert ("image-size-limit", "web-argocd-application") in unknown
-    words = " ".join(report.format().split())  # the table wraps at 100 columns
+    words = " ".join(formatted(report, "table").split())  # the table wraps at 100 columns
     assert "Run with --build to build each image with the local Docker Engine" in words
 
 

@@ -21,6 +21,7 @@ from model.names import (
 from model.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from policy_check.check import run_check
 from policy_check.promotion import PROMOTE_KEY, upstream_of
+from policy_check.report_format import formatted
 from policy_check.simulate import ProgramFailed, ProgramMocks, Simulation, simulate
 from tests.conftest import TEST_PASSWORD
 from tests.support import projects
@@ -224,7 +225,7 @@ def test_offline_check_of_a_promoting_stack_cannot_judge_the_digests_yet(tmp_pat
     """Offline there is no upstream state: the digests are unknown, rendering says so, nothing crashes."""
     cfg = _stack(_app("web", WEB), _app("api", API, "kustomize"), promote="up")
     report = run_check("down", config=cfg, config_file=write_policy_config(tmp_path / "policy.json"))
-    text = report.format()
+    text = formatted(report, "table")
     assert report.exit_code == 0, text
     assert sorted((r.application, r.status) for r in report.renders) == [
         ("api", "not-rendered"),
@@ -247,7 +248,7 @@ def test_offline_check_renders_a_promoting_stack_with_its_upstream_stacks_digest
     write_stack(project, "down", {**projects.stack_config([web]), PROMOTE_KEY: {"from": "up"}})
     policy = write_policy_config(tmp_path / "policy.json")
     report = run_check("down", project_dir=project, config_file=policy)
-    text = report.format()
+    text = formatted(report, "table")
     assert report.exit_code == 0, text
     assert [(r.application, r.status) for r in report.renders] == [("web", "rendered")], text
     [deployment] = [o for r in report.renders for o in r.objects if o.type.endswith(":Deployment")]

@@ -9,6 +9,7 @@ import pytest
 
 from policy_check.check import run_check
 from policy_check.report import CheckReport
+from policy_check.report_format import formatted
 from tests.support.project import APP, base_config, empty_policy_config, make_project
 from tests.support.projects import CHART_FILES, deployment_template, write_chart
 
@@ -65,7 +66,7 @@ def _urns(report: CheckReport, policy: str) -> set[str]:
 
 def _object_urn(report: CheckReport, type_: str) -> str:
     (web,) = report.renders
-    assert web.status == "rendered", report.format()
+    assert web.status == "rendered", formatted(report, "table")
     (urn,) = [o.urn for o in web.objects if o.type == type_]
     return urn
 
@@ -79,9 +80,9 @@ def test_a_v1_hpa_is_judged_and_owns_the_deployment(tmp_path: Path, hpa_min: int
     values.write_text(values.read_text().replace("minReplicas: 1", f"minReplicas: {hpa_min}"))
     report = _check(project)
     hpa, deployment = _object_urn(report, HPA_V1), _object_urn(report, DEPLOYMENT)
-    assert (hpa in _urns(report, "minimum-replicas")) == fails, report.format()
+    assert (hpa in _urns(report, "minimum-replicas")) == fails, formatted(report, "table")
     assert deployment not in _urns(report, "minimum-replicas") | _urns(report, "minimum-replicas-rendered")
-    assert report.exit_code == (1 if fails else 0), report.format()
+    assert report.exit_code == (1 if fails else 0), formatted(report, "table")
 
 
 @pytest.mark.grpc
@@ -92,7 +93,7 @@ def test_a_deployment_without_replicas_and_without_hpa_runs_one(tmp_path: Path) 
     values.write_text(values.read_text().replace("enabled: true", "enabled: false"))
     report = _check(project)
     deployment = _object_urn(report, DEPLOYMENT)
-    assert _urns(report, "minimum-replicas-rendered") == {deployment}, report.format()
+    assert _urns(report, "minimum-replicas-rendered") == {deployment}, formatted(report, "table")
     assert report.exit_code == 1
     (finding,) = [d for d in report.violations if d.policy == "minimum-replicas-rendered"]
     assert "no HorizontalPodAutoscaler targets it, so Kubernetes runs 1" in finding.detail

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import k8s_names
+from model.config import ArgoCDConfig, ClusterConfig
 from model.config_reader import Reader
 from model.config_rules import APP_NAME_MAX, app_name
 from model.names import APPLICATION_TYPE, DERIVED_NAME_SUFFIXES, EXAMPLE_OVERLAY_NAME
@@ -22,7 +23,9 @@ from model.stack_files import read_stack_config
 from policy_check import objects
 from policy_check.check import run_check
 from policy_check.findings import AppInfo, Context, ResourceInfo
-from policy_check.report import CheckReport, RenderedRow, RenderStatus
+from policy_check.render_common import RenderedObject, RenderResult
+from policy_check.report import CheckReport
+from policy_check.report_format import formatted
 from tests.support.example_project import OVERLAY
 from tests.support.projects import (
     app,
@@ -87,7 +90,7 @@ def test_the_example_overlays_longest_name_is_the_one_config_allows_for() -> Non
 # -- the judgement on synthetic objects -------------------------------------------------------------
 
 
-def _stack(*objs: tuple[str, str, str, str | None, str]) -> tuple[Context, list[RenderStatus]]:
+def _stack(*objs: tuple[str, str, str, str | None, str]) -> tuple[Context, list[RenderResult]]:
     """A stack of apps web and web-admin (kustomize) rendering `objs`: (type, app, name, namespace, file)."""
     apps = ("web", "web-admin")
     infos = {
@@ -95,7 +98,7 @@ def _stack(*objs: tuple[str, str, str, str | None, str]) -> tuple[Context, list[
         for i, a in enumerate(apps)
     }
     renders = [
-        RenderStatus(
+        RenderResult(
             a,
             f"urn:{a}",
             "kustomize",
@@ -103,7 +106,7 @@ def _stack(*objs: tuple[str, str, str, str | None, str]) -> tuple[Context, list[
             "rendered",
             "",
             tuple(
-                RenderedRow(t, name, f"urn:x:{t}::{name}", None, ns, f)
+                RenderedObject(t, name, f"urn:x:{t}::{name}", None, ns, f)
                 for t, o, name, ns, f in objs
                 if o == a
             ),
@@ -208,23 +211,16 @@ def test_a_collision_is_reported_exactly_when_two_objects_share_an_identity(
 
 
 def test_the_clusters_of_a_stack() -> None:
-    assert objects.clusters({}) == {"argocd": "argocd context (the job default)"} | {
-        "destination": "argocd context (the job default)"
-    }
-    assert objects.known_clusters(objects.clusters({})) == set()
-    hub = objects.clusters(
-        {"gitops-deploy:argocd": {"context": "mgmt"}, "gitops-deploy:cluster": {"name": "prod-eu-1"}}
-    )
+    assert objects.clusters(ArgoCDConfig(), ClusterConfig()) == {
+        "argocd": "argocd context (the job default)"
+    } | {"destination": "argocd context (the job default)"}
+    assert objects.known_clusters(objects.clusters(ArgoCDConfig(), ClusterConfig())) == set()
+    hub = objects.clusters(ArgoCDConfig(context="mgmt"), ClusterConfig(name="prod-eu-1"))
     assert hub == {"argocd": "kube context mgmt", "destination": "kube context mgmt, cluster prod-eu-1"}
     assert objects.known_clusters(hub) == {"kube context mgmt"}
-    reached = objects.clusters(
-        {
-            "gitops-deploy:argocd": {"context": "hub"},
-            "gitops-deploy:cluster": {"name": "eu", "context": "mgmt"},
-        }
-    )
+    reached = objects.clusters(ArgoCDConfig(context="hub"), ClusterConfig(name="eu", context="mgmt"))
     assert reached == {"argocd": "kube context hub", "destination": "kube context mgmt"}
-    in_cluster = objects.clusters({"gitops-deploy:argocd": {"context": "mgmt"}})
+    in_cluster = objects.clusters(ArgoCDConfig(context="mgmt"), ClusterConfig())
     assert objects.known_clusters(reached) & objects.known_clusters(in_cluster) == {"kube context mgmt"}
 
 
@@ -233,14 +229,14 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 def _release(
     source: Mapping[str, object], *objs: tuple[str, str, str | None]
-) -> tuple[Context, list[RenderStatus]]:
+) -> tuple[Context, list[RenderResult]]:
     """App web (in web-ns) whose Application has `source`, rendering `objs`: (type, name, namespace)."""
     kind = "kustomize" if "kustomize" in source else "helm"
     info = {"web": AppInfo(0, "web", "gitops-deploy:apps[0] (web)", source_type=kind, source_path="src")}
     props = {"metadata": {"name": "web"}, "spec": {"destination": {"namespace": "web-ns"}, "source": source}}
     application = ResourceInfo(APPLICATION_TYPE, "Application 'argocd/web'", "web", props=props)
-    rows = tuple(RenderedRow(t, name, f"urn:{t}::{name}", None, ns, "src/f.yaml") for t, name, ns in objs)
-    render = RenderStatus("web", "urn:app", kind, "src", "rendered", "", rows)
+    rows = tuple(RenderedObject(t, name, f"urn:{t}::{name}", None, ns, "src/f.yaml") for t, name, ns in objs)
+    render = RenderResult("web", "urn:app", kind, "src", "rendered", "", rows)
     return Context("Pulumi.s.yaml", None, info, {"urn:app": application}, {}), [render]
 
 
@@ -295,7 +291,7 @@ def test_a_release_without_its_workload_is_a_finding_naming_what_it_rendered(
 def test_an_app_not_rendered_is_not_judged_for_its_workload() -> None:
     ctx, [render] = _release(HELM)
     for status in ("not-rendered", "error"):
-        skipped = RenderStatus(render.application, render.application_urn, "helm", "src", status, "why")
+        skipped = RenderResult(render.application, render.application_urn, "helm", "src", status, "why")
         assert objects.missing_workloads([skipped], ctx) == []
 
 
@@ -372,7 +368,7 @@ def test_the_check_fails_on_two_apps_rendering_one_object(checked: tuple[CheckRe
     templates = "(chart/templates/services.yaml)"
     assert f"{service} and app web of stack four {templates} and app web of stack two" in problems
     assert "of stack four" not in problems.split("Application 'argocd/web'")[1].split("\n")[0]
-    table = report.format()
+    table = formatted(report, "table")
     assert "object-identity-unique" in table and "web-admin-app" in table
 
 
@@ -406,7 +402,7 @@ def test_the_check_fails_a_chart_whose_workload_is_not_named_after_the_release(t
     assert finding.app == "api" and report.exit_code == 1
     assert "'api-test/api'" in finding.problem and "Deployment 'api-test/api-server'" in finding.problem
     assert finding.change.file == "odd-chart"
-    table = report.format()
+    table = formatted(report, "table")
     assert "release-workload-present" in table and "api-server" in table
 
 
@@ -415,5 +411,7 @@ def test_the_example_chart_and_overlay_render_their_workloads(example_project: P
     values.pop("gitops-deploy:promote")
     report = run_check("staging", project_dir=example_project, config=values)
     rendered = {r.application: r.engine for r in report.renders if r.status == "rendered"}
-    assert rendered == {"web": "kustomize", "api": "helm"}, report.format()
-    assert not [f for f in report.findings if f.policies == (objects.WORKLOAD_PRESENT,)], report.format()
+    assert rendered == {"web": "kustomize", "api": "helm"}, formatted(report, "table")
+    assert not [f for f in report.findings if f.policies == (objects.WORKLOAD_PRESENT,)], formatted(
+        report, "table"
+    )

@@ -11,6 +11,7 @@ import pytest
 from model.stack_files import read_stack_config
 from policy_check.check import run_check
 from policy_check.report import CheckReport
+from policy_check.report_format import formatted
 from tests.support.example_project import OVERLAY, overlay_app
 
 pytestmark = [pytest.mark.render, pytest.mark.grpc]
@@ -44,9 +45,9 @@ def _violations(report: CheckReport, policy: str, level: str) -> list[str]:
 
 def test_shipped_example_renders_and_passes(project_copy: Path) -> None:
     report = _check(project_copy, "staging")
-    assert report.exit_code == 0, report.format()
+    assert report.exit_code == 0, formatted(report, "table")
     rendered = {r.application: r for r in report.renders}
-    assert {r.status for r in rendered.values()} == {"rendered"}, report.format()
+    assert {r.status for r in rendered.values()} == {"rendered"}, formatted(report, "table")
     assert all(r.objects for r in rendered.values())
     assert not _violations(report, "container-resources", "advisory")
 
@@ -60,8 +61,10 @@ def test_chart_hard_coding_one_replica_fails_minimum_replicas_on_the_deployment(
     report = _check(project_copy, "prod")
     urns = _violations(report, "minimum-replicas", "mandatory")
     # The Application asks for 4 and passes; the Deployment Argo CD would apply runs 1 and fails.
-    assert [u for u in urns if u.endswith("kubernetes:apps/v1:Deployment::web")], report.format()
-    assert not [u for u in urns if u.endswith("Application::web-argocd-application")], report.format()
+    assert [u for u in urns if u.endswith("kubernetes:apps/v1:Deployment::web")], formatted(report, "table")
+    assert not [u for u in urns if u.endswith("Application::web-argocd-application")], formatted(
+        report, "table"
+    )
     assert report.exit_code == 1
 
 
@@ -69,7 +72,7 @@ def test_overlay_image_renamed_is_a_render_error_naming_the_key(project_copy: Pa
     _replace(project_copy / OVERLAY / "deployment.yaml", "image: app\n", "image: webapp\n")
     report = _check(project_copy, "staging")
     (web,) = [r for r in report.renders if r.application == "web"]
-    assert web.status == "error", report.format()
+    assert web.status == "error", formatted(report, "table")
     # kustomize would silently leave the placeholder image: the pods would never run the built digest.
     expected = (
         f"Application 'web': kustomize render of {OVERLAY} failed: kustomize.images replaces image 'app', "
@@ -85,7 +88,9 @@ def test_deployment_without_resources_gets_the_container_resources_advisory(proj
     path.write_text(text[: text.index("          resources:")])
     report = _check(project_copy, "staging")
     urns = _violations(report, "container-resources", "advisory")
-    assert [u for u in urns if u.endswith("kubernetes:apps/v1:Deployment::web-app")], report.format()
+    assert [u for u in urns if u.endswith("kubernetes:apps/v1:Deployment::web-app")], formatted(
+        report, "table"
+    )
     assert report.exit_code == 0, "an advisory never fails the check"
 
 
@@ -94,7 +99,7 @@ def test_template_syntax_error_names_the_template_file(project_copy: Path) -> No
     service.write_text(service.read_text() + "\n{{ .Values.service.port \n")
     report = _check(project_copy, "dev")
     (web,) = [r for r in report.renders if r.application == "web"]
-    assert web.status == "error", report.format()
+    assert web.status == "error", formatted(report, "table")
     assert "examples/app/chart/templates/service.yaml" in web.reason
     assert "web" in web.reason
     assert report.exit_code == 1
@@ -104,7 +109,7 @@ def test_kustomize_workload_renamed_is_one_line_naming_the_key(project_copy: Pat
     _replace(project_copy / OVERLAY / "deployment.yaml", "  name: app\n", "  name: server\n")
     report = _check(project_copy, "staging")
     (web,) = [r for r in report.renders if r.application == "web"]
-    assert web.status == "error", report.format()
+    assert web.status == "error", formatted(report, "table")
     assert web.reason == (
         f"Application 'web': kustomize render of {OVERLAY} failed: kustomize.replicas names workload "
         "'app', but the overlay has Deployment 'server'; set gitops-deploy:apps[0] (web).source.workload: "
@@ -112,7 +117,7 @@ def test_kustomize_workload_renamed_is_one_line_naming_the_key(project_copy: Pat
     )
     assert "\n" not in web.reason
     assert report.exit_code == 1
-    assert "RENDER ERROR" in report.format()
+    assert "RENDER ERROR" in formatted(report, "table")
 
 
 def test_the_overlay_serves_an_app_of_any_name_unedited(project_copy: Path) -> None:
@@ -121,7 +126,7 @@ def test_the_overlay_serves_an_app_of_any_name_unedited(project_copy: Path) -> N
     stack = project_copy / "Pulumi.staging.yaml"
     stack.write_text(stack.read_text().replace("- name: web\n", "- name: storefront\n"))
     report = _check(project_copy, "staging")
-    assert report.exit_code == 0, report.format()
+    assert report.exit_code == 0, formatted(report, "table")
     (shop,) = [r for r in report.renders if r.application == "storefront"]
     assert {(o.type.rsplit(":", 1)[-1], o.name) for o in shop.objects} == {
         ("Deployment", "storefront-app"),
@@ -134,7 +139,9 @@ def test_two_apps_share_the_overlay_in_one_namespace(project_copy: Path) -> None
     config = read_stack_config("staging", project_copy)
     config["gitops-deploy:apps"] = [overlay_app("web", "shop"), overlay_app("cart", "shop")]
     report = _check(project_copy, "staging", config)
-    assert report.exit_code == 0 and not [f for f in report.findings if f.blocking], report.format()
+    assert report.exit_code == 0 and not [f for f in report.findings if f.blocking], formatted(
+        report, "table"
+    )
     objects = {
         (r.application, o.namespace, o.type.rsplit(":", 1)[-1], o.name)
         for r in report.renders
@@ -151,7 +158,7 @@ def test_remote_source_is_listed_as_not_rendered(project_copy: Path) -> None:
         repoURL="https://github.com/other-org/charts.git", path="charts/api"
     )
     report = _check(project_copy, "staging", config)
-    text = report.format()
+    text = formatted(report, "table")
     assert "api: not rendered: remote source" in text, text
     (web,) = [r for r in report.renders if r.application == "web"]
     assert web.status == "rendered"
@@ -168,9 +175,9 @@ def test_deployment_scaled_by_a_rendered_hpa_is_judged_through_the_hpa(
     (deployment,) = [o for o in web.objects if o.type == "kubernetes:apps/v1:Deployment"]
     (hpa,) = [o for o in web.objects if o.type == "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"]
     # The chart omits the Deployment's replicas when the HPA is on: the HPA's minReplicas is what runs.
-    assert deployment.scaled_by == f"HorizontalPodAutoscaler 'web/{hpa.name}'", report.format()
+    assert deployment.scaled_by == f"HorizontalPodAutoscaler 'web/{hpa.name}'", formatted(report, "table")
     urns = _violations(report, "minimum-replicas", "mandatory")
-    assert deployment.urn not in urns, report.format()
-    assert (hpa.urn in urns) == fails, report.format()
-    assert report.exit_code == (1 if fails else 0), report.format()
-    assert "replicas owned by HorizontalPodAutoscaler" in report.format()
+    assert deployment.urn not in urns, formatted(report, "table")
+    assert (hpa.urn in urns) == fails, formatted(report, "table")
+    assert report.exit_code == (1 if fails else 0), formatted(report, "table")
+    assert "replicas owned by HorizontalPodAutoscaler" in formatted(report, "table")

@@ -14,9 +14,11 @@ import yaml
 
 from model.stack_files import key_line, read_stack_config
 from policy_check import check_context, github
-from policy_check.check import evaluate, main, render_applications, run_check, sim_inputs
+from policy_check.check import evaluate, main, run_check
+from policy_check.inputs import render_applications, sim_inputs
 from policy_check.promotion import upstream_outputs
 from policy_check.report import CheckReport
+from policy_check.report_format import formatted
 from policy_check.simulate import PLACEHOLDER_PASSWORD, ProgramMocks, simulate
 from rules.replicas import replicas_findings
 from tests.support.policy_resources import workload
@@ -53,7 +55,7 @@ def _replicas_line(project: Path) -> int:
 
 def test_one_root_cause_is_one_finding_shown_at_each_place(report: CheckReport, project: Path) -> None:
     replicas = [f for f in report.findings if "minimum-replicas" in f.policies]
-    assert len(replicas) == 1, report.format()
+    assert len(replicas) == 1, formatted(report, "table")
     [finding] = replicas
     assert (finding.app, finding.level, finding.blocking) == ("web", "mandatory", True)
     assert [p.resource for p in finding.places] == [
@@ -70,11 +72,11 @@ def test_one_root_cause_is_one_finding_shown_at_each_place(report: CheckReport, 
     assert change.alternative == (
         "lower minimum-replicas.minReplicas in policies/config.staging.json for a non-production stack"
     )
-    assert "<stack>" not in report.format(), "real file names only"
+    assert "<stack>" not in formatted(report, "table"), "real file names only"
 
 
 def test_findings_are_grouped_by_app_in_config_order_then_the_stack(report: CheckReport) -> None:
-    table = report.format()
+    table = formatted(report, "table")
     web, api, stack = (table.index(h) for h in ("\nApp web (", "\nApp api (", "\nStack (every app)"))
     assert web < api < stack
     assert "App api (gitops-deploy:apps[1] (api))\n  no findings" in table
@@ -83,14 +85,14 @@ def test_findings_are_grouped_by_app_in_config_order_then_the_stack(report: Chec
 
 
 def test_the_table_fits_a_100_column_terminal_and_ends_with_the_verdict(report: CheckReport) -> None:
-    lines = report.format().splitlines()
+    lines = formatted(report, "table").splitlines()
     assert max(len(line) for line in lines) <= 100, [line for line in lines if len(line) > 100]
     assert lines[0] == "Policy check of stack staging: FAIL (exit 1)"
     assert lines[-1].startswith("FAIL: stack staging: 1 mandatory, 1 advisory; 0 render error(s);")
 
 
 def test_json_and_markdown_say_the_same_in_the_same_order(report: CheckReport, project: Path) -> None:
-    data = json.loads(report.format("json"))
+    data = json.loads(formatted(report, "json"))
     assert (data["verdict"], data["exitCode"]) == ("fail", 1)
     assert data["files"] == {"stack": "Pulumi.staging.yaml", "policyConfig": "policies/config.staging.json"}
     assert [a["key"] for a in data["apps"]] == ["gitops-deploy:apps[0] (web)", "gitops-deploy:apps[1] (api)"]
@@ -100,7 +102,7 @@ def test_json_and_markdown_say_the_same_in_the_same_order(report: CheckReport, p
     replicas = data["findings"][0]
     assert replicas["change"]["line"] == _replicas_line(project)
     assert [p["file"] for p in replicas["places"]] == [None, "examples/app/kustomize/deployment.yaml"]
-    markdown = report.format("markdown")
+    markdown = formatted(report, "markdown")
     assert markdown.startswith("### Policy check of `staging` (without the Pulumi CLI): FAILED (exit 1)\n")
     assert "#### App `web` · `gitops-deploy:apps[0] (web)`" in markdown
     where = f"`Pulumi.staging.yaml:{_replicas_line(project)}`"
@@ -129,7 +131,7 @@ def test_the_order_does_not_depend_on_the_order_things_were_registered(project: 
             whole=whole,
             renders=renders,
             thresholds={"minimum-replicas": {"minReplicas": 3}},
-            values=values,
+            config=check_context.stack_config(values, project, STACK),
             stack_file=project / f"Pulumi.{STACK}.yaml",
             policy_file=project / "policies" / f"config.{STACK}.json",
             project_dir=project,
@@ -142,7 +144,13 @@ def test_the_order_does_not_depend_on_the_order_things_were_registered(project: 
             renders=renders,
             context=context,
         )
-        reports.append((report.format(), report.format("json"), report.format("markdown")))
+        reports.append(
+            (
+                formatted(report, "table"),
+                formatted(report, "json"),
+                formatted(report, "markdown"),
+            )
+        )
     assert reports[0] == reports[1]
 
 

@@ -32,7 +32,9 @@ from policy_check import github
 from policy_check.analyzer_client import Diagnostic
 from policy_check.check import _input_error
 from policy_check.findings import Change, Finding, Place
-from policy_check.report import CheckReport, ImageRow, RenderedRow, RenderStatus
+from policy_check.render_common import RenderedObject, RenderResult
+from policy_check.report import CheckReport, ImageRow
+from policy_check.report_format import formatted
 
 PROPERTIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -192,8 +194,8 @@ def _hostile_report(text: str) -> CheckReport:
         Change(text, key=f"gitops-deploy:apps[0] ({text}).replicas", file=text, line=3, alternative=text),
         (Place(f"Deployment '{text}'", "urn:a", text, text),),
     )
-    row = RenderedRow("kubernetes:apps/v1:Deployment", text, "urn:a", None, text, text)
-    render = RenderStatus(text, "urn:app", "helm", text, "error", text, (row,))
+    row = RenderedObject("kubernetes:apps/v1:Deployment", text, "urn:a", None, text, text)
+    render = RenderResult(text, "urn:app", "helm", text, "error", text, (row,))
     note = Diagnostic(
         "image-size-limit", f"can't run policy 'image-size-limit' during preview: {text}", "", "x"
     )
@@ -222,7 +224,7 @@ def _headings(markdown: str) -> list[tuple[str, str]]:
 def test_the_markdown_report_keeps_its_verdict_and_structure(text: str) -> None:
     report = _hostile_report(text)
     assert report.exit_code == 1
-    markdown = report.format("markdown")
+    markdown = formatted(report, "markdown")
     headings = _headings(markdown)
     assert headings[0][0] == "h3" and headings[0][1].endswith("FAILED (exit 1)"), headings
     assert [tag for tag, _ in headings] == ["h3", "h4", "h4", "h4"], headings
@@ -239,7 +241,7 @@ def test_the_markdown_report_keeps_its_verdict_and_structure(text: str) -> None:
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_the_table_keeps_its_verdict_line_and_shows_no_control(text: str) -> None:
-    table = _hostile_report(text).format("table")
+    table = formatted(_hostile_report(text), "table")
     lines = table.splitlines()
     assert not _raw_controls(table)
     heading = lines[: next(i for i, line in enumerate(lines) if line.startswith("  stack file "))]
@@ -253,7 +255,7 @@ def test_the_table_keeps_its_verdict_line_and_shows_no_control(text: str) -> Non
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_the_json_report_reads_back(text: str) -> None:
-    document = _hostile_report(text).format("json")
+    document = formatted(_hostile_report(text), "json")
     assert document.isascii()
     data = json.loads(document)
     assert (data["verdict"], data["exitCode"]) == ("fail", 1)
@@ -273,7 +275,7 @@ def test_annotations_and_the_step_summary(text: str, tmp_path: Path) -> None:
         keys = [p.split("=", 1)[0] for p in props.split(",")] if props else []
         assert set(keys) <= {"file", "line", "title"} and len(keys) == len(set(keys)), line
     summary = tmp_path / "summary.md"
-    github.append_summary(report.format("markdown"), {"GITHUB_STEP_SUMMARY": str(summary)})
+    github.append_summary(formatted(report, "markdown"), {"GITHUB_STEP_SUMMARY": str(summary)})
     assert _headings(summary.read_text(encoding="utf-8"))[0][1].endswith("FAILED (exit 1)")
 
 

@@ -9,7 +9,8 @@ import yaml
 
 from model.stack_files import read_stack_config
 from policy_check.check import evaluate, main, run_check
-from policy_check.report import RenderedRow, RenderStatus
+from policy_check.render_common import RenderedObject, RenderResult
+from policy_check.report_format import formatted
 from tests.support.example_project import STACKS
 from tests.support.policy_resources import REPO, app_urn, application, health_check, image_size, workload
 
@@ -47,20 +48,20 @@ def test_table_with_render_results(tmp_path: Path) -> None:
     app = application(replicas=3)
     deployment = workload(replicas=1, parent=app.urn, image=f"{REPO}:stale")
     renders = [
-        RenderStatus(
+        RenderResult(
             "web",
             app.urn,
             "helm",
             "examples/app/chart",
             "rendered",
             "",
-            (RenderedRow(deployment.type, deployment.name, deployment.urn),),
+            (RenderedObject(deployment.type, deployment.name, deployment.urn),),
         ),
-        RenderStatus("api", app_urn("api"), "helm", "charts/api", "not-rendered", "remote source"),
+        RenderResult("api", app_urn("api"), "helm", "charts/api", "not-rendered", "remote source"),
     ]
     inputs = [app, health_check((app.urn,)), image_size(10), deployment]
     report = evaluate("prod", inputs, inputs, renders=renders)
-    text = report.format()
+    text = formatted(report, "table")
     assert report.exit_code == 1
     assert "MANDATORY minimum-replicas" in text and "MANDATORY workload-uses-built-image" in text
     assert "api: not rendered: remote source" in text
@@ -72,14 +73,16 @@ def test_table_with_render_results(tmp_path: Path) -> None:
 def test_render_error_fails_the_check() -> None:
     app = application()
     renders = [
-        RenderStatus(
+        RenderResult(
             "web", app.urn, "kustomize", "examples/app/kustomize", "error", "replicas 'x' matched nothing"
         )
     ]
     inputs = [app, health_check((app.urn,)), image_size(10)]
     report = evaluate("prod", inputs, inputs, renders=renders)
     assert report.mandatory == [] and report.exit_code == 1
-    assert "RENDER ERROR (kustomize examples/app/kustomize): replicas 'x' matched nothing" in report.format()
+    assert "RENDER ERROR (kustomize examples/app/kustomize): replicas 'x' matched nothing" in formatted(
+        report, "table"
+    )
 
 
 @pytest.mark.grpc
@@ -88,7 +91,7 @@ def test_clean_resources_pass() -> None:
     inputs = [app, health_check((app.urn,)), image_size(10), workload(parent=app.urn)]
     report = evaluate("prod", inputs, inputs, rendering=False)
     assert report.diagnostics == [] and report.exit_code == 0
-    assert report.format().splitlines()[-1].startswith("PASS")
+    assert formatted(report, "table").splitlines()[-1].startswith("PASS")
 
 
 @pytest.mark.grpc

@@ -15,13 +15,11 @@ from model.names import APPLICATION_TYPE
 from model.stack_files import read_stack_config
 from policy_check.render import (
     REMOTE_SOURCE,
-    RenderedObject,
-    RenderResult,
     child_urn,
     render_all,
     type_token,
 )
-from policy_check.render_common import RenderError
+from policy_check.render_common import RenderedObject, RenderError, RenderResult
 from policy_check.render_kustomize import _check_replicas, kubectl_path, parse_image
 from policy_check.render_source import Repository, normalize_repo_url
 from policy_check.simulate import UNKNOWN, simulate

@@ -24,17 +24,19 @@ from policy_check.analyzer_client import MAX_INPUT_FILE_BYTES
 from policy_check.check import main as check_main
 from policy_check.check import run_check
 from policy_check.kustomize_refs import MAX_KUSTOMIZATION_BYTES, MAX_KUSTOMIZATIONS, is_remote
-from policy_check.render import RenderResult, render_all
+from policy_check.render import render_all
 from policy_check.render_common import (
     MAX_BYTES_PER_APPLICATION,
     MAX_OBJECT_DEPTH,
     MAX_OBJECTS_PER_APPLICATION,
     MAX_VALUES_PER_APPLICATION,
     RenderError,
+    RenderResult,
     run_bounded,
 )
 from policy_check.render_source import Repository, normalize_repo_url, this_repository
 from policy_check.report import FORMATS
+from policy_check.report_format import formatted
 from tests.support.applications import application
 from tests.support.processes import LocalHTTPServer, QuietHandler
 from tests.support.project import base_config
@@ -86,9 +88,9 @@ def _render(project: Path, config: dict[str, Any] | None = None, **kwargs: Any) 
 def _every_output(report: Any, tmp_path: Path) -> dict[str, str]:
     """What a run prints or writes: each report format, the annotations, the job's step summary."""
     summary = tmp_path / "step-summary.md"
-    github.append_summary(report.format("markdown"), {github.SUMMARY_ENV: str(summary)})
+    github.append_summary(formatted(report, "markdown"), {github.SUMMARY_ENV: str(summary)})
     return {
-        **{fmt: report.format(fmt) for fmt in FORMATS},
+        **{fmt: formatted(report, fmt) for fmt in FORMATS},
         "annotations": "\n".join(github.finding_annotations(report)),
         "step summary": summary.read_text(encoding="utf-8"),
     }
@@ -405,9 +407,9 @@ def test_a_subchart_with_one_replica_fails_the_check(project: Path, tmp_path: Pa
     write_stack(project, "dev", stack_config([app("web", "app")]))
     config = write_policy_config(tmp_path / "p.json", min_replicas=3)
     report = run_check("dev", project_dir=project, config_file=config)
-    assert report.exit_code == 1, report.format()
+    assert report.exit_code == 1, formatted(report, "table")
     failed = {d.urn.rsplit("::", 1)[-1] for d in report.mandatory if d.policy.startswith("minimum-replicas")}
-    assert "web-sub" in failed, report.format()
+    assert "web-sub" in failed, formatted(report, "table")
 
 
 @pytest.mark.parametrize(
@@ -495,12 +497,12 @@ def test_the_check_renders_an_app_of_the_origin_and_refuses_the_others(project: 
     write_stack(project, "dev", config)
     report = run_check("dev", project_dir=project, config_file=write_policy_config(tmp_path / "p.json"))
     status = {r.application: r.status for r in report.renders}
-    assert status == {"web": "rendered", "api": "not-rendered"}, report.format()
+    assert status == {"web": "rendered", "api": "not-rendered"}, formatted(report, "table")
     [api] = [r for r in report.renders if r.application == "api"]
     assert api.reason.startswith(
         "can't judge yet: the source is another repository, github.com/example-org/other;"
     )
-    assert "api: not rendered: can't judge yet" in report.format()
+    assert "api: not rendered: can't judge yet" in formatted(report, "table")
 
 
 SAME = [
@@ -674,7 +676,7 @@ def test_the_kustomize_walk_is_bounded_in_kustomizations_and_bytes(project: Path
     assert f"overlay reads more than {MAX_KUSTOMIZATIONS} kustomizations" in result.reason, result.reason
     (project / "b1" / "kustomization.yaml").write_text("resources: []\n" + "#" * MAX_KUSTOMIZATION_BYTES)
     result = _render(project, config)
-    assert f"b1/kustomization.yaml: over {MAX_KUSTOMIZATION_BYTES} bytes" in result.reason, result.reason
+    assert f"b1/kustomization.yaml: over {MAX_KUSTOMIZATION_BYTES:,} bytes" in result.reason, result.reason
 
 
 def test_the_symlink_walk_is_bounded(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -865,13 +867,13 @@ def _input_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
     path = tmp_path / f"{kind}.json"
     if kind == "fifo":
         os.mkfifo(path)  # no writer: opening it would wait forever
-        return path, "not a regular file"
+        return path, "cannot be read (not a regular file)"
     if kind == "device":
-        return Path("/dev/zero"), "not a regular file"  # reading it never ends
+        return Path("/dev/zero"), "cannot be read (not a regular file)"  # reading it never ends
     if kind == "sparse":
         with path.open("wb") as handle:
             handle.truncate(MAX_INPUT_FILE_BYTES + 1)
-        return path, f"over {MAX_INPUT_FILE_BYTES} bytes"
+        return path, f"over {MAX_INPUT_FILE_BYTES:,} bytes"
     path.write_text("[" * 100_000 + "]" * 100_000)
     return path, "nests too deeply"
 
