@@ -6,26 +6,16 @@ bounded) and then constructs it. Ratios are against `yaml.safe_load` of the same
 
 from __future__ import annotations
 
-import statistics
-import sys
 import time
-from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
-import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+import _harness
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from model.stack_files import StackFileError, load_yaml  # noqa: E402
+from model.stack_files import StackFileError, load_yaml
 
 ROUNDS = 20
-
-
-def _app(i: int) -> str:
-    return f"""\
+APP = """\
     - name: app-{i}
       namespace: app-{i}
       replicas: 3
@@ -43,48 +33,40 @@ def _app(i: int) -> str:
           X-Api-Key:
             secure: v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 """
-
-
-def stack(apps: int) -> str:
-    head = "config:\n  gitops-deploy:registry:\n    server: registry.example.com\n    username: ci\n"
-    return head + "  gitops-deploy:apps:\n" + "".join(_app(i) for i in range(apps))
+HEAD = """\
+config:
+  gitops-deploy:registry:
+    server: registry.example.com
+    username: ci
+  gitops-deploy:apps:
+"""
 
 
 def laughs(levels: int) -> str:
     """A file whose aliases expand 10x per level (a "billion laughs" at 9 levels)."""
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    for n in range(1, levels):
-        lines.append(f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]")
+    lines += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]" for n in range(1, levels)]
     return "\n".join(lines) + "\n"
 
 
-def _median_ms(fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
-    print(f"case                          safe_load ms  load_yaml ms  ratio   ({ROUNDS} rounds, median)")
+    rows = []
     for apps in (1, 10, 200):
-        text = stack(apps)
-        plain = _median_ms(partial(yaml.safe_load, text))
-        checked = _median_ms(partial(load_yaml, text, "Pulumi.bench.yaml"))
-        print(f"stack file, {apps:>3} app(s)          {plain:10.2f}  {checked:12.2f}  {checked / plain:5.2f}")
-    text = laughs(9)
+        text = HEAD + "".join(APP.format(i=i) for i in range(apps))
+        plain, _ = _harness.median(partial(yaml.safe_load, text), ROUNDS)
+        checked, _ = _harness.median(partial(load_yaml, text, "Pulumi.bench.yaml"), ROUNDS)
+        rows.append([f"stack file, {apps:>3} app(s)", plain * 1e3, checked * 1e3, checked / plain])
+    print(f"({ROUNDS} rounds, median)")
+    _harness.table(["case", "safe_load ms", "load_yaml ms", "ratio"], rows, "- .2f .2f .2f")
     start = time.perf_counter()
     try:
-        load_yaml(text, "Pulumi.laughs.yaml")
+        load_yaml(laughs(9), "Pulumi.laughs.yaml")
+        refused = "ACCEPTED"
     except StackFileError as exc:
         refused = f"refused ({exc})"
-    else:
-        refused = "ACCEPTED"
     print(f"alias bomb (10^9 values): {refused} in {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
-    _cli.parse(__doc__)
+    _harness.parse(__doc__)
     main()
