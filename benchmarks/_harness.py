@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the project's packages, for a script run as `python benchmarks/bench_x.py`
-    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the project's packages, for a script run as `python benchmarks/bench_x.py`
 
 from model.text import columns  # noqa: E402
 
@@ -41,28 +40,21 @@ print(json.dumps({{{{**out, "eval_s": t2 - t1, "total_s": t2 - t0, "peak_mib": p
 """
 
 
-def parse(doc: str | None, argv: Sequence[str] | None = None, *, runs: int = 0) -> int:
+def parse(doc: str | None, *, runs: int = 0) -> int:
     """Parse the command line of the benchmark whose docstring is `doc`; `runs`: repetitions by default."""
     parser = argparse.ArgumentParser(
-        description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawTextHelpFormatter
     )
     if runs:
         parser.add_argument("runs", nargs="?", type=int, default=runs, help=f"repetitions (default {runs})")
-    return int(getattr(parser.parse_args(argv), "runs", 0))
+    return int(getattr(parser.parse_args(), "runs", 0))
 
 
-def timed(action: Callable[[], T]) -> tuple[float, T]:
-    """Wall seconds of one call, and its result."""
-    start = time.perf_counter()
+def timed(action: Callable[[], T], clock: Callable[[], float] = time.perf_counter) -> tuple[float, T]:
+    """Wall seconds (or `clock`'s, e.g. CPU seconds with time.process_time) of one call, and its result."""
+    start = clock()
     result = action()
-    return time.perf_counter() - start, result
-
-
-def cpu(action: Callable[[], object]) -> float:
-    """CPU seconds this process spends in one call."""
-    start = time.process_time()
-    action()
-    return time.process_time() - start
+    return clock() - start, result
 
 
 def best(action: Callable[[], T], runs: int, pick: Callable[[list[float]], float] = min) -> tuple[float, T]:
@@ -79,8 +71,7 @@ def median(action: Callable[[], T], runs: int) -> tuple[float, T]:
 
 def interpreter(runs: int, code: str = "", *args: str) -> dict[str, float]:
     """The least disturbed of `runs` fresh interpreters that import IMPORT_FLOOR, then run `code` (which may
-    set `out` and restart the clock `t1`): its wall seconds, `total_s` after start-up, `eval_s` of `code`
-    and `peak_mib`."""
+    set `out` and restart the clock `t1`): `wall_s`, `total_s` after start-up, `eval_s` and `peak_mib`."""
     command = [sys.executable, "-c", _CHILD.format(code=code), *args]
     run = partial(subprocess.run, command, capture_output=True, text=True, timeout=600, check=True, cwd=ROOT)
     results = [(wall, json.loads(done.stdout.splitlines()[-1])) for wall, done in map(timed, [run] * runs)]
@@ -90,7 +81,9 @@ def interpreter(runs: int, code: str = "", *args: str) -> dict[str, float]:
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], formats: str) -> None:
     """Print `rows` under `headers`, each cell formatted with its column's spec in `formats` (`-`: as it is);
     a column of text is left-aligned, one of numbers right-aligned."""
-    specs = [spec.strip("-") for spec in formats.split()]
-    cells = [[format(value, spec) for value, spec in zip(row, specs, strict=True)] for row in rows]
+    cells = [
+        [format(value, spec.strip("-")) for value, spec in zip(row, formats.split(), strict=True)]
+        for row in rows
+    ]
     align = "".join("<" if isinstance(value, str) else ">" for value in rows[0])
     print("\n".join(columns(headers, cells, 160, align=align)))

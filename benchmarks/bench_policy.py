@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from statistics import mean
-from typing import Any
 
 import _harness
 
@@ -22,18 +22,13 @@ N = 1_000
 KUSTOMIZE = {"path": "examples/app/kustomize", "type": "kustomize", "imageName": "app", "workload": "app"}
 
 
-def synthetic(n: int) -> list[PolicyInput]:
-    """A mix of the types the pack judges: Applications, workloads, HPAs, ImageSizes and HealthChecks."""
-    out: list[PolicyInput] = []
-    for i in range(n // 5):
-        app = application(f"app{i}", engine="helm" if i % 2 else "kustomize")
-        out += [app, workload(name=f"w{i}", parent=app.urn), hpa(3, f"h{i}"), image_size(10**8, f"app{i}")]
-        out.append(health_check((app.urn,), f"app{i}"))
-    return out[:n]
-
-
 def bench_grpc() -> None:
-    resources = synthetic(N)
+    """Applications, workloads, HPAs, ImageSizes and HealthChecks, the types the pack judges, through it."""
+    resources: list[PolicyInput] = []
+    for i in range(N // 5):
+        app = application(f"app{i}", engine="helm" if i % 2 else "kustomize")
+        resources += [app, workload(name=f"w{i}", parent=app.urn), hpa(3, f"h{i}")]
+        resources += [image_size(10**8, f"app{i}"), health_check((app.urn,), f"app{i}")]
     t0 = time.perf_counter()
     with PolicyPackServer(stack="prod") as pack:
         started = time.perf_counter()
@@ -44,40 +39,33 @@ def bench_grpc() -> None:
     print(f"AnalyzeStack: {N} resources in {stacked:.3f}s = {N / stacked:,.0f} resources/s")
 
 
-def _project(root: Path, n: int) -> dict[str, Any]:
-    """The example project whose dev stack has `n` apps, alternating Helm and the shared kustomize
-    overlay, and that stack's config."""
-    make_example_project(root)
-    config = read_stack_config("dev", root)
-    apps = [copy.deepcopy(config["gitops-deploy:apps"][0]) for _ in range(n)]
-    for i, app in enumerate(apps):
-        app["name"], app["replicas"] = f"app-{i:02d}", 3
-        app["source"].update(KUSTOMIZE if i % 2 else {})
-    config["gitops-deploy:apps"] = apps
-    return config
-
-
-def bench_check() -> None:
-    for n, render in ((1, False), (1, True), (50, False), (50, True)):
-        with tempfile.TemporaryDirectory() as tmp:
-            config = _project(Path(tmp), n)
-            case = f"policy check, {n} app(s), render={render}"
-            try:
-                wall, report = _harness.timed(
-                    lambda: run_check("dev", project_dir=Path(tmp), config=config, render=render)  # noqa: B023
-                )
-            except (CheckError, ProgramFailed) as exc:
-                print(f"{case}: failed ({str(exc).splitlines()[0]})")
-                continue
-        errors = len(report.render_errors)
-        print(f"{case}: {wall:.2f}s wall, {report.resources} resources, {errors} render errors")
-        for engine in ("helm", "kustomize"):
-            times = [r.seconds for r in report.renders if r.engine == engine and r.status == "rendered"]
-            if times:
-                print(f"  render per app ({engine}): {mean(times):.3f}s mean over {len(times)}")
+def bench_check(n: int, render: bool) -> None:
+    """The check of the example project whose dev stack has `n` apps, alternating Helm and kustomize."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = read_stack_config("dev", make_example_project(Path(tmp)))
+        first = config["gitops-deploy:apps"][0]
+        apps = config["gitops-deploy:apps"] = [copy.deepcopy(first) for _ in range(n)]
+        for i, app in enumerate(apps):
+            app["name"], app["replicas"] = f"app-{i:02d}", 3
+            app["source"].update(KUSTOMIZE if i % 2 else {})
+        case = f"policy check, {n} app(s), render={render}"
+        try:
+            wall, report = _harness.timed(
+                partial(run_check, "dev", project_dir=Path(tmp), config=config, render=render)
+            )
+        except (CheckError, ProgramFailed) as exc:
+            print(f"{case}: failed ({str(exc).splitlines()[0]})")
+            return
+    errors = len(report.render_errors)
+    print(f"{case}: {wall:.2f}s wall, {report.resources} resources, {errors} render errors")
+    for engine in ("helm", "kustomize"):
+        times = [r.seconds for r in report.renders if r.engine == engine and r.status == "rendered"]
+        if times:
+            print(f"  render per app ({engine}): {mean(times):.3f}s mean over {len(times)}")
 
 
 if __name__ == "__main__":
     _harness.parse(__doc__)
     bench_grpc()
-    bench_check()
+    for n, render in ((1, False), (1, True), (50, False), (50, True)):
+        bench_check(n, render)
