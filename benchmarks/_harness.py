@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
 import sys
 import time
+from argparse import ArgumentParser, RawTextHelpFormatter
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -42,9 +42,7 @@ print(json.dumps({{{{**out, "eval_s": t2 - t1, "total_s": t2 - t0, "peak_mib": p
 
 def parse(doc: str | None, *, runs: int = 0) -> int:
     """Parse the command line of the benchmark whose docstring is `doc`; `runs`: repetitions by default."""
-    parser = argparse.ArgumentParser(
-        description=doc, epilog=EXIT_CODES, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = ArgumentParser(description=doc, epilog=EXIT_CODES, formatter_class=RawTextHelpFormatter)
     if runs:
         parser.add_argument("runs", nargs="?", type=int, default=runs, help=f"repetitions (default {runs})")
     return int(getattr(parser.parse_args(), "runs", 0))
@@ -81,9 +79,7 @@ def interpreter(runs: int, code: str = "", *args: str) -> dict[str, float]:
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], formats: str) -> None:
     """Print `rows` under `headers`, each cell formatted with its column's spec in `formats` (`-`: as it is);
     a column of text is left-aligned, one of numbers right-aligned."""
-    cells = [
-        [format(value, spec.strip("-")) for value, spec in zip(row, formats.split(), strict=True)]
-        for row in rows
-    ]
+    specs = [spec.strip("-") for spec in formats.split()]
+    cells = [[format(value, spec) for value, spec in zip(row, specs, strict=True)] for row in rows]
     align = "".join("<" if isinstance(value, str) else ">" for value in rows[0])
     print("\n".join(columns(headers, cells, 160, align=align)))

@@ -1,5 +1,5 @@
 """Lint benchmark: hadolint's cost per Dockerfile, which every preview pays, next to the import floor that
-every run pays (a fresh interpreter importing pulumi, pulumi_kubernetes and pulumi_docker), in this run."""
+every run pays (a fresh interpreter importing the Pulumi SDKs), in this run."""
 
 from __future__ import annotations
 
@@ -23,12 +23,9 @@ def _stack(project: Path, count: int) -> StackConfig:
     """A stack of `count` apps, each with its own copy of the example Dockerfile."""
     apps = []
     for i in range(count):
-        shutil.copy(_harness.ROOT / "examples/app/Dockerfile", project / f"{i}.Dockerfile")
-        image = {
-            "repository": f"registry.example.com/b/app-{i}",
-            "context": ".",
-            "dockerfile": f"{i}.Dockerfile",
-        }
+        file = f"{i}.Dockerfile"
+        shutil.copy(_harness.ROOT / "examples/app/Dockerfile", project / file)
+        image = {"repository": f"registry.example.com/b/app-{i}", "context": ".", "dockerfile": file}
         apps.append(
             {"name": f"app-{i}", "namespace": "b", "image": image, "source": SOURCE, "health": HEALTH}
         )

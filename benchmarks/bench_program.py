@@ -1,8 +1,5 @@
-"""Program benchmark: evaluate the real program under mocks for 1, 10 and 100 apps, in a fresh process each.
-
-Prints wall time and peak memory of each run next to the import floor (a process that only imports
-pulumi, pulumi_kubernetes and pulumi_docker), all measured in this run, as ratios.
-"""
+"""Program benchmark: the real program under mocks for 1, 10 and 100 apps, a fresh process each: wall time
+and peak memory next to the import floor's (a process that only imports the Pulumi SDKs), in this run."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Registry benchmark: the preflight and the image-size read against real local registries (htpasswd, token).
-
-Each call uses a fresh client, as the providers do; ratios are against the Basic preflight of this run.
-"""
+"""Registry benchmark: the preflight and the image-size read against real local registries (htpasswd,
+token), a fresh client per call as the providers use one; ratios to the Basic preflight of this run."""
 
 from __future__ import annotations
 

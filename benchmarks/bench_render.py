@@ -1,8 +1,5 @@
-"""Render benchmark: wall time per app for Helm (worker process) and kustomize (`kubectl kustomize`).
-
-Each figure is the median of several runs, printed next to its floor measured in the same run (starting
-the Helm worker's interpreter and importing helm_python; starting kubectl), as ratios.
-"""
+"""Render benchmark: time per app for Helm (worker process) and kustomize (`kubectl kustomize`), next to
+each engine's start (the worker's interpreter importing helm_python; kubectl), medians of this run."""
 
 from __future__ import annotations
 

@@ -50,9 +50,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         for count in SIZES:
             for i in range(count):
-                write_record(
-                    _record(i), Path(tmp, str(count), f"run-{i // 100:04d}/{i:05d}/deploy-record.json")
-                )
+                write_record(_record(i), Path(tmp, f"{count}/run-{i // 100:04d}/{i:05d}/deploy-record.json"))
             loaded = load([Path(tmp, str(count))])
             assert len(loaded.records) == count and not loaded.skipped
         for _ in range(ROUNDS):
@@ -63,10 +61,8 @@ if __name__ == "__main__":
                 render[count] = min(render[count], seconds)
             # One end-to-end run of the command line at the smallest size proves the whole path works.
             assert main([f"{tmp}/{SIZES[0]}", "--format", "json"], out=io.StringIO(), err=io.StringIO()) == 0
-    base = summarize[SIZES[0]] / SIZES[0]
-    rows = [
-        (c, summarize[c], summarize[c] / c * 1e6, summarize[c] / c / base, render[c] * 1e3) for c in SIZES
-    ]
+    per = {count: seconds / count for count, seconds in summarize.items()}
+    rows = [(c, summarize[c], per[c] * 1e6, per[c] / per[SIZES[0]], render[c] * 1e3) for c in SIZES]
     headers = ["records", "read+summarize s", "per record µs", "ratio", "render 3 formats ms"]
     _harness.table(headers, rows, "d .3f .0f .2f .2f")
     print(f"best of {ROUNDS} interleaved rounds; ratio: time per record against the {SIZES[0]}-record run")
