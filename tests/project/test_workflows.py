@@ -231,7 +231,9 @@ def test_nothing_deploys_before_the_tests_of_the_same_commit_pass() -> None:
     jobs = load("deploy")["jobs"]
     assert jobs["test"]["uses"] == "./.github/workflows/test.yml"
     assert "make test" in [s.get("run") for _, s in steps(load("test"))]
-    triggers = load("test").get("on", load("test").get(True))  # YAML 1.1 reads `on` as True
+    test = load("test")
+    triggers = test.get("on", test.get(True))  # YAML 1.1 reads `on` as True
+    assert isinstance(triggers, dict), triggers
     assert "workflow_call" in triggers and "push" not in triggers, "one test run per push"
 
 
