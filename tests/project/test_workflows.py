@@ -237,6 +237,15 @@ def test_nothing_deploys_before_the_tests_of_the_same_commit_pass() -> None:
     assert "workflow_call" in triggers and "push" not in triggers, "one test run per push"
 
 
+def test_the_system_packages_are_listed_once_in_ci_run() -> None:
+    for name in NAMES:
+        for job_id, step in steps(load(name)):
+            assert "apt-get" not in step.get("run", ""), (
+                f"{name}.yml {job_id}: install with `.ci/run install`"
+            )
+    assert ".ci/run install" in [s.get("run") for _, s in steps(load("test"))]
+
+
 def test_deploy_promotes_one_stack_after_the_other_each_with_its_files() -> None:
     """A stack file without a job is not deployed by CI (a user's own stack, deployed by hand)."""
     jobs = load("deploy")["jobs"]
