@@ -19,8 +19,7 @@ import pytest
 import yaml
 
 from deploy.cli import POLICY_PACK, policy_config
-from deploy.run import STALE_AFTER
-from model.budget import BUDGET_KEY
+from deploy.run import DEPLOY_KEY, STALE_AFTER
 from model.config import read_deploy
 from model.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from tests.support.example_project import COPY_IGNORED, make_example_project
@@ -288,10 +287,9 @@ def test_the_deploy_is_the_steps_process_and_its_record_is_uploaded_whatever_the
 
 @pytest.mark.parametrize("stack", deployed_stacks())
 def test_time_limits_leave_room_for_the_budget_and_a_graceful_cancel(stack: str) -> None:
-    """model/budget.py fits a release and its rollback into the stack's budget."""
-    budget_minutes = (
-        read_deploy(read_stack_config(stack).get(BUDGET_KEY.rsplit(".", 1)[0])).budget_seconds / 60
-    )
+    """The stack's budget, read as `python -m deploy` reads it: model/budget.py fits a release and its
+    rollback into it."""
+    budget_minutes = read_deploy(read_stack_config(stack).get(DEPLOY_KEY)).budget_seconds / 60
     job = deploy_job()
     step = deploy_step(job)["timeout-minutes"]
     assert step >= math.ceil(budget_minutes) + UNBOUNDED_MINUTES + GRACEFUL_CANCEL_MINUTES, stack
