@@ -27,8 +27,8 @@ from tests.support.example_project import COPY_IGNORED, make_example_project
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.yml"))
 DEPLOY_STACK = "./.github/workflows/deploy-stack.yml"
-ALLOWED_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "KUBECONFIG"}
 PULUMI_CREDENTIALS = {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
+ALLOWED_SECRETS = {*PULUMI_CREDENTIALS, "KUBECONFIG"}
 # The inputs of pulumi/actions' action.yml at v6.6.1, the v6 the workflows use: the schema of its `with`.
 PULUMI_ACTION_INPUTS = {
     *("command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr"),
@@ -36,14 +36,8 @@ PULUMI_ACTION_INPUTS = {
     *("parallel", "message", "config-map", "expect-no-changes", "diff", "replace", "exclude"),
     *("exclude-dependents", "target", "target-dependents", "policyPacks", "policyPackConfigs", "refresh"),
     *("upsert", "remove", "edit-pr-comment", "color", "exclude-protected", "plan", "suppress-outputs"),
-    *(
-        "suppress-progress",
-        "always-include-summary",
-        "continue-on-error",
-        "log-verbosity",
-        "log-flow",
-        "debug",
-    ),
+    *("suppress-progress", "always-include-summary", "continue-on-error", "log-verbosity", "log-flow"),
+    "debug",
 }
 SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z0-9_]+)\s*\}\}")
 CREDENTIAL_LITERALS = [
