@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from functools import partial
 
 import _harness
 import yaml
 
-from model.stack_files import StackFileError, load_yaml
+from model.stack_files import StackFileError, load_yaml, read_stack_config
+from tests.support.example_project import FIXTURES
 
 ROUNDS = 20
-HEAD = "config:\n  gitops-deploy:registry:\n    server: registry.example.com\n    username: ci\n"
-APP = """\
-    - name: app-{i}
-      namespace: app-{i}
-      replicas: 3
-      image:
-        repository: registry.example.com/team/app-{i}
-        context: examples/app
-      source:
-        repoURL: https://github.com/example-org/gitops-deploy.git
-        targetRevision: main
-        path: examples/app/chart
-        type: helm
-      health:
-        url: https://app-{i}.example.com/healthz
-        headers:
-          X-Api-Key:
-            secure: v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
-"""
+APP = read_stack_config("dev", FIXTURES)["gitops-deploy:apps"][0]  # the example stack's first app
+APP["health"]["headers"] = {"X-Api-Key": {"secure": "v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}
+
+
+def _stack(apps: int) -> str:
+    """A stack file of `apps` copies of the example app, with a secret header each."""
+    registry = {"server": "registry.example.com", "username": "ci"}
+    app_list = [{**copy.deepcopy(APP), "name": f"app-{i}"} for i in range(apps)]
+    config = {"gitops-deploy:registry": registry, "gitops-deploy:apps": app_list}
+    return yaml.safe_dump({"config": config}, sort_keys=False)
+
+
 LAUGHS = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 10) + "]\n" for n in range(1, 9)
 )
@@ -39,7 +34,7 @@ if __name__ == "__main__":
     _harness.parse(__doc__)
     rows = []
     for apps in (1, 10, 200):
-        text = HEAD + "  gitops-deploy:apps:\n" + "".join(APP.format(i=i) for i in range(apps))
+        text = _stack(apps)
         plain, _ = _harness.median(partial(yaml.safe_load, text), ROUNDS)
         checked, _ = _harness.median(partial(load_yaml, text, "Pulumi.bench.yaml"), ROUNDS)
         rows.append([f"stack file, {apps:>3} app(s)", plain * 1e3, checked * 1e3, checked / plain])
