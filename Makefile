@@ -29,8 +29,8 @@ venv: $(VENV)/.installed
 FLOOR_VENV := .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_REQUIREMENTS := requirements-dev.txt policies/requirements.txt
-# Every marker but `cli`, whose cases start the deploy against the stand-in CLI, a subprocess each: about
-# two minutes more for what the unmarked deploy tests already run of the Automation API (docs/testing.md).
+# Every marker but `cli`: its cases start the deploy against the stand-in CLI, a subprocess each, for what
+# the unmarked deploy tests already run of the Automation API (docs/testing.md).
 FLOOR_MARKERS := not cli
 
 # The pins are read with `packaging`, installed first; pip then settles it with the pinned packages.

@@ -14,11 +14,7 @@ import pytest
 
 from model.stack_files import PROJECT_DIR
 
-SCRIPTS = sorted(
-    str(p.relative_to(PROJECT_DIR))
-    for p in (PROJECT_DIR / "benchmarks").glob("bench_*.py")
-    if p.name != "bench_report.py"  # the deploy report's benchmark, documented with `python -m deploy`
-)
+SCRIPTS = sorted(str(p.relative_to(PROJECT_DIR)) for p in (PROJECT_DIR / "benchmarks").glob("bench_*.py"))
 ENTRY_POINTS = [*SCRIPTS, "examples/app/app.py", "policy_check/helm_worker.py"]
 
 
