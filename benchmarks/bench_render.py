@@ -11,7 +11,7 @@ from pathlib import Path
 import _harness
 
 from model.stack_files import read_stack_config
-from policy_check.render import Engine, render_all, validate_object
+from policy_check.render import render_all, validate_object
 from policy_check.render_common import PYTHON
 from policy_check.render_kustomize import kubectl_path
 from policy_check.render_source import this_repository
@@ -29,7 +29,7 @@ def _measure(project: Path) -> None:
         [result] = render([resource], stack="staging")
         assert result.status == "rendered", result.reason
         by_engine[result.engine] = (resource, result)
-    floors: dict[Engine, tuple[str, list[str]]] = {
+    floors: dict[str, tuple[str, list[str]]] = {
         "helm": ("worker start + import helm_python", [PYTHON, "-I", "-c", "import helm_python"]),
         "kustomize": ("kubectl start", [str(kubectl_path()), "version", "--client"]),
     }
