@@ -97,13 +97,15 @@ def _assert_shown(shown: list[str], printed: str, what: str) -> None:
     for i, run in enumerate(r.strip("\n").splitlines() for r in runs):
         if not run:
             continue  # the block starts or ends with an elision
-        found = next(
-            (k for k in range(at, len(lines) - len(run) + 1) if lines[k : k + len(run)] == run), None
-        )
+        starts = [k for k in range(at, len(lines) - len(run) + 1) if lines[k : k + len(run)] == run]
         first, last = i == 0, i == len(runs) - 1
-        ok = found is not None and (not first or found == 0) and (not last or found + len(run) == len(lines))
+        ok = (
+            bool(starts)
+            and (not first or starts[0] == 0)
+            and (not last or starts[-1] + len(run) == len(lines))
+        )
         assert ok, f"README.md: {what} now prints:\n{printed}"
-        at = found + len(run)
+        at = (starts[-1] if last else starts[0]) + len(run)
 
 
 def test_the_readme_is_at_most_160_lines() -> None:
