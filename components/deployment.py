@@ -211,7 +211,7 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
         pulumi.log.info(info_line(budget), resource=releases[budget.app])
     # Each digest resolves only once its app's HealthCheck passed. When a gate fails, the stack's
     # outputs are never registered in that update, so the engine keeps the previous ones: the last
-    # digests that passed (docs/rollback.md, "What a failed update leaves in the outputs").
+    # digests that passed (docs/release.md, "What a failed update leaves in the outputs").
     pulumi.export(
         "apps",
         {

@@ -1,7 +1,7 @@
 """A content-derived image tag that moves exactly when pulumi-docker's context hash does; never `latest`.
 
 pulumi-docker v4.5.2-v5.1.0 `provider/provider.go` `hashContext`/`hashPath`; the rule in full, and where
-why a symlink in a build context must have a relative target: docs/build.md, "The content tag".
+why a symlink in a build context must have a relative target: docs/images.md, "The content tag".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Docker's `.dockerignore` rules, as pulumi-docker's context hash applies them (see docs/build.md).
+"""Docker's `.dockerignore` rules, as pulumi-docker's context hash applies them (see docs/images.md).
 
 A port of moby/patternmatcher v0.6.0 (`ignorefile.ReadAll`, `New`, `Pattern.compile`/`match`,
 `MatchesUsingParentResults`) and of tonistiigi/fsutil's filtered walk (`filter.go` `filterFS.Walk`
