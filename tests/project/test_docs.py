@@ -241,12 +241,6 @@ def test_release_md_shows_the_budget_line_the_program_prints(tmp_path: Path) -> 
     assert _flat(line) in _page("release.md"), f"docs/release.md: the default budget line is now:\n{line}"
 
 
-def test_release_md_states_the_default_operation_wait(tmp_path: Path) -> None:
-    (budget,) = app_budgets(_default_stack(tmp_path))
-    [wait] = budget.before
-    assert f"after the longest path below ({wait.seconds:g} s by default)" in _page("release.md")
-
-
 def test_health_md_states_the_default_worst_case(tmp_path: Path) -> None:
     health = _default_stack(tmp_path).apps[0].health
     text = (
