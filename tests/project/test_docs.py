@@ -74,6 +74,21 @@ def test_every_docs_page_named_in_the_project_exists() -> None:
     assert not missing, sorted(missing)
 
 
+PROJECT_PATH = re.compile(
+    r"(?<![\w./-])((?:model|clients|components|deploy|policy_check|policies|tests|benchmarks|examples|\.github)"
+    r"/[\w./<>{}*$-]*[\w>*])(?![\w./$<{*-])"
+)
+"""A path into the project's own folders, as the docs name code, tests and examples."""
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(PROJECT_DIR)))
+def test_every_project_path_a_page_names_exists(page: Path) -> None:
+    """Code, tests and examples the docs point at are where the docs say (globs and placeholders aside)."""
+    named = set(PROJECT_PATH.findall(page.read_text(encoding="utf-8")))
+    missing = sorted(p for p in named if not re.search(r"[*<{$]", p) and not (PROJECT_DIR / p).exists())
+    assert not missing, f"{page.name} names paths that do not exist: {missing}"
+
+
 # --- The README leads: short, the no-infrastructure result first, its shown output real ---
 
 
