@@ -265,7 +265,7 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
     for budget in app_budgets(cfg):
         pulumi.log.info(info_line(budget), resource=releases[budget.app])
     # Each digest resolves only once its app's HealthCheck passed; when a gate fails the outputs are not
-    # registered, so the engine keeps the last digests that passed (docs/rollback.md).
+    # registered, so the engine keeps the last digests that passed (docs/release.md).
     pulumi.export(
         APPS_OUTPUT,
         {

@@ -49,7 +49,7 @@ UP_DESCRIPTION = (
     "the release Degraded for gitops-deploy:deploy.degradedGraceSeconds), roll them back to their last "
     "digest that passed with a second `up`, and record the failed release so the same content does not "
     "ship again. At the end it prints each app's phase timings against gitops-deploy:deploy.budgetSeconds "
-    "(also to $GITHUB_STEP_SUMMARY when set). Needs the Pulumi CLI on PATH. See docs/rollback.md."
+    "(also to $GITHUB_STEP_SUMMARY when set). Needs the Pulumi CLI on PATH. See docs/release.md."
 )
 EXIT_CODES: tuple[tuple[str, str], ...] = (
     (str(EXIT_OK), "deployed"),
@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="write the deploy record (JSON: outcome, digests, phase timings, cause) to FILE, "
-        "whatever the outcome (docs/deploy-records.md)",
+        "whatever the outcome (docs/release.md)",
     )
     up.add_argument(
         "--allow-failed-release",
@@ -182,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
         "report",
         help="summarize deploy records: success rate, failures by cause, duration against the budget, MTTR",
         description=_wrapped(report.DESCRIPTION),
-        epilog=_exit_codes_epilog(report.EXIT_CODES) + "\n\nSee docs/deploy-records.md.",
+        epilog=_exit_codes_epilog(report.EXIT_CODES) + "\n\nSee docs/release.md.",
         formatter_class=raw,
     )
     report.add_arguments(summary)

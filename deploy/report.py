@@ -5,7 +5,7 @@ Records are read from files or folders (searched recursively for *.json), for ex
 CI runs downloaded with `gh run download`. A file that is not a deploy record, or is broken, is listed
 as skipped with the reason.
 
-Definitions (docs/deploy-records.md):
+Definitions (docs/release.md):
 - a failed deploy is any outcome but `succeeded` (`failed`, `rolled-back`, `rollback-failed`);
 - a cause's share is its count over the failed deploys;
 - median and p95 are over each deploy's wall clock; p95 is the nearest rank (the smallest duration with
@@ -415,9 +415,7 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     (str(EXIT_USAGE), "bad command line or a path that does not exist"),
 )
 EPILOG = (
-    "exit codes: "
-    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES)
-    + ". See docs/deploy-records.md."
+    "exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES) + ". See docs/release.md."
 )
 
 

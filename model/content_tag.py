@@ -1,5 +1,5 @@
 """A content-derived image tag that moves exactly when pulumi-docker's context hash does; never `latest`
-(docs/build.md, "The content tag")."""
+(docs/images.md, "The content tag")."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `build_record` turns what the deploy knows (the events of each `up`, the digests before and after, the
 outcome) into a DeployRecord; `write_record` and `read_record` store and load it. Reading validates:
 anything that is not a deploy record, or is broken, raises RecordError with the reason, never anything
-else. docs/deploy-records.md describes every field.
+else. docs/release.md describes every field.
 """
 
 from __future__ import annotations

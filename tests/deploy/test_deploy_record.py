@@ -278,9 +278,7 @@ def test_any_field_replaced_by_any_wrong_value_is_a_reason_never_a_traceback(
 
 
 def test_the_schema_is_the_documented_one() -> None:
-    documented = (Path(__file__).resolve().parents[2] / "docs" / "deploy-records.md").read_text(
-        encoding="utf-8"
-    )
+    documented = (Path(__file__).resolve().parents[2] / "docs" / "release.md").read_text(encoding="utf-8")
     for key in SCHEMA["required"]:
         assert f"`{key}`" in documented, key
     for key in SCHEMA["properties"]["apps"]["items"]["required"]:

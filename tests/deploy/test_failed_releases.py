@@ -4,7 +4,7 @@
 the Python SDK never sends the stack's RegisterResourceOutputs (pulumi/runtime/resource.py
 `register_resource_outputs` awaits every output first), so the engine keeps the stack's previous
 outputs (pkg/resource/deploy/step.go `SameStep.Apply`; step_executor.go only merges outputs it
-received). docs/rollback.md has the full chain.
+received). docs/release.md has the full chain.
 
 §4: the program stops before registering anything when an app would ship content recorded as failed,
 in `up`, in `preview` and in the CLI-free check, with the message `python -m deploy` prints.
