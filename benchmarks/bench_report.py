@@ -21,14 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.causes import CAUSES  # noqa: E402
 from deploy.report import RENDERERS, Report, build_report, load, main  # noqa: E402
-from deploy.timings import Phase, PhaseTiming  # noqa: E402
 from model.record import (  # noqa: E402
+    CAUSES,
     AppRecord,
     DeployRecord,
     FailureRecord,
     Outcome,
+    Phase,
+    PhaseTiming,
     write_record,
 )
 

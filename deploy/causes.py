@@ -1,35 +1,18 @@
 """Why a deploy failed: the failed resource's type and message, classified by one table (RULES).
 
-A failure is what the engine reported as failing (pulumi/pulumi v3.259):
-- an error diagnostic naming a resource, then a failed-operation event (`OnResourceStepPost` in
-  `pkg/engine/update.go`); the diagnostic's text is the provider's error (`GetResourceOperationFailedError`,
-  "%v", in `sdk/go/common/diag/errors.go`): for a Python dynamic provider the whole traceback
-  (`pulumi/dynamic/__main__.py` aborts with `traceback.format_exc()`);
-- an error diagnostic naming a resource with no step: its `check` refused the inputs
-  ("<type> resource '<name>' has a problem: <reason>", `issueCheckFailures` in `step_generator.go`);
-- an error diagnostic naming no resource: the program's own error (the Python host logs a `RunError`'s
-  text, then the engine adds "an unhandled error occurred: program exited with non-zero exit code: 1",
-  `pkg/resource/deploy/program_source.go`), or the engine's closing "update failed"
-  (`reportExecResult` in `deployment_executor.go`), which only repeats that something failed;
-- a policy event at the `mandatory` level.
-
-The deploy's cause is its first failure in stream order that is not such a repetition.
+What counts as a failure, and the engine's wording: docs/engine-rules.md#failure-causes.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from pulumi.automation.events import EngineEvent
 
 from components.argo_wait import HEALTH_PATH
-from deploy.stream import clean, exception_text, urn_name, urn_type
-from deploy.timings import app_of
-from model.config import NAMESPACE
+from deploy.events import INTERRUPTED, Event, app_of, clean, decode, exception_text, urn_name, urn_type
 from model.names import (
     APPLICATION_TYPE,
     DOCKER_IMAGE_TYPE,
@@ -38,22 +21,10 @@ from model.names import (
     REGISTRY_PREFLIGHT_TYPE,
     STACK_TYPE,
 )
+from model.record import Cause
 
-Cause = Literal["registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "other"]
-CAUSES: tuple[Cause, ...] = (
-    "registry-auth",
-    "registry-unreachable",
-    "lint",
-    "build",
-    "policy",
-    "sync",
-    "health",
-    "other",
-)
 PROGRAM = ""
 """The `type` of a failure that names no resource: the program's or the engine's own error."""
-REGISTRY_KEY = f"{NAMESPACE}:registry"
-"""The prelude event carries the stack's config; the registry host comes from this key."""
 SUMMARY_CHARS = 240
 
 
@@ -109,10 +80,6 @@ _APPLY_CONFLICT = _re(
 # line names what was missing.
 _AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
 _HEALTH_STATUS = _re(HEALTH_PATH.pattern)
-# An operation a cancel interrupted (Go's "context canceled"; pulumi-kubernetes' cancellationError,
-# await/error.go). `python -m deploy` cancels an update itself when Argo CD has reported a release
-# Degraded for its grace period (deploy/degraded.py): that Application's interrupted wait is `health`.
-_INTERRUPTED = _re(r"\bcontext canceled\b|\boperation was cancell?ed\b")
 _DEGRADED_STATUS = _re(HEALTH_PATH.pattern + r".*found\s*\W?Degraded")
 # sdk/go/common/diag/errors.go: a failed `check`.
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
@@ -133,13 +100,13 @@ RULES: tuple[Rule, ...] = (
         names_registry=True,
     ),
     Rule(
-        "other", (DOCKER_IMAGE_TYPE,), _INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"
+        "other", (DOCKER_IMAGE_TYPE,), INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"
     ),
     Rule("build", (DOCKER_IMAGE_TYPE,), _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
     Rule(
         "health",
         (APPLICATION_TYPE,),
-        _INTERRUPTED,
+        INTERRUPTED,
         "deploy/degraded.py: the deploy stopped a wait Argo CD reported Degraded",
         status=_DEGRADED_STATUS,
     ),
@@ -232,50 +199,35 @@ def _violation(message: str) -> str:
     return summary(detail[0]) if detail else ""
 
 
-def registry_host(events: Iterable[EngineEvent]) -> str | None:
+def registry_host(stream: Iterable[EngineEvent | Event]) -> str | None:
     """The stack's registry host, from the config the prelude event carries."""
-    for event in events:
-        prelude = event.prelude_event
-        if prelude is None:
-            continue
-        raw = prelude.config.get(REGISTRY_KEY) if isinstance(prelude.config, Mapping) else None
-        try:
-            value = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
-            return None
-        server = value.get("server") if isinstance(value, dict) else None
-        return server if isinstance(server, str) and server else None
-    return None
+    return next((e.registry for e in decode(stream) if e.kind == "prelude"), None)
 
 
-def failures(events: Sequence[EngineEvent]) -> list[Failure]:
+def failures(stream: Iterable[EngineEvent | Event]) -> list[Failure]:
     """Every failure of one `up`, in stream order, one per resource (and one per program error)."""
+    events = decode(stream)
     host = registry_host(events)
     status: dict[str, str] = {}
     messages: dict[str, list[str]] = {}
     order: list[tuple[str, str]] = []  # (kind, key): "resource" URN, "program" text, "policy" index
     policies: list[Failure] = []
-    for event in sorted(events, key=lambda e: e.sequence):
-        diag = event.diagnostic_event
-        if diag is not None:
-            text = clean(diag.message)
-            if diag.severity == "error" and text:
-                if diag.urn:
-                    if diag.urn not in messages:
-                        order.append(("resource", diag.urn))
-                    messages.setdefault(diag.urn, []).append(text)
-                else:
-                    order.append(("program", text))
-            elif diag.urn and diag.ephemeral and _AWAIT_WAITING.match(text):
-                status[diag.urn] = text
-        op_failed = event.res_op_failed_event
-        if op_failed is not None and op_failed.metadata.urn not in messages:
-            order.append(("resource", op_failed.metadata.urn))
-            messages[op_failed.metadata.urn] = []
-        policy = event.policy_event
-        if policy is not None and policy.enforcement_level == "mandatory":
-            urn = policy.resource_urn or None
-            message = f"{policy.policy_pack_name}/{policy.policy_name}: {_violation(policy.message)}"
+    for e in events:
+        if e.error and e.text:
+            if e.urn:
+                if e.urn not in messages:
+                    order.append(("resource", e.urn))
+                messages.setdefault(e.urn, []).append(e.text)
+            else:
+                order.append(("program", e.text))
+        elif e.kind == "diag" and e.urn and e.ephemeral and _AWAIT_WAITING.match(e.text):
+            status[e.urn] = e.text
+        elif e.kind == "failed" and e.urn not in messages:
+            order.append(("resource", e.urn))
+            messages[e.urn] = []
+        elif e.kind == "policy" and e.severity == "mandatory":
+            urn = e.urn or None
+            message = f"{e.policy}: {_violation(e.text)}"
             policies.append(Failure("policy", "policy", urn, app_of(urn) if urn else None, message))
             order.append(("policy", str(len(policies) - 1)))
     found: list[Failure] = []
@@ -301,12 +253,12 @@ def failures(events: Sequence[EngineEvent]) -> list[Failure]:
             if rule is not None and rule.status is _DEGRADED_STATUS:
                 # The error only says the wait was cut short; what failed is what Argo CD reported.
                 line = f"the deploy stopped the wait: {status[key]}"
-            cut_short = cause == "other" and bool(_INTERRUPTED.search(text))
+            cut_short = cause == "other" and bool(INTERRUPTED.search(text))
             found.append(Failure(cause, type_, key, app_of(key), line, interrupted=cut_short))
     return found
 
 
-def cause_of(events: Sequence[EngineEvent]) -> Failure | None:
+def cause_of(events: Iterable[EngineEvent | Event]) -> Failure | None:
     """The deploy's cause: the first failure that is not a mere repetition or an interruption (then the
     first that is not a repetition, then the first at all)."""
     found = failures(events)

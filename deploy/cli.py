@@ -14,19 +14,10 @@ from pathlib import Path
 from typing import TextIO
 
 from deploy import report
+from deploy.commands import STALE_AFTER, UpOptions
+from deploy.outcome import EXIT_CODES, Exit
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
-from deploy.run import (
-    EXIT_BLOCKED,
-    EXIT_FAILED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    EXIT_ROLLBACK_FAILED,
-    EXIT_ROLLED_BACK,
-    EXIT_SETUP,
-    STALE_AFTER,
-    UpOptions,
-    deploy_up,
-)
+from deploy.run import deploy_up
 from model.failed_releases import RELEASE_REF
 from model.http_origin import redact_urls
 
@@ -51,29 +42,6 @@ UP_DESCRIPTION = (
     "ship again. At the end it prints each app's phase timings against gitops-deploy:deploy.budgetSeconds "
     "(also to $GITHUB_STEP_SUMMARY when set). Needs the Pulumi CLI on PATH. See docs/rollback.md."
 )
-EXIT_CODES: tuple[tuple[str, str], ...] = (
-    (str(EXIT_OK), "deployed"),
-    (str(EXIT_FAILED), "the update failed; nothing was rolled back"),
-    (
-        str(EXIT_SETUP),
-        "could not start: no Pulumi CLI on PATH, no such stack or one it cannot read (its passphrase "
-        "unset), no policy config, a bad option",
-    ),
-    (
-        str(EXIT_ROLLED_BACK),
-        "a release gate failed; the failed apps were rolled back and the release recorded",
-    ),
-    (str(EXIT_ROLLBACK_FAILED), "a release gate failed and the rollback failed too"),
-    (str(EXIT_BLOCKED), "an app would ship content that failed its health gate before: nothing was changed"),
-    (
-        str(EXIT_LOCKED),
-        "the stack is locked, another update is in progress, or an Argo CD operation this deploy did not "
-        "start did not end in time: nothing was changed",
-    ),
-    ("130, 143", "interrupted by SIGINT or SIGTERM; the stack's config was restored"),
-)
-
-
 HELP_WIDTH = 78
 
 
@@ -191,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _setup_error(out: TextIO, message: str) -> int:
     out.write(f"deploy: error: {message}\n")
-    return EXIT_SETUP
+    return Exit.SETUP
 
 
 def _stream(line: str) -> None:

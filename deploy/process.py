@@ -1,41 +1,6 @@
 """Run the Pulumi CLI for the Automation API; pass SIGINT/SIGTERM on to a running `pulumi up`, within bounds.
 
-GitHub Actions cancels a step (a manual cancel, or `timeout-minutes`) by sending SIGINT to the step's
-process, SIGTERM 7.5 s later and killing it 2.5 s after that (actions/runner src/Runner.Sdk/
-ProcessInvoker.cs, `CancelAndKillProcessTree`); only that process is signalled, so the workflow
-`exec`s the deploy. The Pulumi CLI cancels on its first SIGINT or SIGTERM and terminates on the
-second (pulumi/pulumi pkg/backend/cancellation_scope.go). So the deploy:
-
-- runs each CLI command in a process group of its own, so that a terminal's Ctrl-C reaches only the
-  deploy, which forwards it exactly once (the SDK's own runner leaves the CLI in the deploy's group);
-- forwards the first signal to a running `up` or `refresh` (a graceful cancel), and escalates with a
-  second one (terminate) after a grace period, or at once on a second signal; SIGKILL comes last;
-- cancels a running `up` the same way for its own reasons (`Interrupts.stop`: an app Degraded for the
-  grace period), and then goes on;
-- keeps its main thread able to run signal handlers while it waits (`wait_awake`);
-- never signals the short `pulumi config` commands that restore the stack's config afterwards;
-- handles SIGTERM like SIGINT, so the cleanup in `finally` always runs.
-
-The cancellation window (pulumi/pulumi v3.259): "first cancels, second terminates" holds only while the
-engine runs. `pkg/backend/diy/backend.go` takes the stack's lock in `Update` before `apply` opens the
-cancellation scope (`op.Scopes.NewScope`, just before `engine.Update`), and closes the scope once the
-display has shown the last event, before it writes the snapshot and history and `Unlock`s. Outside the
-scope nothing handles SIGINT/SIGTERM (`signal.Notify` is called only in cancellation_scope.go), so Go's
-default action kills the CLI: a DIY backend keeps its lock file, Pulumi Cloud an update in progress.
-The engine's events bound the scope from the inside: every event of an update is emitted within it
-(`pkg/engine/update.go`), the summary event ends the update's work. So, for an `up` streaming its events:
-
-- a signal before the first event, or after the summary event, is held: passed on once the first event
-  arrives, or when a second signal comes, or after `HOLD_S`; when the CLI exits first, the deploy just
-  stops at its next step. (Between the summary event and the scope's close the CLI has nothing left to
-  cancel.)
-- the deploy's own cancel (`stop`) is sent only between the first event and the summary event;
-- the deploy's own escalation (after the grace period) waits while a provider step that ignores a
-  cancel is in flight and within its bounded worst case. Python dynamic providers answer `Cancel` with
-  nothing (sdk/python/lib/pulumi/dynamic/__main__.py, `Cancel`), and the engine, once cancelled, starts
-  no step but waits for the ones in flight; a HealthCheck probing another app goes on for up to its worst
-  case (model/health_settings.py `budget_seconds`). Terminating before that leaves it pending.
-A command without an event stream (the `refresh` before a rollback) gets signals as they come.
+Why signals are held, forwarded once and escalated: docs/engine-rules.md#cli-signals-and-the-lock.
 """
 
 from __future__ import annotations
@@ -48,14 +13,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 from pulumi.automation import PulumiCommand
 from pulumi.automation._cmd import CommandResult, OnOutput, _fixup_path
 from pulumi.automation.errors import create_command_error
-from pulumi.automation.events import EngineEvent, OpType
+from pulumi.automation.events import OpType
 
-from deploy.timings import recognise
+from deploy.events import Event, recognise
+from model.errors import GitopsError
 from model.health_settings import MAX_BUDGET_SECONDS
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -73,7 +39,7 @@ HOLD_S = 10.0
 """Longest a signal is held while the CLI is outside its cancellation window (then it is passed on)."""
 STEP_MARGIN_S = 5.0
 """Added to a provider step's worst case: the provider call's own start-up and reply."""
-WORKING_OPS = frozenset({OpType.CREATE, OpType.UPDATE, OpType.CREATE_REPLACEMENT})
+WORKING_OPS = frozenset(op.value for op in (OpType.CREATE, OpType.UPDATE, OpType.CREATE_REPLACEMENT))
 """The steps in which a provider does its work (a HealthCheck probes), as opposed to deletes or reads."""
 UNKNOWN_STEP_BOUND_S = float(MAX_BUDGET_SECONDS)
 """The worst case of a step whose own is not known: the longest check any stack may configure."""
@@ -100,10 +66,10 @@ def health_step_bound(worst_cases: Mapping[str, float]) -> StepBound:
     return bound
 
 
-class Interrupted(Exception):
+class Interrupted(GitopsError):
     """The deploy was signalled: stop at the next step, restore config, exit with 128 + the signal."""
 
-    def __init__(self, message: str, events: Sequence[Any] = ()) -> None:
+    def __init__(self, message: str, events: Sequence[Event] = ()) -> None:
         super().__init__(message)
         self.events = list(events)
         """The engine events of the `up` the signal interrupted, for the deploy record."""
@@ -248,7 +214,7 @@ class Interrupts:
             self._holding = False
         self._cancel_timers()
 
-    def on_event(self, event: EngineEvent) -> None:
+    def on_event(self, event: Event) -> None:
         """Follow the running command's engine events (from the Automation API's event thread)."""
         with self._lock:
             if self._up is None:
@@ -258,21 +224,15 @@ class Interrupts:
                 if self._holding:
                     self._say("deploy: the Pulumi CLI's update has started; passing the signal on\n")
                     self._forward()
-            if event.summary_event is not None or event.cancel_event is not None:
+            if event.kind in ("summary", "cancel"):
                 self.window = "closed"
-            self._follow_step(event)
-
-    def _follow_step(self, event: EngineEvent) -> None:
-        """Note a provider step that outlasts a cancel as it starts, and forget it as it ends (lock held)."""
-        pre = event.resource_pre_event
-        if pre is not None and pre.metadata.op in WORKING_OPS:
-            bound = self.step_bound(pre.metadata.urn)
-            if bound is not None:
-                self._steps[pre.metadata.urn] = self.clock() + bound + STEP_MARGIN_S
-            return
-        for done in (event.res_outputs_event, event.res_op_failed_event):
-            if done is not None:
-                self._steps.pop(done.metadata.urn, None)
+            # A provider step that outlasts a cancel is noted as it starts, and forgotten as it ends.
+            if event.kind == "pre" and event.op in WORKING_OPS:
+                bound = self.step_bound(event.urn)
+                if bound is not None:
+                    self._steps[event.urn] = self.clock() + bound + STEP_MARGIN_S
+            elif event.kind in ("outputs", "failed"):
+                self._steps.pop(event.urn, None)
 
     def stop(self, why: str) -> bool:
         """Cancel the running command as a first Ctrl-C would, for the deploy's own reason.

@@ -32,8 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from deploy.causes import CAUSES, Cause
-from model.record import DeployRecord, RecordError, format_duration, read_record
+from model.record import CAUSES, Cause, DeployRecord, RecordError, format_duration, read_record
 from model.text import md_code, md_text, terminal
 
 EXIT_OK = 0

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from deploy.cli import POLICY_PACK, policy_config
-from deploy.run import STALE_AFTER
+from deploy.commands import STALE_AFTER
 from model.config import DEFAULT_BUDGET_SECONDS
 from model.stack_files import read_stack_config, stack_names
 from tests.support.example_project import COPY_IGNORED, make_example_project
