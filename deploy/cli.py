@@ -13,10 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
+from pulumi import automation
+
 from deploy import report
 from deploy.commands import STALE_AFTER, UpOptions
 from deploy.outcome import EXIT_CODES, Exit
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
+from deploy.pulumi_cli import DeployPulumiCommand
 from deploy.run import deploy_up
 from model.failed_releases import RELEASE_REF
 from model.http_origin import redact_urls
@@ -185,10 +188,6 @@ def _up(args: argparse.Namespace, out: TextIO) -> int:
     config = policy_config(args.stack)
     if not (work_dir / POLICY_PACK).is_dir() or not (work_dir / config).is_file():
         return _setup_error(out, f"policy pack config {config} not found in {work_dir}")
-    from pulumi import automation
-
-    from deploy.process import DeployPulumiCommand
-
     interrupts = Interrupts(out, cancel_grace_s=args.cancel_grace)
     with interrupts.installed():
         try:

@@ -6,7 +6,6 @@ Why signals are held, forwarded once and escalated: docs/engine-rules.md#cli-sig
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import threading
@@ -15,9 +14,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Literal, TextIO
 
-from pulumi.automation import PulumiCommand
-from pulumi.automation._cmd import CommandResult, OnOutput, _fixup_path
-from pulumi.automation.errors import create_command_error
 from pulumi.automation.events import OpType
 
 from deploy.events import Event, recognise
@@ -31,10 +27,6 @@ SIGTERM_GRACE_S = 5.0
 """The same after a first SIGTERM, whose sender usually kills soon after (GitHub: 2.5 s)."""
 KILL_AFTER_S = 2.0
 """After the terminate signal, how long before the CLI is killed."""
-WAKE_S = 0.1
-"""While the main thread waits for the CLI, it wakes this often to run signal handlers (wait_awake)."""
-TRACKED = ("up", "refresh")
-"""The commands signals are forwarded to: the ones that change the stack and can take minutes."""
 HOLD_S = 10.0
 """Longest a signal is held while the CLI is outside its cancellation window (then it is passed on)."""
 STEP_MARGIN_S = 5.0
@@ -48,10 +40,6 @@ Window = Literal["unknown", "before", "open", "closed"]
 """Where the tracked command stands, by its events: no events to tell, not yet started, running, done."""
 StepBound = Callable[[str], float | None]
 """A resource's bounded worst case (s) when its provider ignores a cancel, by URN; None otherwise."""
-
-
-def _no_bound(_urn: str) -> float | None:
-    return None
 
 
 def health_step_bound(worst_cases: Mapping[str, float]) -> StepBound:
@@ -78,10 +66,7 @@ class Interrupted(GitopsError):
 class Interrupts:
     """The signals a deploy received, and the one `pulumi up` (or `refresh`) they are forwarded to.
 
-    State shared with the timer threads (escalation, kill, the deploy's own cancel) changes under a
-    lock. The main thread takes it only with SIGINT/SIGTERM blocked, so its signal handler never waits
-    on a lock its own thread holds.
-    """
+    Shared state changes under a lock, which the main thread takes only with SIGINT/SIGTERM blocked."""
 
     def __init__(
         self,
@@ -95,23 +80,16 @@ class Interrupts:
         self.grace: dict[int, float] = {signal.SIGINT: cancel_grace_s, signal.SIGTERM: sigterm_grace_s}
         self.kill_after_s = kill_after_s
         self.received: list[int] = []
-        self.terminated = False
-        """The CLI was told to terminate (or killed): expect a lock or pending operations."""
-        self.stopped_by_deploy: str | None = None
-        """Why the deploy itself cancelled the current command (`stop`), or None."""
+        self.terminated = False  # the CLI was told to terminate (or killed): expect a lock
+        self.stopped_by_deploy: str | None = None  # why the deploy itself cancelled the command
         self._lock = threading.Lock()
         self._up: subprocess.Popen[str] | None = None
-        self._forwarded = 0
-        """How many of `received` were dealt with."""
-        self._to_cli = 0
-        """How many signals the current command got: the first cancels, the next terminates."""
+        self._forwarded = 0  # how many of `received` were dealt with
+        self._to_cli = 0  # signals the current command got: the first cancels, the next terminates
         self._timers: list[threading.Timer] = []
-        self.window: Window = "unknown"
-        """The current command's cancellation window, as its events show it."""
-        self.step_bound: StepBound = _no_bound
-        """Which provider steps outlast a cancel, and for how long (set from the stack's config)."""
-        self._steps: dict[str, float] = {}
-        """Provider steps in flight that ignore a cancel: URN -> when their worst case has passed."""
+        self.window: Window = "unknown"  # the command's cancellation window, as its events show it
+        self.step_bound: StepBound = lambda _urn: None  # provider steps that outlast a cancel
+        self._steps: dict[str, float] = {}  # such steps in flight: URN -> when their worst case passed
         self._holding = False
         self.clock: Callable[[], float] = time.monotonic
 
@@ -235,11 +213,8 @@ class Interrupts:
                 self._steps.pop(event.urn, None)
 
     def stop(self, why: str) -> bool:
-        """Cancel the running command as a first Ctrl-C would, for the deploy's own reason.
-
-        Not an interrupt: the deploy goes on afterwards (it rolls back). False when nothing is running
-        or the command was already signalled.
-        """
+        """Cancel the running command as a first Ctrl-C would, for the deploy's own reason (then go on);
+        False when nothing is running or the command was already signalled."""
         with self._lock:
             process = self._up
             if process is None or self._to_cli or process.poll() is not None:
@@ -334,98 +309,3 @@ def _signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def wait_awake(thread: threading.Thread) -> None:
-    """Join a thread while staying able to run signal handlers.
-
-    CPython runs a Python signal handler only in the main thread, between bytecodes. The kernel may
-    hand a process-directed signal to any thread that does not block it (the output readers, the
-    Automation API's gRPC threads); that thread's C handler only flags it, and a main thread asleep in
-    an untimed `join` would not look at the flag until the thread ends. For `up`, that is when the CLI
-    exits, which it never does without the signal the handler was to forward: a hang.
-    """
-    while thread.is_alive():
-        thread.join(WAKE_S)
-
-
-def wait_process(process: subprocess.Popen[str]) -> None:
-    """`process.wait()`, awake in the same way."""
-    while True:
-        try:
-            process.wait(WAKE_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-class DeployPulumiCommand(PulumiCommand):
-    """The Automation API's PulumiCommand, with each command in its own process group and `up` tracked.
-
-    `run` keeps the contract of `pulumi.automation._cmd.PulumiCommand.run` (SDK 3.272): the same
-    `--non-interactive` placement, environment and output handling, and `create_command_error`.
-    """
-
-    def __init__(self, interrupts: Interrupts) -> None:
-        super().__init__()
-        self.interrupts = interrupts
-
-    def run(
-        self,
-        args: list[str],
-        cwd: str,
-        additional_env: Mapping[str, str],
-        on_output: OnOutput | None = None,
-        on_error: OnOutput | None = None,
-    ) -> CommandResult:
-        """Run one CLI command; raise the Automation API's CommandError (or subclass) when it fails."""
-        sep_index = args.index("--") if "--" in args else len(args)
-        if "--non-interactive" not in args[:sep_index]:
-            args.insert(0, "--non-interactive")
-        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
-        if os.path.isabs(self.command):
-            env = _fixup_path(env, os.path.dirname(self.command))
-        tracked = len(args) > 1 and args[0] == "--non-interactive" and args[1] in TRACKED
-        streams_events = "--event-log" in (args[: args.index("--")] if "--" in args else args)
-        stdout_chunks: list[str] = []
-        stderr_chunks: list[str] = []
-
-        def consume(stream: TextIO, callback: OnOutput | None, chunks: list[str]) -> None:
-            for line in iter(stream.readline, ""):
-                stripped = line.rstrip()
-                if callback:
-                    callback(stripped)
-                chunks.append(stripped)
-            stream.close()
-
-        with subprocess.Popen(
-            [self.command, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-            process_group=0,
-        ) as process:
-            assert process.stdout is not None and process.stderr is not None
-            readers = [
-                threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks)),
-                threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks)),
-            ]
-            if tracked:
-                self.interrupts.attach(process, streams_events=streams_events)
-            try:
-                for reader in readers:
-                    reader.start()
-                for reader in readers:
-                    wait_awake(reader)
-                wait_process(process)
-            finally:
-                if tracked:
-                    self.interrupts.detach()
-        result = CommandResult(
-            stdout="\n".join(stdout_chunks), stderr="\n".join(stderr_chunks), code=process.returncode
-        )
-        if process.returncode != 0:
-            raise create_command_error(result)
-        return result

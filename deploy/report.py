@@ -1,19 +1,6 @@
-"""Summarize deploy records: per stack and overall, how often deploys succeed, why they fail, how long
-they take against their budget, and how long a stack takes to recover from a failed deploy.
+"""Summarize deploy records: per stack and overall, success, causes, duration against the budget, MTTR.
 
-Records are read from files or folders (searched recursively for *.json), for example the artifacts of
-CI runs downloaded with `gh run download`. A file that is not a deploy record, or is broken, is listed
-as skipped with the reason.
-
-Definitions (docs/deploy-records.md):
-- a failed deploy is any outcome but `succeeded` (`failed`, `rolled-back`, `rollback-failed`);
-- a cause's share is its count over the failed deploys;
-- median and p95 are over each deploy's wall clock; p95 is the nearest rank (the smallest duration with
-  at least 95% of deploys at or under it); over budget compares each deploy with its own budget;
-- recovery: per stack, in start order, a failed deploy after a success (or at the start) opens an
-  incident at its end time; the next succeeded deploy closes it at its end time. Mean time to recovery
-  is the mean over closed incidents; an incident still open at the end of the records is reported as
-  open, with the time it opened, and is not in the mean.
+The definitions: docs/deploy-records.md.
 """
 
 from __future__ import annotations
@@ -33,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model.record import CAUSES, Cause, DeployRecord, RecordError, format_duration, read_record
-from model.text import md_code, md_text, terminal
+from model.text import columns, fit, md_code, md_table, md_text, terminal
 
 EXIT_OK = 0
 """The report was written (skipped files, if any, are listed in it)."""
@@ -282,6 +269,7 @@ def render_json(report: Report) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+_CAUSE_COLUMNS = ("cause", "count", "share")
 _COLUMNS = ("deploys", "success", "rollbacks", "rb failed", "median", "p95", "budget", "over", "MTTR", "open")
 
 
@@ -307,27 +295,6 @@ def _rows(report: Report) -> list[tuple[str, Summary]]:
     return rows
 
 
-def _fit(name: str, width: int) -> str:
-    """A stack name or path cut from the left, where `org/project/` or the folders tell least."""
-    return name if len(name) <= width else "…" + name[len(name) - width + 1 :]
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int, left: int = 1) -> list[str]:
-    """The first `left` columns left-aligned (the first cut to fit), the rest right-aligned."""
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    widths[0] = max(min(widths[0], width - sum(widths[1:]) - 2 * (len(widths) - 1)), 6)
-    lines = []
-    for row in [headers, *rows]:
-        cells = [_fit(row[0], widths[0]), *row[1:]]
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i < left else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-        )
-    return lines
-
-
 def _header(report: Report) -> str:
     count = sum(s.deploys for s in report.stacks.values())
     skipped = f"; {len(report.skipped)} file(s) skipped" if report.skipped else ""
@@ -340,21 +307,26 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     rows = _rows(report)
     if rows:
         table = [[terminal(name), *_row(s)] for name, s in rows]
-        out += ["", *_table(["stack", *_COLUMNS], table, width)]
+        out += [
+            "",
+            *columns(["stack", *_COLUMNS], table, width, align="<" + ">" * len(_COLUMNS), cut_left=True),
+        ]
         cause_rows = [
             [terminal(name), c.cause, str(c.count), _percent(c.share)] for name, s in rows for c in s.causes
         ]
         if cause_rows:
             out += ["", "Failures by cause (share of failed deploys):"]
-            out += _table(["stack", "cause", "count", "share"], cause_rows, width, left=2)
+            out += columns(
+                ["stack", "cause", "count", "share"], cause_rows, width, align="<<>>", cut_left=True
+            )
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "Not recovered yet (the last deploy failed):"]
-            out += [_cut(f"  {terminal(name)}: failing since {_iso(t)}", width) for name, t in opened]
+            out += [fit(f"  {terminal(name)}: failing since {_iso(t)}", width) for name, t in opened]
     if report.skipped:
         out += ["", "Skipped:"]
         for s in report.skipped:
-            out.append("  " + _fit(terminal(str(s.path)), width - 2))
+            out.append("  " + fit(terminal(str(s.path)), width - 2, left=True))
             out += textwrap.wrap(
                 terminal(s.reason),
                 width,
@@ -365,10 +337,6 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     return "\n".join(line.rstrip() for line in out) + "\n"
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def render_markdown(report: Report) -> str:
     """The report as Markdown (for `$GITHUB_STEP_SUMMARY` or a PR comment)."""
     out = [f"### {_header(report)}"]
@@ -376,18 +344,12 @@ def render_markdown(report: Report) -> str:
     if rows:
         headers = ["stack", "deploys", "success", "rollbacks", "rollback failed", "median", "p95", "budget"]
         headers += ["over budget", "mean time to recovery", "open"]
-        out += ["", "| " + " | ".join(headers) + " |", "|:--|" + "--:|" * (len(headers) - 1)]
-        out += ["| " + " | ".join([md_text(name), *_row(s)]) + " |" for name, s in rows]
-        causes = [(name, c) for name, s in rows for c in s.causes]
+        table = [[md_text(name), *_row(s)] for name, s in rows]
+        out += ["", *md_table(headers, table, align="<" + ">" * (len(headers) - 1))]
+        causes = [[md_text(n), c.cause, str(c.count), _percent(c.share)] for n, s in rows for c in s.causes]
         if causes:
-            out += [
-                "",
-                "**Failures by cause** (share of failed deploys)",
-                "",
-                "| stack | cause | count | share |",
-            ]
-            out += ["|:--|:--|--:|--:|"]
-            out += [f"| {md_text(n)} | {c.cause} | {c.count} | {_percent(c.share)} |" for n, c in causes]
+            out += ["", "**Failures by cause** (share of failed deploys)", ""]
+            out += md_table(["stack", *_CAUSE_COLUMNS], causes, align="<<>>")
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "**Not recovered yet** (the last deploy failed):", ""]

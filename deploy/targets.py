@@ -1,12 +1,6 @@
 """Before the update: does each app's last known good digest, the one a rollback would pin, still exist?
 
-Registry retention can delete it: Harbor's tag retention and garbage collection both do. The check is a
-manifest HEAD per app (`HEAD /v2/<repo>/manifests/<digest>`, the distribution spec's "existing
-manifests" check) with the stack's own credentials, through the registry client the program's
-preflight uses (clients/registry.py): same auth flows, same scrubbing of every credential from
-what the registry says. Every request of the check shares the client's one deadline, TOTAL_DEADLINE_S
-(each also has the client's own timeout), so an unreachable, slow or trickling registry costs a warning,
-never a hang.
+A manifest HEAD per app, within one deadline: docs/engine-rules.md#rollback-targets.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import re
 import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -22,7 +22,7 @@ from jsonschema.exceptions import best_match
 
 from model.errors import GitopsError
 from model.files import FileRefused, read_bounded
-from model.text import columns, md_code, md_table, md_text, terminal
+from model.text import columns, fit, md_code, md_table, md_text, terminal
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""
@@ -115,74 +115,32 @@ class DeployRecord:
 _SECONDS = {"type": "integer", "minimum": 0}
 _TEXT = {"type": "string", "minLength": 1}
 _OPTIONAL_TEXT = {"type": ["string", "null"], "minLength": 1}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object with every one of `properties` required."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+_FAILURE = _object(
+    cause={"enum": list(CAUSES)}, during={"enum": ["release", "rollback"]}, app=_OPTIONAL_TEXT,
+    resource=_OPTIONAL_TEXT, message={"type": "string"},
+)  # fmt: skip
+_PHASE = _object(seconds=_SECONDS, outcome={"enum": list(PHASE_OUTCOMES)}, op=_TEXT)
+_APP = _object(
+    name=_TEXT, digestBefore=_OPTIONAL_TEXT, digestAfter=_OPTIONAL_TEXT, totalSeconds=_SECONDS,
+    phases={"type": "object", "propertyNames": {"enum": list(PHASES)}, "additionalProperties": _PHASE},
+)  # fmt: skip
+_RECORD = _object(
+    kind={"const": KIND}, version={"const": VERSION}, stack=_TEXT, startedAt=_TEXT, endedAt=_TEXT,
+    durationSeconds=_SECONDS, budgetSeconds={"type": "integer", "minimum": 1},
+    outcome={"enum": list(OUTCOMES)}, cause={"enum": [*CAUSES, None]},
+    failures={"type": "array", "items": _FAILURE}, apps={"type": "array", "items": _APP},
+)  # fmt: skip
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "gitops-deploy deploy record, version 1",
-    "type": "object",
-    "required": [
-        "kind",
-        "version",
-        "stack",
-        "startedAt",
-        "endedAt",
-        "durationSeconds",
-        "budgetSeconds",
-        "outcome",
-        "cause",
-        "failures",
-        "apps",
-    ],
-    "properties": {
-        "kind": {"const": KIND},
-        "version": {"const": VERSION},
-        "stack": _TEXT,
-        "startedAt": _TEXT,
-        "endedAt": _TEXT,
-        "durationSeconds": _SECONDS,
-        "budgetSeconds": {"type": "integer", "minimum": 1},
-        "outcome": {"enum": list(OUTCOMES)},
-        "cause": {"enum": [*CAUSES, None]},
-        "failures": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["cause", "during", "app", "resource", "message"],
-                "properties": {
-                    "cause": {"enum": list(CAUSES)},
-                    "during": {"enum": ["release", "rollback"]},
-                    "app": _OPTIONAL_TEXT,
-                    "resource": _OPTIONAL_TEXT,
-                    "message": {"type": "string"},
-                },
-            },
-        },
-        "apps": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name", "digestBefore", "digestAfter", "totalSeconds", "phases"],
-                "properties": {
-                    "name": _TEXT,
-                    "digestBefore": _OPTIONAL_TEXT,
-                    "digestAfter": _OPTIONAL_TEXT,
-                    "totalSeconds": _SECONDS,
-                    "phases": {
-                        "type": "object",
-                        "propertyNames": {"enum": list(PHASES)},
-                        "additionalProperties": {
-                            "type": "object",
-                            "required": ["seconds", "outcome", "op"],
-                            "properties": {
-                                "seconds": _SECONDS,
-                                "outcome": {"enum": list(PHASE_OUTCOMES)},
-                                "op": _TEXT,
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
+    **_RECORD,
     "if": {"properties": {"outcome": {"const": "succeeded"}}},
     "then": {"properties": {"cause": {"const": None}}},
     "else": {"properties": {"cause": {"enum": list(CAUSES)}}},
@@ -206,10 +164,7 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
         "budgetSeconds": record.budget_seconds,
         "outcome": record.outcome,
         "cause": record.cause,
-        "failures": [
-            {"cause": f.cause, "during": f.during, "app": f.app, "resource": f.resource, "message": f.message}
-            for f in record.failures
-        ],
+        "failures": [asdict(f) for f in record.failures],
         "apps": [
             {
                 "name": app.name,
@@ -227,7 +182,7 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
 
 
 def _moment(value: str, key: str) -> datetime:
-    shown = _shorten(repr(value), 60)
+    shown = fit(repr(value), 60)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -245,10 +200,6 @@ def _error_path(path: Sequence[Any]) -> str:
     return text.lstrip(".") or "the record"
 
 
-def _shorten(text: str, width: int = 200) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def from_json(data: Any) -> DeployRecord:
     """A DeployRecord from a decoded JSON document; RecordError naming what is wrong otherwise."""
     if not isinstance(data, dict):
@@ -258,13 +209,11 @@ def from_json(data: Any) -> DeployRecord:
         raise RecordError(f"not a deploy record: the JSON is {what}, not an object")
     kind = data.get("kind")
     if kind != KIND:
-        said = "has no kind" if kind is None else f"has kind {_shorten(repr(kind), 60)}"
+        said = "has no kind" if kind is None else f"has kind {fit(repr(kind), 60)}"
         raise RecordError(f"not a deploy record: it {said} (a deploy record has kind {KIND!r})")
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise RecordError(
-            f"broken deploy record: version is {_shorten(repr(version), 60)}, not a whole number"
-        )
+        raise RecordError(f"broken deploy record: version is {fit(repr(version), 60)}, not a whole number")
     if version > VERSION:
         raise RecordError(
             f"deploy record version {version} is newer than this tool reads (up to {VERSION}); "
@@ -274,7 +223,7 @@ def from_json(data: Any) -> DeployRecord:
     if errors:
         error = best_match(errors)
         raise RecordError(
-            f"broken deploy record: {_error_path(error.absolute_path)}: {_shorten(error.message)}"
+            f"broken deploy record: {_error_path(error.absolute_path)}: {fit(error.message, 200)}"
         )
     started = _moment(data["startedAt"], "startedAt")
     ended = _moment(data["endedAt"], "endedAt")
@@ -291,19 +240,10 @@ def from_json(data: Any) -> DeployRecord:
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise RecordError(f"broken deploy record: apps lists {', '.join(twice)} more than once")
-    return DeployRecord(
-        stack=data["stack"],
-        started_at=started,
-        ended_at=ended,
-        budget_seconds=int(data["budgetSeconds"]),
-        outcome=data["outcome"],
-        cause=data["cause"],
-        failures=tuple(
-            FailureRecord(f["cause"], f["during"], f["app"], f["resource"], f["message"])
-            for f in data["failures"]
-        ),
-        apps=apps,
-    )
+    keys = ("cause", "during", "app", "resource", "message")
+    failures = tuple(FailureRecord(*(f[k] for k in keys)) for f in data["failures"])
+    stack, budget, outcome, cause = data["stack"], int(data["budgetSeconds"]), data["outcome"], data["cause"]
+    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps)
 
 
 def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
@@ -337,7 +277,7 @@ def read_record(path: Path) -> DeployRecord:
     except json.JSONDecodeError as err:
         raise RecordError(f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
     except (ValueError, RecursionError) as err:
-        raise RecordError(f"not valid JSON: {_shorten(str(err) or type(err).__name__, 120)}") from None
+        raise RecordError(f"not valid JSON: {fit(str(err) or type(err).__name__, 120)}") from None
     return from_json(data)
 
 
@@ -357,14 +297,7 @@ def write_record(record: DeployRecord, path: Path) -> None:
 
 # --- the end-of-deploy table -------------------------------------------------------------------------
 
-_HEADERS: Mapping[Phase, str] = {
-    "preflight": "preflight",
-    "build": "build",
-    "image-size": "size",
-    "sync": "sync",
-    "health": "health",
-    "rollback": "rollback",
-}
+_HEADERS: Mapping[Phase, str] = {p: "size" if p == "image-size" else p for p in PHASES}
 _MARKS: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": "!", "unfinished": "~"}
 
 
