@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.report import RENDERERS, Report, build_report, load, main  # noqa: E402
+from deploy.figures import Report, build_report, load  # noqa: E402
+from deploy.report import RENDERERS, main  # noqa: E402
 from model.record import (  # noqa: E402
     CAUSES,
     AppRecord,
