@@ -22,6 +22,7 @@ from model.names import (
     STACK_TYPE,
 )
 from model.record import Cause
+from model.text import fit
 
 PROGRAM = ""
 """The `type` of a failure that names no resource: the program's or the engine's own error."""
@@ -49,14 +50,11 @@ def _re(pattern: str) -> re.Pattern[str]:
 
 
 _REGISTRY_CLIENT = (REGISTRY_PREFLIGHT_TYPE, IMAGE_SIZE_TYPE)
-# clients/registry.py: every RegistryError names its cause in these words.
 _REGISTRY_AUTH = _re(
     r"wrong credentials|no (push|pull) permission|no permission:|unsupported auth scheme|names no token realm"
     r"|token service \S+ (did not answer JSON|answered without a token)"
 )
 _REGISTRY_DOWN = _re(r"unreachable:|TLS [^:;]*failed|not a registry:|answered 5\d\d")
-# pulumi-docker v4.11.2 provider/image.go (processLogLine, getRegistryAuth) and the Docker daemon's
-# pull/push errors. A base image the build cannot pull is the build's problem, whatever the wording.
 _BASE_IMAGE = _re(r"pull access denied|manifest unknown|manifest for \S+ not found|not found: manifest")
 _DOCKER_AUTH = _re(
     r"authentication is required|unauthorized|denied: requested access|mismatched registry credentials"
@@ -66,70 +64,45 @@ _NETWORK = _re(
     r"dial tcp|connection refused|no such host|i/o timeout|TLS handshake timeout|x509:"
     r"|server gave HTTP response to HTTPS client"
 )
-# pulumi-kubernetes v4.32 provider/pkg/provider/provider.go wraps every await error in "failed to fully
-# initialize or become live"; provider/pkg/await/internal/awaiter.go keeps k8s's "timed out waiting for
-# the condition"; await/error.go words a cancelled wait.
 _AWAIT_CANCELLED = _re(r"operation was cancelled")
 _AWAIT_FAILED = _re(r"failed to fully initialize or become live|timed out waiting|failed to initialize")
 _APPLY_CONFLICT = _re(
     r"apply conflict|field conflict|the object has been modified|Operation cannot be fulfilled"
 )
-# provider/pkg/await/condition/jsonpath.go logs, as the resource's ephemeral status, "Waiting for
-# {<path>}=Healthy (found ...)" (or "... selected nothing") for a condition not met yet; all.go checks
-# the sync condition before the health one (components/argo_wait.py HEALTH_PATH), so the last such
-# line names what was missing.
+# An await status line, the last of which names the condition not met yet (jsonpath.go).
 _AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
 _HEALTH_STATUS = _re(HEALTH_PATH.pattern)
 _DEGRADED_STATUS = _re(HEALTH_PATH.pattern + r".*found\s*\W?Degraded")
-# sdk/go/common/diag/errors.go: a failed `check`.
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
-# clients/dockerlint.py and clients/hadolint.py: every LintError starts with one of these.
 _LINT = _re(r"^(Dockerfile lint failed|Dockerfile not found, so it cannot be linted|hadolint\b)")
 _ANY = _re(r"")
 
+_APP, _DOCKER, _HEALTH = (APPLICATION_TYPE,), (DOCKER_IMAGE_TYPE,), (HEALTH_CHECK_TYPE,)
+_K8S = "pulumi-kubernetes provider.go"
+# fmt: off
 RULES: tuple[Rule, ...] = (
     Rule("registry-auth", _REGISTRY_CLIENT, _REGISTRY_AUTH, "clients/registry.py"),
     Rule("registry-unreachable", _REGISTRY_CLIENT, _REGISTRY_DOWN, "clients/registry.py"),
-    Rule("build", (DOCKER_IMAGE_TYPE,), _BASE_IMAGE, "Docker daemon pull errors, via pulumi-docker"),
-    Rule("registry-auth", (DOCKER_IMAGE_TYPE,), _DOCKER_AUTH, "pulumi-docker provider/image.go"),
-    Rule(
-        "registry-unreachable",
-        (DOCKER_IMAGE_TYPE,),
-        _NETWORK,
-        "Docker daemon push errors, via pulumi-docker",
-        names_registry=True,
-    ),
-    Rule(
-        "other", (DOCKER_IMAGE_TYPE,), INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"
-    ),
-    Rule("build", (DOCKER_IMAGE_TYPE,), _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
-    Rule(
-        "health",
-        (APPLICATION_TYPE,),
-        INTERRUPTED,
-        "deploy/degraded.py: the deploy stopped a wait Argo CD reported Degraded",
-        status=_DEGRADED_STATUS,
-    ),
-    Rule("other", (APPLICATION_TYPE,), _AWAIT_CANCELLED, "pulumi-kubernetes await/error.go"),
-    Rule(
-        "health",
-        (APPLICATION_TYPE,),
-        _AWAIT_FAILED,
-        "pulumi-kubernetes provider.go, await/condition/jsonpath.go",
-        status=_HEALTH_STATUS,
-    ),
-    Rule(
-        "sync", (APPLICATION_TYPE,), _AWAIT_FAILED, "pulumi-kubernetes provider.go, await/internal/awaiter.go"
-    ),
-    Rule("sync", (APPLICATION_TYPE,), _APPLY_CONFLICT, "pulumi-kubernetes provider.go (handleSSAErr)"),
-    Rule("other", (HEALTH_CHECK_TYPE,), _CHECK_FAILED, "pulumi/pulumi sdk/go/common/diag/errors.go"),
-    Rule("health", (HEALTH_CHECK_TYPE,), _ANY, "components/health.py (HealthCheckFailed)"),
+    Rule("build", _DOCKER, _BASE_IMAGE, "Docker daemon pull errors, via pulumi-docker"),
+    Rule("registry-auth", _DOCKER, _DOCKER_AUTH, "pulumi-docker provider/image.go"),
+    Rule("registry-unreachable", _DOCKER, _NETWORK, "Docker daemon push errors, via pulumi-docker",
+         names_registry=True),
+    Rule("other", _DOCKER, INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"),
+    Rule("build", _DOCKER, _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
+    Rule("health", _APP, INTERRUPTED, "deploy/degraded.py: the deploy stopped a Degraded wait",
+         status=_DEGRADED_STATUS),
+    Rule("other", _APP, _AWAIT_CANCELLED, "pulumi-kubernetes await/error.go"),
+    Rule("health", _APP, _AWAIT_FAILED, f"{_K8S}, await/condition/jsonpath.go", status=_HEALTH_STATUS),
+    Rule("sync", _APP, _AWAIT_FAILED, f"{_K8S}, await/internal/awaiter.go"),
+    Rule("sync", _APP, _APPLY_CONFLICT, f"{_K8S} (handleSSAErr)"),
+    Rule("other", _HEALTH, _CHECK_FAILED, "pulumi/pulumi sdk/go/common/diag/errors.go"),
+    Rule("health", _HEALTH, _ANY, "components/health.py (HealthCheckFailed)"),
     Rule("lint", (PROGRAM,), _LINT, "clients/dockerlint.py, clients/hadolint.py"),
 )
+# fmt: on
 """First match wins; a failure no rule matches is `other` (policy violations are `policy`)."""
 
-# Lines that only repeat that something failed: pulumi/pulumi deployment_executor.go (reportExecResult)
-# and program_source.go (a program that exited after logging its own error).
+# Lines that only repeat that something failed (deployment_executor.go, program_source.go).
 _REPEAT = _re(
     r"\A((update|preview) failed"
     r"|an unhandled error occurred: program exited with non-zero exit code: -?\d+)\Z"
@@ -189,7 +162,7 @@ def summary(message: str) -> str:
         text = (f"{checked.group(1)}: " if checked.group(1) else "") + text[checked.end() :]
     text = exception_text(text)
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
+    return fit(line, SUMMARY_CHARS)
 
 
 def _violation(message: str) -> str:
@@ -210,8 +183,7 @@ def failures(stream: Iterable[EngineEvent | Event]) -> list[Failure]:
     host = registry_host(events)
     status: dict[str, str] = {}
     messages: dict[str, list[str]] = {}
-    order: list[tuple[str, str]] = []  # (kind, key): "resource" URN, "program" text, "policy" index
-    policies: list[Failure] = []
+    order: list[Failure | tuple[str, str]] = []  # a violation, or ("resource", URN) or ("program", text)
     for e in events:
         if e.error and e.text:
             if e.urn:
@@ -228,13 +200,14 @@ def failures(stream: Iterable[EngineEvent | Event]) -> list[Failure]:
         elif e.kind == "policy" and e.severity == "mandatory":
             urn = e.urn or None
             message = f"{e.policy}: {_violation(e.text)}"
-            policies.append(Failure("policy", "policy", urn, app_of(urn) if urn else None, message))
-            order.append(("policy", str(len(policies) - 1)))
+            order.append(Failure("policy", "policy", urn, app_of(urn) if urn else None, message))
     found: list[Failure] = []
-    for kind, key in order:
-        if kind == "policy":
-            found.append(policies[int(key)])
-        elif kind == "program":
+    for item in order:
+        if isinstance(item, Failure):
+            found.append(item)
+            continue
+        kind, key = item
+        if kind == "program":
             cause = classify(PROGRAM, key)
             found.append(Failure(cause, PROGRAM, None, None, summary(key), repeat=bool(_REPEAT.match(key))))
         elif urn_type(key) == STACK_TYPE:

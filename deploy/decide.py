@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pulumi.automation.events import EngineEvent
 
 from deploy.events import INTERRUPTED, Event, app_of, clean, decode, exception_text, urn_name
 from deploy.view import APPS_KEY, AppEntry
-from model.image_ref import is_repo_digest
 from model.names import APPLICATION_TYPE, HEALTH_CHECK_TYPE, STACK_TYPE
 
 # A pulumi-kubernetes await that ran out of time (docs/engine-rules.md#engine-events).
@@ -125,9 +124,8 @@ def classify(
 ) -> Verdict:
     """Sort a failed `up`'s failures into health failures (per app) and everything else.
 
-    `degraded` (app -> (Application URN, report)) names the apps the deploy stopped the update for,
-    Argo CD having reported them Degraded for the grace period. That cancel is the deploy's own: it is
-    not a cancellation, and what it interrupted is listed in `interrupted`, not as failures.
+    `degraded` (app -> (Application URN, report)): the apps the deploy itself stopped the update for;
+    what that cancel interrupted is `interrupted`, not a failure.
     """
     events, apps = decode(stream), tuple(apps)
     stopped = dict(degraded or {})
@@ -187,20 +185,6 @@ def built_digests(stream: Iterable[EngineEvent | Event], apps: Iterable[str]) ->
     }
 
 
-def last_known_good(outputs: Mapping[str, Any]) -> dict[str, str]:
-    """Each app's digest that passed its health gate, from the stack's `apps` output, by app name."""
-    apps = outputs.get("apps")
-    apps = getattr(apps, "value", apps)  # an automation OutputValue, or the plain value
-    if not isinstance(apps, Mapping):
-        return {}
-    good: dict[str, str] = {}
-    for name, app in apps.items():
-        digest = app.get("imageDigest") if isinstance(app, Mapping) else None
-        if is_repo_digest(digest):
-            good[str(name)] = digest
-    return good
-
-
 @dataclass(frozen=True)
 class Pin:
     """Pin one app to its last known good digest for the rollback `up`."""
@@ -226,11 +210,8 @@ def plan_rollback(
     entries: Mapping[str, AppEntry],
     missing: Mapping[str, str] | None = None,
 ) -> RollbackPlan:
-    """Pin each app that failed its health gate to its last known good digest, where there is one.
-
-    `missing` (app -> reason) names apps whose last known good digest the registry no longer has
-    (deploy/targets.py): pinning it would deploy an image no node can pull.
-    """
+    """Pin each app that failed its health gate to its last known good digest, where there is one and
+    the registry still has it (`missing`: app -> why not)."""
     pins: list[Pin] = []
     stuck: list[str] = []
     gone = dict(missing or {})
