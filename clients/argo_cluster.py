@@ -1,17 +1,6 @@
 """Read and patch Argo CD Applications with the stack's own Kubernetes provider settings.
 
-Which cluster and credentials: the ones the program's Application resources use (components/deployment.py
-`_providers`). With `gitops-deploy:argocd.context` set, an explicit provider with that context, whose
-kubeconfig is the Python SDK's default, $KUBECONFIG (pulumi_kubernetes/provider.py). Otherwise the
-default provider, configured from the stack's `kubernetes:kubeconfig` and `kubernetes:context`. As
-pulumi-kubernetes v4.32 reads them (provider/pkg/provider/provider.go `Configure`, util.go
-`parseKubeconfigString`): the kubeconfig is a path (`~` expanded) when such a file exists, else the
-kubeconfig's own text; when unset, client-go's default loading rules ($KUBECONFIG, a list of paths,
-else ~/.kube/config).
-
-The client is the official `kubernetes` package; every request has `_request_timeout`, no request is
-retried by urllib3, and each call runs under a deadline (an exec credential plugin included). Nothing
-of the kubeconfig (its text, its path, a token) is ever in a message: errors are our own words.
+Which cluster and credentials, as pulumi-kubernetes reads them: docs/engine-rules.md#the-cluster-client.
 """
 
 from __future__ import annotations

@@ -133,7 +133,8 @@ class Interrupts:
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.received.append(signum)
         name = signal.Signals(signum).name
-        with self._lock:
+        # Blocked: a second signal during this handler (in a timer's start) would wait on the lock held here.
+        with _signals_blocked(), self._lock:
             if self._up is None:
                 # Left for `attach`, should a command start before the deploy checks again.
                 self._say(f"deploy: {name} received; stopping after the current step\n")
