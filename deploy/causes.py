@@ -200,7 +200,7 @@ def failures(stream: Iterable[EngineEvent | Event]) -> list[Failure]:
         elif e.kind == "policy" and e.severity == "mandatory":
             urn = e.urn or None
             message = f"{e.policy}: {_violation(e.text)}"
-            order.append(Failure("policy", "policy", urn, app_of(urn) if urn else None, message))
+            order.append(Failure("policy", "policy", urn, e.app, message))
     found: list[Failure] = []
     for item in order:
         if isinstance(item, Failure):

@@ -178,11 +178,7 @@ def pending_operations(stream: Iterable[EngineEvent | Event]) -> list[str]:
 def built_digests(stream: Iterable[EngineEvent | Event], apps: Iterable[str]) -> dict[str, str]:
     """Each app's digest that the update pushed, from its docker Image's outputs event."""
     known = set(apps)
-    return {
-        app: e.digest
-        for e in decode(stream)
-        if e.digest is not None and (app := app_of(e.urn)) is not None and app in known
-    }
+    return {e.app: e.digest for e in decode(stream) if e.digest is not None and e.app in known}
 
 
 @dataclass(frozen=True)

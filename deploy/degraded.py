@@ -17,7 +17,7 @@ from pulumi.automation.events import EngineEvent
 
 from components.argo_wait import HEALTH_PATH
 from deploy.argo_status import Health
-from deploy.events import Event, app_of, event
+from deploy.events import Event, event
 from model.names import APPLICATION_TYPE
 
 # jsonpath.go's three status messages for a condition of the wait.
@@ -104,11 +104,10 @@ class DegradedWatch:
         if e.step:
             self._clear(e.urn)
             return
-        app = app_of(e.urn)
-        if e.kind != "diag" or e.severity == "error" or app is None or app not in self.apps:
+        if e.kind != "diag" or e.severity == "error" or e.app is None or e.app not in self.apps:
             return
         if DEGRADED_LINE.search(e.text):
-            self._degraded(app, e.urn, e.text)
+            self._degraded(e.app, e.urn, e.text)
         elif STATUS_LINE.search(e.text):
             self._clear(e.urn)
 

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pulumi.automation.events import EngineEvent
 
@@ -151,6 +151,10 @@ class Event:
     """The repo digest a docker Image's outputs carry."""
     registry: str | None = None
     """The prelude's registry host."""
+    app: str | None = None
+    """The app the resource belongs to (`app_of`)."""
+    phase: Phase | None = None
+    """The phase the resource times (`recognise`)."""
 
     @property
     def error(self) -> bool:
@@ -173,6 +177,12 @@ def _registry(config: object) -> str | None:
     return server if isinstance(server, str) and server else None
 
 
+def _decoded(urn: str) -> dict[str, Any]:
+    """The app and phase of a resource's URN: the one place URNs are decoded."""
+    found = recognise(urn) if urn else None
+    return {"app": app_of(urn) if urn else None, "phase": found.phase if found is not None else None}
+
+
 def event(raw: EngineEvent | Event) -> Event:
     """The deploy's record of one engine event."""
     if isinstance(raw, Event):
@@ -190,17 +200,18 @@ def event(raw: EngineEvent | Event) -> Event:
             if kind == "outputs" and meta.type == DOCKER_IMAGE_TYPE and meta.new is not None:
                 found = (meta.new.outputs or {}).get("repoDigest")
                 digest = found if is_repo_digest(found) else None
-            return Event(kind, *at, urn=meta.urn, type=meta.type, op=meta.op.value, digest=digest)
+            return Event(kind, *at, meta.urn, meta.type, meta.op.value, digest=digest, **_decoded(meta.urn))
     if (diag := raw.diagnostic_event) is not None:
         urn = diag.urn or ""
         return Event(
             "diag", *at, urn=urn, type=urn_type(urn), severity=diag.severity,
-            ephemeral=bool(diag.ephemeral), text=clean(diag.message),
+            ephemeral=bool(diag.ephemeral), text=clean(diag.message), **_decoded(urn),
         )  # fmt: skip
     if (policy := raw.policy_event) is not None:
+        urn = policy.resource_urn or ""
         return Event(
-            "policy", *at, urn=policy.resource_urn or "", severity=policy.enforcement_level,
-            text=policy.message, policy=f"{policy.policy_pack_name}/{policy.policy_name}",
+            "policy", *at, urn=urn, severity=policy.enforcement_level, text=policy.message,
+            policy=f"{policy.policy_pack_name}/{policy.policy_name}", app=app_of(urn) if urn else None,
         )  # fmt: skip
     if raw.stdout_event is not None:
         return Event("stdout", *at, text=clean(raw.stdout_event.message))

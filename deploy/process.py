@@ -16,7 +16,7 @@ from typing import Literal, TextIO
 
 from pulumi.automation.events import OpType
 
-from deploy.events import Event, recognise
+from deploy.events import Event
 from model.errors import GitopsError
 from model.health_settings import MAX_BUDGET_SECONDS
 
@@ -38,18 +38,17 @@ UNKNOWN_STEP_BOUND_S = float(MAX_BUDGET_SECONDS)
 
 Window = Literal["unknown", "before", "open", "closed"]
 """Where the tracked command stands, by its events: no events to tell, not yet started, running, done."""
-StepBound = Callable[[str], float | None]
-"""A resource's bounded worst case (s) when its provider ignores a cancel, by URN; None otherwise."""
+StepBound = Callable[[Event], float | None]
+"""A step's bounded worst case (s) when its provider ignores a cancel; None otherwise."""
 
 
 def health_step_bound(worst_cases: Mapping[str, float]) -> StepBound:
     """Each app's HealthCheck (a Python dynamic provider) runs for up to its check's worst case."""
 
-    def bound(urn: str) -> float | None:
-        found = recognise(urn)
-        if found is None or found.phase != "health" or found.app is None:
+    def bound(step: Event) -> float | None:
+        if step.phase != "health" or step.app is None:
             return None
-        return worst_cases.get(found.app, UNKNOWN_STEP_BOUND_S)
+        return worst_cases.get(step.app, UNKNOWN_STEP_BOUND_S)
 
     return bound
 
@@ -88,7 +87,7 @@ class Interrupts:
         self._to_cli = 0  # signals the current command got: the first cancels, the next terminates
         self._timers: list[threading.Timer] = []
         self.window: Window = "unknown"  # the command's cancellation window, as its events show it
-        self.step_bound: StepBound = lambda _urn: None  # provider steps that outlast a cancel
+        self.step_bound: StepBound = lambda _step: None  # provider steps that outlast a cancel
         self._steps: dict[str, float] = {}  # such steps in flight: URN -> when their worst case passed
         self._holding = False
         self.clock: Callable[[], float] = time.monotonic
@@ -207,7 +206,7 @@ class Interrupts:
                 self.window = "closed"
             # A provider step that outlasts a cancel is noted as it starts, and forgotten as it ends.
             if event.kind == "pre" and event.op in WORKING_OPS:
-                bound = self.step_bound(event.urn)
+                bound = self.step_bound(event)
                 if bound is not None:
                     self._steps[event.urn] = self.clock() + bound + STEP_MARGIN_S
             elif event.kind in ("outputs", "failed"):

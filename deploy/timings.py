@@ -11,7 +11,7 @@ from itertools import pairwise
 
 from pulumi.automation.events import EngineEvent, OpType
 
-from deploy.events import Event, bounds, decode, recognise
+from deploy.events import Event, Recognised, bounds, decode
 from model.record import PHASES, Phase, PhaseOutcome, PhaseTiming
 
 # Steps that remove or forget a resource: not part of shipping a release, so not timed.
@@ -63,6 +63,7 @@ class _Step:
     """One resource's work within one `up`, as its events show it."""
 
     urn: str
+    found: Recognised | None
     check_start: int
     """When the step generator was free to check it: the previous pre event (or the `up`'s start)."""
     start: int | None = None
@@ -84,7 +85,7 @@ def _steps(events: Sequence[Event]) -> dict[str, _Step]:
         ts = e.timestamp
         if e.kind == "pre":
             if e.op not in _NOT_WORK:
-                step = steps.setdefault(e.urn, _Step(e.urn, last_pre))
+                step = steps.setdefault(e.urn, _Step(e.urn, _recognised(e), last_pre))
                 if step.start is None or step.checked_out:
                     step.start, step.op, step.end, step.checked_out = ts, e.op, None, False
                     step.outcome = "unfinished"
@@ -96,15 +97,19 @@ def _steps(events: Sequence[Event]) -> dict[str, _Step]:
                 if done.outcome != "failed":
                     done.outcome = "succeeded"
         elif e.kind == "failed":
-            failed = steps.setdefault(e.urn, _Step(e.urn, last_pre, start=ts, op=e.op))
+            failed = steps.setdefault(e.urn, _Step(e.urn, _recognised(e), last_pre, start=ts, op=e.op))
             failed.end, failed.outcome = ts, "failed"
         elif e.error and e.urn and e.urn not in steps:
             # An error before any step: the provider's check refused the inputs.
-            steps[e.urn] = _Step(e.urn, last_pre, last_pre, ts, CHECK_OP, "failed", checked_out=True)
+            steps[e.urn] = _Step(e.urn, _recognised(e), last_pre, last_pre, ts, CHECK_OP, "failed", True)
     for step in steps.values():
         if step.start is not None and step.end is None:
             step.end = span.end
     return steps
+
+
+def _recognised(e: Event) -> Recognised | None:
+    return Recognised(e.phase, None if e.phase == "preflight" else e.app) if e.phase is not None else None
 
 
 def _timing(step: _Step, start: int) -> PhaseTiming:
@@ -117,9 +122,8 @@ def _app_names(ups: Sequence[Sequence[Event]], extra: Iterable[str]) -> list[str
     names: dict[str, None] = {}
     for events in ups:
         for e in events:
-            found = recognise(e.urn) if e.kind == "pre" else None
-            if found is not None and found.app is not None:
-                names.setdefault(found.app, None)
+            if e.kind == "pre" and e.app is not None:
+                names.setdefault(e.app, None)
     names.update(dict.fromkeys(extra))
     return list(names)
 
@@ -131,7 +135,7 @@ def _release_phases(
     preflight: PhaseTiming | None = None
     by_app: dict[str, dict[Phase, PhaseTiming]] = {}
     for step in steps.values():
-        found = recognise(step.urn)
+        found = step.found
         if found is None or step.start is None:
             continue
         if found.phase == "preflight":
@@ -150,7 +154,7 @@ def _rollbacks(ups: Sequence[Sequence[Event]], rolled_back: Collection[str]) -> 
             continue
         worked: dict[str, list[_Step]] = {}
         for step in _steps(events).values():
-            found = recognise(step.urn)
+            found = step.found
             if found is not None and found.app is not None and step.op != OpType.SAME.value:
                 worked.setdefault(found.app, []).append(step)
         for app in {*worked, *rolled_back}:
