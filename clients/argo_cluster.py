@@ -21,7 +21,8 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3 import exceptions as urllib3_errors
 
 from clients.http_bounds import DeadlineExceeded, call_within
-from model.config import NAMESPACE
+from model.config import NAMESPACE, ArgoCDConfig
+from model.errors import GitopsError
 
 REQUEST_TIMEOUT_S = (5.0, 10.0)
 """(connect, read) timeout of each request."""
@@ -31,13 +32,12 @@ GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 KUBECONFIG_KEY = "kubernetes:kubeconfig"
 CONTEXT_KEY = "kubernetes:context"
 ARGOCD_KEY = f"{NAMESPACE}:argocd"
-DEFAULT_ARGOCD_NAMESPACE = "argocd"
 
 T = TypeVar("T")
 _NOT_A_MAPPING = "the stack's kubeconfig is neither a file that exists nor a kubeconfig's YAML"
 
 
-class ClusterError(Exception):
+class ClusterError(GitopsError):
     """The cluster could not be reached or refused a request: one line, no credential in it."""
 
 
@@ -74,7 +74,7 @@ def target_from_config(values: Mapping[str, str | None], env: Mapping[str, str])
     """The provider settings of the stack's Applications, from its config values and the environment."""
     argocd = _argocd(values)
     namespace = argocd.get("namespace")
-    namespace = namespace if isinstance(namespace, str) and namespace else DEFAULT_ARGOCD_NAMESPACE
+    namespace = namespace if isinstance(namespace, str) and namespace else ArgoCDConfig().namespace
     env_path = env.get("KUBECONFIG") or None
     env_source = "$KUBECONFIG" if env_path else "~/.kube/config"
     explicit = argocd.get("context")

@@ -175,26 +175,21 @@ def read_view(
     for ref in allowed:
         if ref not in recorded:
             out.write(f"deploy: note: --allow-failed-release {ref}: no such failed release is recorded\n")
-    deploy = _deploy_config(values)
-    view = StackView(
-        values, last_known_good(outputs), record, entries, allowed=tuple(allowed), deploy=deploy,
-        operation_wait_s=deploy.operation_wait_seconds or 0, registry=registry_from_config(values),
-        cluster=target_from_config(values, os.environ),
-    )  # fmt: skip
     cfg = _parsed(values, work_dir)
-    if cfg is None:
-        return view
+    apps, root = (cfg.apps, cfg.project_dir) if cfg is not None else ((), work_dir)
     tags = {
         app.name: content_tag(
-            app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args,
-            root=cfg.project_dir,
+            app.image.context, app.image.dockerfile, app.image.platform, app.image.build_args, root=root
         )
-        for app in cfg.apps
+        for app in apps
         if app.image.pin is None
-    }  # fmt: skip
-    budgets = app_budgets(cfg)
+    }
+    deploy = _deploy_config(values)
+    budgets = app_budgets(cfg) if cfg is not None else ()
+    wait = int(budgets[0].before[0].seconds) if budgets else (deploy.operation_wait_seconds or 0)
     return StackView(
-        values, view.good, record, entries, tags, (*allowed, *cfg.allow_failed_releases), deploy,
-        int(budgets[0].before[0].seconds) if budgets else view.operation_wait_s,
-        {app.name: app.health.budget_seconds for app in cfg.apps}, view.registry, view.cluster,
+        values, last_known_good(outputs), record, entries, tags,
+        (*allowed, *(cfg.allow_failed_releases if cfg is not None else ())), deploy, wait,
+        {app.name: app.health.budget_seconds for app in apps}, registry_from_config(values),
+        target_from_config(values, os.environ),
     )  # fmt: skip
