@@ -7,7 +7,6 @@ import argparse
 import os
 import shutil
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from pulumi import automation
 
 from deploy import report
 from deploy.commands import STALE_AFTER, UpOptions
-from deploy.outcome import EXIT_CODES, Exit
+from deploy.outcome import Exit, exit_codes_help, wrapped
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
 from deploy.pulumi_cli import DeployPulumiCommand
 from deploy.run import deploy_up
@@ -45,25 +44,6 @@ UP_DESCRIPTION = (
     "ship again. At the end it prints each app's phase timings against gitops-deploy:deploy.budgetSeconds "
     "(also to $GITHUB_STEP_SUMMARY when set). Needs the Pulumi CLI on PATH. See docs/rollback.md."
 )
-HELP_WIDTH = 78
-
-
-def _wrapped(text: str) -> str:
-    return textwrap.fill(text, HELP_WIDTH)
-
-
-def _exit_codes_epilog(codes: Sequence[tuple[str, str]] = EXIT_CODES, what: str = "exit codes") -> str:
-    width = max(len(code) for code, _ in codes)
-    lines = [
-        textwrap.fill(
-            meaning,
-            HELP_WIDTH,
-            initial_indent=f"  {code.ljust(width)}  ",
-            subsequent_indent=" " * (width + 4),
-        )
-        for code, meaning in codes
-    ]
-    return f"{what}:\n" + "\n".join(lines)
 
 
 def policy_config(stack: str) -> str:
@@ -101,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="python -m deploy",
-        description=_wrapped(DESCRIPTION),
-        epilog=f"{_exit_codes_epilog(what='exit codes of up')}\n\n"
-        f"{_exit_codes_epilog(report.EXIT_CODES, 'exit codes of report')}\n\n"
+        description=wrapped(DESCRIPTION),
+        epilog=f"{exit_codes_help(what='exit codes of up')}\n\n"
+        f"{exit_codes_help(report.EXIT_CODES, 'exit codes of report')}\n\n"
         "See `python -m deploy up --help` and `python -m deploy report --help`.",
         formatter_class=raw,
     )
@@ -111,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser(
         "up",
         help="deploy a stack; roll apps that fail their release gate back; print the phase timings",
-        description=_wrapped(UP_DESCRIPTION),
-        epilog=_exit_codes_epilog(),
+        description=wrapped(UP_DESCRIPTION),
+        epilog=exit_codes_help(),
         formatter_class=raw,
     )
     up.add_argument("--stack", required=True, help="stack name, such as dev (or org/dev)")
@@ -152,8 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     summary = sub.add_parser(
         "report",
         help="summarize deploy records: success rate, failures by cause, duration against the budget, MTTR",
-        description=_wrapped(report.DESCRIPTION),
-        epilog=_exit_codes_epilog(report.EXIT_CODES) + "\n\nSee docs/deploy-records.md.",
+        description=wrapped(report.DESCRIPTION),
+        epilog=report.EPILOG,
         formatter_class=raw,
     )
     report.add_arguments(summary)

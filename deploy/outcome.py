@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,12 +58,31 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("130, 143", "interrupted by SIGINT or SIGTERM; the stack's config was restored"),
 )
 """`--help`'s list of exit codes, generated from Exit."""
+HELP_WIDTH = 78
 RECORD_OUTCOMES: Mapping[int, Outcome] = {
     Exit.OK: "succeeded",
     Exit.ROLLED_BACK: "rolled-back",
     Exit.ROLLBACK_FAILED: "rollback-failed",
 }
 """The deploy record's outcome of each exit code; any other code is `failed`."""
+
+
+def wrapped(text: str) -> str:
+    """A paragraph of `--help`."""
+    return textwrap.fill(text, HELP_WIDTH)
+
+
+def exit_codes_help(codes: Sequence[tuple[str, str]] = EXIT_CODES, what: str = "exit codes") -> str:
+    """`--help`'s list of exit codes and their meanings."""
+    width = max(len(code) for code, _ in codes)
+    indent = " " * (width + 4)
+    lines = [
+        textwrap.fill(
+            meaning, HELP_WIDTH, initial_indent=f"  {code.ljust(width)}  ", subsequent_indent=indent
+        )
+        for code, meaning in codes
+    ]
+    return f"{what}:\n" + "\n".join(lines)
 
 
 @dataclass

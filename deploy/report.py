@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from deploy.figures import Report, Summary, build_report, load
+from deploy.outcome import exit_codes_help, wrapped
 from model.record import format_duration
 from model.text import columns, fit, md_code, md_table, md_text, terminal
 
@@ -174,11 +175,9 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     (str(EXIT_NO_RECORDS), "no deploy record was found"),
     (str(EXIT_USAGE), "bad command line or a path that does not exist"),
 )
-EPILOG = (
-    "exit codes: "
-    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES)
-    + ". See docs/deploy-records.md."
-)
+
+
+EPILOG = exit_codes_help(EXIT_CODES) + "\n\nSee docs/deploy-records.md."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +194,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deploy report", description=DESCRIPTION, epilog=EPILOG)
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy report",
+        description=wrapped(DESCRIPTION),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return parser
 
