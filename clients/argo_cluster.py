@@ -115,46 +115,39 @@ class Applications:
         self._objects = k8s_client.CustomObjectsApi(api)
         self.namespace = namespace
 
+    def _call(self, what: str, fn: Callable[..., Any], name: str, *args: Any) -> Any:
+        """One request under the deadline; an ApiException is the caller's, anything else one line."""
+
+        def request() -> Any:
+            return fn(GROUP, VERSION, self.namespace, PLURAL, name, *args, _request_timeout=REQUEST_TIMEOUT_S)
+
+        try:
+            return _within(what, request)
+        except (ApiException, ClusterError):
+            raise
+        except Exception as exc:
+            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
+
     def get(self, name: str) -> dict[str, Any] | None:
         """The Application `name`, or None when there is none."""
         what = f"reading Application {self.namespace}/{name}"
-
-        def call() -> Any:
-            return self._objects.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT_S
-            )
-
         try:
-            found = _within(what, call)
+            found = self._call(what, self._objects.get_namespaced_custom_object, name)
         except ApiException as err:
             if err.status == 404:
                 return None
             raise _api_error(err, what) from None
-        except ClusterError:
-            raise
-        except Exception as exc:
-            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
         return found if isinstance(found, dict) else None
 
     def merge_patch(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Apply a JSON merge patch (`application/merge-patch+json`, the client's type for custom objects)."""
         what = f"patching Application {self.namespace}/{name}"
-
-        def call() -> Any:
-            return self._objects.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, dict(patch), _request_timeout=REQUEST_TIMEOUT_S
-            )
-
         try:
-            done = _within(what, call)
+            done = self._call(what, self._objects.patch_namespaced_custom_object, name, dict(patch))
         except ApiException as err:
             if err.status == 409:
                 raise Conflict(f"{what}: the Application changed meanwhile (409 Conflict)") from None
             raise _api_error(err, what) from None
-        except ClusterError:
-            raise
-        except Exception as exc:
-            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
         return done if isinstance(done, dict) else {}
 
     def close(self) -> None:
