@@ -18,18 +18,17 @@ from deploy.argo_ops import read_health, wait_for_operations
 from deploy.commands import UpOptions, UpResult, up
 from deploy.decide import Verdict, classify, pending_operations, rollback_problem
 from deploy.degraded import Degraded, DegradedWatch
-from deploy.events import Event
+from deploy.events import REGISTRY_KEY, Event
 from deploy.outcome import Exit, Run, finish
 from deploy.process import Interrupted, Interrupts, health_step_bound
 from deploy.rollback import record_key, roll_back
 from deploy.runtime_config import runtime_config
-from deploy.targets import check_targets, short
-from deploy.view import StackUnreadable, StackView, indent, last_known_good, read_view, stderr_of
+from deploy.targets import PASSWORD_KEY, check_targets, short
+from deploy.view import DEPLOY_KEY, StackUnreadable, StackView, indent, last_known_good, read_view, stderr_of
 from model.budget import OPERATION_WAIT_KEY
-from model.config import NAMESPACE
 from model.failed_releases import blocked, blocked_message
 
-_GRACE_KEY = f"{NAMESPACE}:deploy.degradedGraceSeconds"
+_GRACE_KEY = f"{DEPLOY_KEY}.degradedGraceSeconds"
 
 
 def _runbook(out: TextIO, stack: str, headline: str) -> None:
@@ -94,7 +93,7 @@ def _check_targets(view: StackView, out: TextIO, interrupts: Interrupts) -> dict
     if view.registry is None:
         out.write(
             "deploy: warning: rollback targets not checked: the stack's config lacks a usable "
-            f"{NAMESPACE}:registry or {NAMESPACE}:registryPassword (the update reports it)\n"
+            f"{REGISTRY_KEY} or {PASSWORD_KEY} (the update reports it)\n"
         )
         return {}
     missing: dict[str, str] = {}

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from clients.http_bounds import DeadlineExceeded, call_within
 from clients.registry import ACCEPT, RegistryClient, RegistryError, split_reference
+from deploy.events import REGISTRY_KEY
 from model.config import NAMESPACE, SECRET_KEYS
 
 REQUEST_TIMEOUT_S = 5.0
@@ -21,7 +22,6 @@ TOTAL_DEADLINE_S = 30.0
 _BACKSTOP_S = 1.0
 """The thread running the check is abandoned this long after the client's deadline, which ends every
 request itself; only a fault outside any request could still be running then."""
-REGISTRY_KEY = f"{NAMESPACE}:registry"
 PASSWORD_KEY = f"{NAMESPACE}:{SECRET_KEYS[0]}"
 
 Status = Literal["present", "missing", "unknown"]
