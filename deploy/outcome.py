@@ -14,6 +14,7 @@ from pulumi.automation.events import EngineEvent
 
 from deploy.causes import PROGRAM, cause_of, classify, failures, summary
 from deploy.events import Event
+from deploy.process import SIGNALS
 from deploy.timings import measure
 from model.config import DEFAULT_BUDGET_SECONDS
 from model.record import (
@@ -55,7 +56,10 @@ MEANINGS: Mapping[Exit, str] = {
 }
 EXIT_CODES: tuple[tuple[str, str], ...] = (
     *((str(int(code)), MEANINGS[code]) for code in Exit),
-    ("130, 143", "interrupted by SIGINT or SIGTERM; the stack's config was restored"),
+    (
+        ", ".join(str(128 + s) for s in SIGNALS),
+        f"interrupted by {' or '.join(s.name for s in SIGNALS)}; the stack's config was restored",
+    ),
 )
 """`--help`'s list of exit codes, generated from Exit."""
 HELP_WIDTH = 78
