@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pulumi.automation.events import EngineEvent
 
 from components.argo_wait import HEALTH_PATH
+from deploy.degraded import DEGRADED_LINE
 from deploy.events import INTERRUPTED, Event, app_of, clean, decode, exception_text, urn_name, urn_type
 from model.names import (
     APPLICATION_TYPE,
@@ -72,7 +73,6 @@ _APPLY_CONFLICT = _re(
 # An await status line, the last of which names the condition not met yet (jsonpath.go).
 _AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
 _HEALTH_STATUS = _re(HEALTH_PATH.pattern)
-_DEGRADED_STATUS = _re(HEALTH_PATH.pattern + r".*found\s*\W?Degraded")
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
 _LINT = _re(r"^(Dockerfile lint failed|Dockerfile not found, so it cannot be linted|hadolint\b)")
 _ANY = _re(r"")
@@ -90,7 +90,7 @@ RULES: tuple[Rule, ...] = (
     Rule("other", _DOCKER, INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"),
     Rule("build", _DOCKER, _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
     Rule("health", _APP, INTERRUPTED, "deploy/degraded.py: the deploy stopped a Degraded wait",
-         status=_DEGRADED_STATUS),
+         status=DEGRADED_LINE),
     Rule("other", _APP, _AWAIT_CANCELLED, "pulumi-kubernetes await/error.go"),
     Rule("health", _APP, _AWAIT_FAILED, f"{_K8S}, await/condition/jsonpath.go", status=_HEALTH_STATUS),
     Rule("sync", _APP, _AWAIT_FAILED, f"{_K8S}, await/internal/awaiter.go"),
@@ -223,7 +223,7 @@ def failures(stream: Iterable[EngineEvent | Event]) -> list[Failure]:
             rule = matching_rule(type_, text, registry_host=host, status=status.get(key))
             cause = rule.cause if rule is not None else "other"
             line = summary(text) or f"{type_} {urn_name(key)}: the operation failed"
-            if rule is not None and rule.status is _DEGRADED_STATUS:
+            if rule is not None and rule.status is DEGRADED_LINE:
                 # The error only says the wait was cut short; what failed is what Argo CD reported.
                 line = f"the deploy stopped the wait: {status[key]}"
             cut_short = cause == "other" and bool(INTERRUPTED.search(text))
