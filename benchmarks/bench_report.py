@@ -10,10 +10,18 @@ from pathlib import Path
 
 import _harness
 
-from deploy.causes import CAUSES
-from deploy.report import RENDERERS, build_report, load, main
-from deploy.timings import Phase, PhaseTiming
-from model.record import AppRecord, DeployRecord, FailureRecord, Outcome, write_record
+from deploy.figures import build_report, load
+from deploy.report import RENDERERS, main
+from model.record import (
+    CAUSES,
+    AppRecord,
+    DeployRecord,
+    FailureRecord,
+    Outcome,
+    Phase,
+    PhaseTiming,
+    write_record,
+)
 
 SIZES = (100, 1_000, 10_000)
 ROUNDS = 3

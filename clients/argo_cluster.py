@@ -1,17 +1,6 @@
 """Read and patch Argo CD Applications with the stack's own Kubernetes provider settings.
 
-Which cluster and credentials: the ones the program's Application resources use (components/deployment.py
-`_providers`). With `gitops-deploy:argocd.context` set, an explicit provider with that context, whose
-kubeconfig is the Python SDK's default, $KUBECONFIG (pulumi_kubernetes/provider.py). Otherwise the
-default provider, configured from the stack's `kubernetes:kubeconfig` and `kubernetes:context`. As
-pulumi-kubernetes v4.32 reads them (provider/pkg/provider/provider.go `Configure`, util.go
-`parseKubeconfigString`): the kubeconfig is a path (`~` expanded) when such a file exists, else the
-kubeconfig's own text; when unset, client-go's default loading rules ($KUBECONFIG, a list of paths,
-else ~/.kube/config).
-
-The client is the official `kubernetes` package; every request has `_request_timeout`, no request is
-retried by urllib3, and each call runs under a deadline (an exec credential plugin included). Nothing
-of the kubeconfig (its text, its path, a token) is ever in a message: errors are our own words.
+Which cluster and credentials, as pulumi-kubernetes reads them: docs/engine-rules.md#the-cluster-client.
 """
 
 from __future__ import annotations
@@ -33,6 +22,7 @@ from urllib3 import exceptions as urllib3_errors
 
 from clients.http_bounds import DeadlineExceeded, call_within
 from model.config_schema import ARGOCD_NAMESPACE, NAMESPACE
+from model.errors import GitopsError
 
 REQUEST_TIMEOUT_S = (5.0, 10.0)
 """(connect, read) timeout of each request."""
@@ -47,7 +37,7 @@ T = TypeVar("T")
 _NOT_A_MAPPING = "the stack's kubeconfig is neither a file that exists nor a kubeconfig's YAML"
 
 
-class ClusterError(Exception):
+class ClusterError(GitopsError):
     """The cluster could not be reached or refused a request: one line, no credential in it."""
 
 
@@ -125,46 +115,39 @@ class Applications:
         self._objects = k8s_client.CustomObjectsApi(api)
         self.namespace = namespace
 
+    def _call(self, what: str, fn: Callable[..., Any], name: str, *args: Any) -> Any:
+        """One request under the deadline; an ApiException is the caller's, anything else one line."""
+
+        def request() -> Any:
+            return fn(GROUP, VERSION, self.namespace, PLURAL, name, *args, _request_timeout=REQUEST_TIMEOUT_S)
+
+        try:
+            return _within(what, request)
+        except (ApiException, ClusterError):
+            raise
+        except Exception as exc:
+            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
+
     def get(self, name: str) -> dict[str, Any] | None:
         """The Application `name`, or None when there is none."""
         what = f"reading Application {self.namespace}/{name}"
-
-        def call() -> Any:
-            return self._objects.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, _request_timeout=REQUEST_TIMEOUT_S
-            )
-
         try:
-            found = _within(what, call)
+            found = self._call(what, self._objects.get_namespaced_custom_object, name)
         except ApiException as err:
             if err.status == 404:
                 return None
             raise _api_error(err, what) from None
-        except ClusterError:
-            raise
-        except Exception as exc:
-            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
         return found if isinstance(found, dict) else None
 
     def merge_patch(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Apply a JSON merge patch (`application/merge-patch+json`, the client's type for custom objects)."""
         what = f"patching Application {self.namespace}/{name}"
-
-        def call() -> Any:
-            return self._objects.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, dict(patch), _request_timeout=REQUEST_TIMEOUT_S
-            )
-
         try:
-            done = _within(what, call)
+            done = self._call(what, self._objects.patch_namespaced_custom_object, name, dict(patch))
         except ApiException as err:
             if err.status == 409:
                 raise Conflict(f"{what}: the Application changed meanwhile (409 Conflict)") from None
             raise _api_error(err, what) from None
-        except ClusterError:
-            raise
-        except Exception as exc:
-            raise ClusterError(f"{what}: {_transport_reason(exc)}") from None
         return done if isinstance(done, dict) else {}
 
     def close(self) -> None:

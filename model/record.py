@@ -1,32 +1,28 @@
 """The deploy record: one JSON document per deploy, its versioned shape, and the end-of-deploy table.
 
-`build_record` turns what the deploy knows (the events of each `up`, the digests before and after, the
-outcome) into a DeployRecord; `write_record` and `read_record` store and load it. Reading validates:
-anything that is not a deploy record, or is broken, raises RecordError with the reason, never anything
-else. docs/release.md describes every field.
+Reading validates: anything that is not a deploy record raises RecordError with the reason
+(docs/release.md describes every field).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
+import re
 import tempfile
 import textwrap
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
-from pulumi.automation.events import EngineEvent
 
-from deploy.causes import CAUSES, PROGRAM, Cause, cause_of, classify, failures, summary
-from deploy.timings import PHASE_OUTCOMES, PHASES, Phase, PhaseOutcome, PhaseTiming, measure
-from model.config_schema import DEFAULT_BUDGET_SECONDS
-from model.text import md_code, md_text, terminal
+from model.errors import GitopsError
+from model.files import FileRefused, read_bounded
+from model.text import columns, fit, md_code, md_table, md_text, terminal
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""
@@ -39,9 +35,26 @@ TABLE_WIDTH = 100
 Outcome = Literal["succeeded", "failed", "rolled-back", "rollback-failed"]
 OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "rolled-back", "rollback-failed")
 During = Literal["release", "rollback"]
+Cause = Literal["registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "other"]
+CAUSES: tuple[Cause, ...] = get_args(Cause)
+Phase = Literal["preflight", "build", "image-size", "sync", "health", "rollback"]
+PHASES: tuple[Phase, ...] = get_args(Phase)
+"""Every phase, in the order an app goes through them."""
+PhaseOutcome = Literal["succeeded", "failed", "unfinished"]
+PHASE_OUTCOMES: tuple[PhaseOutcome, ...] = ("succeeded", "failed", "unfinished")
 
 
-class RecordError(Exception):
+@dataclass(frozen=True)
+class PhaseTiming:
+    """How long one phase took, and how it ended."""
+
+    seconds: int
+    outcome: PhaseOutcome
+    op: str
+    """The engine's step (`create`, `update`, `same`, ...), `check` for a failed check, or `rollback`."""
+
+
+class RecordError(GitopsError):
     """A file or value that is not a readable deploy record; the message is the reason."""
 
 
@@ -102,74 +115,32 @@ class DeployRecord:
 _SECONDS = {"type": "integer", "minimum": 0}
 _TEXT = {"type": "string", "minLength": 1}
 _OPTIONAL_TEXT = {"type": ["string", "null"], "minLength": 1}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object with every one of `properties` required."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+_FAILURE = _object(
+    cause={"enum": list(CAUSES)}, during={"enum": ["release", "rollback"]}, app=_OPTIONAL_TEXT,
+    resource=_OPTIONAL_TEXT, message={"type": "string"},
+)  # fmt: skip
+_PHASE = _object(seconds=_SECONDS, outcome={"enum": list(PHASE_OUTCOMES)}, op=_TEXT)
+_APP = _object(
+    name=_TEXT, digestBefore=_OPTIONAL_TEXT, digestAfter=_OPTIONAL_TEXT, totalSeconds=_SECONDS,
+    phases={"type": "object", "propertyNames": {"enum": list(PHASES)}, "additionalProperties": _PHASE},
+)  # fmt: skip
+_RECORD = _object(
+    kind={"const": KIND}, version={"const": VERSION}, stack=_TEXT, startedAt=_TEXT, endedAt=_TEXT,
+    durationSeconds=_SECONDS, budgetSeconds={"type": "integer", "minimum": 1},
+    outcome={"enum": list(OUTCOMES)}, cause={"enum": [*CAUSES, None]},
+    failures={"type": "array", "items": _FAILURE}, apps={"type": "array", "items": _APP},
+)  # fmt: skip
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "gitops-deploy deploy record, version 1",
-    "type": "object",
-    "required": [
-        "kind",
-        "version",
-        "stack",
-        "startedAt",
-        "endedAt",
-        "durationSeconds",
-        "budgetSeconds",
-        "outcome",
-        "cause",
-        "failures",
-        "apps",
-    ],
-    "properties": {
-        "kind": {"const": KIND},
-        "version": {"const": VERSION},
-        "stack": _TEXT,
-        "startedAt": _TEXT,
-        "endedAt": _TEXT,
-        "durationSeconds": _SECONDS,
-        "budgetSeconds": {"type": "integer", "minimum": 1},
-        "outcome": {"enum": list(OUTCOMES)},
-        "cause": {"enum": [*CAUSES, None]},
-        "failures": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["cause", "during", "app", "resource", "message"],
-                "properties": {
-                    "cause": {"enum": list(CAUSES)},
-                    "during": {"enum": ["release", "rollback"]},
-                    "app": _OPTIONAL_TEXT,
-                    "resource": _OPTIONAL_TEXT,
-                    "message": {"type": "string"},
-                },
-            },
-        },
-        "apps": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["name", "digestBefore", "digestAfter", "totalSeconds", "phases"],
-                "properties": {
-                    "name": _TEXT,
-                    "digestBefore": _OPTIONAL_TEXT,
-                    "digestAfter": _OPTIONAL_TEXT,
-                    "totalSeconds": _SECONDS,
-                    "phases": {
-                        "type": "object",
-                        "propertyNames": {"enum": list(PHASES)},
-                        "additionalProperties": {
-                            "type": "object",
-                            "required": ["seconds", "outcome", "op"],
-                            "properties": {
-                                "seconds": _SECONDS,
-                                "outcome": {"enum": list(PHASE_OUTCOMES)},
-                                "op": _TEXT,
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
+    **_RECORD,
     "if": {"properties": {"outcome": {"const": "succeeded"}}},
     "then": {"properties": {"cause": {"const": None}}},
     "else": {"properties": {"cause": {"enum": list(CAUSES)}}},
@@ -193,10 +164,7 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
         "budgetSeconds": record.budget_seconds,
         "outcome": record.outcome,
         "cause": record.cause,
-        "failures": [
-            {"cause": f.cause, "during": f.during, "app": f.app, "resource": f.resource, "message": f.message}
-            for f in record.failures
-        ],
+        "failures": [asdict(f) for f in record.failures],
         "apps": [
             {
                 "name": app.name,
@@ -214,7 +182,7 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
 
 
 def _moment(value: str, key: str) -> datetime:
-    shown = _shorten(repr(value), 60)
+    shown = fit(repr(value), 60)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -232,10 +200,6 @@ def _error_path(path: Sequence[Any]) -> str:
     return text.lstrip(".") or "the record"
 
 
-def _shorten(text: str, width: int = 200) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def from_json(data: Any) -> DeployRecord:
     """A DeployRecord from a decoded JSON document; RecordError naming what is wrong otherwise."""
     if not isinstance(data, dict):
@@ -245,13 +209,11 @@ def from_json(data: Any) -> DeployRecord:
         raise RecordError(f"not a deploy record: the JSON is {what}, not an object")
     kind = data.get("kind")
     if kind != KIND:
-        said = "has no kind" if kind is None else f"has kind {_shorten(repr(kind), 60)}"
+        said = "has no kind" if kind is None else f"has kind {fit(repr(kind), 60)}"
         raise RecordError(f"not a deploy record: it {said} (a deploy record has kind {KIND!r})")
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise RecordError(
-            f"broken deploy record: version is {_shorten(repr(version), 60)}, not a whole number"
-        )
+        raise RecordError(f"broken deploy record: version is {fit(repr(version), 60)}, not a whole number")
     if version > VERSION:
         raise RecordError(
             f"deploy record version {version} is newer than this tool reads (up to {VERSION}); "
@@ -261,7 +223,7 @@ def from_json(data: Any) -> DeployRecord:
     if errors:
         error = best_match(errors)
         raise RecordError(
-            f"broken deploy record: {_error_path(error.absolute_path)}: {_shorten(error.message)}"
+            f"broken deploy record: {_error_path(error.absolute_path)}: {fit(error.message, 200)}"
         )
     started = _moment(data["startedAt"], "startedAt")
     ended = _moment(data["endedAt"], "endedAt")
@@ -278,19 +240,10 @@ def from_json(data: Any) -> DeployRecord:
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise RecordError(f"broken deploy record: apps lists {', '.join(twice)} more than once")
-    return DeployRecord(
-        stack=data["stack"],
-        started_at=started,
-        ended_at=ended,
-        budget_seconds=int(data["budgetSeconds"]),
-        outcome=data["outcome"],
-        cause=data["cause"],
-        failures=tuple(
-            FailureRecord(f["cause"], f["during"], f["app"], f["resource"], f["message"])
-            for f in data["failures"]
-        ),
-        apps=apps,
-    )
+    keys = ("cause", "during", "app", "resource", "message")
+    failures = tuple(FailureRecord(*(f[k] for k in keys)) for f in data["failures"])
+    stack, budget, outcome, cause = data["stack"], int(data["budgetSeconds"]), data["outcome"], data["cause"]
+    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps)
 
 
 def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
@@ -310,15 +263,11 @@ def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
 def read_record(path: Path) -> DeployRecord:
     """Load and validate one record file; RecordError with the reason for anything else."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            # A FIFO or a device could block the read forever.
-            raise RecordError("cannot be read: not a regular file")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_RECORD_BYTES + 1)
-    except OSError as err:
-        raise RecordError(f"cannot be read: {err.strerror or err}") from None
-    if len(raw) > MAX_RECORD_BYTES:
-        raise RecordError(f"not a deploy record: larger than {MAX_RECORD_BYTES // 1024} KiB")
+        raw = read_bounded(path, MAX_RECORD_BYTES)
+    except FileRefused as err:
+        if str(err).startswith("over "):
+            raise RecordError(f"not a deploy record: larger than {MAX_RECORD_BYTES // 1024} KiB") from None
+        raise RecordError(re.sub(r"^cannot be read \((.*)\)$", r"cannot be read: \1", str(err))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -328,7 +277,7 @@ def read_record(path: Path) -> DeployRecord:
     except json.JSONDecodeError as err:
         raise RecordError(f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
     except (ValueError, RecursionError) as err:
-        raise RecordError(f"not valid JSON: {_shorten(str(err) or type(err).__name__, 120)}") from None
+        raise RecordError(f"not valid JSON: {fit(str(err) or type(err).__name__, 120)}") from None
     return from_json(data)
 
 
@@ -346,83 +295,9 @@ def write_record(record: DeployRecord, path: Path) -> None:
         raise
 
 
-# --- building a record from what the deploy knows ----------------------------------------------------
-
-
-def _stamp(timestamp: int | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
-
-
-def build_record(
-    stack: str,
-    ups: Sequence[Sequence[EngineEvent]],
-    outcome: Outcome,
-    *,
-    digests_before: Mapping[str, str] | None = None,
-    digests_after: Mapping[str, str] | None = None,
-    started_at: datetime | None = None,
-    ended_at: datetime | None = None,
-    budget_seconds: int = DEFAULT_BUDGET_SECONDS,
-    rolled_back: Collection[str] = (),
-    error: str | None = None,
-) -> DeployRecord:
-    """The record of one deploy: `ups[0]` is the release, later ones its rollback.
-
-    Start and end default to the first and last event; `error` is the CLI's error text, classified when
-    a failed deploy's events show no failure (the update never started, for example).
-    """
-    if outcome not in OUTCOMES:
-        raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
-    if budget_seconds < 1:
-        raise ValueError(f"budget_seconds must be at least 1, got {budget_seconds}")
-    before, after = dict(digests_before or {}), dict(digests_after or {})
-    timings = measure(ups, apps=[*before, *after], rolled_back=rolled_back)
-    start = started_at or _stamp(timings.start) or datetime.now(UTC)
-    end = ended_at or _stamp(timings.end) or start
-    found: list[FailureRecord] = []
-    cause: Cause | None = None
-    if outcome != "succeeded":
-        for index, events in enumerate(ups):
-            during: During = "release" if index == 0 else "rollback"
-            listed = failures(events)
-            first = cause_of(events)
-            if cause is None and first is not None:
-                cause = first.cause
-            found.extend(
-                FailureRecord(f.cause, during, f.app, f.urn, f.message)
-                for f in listed
-                if not f.repeat or f is first
-            )
-        if cause is None:
-            text = error.strip() if error else ""
-            cause = classify(PROGRAM, text) if text else "other"
-            found.append(
-                FailureRecord(
-                    cause, "release", None, None, summary(text) or "the update failed before any engine event"
-                )
-            )
-    apps = tuple(
-        AppRecord(
-            t.app,
-            before.get(t.app),
-            after.get(t.app),
-            dict(t.phases),
-        )
-        for t in timings.apps
-    )
-    return DeployRecord(stack, start, max(end, start), budget_seconds, outcome, cause, tuple(found), apps)
-
-
 # --- the end-of-deploy table -------------------------------------------------------------------------
 
-_HEADERS: Mapping[Phase, str] = {
-    "preflight": "preflight",
-    "build": "build",
-    "image-size": "size",
-    "sync": "sync",
-    "health": "health",
-    "rollback": "rollback",
-}
+_HEADERS: Mapping[Phase, str] = {p: "size" if p == "image-size" else p for p in PHASES}
 _MARKS: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": "!", "unfinished": "~"}
 
 
@@ -476,23 +351,11 @@ def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
     rows = [[terminal(r[0]), *r[1:]] for r in _rows(record, _MARKS)]
     deploy = ["deploy", *([""] * len(PHASES)), format_duration(record.duration_seconds)]
     deploy.append(_verdict(record.duration_seconds, record.budget_seconds))
-    widths = [max(len(r[i]) for r in [headers, *rows, deploy]) for i in range(len(headers))]
-    room = width - sum(widths[1:]) - 2 * (len(widths) - 1)
-    widths[0] = max(min(widths[0], room), 4)
-
-    def line(cells: Sequence[str]) -> str:
-        name = cells[0] if len(cells[0]) <= widths[0] else cells[0][: widths[0] - 1] + "…"
-        parts = [name.ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1], strict=True)]
-        parts.append(cells[-1].ljust(widths[-1]))
-        return "  ".join(parts).rstrip()[:width]
-
     out = textwrap.wrap(
         terminal(f"gitops-deploy {record.stack}: {_headline(record)}"), width, break_on_hyphens=False
     )
-    out += [line(headers), *(line(r) for r in rows), line(deploy)]
-    marks = {p.outcome for a in record.apps for p in a.phases.values()}
-    legend = [f"{_MARKS[o]} {o}" for o in ("failed", "unfinished") if o in marks]
+    out += columns(headers, [*rows, deploy], width, align="<" + ">" * (len(PHASES) + 1) + "<")
+    legend = [f"{_MARKS[o]} {o}" for o in ("failed", "unfinished") if o in _used(record)]
     if legend:
         out.append("(" + ", ".join(legend) + ")")
     cause = _cause_line(record)
@@ -501,22 +364,21 @@ def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
     return "\n".join(out) + "\n"
 
 
+def _used(record: DeployRecord) -> set[PhaseOutcome]:
+    return {p.outcome for a in record.apps for p in a.phases.values()}
+
+
 def render_markdown(record: DeployRecord) -> str:
     """The same table as Markdown, for `$GITHUB_STEP_SUMMARY`."""
     marks: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": " ✗", "unfinished": " …"}
     headers = ["app", *(_HEADERS[p] for p in PHASES), "total", "verdict"]
-    out = [
-        f"### gitops-deploy {md_code(record.stack)}: {_headline(record)}",
-        "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join([":--", *(["--:"] * (len(headers) - 2)), ":--"]) + "|",
-    ]
-    for row in _rows(record, marks):
-        out.append("| " + " | ".join([md_text(row[0]), *row[1:]]) + " |")
+    rows = [[md_text(row[0]), *row[1:]] for row in _rows(record, marks)]
     total = format_duration(record.duration_seconds)
     verdict = _verdict(record.duration_seconds, record.budget_seconds)
-    out.append("| **deploy** | " + " | ".join([""] * len(PHASES)) + f" | **{total}** | **{verdict}** |")
-    used = {p.outcome for a in record.apps for p in a.phases.values()} - {"succeeded"}
+    rows.append(["**deploy**", *([""] * len(PHASES)), f"**{total}**", f"**{verdict}**"])
+    out = [f"### gitops-deploy {md_code(record.stack)}: {_headline(record)}", ""]
+    out += md_table(headers, rows, align="<" + ">" * (len(PHASES) + 1) + "<")
+    used = _used(record) - {"succeeded"}
     if used:
         out += ["", ", ".join(f"{marks[o].strip()} {o}" for o in ("failed", "unfinished") if o in used)]
     cause = _cause_line(record)

@@ -22,33 +22,21 @@ from pulumi.automation import OutputValue, UpdateSummary
 from pulumi.automation.events import EngineEvent
 
 from deploy import recovery
-from deploy.cli import EXIT_CODES, INSTALL_HINT, policy_config
+from deploy.cli import INSTALL_HINT, policy_config
 from deploy.decide import (
-    APPLICATION_TYPE,
-    HEALTH_CHECK_TYPE,
-    AppEntry,
-    app_entries,
-    app_of,
     built_digests,
     classify,
-    exception_text,
     is_await_timeout,
-    last_known_good,
     pending_operations,
     pin_key,
     plan_rollback,
     was_cancelled,
 )
+from deploy.events import app_of, exception_text
+from deploy.outcome import EXIT_CODES, Exit
 from deploy.report import EXIT_CODES as REPORT_EXIT_CODES
-from deploy.run import (
-    EXIT_BLOCKED,
-    EXIT_FAILED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    EXIT_ROLLBACK_FAILED,
-    EXIT_ROLLED_BACK,
-    EXIT_SETUP,
-)
+from deploy.view import AppEntry, app_entries, last_known_good
+from model.names import APPLICATION_TYPE, HEALTH_CHECK_TYPE
 from policy_check.simulate import Simulation
 from tests.support import engine_events
 from tests.support.engine_events import check_stream, events, read, urn
@@ -575,7 +563,7 @@ def test_help_says_what_the_deploy_does_its_commands_and_every_exit_code() -> No
         assert f"{code} {meaning}" in text, code
     # The codes the help promises are the ones the deploy returns.
     assert {int(c) for code, _ in EXIT_CODES for c in code.split(", ")} == {
-        EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_ROLLED_BACK, EXIT_ROLLBACK_FAILED, EXIT_BLOCKED, EXIT_LOCKED,
+        Exit.OK, Exit.FAILED, Exit.SETUP, Exit.ROLLED_BACK, Exit.ROLLBACK_FAILED, Exit.BLOCKED, Exit.LOCKED,
         128 + signal.SIGINT, 128 + signal.SIGTERM,
     }  # fmt: skip
 

@@ -22,10 +22,8 @@ from components.health import HealthCheckProvider
 from components.image_size import ImageSizeProvider
 from components.registry_preflight import RegistryPreflightProvider
 from deploy.causes import (
-    CAUSES,
     PROGRAM,
     RULES,
-    Cause,
     cause_of,
     classify,
     failures,
@@ -42,6 +40,7 @@ from model.names import (
     REGISTRY_PREFLIGHT_TYPE,
     SECRET_TYPE,
 )
+from model.record import CAUSES, Cause
 from tests.deploy.test_deploy_degraded import WEB_HEALTH
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.engine_events import check_failure_text, init_error_text, load_case

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from deploy.timings import PhaseTiming
+from deploy.outcome import build_record
+from model.config import DEFAULT_BUDGET_SECONDS
 from model.record import (
-    DEFAULT_BUDGET_SECONDS,
     KIND,
     MAX_RECORD_BYTES,
     SCHEMA,
@@ -22,8 +22,8 @@ from model.record import (
     AppRecord,
     DeployRecord,
     FailureRecord,
+    PhaseTiming,
     RecordError,
-    build_record,
     format_duration,
     from_json,
     read_record,

@@ -17,17 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deploy.figures import Loaded, build_report, load, p95
 from deploy.report import (
     EXIT_NO_RECORDS,
     EXIT_OK,
     EXIT_USAGE,
     RENDERERS,
     TABLE_WIDTH,
-    Loaded,
-    build_report,
-    load,
     main,
-    p95,
 )
 from model.record import DeployRecord, FailureRecord, RecordError, from_json, to_json, write_record
 

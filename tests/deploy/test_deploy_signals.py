@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from deploy.process import STEP_MARGIN_S, wait_awake
+from deploy.process import STEP_MARGIN_S
+from deploy.pulumi_cli import wait_awake
 from deploy.recovery import runbook
 from model.health_settings import worst_case_seconds
 from model.record import read_record

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from pulumi.automation.events import EngineEvent
 
-from deploy.timings import PHASES, DeployTimings, PhaseTiming, app_of, measure, recognise
+from deploy.events import app_of, recognise
+from deploy.timings import DeployTimings, measure
 from model.names import (
     APPLICATION_TYPE,
     DOCKER_IMAGE_TYPE,
@@ -20,6 +21,7 @@ from model.names import (
     NAMESPACE_PATCH_TYPE,
     REGISTRY_PREFLIGHT_TYPE,
 )
+from model.record import PHASES, PhaseTiming
 from policy_check.simulate import Simulation
 from tests.support.engine_events import CASES, T0, check_stream, engine_urns, load_case, read, up_paths
 

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from deploy.cli import POLICY_PACK, policy_config
-from deploy.run import DEPLOY_KEY, STALE_AFTER
+from deploy.commands import STALE_AFTER
+from deploy.view import DEPLOY_KEY
 from model.config import read_deploy
 from model.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from tests.support.example_project import COPY_IGNORED, make_example_project
