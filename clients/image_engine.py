@@ -230,7 +230,7 @@ def _follow(
 
 
 def gzip_upper_bound(size: int) -> int:
-    """Most bytes gzip can turn `size` bytes into (docs/engine-rules.md#gzip-upper-bound)."""
+    """Most bytes gzip can turn `size` bytes into (docs/engine-rules.md#dockers-push-compression)."""
     return size + 6 * (size // 16_384 + 1) + 64
 
 

@@ -100,7 +100,8 @@ class RegistrySecret(pulumi.ComponentResource):
 
 def pushed_digest(repo_digest: str) -> Any:
     """pulumi-docker's `repoDigest` when it names a pushed image; unknown in a preview that only built it
-    (docs/engine-rules.md#preview-digest); outside a preview it passes, so `split_digest` still judges it."""
+    (docs/engine-rules.md#pulumi-docker-in-preview); outside a preview it passes, so `split_digest` still
+    judges it."""
     if pulumi.runtime.is_dry_run() and not is_repo_digest(repo_digest):
         return UNKNOWN
     return repo_digest

@@ -40,7 +40,7 @@ PULL_SECRET_KINDS = "Deployment|StatefulSet"
 
 def sync_policy(retry_refresh: bool) -> dict[str, Any]:
     """`spec.syncPolicy`; `retry.refresh` only when asked, as CRDs before Argo CD v3.2.0 lack the field
-    (docs/engine-rules.md#retry-refresh)."""
+    (docs/engine-rules.md#argo-cd-sync-retry-refresh)."""
     policy = copy.deepcopy(SYNC_POLICY)
     if retry_refresh:
         policy["retry"]["refresh"] = True

@@ -1,5 +1,6 @@
 """When `pulumi up` may call an Argo CD Application done: the `pulumi.com/waitFor` conditions, pinned to
-the release this update wrote, then Synced, then its workload Healthy (docs/engine-rules.md#release-wait)."""
+the release this update wrote, then Synced, then its workload Healthy
+(docs/engine-rules.md#pulumi-kubernetes-await-conditions)."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def _namespaces(cfg: StackConfig, provider: k8s.Provider | None, gate: Gate) -> 
     """Each app namespace, patched with the stack's labels whether or not it exists already.
 
     A server-side-apply patch, kept on delete; the alias keeps the URN of the `Namespace` declared
-    before (docs/engine-rules.md#namespaces).
+    before (docs/engine-rules.md#pulumi-kubernetes-patch-resources).
     """
     opts = pulumi.ResourceOptions(
         provider=provider,

@@ -1,5 +1,5 @@
 """ImageSize: the compressed size of a pushed image from the registry's manifest; in a preview, of the
-local build, measured in `check` (docs/engine-rules.md#image-size-in-a-preview)."""
+local build, measured in `check` (docs/engine-rules.md#dynamic-providers-in-preview)."""
 
 from __future__ import annotations
 

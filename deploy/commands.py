@@ -84,7 +84,7 @@ def refresh(
 ) -> str | None:
     """Read the stopped Applications back from the cluster; the CLI's error, or None.
 
-    Why a stopped wait needs it: docs/engine-rules.md#the-refresh-before-a-rollback.
+    Why a stopped wait needs it: docs/engine-rules.md#a-cancelled-application-update.
     """
     interrupts.check()
     names = ", ".join(urn.split("::")[-1] for urn in urns)

@@ -1,6 +1,7 @@
 """Read a failed `up` from its events: which apps failed their release gate, and what to pin.
 
-How the engine ends a stream and what a cancellation looks like: docs/engine-rules.md#engine-events.
+How the engine ends a stream and what a cancellation looks like:
+docs/engine-rules.md#the-engines-event-stream.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from deploy.events import INTERRUPTED, Event, app_of, clean, decode, exception_t
 from deploy.view import APPS_KEY, AppEntry
 from model.names import APPLICATION_TYPE, HEALTH_CHECK_TYPE, STACK_TYPE
 
-# A pulumi-kubernetes await that ran out of time (docs/engine-rules.md#engine-events).
+# A pulumi-kubernetes await that ran out of time (docs/engine-rules.md#failure-causes).
 _BECOME_LIVE = "failed to fully initialize or become live: "
 _AWAIT_TIMEOUT = re.compile(r"^(timed out waiting for the condition|'[^']*' timed out waiting to be Ready)")
 _CLOSING_LINE = re.compile(r"^(update|preview|refresh|destroy) (failed|canceled)$", re.IGNORECASE)

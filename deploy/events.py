@@ -1,6 +1,6 @@
 """One pass over an `up`'s engine events: a small typed record per event, its URN decoded once.
 
-What the stream holds, and when: docs/engine-rules.md#engine-events.
+What the stream holds, and when: docs/engine-rules.md#the-engines-event-stream.
 """
 
 from __future__ import annotations

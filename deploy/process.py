@@ -1,6 +1,6 @@
 """Run the Pulumi CLI for the Automation API; pass SIGINT/SIGTERM on to a running `pulumi up`, within bounds.
 
-Why signals are held, forwarded once and escalated: docs/engine-rules.md#cli-signals-and-the-lock.
+Why signals are held, forwarded once and escalated: docs/engine-rules.md#signals-and-cancellation.
 """
 
 from __future__ import annotations

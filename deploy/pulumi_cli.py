@@ -1,6 +1,6 @@
 """The Automation API's PulumiCommand, with each CLI command in its own process group and `up` tracked.
 
-Why: docs/engine-rules.md#cli-signals-and-the-lock.
+Why: docs/engine-rules.md#signals-and-cancellation.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The build context pulumi-docker sends, as one tar: the files its context hash walks, and the Dockerfile.
 
 The walk is model/content_tag.py's, shared with the tag; the Dockerfile from outside the context goes in
-under a hidden name as docker/cli adds it (docs/engine-rules.md#build-context).
+under a hidden name as docker/cli adds it (docs/engine-rules.md#pulumi-dockers-context-hash).
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def _walk(context: Path, dockerfile: Path, root: Path) -> Scan:
 
 def sent_entries(context: Path, dockerfile: Path, root: Path) -> list[Entry]:
     """What pulumi-docker sends of the context: the walk its hash takes, directories included
-    (docs/engine-rules.md#build-context); ContextError as `scan`."""
+    (docs/engine-rules.md#pulumi-dockers-context-hash); ContextError as `scan`."""
     return list(scan(context, dockerfile, root).entries)
 
 

@@ -1,5 +1,6 @@
 """Docker's `.dockerignore` rules, ported from moby/patternmatcher and fsutil's walk, as pulumi-docker's
-context hash applies them; docker-py's matcher is not faithful (docs/engine-rules.md#dockerignore)."""
+context hash applies them; docker-py's matcher is not faithful
+(docs/engine-rules.md#pulumi-dockers-context-hash)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The failed-release record: which content of which app failed its health gate, kept so it never ships
-again; it lives in the stack's own output (docs/engine-rules.md#failed-release-record)."""
+again; it lives in the stack's own output (docs/engine-rules.md#reading-a-stacks-own-outputs)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What pulumi-docker's `repoDigest` holds: a pushed digest reference, or the local build's image ID
-(docs/engine-rules.md#preview-digest)."""
+(docs/engine-rules.md#pulumi-docker-in-preview)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The release's workload: the entry of an Application's `status.resources[]` whose health is the release's
-(docs/engine-rules.md#release-workload)."""
+(docs/engine-rules.md#argo-cd-application-health)."""
 
 from __future__ import annotations
 

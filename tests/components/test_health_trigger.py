@@ -204,8 +204,8 @@ def test_a_rollback_probes_the_restored_release(
             provider.update(state, _news(provider, failed, "web"))
     finally:
         endpoints.unhealthy_until = 0.0
-    # The engine keeps the old state of a failed update (docs/engine-rules.md#health-trigger cites where),
-    # so the next Diff is against `state` again.
+    # The engine keeps the old state of a failed update, so the next Diff is against `state` again
+    # (docs/engine-rules.md#what-a-failed-update-leaves-in-the-state).
 
     rollback_cfg = copy.deepcopy(failed_cfg)
     _app(rollback_cfg, "web")["image"]["pin"] = good_digest
