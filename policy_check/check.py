@@ -145,7 +145,9 @@ def run_check(
     mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
     sim = _simulate(stack, source, project_dir, values, mocks, preview)
     try:
-        stack_config = check_context.stack_config(values, project_dir, stack)
+        # Paths are the program's: relative to where its `__main__.py` really is, as the program reads them.
+        program_dir = (project_dir / "__main__.py").resolve().parent
+        stack_config = check_context.stack_config(values, program_dir, stack)
     except ConfigError as exc:
         raise CheckError(f"{source}: {exc}") from None
     apps = check_context.app_infos(stack_config)
