@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from queue import SimpleQueue
 from types import FrameType
 from typing import Literal, TextIO
 
@@ -65,7 +66,7 @@ class Interrupted(GitopsError):
 class Interrupts:
     """The signals a deploy received, and the one `pulumi up` (or `refresh`) they are forwarded to.
 
-    Shared state changes under a lock, which the main thread takes only with SIGINT/SIGTERM blocked."""
+    Shared state changes under a lock; the signal handler itself never takes it."""
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class Interrupts:
         self.step_bound: StepBound = lambda _step: None  # provider steps that outlast a cancel
         self._steps: dict[str, float] = {}  # such steps in flight: URN -> when their worst case passed
         self._holding = False
+        self._queue: SimpleQueue[int | None] | None = None
         self.clock: Callable[[], float] = time.monotonic
 
     @property
@@ -115,13 +117,19 @@ class Interrupts:
     @contextlib.contextmanager
     def installed(self) -> Iterator[Interrupts]:
         """Handle SIGINT and SIGTERM for the duration (main thread only)."""
+        queue: SimpleQueue[int | None] = SimpleQueue()
+        worker = threading.Thread(target=self._decide_each, args=(queue,), name="deploy-signals", daemon=True)
+        worker.start()
+        self._queue = queue
         previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         try:
             yield self
         finally:
-            self._cancel_timers()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            queue.put(None)
+            worker.join(timeout=HOLD_S)
+            self._cancel_timers()
 
     def _say(self, text: str) -> None:
         """Write a note; never raises (the handler may interrupt the main thread's own write)."""
@@ -130,10 +138,19 @@ class Interrupts:
             self.out.flush()
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        # Python runs this on the main thread between any two bytecodes, even inside the main thread's own
+        # `with self._lock:`: it only records the signal, and one worker thread decides, in arrival order.
         self.received.append(signum)
+        if self._queue is not None:
+            self._queue.put(signum)
+
+    def _decide_each(self, queue: SimpleQueue[int | None]) -> None:
+        while (signum := queue.get()) is not None:
+            self._decide(signum)
+
+    def _decide(self, signum: int) -> None:
         name = signal.Signals(signum).name
-        # Blocked: a second signal during this handler (in a timer's start) would wait on the lock held here.
-        with _signals_blocked(), self._lock:
+        with self._lock:
             if self._up is None:
                 # Left for `attach`, should a command start before the deploy checks again.
                 self._say(f"deploy: {name} received; stopping after the current step\n")
@@ -170,7 +187,7 @@ class Interrupts:
     def attach(self, process: subprocess.Popen[str], *, streams_events: bool = False) -> None:
         """Track the running command; a signal that came just before it started is passed on at once,
         or, for a command whose events show its cancellation window, once that window opens."""
-        with _signals_blocked(), self._lock:
+        with self._lock:
             self._up = process
             self._to_cli = 0
             self.stopped_by_deploy = None
@@ -185,7 +202,7 @@ class Interrupts:
 
     def detach(self) -> None:
         """The command exited: nothing to forward to any more."""
-        with _signals_blocked(), self._lock:
+        with self._lock:
             self._up = None
             self._forwarded = len(self.received)
             self.window = "unknown"
@@ -296,16 +313,3 @@ class Interrupts:
 def _send(process: subprocess.Popen[str], signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signum)
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while the tracked process changes, so the handler never sees it half-set."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
