@@ -95,7 +95,7 @@ AFFECTED = [
     "tests/components/test_program.py",
     "tests/components/test_promote.py",
     "tests/project/test_workflows.py",
-    "tests/policy_check/test_policy_check.py",
+    "tests/policy_check/test_check_cli.py",
     "tests/components/test_user_stacks.py",
 ]
 """The checks that read stack files, or once did (the ones the issue saw fail)."""

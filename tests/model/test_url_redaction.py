@@ -34,7 +34,7 @@ from model.http_origin import (
     url_problem,
 )
 from model.record import read_record
-from tests.policies.test_policy_strict_inputs import PROPERTY_SETTINGS
+from tests.policies.test_policy_no_false_pass import PROPERTY_SETTINGS
 from tests.support.dynamic_provider import DynamicProviderServer
 from tests.support.fake_pulumi import GRPC_TRANSPORT, FakePulumi, run_deploy
 from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
