@@ -29,8 +29,8 @@ venv: $(VENV)/.installed
 FLOOR_VENV := .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_REQUIREMENTS := requirements-dev.txt policies/requirements.txt
-# Every marker but `cli`, whose cases start the deploy against the stand-in CLI, a subprocess each: about
-# two minutes more for what the unmarked deploy tests already run of the Automation API (docs/testing.md).
+# Every marker but `cli`: its cases start the deploy against the stand-in CLI, a subprocess each, for what
+# the unmarked deploy tests already run of the Automation API (docs/testing.md).
 FLOOR_MARKERS := not cli
 
 # The pins are read with `packaging`, installed first; pip then settles it with the pinned packages.
@@ -98,7 +98,7 @@ preview:
 	pulumi preview --diff --stack "$(STACK)" --policy-pack policies --policy-pack-config "policies/config.$(STACK).json"
 
 policy-check: venv
-	$(PY) -m offline.check --stack "$(STACK)" $(ARGS)
+	$(PY) -m policy_check --stack "$(STACK)" $(ARGS)
 
 # The pack's __main__.py is checked on its own: next to the program's __main__.py it would be a duplicate.
 lint: venv

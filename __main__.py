@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.config import load_config
+from clients.dockerlint import lint_stack
 from components.deployment import deploy
-from components.dockerlint import lint_stack
+from model.config import load_config
 
 PROJECT_DIR = Path(__file__).resolve().parent
 

@@ -1,13 +1,5 @@
-"""Health-check benchmark: detection lag, time-to-fail against the budget, and CPU time per probe.
-
-Default settings take minutes in real time, so the lag and time-to-fail figures run the real probe
-loop in dilated time: the loop is given a clock that runs DILATION times faster than the wall clock
-and a sleep that sleeps 1/DILATION of what it is asked, so intervals, backoff, its 30 s cap and the
-budget are all the real ones, in virtual seconds. Probe latency is dilated too (a 2 ms probe counts
-as 100 ms), so the latency limit is scaled by the same factor. Timeouts are not dilated (asyncio
-enforces them in real time); the dead-endpoint-by-timeout figure therefore runs in real time with
-short settings. Figures are ratios within this run; servers are real, on 127.0.0.1.
-"""
+"""Health-check benchmark: detection lag, time-to-fail against the budget (the real probe loop in dilated
+time, docs/benchmarks.md), and CPU time per probe."""
 
 from __future__ import annotations
 
@@ -17,153 +9,104 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
-import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+import _harness
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from components.health_probe import Sleep, check_endpoint  # noqa: E402
-from components.health_settings import DEFAULTS, HealthSettings  # noqa: E402
-from tests.support.health_servers import Reply, ScriptedServer, silent_server  # noqa: E402
-from tests.support.processes import free_port  # noqa: E402
+from clients.health_probe import CheckOutcome, check_endpoint
+from model.health_settings import DEFAULTS, HealthSettings
+from tests.support.health_servers import Reply, ScriptedServer, silent_server
+from tests.support.processes import free_port, wait_until
 
 DILATION = 50.0
 """Virtual seconds per real second in the dilated runs."""
-PROFILE_KEYS = ("interval_seconds", "timeout_seconds", "success_threshold", "attempts")
-DEFAULT = {key: float(DEFAULTS[key]) for key in PROFILE_KEYS}
-"""The health gate's defaults, from their one definition (components/health_settings.py)."""
+DEFAULT = {k: DEFAULTS[k] for k in ("interval_seconds", "timeout_seconds", "success_threshold", "attempts")}
 AGGRESSIVE = {"interval_seconds": 1.0, "timeout_seconds": 2.0, "success_threshold": 2, "attempts": 40}
 HEALTHY_AT = (5.0, 10.0, 15.0, 30.0)
 """Virtual seconds after the check starts at which the endpoint turns healthy."""
 
 
-def _dilated() -> tuple[Callable[[], float], Sleep]:
-    """A virtual clock and sleep, DILATION times faster than real time."""
+def _dilated(url: str, **profile: Any) -> tuple[HealthSettings, CheckOutcome]:
+    """The check of `url` with `profile` in dilated time (the latency limit dilated too)."""
     t0 = time.monotonic()
-
-    def clock() -> float:
-        return (time.monotonic() - t0) * DILATION
 
     async def sleep(seconds: float) -> None:
         await asyncio.sleep(seconds / DILATION)
 
-    return clock, sleep
+    settings = HealthSettings(url=url, max_latency_ms=200 * DILATION, **profile)
+    return settings, check_endpoint(settings, clock=lambda: (time.monotonic() - t0) * DILATION, sleep=sleep)
 
 
-def _settings(url: str, profile: dict[str, float]) -> HealthSettings:
-    return HealthSettings(
-        url=url,
-        max_latency_ms=200 * DILATION,
-        attempts=int(profile["attempts"]),
-        interval_seconds=profile["interval_seconds"],
-        timeout_seconds=profile["timeout_seconds"],
-        success_threshold=int(profile["success_threshold"]),
-    )
+def _once(url: str) -> CheckOutcome:
+    return check_endpoint(HealthSettings(url, attempts=1, success_threshold=1, max_latency_ms=2000))
 
 
-def detection_lag(name: str, profile: dict[str, float]) -> list[float]:
+def detection_lag(name: str, profile: dict[str, Any]) -> list[float]:
     """Virtual seconds from the endpoint turning healthy to the check passing."""
     lags = []
     with ScriptedServer({"/healthz": [Reply(200)]}) as srv:
-        # Warm up imports and the first connection: real overheads are magnified DILATION times.
-        check_endpoint(HealthSettings(url=srv.url("/healthz"), attempts=1, success_threshold=1))
+        _once(srv.url("/healthz"))  # real overheads are magnified DILATION times: warm up
         for healthy_at in HEALTHY_AT:
-            settings = _settings(srv.url("/healthz"), profile)
-            clock, sleep = _dilated()
             srv.unhealthy_until = time.monotonic() + healthy_at / DILATION
-            outcome = check_endpoint(settings, clock=clock, sleep=sleep)
+            settings, outcome = _dilated(srv.url("/healthz"), **profile)
             lag = outcome.elapsed_seconds - healthy_at
             verdict = f"lag {lag:6.1f} s" if outcome.passed else "FAILED (attempts ran out)"
-            print(
-                f"  {name:<10} healthy at {healthy_at:5.0f} s: {verdict}, "
-                f"{outcome.attempts_used} probes, budget {settings.budget_seconds:.0f} s"
-            )
-            if outcome.passed:
-                lags.append(lag)
+            budget = f"{outcome.attempts_used} probes, budget {settings.budget_seconds:.0f} s"
+            print(f"  {name:<10} healthy at {healthy_at:5.0f} s: {verdict}, {budget}")
+            lags += [lag] if outcome.passed else []
     return lags
 
 
+def _failed(label: str, took: float, settings: HealthSettings, outcome: CheckOutcome, how: str) -> None:
+    budget, probes = settings.budget_seconds, outcome.attempts_used
+    print(f"  {label} {took:6.2f} s of {budget:.2f} s budget ({took / budget:.2f}), {probes} probes [{how}]")
+
+
 def time_to_fail() -> None:
-    """How long a dead endpoint takes to fail, against the computed worst case."""
+    """How long a dead endpoint takes to fail, against its computed budget."""
     url = f"http://127.0.0.1:{free_port()}/"
     for label, threshold in (("default (3 in a row)", 3), ("default, threshold 1", 1)):
-        settings = _settings(url, {**DEFAULT, "success_threshold": threshold})
-        clock, sleep = _dilated()
-        outcome = check_endpoint(settings, clock=clock, sleep=sleep)
-        print(
-            f"  refused, {label:<22} {outcome.elapsed_seconds:6.1f} s of {settings.budget_seconds:.1f} s "
-            f"budget ({outcome.elapsed_seconds / settings.budget_seconds:.2f}), "
-            f"{outcome.attempts_used} probes [dilated]"
+        settings, outcome = _dilated(url, **{**DEFAULT, "success_threshold": threshold})
+        _failed(f"refused, {label:<22}", outcome.elapsed_seconds, settings, outcome, "dilated")
+    with silent_server() as url:
+        short = HealthSettings(
+            url, attempts=3, interval_seconds=0.1, timeout_seconds=0.5, success_threshold=1
         )
-    with silent_server() as silent:
-        settings = HealthSettings(
-            url=silent, attempts=3, interval_seconds=0.1, timeout_seconds=0.5, success_threshold=1
-        )
-        start = time.monotonic()
-        outcome = check_endpoint(settings)
-        wall = time.monotonic() - start
-    print(
-        f"  silent (every probe times out) {wall:6.2f} s of {settings.budget_seconds:.2f} s budget "
-        f"({wall / settings.budget_seconds:.2f}), {outcome.attempts_used} probes [real time, short settings]"
-    )
+        wall, outcome = _harness.timed(lambda: check_endpoint(short))
+    _failed("silent (every probe times out)", wall, short, outcome, "real time, short settings")
 
 
-def cpu_per_probe(probes: int = 300) -> None:
-    """Client CPU per probe, the server in another process so it does not count."""
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "healthz").write_text("ok\n")
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", tmp],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+def cpu_per_probe(n: int = 300) -> None:
+    """Client CPU per probe over `n` probes, the server in another process so it does not count."""
+    port, cpu = free_port(), time.process_time
+    url = f"http://127.0.0.1:{port}/"
+    with tempfile.TemporaryDirectory() as tmp:  # an empty folder: its listing answers 200
+        command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", tmp]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
-            url = f"http://127.0.0.1:{port}/healthz"
-            _wait_listening(url)
+            if not wait_until(lambda: _once(url).passed, timeout=10, interval=0.05):
+                raise RuntimeError(f"{url} did not come up within 10 s")
             many = HealthSettings(
-                url=url, attempts=probes, success_threshold=probes, interval_seconds=1e-3, max_latency_ms=2e3
+                url, attempts=n, success_threshold=n, interval_seconds=1e-3, max_latency_ms=2e3
             )
-            one = HealthSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=2000)
-            cpu0, wall0 = time.process_time(), time.monotonic()
-            outcome = check_endpoint(many)
-            cpu_many, wall_many = time.process_time() - cpu0, time.monotonic() - wall0
+            spent, (wall, outcome) = _harness.timed(lambda: _harness.timed(lambda: check_endpoint(many)), cpu)
             assert outcome.passed, outcome.report()
-            singles = []
-            for _ in range(5):
-                cpu0 = time.process_time()
-                check_endpoint(one)
-                singles.append(time.process_time() - cpu0)
+            singles = [_harness.timed(lambda: _once(url), cpu)[0] for _ in range(5)]
         finally:
             server.terminate()
             server.wait(10)
-    per_probe = cpu_many / probes
-    print(f"  {probes} probes in one check: {1000 * per_probe:.2f} ms CPU per probe (fresh connection each)")
-    print(f"    {1000 * wall_many / probes:.2f} ms wall per probe including the 1 ms wait")
+    per_probe = spent / n
+    print(f"  {n} probes in one check: {1000 * per_probe:.2f} ms CPU per probe (fresh connection each)")
+    print(f"    {1000 * wall / n:.2f} ms wall per probe including the 1 ms wait")
     fixed = statistics.median(singles) - per_probe
     print(f"  fixed cost per check (client, TLS trust store): {1000 * fixed:.1f} ms CPU")
 
 
-def _wait_listening(url: str) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        outcome = check_endpoint(
-            HealthSettings(url=url, attempts=1, success_threshold=1, max_latency_ms=5000)
-        )
-        if outcome.passed:
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up within 10 s")
-
-
-def main() -> None:
+if __name__ == "__main__":
+    _harness.parse(__doc__)
     start = time.monotonic()
     print(f"Detection lag (virtual seconds; dilation x{DILATION:g}):")
-    default = detection_lag("default", DEFAULT)
-    aggressive = detection_lag("aggressive", AGGRESSIVE)
+    default, aggressive = detection_lag("default", DEFAULT), detection_lag("aggressive", AGGRESSIVE)
     if default and aggressive:
         d, a = statistics.mean(default), statistics.mean(aggressive)
         print(f"  mean lag: default {d:.1f} s, aggressive {a:.1f} s; default/aggressive = {d / a:.1f}x")
@@ -172,8 +115,3 @@ def main() -> None:
     print("CPU time per probe (HTTP on 127.0.0.1):")
     cpu_per_probe()
     print(f"benchmark took {time.monotonic() - start:.1f} s")
-
-
-if __name__ == "__main__":
-    _cli.parse(__doc__)
-    main()

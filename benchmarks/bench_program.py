@@ -1,126 +1,84 @@
-"""Program benchmark: evaluate the real program under mocks for 1, 10 and 100 apps.
-
-Prints wall time and peak memory of each run next to the import floor (a process that only
-imports pulumi, pulumi_kubernetes and pulumi_docker), all measured in this run, as ratios.
-"""
+"""Program benchmark: what every run of the program pays, next to the import floor (a fresh interpreter that
+only imports the Pulumi SDKs), in this run: the program under mocks for 1, 10 and 100 apps, a fresh process
+each (wall time, peak memory), and hadolint for 1, 10 and 50 Dockerfiles, which every preview pays."""
 
 from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
+import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+import _harness
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from clients.dockerlint import lint_stack
+from clients.hadolint import find_hadolint
+from model.config import StackConfig, parse_config
+from model.stack_files import read_stack_config
+from tests.support.example_project import FIXTURES
 
-from components.config import parse_config  # noqa: E402
-from components.dockerlint import lint_stack  # noqa: E402
-from offline.stack_files import PROJECT_DIR, read_stack_config  # noqa: E402
-from tests.support.example_project import FIXTURES  # noqa: E402
-
-_CHILD = """
-import json, resource, sys, time
-t0 = time.perf_counter()
-import pulumi, pulumi_kubernetes, pulumi_docker
+PROGRAM = f"""
+sys.path.insert(0, {str(_harness.ROOT)!r})
+from policy_check.simulate import simulate
+config = json.load(open(sys.argv[1]))
 t1 = time.perf_counter()
-if len(sys.argv) > 1:
-    sys.path.insert(0, {root!r})
-    from offline.simulate import simulate
-    config = json.load(open(sys.argv[1]))
-    t1 = time.perf_counter()
-    sim = simulate("staging", config=config)
-    count = len(sim.resources)
-else:
-    count = 0
-t2 = time.perf_counter()
-print(json.dumps({{"import_s": t1 - t0, "eval_s": t2 - t1, "total_s": t2 - t0, "resources": count,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+out["resources"] = len(simulate("staging", config=config).resources)
 """
 
 
-def _config(apps: int) -> dict[str, Any]:
+def _program(apps: int, runs: int) -> dict[str, float]:
     """The example staging stack (tests/fixtures/stacks) with `apps` apps, alternating Helm and kustomize."""
-    cfg = read_stack_config("staging", FIXTURES)
-    cfg.pop("gitops-deploy:promote", None)  # measured building its images, the costlier case
-    templates = cfg["gitops-deploy:apps"]
-    generated = []
-    for i in range(apps):
-        app = copy.deepcopy(templates[i % len(templates)])
-        app["name"] = f"app-{i:03d}"
-        app["image"]["repository"] = f"registry.example.com/platform/app-{i:03d}"
-        generated.append(app)
-    cfg["gitops-deploy:apps"] = generated
-    return cfg
+    config = read_stack_config("staging", FIXTURES)
+    config.pop("gitops-deploy:promote", None)  # measured building its images, the costlier case
+    templates = config["gitops-deploy:apps"]
+    config["gitops-deploy:apps"] = [copy.deepcopy(templates[i % len(templates)]) for i in range(apps)]
+    for i, app in enumerate(config["gitops-deploy:apps"]):
+        app["name"], app["image"]["repository"] = f"app-{i:03d}", f"registry.example.com/platform/app-{i:03d}"
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "config.json").write_text(json.dumps(config))
+        return _harness.interpreter(runs, PROGRAM, str(Path(tmp, "config.json")))
 
 
-def _run(config: dict[str, Any] | None) -> dict[str, float]:
-    """One fresh process: the import floor (no config) or the program for a config."""
-    args = [sys.executable, "-c", _CHILD.format(root=str(ROOT))]
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        if config is not None:
-            json.dump(config, f)
-            args.append(f.name)
-    out = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT, check=True)
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    Path(f.name).unlink()
-    return result
-
-
-def _best(config: dict[str, Any] | None, runs: int) -> dict[str, float]:
-    """Best of several runs: the least disturbed by other load on a shared machine."""
-    results = [_run(config) for _ in range(runs)]
-    return min(results, key=lambda r: r["total_s"])
-
-
-def _lint_ms(runs: int) -> float:
-    """Best wall time of the lint step for the example staging stack (one Dockerfile, two apps)."""
-    raw = {k.split(":", 1)[1]: v for k, v in read_stack_config("staging", FIXTURES).items()}
-    raw.pop("promote", None)  # a promoting stack lints nothing
-    cfg = parse_config(raw, PROJECT_DIR)
-    dockerfiles = {app.image.dockerfile for app in cfg.apps}
-    assert len(dockerfiles) == 1, dockerfiles
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        lint_stack(cfg, warn=lambda _msg: None)
-        times.append(time.perf_counter() - started)
-    return min(times) * 1000
-
-
-def main() -> None:
-    runs = _cli.parse(__doc__, runs=3).runs
-    started = time.perf_counter()
-    floor = _best(None, runs)
-    print(
-        f"import floor (pulumi + pulumi_kubernetes + pulumi_docker): "
-        f"{floor['total_s'] * 1000:.0f} ms, peak {floor['peak_mib']:.0f} MiB"
-    )
-    print(
-        f"{'apps':>5} {'resources':>9} {'eval ms':>9} {'ms/app':>7} {'total ms':>9} "
-        f"{'x floor':>7} {'peak MiB':>8} {'x floor':>7}"
-    )
-    for apps in (1, 10, 100):
-        r = _best(_config(apps), runs)
-        print(
-            f"{apps:>5} {int(r['resources']):>9} {r['eval_s'] * 1000:>9.0f} "
-            f"{r['eval_s'] * 1000 / apps:>7.1f} {r['total_s'] * 1000:>9.0f} "
-            f"{r['total_s'] / floor['total_s']:>7.2f} {r['peak_mib']:>8.0f} "
-            f"{r['peak_mib'] / floor['peak_mib']:>7.2f}"
-        )
-    lint = _lint_ms(max(runs, 5))
-    print(
-        f"lint cost per Dockerfile (hadolint, in every preview): {lint:.0f} ms "
-        f"= {lint / (floor['total_s'] * 1000):.2f} x import floor"
-    )
-    print(f"(best of {runs} runs each; benchmark took {time.perf_counter() - started:.1f} s)")
+def _dockerfiles(project: Path, count: int) -> StackConfig:
+    """A stack of `count` apps, each with its own copy of the example Dockerfile."""
+    config = read_stack_config("dev", FIXTURES)
+    apps, app = [], config["gitops-deploy:apps"][0]
+    for i in range(count):
+        shutil.copy(_harness.ROOT / "examples/app/Dockerfile", project / f"{i}.Dockerfile")
+        image = {
+            "repository": f"registry.example.com/b/app-{i}",
+            "context": ".",
+            "dockerfile": f"{i}.Dockerfile",
+        }
+        apps.append({**app, "name": f"app-{i}", "image": image})
+    return parse_config({"registry": config["gitops-deploy:registry"], "apps": apps}, project)
 
 
 if __name__ == "__main__":
-    main()
+    runs = _harness.parse(__doc__, runs=3)
+    started, floor = time.perf_counter(), _harness.interpreter(runs)
+    ft, fp, fresh = floor["total_s"], floor["peak_mib"], floor["wall_s"]
+    print(f"import floor: {ft * 1e3:.0f} ms, peak {fp:.0f} MiB; fresh interpreter: {fresh * 1e3:.0f} ms")
+    rows = []
+    for apps in (1, 10, 100):
+        r = _program(apps, runs)
+        ev, t, peak = r["eval_s"] * 1e3, r["total_s"], r["peak_mib"]
+        rows.append([apps, r["resources"], ev, ev / apps, t * 1e3, t / ft, peak, peak / fp])
+    headers = ["apps", "resources", "eval ms", "ms/app", "total ms", "x floor", "peak MiB", "x floor"]
+    _harness.table(headers, rows, "d d .0f .1f .0f .2f .0f .2f")
+    binary, rows = find_hadolint(), []
+    for count in (1, 10, 50):
+        with tempfile.TemporaryDirectory() as tmp:
+            lint, _ = _harness.best(
+                partial(lint_stack, _dockerfiles(Path(tmp), count), binary=binary), max(runs, 5)
+            )
+        rows.append([count, lint * 1e3, lint * 1e3 / count, lint / ft, lint / fresh, lint / count / fresh])
+    print(
+        f"hadolint ({binary}), best of {max(runs, 5)}; one hadolint process per program run, in every preview"
+    )
+    headers = ["Dockerfiles", "lint ms", "ms/file", "x import floor", "lint/fresh", "per file/fresh"]
+    _harness.table(headers, rows, "d .1f .2f .2f .3f .4f")
+    print(f"(best of {runs} runs each; benchmark took {time.perf_counter() - started:.1f} s)")

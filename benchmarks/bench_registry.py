@@ -1,102 +1,60 @@
-"""Registry benchmark: what the preflight and the image-size read cost against a real local registry.
-
-Starts Debian's `docker-registry` twice (htpasswd, token auth) on 127.0.0.1 and times, per call with a
-fresh client as the providers use one: the Basic preflight, the Bearer preflight, a manifest read and an
-index read, plus the HTTP requests each makes. Ratios are against the Basic preflight of this run.
-"""
+"""Registry benchmark: the preflight and the image-size read against real local registries (htpasswd,
+token), a fresh client per call as the providers use one; ratios to the Basic preflight of this run."""
 
 from __future__ import annotations
 
-import statistics
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-import _cli  # benchmarks/_cli.py: the script's own folder is first on sys.path
+import _harness
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from components.registry_api import RegistryClient  # noqa: E402
-from tests.support.registry import LocalRegistry, TokenIssuer, random_layer  # noqa: E402
+from clients.registry import RegistryClient
+from tests.support.registry import LocalRegistry, TokenIssuer, random_layer
 
 ROUNDS = 30
 PASSWORD = "bench-password-not-secret"
 
 
-def _timed(make: Callable[[list[httpx.Request]], None]) -> tuple[float, int]:
-    """Median milliseconds over ROUNDS, and the requests one call made."""
-    times: list[float] = []
+def _case(server: str, user: str, call: Callable[[RegistryClient], object]) -> tuple[float, int]:
+    """Median seconds over ROUNDS of `call` on a fresh client, and the requests one call made."""
     requests: list[httpx.Request] = []
-    for _ in range(ROUNDS):
+
+    def once() -> int:
         requests.clear()
-        start = time.perf_counter()
-        make(requests)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), len(requests)
+        with RegistryClient(server, user, PASSWORD, insecure=True) as client:
+            client._http.event_hooks["request"].append(requests.append)
+            call(client)
+        return len(requests)
+
+    return _harness.median(once, ROUNDS)
 
 
-def _client(server: str, user: str, requests: list[httpx.Request]) -> RegistryClient:
-    client = RegistryClient(server, user, PASSWORD, insecure=True)
-    client._http.event_hooks["request"].append(requests.append)
-    return client
-
-
-def main() -> None:
-    """Run every case and print its figures."""
-    t0 = time.perf_counter()
-    basic = LocalRegistry(users={"alice": PASSWORD}).start()
-    startup_ms = (time.perf_counter() - t0) * 1000
+if __name__ == "__main__":
+    _harness.parse(__doc__)
+    startup, basic = _harness.timed(LocalRegistry(users={"alice": PASSWORD}).start)
     issuer = TokenIssuer(users={"bob": PASSWORD}, grants={"bob": ["pull", "push"]}).start()
     token = LocalRegistry(issuer=issuer).start()
     try:
         amd = token.push_image("team/web", [random_layer(4096)] * 3)
         arm = token.push_image("team/web", [random_layer(2048)], platform="linux/arm64")
         index = token.push_index("team/web", [amd, arm])
-
-        def basic_preflight(reqs: list[httpx.Request]) -> None:
-            with _client(basic.server, "alice", reqs) as c:
-                c.preflight(["team/web"])
-
-        def bearer_preflight(reqs: list[httpx.Request]) -> None:
-            with _client(token.server, "bob", reqs) as c:
-                c.preflight(["team/web"])
-
-        def bearer_preflight_5(reqs: list[httpx.Request]) -> None:
-            with _client(token.server, "bob", reqs) as c:
-                c.preflight([f"team/app{i}" for i in range(5)])
-
-        def manifest(reqs: list[httpx.Request]) -> None:
-            with _client(token.server, "bob", reqs) as c:
-                c.image_size(amd.reference, "linux/amd64")
-
-        def index_read(reqs: list[httpx.Request]) -> None:
-            with _client(token.server, "bob", reqs) as c:
-                c.image_size(index, "linux/arm64")
-
-        cases = [
-            ("preflight, Basic (htpasswd), 1 repo", basic_preflight),
-            ("preflight, Bearer (token), 1 repo", bearer_preflight),
-            ("preflight, Bearer (token), 5 repos", bearer_preflight_5),
-            ("image size, OCI manifest", manifest),
-            ("image size, OCI index -> linux/arm64", index_read),
+        alice, bob = (basic.server, "alice"), (token.server, "bob")
+        cases: list[tuple[str, tuple[str, str], Callable[[RegistryClient], object]]] = [
+            ("preflight, Basic (htpasswd), 1 repo", alice, lambda c: c.preflight(["team/web"])),
+            ("preflight, Bearer (token), 1 repo", bob, lambda c: c.preflight(["team/web"])),
+            (
+                "preflight, Bearer (token), 5 repos",
+                bob,
+                lambda c: c.preflight([f"team/app{i}" for i in range(5)]),
+            ),
+            ("image size, OCI manifest", bob, lambda c: c.image_size(amd.reference, "linux/amd64")),
+            ("image size, OCI index -> linux/arm64", bob, lambda c: c.image_size(index, "linux/arm64")),
         ]
-        results = [(name, *_timed(fn)) for name, fn in cases]
+        results = [(name, *_case(*login, call)) for name, login, call in cases]
     finally:
         token.stop()
         basic.stop()
         issuer.stop()
-    floor = results[0][1]
-    print(f"registry startup (htpasswd): {startup_ms:.0f} ms")
-    print(
-        f"{'case':42} {'median ms':>10} {'requests':>9} {'x basic':>8}   ({ROUNDS} rounds, fresh client each)"
-    )
-    for name, ms, count in results:
-        print(f"{name:42} {ms:10.2f} {count:9d} {ms / floor:8.2f}")
-
-
-if __name__ == "__main__":
-    _cli.parse(__doc__)
-    main()
+    print(f"registry startup (htpasswd): {startup * 1000:.0f} ms; {ROUNDS} rounds, fresh client each")
+    rows = [(name, seconds * 1e3, count, seconds / results[0][1]) for name, seconds, count in results]
+    _harness.table(["case", "median ms", "requests", "x basic"], rows, "- .2f d .2f")

@@ -2,69 +2,169 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import pulumi
+import pulumi_docker as docker
 import pulumi_kubernetes as k8s
+from pulumi.output import UNKNOWN
 
-from components.app_image import AppImage, AppImageArgs
-from components.argo_application import ArgoApplication, ArgoApplicationArgs
-from components.config import AppConfig, ArgoCDConfig, ClusterConfig, RegistryConfig
+from components.argo_application import ArgoApplication
 from components.health import HealthCheck, HealthCheckArgs
-from components.image_size import ImageSize, ImageSizeArgs
-from components.names import (
+from components.image_size import ImageSize
+from model.config import AppConfig, StackConfig, StackSecrets
+from model.content_tag import content_tag
+from model.image_ref import is_repo_digest
+from model.names import (
+    APP_IMAGE_TYPE,
     APP_RELEASE_TYPE,
     ARGOCD_SUFFIX,
+    DOCKERCONFIGJSON,
     HEALTH_SUFFIX,
     IMAGE_SIZE_SUFFIX,
     IMAGE_SUFFIX,
+    PULL_SECRET_ROLE,
+    PULL_SECRET_SUFFIX,
+    REGISTRY_SECRET_TYPE,
     REGISTRY_SUFFIX,
+    app_labels,
     pull_secret_name,
 )
-from components.registry_secret import RegistrySecret, RegistrySecretArgs
-from components.release_trigger import ReleaseSpec, release_trigger
 
 
 @dataclass(frozen=True)
-class AppReleaseArgs:
-    """Inputs of an AppRelease; secrets arrive as secret Outputs and never become props."""
+class StackWiring:
+    """What each app's release takes from the stack besides its config: secrets, providers, dependencies."""
 
-    app: AppConfig
-    """The app's validated config."""
-    registry: RegistryConfig
-    """The stack's registry."""
-    argocd: ArgoCDConfig
-    """Where Argo CD runs."""
-    cluster: ClusterConfig
-    """Where the pods run."""
-    project_dir: Path
-    """The Pulumi project directory."""
-    registry_password: pulumi.Output[str]
-    """Registry password, a secret Output."""
-    health_headers: pulumi.Output[Mapping[str, str]]
-    """Health-check request headers, a secret Output."""
-    build_on_preview: bool = True
-    """Build the image during preview."""
-    build_depends_on: Sequence[pulumi.Resource] = ()
-    """What the image build waits for (the registry preflight)."""
-    application_depends_on: Sequence[pulumi.Resource] = ()
-    """What the Application waits for (the AppProject, the namespace)."""
-    destination_provider: k8s.Provider | None = None
-    """Provider of the cluster where the pods run; None means the default provider."""
+    cfg: StackConfig
+    secrets: StackSecrets
+    preflight: pulumi.Resource
+    """The registry preflight, which every build waits for."""
+    namespaces: Mapping[str, pulumi.Resource]
+    """Each app namespace's patch, which the app's pull secret waits for."""
+    project: Sequence[pulumi.Resource] = ()
+    """The AppProject when the stack manages it: every Application waits for it."""
+    promoted: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    """Each promoted app's verified digest from the upstream stack (the app's pin still wins)."""
     argocd_provider: k8s.Provider | None = None
     """Provider of the cluster where Argo CD runs; None means the default provider."""
-    secret_depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
-    """What the pull secret waits for (its namespace)."""
-    promoted_digest: pulumi.Output[str] | None = None
-    """The upstream stack's verified digest, when the stack promotes (the app's pin still wins)."""
-    rollback_id: str | None = None
-    """The rollback's id (`gitops-deploy:rollbackId`), folded into a pinned app's health trigger."""
+    destination_provider: k8s.Provider | None = None
+    """Provider of the cluster where the pods run; None means the default provider."""
 
 
 def _providers(provider: k8s.Provider | None) -> dict[str, pulumi.ProviderResource] | None:
     return {"kubernetes": provider} if provider is not None else None
+
+
+def dockerconfigjson(server: str, username: str, password: str) -> str:
+    """The base64 `.dockerconfigjson` for one registry, as `kubectl create secret docker-registry` does."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    config = {"auths": {server: {"username": username, "password": password, "auth": auth}}}
+    return base64.b64encode(json.dumps(config, sort_keys=True).encode()).decode()
+
+
+class RegistrySecret(pulumi.ComponentResource):
+    """A `kubernetes.io/dockerconfigjson` Secret whose data is secret from end to end."""
+
+    secret_name: pulumi.Output[str]
+    """Name of the Secret, for `imagePullSecrets`."""
+
+    def __init__(
+        self, name: str, app: AppConfig, stack: StackWiring, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(REGISTRY_SECRET_TYPE, name, None, opts)
+        registry = stack.cfg.registry
+        # The password Output is secret, so everything derived from it stays secret.
+        data = stack.secrets.registry_password.apply(
+            lambda pw: dockerconfigjson(registry.server, registry.username, pw)
+        )
+        secret = k8s.core.v1.Secret(
+            f"{name}{PULL_SECRET_SUFFIX}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=pull_secret_name(app.name),
+                namespace=app.namespace,
+                labels={**app_labels(app.name), **PULL_SECRET_ROLE},
+            ),
+            type=DOCKERCONFIGJSON,
+            data={".dockerconfigjson": pulumi.Output.secret(data)},  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
+        )
+        self.secret_name = secret.metadata.apply(lambda m: m.name or pull_secret_name(app.name))
+        self.register_outputs({"secret_name": self.secret_name})
+
+
+def pushed_digest(repo_digest: str) -> Any:
+    """pulumi-docker's `repoDigest` when it names a pushed image; unknown in a preview that only built it
+    (docs/engine-rules.md#pulumi-docker-in-preview); outside a preview it passes, so `split_digest` still
+    judges it."""
+    if pulumi.runtime.is_dry_run() and not is_repo_digest(repo_digest):
+        return UNKNOWN
+    return repo_digest
+
+
+def local_image_id(repo_digest: str) -> str:
+    """The local build's ID when pulumi-docker answered one in a preview; "" otherwise."""
+    return repo_digest if pulumi.runtime.is_dry_run() and not is_repo_digest(repo_digest) else ""
+
+
+class AppImage(pulumi.ComponentResource):
+    """The app's image, built and pushed, pinned or promoted; referred to by digest everywhere downstream."""
+
+    repo_digest: pulumi.Output[str]
+    """`repository@sha256:...` of the pushed, pinned or promoted image; unknown (pending) in a preview."""
+    local_image_id: pulumi.Output[str]
+    """In a preview that built the image: its ID in the local engine (`sha256:...`); "" otherwise."""
+    image_ref: pulumi.Output[str]
+    """What ImageSize measures: the pushed, pinned or promoted digest, or in a preview the local image ID."""
+    tag: pulumi.Output[str]
+    """The content-derived tag the image was pushed with; empty for a pinned or promoted image."""
+
+    def __init__(
+        self, name: str, app: AppConfig, stack: StackWiring, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(APP_IMAGE_TYPE, name, None, opts)
+        image, cfg = app.image, stack.cfg
+        # A pin (the rollback path) wins over a promoted digest (build once, promote); neither is built here.
+        given = image.pin if image.pin is not None else stack.promoted.get(app.name)
+        tag = ""
+        if given is not None:
+            self.image_ref = self.repo_digest = pulumi.Output.from_input(given)
+            self.local_image_id = pulumi.Output.from_input("")
+        else:
+            tag = content_tag(
+                image.context, image.dockerfile, image.platform, image.build_args, root=cfg.project_dir
+            )
+            built = docker.Image(
+                f"{name}{IMAGE_SUFFIX}",
+                image_name=f"{image.repository}:{tag}",
+                build=docker.DockerBuildArgs(
+                    # Relative paths keep the state independent of where the checkout is.
+                    context=os.path.relpath(image.context, cfg.project_dir),
+                    dockerfile=os.path.relpath(image.dockerfile, cfg.project_dir),
+                    platform=image.platform,
+                    args=dict(image.build_args) or None,
+                ),
+                registry=docker.RegistryArgs(
+                    server=cfg.registry.server,
+                    username=cfg.registry.username,
+                    password=pulumi.Output.secret(stack.secrets.registry_password),
+                ),
+                build_on_preview=cfg.build.on_preview,
+                skip_push=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[stack.preflight]),
+            )
+            self.image_ref = built.repo_digest
+            self.repo_digest = built.repo_digest.apply(pushed_digest)
+            self.local_image_id = built.repo_digest.apply(local_image_id)
+        self.tag = pulumi.Output.from_input(tag)
+        self.register_outputs(
+            {"repo_digest": self.repo_digest, "local_image_id": self.local_image_id, "tag": self.tag}
+        )
 
 
 class AppRelease(pulumi.ComponentResource):
@@ -79,68 +179,48 @@ class AppRelease(pulumi.ComponentResource):
     pull_secret_name: pulumi.Output[str]
     """Name of the image pull Secret."""
 
-    def __init__(self, name: str, args: AppReleaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, app: AppConfig, stack: StackWiring, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__(APP_RELEASE_TYPE, name, None, opts)
-        app = args.app
         secret = RegistrySecret(
             f"{name}{REGISTRY_SUFFIX}",
-            RegistrySecretArgs(
-                app=app.name,
-                namespace=app.namespace,
-                server=args.registry.server,
-                username=args.registry.username,
-                password=args.registry_password,
-            ),
+            app,
+            stack,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                providers=_providers(args.destination_provider),
-                depends_on=list(args.secret_depends_on),
+                providers=_providers(stack.destination_provider),
+                depends_on=[stack.namespaces[app.namespace]],
             ),
         )
-        image = AppImage(
-            f"{name}{IMAGE_SUFFIX}",
-            AppImageArgs(
-                repository=app.image.repository,
-                context=app.image.context,
-                dockerfile=app.image.dockerfile,
-                project_dir=args.project_dir,
-                platform=app.image.platform,
-                build_args=app.image.build_args,
-                server=args.registry.server,
-                username=args.registry.username,
-                password=args.registry_password,
-                build_on_preview=args.build_on_preview,
-                pin=app.image.pin,
-                promoted_digest=args.promoted_digest,
-                depends_on=args.build_depends_on,
-            ),
+        image = AppImage(f"{name}{IMAGE_SUFFIX}", app, stack, opts=pulumi.ResourceOptions(parent=self))
+        size = ImageSize(
+            f"{name}{IMAGE_SIZE_SUFFIX}",
+            stack.cfg.registry,
+            stack.secrets.registry_password,
+            image=image.image_ref,
+            tag=image.tag,
+            platform=app.image.platform,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        size_bytes = self._image_size(name, args, image)
         application = ArgoApplication(
             f"{name}{ARGOCD_SUFFIX}",
-            ArgoApplicationArgs(
-                app=app.name,
-                argocd_namespace=args.argocd.namespace,
-                project=args.argocd.project,
-                destination=args.cluster.destination(app.namespace),
-                source=app.source,
-                repository=app.image.repository,
-                replicas=app.replicas,
-                repo_digest=image.repo_digest,
-                tag=image.tag,
-                pull_secret=secret.secret_name,
-                image_size_bytes=size_bytes,
-                sync_timeout_seconds=args.argocd.sync_timeout_seconds,
-                retry_refresh=args.argocd.retry_refresh,
-                depends_on=[secret, *args.application_depends_on],
-            ),
-            opts=pulumi.ResourceOptions(parent=self, providers=_providers(args.argocd_provider)),
+            app,
+            stack.cfg,
+            image=(image.repo_digest, image.tag),
+            pull_secret=secret.secret_name,
+            image_size=size.annotation,
+            depends_on=[secret, *stack.project],
+            opts=pulumi.ResourceOptions(parent=self, providers=_providers(stack.argocd_provider)),
         )
-        health = self._health_check(name, args, image, application)
+        # The gate runs once Argo CD reports the release Synced and Healthy, and again when its spec changes.
+        health = HealthCheck(
+            f"{name}{HEALTH_SUFFIX}",
+            HealthCheckArgs(app.health, stack.secrets.health_headers[app.name], application.trigger),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[application.application]),
+        )
         self.image_digest = image.repo_digest
-        # `health.id` resolves when the engine answers the HealthCheck's registration, that is after its
-        # create/update passed (or at once for an unchanged one); a failed check rejects it.
+        # `health.id` resolves once the HealthCheck's create/update passed (at once for an unchanged one).
         self.verified_digest = pulumi.Output.all(health.id, image.repo_digest).apply(lambda v: str(v[1]))
         self.application_name = application.application_name
         self.pull_secret_name = secret.secret_name
@@ -152,65 +232,3 @@ class AppRelease(pulumi.ComponentResource):
                 "pull_secret_name": self.pull_secret_name,
             }
         )
-
-    def _image_size(self, name: str, args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
-        """The image's compressed size (in a preview, of the local build) as a whole-number string."""
-        size = ImageSize(
-            f"{name}{IMAGE_SIZE_SUFFIX}",
-            ImageSizeArgs(
-                image=image.image_ref,
-                tag=image.tag,
-                server=args.registry.server,
-                username=args.registry.username,
-                password=args.registry_password,
-                platform=args.app.image.platform,
-                insecure=args.registry.insecure,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return size.annotation
-
-    def _health_check(
-        self, name: str, args: AppReleaseArgs, image: AppImage, application: ArgoApplication
-    ) -> HealthCheck:
-        """Gate the release on its live endpoint, after Argo CD reports it Synced and Healthy."""
-        health = args.app.health
-        return HealthCheck(
-            f"{name}{HEALTH_SUFFIX}",
-            HealthCheckArgs(
-                settings=health,
-                headers=args.health_headers,
-                trigger=self._trigger(args, image),
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[application.application]),
-        )
-
-    @staticmethod
-    def _trigger(args: AppReleaseArgs, image: AppImage) -> pulumi.Output[str]:
-        """The health gate's trigger: changes whenever what the Application hands Argo CD changes."""
-        app = args.app
-        # Only a pinned app carries the rollback's id: it is what a rollback deploys, and its stored
-        # trigger is still the release it restores (see components/release_trigger.py).
-        rollback_id = args.rollback_id if app.image.pin is not None else None
-
-        def spec(values: list[str]) -> str:
-            digest, tag = values
-            return release_trigger(
-                ReleaseSpec(
-                    repo_url=app.source.repo_url,
-                    target_revision=app.source.target_revision,
-                    path=app.source.path,
-                    source_type=app.source.type,
-                    image_name=app.source.image_name,
-                    workload=app.source.workload,
-                    replicas=app.replicas,
-                    destination=dict(args.cluster.destination(app.namespace)),
-                    project=args.argocd.project,
-                    image_digest=digest,
-                    image_tag=tag,
-                    pull_secret=pull_secret_name(app.name),
-                    rollback_id=rollback_id,
-                )
-            )
-
-        return pulumi.Output.all(image.repo_digest, image.tag).apply(spec)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.argo_wait import wait_for
-from components.config import DEFAULT_SYNC_TIMEOUT_SECONDS, SourceConfig
-from components.names import (
+from model.config import AppConfig, SourceConfig, StackConfig
+from model.names import (
     APP_NAME_LABEL,
     APPLICATION_SUFFIX,
     ARGO_APPLICATION_TYPE,
@@ -22,7 +23,7 @@ from components.names import (
     WAIT_FOR_ANNOTATION,
     app_labels,
 )
-from components.release_workload import ReleaseWorkload, workload_name
+from model.release_workload import ReleaseWorkload, workload_name
 
 SYNC_POLICY: dict[str, Any] = {
     "automated": {"prune": True, "selfHeal": True},
@@ -30,15 +31,16 @@ SYNC_POLICY: dict[str, Any] = {
     "retry": {"limit": 3, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}},
 }
 """`spec.syncPolicy` without `retry.refresh`, the shape every Argo CD release accepts."""
+DELETE_TIMEOUT_SECONDS = 600
+"""How long removing an Application may wait: Argo CD's finalizer prunes the app's resources first
+(docs/engine-rules.md#application-delete)."""
+PULL_SECRET_KINDS = "Deployment|StatefulSet"
+"""The kinds the pull-secret patch targets (a kustomize selector is an anchored regular expression)."""
 
 
 def sync_policy(retry_refresh: bool) -> dict[str, Any]:
-    """`spec.syncPolicy`; `retry.refresh` only when asked, as CRDs before Argo CD v3.2.0 lack the field.
-
-    With `refresh: true` a retried sync re-resolves the target revision (argoproj/argo-cd PR 23038,
-    controller/appcontroller.go processRequestedAppOperation), so a fix pushed to the chart's or
-    overlay's branch is picked up while the failing sync still retries.
-    """
+    """`spec.syncPolicy`; `retry.refresh` only when asked, as CRDs before Argo CD v3.2.0 lack the field
+    (docs/engine-rules.md#argo-cd-sync-retry-refresh)."""
     policy = copy.deepcopy(SYNC_POLICY)
     if retry_refresh:
         policy["retry"]["refresh"] = True
@@ -61,12 +63,8 @@ def helm_source(
     replicas: int,
     pull_secret: pulumi.Input[str],
 ) -> dict[str, Any]:
-    """`spec.source` for a Helm chart: the values contract the chart must honour.
-
-    Only the image's digest, tag and pull secret may be Outputs: in a preview before the push the
-    digest is unknown, and everything else (the replica count the policies judge, the chart that is
-    rendered) stays known.
-    """
+    """`spec.source` for a Helm chart: the values contract the chart must honour; only the image's
+    digest, tag and pull secret may be Outputs (unknown in a preview before the push)."""
     values = {
         "image": {"repository": repository, "tag": tag, "digest": digest},
         "replicaCount": replicas,
@@ -80,30 +78,8 @@ def helm_source(
     }
 
 
-DELETE_TIMEOUT_SECONDS = 600
-"""How long removing an Application (an app taken out of the config, `pulumi destroy`) may wait.
-
-pulumi-kubernetes bounds a delete's wait by the resource's `customTimeouts.delete`, else by the
-`pulumi.com/timeoutSeconds` annotation, else by 10 minutes (the provider's rule and its sources:
-tests/support/k8s_await.py `wait_bound_seconds`). The annotation is the sync wait's, too short for
-Argo CD's finalizer to prune the app's resources first: so the delete gets its own bound, the
-provider's default. The engine sends the delete timeout kept in the state, so a state written before
-this bound existed keeps the old one until the next `up` rewrites it; a removal that times out anyway
-leaves the Application deleting in the cluster, and running the same `up` (or `destroy`) again waits
-for it afresh.
-"""
-
-
-PULL_SECRET_KINDS = "Deployment|StatefulSet"
-"""The kinds the pull-secret patch targets (a kustomize selector is an anchored regular expression)."""
-
-
 def pull_secret_patch(pull_secret: str) -> str:
-    """A strategic-merge patch adding the app's pull secret to a workload's pod template.
-
-    kustomize merges `imagePullSecrets` by name, so secrets the overlay lists itself are kept; with a
-    `target` the patch applies to every selected object whatever name the patch carries.
-    """
+    """A strategic-merge patch adding the app's pull secret to a workload's pod template (merged by name)."""
     return (
         "apiVersion: apps/v1\n"
         "kind: Deployment\n"
@@ -125,15 +101,8 @@ def kustomize_source(
     replicas: int,
     pull_secret: pulumi.Input[str],
 ) -> dict[str, Any]:
-    """`spec.source` for a kustomize overlay, which any number of apps can share unedited.
-
-    What Argo CD applies to the overlay (argoproj/argo-cd util/kustomize/kustomize.go, `Build`):
-    `namePrefix` `<app>-` keeps two apps' objects apart in one namespace, and the app's name label
-    (with selectors) keeps their pods apart; `images` pins the overlay's image by digest; `replicas`
-    names the workload as the overlay writes it (kustomize also matches the name before the prefix);
-    a patch hands every Deployment and StatefulSet the app's pull secret. Only the digest and the pull
-    secret may be Outputs, as for Helm.
-    """
+    """`spec.source` for a kustomize overlay, which any number of apps can share unedited
+    (docs/engine-rules.md#kustomize-source); only the digest and the pull secret may be Outputs."""
     prefix = f"{source.image_name}={repository}@"
     image = prefix + digest if isinstance(digest, str) else pulumi.Output.concat(prefix, digest)
     patch = (
@@ -155,38 +124,24 @@ def kustomize_source(
     }
 
 
-@dataclass(frozen=True)
-class ArgoApplicationArgs:
-    """Inputs of an ArgoApplication."""
+def release_trigger(spec: Mapping[str, Any], rollback_id: str | None = None) -> str:
+    """`sha256:<hex>` over the canonical JSON of the Application spec as built (and a rollback's id):
+    equal releases give equal triggers (docs/engine-rules.md#health-trigger)."""
+    document = json.dumps(
+        _canonical({"spec": spec, "rollbackId": rollback_id}), sort_keys=True, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(document.encode("ascii")).hexdigest()
 
-    app: str
-    """App name, which names the Application."""
-    argocd_namespace: str
-    """Namespace of Argo CD, where the Application lives."""
-    project: str
-    """Argo CD project."""
-    destination: dict[str, str]
-    """`spec.destination`: `{server|name, namespace}`."""
-    source: SourceConfig
-    """Where the manifests come from."""
-    repository: str
-    """The image's repository (config's `image.repository`), which every digest it runs is in."""
-    replicas: int
-    """Replica count handed to the chart or overlay."""
-    repo_digest: pulumi.Input[str]
-    """`repository@sha256:...` of the image to run."""
-    tag: pulumi.Input[str]
-    """Content tag of the image (Helm `image.tag`; the digest wins)."""
-    pull_secret: pulumi.Input[str]
-    """Name of the image pull Secret in the destination namespace."""
-    image_size_bytes: pulumi.Input[str]
-    """Whole-number string from the registry, for the image-size policy."""
-    sync_timeout_seconds: int = DEFAULT_SYNC_TIMEOUT_SECONDS
-    """How long `pulumi up` waits for Argo CD to run this release, Synced and Healthy."""
-    retry_refresh: bool = True
-    """Set `syncPolicy.retry.refresh` (Argo CD v3.2.0 and later)."""
-    depends_on: Sequence[pulumi.Resource] = ()
-    """What the Application itself waits for (its AppProject, its pull secret)."""
+
+def _canonical(value: Any) -> Any:
+    """Whole floats as ints, as the engine carries every number as a float: `2` and `2.0` hash alike."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _digest_of(repo_digest: str, repository: str) -> str:
@@ -197,69 +152,70 @@ def _digest_of(repo_digest: str, repository: str) -> str:
     return digest
 
 
-def release_wait_for(args: ArgoApplicationArgs) -> pulumi.Output[str]:
-    """The `pulumi.com/waitFor` annotation for the release this update declares.
-
-    Built from the same digest Output as the source, so it names the same digest; unknown when the
-    digest is (a preview before the push).
-    """
-    workload = ReleaseWorkload(
-        args.destination["namespace"], workload_name(args.app, args.source.type, args.source.workload)
-    )
-    return pulumi.Output.from_input(args.repo_digest).apply(
-        lambda d: wait_for(args.source, *split_digest(d), args.replicas, workload)
-    )
-
-
 class ArgoApplication(pulumi.ComponentResource):
     """An `argoproj.io/v1alpha1` Application with automated, retried sync, awaited until Healthy."""
 
     application_name: pulumi.Output[str]
     """`metadata.name` of the Application."""
+    trigger: pulumi.Output[str]
+    """`release_trigger` of the spec this update declares: the health gate re-runs when it changes."""
 
     def __init__(
-        self, name: str, args: ArgoApplicationArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        app: AppConfig,
+        cfg: StackConfig,
+        image: tuple[pulumi.Output[str], pulumi.Output[str]],
+        pull_secret: pulumi.Output[str],
+        image_size: pulumi.Output[str],
+        depends_on: Sequence[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`image`: (`repository@sha256:...`, content tag) of the image to run; `image_size`: its bytes;
+        `depends_on`: what the Application itself waits for (its pull secret, its AppProject)."""
         super().__init__(ARGO_APPLICATION_TYPE, name, None, opts)
-        digest = pulumi.Output.from_input(args.repo_digest).apply(
-            lambda ref: _digest_of(ref, args.repository)
-        )
-        if args.source.type == "helm":
-            source = helm_source(
-                args.source, args.repository, digest, args.tag, args.replicas, args.pull_secret
-            )
+        repo_digest, tag = image
+        repository, source = app.image.repository, app.source
+        digest = repo_digest.apply(lambda ref: _digest_of(ref, repository))
+        if source.type == "helm":
+            built = helm_source(source, repository, digest, tag, app.replicas, pull_secret)
         else:
-            source = kustomize_source(
-                args.source, args.app, args.repository, digest, args.replicas, args.pull_secret
-            )
-        application = k8s.apiextensions.CustomResource(
+            built = kustomize_source(source, app.name, repository, digest, app.replicas, pull_secret)
+        destination = cfg.cluster.destination(app.namespace)
+        spec = {
+            "project": cfg.argocd.project,
+            "destination": destination,
+            "source": built,
+            "syncPolicy": sync_policy(cfg.argocd.retry_refresh),
+        }
+        # The wait names the same digest Output as the source; unknown when it is (a preview before the push).
+        workload = ReleaseWorkload(app.namespace, workload_name(app.name, source.type, source.workload))
+        waited = repo_digest.apply(lambda d: wait_for(source, *split_digest(d), app.replicas, workload))
+        self.application = k8s.apiextensions.CustomResource(
             f"{name}{APPLICATION_SUFFIX}",
             api_version="argoproj.io/v1alpha1",
             kind="Application",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.app,
-                namespace=args.argocd_namespace,
-                labels=app_labels(args.app),
+                name=app.name,
+                namespace=cfg.argocd.namespace,
+                labels=app_labels(app.name),
                 finalizers=[ARGOCD_FINALIZER],
                 annotations={
-                    WAIT_FOR_ANNOTATION: release_wait_for(args),
-                    TIMEOUT_ANNOTATION: str(args.sync_timeout_seconds),
-                    IMAGE_SIZE_ANNOTATION: args.image_size_bytes,
+                    WAIT_FOR_ANNOTATION: waited,
+                    TIMEOUT_ANNOTATION: str(cfg.argocd.sync_timeout_seconds),
+                    IMAGE_SIZE_ANNOTATION: image_size,
                 },
             ),
-            spec={
-                "project": args.project,
-                "destination": args.destination,
-                "source": source,
-                "syncPolicy": sync_policy(args.retry_refresh),
-            },
+            spec=spec,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=list(args.depends_on),
+                depends_on=list(depends_on),
                 custom_timeouts=pulumi.CustomTimeouts(delete=f"{DELETE_TIMEOUT_SECONDS}s"),
             ),
         )
-        self.application = application
+        # Only a pinned app carries the rollback's id: a rollback pins the release its gate last passed.
+        rollback_id = cfg.rollback_id if app.image.pin is not None else None
+        self.trigger = pulumi.Output.from_input(spec).apply(lambda s: release_trigger(s, rollback_id))
         # The name is known from config, but taking it from the resource carries the dependency.
-        self.application_name = application.id.apply(lambda _: args.app)
+        self.application_name = self.application.id.apply(lambda _: app.name)
         self.register_outputs({"application_name": self.application_name})

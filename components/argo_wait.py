@@ -1,53 +1,14 @@
-"""When `pulumi up` may call an Argo CD Application done: the `pulumi.com/waitFor` conditions.
-
-pulumi-kubernetes evaluates these on the Application it watches, all of them on the same observed
-object (pulumi/pulumi-kubernetes provider/pkg/await/condition/all.go). Synced and Healthy alone are
-not enough: right after an update writes a new digest into the spec, the status still describes the
-previous release, Synced and Healthy, until Argo CD's controller compares the new spec. So the first
-conditions pin the status to the spec this update wrote.
-
-Which status field. Argo CD records a source in three places (argoproj/argo-cd):
-- `status.sync.comparedTo.source`: the spec source of the comparison whose result is
-  `status.sync.status`. CompareAppState builds both together (controller/state.go), and the same
-  reconciliation writes `status.health` next to them in one status patch (controller/appcontroller.go,
-  processAppRefreshQueueItem). A spec whose source differs from it forces a new comparison
-  (needRefreshAppStatus: "spec.source differs"). So "comparedTo is our source, Synced, Healthy" on one
-  observed object means: the live state equals what this update declared, and it is healthy.
-- `status.operationState.syncResult.source`: written when a sync operation *starts*
-  (controller/sync.go newSyncOperationResult), taken from the operation's own copy of the source.
-  A release whose manifests already match the live state (a rollback to what is still running)
-  starts no operation at all, and a failed operation keeps its result while it retries, so it
-  would hold the wait on something that is not the release.
-- `status.summary.images`: every image of every live resource, old and new pods mixed during a
-  rollout, in whatever form the chart writes; it carries no replica count.
-We use the first.
-
-The expressions must parse under pulumi-kubernetes' rules (provider/pkg/jsonpath/jsonpath.go): an
-`=` that is not part of `==` splits the value off, anywhere in the string, so no path or value may
-contain one; `!=`, `<=` and `>=` are unusable in filters. The kustomize image entry
-`name=repo@sha256:...` contains `=`, so it is matched by a valueless filter whose string literal
-escapes every character outside a plain set as `\\uXXXX` (RFC 9535 string escapes; github.com/
-theory/jsonpath parser/lex.go decodes them). Only the first condition that does not hold is reported
-while pulumi-kubernetes waits (`Waiting for <expr> (found "<value>")`, condition/jsonpath.go), so the
-order is: the release's identity first, then Synced, then Healthy, and a `found "Degraded"` is only
-ever reported about the release this update declared.
-
-Healthy is the health of the release's workload (components/release_workload.py), not the app's: the
-app's is the worst of every resource, so a Degraded HPA would hold the wait forever. pulumi-kubernetes
-compares one path's first node, so one path reads either place: a descendant filter selects the
-workload's entry of `status.resources[]` and, when the Application does not carry the resources'
-health (`status.resourceHealthSource: appTree`, Argo CD v3's default), the status itself, whose
-`health.status` is then the app's. The two never both have a `health` to select: with appTree the
-controller leaves every entry's `health` unset (components/release_workload.py).
-"""
+"""When `pulumi up` may call an Argo CD Application done: the `pulumi.com/waitFor` conditions, pinned to
+the release this update wrote, then Synced, then its workload Healthy
+(docs/engine-rules.md#pulumi-kubernetes-await-conditions)."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from components.config import SourceConfig
-from components.release_workload import APP_TREE, WORKLOAD_KINDS, ReleaseWorkload
+from model.config import SourceConfig
+from model.release_workload import APP_TREE, WORKLOAD_KINDS, ReleaseWorkload
 
 COMPARED_SOURCE = ".status.sync.comparedTo.source"
 """Where Argo CD records the spec source its current sync status and health describe."""

@@ -5,25 +5,43 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.app_release import AppRelease, AppReleaseArgs
-from components.argo_project import ArgoProject, ArgoProjectArgs
-from components.config import StackConfig, StackSecrets
-from components.content_tag import content_tag
-from components.deploy_budget import app_budgets, info_line
-from components.failed_releases import (
+from components.app_release import AppRelease, StackWiring
+from components.registry_preflight import RegistryPreflight
+from model.budget import app_budgets, info_line
+from model.config import NAMESPACE, PromoteConfig, StackConfig, StackSecrets
+from model.content_tag import content_tag
+from model.errors import GitopsError
+from model.failed_releases import (
     RECORD_OUTPUT,
     FailedReleaseBlocked,
     FailedReleaseRecord,
     blocked,
     read_own_record,
 )
-from components.names import MANAGED_BY, NAMESPACE_TYPE, namespace_resource_name
-from components.promotion import APPS_OUTPUT, Wanted, stack_reference_name, upstream_digests
-from components.registry_preflight import RegistryPreflight, RegistryPreflightArgs
+from model.image_ref import REPO_DIGEST
+from model.names import (
+    APPPROJECT_SUFFIX,
+    ARGO_PROJECT_TYPE,
+    ARGOCD_FINALIZER,
+    MANAGED_BY,
+    NAMESPACE_TYPE,
+    PROJECT,
+    namespace_resource_name,
+)
+
+Gate = pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] | None
+"""`depends_on` for what precedes the releases: it fails when a promotion cannot be supplied."""
+APPS_OUTPUT = "apps"
+"""The export that maps each app to its verified `imageDigest`, which a promoting stack reads upstream."""
+
+
+class PromotionError(GitopsError, pulumi.RunError):
+    """The upstream stack cannot supply an app's digest; the message names the app and the stack."""
 
 
 def _providers(cfg: StackConfig) -> tuple[k8s.Provider | None, k8s.Provider | None]:
@@ -31,71 +49,102 @@ def _providers(cfg: StackConfig) -> tuple[k8s.Provider | None, k8s.Provider | No
     argocd_ctx, dest_ctx = cfg.argocd.context, cfg.cluster.context
     argocd = k8s.Provider("argocd", context=argocd_ctx) if argocd_ctx else None
     if dest_ctx is None:
-        destination = None
-    elif dest_ctx == argocd_ctx:
-        destination = argocd
-    else:
-        destination = k8s.Provider("destination", context=dest_ctx)
-    return argocd, destination
+        return argocd, None
+    return argocd, argocd if dest_ctx == argocd_ctx else k8s.Provider("destination", context=dest_ctx)
+
+
+def stack_reference_name(promote: PromoteConfig, organization: str | None, project: str) -> str:
+    """`<org>/<project>/<stack>`, qualified with the running stack's org; a qualified name, or no org, as
+    given (docs/engine-rules.md#stack-references)."""
+    if "/" in promote.from_stack or not organization:
+        return promote.from_stack
+    return f"{organization}/{project}/{promote.from_stack}"
 
 
 @dataclass(frozen=True)
-class Promotion:
-    """The upstream digests of a promoting stack, and the gate the stack's own resources wait on."""
+class Wanted:
+    """One app this stack promotes: its name, its repository and where its pin would go."""
 
-    digests: Mapping[str, pulumi.Output[str]]
-    """Each unpinned app's digest from the upstream stack."""
-    gate: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] | None
-    """`depends_on` for what precedes the releases: it fails, so they are never registered, when
-    the upstream stack cannot supply every app; nothing of a failed promotion is applied."""
+    app: str
+    repository: str
+    index: int
+    """Position in `gitops-deploy:apps`, for the pin key in the error."""
 
 
-def _promotion(cfg: StackConfig) -> Promotion:
-    """Read the upstream stack's `apps` export once and check every promoted app against it."""
+def upstream_digests(apps: Any, wanted: Sequence[Wanted], *, upstream: str) -> dict[str, str]:
+    """Each wanted app's digest that passed its health gate upstream; one PromotionError for every miss."""
+    where = f"{NAMESPACE}:promote: stack '{upstream}'"
+    if not isinstance(apps, Mapping):
+        raise PromotionError(
+            f"{where} exports no '{APPS_OUTPUT}' (has it been deployed with this program?); "
+            "expected each app's imageDigest there"
+        )
+    digests: dict[str, str] = {}
+    problems: list[str] = []
+    for want in wanted:
+        entry = apps.get(want.app)
+        digest = entry.get("imageDigest") if isinstance(entry, Mapping) else None
+        match = REPO_DIGEST.fullmatch(digest) if isinstance(digest, str) else None
+        pin = f"{NAMESPACE}:apps[{want.index}].image.pin"
+        if entry is None:
+            known = ", ".join(sorted(map(str, apps))) or "none"
+            problems.append(
+                f"app '{want.app}' is not in stack '{upstream}' (its apps: {known}); "
+                f"deploy it there first, or set {pin}"
+            )
+        elif match is None:
+            problems.append(
+                f"app '{want.app}' has no verified digest in stack '{upstream}' (got {digest!r}); "
+                f"let its health gate pass there first, or set {pin}"
+            )
+        elif match.group("repo") != want.repository:
+            problems.append(
+                f"app '{want.app}' runs {digest!r} in stack '{upstream}'; this stack expects an image "
+                f"of '{want.repository}' (image.repository must be the same in both stacks)"
+            )
+        else:
+            digests[want.app] = match.group(0)
+    if problems:
+        noun = "app" if len(problems) == 1 else "apps"
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise PromotionError(f"{where} cannot supply {len(problems)} {noun}:\n{lines}")
+    return digests
+
+
+def _promotion(cfg: StackConfig) -> tuple[dict[str, pulumi.Output[str]], Gate]:
+    """Each promoted app's upstream digest, and the `depends_on` gate of everything before the releases.
+
+    The upstream `apps` export is read once, in preview too; the gate fails, so nothing of the stack is
+    registered, when the upstream stack cannot supply every app.
+    """
     # A pinned app deploys its pin (the rollback, a hotfix), so it need not exist upstream.
     wanted = [Wanted(a.name, a.image.repository, a.index) for a in cfg.apps if a.image.pin is None]
     if cfg.promote is None or not wanted:
-        return Promotion(digests={}, gate=None)
+        return {}, None
     name = stack_reference_name(cfg.promote, pulumi.get_organization(), pulumi.get_project())
     reference = pulumi.StackReference(name)
     checked = reference.get_output(APPS_OUTPUT).apply(
         lambda apps: upstream_digests(apps, wanted, upstream=name)
     )
-    return Promotion(
-        digests={w.app: checked.apply(functools.partial(_pick, app=w.app)) for w in wanted},
-        gate=checked.apply(lambda _: [reference]),
-    )
+    digests = {w.app: checked.apply(functools.partial(_pick, app=w.app)) for w in wanted}
+    return digests, checked.apply(lambda _: [reference])
 
 
 def _pick(digests: Mapping[str, str], app: str) -> str:
     return digests[app]
 
 
-def _namespaces(
-    cfg: StackConfig, provider: k8s.Provider | None, promotion: Promotion
-) -> dict[str, pulumi.Resource]:
+def _namespaces(cfg: StackConfig, provider: k8s.Provider | None, gate: Gate) -> dict[str, pulumi.Resource]:
     """Each app namespace, patched with the stack's labels whether or not it exists already.
 
-    From pulumi-kubernetes v4.29, a `Namespace` is created with a plain create, which fails with
-    AlreadyExists when Argo CD, another stack or an earlier `up` made it first (`provider/pkg/await/
-    await.go`, `Creation`: only Patch resources, or `upsertExistingObjects`, take the server-side-apply
-    path, and a preview swallows AlreadyExists, `provider/pkg/provider/provider.go` `Create`); up to
-    v4.28 such a create was an apply that took the namespace over. A
-    `NamespacePatch` is a server-side apply, which creates the namespace when it is missing and
-    otherwise sets only the fields it names. It needs server-side apply on the provider, the default
-    since pulumi-kubernetes v4 (`provider.go` `Check` refuses Patch resources without it).
-
-    `retain_on_delete`: the engine then never calls the provider's Delete (`DeleteStep.Apply`,
-    pulumi/pulumi `pkg/resource/deploy/step.go`). Without it, deleting a Patch relinquishes its
-    fields with another server-side apply (`await.go` `Deletion` -> `ssa.Relinquish`), which would
-    re-create a namespace deleted meanwhile. The alias keeps the URN of the `Namespace` that earlier
-    versions declared, so existing stacks see no change (a type alias gives the same resource).
+    A server-side-apply patch, kept on delete; the alias keeps the URN of the `Namespace` declared
+    before (docs/engine-rules.md#pulumi-kubernetes-patch-resources).
     """
     opts = pulumi.ResourceOptions(
         provider=provider,
         retain_on_delete=True,
         aliases=[pulumi.Alias(type_=NAMESPACE_TYPE)],
-        depends_on=promotion.gate,
+        depends_on=gate,
     )
     return {
         ns: k8s.core.v1.NamespacePatch(
@@ -107,6 +156,42 @@ def _namespaces(
     }
 
 
+def project_spec(cfg: StackConfig, description: str) -> dict[str, Any]:
+    """Only this stack's repositories, namespaces and cluster; only Namespace at cluster scope."""
+    return {
+        "description": description,
+        "sourceRepos": sorted({app.source.repo_url for app in cfg.apps}),
+        "destinations": [cfg.cluster.destination(ns) for ns in sorted({app.namespace for app in cfg.apps})],
+        # CreateNamespace=true is the only cluster-scoped object an app may need.
+        "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+    }
+
+
+class ArgoProject(pulumi.ComponentResource):
+    """An `argoproj.io/v1alpha1` AppProject scoped to exactly what the stack deploys."""
+
+    project_name: pulumi.Output[str]
+    """`metadata.name` of the AppProject."""
+
+    def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(ARGO_PROJECT_TYPE, name, None, opts)
+        project = k8s.apiextensions.CustomResource(
+            f"{name}{APPPROJECT_SUFFIX}",
+            api_version="argoproj.io/v1alpha1",
+            kind="AppProject",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=cfg.argocd.project,
+                namespace=cfg.argocd.namespace,
+                labels=dict(MANAGED_BY),
+                finalizers=[ARGOCD_FINALIZER],
+            ),
+            spec=project_spec(cfg, f"{PROJECT} stack {pulumi.get_stack()}"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.project_name = project.id.apply(lambda _: cfg.argocd.project)
+        self.register_outputs({"project_name": self.project_name})
+
+
 def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
     """Stop before registering anything when an app would ship content that failed its health gate.
 
@@ -114,6 +199,8 @@ def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
     and shipped now (they pass their gate in this update, or the update fails and exports nothing).
     """
     record = cfg.failed_releases if cfg.failed_releases is not None else read_own_record()
+    # A promoting stack builds nothing, but its checkout's content tag is the one its upstream built
+    # from the same source: a release that failed here is kept out by it all the same.
     built = {
         app.name: content_tag(
             app.image.context,
@@ -122,8 +209,6 @@ def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
             app.image.build_args,
             root=cfg.project_dir,
         )
-        # A promoting stack builds nothing, but its checkout's content tag is the one its upstream
-        # built from the same source: a release that failed here is kept out by it all the same.
         for app in cfg.apps
         if app.image.pin is None
     }
@@ -133,7 +218,7 @@ def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
     shipped_again = {f"{app}:{tag}" for app, tag in built.items()} & set(cfg.allow_failed_releases)
     for ref in sorted(set(cfg.allow_failed_releases) - {r.ref for r in record.releases}):
         pulumi.log.warn(
-            f"gitops-deploy:allowFailedReleases: {ref} names no recorded failed release (shipped since, or "
+            f"{NAMESPACE}:allowFailedReleases: {ref} names no recorded failed release (shipped since, or "
             "never failed); remove it"
         )
     return record.without(shipped_again)
@@ -145,75 +230,44 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
     argocd_provider, destination_provider = _providers(cfg)
     if cfg.cluster_declared and cfg.cluster.context is None:
         pulumi.log.warn(
-            "gitops-deploy:cluster has no 'context': pull secrets go to the default kube context's "
+            f"{NAMESPACE}:cluster has no 'context': pull secrets go to the default kube context's "
             "cluster, which must be the cluster the apps run in"
         )
-    promotion = _promotion(cfg)
-    # Argo CD's finalizer removes the apps; the namespace may hold more than this stack.
-    namespaces = _namespaces(cfg, destination_provider, promotion)
-    project_deps: list[pulumi.Resource] = []
+    promoted, gate = _promotion(cfg)
+    project: list[pulumi.Resource] = []
     if cfg.argocd.manage_project:
-        project_deps.append(
-            ArgoProject(
-                "project",
-                ArgoProjectArgs(
-                    project=cfg.argocd.project,
-                    argocd_namespace=cfg.argocd.namespace,
-                    apps=cfg.apps,
-                    cluster=cfg.cluster,
-                    stack=pulumi.get_stack(),
-                ),
-                opts=pulumi.ResourceOptions(
-                    providers={"kubernetes": argocd_provider} if argocd_provider else None,
-                    depends_on=promotion.gate,
-                ),
-            )
+        providers = {"kubernetes": argocd_provider} if argocd_provider else None
+        project.append(
+            ArgoProject("project", cfg, opts=pulumi.ResourceOptions(providers=providers, depends_on=gate))
         )
     # One credential check per stack (one registry per stack), for every repository it builds; a
     # promoting stack builds nothing, so only its credentials (pull secrets, image size) are checked.
-    built = cfg.built_apps
     preflight = RegistryPreflight(
         "registry-preflight",
-        RegistryPreflightArgs(
-            server=cfg.registry.server,
-            username=cfg.registry.username,
-            password=secrets.registry_password,
-            repositories=[app.image.path for app in built],
-            insecure=cfg.registry.insecure,
-        ),
-        opts=pulumi.ResourceOptions(depends_on=promotion.gate),
+        cfg.registry,
+        secrets.registry_password,
+        [app.image.path for app in cfg.built_apps],
+        opts=pulumi.ResourceOptions(depends_on=gate),
     )
-    releases: dict[str, AppRelease] = {}
-    for app in cfg.apps:
-        releases[app.name] = AppRelease(
-            app.name,
-            AppReleaseArgs(
-                app=app,
-                registry=cfg.registry,
-                argocd=cfg.argocd,
-                cluster=cfg.cluster,
-                project_dir=cfg.project_dir,
-                registry_password=secrets.registry_password,
-                health_headers=secrets.health_headers[app.name],
-                build_on_preview=cfg.build.on_preview,
-                build_depends_on=(preflight,),
-                application_depends_on=project_deps,
-                destination_provider=destination_provider,
-                argocd_provider=argocd_provider,
-                secret_depends_on=(namespaces[app.namespace],),
-                promoted_digest=promotion.digests.get(app.name),
-                rollback_id=cfg.rollback_id,
-            ),
-        )
-    # The budget check itself is part of the config's validation (components/config.py); here each app
-    # says, in preview and up alike, what its bounded phases can cost.
+    stack = StackWiring(
+        cfg,
+        secrets,
+        preflight,
+        # Argo CD's finalizer removes the apps; the namespace may hold more than this stack.
+        _namespaces(cfg, destination_provider, gate),
+        project,
+        promoted,
+        argocd_provider,
+        destination_provider,
+    )
+    releases = {app.name: AppRelease(app.name, app, stack) for app in cfg.apps}
+    # The budget itself is checked with the config; here each app says what its bounded phases can cost.
     for budget in app_budgets(cfg):
         pulumi.log.info(info_line(budget), resource=releases[budget.app])
-    # Each digest resolves only once its app's HealthCheck passed. When a gate fails, the stack's
-    # outputs are never registered in that update, so the engine keeps the previous ones: the last
-    # digests that passed (docs/rollback.md, "What a failed update leaves in the outputs").
+    # Each digest resolves only once its app's HealthCheck passed; when a gate fails the outputs are not
+    # registered, so the engine keeps the last digests that passed (docs/release.md).
     pulumi.export(
-        "apps",
+        APPS_OUTPUT,
         {
             name: {
                 "imageDigest": release.verified_digest,

@@ -1,49 +1,21 @@
-"""ImageSize: read a pushed image's manifest from the registry and report its compressed size.
-
-In a preview that built the image, pulumi-docker hands over the local build's ID instead of a pushed
-digest (components/image_ref.py). `check` then measures that image in the local engine, with
-offline/image_build.py (the same figure as `python -m offline.check --build`). `check` is the one
-method that can: the engine calls a provider's Check in preview and up, keeps its answer as the
-resource's inputs (pulumi/pulumi `pkg/resource/deploy/step_generator.go`, `new.Inputs = inputs`), and
-in a preview, for a provider that does not support previews, which a dynamic provider does not
-(pulumi `dynamic/__main__.py`: `Configure` answers no `supportsPreview`), uses those inputs as the
-outputs of the Create or Update (`pkg/resource/plugin/provider_plugin.go`, `if req.Preview` ...
-`!protocol.supportsPreview` -> `Properties: req.Properties` / `req.NewInputs`). So the local figure
-is the preview's `size_bytes`, marked by `size_source`; `up` reads the registry's and replaces it.
-
-The digest the Application pins is the registry's. pulumi-docker v4 takes it from the local image store
-(components/image_ref.py), so before the size is read, `up` checks that the registry serves that digest
-for the pushed tag (or an index that lists it). A mismatch fails with both digests, and the
-Application, which waits for this resource's size, pins nothing.
-"""
+"""ImageSize: the compressed size of a pushed image from the registry's manifest; in a preview, of the
+local build, measured in `check` (docs/engine-rules.md#dynamic-providers-in-preview)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    Resource,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, UpdateResult
 
-from components.dynamic_inputs import is_unknown
-from components.image_ref import NO_DIGEST, TAG, is_local_image_id
-from components.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
-from components.provider_errors import OneLineErrors, failure_line
-from components.registry_api import (
-    DEFAULT_TIMEOUT_S,
-    RegistryError,
-    client_from_inputs,
-    parse_platform,
-    split_reference,
-)
+from clients.registry import client_from_inputs, parse_platform, split_reference
+from clients.registry_session import DEFAULT_TIMEOUT_S, RegistryError
+from components.provider_errors import OneLineErrors, failure_line, is_unknown, registry_failures
+from model.config import RegistryConfig
+from model.image_ref import NO_DIGEST, TAG, is_local_image_id
+from model.names import IMAGE_SIZE_MODULE, IMAGE_SIZE_NAME
+from model.names import LOCAL_SIZE_SOURCE as LOCAL_SOURCE
 
 PROVIDER_VERSION = "2"
 """Bump to make every stack re-read its image sizes after a change to this module."""
@@ -53,8 +25,6 @@ _COMPARED = ("image", "tag", "platform", "server", "insecure", "provider_version
 
 REGISTRY_SOURCE = "registry"
 """`size_source` of a figure read from the registry's manifest (create and update)."""
-LOCAL_SOURCE = "local"
-"""`size_source` prefix of a figure measured in the local engine during a preview."""
 
 
 def size_annotation(size_bytes: float | int) -> str:
@@ -69,12 +39,8 @@ def size_annotation(size_bytes: float | int) -> str:
 
 def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     """One CheckFailure per malformed input, naming the property; unknown values pass."""
-    failures: list[CheckFailure] = []
+    failures = registry_failures(news)
     server = news.get("server")
-    for key in ("server", "username", "password"):
-        value = news.get(key)
-        if not is_unknown(value) and (not isinstance(value, str) or not value):
-            failures.append(CheckFailure(key, "expected a non-empty string"))
     image = news.get("image")
     if image == NO_DIGEST:
         failures.append(
@@ -100,15 +66,13 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
             parse_platform(platform if isinstance(platform, str) else repr(platform))
         except ValueError as exc:
             failures.append(CheckFailure("platform", str(exc)))
-    if not isinstance(news.get("insecure", False), bool):
-        failures.append(CheckFailure("insecure", "expected true or false"))
     return failures
 
 
 def measure_local(image_id: str) -> dict[str, Any]:
     """The preview's figure for a local build: its size as a push would upload it, or why there is none."""
     # Imported here: only a preview that built an image needs the Docker SDK.
-    from offline.image_build import EngineUnavailable, ImageError, connect, measure_image
+    from clients.image_engine import EngineUnavailable, ImageError, connect, measure_image
 
     try:
         client = connect()
@@ -185,28 +149,6 @@ class ImageSizeProvider(OneLineErrors):
         return UpdateResult(measure(news))
 
 
-@dataclass(frozen=True)
-class ImageSizeArgs:
-    """Inputs of an ImageSize."""
-
-    image: pulumi.Input[str]
-    """The pushed image's digest reference, `server/team/web@sha256:...`; in a preview, the local ID."""
-    server: str
-    """Registry host, with an optional port."""
-    username: pulumi.Input[str]
-    """Registry user (pull is enough)."""
-    password: pulumi.Output[str]
-    """Registry password, a secret Output."""
-    tag: pulumi.Input[str] = ""
-    """The tag the image was pushed with; the registry must serve `image`'s digest for it ("": no check)."""
-    platform: str = "linux/amd64"
-    """Platform whose entry is measured when the digest names an index or manifest list."""
-    insecure: bool = False
-    """Skip TLS verification and allow plain HTTP."""
-    timeout_seconds: float = DEFAULT_TIMEOUT_S
-    """Timeout of each request to the registry or its token service."""
-
-
 class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
     """`pulumi-python:dynamic/image:ImageSize`: the compressed size of one pushed image, from its manifest."""
 
@@ -223,25 +165,33 @@ class ImageSize(Resource, module=IMAGE_SIZE_MODULE, name=IMAGE_SIZE_NAME):
     annotation: pulumi.Output[str]
     """`size_bytes` as the whole-number string for the `gitops-deploy/image-size-bytes` annotation."""
 
-    def __init__(self, name: str, args: ImageSizeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        registry: RegistryConfig,
+        password: pulumi.Output[str],
+        *,
+        image: pulumi.Input[str],
+        tag: pulumi.Input[str] = "",
+        platform: str = "linux/amd64",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`image`: the pushed digest reference (in a preview, the local ID); `tag`: the tag it was pushed
+        with, which the registry must serve it for ("": no check); `platform`: the index entry measured."""
         super().__init__(
             ImageSizeProvider(),
             name,
             {
-                "image": args.image,
-                "tag": args.tag,
-                "server": args.server,
-                "username": args.username,
-                "password": pulumi.Output.secret(args.password),
-                "platform": args.platform,
-                "insecure": args.insecure,
-                "timeout_seconds": args.timeout_seconds,
+                "image": image,
+                "tag": tag,
+                "server": registry.server,
+                "username": registry.username,
+                "password": pulumi.Output.secret(password),
+                "platform": platform,
+                "insecure": registry.insecure,
+                "timeout_seconds": DEFAULT_TIMEOUT_S,
                 "provider_version": PROVIDER_VERSION,
-                "size_bytes": None,
-                "layers": None,
-                "media_type": None,
-                "manifest_digest": None,
-                "size_source": None,
+                **dict.fromkeys(("size_bytes", "layers", "media_type", "manifest_digest", "size_source")),
             },
             opts,
         )

@@ -1,25 +1,21 @@
-"""How this project's dynamic providers fail: one message that names the app and the cause, no traceback.
+"""What the dynamic providers share: one-line failures without a traceback, unknown values, registry inputs.
 
-The provider host (`python -m pulumi.dynamic`, pulumi/pulumi sdk/python/lib/pulumi/dynamic/__main__.py,
-`_abort_with_traceback`, from SDK 3.260.0 on: requirements.txt's floor) answers any exception with
-`traceback.format_exc()`, and the engine prints that text as the resource's error. Its frames are the
-host's and ours, not the user's, and an exception group from anyio runs to thousands of characters. So:
-
-- each provider turns an unexpected exception into its own failure type with a one-line message
-  (`failure_line`), raised `from None` so no chain is printed;
-- `OneLineErrors.configure`, which the host calls once when it loads a provider, sets
-  `sys.tracebacklimit = 0` in the host process; `traceback.format_exc()` then prints no frames and no
-  "Traceback" header, only `module.Type: message`. The host process runs only dynamic providers, and
-  all of this program's are ours.
+The provider host prints any exception with its traceback, so the host is told to print frames of none
+(docs/engine-rules.md#dynamic-provider-errors).
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
-from pulumi.dynamic import ConfigureRequest, ResourceProvider
+from pulumi.dynamic import CheckFailure, ConfigureRequest, ResourceProvider
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
 
-from components.http_bounds import describe, one_line
+from clients.http_bounds import describe, one_line
+from model.http_origin import server_problem
 
 
 def failure_line(subject: str, exc: BaseException) -> str:
@@ -27,14 +23,32 @@ def failure_line(subject: str, exc: BaseException) -> str:
     return one_line(f"{subject}: {describe(exc)}")
 
 
-def quiet_host_tracebacks() -> None:
-    """Make the provider host report an exception as its last line only (see the module docstring)."""
-    sys.tracebacklimit = 0
+def is_unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (during preview), also inside a list."""
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
+        return True
+    return isinstance(value, list) and any(is_unknown(v) for v in value)
+
+
+def registry_failures(news: Mapping[str, Any]) -> list[CheckFailure]:
+    """The registry inputs both registry providers take: a server with a valid port, a user, a password."""
+    failures: list[CheckFailure] = []
+    for key in ("server", "username", "password"):
+        value = news.get(key)
+        if not is_unknown(value) and (not isinstance(value, str) or not value):
+            failures.append(CheckFailure(key, "expected a non-empty string"))
+        elif key == "server" and isinstance(value, str) and (problem := server_problem(value)) is not None:
+            failures.append(
+                CheckFailure(key, f"got {value!r}; expected a host with a port from 1 to 65535 ({problem})")
+            )
+    if not isinstance(news.get("insecure", False), bool):
+        failures.append(CheckFailure("insecure", "expected true or false"))
+    return failures
 
 
 class OneLineErrors(ResourceProvider):
     """A provider whose errors reach the engine as their message alone."""
 
     def configure(self, req: ConfigureRequest) -> None:
-        """Called once by the provider host when it loads this provider (never in-process)."""
-        quiet_host_tracebacks()
+        """Called once by the provider host when it loads this provider: its tracebacks print no frames."""
+        sys.tracebacklimit = 0

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    Resource,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, UpdateResult
 
-from components.config import REPO_PATH
-from components.dynamic_inputs import is_unknown
-from components.http_origin import server_problem
-from components.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
-from components.provider_errors import OneLineErrors, failure_line
-from components.registry_api import DEFAULT_TIMEOUT_S, RegistryError, client_from_inputs
+from clients.registry import client_from_inputs
+from clients.registry_session import DEFAULT_TIMEOUT_S, RegistryError
+from components.provider_errors import OneLineErrors, failure_line, is_unknown, registry_failures
+from model.config import REPO_PATH, RegistryConfig
+from model.names import REGISTRY_PREFLIGHT_MODULE, REGISTRY_PREFLIGHT_NAME
 
 PROVIDER_VERSION = "1"
 """Bump to make every stack update its preflight after a change to this module."""
@@ -32,16 +23,7 @@ _KEYS = ("server", "username", "password", "repositories", "insecure", "timeout_
 
 def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
     """One CheckFailure per malformed input, naming the property; unknown values pass."""
-    failures: list[CheckFailure] = []
-    for key in ("server", "username", "password"):
-        value = news.get(key)
-        if not is_unknown(value) and (not isinstance(value, str) or not value):
-            what = "a non-empty string" if key != "password" else "a non-empty secret string"
-            failures.append(CheckFailure(key, f"expected {what}"))
-        elif key == "server" and isinstance(value, str) and (problem := server_problem(value)) is not None:
-            failures.append(
-                CheckFailure(key, f"got {value!r}; expected a host with a port from 1 to 65535 ({problem})")
-            )
+    failures = registry_failures(news)
     repos = news.get("repositories")
     if not is_unknown(repos):
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
@@ -54,8 +36,6 @@ def _input_failures(news: dict[str, Any]) -> list[CheckFailure]:
                 for r in repos
                 if not REPO_PATH.fullmatch(r)
             )
-    if not isinstance(news.get("insecure", False), bool):
-        failures.append(CheckFailure("insecure", "expected true or false"))
     timeout = news.get("timeout_seconds", DEFAULT_TIMEOUT_S)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120:
         failures.append(CheckFailure("timeout_seconds", "expected a number of seconds from 0 to 120"))
@@ -113,24 +93,6 @@ def _outs(props: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class RegistryPreflightArgs:
-    """Inputs of a RegistryPreflight."""
-
-    server: str
-    """Registry host, with an optional port."""
-    username: str
-    """User the images are pushed as."""
-    password: pulumi.Output[str]
-    """Registry password, a secret Output."""
-    repositories: Sequence[str]
-    """Repository paths (without the host) the user must be able to push to, such as `team/web`."""
-    insecure: bool = False
-    """Skip TLS verification and allow plain HTTP, as the registry config's `insecure`."""
-    timeout_seconds: float = DEFAULT_TIMEOUT_S
-    """Timeout of each request to the registry or its token service."""
-
-
 class RegistryPreflight(Resource, module=REGISTRY_PREFLIGHT_MODULE, name=REGISTRY_PREFLIGHT_NAME):
     """`pulumi-python:dynamic/registry:RegistryPreflight`: fails preview and up on bad credentials."""
 
@@ -140,27 +102,33 @@ class RegistryPreflight(Resource, module=REGISTRY_PREFLIGHT_MODULE, name=REGISTR
     """The repositories the user may push to."""
 
     def __init__(
-        self, name: str, args: RegistryPreflightArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        registry: RegistryConfig,
+        password: pulumi.Output[str],
+        repositories: Sequence[str],
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        repos = sorted(set(args.repositories))
+        """`repositories`: the paths (without the host, `team/web`) the user must be able to push to."""
+        repos = sorted(set(repositories))
         super().__init__(
             RegistryPreflightProvider(),
             name,
             {
-                "server": args.server,
-                "username": args.username,
-                "password": pulumi.Output.secret(args.password),
+                "server": registry.server,
+                "username": registry.username,
+                "password": pulumi.Output.secret(password),
                 "repositories": repos,
-                "insecure": args.insecure,
-                "timeout_seconds": args.timeout_seconds,
+                "insecure": registry.insecure,
+                "timeout_seconds": DEFAULT_TIMEOUT_S,
                 "provider_version": PROVIDER_VERSION,
             },
             opts,
         )
         # Registration only succeeds once `check` passed, in preview as in up: then say so, once.
-        targets = ", ".join(f"{args.server}/{r}" for r in repos) or args.server
+        targets = ", ".join(f"{registry.server}/{r}" for r in repos) or registry.server
         self.urn.apply(
             lambda _: pulumi.log.info(
-                f"registry preflight passed: user {args.username!r} may push to {targets}", resource=self
+                f"registry preflight passed: user {registry.username!r} may push to {targets}", resource=self
             )
         )

@@ -1,13 +1,6 @@
-"""The deploy's dealings with Argo CD operations (rules: deploy/argo_status.py).
+"""The deploy's dealings with Argo CD operations: wait for a foreign one, terminate the failed release's.
 
-- Before the update: an Application with an operation in progress holds auto-sync, so the spec the
-  update writes would not be synced. Such an operation was not started by this deploy (it has changed
-  nothing yet): wait for it, up to `gitops-deploy:deploy.operationWaitSeconds`, and stop with nothing
-  changed when it does not end in time.
-- Before the rollback: the failed release's operation (hooks or waves waiting on a crash-looping
-  workload, or a failed sync in its retry backoff) would hold the rollback's sync the same way; it is
-  terminated as `argocd app terminate-op` does.
-- While `up` waits: the Degraded judgement reads the Application's workloads.
+Why: docs/engine-rules.md#argo-cd-operations.
 """
 
 from __future__ import annotations
@@ -17,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from deploy.argo_cluster import Applications, ClusterError, Conflict
+from clients.argo_cluster import Applications, ClusterError, Conflict
 from deploy.argo_status import Health, Operation, health, operation, terminate_patch
 
 POLL_S = 2.0

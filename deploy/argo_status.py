@@ -1,36 +1,6 @@
 """What the deploy reads from an Argo CD Application: its operation, and whether the release is Degraded.
 
-Rules, from argoproj/argo-cd v3.5.1 (its gitops-engine is vendored there under gitops-engine/):
-
-- An operation is requested by setting the Application's `operation`; the controller runs it and
-  records it in `status.operationState` (controller/appcontroller.go `processRequestedAppOperation`,
-  `setOperationState`). `operation` is cleared only once the phase is completed (Succeeded, Failed,
-  Error: gitops-engine/pkg/sync/common/types.go `OperationPhase.Completed`).
-- Auto-sync does nothing while `operation` is set ("Skipping auto-sync: another operation is in
-  progress", appcontroller.go `autoSync`). So a spec the deploy writes then is not synced until the
-  operation ends. The controller itself counts an operation in progress while `operationState.phase`
-  is not completed (`isOperationInProgress`). In progress here means either.
-- An operation stays Running while a multi-step sync (hooks, sync waves) waits for its resources to be
-  healthy (gitops-engine/pkg/sync/sync_context.go `Sync`, sync_tasks.go `multiStep`): for a
-  crash-looping Deployment, until its progressDeadlineSeconds (600 s by default) makes it Degraded.
-- A failed sync with retries left stays Running with `finishedAt` set until its next attempt
-  (`processRequestedAppOperation`: "Set FinishedAt explicitly on a Running phase"): its retry backoff.
-- `argocd app terminate-op` is the API server's TerminateOperation (server/application/application.go):
-  with `operation` and `status.operationState` both set, it sets `status.operationState.phase` to
-  `Terminating` and updates the Application, retrying on a conflict. The CRD has no status subresource
-  (manifests/crds/application-crd.yaml `subresources: {}`), so the status is written with the object.
-  The controller keeps Terminating even over a sync that was running meanwhile, then calls the sync
-  context's Terminate, which deletes running hooks and ends the operation Failed "Operation terminated"
-  with no retry (`terminating` skips it), and clears `operation`; the refresh it then requests
-  auto-syncs the current spec. The deploy writes the same field with a JSON merge patch
-  (`application/merge-patch+json`, which custom resources accept; strategic merge they refuse) carrying
-  the resourceVersion it read, so a concurrent write is a 409 Conflict, as the server's update is.
-- Who started an operation: `operation.initiatedBy` (`username`, or `automated: true` for auto-sync),
-  and once it runs `status.operationState.operation.initiatedBy`; `status.operationState.startedAt`.
-- Whether the release is Degraded: its workload's entry of `status.resources[]`, the one the wait
-  judges (the rule and its sources: components/release_workload.py); another Degraded object is
-  reported, not acted on. An Application that carries no resource health (Argo CD v3's default) or
-  does not say which workload is the release's cannot be judged here.
+Argo CD's rules: docs/engine-rules.md#argo-cd-operations.
 """
 
 from __future__ import annotations
@@ -39,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.release_workload import declared_workload, resource_health_inline
+from model.release_workload import declared_workload, resource_health_inline
 
 RUNNING = "Running"
 TERMINATING = "Terminating"

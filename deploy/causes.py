@@ -1,34 +1,20 @@
 """Why a deploy failed: the failed resource's type and message, classified by one table (RULES).
 
-A failure is what the engine reported as failing (pulumi/pulumi v3.259):
-- an error diagnostic naming a resource, then a failed-operation event (`OnResourceStepPost` in
-  `pkg/engine/update.go`); the diagnostic's text is the provider's error (`GetResourceOperationFailedError`,
-  "%v", in `sdk/go/common/diag/errors.go`): for a Python dynamic provider the whole traceback
-  (`pulumi/dynamic/__main__.py` aborts with `traceback.format_exc()`);
-- an error diagnostic naming a resource with no step: its `check` refused the inputs
-  ("<type> resource '<name>' has a problem: <reason>", `issueCheckFailures` in `step_generator.go`);
-- an error diagnostic naming no resource: the program's own error (the Python host logs a `RunError`'s
-  text, then the engine adds "an unhandled error occurred: program exited with non-zero exit code: 1",
-  `pkg/resource/deploy/program_source.go`), or the engine's closing "update failed"
-  (`reportExecResult` in `deployment_executor.go`), which only repeats that something failed;
-- a policy event at the `mandatory` level.
-
-The deploy's cause is its first failure in stream order that is not such a repetition.
+What counts as a failure, and the engine's wording: docs/engine-rules.md#failure-causes.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from pulumi.automation.events import EngineEvent
 
 from components.argo_wait import HEALTH_PATH
-from components.config import NAMESPACE
-from components.names import (
+from deploy.degraded import DEGRADED_LINE
+from deploy.events import INTERRUPTED, Event, app_of, clean, decode, exception_text, urn_name, urn_type
+from model.names import (
     APPLICATION_TYPE,
     DOCKER_IMAGE_TYPE,
     HEALTH_CHECK_TYPE,
@@ -36,24 +22,11 @@ from components.names import (
     REGISTRY_PREFLIGHT_TYPE,
     STACK_TYPE,
 )
-from deploy.stream import clean, exception_text, urn_name, urn_type
-from deploy.timings import app_of
+from model.record import Cause
+from model.text import fit
 
-Cause = Literal["registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "other"]
-CAUSES: tuple[Cause, ...] = (
-    "registry-auth",
-    "registry-unreachable",
-    "lint",
-    "build",
-    "policy",
-    "sync",
-    "health",
-    "other",
-)
 PROGRAM = ""
 """The `type` of a failure that names no resource: the program's or the engine's own error."""
-REGISTRY_KEY = f"{NAMESPACE}:registry"
-"""The prelude event carries the stack's config; the registry host comes from this key."""
 SUMMARY_CHARS = 240
 
 
@@ -78,14 +51,11 @@ def _re(pattern: str) -> re.Pattern[str]:
 
 
 _REGISTRY_CLIENT = (REGISTRY_PREFLIGHT_TYPE, IMAGE_SIZE_TYPE)
-# components/registry_api.py: every RegistryError names its cause in these words.
 _REGISTRY_AUTH = _re(
     r"wrong credentials|no (push|pull) permission|no permission:|unsupported auth scheme|names no token realm"
     r"|token service \S+ (did not answer JSON|answered without a token)"
 )
 _REGISTRY_DOWN = _re(r"unreachable:|TLS [^:;]*failed|not a registry:|answered 5\d\d")
-# pulumi-docker v4.11.2 provider/image.go (processLogLine, getRegistryAuth) and the Docker daemon's
-# pull/push errors. A base image the build cannot pull is the build's problem, whatever the wording.
 _BASE_IMAGE = _re(r"pull access denied|manifest unknown|manifest for \S+ not found|not found: manifest")
 _DOCKER_AUTH = _re(
     r"authentication is required|unauthorized|denied: requested access|mismatched registry credentials"
@@ -95,74 +65,44 @@ _NETWORK = _re(
     r"dial tcp|connection refused|no such host|i/o timeout|TLS handshake timeout|x509:"
     r"|server gave HTTP response to HTTPS client"
 )
-# pulumi-kubernetes v4.32 provider/pkg/provider/provider.go wraps every await error in "failed to fully
-# initialize or become live"; provider/pkg/await/internal/awaiter.go keeps k8s's "timed out waiting for
-# the condition"; await/error.go words a cancelled wait.
 _AWAIT_CANCELLED = _re(r"operation was cancelled")
 _AWAIT_FAILED = _re(r"failed to fully initialize or become live|timed out waiting|failed to initialize")
 _APPLY_CONFLICT = _re(
     r"apply conflict|field conflict|the object has been modified|Operation cannot be fulfilled"
 )
-# provider/pkg/await/condition/jsonpath.go logs, as the resource's ephemeral status, "Waiting for
-# {<path>}=Healthy (found ...)" (or "... selected nothing") for a condition not met yet; all.go checks
-# the sync condition before the health one (components/argo_wait.py HEALTH_PATH), so the last such
-# line names what was missing.
+# An await status line, the last of which names the condition not met yet (jsonpath.go).
 _AWAIT_WAITING = _re(r"^(Waiting for \{|\{[^}]*\} selected nothing)")
 _HEALTH_STATUS = _re(HEALTH_PATH.pattern)
-# An operation a cancel interrupted (Go's "context canceled"; pulumi-kubernetes' cancellationError,
-# await/error.go). `python -m deploy` cancels an update itself when Argo CD has reported a release
-# Degraded for its grace period (deploy/degraded.py): that Application's interrupted wait is `health`.
-_INTERRUPTED = _re(r"\bcontext canceled\b|\boperation was cancell?ed\b")
-_DEGRADED_STATUS = _re(HEALTH_PATH.pattern + r".*found\s*\W?Degraded")
-# sdk/go/common/diag/errors.go: a failed `check`.
 _CHECK_FAILED = _re(r"resource '[^']*'(: property \S+ value .*)? has a problem:")
-# components/dockerlint.py and components/hadolint.py: every LintError starts with one of these.
 _LINT = _re(r"^(Dockerfile lint failed|Dockerfile not found, so it cannot be linted|hadolint\b)")
 _ANY = _re(r"")
 
+_APP, _DOCKER, _HEALTH = (APPLICATION_TYPE,), (DOCKER_IMAGE_TYPE,), (HEALTH_CHECK_TYPE,)
+_K8S = "pulumi-kubernetes provider.go"
+# fmt: off
 RULES: tuple[Rule, ...] = (
-    Rule("registry-auth", _REGISTRY_CLIENT, _REGISTRY_AUTH, "components/registry_api.py"),
-    Rule("registry-unreachable", _REGISTRY_CLIENT, _REGISTRY_DOWN, "components/registry_api.py"),
-    Rule("build", (DOCKER_IMAGE_TYPE,), _BASE_IMAGE, "Docker daemon pull errors, via pulumi-docker"),
-    Rule("registry-auth", (DOCKER_IMAGE_TYPE,), _DOCKER_AUTH, "pulumi-docker provider/image.go"),
-    Rule(
-        "registry-unreachable",
-        (DOCKER_IMAGE_TYPE,),
-        _NETWORK,
-        "Docker daemon push errors, via pulumi-docker",
-        names_registry=True,
-    ),
-    Rule(
-        "other", (DOCKER_IMAGE_TYPE,), _INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"
-    ),
-    Rule("build", (DOCKER_IMAGE_TYPE,), _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
-    Rule(
-        "health",
-        (APPLICATION_TYPE,),
-        _INTERRUPTED,
-        "deploy/degraded.py: the deploy stopped a wait Argo CD reported Degraded",
-        status=_DEGRADED_STATUS,
-    ),
-    Rule("other", (APPLICATION_TYPE,), _AWAIT_CANCELLED, "pulumi-kubernetes await/error.go"),
-    Rule(
-        "health",
-        (APPLICATION_TYPE,),
-        _AWAIT_FAILED,
-        "pulumi-kubernetes provider.go, await/condition/jsonpath.go",
-        status=_HEALTH_STATUS,
-    ),
-    Rule(
-        "sync", (APPLICATION_TYPE,), _AWAIT_FAILED, "pulumi-kubernetes provider.go, await/internal/awaiter.go"
-    ),
-    Rule("sync", (APPLICATION_TYPE,), _APPLY_CONFLICT, "pulumi-kubernetes provider.go (handleSSAErr)"),
-    Rule("other", (HEALTH_CHECK_TYPE,), _CHECK_FAILED, "pulumi/pulumi sdk/go/common/diag/errors.go"),
-    Rule("health", (HEALTH_CHECK_TYPE,), _ANY, "components/health.py (HealthCheckFailed)"),
-    Rule("lint", (PROGRAM,), _LINT, "components/dockerlint.py, components/hadolint.py"),
+    Rule("registry-auth", _REGISTRY_CLIENT, _REGISTRY_AUTH, "clients/registry.py"),
+    Rule("registry-unreachable", _REGISTRY_CLIENT, _REGISTRY_DOWN, "clients/registry.py"),
+    Rule("build", _DOCKER, _BASE_IMAGE, "Docker daemon pull errors, via pulumi-docker"),
+    Rule("registry-auth", _DOCKER, _DOCKER_AUTH, "pulumi-docker provider/image.go"),
+    Rule("registry-unreachable", _DOCKER, _NETWORK, "Docker daemon push errors, via pulumi-docker",
+         names_registry=True),
+    Rule("other", _DOCKER, INTERRUPTED, "a cancel interrupted the build (Go's context.Canceled)"),
+    Rule("build", _DOCKER, _ANY, "pulumi-docker provider/image.go (runImageBuild)"),
+    Rule("health", _APP, INTERRUPTED, "deploy/degraded.py: the deploy stopped a Degraded wait",
+         status=DEGRADED_LINE),
+    Rule("other", _APP, _AWAIT_CANCELLED, "pulumi-kubernetes await/error.go"),
+    Rule("health", _APP, _AWAIT_FAILED, f"{_K8S}, await/condition/jsonpath.go", status=_HEALTH_STATUS),
+    Rule("sync", _APP, _AWAIT_FAILED, f"{_K8S}, await/internal/awaiter.go"),
+    Rule("sync", _APP, _APPLY_CONFLICT, f"{_K8S} (handleSSAErr)"),
+    Rule("other", _HEALTH, _CHECK_FAILED, "pulumi/pulumi sdk/go/common/diag/errors.go"),
+    Rule("health", _HEALTH, _ANY, "components/health.py (HealthCheckFailed)"),
+    Rule("lint", (PROGRAM,), _LINT, "clients/dockerlint.py, clients/hadolint.py"),
 )
+# fmt: on
 """First match wins; a failure no rule matches is `other` (policy violations are `policy`)."""
 
-# Lines that only repeat that something failed: pulumi/pulumi deployment_executor.go (reportExecResult)
-# and program_source.go (a program that exited after logging its own error).
+# Lines that only repeat that something failed (deployment_executor.go, program_source.go).
 _REPEAT = _re(
     r"\A((update|preview) failed"
     r"|an unhandled error occurred: program exited with non-zero exit code: -?\d+)\Z"
@@ -222,7 +162,7 @@ def summary(message: str) -> str:
         text = (f"{checked.group(1)}: " if checked.group(1) else "") + text[checked.end() :]
     text = exception_text(text)
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"
+    return fit(line, SUMMARY_CHARS)
 
 
 def _violation(message: str) -> str:
@@ -232,57 +172,42 @@ def _violation(message: str) -> str:
     return summary(detail[0]) if detail else ""
 
 
-def registry_host(events: Iterable[EngineEvent]) -> str | None:
+def registry_host(stream: Iterable[EngineEvent | Event]) -> str | None:
     """The stack's registry host, from the config the prelude event carries."""
-    for event in events:
-        prelude = event.prelude_event
-        if prelude is None:
-            continue
-        raw = prelude.config.get(REGISTRY_KEY) if isinstance(prelude.config, Mapping) else None
-        try:
-            value = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
-            return None
-        server = value.get("server") if isinstance(value, dict) else None
-        return server if isinstance(server, str) and server else None
-    return None
+    return next((e.registry for e in decode(stream) if e.kind == "prelude"), None)
 
 
-def failures(events: Sequence[EngineEvent]) -> list[Failure]:
+def failures(stream: Iterable[EngineEvent | Event]) -> list[Failure]:
     """Every failure of one `up`, in stream order, one per resource (and one per program error)."""
+    events = decode(stream)
     host = registry_host(events)
     status: dict[str, str] = {}
     messages: dict[str, list[str]] = {}
-    order: list[tuple[str, str]] = []  # (kind, key): "resource" URN, "program" text, "policy" index
-    policies: list[Failure] = []
-    for event in sorted(events, key=lambda e: e.sequence):
-        diag = event.diagnostic_event
-        if diag is not None:
-            text = clean(diag.message)
-            if diag.severity == "error" and text:
-                if diag.urn:
-                    if diag.urn not in messages:
-                        order.append(("resource", diag.urn))
-                    messages.setdefault(diag.urn, []).append(text)
-                else:
-                    order.append(("program", text))
-            elif diag.urn and diag.ephemeral and _AWAIT_WAITING.match(text):
-                status[diag.urn] = text
-        op_failed = event.res_op_failed_event
-        if op_failed is not None and op_failed.metadata.urn not in messages:
-            order.append(("resource", op_failed.metadata.urn))
-            messages[op_failed.metadata.urn] = []
-        policy = event.policy_event
-        if policy is not None and policy.enforcement_level == "mandatory":
-            urn = policy.resource_urn or None
-            message = f"{policy.policy_pack_name}/{policy.policy_name}: {_violation(policy.message)}"
-            policies.append(Failure("policy", "policy", urn, app_of(urn) if urn else None, message))
-            order.append(("policy", str(len(policies) - 1)))
+    order: list[Failure | tuple[str, str]] = []  # a violation, or ("resource", URN) or ("program", text)
+    for e in events:
+        if e.error and e.text:
+            if e.urn:
+                if e.urn not in messages:
+                    order.append(("resource", e.urn))
+                messages.setdefault(e.urn, []).append(e.text)
+            else:
+                order.append(("program", e.text))
+        elif e.kind == "diag" and e.urn and e.ephemeral and _AWAIT_WAITING.match(e.text):
+            status[e.urn] = e.text
+        elif e.kind == "failed" and e.urn not in messages:
+            order.append(("resource", e.urn))
+            messages[e.urn] = []
+        elif e.kind == "policy" and e.severity == "mandatory":
+            urn = e.urn or None
+            message = f"{e.policy}: {_violation(e.text)}"
+            order.append(Failure("policy", "policy", urn, e.app, message))
     found: list[Failure] = []
-    for kind, key in order:
-        if kind == "policy":
-            found.append(policies[int(key)])
-        elif kind == "program":
+    for item in order:
+        if isinstance(item, Failure):
+            found.append(item)
+            continue
+        kind, key = item
+        if kind == "program":
             cause = classify(PROGRAM, key)
             found.append(Failure(cause, PROGRAM, None, None, summary(key), repeat=bool(_REPEAT.match(key))))
         elif urn_type(key) == STACK_TYPE:
@@ -298,15 +223,15 @@ def failures(events: Sequence[EngineEvent]) -> list[Failure]:
             rule = matching_rule(type_, text, registry_host=host, status=status.get(key))
             cause = rule.cause if rule is not None else "other"
             line = summary(text) or f"{type_} {urn_name(key)}: the operation failed"
-            if rule is not None and rule.status is _DEGRADED_STATUS:
+            if rule is not None and rule.status is DEGRADED_LINE:
                 # The error only says the wait was cut short; what failed is what Argo CD reported.
                 line = f"the deploy stopped the wait: {status[key]}"
-            cut_short = cause == "other" and bool(_INTERRUPTED.search(text))
+            cut_short = cause == "other" and bool(INTERRUPTED.search(text))
             found.append(Failure(cause, type_, key, app_of(key), line, interrupted=cut_short))
     return found
 
 
-def cause_of(events: Sequence[EngineEvent]) -> Failure | None:
+def cause_of(events: Iterable[EngineEvent | Event]) -> Failure | None:
     """The deploy's cause: the first failure that is not a mere repetition or an interruption (then the
     first that is not a repetition, then the first at all)."""
     found = failures(events)

@@ -7,28 +7,21 @@ import argparse
 import os
 import shutil
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from components.failed_releases import RELEASE_REF
-from components.http_origin import redact_urls
+from pulumi import automation
+
 from deploy import report
+from deploy.commands import STALE_AFTER, UpOptions
+from deploy.outcome import Exit, exit_codes_help, wrapped
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
-from deploy.run import (
-    EXIT_BLOCKED,
-    EXIT_FAILED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    EXIT_ROLLBACK_FAILED,
-    EXIT_ROLLED_BACK,
-    EXIT_SETUP,
-    STALE_AFTER,
-    UpOptions,
-    deploy_up,
-)
+from deploy.pulumi_cli import DeployPulumiCommand
+from deploy.run import deploy_up
+from model.failed_releases import RELEASE_REF
+from model.http_origin import redact_urls
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 POLICY_PACK = "policies"
@@ -49,50 +42,8 @@ UP_DESCRIPTION = (
     "the release Degraded for gitops-deploy:deploy.degradedGraceSeconds), roll them back to their last "
     "digest that passed with a second `up`, and record the failed release so the same content does not "
     "ship again. At the end it prints each app's phase timings against gitops-deploy:deploy.budgetSeconds "
-    "(also to $GITHUB_STEP_SUMMARY when set). Needs the Pulumi CLI on PATH. See docs/rollback.md."
+    "(also to $GITHUB_STEP_SUMMARY when set). Needs the Pulumi CLI on PATH. See docs/release.md."
 )
-EXIT_CODES: tuple[tuple[str, str], ...] = (
-    (str(EXIT_OK), "deployed"),
-    (str(EXIT_FAILED), "the update failed; nothing was rolled back"),
-    (
-        str(EXIT_SETUP),
-        "could not start: no Pulumi CLI on PATH, no such stack or one it cannot read (its passphrase "
-        "unset), no policy config, a bad option",
-    ),
-    (
-        str(EXIT_ROLLED_BACK),
-        "a release gate failed; the failed apps were rolled back and the release recorded",
-    ),
-    (str(EXIT_ROLLBACK_FAILED), "a release gate failed and the rollback failed too"),
-    (str(EXIT_BLOCKED), "an app would ship content that failed its health gate before: nothing was changed"),
-    (
-        str(EXIT_LOCKED),
-        "the stack is locked, another update is in progress, or an Argo CD operation this deploy did not "
-        "start did not end in time: nothing was changed",
-    ),
-    ("130, 143", "interrupted by SIGINT or SIGTERM; the stack's config was restored"),
-)
-
-
-HELP_WIDTH = 78
-
-
-def _wrapped(text: str) -> str:
-    return textwrap.fill(text, HELP_WIDTH)
-
-
-def _exit_codes_epilog(codes: Sequence[tuple[str, str]] = EXIT_CODES, what: str = "exit codes") -> str:
-    width = max(len(code) for code, _ in codes)
-    lines = [
-        textwrap.fill(
-            meaning,
-            HELP_WIDTH,
-            initial_indent=f"  {code.ljust(width)}  ",
-            subsequent_indent=" " * (width + 4),
-        )
-        for code, meaning in codes
-    ]
-    return f"{what}:\n" + "\n".join(lines)
 
 
 def policy_config(stack: str) -> str:
@@ -130,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="python -m deploy",
-        description=_wrapped(DESCRIPTION),
-        epilog=f"{_exit_codes_epilog(what='exit codes of up')}\n\n"
-        f"{_exit_codes_epilog(report.EXIT_CODES, 'exit codes of report')}\n\n"
+        description=wrapped(DESCRIPTION),
+        epilog=f"{exit_codes_help(what='exit codes of up')}\n\n"
+        f"{exit_codes_help(report.EXIT_CODES, 'exit codes of report')}\n\n"
         "See `python -m deploy up --help` and `python -m deploy report --help`.",
         formatter_class=raw,
     )
@@ -140,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser(
         "up",
         help="deploy a stack; roll apps that fail their release gate back; print the phase timings",
-        description=_wrapped(UP_DESCRIPTION),
-        epilog=_exit_codes_epilog(),
+        description=wrapped(UP_DESCRIPTION),
+        epilog=exit_codes_help(),
         formatter_class=raw,
     )
     up.add_argument("--stack", required=True, help="stack name, such as dev (or org/dev)")
@@ -151,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="write the deploy record (JSON: outcome, digests, phase timings, cause) to FILE, "
-        "whatever the outcome (docs/deploy-records.md)",
+        "whatever the outcome (docs/release.md)",
     )
     up.add_argument(
         "--allow-failed-release",
@@ -181,8 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     summary = sub.add_parser(
         "report",
         help="summarize deploy records: success rate, failures by cause, duration against the budget, MTTR",
-        description=_wrapped(report.DESCRIPTION),
-        epilog=_exit_codes_epilog(report.EXIT_CODES) + "\n\nSee docs/deploy-records.md.",
+        description=wrapped(report.DESCRIPTION),
+        epilog=report.EPILOG,
         formatter_class=raw,
     )
     report.add_arguments(summary)
@@ -191,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _setup_error(out: TextIO, message: str) -> int:
     out.write(f"deploy: error: {message}\n")
-    return EXIT_SETUP
+    return Exit.SETUP
 
 
 def _stream(line: str) -> None:
@@ -217,10 +168,6 @@ def _up(args: argparse.Namespace, out: TextIO) -> int:
     config = policy_config(args.stack)
     if not (work_dir / POLICY_PACK).is_dir() or not (work_dir / config).is_file():
         return _setup_error(out, f"policy pack config {config} not found in {work_dir}")
-    from pulumi import automation
-
-    from deploy.process import DeployPulumiCommand
-
     interrupts = Interrupts(out, cancel_grace_s=args.cancel_grace)
     with interrupts.installed():
         try:

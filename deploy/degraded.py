@@ -1,39 +1,7 @@
 """See a Degraded release in pulumi-kubernetes' progress reports while `up` waits, and say when to give up.
 
-How the reports reach the deploy (pulumi-kubernetes v4.32, pulumi/pulumi v3.259):
-
-- The Application's wait is pulumi-kubernetes' generic awaiter over the `pulumi.com/waitFor` conditions
-  (provider/pkg/await/await.go, internal/awaiter.go). It re-evaluates them on every watch event of the
-  object, in order, stopping at the first that does not hold (condition/all.go). For each it logs, as
-  the resource's status, `Found <expr>` or `Waiting for <expr> (found "<value>")`, or `<path> selected
-  nothing` (condition/jsonpath.go, `Satisfied`), where `<expr>` is the path in braces, `=`, the value
-  (jsonpath/jsonpath.go, `Parsed.String`) and `<value>` is Go's `%q` of what it found.
-- Status messages go through a DedupLogger (provider/pkg/logging/dedup_logger.go): each distinct
-  message is sent once per operation, when first seen. So a status that comes back to a message seen
-  before (Degraded, Progressing, Degraded again) is not reported again.
-- The provider sends them with `LogStatus` (severity info, ephemeral); the engine turns them into
-  diagnostic events naming the Application's URN (pkg/host/host_server.go `Log`, pkg/engine/events.go
-  `diagEvent`), which the CLI writes to the event log and the Automation API hands to `on_event` as
-  they come (pkg/backend/display/display.go `startEventLogger`).
-
-Our conditions put the release's identity first, then Synced, then the health of the release's
-workload (components/argo_wait.py). So a `found "Degraded"` on that condition (the path ending in
-`.health.status`, argo_wait's HEALTH_PATH) says that the earlier conditions hold: Argo CD compared the
-digest and replica count this update wrote, synced them, and reports the workload that runs them
-Degraded (or the app, where Argo CD keeps no resource health on the Application). The wording is
-pulumi-kubernetes', so it is matched loosely; a report that does not match is ignored, and the wait
-then ends at its timeout as it would without this.
-
-When the deploy can read the Application (deploy/argo_cluster.py), the line only triggers a read:
-at the end of the grace period the watch asks `judge`, which applies the wait's rule to what it reads
-(deploy/argo_status.py `health`): only a Degraded release workload stops the update; one that is no
-longer Degraded is kept in `excused` for the report. When the read fails or cannot judge (no resource
-health on the Application), the line decides, as it does without cluster access.
-
-"Degraded for the grace period" means: the last status line of that Application has been the Degraded
-one for that long. Because of the deduplication, a status that went back to a line seen before in the
-same wait (Progressing, then Degraded again) cannot be seen; the grace period is what keeps a short
-Degraded spell from stopping a release that recovers.
+How the reports reach the deploy and what "Degraded for the grace period" means:
+docs/engine-rules.md#degraded-early-stop.
 """
 
 from __future__ import annotations
@@ -48,10 +16,9 @@ from typing import Protocol
 from pulumi.automation.events import EngineEvent
 
 from components.argo_wait import HEALTH_PATH
-from components.names import APPLICATION_TYPE
 from deploy.argo_status import Health
-from deploy.stream import clean, urn_type
-from deploy.timings import recognise
+from deploy.events import Event, event
+from model.names import APPLICATION_TYPE
 
 # jsonpath.go's three status messages for a condition of the wait.
 STATUS_LINE = re.compile(r"^(Waiting for \S|Found \S|\S.*\bselected nothing\b)", re.IGNORECASE)
@@ -129,22 +96,20 @@ class DegradedWatch:
         self._timers: list[Timer] = []
         self._closed = False
 
-    def on_event(self, event: EngineEvent) -> None:
+    def on_event(self, raw: EngineEvent | Event) -> None:
         """Follow one event: a status line of an Application, or the start or end of its step."""
-        urn, line = _status(event)
-        if urn is None:
-            urn = _step_urn(event)
-            if urn is not None:
-                self._clear(urn)
+        e = event(raw)
+        if e.type != APPLICATION_TYPE:
             return
-        found = recognise(urn)
-        app = found.app if found is not None else None
-        if app is None or app not in self.apps:
+        if e.step:
+            self._clear(e.urn)
             return
-        if DEGRADED_LINE.search(line):
-            self._degraded(app, urn, line)
-        elif STATUS_LINE.search(line):
-            self._clear(urn)
+        if e.kind != "diag" or e.severity == "error" or e.app is None or e.app not in self.apps:
+            return
+        if DEGRADED_LINE.search(e.text):
+            self._degraded(e.app, e.urn, e.text)
+        elif STATUS_LINE.search(e.text):
+            self._clear(e.urn)
 
     def _degraded(self, app: str, urn: str, line: str) -> None:
         with self._lock:
@@ -170,7 +135,7 @@ class DegradedWatch:
             if self._closed or spell is None or spell.token != token:
                 return
             del self._spells[app]
-        # A bounded read (deploy/argo_cluster.py), outside the lock: the event thread goes on meanwhile.
+        # A bounded read (clients/argo_cluster.py), outside the lock: the event thread goes on meanwhile.
         judged = self.judge(app) if self.judge is not None else None
         with self._lock:
             if self._closed:
@@ -190,21 +155,3 @@ class DegradedWatch:
             timers, self._timers = self._timers, []
         for timer in timers:
             timer.cancel()
-
-
-def _status(event: EngineEvent) -> tuple[str | None, str]:
-    """(Application URN, text) of a status diagnostic of an Application, else (None, "")."""
-    diag = event.diagnostic_event
-    if diag is None or not diag.urn or diag.severity == "error":
-        return None, ""
-    if urn_type(diag.urn) != APPLICATION_TYPE:
-        return None, ""
-    return diag.urn, clean(diag.message)
-
-
-def _step_urn(event: EngineEvent) -> str | None:
-    """The URN of an Application whose step starts or ends with this event."""
-    for payload in (event.resource_pre_event, event.res_outputs_event, event.res_op_failed_event):
-        if payload is not None and payload.metadata.type == APPLICATION_TYPE:
-            return payload.metadata.urn
-    return None

@@ -1,62 +1,25 @@
 """Run the Pulumi CLI for the Automation API; pass SIGINT/SIGTERM on to a running `pulumi up`, within bounds.
 
-GitHub Actions cancels a step (a manual cancel, or `timeout-minutes`) by sending SIGINT to the step's
-process, SIGTERM 7.5 s later and killing it 2.5 s after that (actions/runner src/Runner.Sdk/
-ProcessInvoker.cs, `CancelAndKillProcessTree`); only that process is signalled, so the workflow
-`exec`s the deploy. The Pulumi CLI cancels on its first SIGINT or SIGTERM and terminates on the
-second (pulumi/pulumi pkg/backend/cancellation_scope.go). So the deploy:
-
-- runs each CLI command in a process group of its own, so that a terminal's Ctrl-C reaches only the
-  deploy, which forwards it exactly once (the SDK's own runner leaves the CLI in the deploy's group);
-- forwards the first signal to a running `up` or `refresh` (a graceful cancel), and escalates with a
-  second one (terminate) after a grace period, or at once on a second signal; SIGKILL comes last;
-- cancels a running `up` the same way for its own reasons (`Interrupts.stop`: an app Degraded for the
-  grace period), and then goes on;
-- keeps its main thread able to run signal handlers while it waits (`wait_awake`);
-- never signals the short `pulumi config` commands that restore the stack's config afterwards;
-- handles SIGTERM like SIGINT, so the cleanup in `finally` always runs.
-
-The cancellation window (pulumi/pulumi v3.259): "first cancels, second terminates" holds only while the
-engine runs. `pkg/backend/diy/backend.go` takes the stack's lock in `Update` before `apply` opens the
-cancellation scope (`op.Scopes.NewScope`, just before `engine.Update`), and closes the scope once the
-display has shown the last event, before it writes the snapshot and history and `Unlock`s. Outside the
-scope nothing handles SIGINT/SIGTERM (`signal.Notify` is called only in cancellation_scope.go), so Go's
-default action kills the CLI: a DIY backend keeps its lock file, Pulumi Cloud an update in progress.
-The engine's events bound the scope from the inside: every event of an update is emitted within it
-(`pkg/engine/update.go`), the summary event ends the update's work. So, for an `up` streaming its events:
-
-- a signal before the first event, or after the summary event, is held: passed on once the first event
-  arrives, or when a second signal comes, or after `HOLD_S`; when the CLI exits first, the deploy just
-  stops at its next step. (Between the summary event and the scope's close the CLI has nothing left to
-  cancel.)
-- the deploy's own cancel (`stop`) is sent only between the first event and the summary event;
-- the deploy's own escalation (after the grace period) waits while a provider step that ignores a
-  cancel is in flight and within its bounded worst case. Python dynamic providers answer `Cancel` with
-  nothing (sdk/python/lib/pulumi/dynamic/__main__.py, `Cancel`), and the engine, once cancelled, starts
-  no step but waits for the ones in flight; a HealthCheck probing another app goes on for up to its worst
-  case (components/health_settings.py `budget_seconds`). Terminating before that leaves it pending.
-A command without an event stream (the `refresh` before a rollback) gets signals as they come.
+Why signals are held, forwarded once and escalated: docs/engine-rules.md#signals-and-cancellation.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from queue import SimpleQueue
 from types import FrameType
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
-from pulumi.automation import PulumiCommand
-from pulumi.automation._cmd import CommandResult, OnOutput, _fixup_path
-from pulumi.automation.errors import create_command_error
-from pulumi.automation.events import EngineEvent, OpType
+from pulumi.automation.events import OpType
 
-from components.health_settings import MAX_BUDGET_SECONDS
-from deploy.timings import recognise
+from deploy.events import Event
+from model.errors import GitopsError
+from model.health_settings import MAX_BUDGET_SECONDS
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CANCEL_GRACE_S = 30.0
@@ -65,45 +28,36 @@ SIGTERM_GRACE_S = 5.0
 """The same after a first SIGTERM, whose sender usually kills soon after (GitHub: 2.5 s)."""
 KILL_AFTER_S = 2.0
 """After the terminate signal, how long before the CLI is killed."""
-WAKE_S = 0.1
-"""While the main thread waits for the CLI, it wakes this often to run signal handlers (wait_awake)."""
-TRACKED = ("up", "refresh")
-"""The commands signals are forwarded to: the ones that change the stack and can take minutes."""
 HOLD_S = 10.0
 """Longest a signal is held while the CLI is outside its cancellation window (then it is passed on)."""
 STEP_MARGIN_S = 5.0
 """Added to a provider step's worst case: the provider call's own start-up and reply."""
-WORKING_OPS = frozenset({OpType.CREATE, OpType.UPDATE, OpType.CREATE_REPLACEMENT})
+WORKING_OPS = frozenset(op.value for op in (OpType.CREATE, OpType.UPDATE, OpType.CREATE_REPLACEMENT))
 """The steps in which a provider does its work (a HealthCheck probes), as opposed to deletes or reads."""
 UNKNOWN_STEP_BOUND_S = float(MAX_BUDGET_SECONDS)
 """The worst case of a step whose own is not known: the longest check any stack may configure."""
 
 Window = Literal["unknown", "before", "open", "closed"]
 """Where the tracked command stands, by its events: no events to tell, not yet started, running, done."""
-StepBound = Callable[[str], float | None]
-"""A resource's bounded worst case (s) when its provider ignores a cancel, by URN; None otherwise."""
-
-
-def _no_bound(_urn: str) -> float | None:
-    return None
+StepBound = Callable[[Event], float | None]
+"""A step's bounded worst case (s) when its provider ignores a cancel; None otherwise."""
 
 
 def health_step_bound(worst_cases: Mapping[str, float]) -> StepBound:
     """Each app's HealthCheck (a Python dynamic provider) runs for up to its check's worst case."""
 
-    def bound(urn: str) -> float | None:
-        found = recognise(urn)
-        if found is None or found.phase != "health" or found.app is None:
+    def bound(step: Event) -> float | None:
+        if step.phase != "health" or step.app is None:
             return None
-        return worst_cases.get(found.app, UNKNOWN_STEP_BOUND_S)
+        return worst_cases.get(step.app, UNKNOWN_STEP_BOUND_S)
 
     return bound
 
 
-class Interrupted(Exception):
+class Interrupted(GitopsError):
     """The deploy was signalled: stop at the next step, restore config, exit with 128 + the signal."""
 
-    def __init__(self, message: str, events: Sequence[Any] = ()) -> None:
+    def __init__(self, message: str, events: Sequence[Event] = ()) -> None:
         super().__init__(message)
         self.events = list(events)
         """The engine events of the `up` the signal interrupted, for the deploy record."""
@@ -112,10 +66,7 @@ class Interrupted(Exception):
 class Interrupts:
     """The signals a deploy received, and the one `pulumi up` (or `refresh`) they are forwarded to.
 
-    State shared with the timer threads (escalation, kill, the deploy's own cancel) changes under a
-    lock. The main thread takes it only with SIGINT/SIGTERM blocked, so its signal handler never waits
-    on a lock its own thread holds.
-    """
+    Shared state changes under a lock; the signal handler itself never takes it."""
 
     def __init__(
         self,
@@ -129,24 +80,18 @@ class Interrupts:
         self.grace: dict[int, float] = {signal.SIGINT: cancel_grace_s, signal.SIGTERM: sigterm_grace_s}
         self.kill_after_s = kill_after_s
         self.received: list[int] = []
-        self.terminated = False
-        """The CLI was told to terminate (or killed): expect a lock or pending operations."""
-        self.stopped_by_deploy: str | None = None
-        """Why the deploy itself cancelled the current command (`stop`), or None."""
+        self.terminated = False  # the CLI was told to terminate (or killed): expect a lock
+        self.stopped_by_deploy: str | None = None  # why the deploy itself cancelled the command
         self._lock = threading.Lock()
         self._up: subprocess.Popen[str] | None = None
-        self._forwarded = 0
-        """How many of `received` were dealt with."""
-        self._to_cli = 0
-        """How many signals the current command got: the first cancels, the next terminates."""
+        self._forwarded = 0  # how many of `received` were dealt with
+        self._to_cli = 0  # signals the current command got: the first cancels, the next terminates
         self._timers: list[threading.Timer] = []
-        self.window: Window = "unknown"
-        """The current command's cancellation window, as its events show it."""
-        self.step_bound: StepBound = _no_bound
-        """Which provider steps outlast a cancel, and for how long (set from the stack's config)."""
-        self._steps: dict[str, float] = {}
-        """Provider steps in flight that ignore a cancel: URN -> when their worst case has passed."""
+        self.window: Window = "unknown"  # the command's cancellation window, as its events show it
+        self.step_bound: StepBound = lambda _step: None  # provider steps that outlast a cancel
+        self._steps: dict[str, float] = {}  # such steps in flight: URN -> when their worst case passed
         self._holding = False
+        self._queue: SimpleQueue[int | None] | None = None
         self.clock: Callable[[], float] = time.monotonic
 
     @property
@@ -172,13 +117,19 @@ class Interrupts:
     @contextlib.contextmanager
     def installed(self) -> Iterator[Interrupts]:
         """Handle SIGINT and SIGTERM for the duration (main thread only)."""
+        queue: SimpleQueue[int | None] = SimpleQueue()
+        worker = threading.Thread(target=self._decide_each, args=(queue,), name="deploy-signals", daemon=True)
+        worker.start()
+        self._queue = queue
         previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
         try:
             yield self
         finally:
-            self._cancel_timers()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            queue.put(None)
+            worker.join(timeout=HOLD_S)
+            self._cancel_timers()
 
     def _say(self, text: str) -> None:
         """Write a note; never raises (the handler may interrupt the main thread's own write)."""
@@ -187,7 +138,17 @@ class Interrupts:
             self.out.flush()
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        # Python runs this on the main thread between any two bytecodes, even inside the main thread's own
+        # `with self._lock:`: it only records the signal, and one worker thread decides, in arrival order.
         self.received.append(signum)
+        if self._queue is not None:
+            self._queue.put(signum)
+
+    def _decide_each(self, queue: SimpleQueue[int | None]) -> None:
+        while (signum := queue.get()) is not None:
+            self._decide(signum)
+
+    def _decide(self, signum: int) -> None:
         name = signal.Signals(signum).name
         with self._lock:
             if self._up is None:
@@ -226,7 +187,7 @@ class Interrupts:
     def attach(self, process: subprocess.Popen[str], *, streams_events: bool = False) -> None:
         """Track the running command; a signal that came just before it started is passed on at once,
         or, for a command whose events show its cancellation window, once that window opens."""
-        with _signals_blocked(), self._lock:
+        with self._lock:
             self._up = process
             self._to_cli = 0
             self.stopped_by_deploy = None
@@ -241,14 +202,14 @@ class Interrupts:
 
     def detach(self) -> None:
         """The command exited: nothing to forward to any more."""
-        with _signals_blocked(), self._lock:
+        with self._lock:
             self._up = None
             self._forwarded = len(self.received)
             self.window = "unknown"
             self._holding = False
         self._cancel_timers()
 
-    def on_event(self, event: EngineEvent) -> None:
+    def on_event(self, event: Event) -> None:
         """Follow the running command's engine events (from the Automation API's event thread)."""
         with self._lock:
             if self._up is None:
@@ -258,28 +219,19 @@ class Interrupts:
                 if self._holding:
                     self._say("deploy: the Pulumi CLI's update has started; passing the signal on\n")
                     self._forward()
-            if event.summary_event is not None or event.cancel_event is not None:
+            if event.kind in ("summary", "cancel"):
                 self.window = "closed"
-            self._follow_step(event)
-
-    def _follow_step(self, event: EngineEvent) -> None:
-        """Note a provider step that outlasts a cancel as it starts, and forget it as it ends (lock held)."""
-        pre = event.resource_pre_event
-        if pre is not None and pre.metadata.op in WORKING_OPS:
-            bound = self.step_bound(pre.metadata.urn)
-            if bound is not None:
-                self._steps[pre.metadata.urn] = self.clock() + bound + STEP_MARGIN_S
-            return
-        for done in (event.res_outputs_event, event.res_op_failed_event):
-            if done is not None:
-                self._steps.pop(done.metadata.urn, None)
+            # A provider step that outlasts a cancel is noted as it starts, and forgotten as it ends.
+            if event.kind == "pre" and event.op in WORKING_OPS:
+                bound = self.step_bound(event)
+                if bound is not None:
+                    self._steps[event.urn] = self.clock() + bound + STEP_MARGIN_S
+            elif event.kind in ("outputs", "failed"):
+                self._steps.pop(event.urn, None)
 
     def stop(self, why: str) -> bool:
-        """Cancel the running command as a first Ctrl-C would, for the deploy's own reason.
-
-        Not an interrupt: the deploy goes on afterwards (it rolls back). False when nothing is running
-        or the command was already signalled.
-        """
+        """Cancel the running command as a first Ctrl-C would, for the deploy's own reason (then go on);
+        False when nothing is running or the command was already signalled."""
         with self._lock:
             process = self._up
             if process is None or self._to_cli or process.poll() is not None:
@@ -361,111 +313,3 @@ class Interrupts:
 def _send(process: subprocess.Popen[str], signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signum)
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while the tracked process changes, so the handler never sees it half-set."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def wait_awake(thread: threading.Thread) -> None:
-    """Join a thread while staying able to run signal handlers.
-
-    CPython runs a Python signal handler only in the main thread, between bytecodes. The kernel may
-    hand a process-directed signal to any thread that does not block it (the output readers, the
-    Automation API's gRPC threads); that thread's C handler only flags it, and a main thread asleep in
-    an untimed `join` would not look at the flag until the thread ends. For `up`, that is when the CLI
-    exits, which it never does without the signal the handler was to forward: a hang.
-    """
-    while thread.is_alive():
-        thread.join(WAKE_S)
-
-
-def wait_process(process: subprocess.Popen[str]) -> None:
-    """`process.wait()`, awake in the same way."""
-    while True:
-        try:
-            process.wait(WAKE_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-class DeployPulumiCommand(PulumiCommand):
-    """The Automation API's PulumiCommand, with each command in its own process group and `up` tracked.
-
-    `run` keeps the contract of `pulumi.automation._cmd.PulumiCommand.run` (SDK 3.272): the same
-    `--non-interactive` placement, environment and output handling, and `create_command_error`.
-    """
-
-    def __init__(self, interrupts: Interrupts) -> None:
-        super().__init__()
-        self.interrupts = interrupts
-
-    def run(
-        self,
-        args: list[str],
-        cwd: str,
-        additional_env: Mapping[str, str],
-        on_output: OnOutput | None = None,
-        on_error: OnOutput | None = None,
-    ) -> CommandResult:
-        """Run one CLI command; raise the Automation API's CommandError (or subclass) when it fails."""
-        sep_index = args.index("--") if "--" in args else len(args)
-        if "--non-interactive" not in args[:sep_index]:
-            args.insert(0, "--non-interactive")
-        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
-        if os.path.isabs(self.command):
-            env = _fixup_path(env, os.path.dirname(self.command))
-        tracked = len(args) > 1 and args[0] == "--non-interactive" and args[1] in TRACKED
-        streams_events = "--event-log" in (args[: args.index("--")] if "--" in args else args)
-        stdout_chunks: list[str] = []
-        stderr_chunks: list[str] = []
-
-        def consume(stream: TextIO, callback: OnOutput | None, chunks: list[str]) -> None:
-            for line in iter(stream.readline, ""):
-                stripped = line.rstrip()
-                if callback:
-                    callback(stripped)
-                chunks.append(stripped)
-            stream.close()
-
-        with subprocess.Popen(
-            [self.command, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-            process_group=0,
-        ) as process:
-            assert process.stdout is not None and process.stderr is not None
-            readers = [
-                threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks)),
-                threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks)),
-            ]
-            if tracked:
-                self.interrupts.attach(process, streams_events=streams_events)
-            try:
-                for reader in readers:
-                    reader.start()
-                for reader in readers:
-                    wait_awake(reader)
-                wait_process(process)
-            finally:
-                if tracked:
-                    self.interrupts.detach()
-        result = CommandResult(
-            stdout="\n".join(stdout_chunks), stderr="\n".join(stderr_chunks), code=process.returncode
-        )
-        if process.returncode != 0:
-            raise create_command_error(result)
-        return result

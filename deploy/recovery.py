@@ -1,38 +1,6 @@
 """A stack that is locked, or still marked as updating: is another update live, and how to recover if not.
 
-The CLI's own words (pulumi/pulumi v3.259):
-
-- DIY backends (file, s3, azblob, gs) refuse an update while a lock file exists: "the stack is
-  currently locked by N lock(s). Either wait for the other process(es) to end or delete the lock
-  file with `pulumi cancel`.", then one line per lock, "  <url>: created by <user>@<host> (pid <pid>)
-  at <RFC 3339 time>" (pkg/backend/diy/lock.go `checkForLock`). A CLI that is killed, rather than
-  cancelled, never removes its lock.
-- Pulumi Cloud answers "[409] Conflict: Another update is currently in progress." (the text the
-  Automation API matches in pulumi/automation/errors.py); an update whose CLI was killed stays "in
-  progress" there until `pulumi cancel` (pkg/cmd/pulumi/cancel/cancel.go).
-- Operations that were running when the CLI stopped are left pending in the state; the next update
-  warns about them, and `pulumi refresh` clears them; run non-interactively, it leaves pending creates
-  in place unless told what to do with them (pkg/resource/deploy/deployment_executor.go
-  `printPendingOperationsWarning`, pkg/cmd/pulumi/operations/refresh.go). `--import-pending-creates`
-  is a string array, one value per flag, URN then id ("the CREATE succeeded; provide a resource ID");
-  those are handled first, then `--clear-pending-creates` drops the remaining creates from the state.
-- A dropped create whose object did reach the cluster is created again by the next `up`. From
-  pulumi-kubernetes v4.29 that fails with AlreadyExists ("The resource already exists in the cluster",
-  provider/pkg/await/await.go `Creation`: a create is a plain POST unless the object is a Patch or
-  `upsertExistingObjects` is set), and the preview does not show it (provider/pkg/provider/provider.go
-  `Create` treats AlreadyExists in a server-side-apply preview as a preview it could not compute). So
-  an Application or pull Secret whose create finished is imported, by its id `<namespace>/<name>`.
-  The dynamic resources (HealthCheck, ImageSize) and docker Images are dropped: created again, they
-  probe, read or build again, which is what a new `up` should do anyway.
-
-- What a refresh reads back is what each provider's `Read` reads: pulumi-kubernetes reads the live
-  object; a Python dynamic resource keeps its state as it is (the SDK's default `read` returns the
-  properties given, sdk/python/lib/pulumi/dynamic/dynamic.py, and our providers define none), and so
-  does a docker Image (pulumi-docker v4.11.2 provider/provider.go `Read`: "Return properties as passed,
-  since we do no reconciliation"). Nothing is read from the registry.
-
-Only another update that is still running is "in progress". A lock or an in-progress update that
-outlived any deploy, or whose process is gone, is left over from an interrupted run.
+The CLI's words and the recovery commands: docs/engine-rules.md#locks-and-recovery.
 """
 
 from __future__ import annotations

@@ -1,239 +1,27 @@
-"""Summarize deploy records: per stack and overall, how often deploys succeed, why they fail, how long
-they take against their budget, and how long a stack takes to recover from a failed deploy.
-
-Records are read from files or folders (searched recursively for *.json), for example the artifacts of
-CI runs downloaded with `gh run download`. A file that is not a deploy record, or is broken, is listed
-as skipped with the reason.
-
-Definitions (docs/deploy-records.md):
-- a failed deploy is any outcome but `succeeded` (`failed`, `rolled-back`, `rollback-failed`);
-- a cause's share is its count over the failed deploys;
-- median and p95 are over each deploy's wall clock; p95 is the nearest rank (the smallest duration with
-  at least 95% of deploys at or under it); over budget compares each deploy with its own budget;
-- recovery: per stack, in start order, a failed deploy after a success (or at the start) opens an
-  incident at its end time; the next succeeded deploy closes it at its end time. Mean time to recovery
-  is the mean over closed incidents; an incident still open at the end of the records is reported as
-  open, with the time it opened, and is not in the mean.
-"""
+"""`python -m deploy report`: the figures of many deploy records as a table, Markdown or JSON."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import statistics
 import sys
 import textwrap
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.escape import md_code, md_text, terminal
-from deploy.causes import CAUSES, Cause
-from deploy.record import DeployRecord, RecordError, format_duration, read_record
+from deploy.figures import Report, Summary, build_report, load
+from deploy.outcome import exit_codes_help, wrapped
+from model.record import format_duration
+from model.text import columns, fit, md_code, md_table, md_text, terminal
 
-EXIT_OK = 0
-"""The report was written (skipped files, if any, are listed in it)."""
-EXIT_NO_RECORDS = 1
-"""No deploy record was found among the paths: nothing to report."""
-EXIT_USAGE = 2
-"""Bad command line, or a path that does not exist."""
+EXIT_OK, EXIT_NO_RECORDS, EXIT_USAGE = 0, 1, 2
 REPORT_KIND = "gitops-deploy/deploy-report"
 REPORT_VERSION = 1
 TABLE_WIDTH = 100
 ALL = "all stacks"
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file that was not read as a deploy record, and why."""
-
-    path: Path
-    reason: str
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """Records found under the paths, in path order, and the files skipped."""
-
-    records: tuple[tuple[Path, DeployRecord], ...]
-    skipped: tuple[Skipped, ...]
-
-
-def _files(path: Path) -> Iterable[Path]:
-    """The path itself, or every *.json under a folder, in a stable order (symlinked folders not followed)."""
-    if not path.is_dir():
-        yield path
-        return
-    for root, dirs, names in os.walk(path):
-        dirs.sort()
-        for name in sorted(names):
-            if name.endswith(".json"):
-                yield Path(root, name)
-
-
-def load(paths: Sequence[Path]) -> Loaded:
-    """Read every record under `paths`; duplicates (the same deploy downloaded twice) are skipped."""
-    records: list[tuple[Path, DeployRecord]] = []
-    skipped: list[Skipped] = []
-    seen_files: set[Path] = set()
-    seen_deploys: dict[tuple[str, datetime, datetime, str], Path] = {}
-    for root in paths:
-        for path in _files(root):
-            try:
-                resolved = path.resolve()
-            except (OSError, RuntimeError) as err:  # a symlink loop
-                skipped.append(Skipped(path, f"cannot be read: {err}"))
-                continue
-            if resolved in seen_files:
-                continue
-            seen_files.add(resolved)
-            try:
-                record = read_record(path)
-            except RecordError as err:
-                skipped.append(Skipped(path, str(err)))
-                continue
-            key = (record.stack, record.started_at, record.ended_at, record.outcome)
-            first = seen_deploys.setdefault(key, path)
-            if first != path:
-                skipped.append(Skipped(path, f"duplicate of {first} (same stack, start, end and outcome)"))
-                continue
-            records.append((path, record))
-    return Loaded(tuple(records), tuple(skipped))
-
-
-@dataclass(frozen=True)
-class CauseCount:
-    """How many failed deploys had one cause, and their share of all failed deploys."""
-
-    cause: Cause
-    count: int
-    share: float
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """Incidents (runs of failed deploys) and how long they took to close."""
-
-    recovered: tuple[float, ...] = ()
-    """Seconds from each closed incident's first failure to the success that closed it."""
-    open_since: tuple[datetime, ...] = ()
-    """When each incident still open at the end of the records began (one per stack at most)."""
-
-    @property
-    def mean_seconds(self) -> float | None:
-        """Mean time to recovery over closed incidents."""
-        return statistics.fmean(self.recovered) if self.recovered else None
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The figures of one stack, or of all of them."""
-
-    deploys: int
-    succeeded: int
-    rolled_back: int
-    rollback_failed: int
-    causes: tuple[CauseCount, ...]
-    median_seconds: float
-    p95_seconds: float
-    budget_seconds: int | None
-    """The budget when every deploy had the same one, else None."""
-    over_budget: int
-    recovery: Recovery = field(default_factory=Recovery)
-
-    @property
-    def failed(self) -> int:
-        """Deploys that did not succeed."""
-        return self.deploys - self.succeeded
-
-    @property
-    def success_rate(self) -> float:
-        """Succeeded deploys over all deploys."""
-        return self.succeeded / self.deploys
-
-    @property
-    def rollbacks(self) -> int:
-        """Deploys that rolled back, whether the rollback worked or not."""
-        return self.rolled_back + self.rollback_failed
-
-
-def p95(values: Sequence[float]) -> float:
-    """Nearest-rank 95th percentile: the smallest value with at least 95% of values at or under it."""
-    ordered = sorted(values)
-    return ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]
-
-
-def _recovery(records: Sequence[DeployRecord]) -> Recovery:
-    """Incidents of one stack's records, in start order."""
-    recovered: list[float] = []
-    opened: datetime | None = None
-    for record in sorted(records, key=lambda r: (r.started_at, r.ended_at)):
-        if record.outcome != "succeeded":
-            opened = opened or record.ended_at
-        elif opened is not None:
-            recovered.append((record.ended_at - opened).total_seconds())
-            opened = None
-    return Recovery(tuple(recovered), (opened,) if opened is not None else ())
-
-
-def summarize(records: Sequence[DeployRecord], recovery: Recovery) -> Summary:
-    """The figures of a non-empty set of records."""
-    outcomes = Counter(r.outcome for r in records)
-    failed = [r for r in records if r.outcome != "succeeded"]
-    counts = Counter(r.cause or "other" for r in failed)
-    causes = tuple(
-        CauseCount(cause, counts[cause], counts[cause] / len(failed))
-        for cause in sorted(counts, key=lambda c: (-counts[c], CAUSES.index(c)))
-    )
-    durations = [r.duration_seconds for r in records]
-    budgets = {r.budget_seconds for r in records}
-    return Summary(
-        deploys=len(records),
-        succeeded=outcomes["succeeded"],
-        rolled_back=outcomes["rolled-back"],
-        rollback_failed=outcomes["rollback-failed"],
-        causes=causes,
-        median_seconds=statistics.median(durations),
-        p95_seconds=p95(durations),
-        budget_seconds=budgets.pop() if len(budgets) == 1 else None,
-        over_budget=sum(1 for r in records if r.over_budget),
-        recovery=recovery,
-    )
-
-
-@dataclass(frozen=True)
-class Report:
-    """Per-stack figures (by stack name), the overall ones, and the skipped files."""
-
-    stacks: dict[str, Summary]
-    overall: Summary | None
-    skipped: tuple[Skipped, ...]
-
-
-def build_report(loaded: Loaded) -> Report:
-    """Group the records by stack and summarize each group and the whole."""
-    by_stack: dict[str, list[DeployRecord]] = {}
-    for _, record in loaded.records:
-        by_stack.setdefault(record.stack, []).append(record)
-    stacks: dict[str, Summary] = {}
-    for stack in sorted(by_stack):
-        stacks[stack] = summarize(by_stack[stack], _recovery(by_stack[stack]))
-    if not stacks:
-        return Report({}, None, loaded.skipped)
-    overall = Recovery(
-        tuple(s for summary in stacks.values() for s in summary.recovery.recovered),
-        tuple(t for summary in stacks.values() for t in summary.recovery.open_since),
-    )
-    everything = [r for _, r in loaded.records]
-    return Report(stacks, summarize(everything, overall), loaded.skipped)
-
-
-# --- output ------------------------------------------------------------------------------------------
+_INDENT = "    "
 
 
 def _iso(moment: datetime) -> str:
@@ -283,6 +71,7 @@ def render_json(report: Report) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+_CAUSE_COLUMNS = ("cause", "count", "share")
 _COLUMNS = ("deploys", "success", "rollbacks", "rb failed", "median", "p95", "budget", "over", "MTTR", "open")
 
 
@@ -308,25 +97,8 @@ def _rows(report: Report) -> list[tuple[str, Summary]]:
     return rows
 
 
-def _fit(name: str, width: int) -> str:
-    """A stack name or path cut from the left, where `org/project/` or the folders tell least."""
-    return name if len(name) <= width else "…" + name[len(name) - width + 1 :]
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int, left: int = 1) -> list[str]:
-    """The first `left` columns left-aligned (the first cut to fit), the rest right-aligned."""
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    widths[0] = max(min(widths[0], width - sum(widths[1:]) - 2 * (len(widths) - 1)), 6)
-    lines = []
-    for row in [headers, *rows]:
-        cells = [_fit(row[0], widths[0]), *row[1:]]
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i < left else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-        )
-    return lines
+def _cause_rows(rows: Sequence[tuple[str, Summary]], escape: Callable[[str], str]) -> list[list[str]]:
+    return [[escape(name), c.cause, str(c.count), _percent(c.share)] for name, s in rows for c in s.causes]
 
 
 def _header(report: Report) -> str:
@@ -341,33 +113,28 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
     rows = _rows(report)
     if rows:
         table = [[terminal(name), *_row(s)] for name, s in rows]
-        out += ["", *_table(["stack", *_COLUMNS], table, width)]
-        cause_rows = [
-            [terminal(name), c.cause, str(c.count), _percent(c.share)] for name, s in rows for c in s.causes
-        ]
-        if cause_rows:
+        align = "<" + ">" * len(_COLUMNS)
+        out += ["", *columns(["stack", *_COLUMNS], table, width, align=align, cut_left=True)]
+        causes = _cause_rows(rows, terminal)
+        if causes:
             out += ["", "Failures by cause (share of failed deploys):"]
-            out += _table(["stack", "cause", "count", "share"], cause_rows, width, left=2)
+            out += columns(["stack", *_CAUSE_COLUMNS], causes, width, align="<<>>", cut_left=True)
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "Not recovered yet (the last deploy failed):"]
-            out += [_cut(f"  {terminal(name)}: failing since {_iso(t)}", width) for name, t in opened]
+            out += [fit(f"  {terminal(name)}: failing since {_iso(t)}", width) for name, t in opened]
     if report.skipped:
         out += ["", "Skipped:"]
         for s in report.skipped:
-            out.append("  " + _fit(terminal(str(s.path)), width - 2))
+            out.append("  " + fit(terminal(str(s.path)), width - 2, left=True))
             out += textwrap.wrap(
                 terminal(s.reason),
                 width,
-                initial_indent="    ",
-                subsequent_indent="    ",
+                initial_indent=_INDENT,
+                subsequent_indent=_INDENT,
                 break_on_hyphens=False,
             )
     return "\n".join(line.rstrip() for line in out) + "\n"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def render_markdown(report: Report) -> str:
@@ -377,18 +144,12 @@ def render_markdown(report: Report) -> str:
     if rows:
         headers = ["stack", "deploys", "success", "rollbacks", "rollback failed", "median", "p95", "budget"]
         headers += ["over budget", "mean time to recovery", "open"]
-        out += ["", "| " + " | ".join(headers) + " |", "|:--|" + "--:|" * (len(headers) - 1)]
-        out += ["| " + " | ".join([md_text(name), *_row(s)]) + " |" for name, s in rows]
-        causes = [(name, c) for name, s in rows for c in s.causes]
+        table = [[md_text(name), *_row(s)] for name, s in rows]
+        out += ["", *md_table(headers, table, align="<" + ">" * (len(headers) - 1))]
+        causes = _cause_rows(rows, md_text)
         if causes:
-            out += [
-                "",
-                "**Failures by cause** (share of failed deploys)",
-                "",
-                "| stack | cause | count | share |",
-            ]
-            out += ["|:--|:--|--:|--:|"]
-            out += [f"| {md_text(n)} | {c.cause} | {c.count} | {_percent(c.share)} |" for n, c in causes]
+            out += ["", "**Failures by cause** (share of failed deploys)", ""]
+            out += md_table(["stack", *_CAUSE_COLUMNS], causes, align="<<>>")
         opened = [(name, t) for name, s in report.stacks.items() for t in s.recovery.open_since]
         if opened:
             out += ["", "**Not recovered yet** (the last deploy failed):", ""]
@@ -414,11 +175,9 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     (str(EXIT_NO_RECORDS), "no deploy record was found"),
     (str(EXIT_USAGE), "bad command line or a path that does not exist"),
 )
-EPILOG = (
-    "exit codes: "
-    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES)
-    + ". See docs/deploy-records.md."
-)
+
+
+EPILOG = exit_codes_help(EXIT_CODES) + "\n\nSee docs/release.md."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -435,7 +194,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deploy report", description=DESCRIPTION, epilog=EPILOG)
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy report",
+        description=wrapped(DESCRIPTION),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return parser
 

@@ -1,12 +1,6 @@
 """Before the update: does each app's last known good digest, the one a rollback would pin, still exist?
 
-Registry retention can delete it: Harbor's tag retention and garbage collection both do. The check is a
-manifest HEAD per app (`HEAD /v2/<repo>/manifests/<digest>`, the distribution spec's "existing
-manifests" check) with the stack's own credentials, through the registry client the program's
-preflight uses (components/registry_api.py): same auth flows, same scrubbing of every credential from
-what the registry says. Every request of the check shares the client's one deadline, TOTAL_DEADLINE_S
-(each also has the client's own timeout), so an unreachable, slow or trickling registry costs a warning,
-never a hang.
+A manifest HEAD per app, within one deadline: docs/engine-rules.md#rollback-targets.
 """
 
 from __future__ import annotations
@@ -16,9 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components.config import NAMESPACE, SECRET_KEYS
-from components.http_bounds import DeadlineExceeded, call_within
-from components.registry_api import ACCEPT, RegistryClient, RegistryError, split_reference
+from clients.http_bounds import DeadlineExceeded, call_within
+from clients.registry import ACCEPT, RegistryClient, split_reference
+from clients.registry_session import RegistryError
+from deploy.events import REGISTRY_KEY
+from model.config import NAMESPACE, SECRET_KEYS
 
 REQUEST_TIMEOUT_S = 5.0
 """Timeout of each socket operation of the check (the client's deadline on a whole request is 3x)."""
@@ -27,7 +23,6 @@ TOTAL_DEADLINE_S = 30.0
 _BACKSTOP_S = 1.0
 """The thread running the check is abandoned this long after the client's deadline, which ends every
 request itself; only a fault outside any request could still be running then."""
-REGISTRY_KEY = f"{NAMESPACE}:registry"
 PASSWORD_KEY = f"{NAMESPACE}:{SECRET_KEYS[0]}"
 
 Status = Literal["present", "missing", "unknown"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-from rules import PACK_NAME, POLICIES  # the CLI runs this directory, so `rules` is top-level here
+from rules import POLICIES  # the CLI runs this directory, so `rules` is top-level here
+from rules.names import PROJECT
 
-PolicyPack(name=PACK_NAME, policies=POLICIES, enforcement_level=EnforcementLevel.ADVISORY)
+PolicyPack(name=PROJECT, policies=POLICIES, enforcement_level=EnforcementLevel.ADVISORY)

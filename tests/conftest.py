@@ -17,8 +17,8 @@ import pytest
 from pulumi.runtime import settings
 from pulumi.runtime.config import _SECRET_KEYS, CONFIG, set_all_config
 
-from offline.simulate import Simulation, simulate
-from offline.stack_files import read_stack_config
+from model.stack_files import read_stack_config
+from policy_check.simulate import Simulation, simulate
 from tests.support.example_project import make_example_project
 
 TEST_PASSWORD = "Tst-pw-9f3K!x7Qz"

@@ -1,9 +1,4 @@
-"""The pack's policies, one module per area; `POLICIES` is what `policies/__main__.py` packs.
-
-The pack runs from its own folder, where this package is `rules`; everything else (the CLI-free
-check's tests) imports it under that one name too, with policies/ on sys.path. Under a second name
-(`policies.rules`) each module would load twice, as two copies with their own state.
-"""
+"""The pack's policies, one module per area, loaded as `rules` (docs/engine-rules.md#policy-pack-runtime)."""
 
 from __future__ import annotations
 
@@ -15,15 +10,10 @@ if __name__ != "rules":
 
 from pulumi_policy import Policy
 
-from .argocd import ARGOCD_PROJECT_SCOPED, ARGOCD_SYNC_RETRY
-from .health import HEALTH_CHECK_REQUIRED
-from .image_size import IMAGE_SIZE_LIMIT, IMAGE_SIZE_REGISTRY
-from .images import IMAGE_PINNED_BY_DIGEST, WORKLOAD_USES_BUILT_IMAGE
-from .pull_secret import PULL_SECRET_TYPE
+from .argocd import ARGOCD_PROJECT_SCOPED, ARGOCD_SYNC_RETRY, HEALTH_CHECK_REQUIRED
+from .hygiene import CONTAINER_RESOURCES, PULL_SECRET_TYPE
+from .images import IMAGE_PINNED_BY_DIGEST, IMAGE_SIZE_LIMIT, IMAGE_SIZE_REGISTRY, WORKLOAD_USES_BUILT_IMAGE
 from .replicas import MINIMUM_REPLICAS, MINIMUM_REPLICAS_RENDERED
-from .resources import CONTAINER_RESOURCES
-
-PACK_NAME = "gitops-deploy"
 
 POLICIES: list[Policy] = [
     IMAGE_SIZE_LIMIT,

@@ -1,46 +1,27 @@
-"""Argo CD guardrails: retried automated sync, and Applications fenced by a scoped AppProject."""
+"""Argo CD guardrails: retried automated sync, a scoped AppProject, and a HealthCheck gating each release."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-)
+from pulumi_policy import PolicyResource
 
+from .names import APP_PROJECT_TYPE, APPLICATION_TYPE, HEALTH_CHECK_TYPE
 from .props import (
-    APP_PROJECT,
-    APPLICATION,
+    ADVISORY,
+    Finding,
+    Threshold,
     as_whole_number,
-    config_int,
     fmt_num,
     get_path,
     label,
     mapping,
+    resource_policy,
     sequence,
+    stack_policy,
 )
 
-DEFAULT_MIN_LIMIT = 1
-RETRY_SCHEMA = PolicyConfigSchema(
-    properties={
-        "minLimit": {
-            "type": "integer",
-            "minimum": 1,
-            "default": DEFAULT_MIN_LIMIT,
-            "description": "Fewest sync retries an automated Application must allow.",
-        }
-    }
-)
-
-
-def min_limit(config: Mapping[str, Any] | None) -> int:
-    """The configured minimum retry limit, or the default."""
-    return config_int(config, "minLimit", DEFAULT_MIN_LIMIT)
+MIN_LIMIT = Threshold("minLimit", 1, "Fewest sync retries an automated Application must allow.")
 
 
 def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
@@ -48,7 +29,7 @@ def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
     sync = mapping(get_path(props, "spec", "syncPolicy"))
     if sync is None or "automated" not in sync or sync["automated"] is None:
         return []
-    what = label(APPLICATION, props, name)
+    what = label(APPLICATION_TYPE, props, name)
     fix = (
         "Fix: set spec.syncPolicy.retry to {limit: 3, backoff: {duration: 10s, factor: 2, maxDuration: 3m}, "
         "refresh: true} (components/argo_application.py sync_policy; refresh needs Argo CD v3.2.0 or later)."
@@ -59,26 +40,18 @@ def sync_retry_findings(props: Any, name: str, minimum: int) -> list[str]:
             f"{what}: automated sync has no spec.syncPolicy.retry (found {sync.get('retry')!r}); it needs a "
             f"retry.limit of at least {fmt_num(minimum)} and a retry.backoff. {fix}"
         ]
-    messages = []
+    problems = []
     raw = retry.get("limit")
-    limit = as_whole_number(raw)
-    if limit is None or limit < minimum:
+    if (limit := as_whole_number(raw)) is None or limit < minimum:
         shown = fmt_num(limit) if limit is not None else repr(raw)
-        messages.append(
-            f"{what}: spec.syncPolicy.retry.limit is {shown}; it must be at least {fmt_num(minimum)}. {fix}"
-        )
+        problems.append(f"spec.syncPolicy.retry.limit is {shown}; it must be at least {fmt_num(minimum)}")
     # `refresh` is optional (Argo CD v3.2.0+, gitops-deploy:argocd.retryRefresh); when set, the CRD types it.
     if "refresh" in retry and not isinstance(retry["refresh"], bool):
-        messages.append(
-            f"{what}: spec.syncPolicy.retry.refresh is {retry['refresh']!r}; it must be true or false. {fix}"
-        )
-    backoff = mapping(retry.get("backoff"))
-    duration = backoff.get("duration") if backoff is not None else None
+        problems.append(f"spec.syncPolicy.retry.refresh is {retry['refresh']!r}; it must be true or false")
+    duration = get_path(retry, "backoff", "duration")
     if not isinstance(duration, str) or not duration:
-        messages.append(
-            f"{what}: spec.syncPolicy.retry.backoff.duration is {duration!r}; a backoff is required. {fix}"
-        )
-    return messages
+        problems.append(f"spec.syncPolicy.retry.backoff.duration is {duration!r}; a backoff is required")
+    return [f"{what}: {problem}. {fix}" for problem in problems]
 
 
 def _wildcards(values: Any, *keys: str) -> list[str]:
@@ -96,7 +69,7 @@ def _wildcards(values: Any, *keys: str) -> list[str]:
 def project_scope_findings(resource_type: str, props: Any, name: str) -> list[str]:
     """Messages for an Application in `default`, or an AppProject allowing `*`."""
     what = label(resource_type, props, name)
-    if resource_type == APPLICATION:
+    if resource_type == APPLICATION_TYPE:
         project = get_path(props, "spec", "project")
         if project in (None, "", "default"):
             return [
@@ -104,17 +77,15 @@ def project_scope_findings(resource_type: str, props: Any, name: str) -> list[st
                 "gitops-deploy:argocd.project to a stack project and argocd.manageProject: true."
             ]
         return []
-    if resource_type != APP_PROJECT:
+    if resource_type != APP_PROJECT_TYPE:
         return []
     messages = []
-    repos = _wildcards(get_path(props, "spec", "sourceRepos"))
-    if repos:
+    if repos := _wildcards(get_path(props, "spec", "sourceRepos")):
         messages.append(
             f"{what}: spec.sourceRepos{', '.join(repos)} is '*': any repository may deploy. "
             "Fix: list exactly the stack's repoURLs."
         )
-    dests = _wildcards(get_path(props, "spec", "destinations"), "server", "name", "namespace")
-    if dests:
+    if dests := _wildcards(get_path(props, "spec", "destinations"), "server", "name", "namespace"):
         messages.append(
             f"{what}: spec.destinations{', '.join(dests)} is '*': any cluster or namespace may be targeted. "
             "Fix: one destination per app namespace on the stack's cluster."
@@ -122,29 +93,47 @@ def project_scope_findings(resource_type: str, props: Any, name: str) -> list[st
     return messages
 
 
-def _validate_retry(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != APPLICATION:
-        return
-    for message in sync_retry_findings(args.props, args.name, min_limit(args.get_config())):
-        report(message, None)
+def _depends_on(check: PolicyResource, urn: str) -> bool:
+    deps = [*check.dependencies, *(d for ds in check.property_dependencies.values() for d in ds)]
+    return any(d.urn == urn for d in deps)
 
 
-def _validate_project(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for message in project_scope_findings(args.resource_type, args.props, args.name):
-        report(message, None)
+def _health_check_findings(resources: list[PolicyResource]) -> list[Finding]:
+    """(urn, message) for each Application (not rendered from another) no HealthCheck depends on."""
+    checks = [r for r in resources if r.resource_type == HEALTH_CHECK_TYPE]
+    return [
+        (
+            app.urn,
+            f"{label(APPLICATION_TYPE, app.props, app.name)}: no HealthCheck ({HEALTH_CHECK_TYPE}) depends "
+            f"on it (found {len(checks)} HealthCheck(s) in the stack, none depending on this Application), "
+            "so `pulumi up` would succeed without probing the release. Fix: declare the app's health "
+            "check with depends_on=[the Application] (AppRelease does this from the app's `health`).",
+        )
+        for app in resources
+        if app.resource_type == APPLICATION_TYPE
+        and (app.parent is None or app.parent.resource_type != APPLICATION_TYPE)
+        and not any(_depends_on(c, app.urn) for c in checks)
+    ]
 
 
-ARGOCD_SYNC_RETRY = ResourceValidationPolicy(
-    name="argocd-sync-retry",
-    description="Automated sync retries failed syncs at least minLimit times, with a backoff.",
-    validate=_validate_retry,
-    enforcement_level=EnforcementLevel.ADVISORY,
-    config_schema=RETRY_SCHEMA,
+ARGOCD_SYNC_RETRY = resource_policy(
+    "argocd-sync-retry",
+    "Automated sync retries failed syncs at least minLimit times, with a backoff.",
+    ADVISORY,
+    lambda args: sync_retry_findings(args.props, args.name, MIN_LIMIT.read(args.get_config())),
+    types=(APPLICATION_TYPE,),
+    schema=MIN_LIMIT.schema,
 )
-
-ARGOCD_PROJECT_SCOPED = ResourceValidationPolicy(
-    name="argocd-project-scoped",
-    description="Applications are not in 'default'; AppProjects allow no '*' repo or destination.",
-    validate=_validate_project,
-    enforcement_level=EnforcementLevel.ADVISORY,
+ARGOCD_PROJECT_SCOPED = resource_policy(
+    "argocd-project-scoped",
+    "Applications are not in 'default'; AppProjects allow no '*' repo or destination.",
+    ADVISORY,
+    lambda args: project_scope_findings(args.resource_type, args.props, args.name),
+    types=(APPLICATION_TYPE, APP_PROJECT_TYPE),
+)
+HEALTH_CHECK_REQUIRED = stack_policy(
+    "health-check-required",
+    "Every Argo CD Application has a HealthCheck that depends on it.",
+    ADVISORY,
+    lambda args: _health_check_findings(args.resources),
 )

@@ -1,80 +1,47 @@
 """minimum-replicas: workloads, autoscalers and Argo CD Applications run at least `minReplicas` pods.
 
-Two policies share the threshold. `minimum-replicas` judges each resource alone: Applications (the
-replica counts they hand a chart or overlay), HorizontalPodAutoscalers of every version, and
-Deployments and StatefulSets. `minimum-replicas-rendered` judges the objects an Application renders as
-the set Argo CD applies: a rendered workload that omits `replicas` runs its HPA's `minReplicas` when an
-HPA targets it (that HPA is judged by `minimum-replicas`), and 1 when none does.
+`minimum-replicas-rendered` judges what an Application renders as one set, HPAs included
+(docs/engine-rules.md#horizontalpodautoscaler-and-omitted-replicas).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    PolicyResource,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
+from pulumi_policy import PolicyResource, ResourceValidationArgs
 
+from .names import APPLICATION_TYPE, DEPLOYMENT_TYPE, STATEFULSET_TYPE
 from .props import (
-    APPLICATION,
-    DEPLOYMENT,
-    STATEFULSET,
+    MANDATORY,
+    Finding,
+    Threshold,
     as_whole_number,
     brief,
-    config_int,
     fmt_num,
     get_path,
     is_hpa,
     label,
     mapping,
     rendered_from_application,
+    resource_policy,
     sequence,
+    sources,
     stack_files,
+    stack_policy,
 )
 
-DEFAULT_MIN_REPLICAS = 3
+MIN_REPLICAS = Threshold(
+    "minReplicas", 3, "Fewest replicas an app may run (a dev stack may lower it in its policy config)."
+)
 MAX_REPLICAS = 2**31 - 1
 """Kubernetes stores replica counts as int32; a larger count is rejected, not run."""
-WORKLOADS = (DEPLOYMENT, STATEFULSET)
-SCHEMA = PolicyConfigSchema(
-    properties={
-        "minReplicas": {
-            "type": "integer",
-            "minimum": 1,
-            "default": DEFAULT_MIN_REPLICAS,
-            "description": "Fewest replicas an app may run (a dev stack may lower it in its policy config).",
-        }
-    }
-)
-_FIX = (
-    "Fix: raise it to at least {min} (the app's `replicas` in {stack_file}, which the chart or "
-    "overlay must honour), or lower {policy}.minReplicas in {policy_file} for a non-production stack."
-)
-
-
-def min_replicas(config: Mapping[str, Any] | None) -> int:
-    """The configured minimum, or the default."""
-    return config_int(config, "minReplicas", DEFAULT_MIN_REPLICAS)
+_WORKLOADS = (DEPLOYMENT_TYPE, STATEFULSET_TYPE)
 
 
 def _application_counts(props: Any) -> Iterator[tuple[str, Any]]:
     """(where, value) of every replica count an Application hands its chart or overlay."""
-    source = get_path(props, "spec", "source")
-    sources = [("spec.source", source)] if mapping(source) is not None else []
-    sources += [
-        (f"spec.sources[{i}]", s)
-        for i, s in enumerate(sequence(get_path(props, "spec", "sources")))
-        if mapping(s) is not None
-    ]
-    for prefix, src in sources:
+    for prefix, src in sources(props):
         values = mapping(get_path(src, "helm", "valuesObject"))
         if values is not None and "replicaCount" in values:
             yield f"{prefix}.helm.valuesObject.replicaCount", values["replicaCount"]
@@ -87,7 +54,7 @@ def _application_counts(props: Any) -> Iterator[tuple[str, Any]]:
             yield f"{prefix}.kustomize.replicas[{j}].count{shown}", get_path(entry, "count")
 
 
-def omits_replicas(props: Any) -> bool:
+def _omits_replicas(props: Any) -> bool:
     """Whether a workload leaves `spec.replicas` out (Kubernetes then runs 1, unless an HPA scales it)."""
     spec = get_path(props, "spec")
     return mapping(spec) is None or spec.get("replicas") is None
@@ -95,41 +62,40 @@ def omits_replicas(props: Any) -> bool:
 
 def _counts(resource_type: str, props: Any, *, rendered: bool) -> Iterator[tuple[str, Any]]:
     """(where, value) of the replica counts that apply to this resource type."""
-    if resource_type in WORKLOADS:
-        if not omits_replicas(props):
+    if resource_type in _WORKLOADS:
+        if not _omits_replicas(props):
             yield "spec.replicas", get_path(props, "spec", "replicas")
-        elif not rendered:
+        elif not rendered:  # a rendered one is judged by minimum-replicas-rendered, which sees the HPAs
             yield "spec.replicas (missing, Kubernetes runs 1)", 1
-        # A rendered workload that omits replicas: minimum-replicas-rendered sees whether an HPA owns it.
     elif is_hpa(resource_type):
         spec = get_path(props, "spec")
         if mapping(spec) is not None and spec.get("minReplicas") is not None:
             yield "spec.minReplicas", spec["minReplicas"]
         else:
             yield "spec.minReplicas (missing, Kubernetes uses 1)", 1
-    elif resource_type == APPLICATION:
+    elif resource_type == APPLICATION_TYPE:
         yield from _application_counts(props)
 
 
-def judge(what: str, where: str, raw: Any, minimum: int, policy: str = "minimum-replicas") -> str | None:
+def _judge(what: str, where: str, raw: Any, minimum: int, policy: str = "minimum-replicas") -> str | None:
     """One message when a replica count is malformed, out of Kubernetes' range, or under `minimum`."""
-    count = as_whole_number(raw)
+    count, least = as_whole_number(raw), fmt_num(minimum)
     if count is None:
         return (
             f"{what}: {where} is {brief(raw)}, not a whole number written in ASCII digits, so it cannot "
-            f"be checked against minReplicas {fmt_num(minimum)}. Fix: give a whole number of at least "
-            f"{fmt_num(minimum)}."
+            f"be checked against minReplicas {least}. Fix: give a whole number of at least {least}."
         )
     if count > MAX_REPLICAS:
         return (
             f"{what}: {where} is {fmt_num(count)}, over the largest replica count Kubernetes accepts "
-            f"({fmt_num(MAX_REPLICAS)}). Fix: give a whole number from {fmt_num(minimum)} to "
-            f"{fmt_num(MAX_REPLICAS)}."
+            f"({fmt_num(MAX_REPLICAS)}). Fix: give a whole number from {least} to {fmt_num(MAX_REPLICAS)}."
         )
     if count < minimum:
         stack_file, policy_file = stack_files()
-        return f"{what}: {where} is {fmt_num(count)}, under minReplicas {fmt_num(minimum)}. " + _FIX.format(
-            min=fmt_num(minimum), policy=policy, stack_file=stack_file, policy_file=policy_file
+        return (
+            f"{what}: {where} is {fmt_num(count)}, under minReplicas {least}. Fix: raise it to at least "
+            f"{least} (the app's `replicas` in {stack_file}, which the chart or overlay must honour), or "
+            f"lower {policy}.minReplicas in {policy_file} for a non-production stack."
         )
     return None
 
@@ -137,90 +103,65 @@ def judge(what: str, where: str, raw: Any, minimum: int, policy: str = "minimum-
 def replicas_findings(
     resource_type: str, props: Any, name: str, minimum: int, *, rendered: bool = False
 ) -> list[str]:
-    """One message per replica count under `minimum` or not a whole number.
-
-    `rendered`: the resource is an object an Application renders, whose omitted `replicas` the stack
-    policy judges instead.
-    """
-    what = label(resource_type, props, name)
-    found = (
-        judge(what, where, raw, minimum) for where, raw in _counts(resource_type, props, rendered=rendered)
-    )
-    return [message for message in found if message is not None]
+    """One message per replica count under `minimum` or not a whole number (`rendered`: by an Application)."""
+    what, counts = label(resource_type, props, name), _counts(resource_type, props, rendered=rendered)
+    return [m for where, raw in counts if (m := _judge(what, where, raw, minimum)) is not None]
 
 
-def _validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    minimum = min_replicas(args.get_config())
-    rendered = rendered_from_application(args.urn)
-    for message in replicas_findings(args.resource_type, args.props, args.name, minimum, rendered=rendered):
-        report(message, None)
+def _key(props: Any, kind: str, name: str) -> tuple[str | None, str, str]:
+    """(namespace, kind, name) of an object, its namespace read from `props`."""
+    namespace = get_path(props, "metadata", "namespace")
+    return namespace if isinstance(namespace, str) else None, kind, name
 
 
-MINIMUM_REPLICAS = ResourceValidationPolicy(
-    name="minimum-replicas",
-    description="Deployments, StatefulSets, HPAs and Argo CD Applications run at least minReplicas replicas.",
-    validate=_validate,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=SCHEMA,
-)
-
-
-def _hpa_targets(resources: Sequence[PolicyResource]) -> dict[tuple[str | None, str, str], str]:
-    """(namespace, kind, name) of each workload a rendered HPA (any version) targets -> the HPA's label."""
-    owners: dict[tuple[str | None, str, str], str] = {}
+def _hpa_targets(resources: Sequence[PolicyResource]) -> set[tuple[str | None, str, str]]:
+    """(namespace, kind, name) of each workload a rendered HPA (any version) targets."""
+    owned = set()
     for hpa in resources:
-        if not is_hpa(hpa.resource_type) or not rendered_from_application(hpa.urn):
-            continue
-        target = mapping(get_path(hpa.props, "spec", "scaleTargetRef"))
-        kind, name = (target or {}).get("kind"), (target or {}).get("name")
-        if isinstance(kind, str) and isinstance(name, str):
-            namespace = get_path(hpa.props, "metadata", "namespace")
-            key = (namespace if isinstance(namespace, str) else None, kind, name)
-            owners[key] = label(hpa.resource_type, hpa.props, hpa.name)
-    return owners
+        if is_hpa(hpa.resource_type) and rendered_from_application(hpa.urn):
+            target = mapping(get_path(hpa.props, "spec", "scaleTargetRef")) or {}
+            kind, name = target.get("kind"), target.get("name")
+            if isinstance(kind, str) and isinstance(name, str):
+                owned.add(_key(hpa.props, kind, name))
+    return owned
 
 
-def rendered_findings(resources: Sequence[PolicyResource], minimum: int) -> list[tuple[str, str]]:
+def rendered_findings(resources: Sequence[PolicyResource], minimum: int) -> list[Finding]:
     """(urn, message) for each rendered Deployment/StatefulSet that omits `replicas` and no HPA owns."""
-    owners = _hpa_targets(resources)
-    findings = []
+    owned, findings = _hpa_targets(resources), []
     for r in resources:
-        if r.resource_type not in WORKLOADS or not rendered_from_application(r.urn):
+        if r.resource_type not in _WORKLOADS or not rendered_from_application(r.urn):
             continue
-        if not omits_replicas(r.props):
+        if not _omits_replicas(r.props):
             continue  # minimum-replicas judges an explicit count
-        kind = r.resource_type.rsplit(":", 1)[-1]
         name = get_path(r.props, "metadata", "name")
-        namespace = get_path(r.props, "metadata", "namespace")
-        key = (
-            namespace if isinstance(namespace, str) else None,
-            kind,
-            name if isinstance(name, str) else r.name,
-        )
-        if key in owners:
+        kind = r.resource_type.rsplit(":", 1)[-1]
+        if _key(r.props, kind, name if isinstance(name, str) else r.name) in owned:
             continue  # its count is the HPA's minReplicas, which minimum-replicas judges on the HPA
         where = "spec.replicas (missing and no HorizontalPodAutoscaler targets it, so Kubernetes runs 1)"
-        message = judge(
-            label(r.resource_type, r.props, r.name), where, 1, minimum, "minimum-replicas-rendered"
-        )
-        if message is not None:
+        what = label(r.resource_type, r.props, r.name)
+        if (message := _judge(what, where, 1, minimum, "minimum-replicas-rendered")) is not None:
             findings.append((r.urn, message))
     return findings
 
 
-def _validate_rendered(args: StackValidationArgs, report: ReportViolation) -> None:
-    # An unknown value raises UnknownValueError here, which the SDK reports as "can't judge yet".
-    for urn, message in rendered_findings(args.resources, min_replicas(args.get_config())):
-        report(message, urn)
+def _judge_resource(args: ResourceValidationArgs) -> list[str]:
+    minimum, rendered = MIN_REPLICAS.read(args.get_config()), rendered_from_application(args.urn)
+    return replicas_findings(args.resource_type, args.props, args.name, minimum, rendered=rendered)
 
 
-MINIMUM_REPLICAS_RENDERED = StackValidationPolicy(
-    name="minimum-replicas-rendered",
-    description=(
-        "A Deployment or StatefulSet an Argo CD Application renders without spec.replicas runs the "
-        "minReplicas of the HorizontalPodAutoscaler that targets it, or 1 without one."
-    ),
-    validate=_validate_rendered,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    config_schema=SCHEMA,
+MINIMUM_REPLICAS = resource_policy(
+    "minimum-replicas",
+    "Deployments, StatefulSets, HPAs and Argo CD Applications run at least minReplicas replicas.",
+    MANDATORY,
+    _judge_resource,
+    schema=MIN_REPLICAS.schema,
+)
+MINIMUM_REPLICAS_RENDERED = stack_policy(
+    "minimum-replicas-rendered",
+    "A Deployment or StatefulSet an Argo CD Application renders without spec.replicas runs the "
+    "minReplicas of the HorizontalPodAutoscaler that targets it, or 1 without one.",
+    MANDATORY,
+    lambda args: rendered_findings(args.resources, MIN_REPLICAS.read(args.get_config())),
+    schema=MIN_REPLICAS.schema,
 )

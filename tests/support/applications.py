@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from components.argo_application import helm_source, kustomize_source, split_digest
-from components.config import IN_CLUSTER_SERVER, SourceConfig
-from components.names import APPLICATION_TYPE
-from offline.simulate import SimResource, fake_digest
-from offline.stack_files import read_stack_config
+from model.config import IN_CLUSTER_SERVER, SourceConfig
+from model.names import APPLICATION_TYPE
+from model.stack_files import read_stack_config
+from policy_check.simulate import SimResource, fake_digest
 
 APPLICATION_CHAIN = "gitops-deploy:index:AppRelease$gitops-deploy:index:ArgoApplication$" + APPLICATION_TYPE
 """Type chain of an Application in the program: AppRelease > ArgoApplication > Application."""

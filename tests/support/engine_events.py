@@ -54,7 +54,7 @@ from typing import Any
 
 from pulumi.automation.events import EngineEvent, OpType
 
-from offline.simulate import Simulation
+from policy_check.simulate import Simulation
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "engine_events"
 PROJECT = "gitops-deploy"

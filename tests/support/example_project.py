@@ -3,7 +3,7 @@ files and policy configs from tests/fixtures/stacks.
 
 The project's own `Pulumi.<stack>.yaml` and `policies/config.<stack>.json` belong to the user: `make up`
 writes an encrypted password into them, and users add, rename and remove stacks. So no test reads
-them (except the checks that must hold for whatever stacks a user has: tests/test_user_stacks.py).
+them (except the checks that must hold for whatever stacks a user has: tests/components/test_user_stacks.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from offline.stack_files import PROJECT_DIR
+from model.stack_files import PROJECT_DIR
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stacks"
 STACKS = ("dev", "staging", "prod")

@@ -33,7 +33,7 @@ from typing import Any
 
 import jsonpath_rfc9535
 
-from components.names import TIMEOUT_ANNOTATION
+from model.names import TIMEOUT_ANNOTATION
 
 _PLACEHOLDER = "\ufffd"
 """jsonpath.go protects `==` with this rune before splitting on `=`."""

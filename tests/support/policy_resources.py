@@ -6,27 +6,38 @@ import copy
 from typing import Any
 
 from components.argo_application import SYNC_POLICY, helm_source, kustomize_source
-from components.config import SourceConfig
-from components.names import IMAGE_SIZE_ANNOTATION, MANAGED_BY
-from offline.analyzer_client import PolicyInput
+from model.config import SourceConfig
+from model.names import (
+    APP_PROJECT_TYPE,
+    APP_RELEASE_TYPE,
+    APPLICATION_TYPE,
+    ARGO_APPLICATION_TYPE,
+    DOCKERCONFIGJSON,
+    HEALTH_CHECK_TYPE,
+    IMAGE_SIZE_ANNOTATION,
+    IMAGE_SIZE_TYPE,
+    MANAGED_BY,
+    PROJECT,
+    PULL_SECRET_ROLE,
+    SECRET_TYPE,
+)
+from policy_check.analyzer_client import PolicyInput
 
 STACK = "dev"
 REPO = "registry.example.com/platform/web"
 DIGEST = "sha256:" + "ab" * 32
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"
-RELEASE = "gitops-deploy:index:AppRelease"
 
 
 def urn(type_: str, name: str, parents: tuple[str, ...] = ()) -> str:
     """A URN in the program's stack, under the given parent types."""
     qualified = "$".join((*parents, type_))
-    return f"urn:pulumi:{STACK}::gitops-deploy::{qualified}::{name}"
+    return f"urn:pulumi:{STACK}::{PROJECT}::{qualified}::{name}"
 
 
 def app_urn(app: str = "web") -> str:
     """URN of an app's Application, under AppRelease and ArgoApplication as the program registers it."""
-    return urn(APPLICATION, f"{app}-argocd-application", (RELEASE, "gitops-deploy:index:ArgoApplication"))
+    return urn(APPLICATION_TYPE, f"{app}-argocd-application", (APP_RELEASE_TYPE, ARGO_APPLICATION_TYPE))
 
 
 def application_props(
@@ -83,7 +94,7 @@ def application_props(
 def application(app: str = "web", **kwargs: Any) -> PolicyInput:
     """An Application as a policy input."""
     return PolicyInput(
-        app_urn(app), APPLICATION, f"{app}-argocd-application", application_props(app, **kwargs)
+        app_urn(app), APPLICATION_TYPE, f"{app}-argocd-application", application_props(app, **kwargs)
     )
 
 
@@ -113,7 +124,7 @@ def workload(
         "metadata": {"name": name, "namespace": "web-dev"},
         "spec": spec,
     }
-    parents = (RELEASE, "gitops-deploy:index:ArgoApplication", APPLICATION) if parent else ()
+    parents = (APP_RELEASE_TYPE, ARGO_APPLICATION_TYPE, APPLICATION_TYPE) if parent else ()
     return PolicyInput(urn(type_, name, parents), type_, name, props, parent=parent)
 
 
@@ -130,28 +141,30 @@ def hpa(min_replicas: Any, name: str = "web", *, version: str = "v2", parent: st
         "metadata": {"name": name, "namespace": "web-dev"},
         "spec": spec,
     }
-    parents = (RELEASE, "gitops-deploy:index:ArgoApplication", APPLICATION) if parent else ()
+    parents = (APP_RELEASE_TYPE, ARGO_APPLICATION_TYPE, APPLICATION_TYPE) if parent else ()
     return PolicyInput(urn(type_, name, parents), type_, name, props, parent=parent)
 
 
 def image_size(size: Any, app: str = "web") -> PolicyInput:
     """The ImageSize dynamic resource with its `size_bytes` output."""
-    type_ = "pulumi-python:dynamic/image:ImageSize"
+    type_ = IMAGE_SIZE_TYPE
     props = {"image": f"{REPO}@{DIGEST}", "size_bytes": size}
-    return PolicyInput(urn(type_, f"{app}-image-size", (RELEASE,)), type_, f"{app}-image-size", props)
+    return PolicyInput(
+        urn(type_, f"{app}-image-size", (APP_RELEASE_TYPE,)), type_, f"{app}-image-size", props
+    )
 
 
 def health_check(depends_on: tuple[str, ...], app: str = "web") -> PolicyInput:
     """The HealthCheck dynamic resource, depending on the given URNs."""
-    type_ = "pulumi-python:dynamic/health:HealthCheck"
+    type_ = HEALTH_CHECK_TYPE
     props = {"url": f"https://{app}.example.com/healthz"}
     name = f"{app}-health"
-    return PolicyInput(urn(type_, name, (RELEASE,)), type_, name, props, dependencies=depends_on)
+    return PolicyInput(urn(type_, name, (APP_RELEASE_TYPE,)), type_, name, props, dependencies=depends_on)
 
 
-def pull_secret(type_value: str = "kubernetes.io/dockerconfigjson") -> PolicyInput:
+def pull_secret(type_value: str = DOCKERCONFIGJSON) -> PolicyInput:
     """The app's pull Secret; its data is a secret envelope, as on the wire."""
-    type_ = "kubernetes:core/v1:Secret"
+    type_ = SECRET_TYPE
     secret = {
         "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
         "value": {".dockerconfigjson": "c2VjcmV0"},
@@ -160,7 +173,7 @@ def pull_secret(type_value: str = "kubernetes.io/dockerconfigjson") -> PolicyInp
         "metadata": {
             "name": "web-registry",
             "namespace": "web-dev",
-            "labels": {"gitops-deploy/role": "image-pull-secret"},
+            "labels": PULL_SECRET_ROLE,
         },
         "type": type_value,
         "data": secret,
@@ -170,7 +183,7 @@ def pull_secret(type_value: str = "kubernetes.io/dockerconfigjson") -> PolicyInp
 
 def app_project(source_repos: list[str], destinations: list[dict[str, str]]) -> PolicyInput:
     """An Argo CD AppProject."""
-    type_ = "kubernetes:argoproj.io/v1alpha1:AppProject"
+    type_ = APP_PROJECT_TYPE
     props = {
         "metadata": {"name": "gitops-deploy-dev", "namespace": "argocd"},
         "spec": {"sourceRepos": source_repos, "destinations": destinations},

@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from offline.check import main as check_main
-from offline.stack_files import PROJECT_DIR
+from model.stack_files import PROJECT_DIR
+from policy_check.check import main as check_main
 
 REGISTRY = "registry.example.com"
 APP: dict[str, Any] = {
@@ -86,7 +86,7 @@ def empty_policy_config(root: Path) -> Path:
 
 
 def check_stack(root: Path, stack: str) -> int:
-    """Run the offline check (`python -m offline.check`) on a stack of `root`, unrendered, with a policy
+    """Run the offline check (`python -m policy_check`) on a stack of `root`, unrendered, with a policy
     config that keeps every default; return its exit code (its output is left to capsys)."""
     policy = empty_policy_config(root)
     return check_main(

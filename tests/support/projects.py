@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from offline.stack_files import PROJECT_DIR
+from model.stack_files import PROJECT_DIR
 
 REGISTRY = "registry.example.com"
 REPO_URL = "https://github.com/example-org/gitops-deploy.git"

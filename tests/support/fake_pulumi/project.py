@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from components.content_tag import content_tag
+from model.content_tag import content_tag
 
 REPO = Path(__file__).resolve().parents[3]
 STACK = "prod"
@@ -73,6 +73,6 @@ def write_config(project: Path, config: dict[str, Any]) -> None:
 
 
 def tag(project: Path, app: str) -> str:
-    """The content tag the program gives the app's image (components/content_tag.py)."""
+    """The content tag the program gives the app's image (model/content_tag.py)."""
     context = project / "apps" / app
     return content_tag(context, context / "Dockerfile", "linux/amd64", {}, root=project)

@@ -1,0 +1,190 @@
+"""How a deploy ends: its exit code (one enum, stated in `--help`) and its deploy record."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import TextIO
+
+from pulumi.automation.events import EngineEvent
+
+from deploy.causes import PROGRAM, cause_of, classify, failures, summary
+from deploy.events import Event
+from deploy.process import SIGNALS
+from deploy.timings import measure
+from model.config import DEFAULT_BUDGET_SECONDS
+from model.record import (
+    OUTCOMES,
+    AppRecord,
+    Cause,
+    DeployRecord,
+    During,
+    FailureRecord,
+    Outcome,
+    render_markdown,
+    render_text,
+    write_record,
+)
+
+
+class Exit(IntEnum):
+    """The exit codes of `deploy up`; a signal exits with 128 + its number (130, 143)."""
+
+    OK = 0
+    FAILED = 1
+    SETUP = 2
+    ROLLED_BACK = 3
+    ROLLBACK_FAILED = 4
+    BLOCKED = 5
+    LOCKED = 6
+
+
+MEANINGS: Mapping[Exit, str] = {
+    Exit.OK: "deployed",
+    Exit.FAILED: "the update failed; nothing was rolled back",
+    Exit.SETUP: "could not start: no Pulumi CLI on PATH, no such stack or one it cannot read (its passphrase "
+    "unset), no policy config, a bad option",
+    Exit.ROLLED_BACK: "a release gate failed; the failed apps were rolled back and the release recorded",
+    Exit.ROLLBACK_FAILED: "a release gate failed and the rollback failed too",
+    Exit.BLOCKED: "an app would ship content that failed its health gate before: nothing was changed",
+    Exit.LOCKED: "the stack is locked, another update is in progress, or an Argo CD operation this deploy "
+    "did not start did not end in time: nothing was changed",
+}
+EXIT_CODES: tuple[tuple[str, str], ...] = (
+    *((str(int(code)), MEANINGS[code]) for code in Exit),
+    (
+        ", ".join(str(128 + s) for s in SIGNALS),
+        f"interrupted by {' or '.join(s.name for s in SIGNALS)}; the stack's config was restored",
+    ),
+)
+"""`--help`'s list of exit codes, generated from Exit."""
+HELP_WIDTH = 78
+RECORD_OUTCOMES: Mapping[int, Outcome] = {
+    Exit.OK: "succeeded",
+    Exit.ROLLED_BACK: "rolled-back",
+    Exit.ROLLBACK_FAILED: "rollback-failed",
+}
+"""The deploy record's outcome of each exit code; any other code is `failed`."""
+
+
+def wrapped(text: str) -> str:
+    """A paragraph of `--help`."""
+    return textwrap.fill(text, HELP_WIDTH)
+
+
+def exit_codes_help(codes: Sequence[tuple[str, str]] = EXIT_CODES, what: str = "exit codes") -> str:
+    """`--help`'s list of exit codes and their meanings."""
+    width = max(len(code) for code, _ in codes)
+    indent = " " * (width + 4)
+    lines = [
+        textwrap.fill(
+            meaning, HELP_WIDTH, initial_indent=f"  {code.ljust(width)}  ", subsequent_indent=indent
+        )
+        for code, meaning in codes
+    ]
+    return f"{what}:\n" + "\n".join(lines)
+
+
+@dataclass
+class Run:
+    """What one deploy did, for its record."""
+
+    started: datetime
+    ups: list[list[Event]] = field(default_factory=list)
+    """The engine events of each `up`: the release, then the rollback."""
+    good: dict[str, str] = field(default_factory=dict)
+    """Each app's last known good digest before the deploy."""
+    budget_seconds: int = DEFAULT_BUDGET_SECONDS
+    rolled_back: list[str] = field(default_factory=list)
+    error: str | None = None
+    """The CLI's error, or why the deploy stopped before the update: the cause when events show none."""
+
+
+def _stamp(timestamp: int | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def build_record(
+    stack: str,
+    ups: Sequence[Iterable[EngineEvent | Event]],
+    outcome: Outcome,
+    *,
+    digests_before: Mapping[str, str] | None = None,
+    digests_after: Mapping[str, str] | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    budget_seconds: int = DEFAULT_BUDGET_SECONDS,
+    rolled_back: Collection[str] = (),
+    error: str | None = None,
+) -> DeployRecord:
+    """The record of one deploy: `ups[0]` is the release, later ones its rollback.
+
+    Start and end default to the first and last event; `error` is the CLI's error text, classified when
+    a failed deploy's events show no failure (the update never started, for example).
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if budget_seconds < 1:
+        raise ValueError(f"budget_seconds must be at least 1, got {budget_seconds}")
+    before, after = dict(digests_before or {}), dict(digests_after or {})
+    timings = measure(ups, apps=[*before, *after], rolled_back=rolled_back)
+    start = started_at or _stamp(timings.start) or datetime.now(UTC)
+    end = ended_at or _stamp(timings.end) or start
+    found: list[FailureRecord] = []
+    cause: Cause | None = None
+    if outcome != "succeeded":
+        for index, events in enumerate(ups):
+            during: During = "release" if index == 0 else "rollback"
+            listed = failures(events)
+            first = cause_of(events)
+            if cause is None and first is not None:
+                cause = first.cause
+            found.extend(
+                FailureRecord(f.cause, during, f.app, f.urn, f.message)
+                for f in listed
+                if not f.repeat or f is first
+            )
+        if cause is None:
+            text = error.strip() if error else ""
+            cause = classify(PROGRAM, text) if text else "other"
+            found.append(
+                FailureRecord(
+                    cause, "release", None, None, summary(text) or "the update failed before any engine event"
+                )
+            )
+    apps = tuple(AppRecord(t.app, before.get(t.app), after.get(t.app), dict(t.phases)) for t in timings.apps)
+    return DeployRecord(stack, start, max(end, start), budget_seconds, outcome, cause, tuple(found), apps)
+
+
+def finish(
+    stack: str, run: Run, code: int, after: Mapping[str, str], ended: datetime, out: TextIO,
+    *, record: Path | None, step_summary: Path | None,
+) -> None:  # fmt: skip
+    """The deploy record: the table on `out`, Markdown for $GITHUB_STEP_SUMMARY, JSON for `--record`."""
+    # Whole seconds, as the record stores them: the table then shows what the record says.
+    stamps = [e.timestamp for events in run.ups for e in events]
+    ended = ended.replace(microsecond=0)
+    if stamps:
+        ended = max(ended, datetime.fromtimestamp(max(stamps), UTC))
+    built = build_record(
+        stack, run.ups, RECORD_OUTCOMES.get(code, "failed"), digests_before=run.good, digests_after=after,
+        started_at=min(run.started.replace(microsecond=0), ended), ended_at=ended,
+        budget_seconds=run.budget_seconds, rolled_back=run.rolled_back, error=run.error,
+    )  # fmt: skip
+    out.write(render_text(built))
+    if step_summary is not None:
+        try:
+            with step_summary.open("a", encoding="utf-8") as summary_file:
+                summary_file.write(render_markdown(built) + "\n")
+        except OSError as err:
+            out.write(f"deploy: warning: could not append to $GITHUB_STEP_SUMMARY: {err.strerror or err}\n")
+    if record is not None:
+        try:
+            write_record(built, record)
+            out.write(f"deploy: deploy record written to {record}\n")
+        except OSError as err:
+            out.write(f"deploy: warning: could not write the deploy record {record}: {err.strerror or err}\n")

@@ -1,0 +1,365 @@
+"""Every `gitops-deploy:*` key, defined once: its type, default, range or format and one-line doc.
+
+The JSON Schema that validates a stack, the typed config's defaults, Pulumi.yaml's config reference and
+docs/config.md all derive from `KEYS` (`python -m model.config_docs` writes the last two).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+from model.failed_releases import RELEASE_REF
+from model.health_settings import DEFAULTS, SETTINGS
+from model.http_origin import server_problem
+from model.k8s_names import DNS1123_LABEL
+from model.names import PROJECT
+
+NAMESPACE = PROJECT
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+ARGOCD_NAMESPACE, ARGOCD_PROJECT = "argocd", "default"
+DEFAULT_SYNC_TIMEOUT_SECONDS = 75
+"""A failed release waits and probes twice: with the default gate it fits the default budget
+(`python -m model.budget` prints the figures)."""
+MIN_SYNC_SECONDS, MAX_SECONDS = 30, 7200
+DEFAULT_BUDGET_SECONDS = 300
+"""The pipeline this project replaces aimed at deploys under 5 minutes."""
+MIN_BUDGET_SECONDS, MAX_OPERATION_WAIT_SECONDS = 60, 3600
+DEFAULT_DEGRADED_GRACE_SECONDS = 30
+DEFAULT_REPLICAS, MAX_REPLICAS = 3, 1000
+DEFAULT_PLATFORM, DEFAULT_LINT_THRESHOLD = "linux/amd64", "warning"
+LINT_THRESHOLDS = ("error", "warning", "info", "style", "none")
+SOURCE_TYPES = ("helm", "kustomize")
+UNTRUSTED_REGISTRY = "DL3026"
+"""Hadolint's rule for a base image outside `trustedRegistries`; it fails whatever the threshold."""
+
+# Every pattern validates a whole value with `fullmatch`: `re.match` with `$` lets "web\n" through.
+REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+REPO_URL = re.compile(r"https?://[^\s/]+/\S*|ssh://[^\s/]+/\S+|[\w.-]+@[\w.-]+:\S+")
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
+_RULE_CODE = re.compile(r"(DL|SC)[0-9]{4}")
+_SEGMENT = r"[A-Za-z0-9_.-]{1,100}"
+_STACK_REF = re.compile(rf"(?:{_SEGMENT}/{_SEGMENT}/)?{_SEGMENT}")
+"""A stack name, or `<org>/<project>/<stack>`, in the characters Pulumi allows (tokens.ParseStackName)."""
+
+FORMATS: dict[str, Callable[[str], bool]] = {
+    "dns-label": lambda v: DNS1123_LABEL.problem(v) is None,
+    "platform": lambda v: _PLATFORM.fullmatch(v) is not None,
+    "rule-code": lambda v: _RULE_CODE.fullmatch(v) is not None,
+    "registry-host": lambda v: server_problem(v) is None,
+    "git-url": lambda v: REPO_URL.fullmatch(v) is not None,
+    "stack-ref": lambda v: _STACK_REF.fullmatch(v) is not None,
+    "release-ref": lambda v: RELEASE_REF.fullmatch(v) is not None,
+}
+"""Whole-string formats: an ECMA-262 `pattern` has no anchor that refuses a trailing newline."""
+DNS_LABEL = (
+    "a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
+    "starting and ending with a letter or digit"
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: JSON type (empty: any, checked by hand), doc, default and what a valid value is."""
+
+    kind: str
+    doc: str = ""
+    default: Any = None
+    required: bool = False
+    expected: str = ""
+    """What a valid value is, in messages; derived from the type when empty."""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    format: str = ""
+    """A name in FORMATS, or `positive` (a finite number above 0)."""
+    bad: str = ""
+    """What is expected when the format fails (default: `wanted`)."""
+    shown: str = "repr"
+    """How a value failing its format is shown: `repr`, `describe`, `redact` or a fixed text."""
+    blank: bool = False
+    keys: Mapping[str, Key] | None = None
+    items: Key | None = None
+    values: Key | None = None
+    """The schema of a map's values (its names are free)."""
+    empty: str = ""
+    """A list that must not be empty: what is expected instead."""
+    secret: bool = False
+
+    @property
+    def wanted(self) -> str:
+        """What a valid value is, in a message."""
+        if self.expected or self.choices:
+            return self.expected or "one of " + ", ".join(self.choices)
+        if self.kind == "integer":
+            return f"a whole number from {self.low:g} to {self.high:g}"
+        return {
+            "string": "a non-empty string",
+            "number": "a positive number",
+            "boolean": "true or false",
+            "object": "an object",
+            "array": "a list",
+        }.get(self.kind, "")
+
+
+def _text(doc: str, **kw: Any) -> Key:
+    return Key("string", doc, **kw)
+
+
+def _label(doc: str, **kw: Any) -> Key:
+    return Key("string", doc, format="dns-label", bad=DNS_LABEL, **kw)
+
+
+def _int(doc: str, default: int | None, low: float, high: float) -> Key:
+    return Key("integer", doc, default, low=low, high=high)
+
+
+def _obj(doc: str, keys: Mapping[str, Key], **kw: Any) -> Key:
+    return Key("object", doc, keys=keys, **kw)
+
+
+def _list(doc: str, what: str, fmt: str) -> Key:
+    item = Key("string", format=fmt, expected=what, shown="describe")
+    return Key("array", doc, expected=f"a list of {what}", items=item)
+
+
+def _map(doc: str) -> Key:
+    value = Key("string", expected="a string (quote numbers and booleans)", blank=True)
+    return Key("object", doc, expected="an object of names to string values", values=value)
+
+
+_HEALTH_DOCS = {
+    "url": "http(s) endpoint probed once the app is Healthy; no user:password@ (use healthHeaders).",
+    "expectedStatus": "HTTP status a passing probe returns (after same-origin redirects).",
+    "maxLatencyMs": "Latency budget of one probe, to the response headers.",
+    "attempts": "Most probes made before the check fails.",
+    "intervalSeconds": "First wait between probes; waits after failures back off from it.",
+    "timeoutSeconds": "Bound on one whole probe (connect, redirects, headers, capped body read).",
+    "successThreshold": "Consecutive passing probes needed.",
+    "verifyTls": "Verify the endpoint's TLS certificate.",
+}
+
+
+def _health(setting: Any) -> Key:
+    limit, default = setting.metadata["limit"], DEFAULTS.get(setting.name)
+    doc = _HEALTH_DOCS[limit.key]
+    if limit.kind == "whole":
+        return _int(doc, default, limit.minimum, limit.maximum)
+    if limit.kind == "positive":
+        return Key("number", doc, default, format="positive", shown="describe")
+    return _text(doc, required=True) if limit.kind == "url" else Key("boolean", doc, default)
+
+
+_IMAGE = {
+    "repository": _text("<registry.server>/<path>, without tag or digest.", required=True),
+    "context": _text("Build context, relative to the repository root.", required=True),
+    "dockerfile": _text("Dockerfile, relative to the repository root (default <context>/Dockerfile)."),
+    "platform": _text(
+        "Target platform of the build.",
+        default=DEFAULT_PLATFORM,
+        format="platform",
+        bad="an os/arch[/variant] platform such as 'linux/amd64'",
+    ),
+    "buildArgs": _map("`--build-arg` values."),
+    "pin": _text("<repository>@sha256:<digest> to deploy instead of building (set by a rollback)."),
+}
+_SOURCE = {
+    "repoURL": _text(
+        "Git URL: http(s)://, ssh:// or git@host:org/repo.",
+        required=True,
+        format="git-url",
+        bad="an http(s):// or ssh:// Git URL, or git@host:org/repo.git",
+        shown="redact",
+    ),
+    "targetRevision": _text("Branch, tag or commit.", required=True),
+    "path": _text("Folder of the chart or overlay in that repository.", required=True),
+    "type": Key("string", "How the folder is rendered.", required=True, choices=SOURCE_TYPES),
+    "imageName": _text("Kustomize only: the image name the overlay uses (default the repository)."),
+    "workload": _label("Kustomize only: the overlay's workload that gets `replicas` (default the app)."),
+}
+_APP = {
+    "name": _label("DNS-1123 label, unique in the stack; names every resource of the app.", required=True),
+    "namespace": _label("Namespace the app runs in, on the destination cluster.", required=True),
+    "replicas": _int("Replica count handed to the chart or overlay.", DEFAULT_REPLICAS, 1, MAX_REPLICAS),
+    "image": _obj("How the app's image is built and named.", _IMAGE, required=True),
+    "source": _obj("Where Argo CD reads the app's manifests.", _SOURCE, required=True),
+    "health": _obj(
+        "The live check that gates a release.",
+        {
+            **{s.metadata["limit"].key: _health(s) for s in SETTINGS},
+            "headers": _map("Extra request headers (sent as secrets, merged with healthHeaders)."),
+        },
+        required=True,
+    ),
+}
+_ARGOCD = {
+    "namespace": _label("Namespace of Argo CD; Applications are created there.", default=ARGOCD_NAMESPACE),
+    "project": _label("Argo CD project of every Application.", default=ARGOCD_PROJECT),
+    "context": _text("Kube context of the cluster where Argo CD runs (default provider when unset)."),
+    "manageProject": Key("boolean", "Declare the AppProject `project`, fenced to this stack.", False),
+    "syncTimeoutSeconds": _int(
+        "How long `pulumi up` waits for Argo CD to run the release, Synced and Healthy.",
+        DEFAULT_SYNC_TIMEOUT_SECONDS,
+        MIN_SYNC_SECONDS,
+        MAX_SECONDS,
+    ),
+    "retryRefresh": Key(
+        "boolean", "syncPolicy.retry.refresh: retries use the newest revision (Argo CD v3.2+).", True
+    ),
+    "repoURL": _text(
+        "This repository's Git URL as Argo CD reads it (the CLI-free check renders its apps).",
+        format="git-url",
+        bad="this repository's http(s)://, ssh:// or git@host:org/repo URL",
+        shown="a value that is not a Git URL",
+    ),
+}
+_BUILD = {
+    "lintThreshold": Key(
+        "string", "Lowest hadolint level that fails.", DEFAULT_LINT_THRESHOLD, choices=LINT_THRESHOLDS
+    ),
+    "ignore": _list(
+        "Hadolint rule codes to skip.", "hadolint rule codes such as 'DL3008' or 'SC2086'", "rule-code"
+    ),
+    "trustedRegistries": _list(
+        "When set, base images from any other registry fail.",
+        "registry hosts such as 'docker.io' or 'registry.example.com:5000' (ports 1-65535)",
+        "registry-host",
+    ),
+    "onPreview": Key("boolean", "Build every image during `pulumi preview` (without pushing).", True),
+}
+_DEPLOY = {
+    "budgetSeconds": _int(
+        "Every app's worst case (a release rolled back) must fit this.",
+        DEFAULT_BUDGET_SECONDS,
+        MIN_BUDGET_SECONDS,
+        MAX_SECONDS,
+    ),
+    "degradedGraceSeconds": _int(
+        "How long a release may stay Degraded before `python -m deploy` rolls it back.",
+        DEFAULT_DEGRADED_GRACE_SECONDS,
+        0,
+        MAX_SECONDS,
+    ),
+    "operationWaitSeconds": _int(
+        "Wait for an Argo CD operation the deploy did not start (unset: what the budget leaves).",
+        None,
+        0,
+        MAX_OPERATION_WAIT_SECONDS,
+    ),
+}
+_STACK_REF_TEXT = (
+    "the upstream stack's name ('dev') or '<org>/<project>/<stack>', in letters, digits, '_', '.' and '-'"
+)
+KEYS: dict[str, Key] = {
+    "registry": _obj(
+        "The container registry every app pushes to.",
+        {
+            "server": _text("Registry host with an optional port, no scheme.", required=True),
+            "username": _text("User that pushes images; the pull secrets carry it too.", required=True),
+            "insecure": Key("boolean", "Plain HTTP or unverified TLS (local registries only).", False),
+        },
+        required=True,
+    ),
+    "argocd": _obj("Where Argo CD runs and how Applications are declared in it.", _ARGOCD),
+    "cluster": _obj(
+        f"Where the apps run (absent: in-cluster {IN_CLUSTER_SERVER}); exactly one of name and server.",
+        {
+            "name": _text("Cluster secret name registered in Argo CD."),
+            "server": _text("https:// API server URL of the cluster."),
+            "context": _text("Kube context the program uses for objects in that cluster (pull secrets)."),
+        },
+    ),
+    "build": _obj("How images are linted and built.", _BUILD),
+    "apps": Key(
+        "array", "The apps of the stack.", required=True, items=_obj("", _APP), empty="at least one app"
+    ),
+    "promote": _obj(
+        "Build nothing: deploy the digests that passed their health gates in another stack.",
+        {
+            "from": _text(
+                "The upstream stack: dev, or <org>/<project>/<stack>.",
+                required=True,
+                format="stack-ref",
+                bad=_STACK_REF_TEXT,
+            )
+        },
+    ),
+    "rollbackId": _text(
+        "Set by python -m deploy during a rollback; not for stack files (every pinned app's gate reruns)."
+    ),
+    "failedReleases": Key("", "The failed-release record `python -m deploy` hands to one update."),
+    "allowFailedReleases": _list(
+        "'<app>:<content tag>' failed releases that may ship again.",
+        "'<app>:<content tag>' naming a recorded failed release, such as 'web:ctx-0123456789ab'",
+        "release-ref",
+    ),
+    "deploy": _obj("The deploy's time budget and its early rollback of a Degraded release.", _DEPLOY),
+    "registryPassword": _text("Registry password or token.", required=True, secret=True),
+    "healthHeaders": Key("", "Secret health-check headers per app: {app: {header: value}}.", secret=True),
+}
+
+TOP_LEVEL_KEYS = tuple(k for k, key in KEYS.items() if not key.secret)
+SECRET_KEYS = tuple(k for k, key in KEYS.items() if key.secret)
+"""Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
+
+
+def json_schema(key: Key) -> dict[str, Any]:
+    """The JSON Schema of one key (and of everything under it)."""
+    schema: dict[str, Any] = {"type": key.kind} if key.kind else {}
+    if key.kind == "string" and not key.blank:
+        schema["pattern"] = r"\S"
+    schema |= {k: v for k, v in (("minimum", key.low), ("maximum", key.high)) if v is not None}
+    schema |= {"enum": list(key.choices)} if key.choices else {}
+    schema |= {"format": key.format} if key.format else {}
+    if key.keys is not None:
+        schema["properties"] = {name: json_schema(k) for name, k in key.keys.items()}
+        schema["required"] = [name for name, k in key.keys.items() if k.required]
+        schema["additionalProperties"] = False
+    if key.values is not None:
+        schema["additionalProperties"] = json_schema(key.values)
+    if key.items is not None:
+        schema["items"] = json_schema(key.items)
+        schema |= {"minItems": 1} if key.empty else {}
+    return schema
+
+
+_CHECKER = FormatChecker(formats=())
+for _name, _valid in FORMATS.items():
+    _CHECKER.checks(_name)(lambda v, valid=_valid: not isinstance(v, str) or valid(v))
+_CHECKER.checks("positive")(
+    lambda v: isinstance(v, bool) or not isinstance(v, int | float) or (math.isfinite(v) and v > 0)
+)
+
+
+@functools.cache
+def validator(only: tuple[str, ...] = ()) -> Draft202012Validator:
+    """The validator of a stack's values (keys without the namespace), or of the keys in `only`; unknown
+    top-level keys are left to `model.config.unknown_key_problems`, which names them with the namespace."""
+    keys = {k: v for k, v in KEYS.items() if not v.secret and (not only or k in only)}
+    schema = {"$schema": Draft202012Validator.META_SCHEMA["$id"], **json_schema(_obj("", keys))}
+    return Draft202012Validator({**schema, "additionalProperties": True}, format_checker=_CHECKER)
+
+
+def key_at(path: Sequence[str | int]) -> Key | None:
+    """The Key a value path is under (list indexes and map names included), or None."""
+    key: Key | None = _obj("", KEYS)
+    for part in path:
+        if key is None:
+            return None
+        if isinstance(part, int):
+            key = key.items
+        else:
+            key = key.keys.get(part) if key.keys is not None else key.values
+    return key
+
+
+def default(path: Sequence[str | int]) -> Any:
+    """The default of the key at `path` (None when it has none)."""
+    key = key_at(path)
+    return None if key is None else key.default

@@ -1,0 +1,387 @@
+"""The deploy record: one JSON document per deploy, its versioned shape, and the end-of-deploy table.
+
+Reading validates: anything that is not a deploy record raises RecordError with the reason
+(docs/release.md describes every field).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from model.errors import GitopsError
+from model.files import FileRefused, read_bounded
+from model.text import columns, fit, md_code, md_table, md_text, terminal
+
+KIND = "gitops-deploy/deploy-record"
+"""Every record says what it is, so any other JSON file is told apart at once."""
+VERSION = 1
+"""Raised when a field changes meaning or goes away; readers ignore fields they do not know."""
+MAX_RECORD_BYTES = 1024 * 1024
+"""A record is a few kilobytes; anything this large is not one, and is not read whole."""
+TABLE_WIDTH = 100
+
+Outcome = Literal["succeeded", "failed", "rolled-back", "rollback-failed"]
+OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "rolled-back", "rollback-failed")
+During = Literal["release", "rollback"]
+Cause = Literal["registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "other"]
+CAUSES: tuple[Cause, ...] = get_args(Cause)
+Phase = Literal["preflight", "build", "image-size", "sync", "health", "rollback"]
+PHASES: tuple[Phase, ...] = get_args(Phase)
+"""Every phase, in the order an app goes through them."""
+PhaseOutcome = Literal["succeeded", "failed", "unfinished"]
+PHASE_OUTCOMES: tuple[PhaseOutcome, ...] = ("succeeded", "failed", "unfinished")
+
+
+@dataclass(frozen=True)
+class PhaseTiming:
+    """How long one phase took, and how it ended."""
+
+    seconds: int
+    outcome: PhaseOutcome
+    op: str
+    """The engine's step (`create`, `update`, `same`, ...), `check` for a failed check, or `rollback`."""
+
+
+class RecordError(GitopsError):
+    """A file or value that is not a readable deploy record; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    """One app: its digest before and after the deploy, and its phases in PHASES order."""
+
+    name: str
+    digest_before: str | None
+    digest_after: str | None
+    phases: Mapping[Phase, PhaseTiming]
+
+    @property
+    def total_seconds(self) -> int:
+        """Seconds spent in the app's phases."""
+        return sum(p.seconds for p in self.phases.values())
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """One failure of the deploy, classified."""
+
+    cause: Cause
+    during: During
+    app: str | None
+    resource: str | None
+    """The failed resource's URN (None for the program's own error)."""
+    message: str
+
+
+@dataclass(frozen=True)
+class DeployRecord:
+    """Everything recorded about one deploy."""
+
+    stack: str
+    started_at: datetime
+    ended_at: datetime
+    budget_seconds: int
+    outcome: Outcome
+    cause: Cause | None
+    """The first failure's cause; None when the deploy succeeded."""
+    failures: tuple[FailureRecord, ...]
+    apps: tuple[AppRecord, ...]
+
+    @property
+    def duration_seconds(self) -> int:
+        """Wall-clock seconds from start to end."""
+        return int((self.ended_at - self.started_at).total_seconds())
+
+    @property
+    def over_budget(self) -> bool:
+        """Whether the deploy took longer than its budget."""
+        return self.duration_seconds > self.budget_seconds
+
+
+# --- the JSON shape ----------------------------------------------------------------------------------
+
+_SECONDS = {"type": "integer", "minimum": 0}
+_TEXT = {"type": "string", "minLength": 1}
+_OPTIONAL_TEXT = {"type": ["string", "null"], "minLength": 1}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object with every one of `properties` required."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+_FAILURE = _object(
+    cause={"enum": list(CAUSES)}, during={"enum": ["release", "rollback"]}, app=_OPTIONAL_TEXT,
+    resource=_OPTIONAL_TEXT, message={"type": "string"},
+)  # fmt: skip
+_PHASE = _object(seconds=_SECONDS, outcome={"enum": list(PHASE_OUTCOMES)}, op=_TEXT)
+_APP = _object(
+    name=_TEXT, digestBefore=_OPTIONAL_TEXT, digestAfter=_OPTIONAL_TEXT, totalSeconds=_SECONDS,
+    phases={"type": "object", "propertyNames": {"enum": list(PHASES)}, "additionalProperties": _PHASE},
+)  # fmt: skip
+_RECORD = _object(
+    kind={"const": KIND}, version={"const": VERSION}, stack=_TEXT, startedAt=_TEXT, endedAt=_TEXT,
+    durationSeconds=_SECONDS, budgetSeconds={"type": "integer", "minimum": 1},
+    outcome={"enum": list(OUTCOMES)}, cause={"enum": [*CAUSES, None]},
+    failures={"type": "array", "items": _FAILURE}, apps={"type": "array", "items": _APP},
+)  # fmt: skip
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "gitops-deploy deploy record, version 1",
+    **_RECORD,
+    "if": {"properties": {"outcome": {"const": "succeeded"}}},
+    "then": {"properties": {"cause": {"const": None}}},
+    "else": {"properties": {"cause": {"enum": list(CAUSES)}}},
+}
+_VALIDATOR = Draft202012Validator(SCHEMA)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_json(record: DeployRecord) -> dict[str, Any]:
+    """The record as the JSON document it is stored as."""
+    return {
+        "kind": KIND,
+        "version": VERSION,
+        "stack": record.stack,
+        "startedAt": _iso(record.started_at),
+        "endedAt": _iso(record.ended_at),
+        "durationSeconds": record.duration_seconds,
+        "budgetSeconds": record.budget_seconds,
+        "outcome": record.outcome,
+        "cause": record.cause,
+        "failures": [asdict(f) for f in record.failures],
+        "apps": [
+            {
+                "name": app.name,
+                "digestBefore": app.digest_before,
+                "digestAfter": app.digest_after,
+                "totalSeconds": app.total_seconds,
+                "phases": {
+                    phase: {"seconds": p.seconds, "outcome": p.outcome, "op": p.op}
+                    for phase, p in app.phases.items()
+                },
+            }
+            for app in record.apps
+        ],
+    }
+
+
+def _moment(value: str, key: str) -> datetime:
+    shown = fit(repr(value), 60)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise RecordError(f"broken deploy record: {key} {shown} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise RecordError(f"broken deploy record: {key} {shown} has no time zone (expected ...Z)")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is in the year 10000 in UTC
+        raise RecordError(f"broken deploy record: {key} {shown} is out of range in UTC") from None
+
+
+def _error_path(path: Sequence[Any]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return text.lstrip(".") or "the record"
+
+
+def from_json(data: Any) -> DeployRecord:
+    """A DeployRecord from a decoded JSON document; RecordError naming what is wrong otherwise."""
+    if not isinstance(data, dict):
+        what = {list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(data), "a number"
+        )
+        raise RecordError(f"not a deploy record: the JSON is {what}, not an object")
+    kind = data.get("kind")
+    if kind != KIND:
+        said = "has no kind" if kind is None else f"has kind {fit(repr(kind), 60)}"
+        raise RecordError(f"not a deploy record: it {said} (a deploy record has kind {KIND!r})")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise RecordError(f"broken deploy record: version is {fit(repr(version), 60)}, not a whole number")
+    if version > VERSION:
+        raise RecordError(
+            f"deploy record version {version} is newer than this tool reads (up to {VERSION}); "
+            "upgrade gitops-deploy to read it"
+        )
+    errors = list(_VALIDATOR.iter_errors(data))
+    if errors:
+        error = best_match(errors)
+        raise RecordError(
+            f"broken deploy record: {_error_path(error.absolute_path)}: {fit(error.message, 200)}"
+        )
+    started = _moment(data["startedAt"], "startedAt")
+    ended = _moment(data["endedAt"], "endedAt")
+    if ended < started:
+        raise RecordError(f"broken deploy record: endedAt {_iso(ended)} is before startedAt {_iso(started)}")
+    elapsed = int((ended - started).total_seconds())
+    if abs(elapsed - data["durationSeconds"]) > 1:
+        raise RecordError(
+            f"broken deploy record: durationSeconds {data['durationSeconds']} does not match startedAt to "
+            f"endedAt ({elapsed} s)"
+        )
+    apps = tuple(_app(raw, i) for i, raw in enumerate(data["apps"]))
+    names = [a.name for a in apps]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise RecordError(f"broken deploy record: apps lists {', '.join(twice)} more than once")
+    keys = ("cause", "during", "app", "resource", "message")
+    failures = tuple(FailureRecord(*(f[k] for k in keys)) for f in data["failures"])
+    stack, budget, outcome, cause = data["stack"], int(data["budgetSeconds"]), data["outcome"], data["cause"]
+    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps)
+
+
+def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
+    phases = {
+        cast(Phase, name): PhaseTiming(int(p["seconds"]), p["outcome"], p["op"])
+        for name, p in sorted(raw["phases"].items(), key=lambda item: PHASES.index(item[0]))
+    }
+    app = AppRecord(raw["name"], raw["digestBefore"], raw["digestAfter"], phases)
+    if app.total_seconds != raw["totalSeconds"]:
+        raise RecordError(
+            f"broken deploy record: apps[{index}].totalSeconds is {raw['totalSeconds']}, but its phases "
+            f"add up to {app.total_seconds}"
+        )
+    return app
+
+
+def read_record(path: Path) -> DeployRecord:
+    """Load and validate one record file; RecordError with the reason for anything else."""
+    try:
+        raw = read_bounded(path, MAX_RECORD_BYTES)
+    except FileRefused as err:
+        if str(err).startswith("over "):
+            raise RecordError(f"not a deploy record: larger than {MAX_RECORD_BYTES // 1024} KiB") from None
+        raise RecordError(re.sub(r"^cannot be read \((.*)\)$", r"cannot be read: \1", str(err))) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordError("not a deploy record: not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RecordError(f"not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except (ValueError, RecursionError) as err:
+        raise RecordError(f"not valid JSON: {fit(str(err) or type(err).__name__, 120)}") from None
+    return from_json(data)
+
+
+def write_record(record: DeployRecord, path: Path) -> None:
+    """Write the record as JSON, atomically: a reader never sees half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_json(record), indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- the end-of-deploy table -------------------------------------------------------------------------
+
+_HEADERS: Mapping[Phase, str] = {p: "size" if p == "image-size" else p for p in PHASES}
+_MARKS: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": "!", "unfinished": "~"}
+
+
+def format_duration(seconds: float) -> str:
+    """`45s`, `4m05s`, `1h02m`: short and unambiguous."""
+    whole = max(round(seconds), 0)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _verdict(seconds: int, budget: int) -> str:
+    return "within budget" if seconds <= budget else "over budget"
+
+
+def _headline(record: DeployRecord) -> str:
+    verdict = _verdict(record.duration_seconds, record.budget_seconds)
+    return (
+        f"{record.outcome} in {format_duration(record.duration_seconds)}, budget "
+        f"{format_duration(record.budget_seconds)}: {verdict}"
+    )
+
+
+def _cause_line(record: DeployRecord) -> str | None:
+    if record.cause is None:
+        return None
+    first = next((f for f in record.failures if f.cause == record.cause), None)
+    where = f" ({first.app})" if first is not None and first.app else ""
+    return f"cause: {record.cause}{where}" + (
+        f": {first.message}" if first is not None and first.message else ""
+    )
+
+
+def _rows(record: DeployRecord, mark: Mapping[PhaseOutcome, str]) -> list[list[str]]:
+    rows = []
+    for app in record.apps:
+        cells = [app.name]
+        for phase in PHASES:
+            p = app.phases.get(phase)
+            cells.append("-" if p is None else format_duration(p.seconds) + mark[p.outcome])
+        cells += [format_duration(app.total_seconds), _verdict(app.total_seconds, record.budget_seconds)]
+        rows.append(cells)
+    return rows
+
+
+def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
+    """The end-of-deploy table as plain text, no line longer than `width`."""
+    headers = ["app", *(_HEADERS[p] for p in PHASES), "total", "verdict"]
+    rows = [[terminal(r[0]), *r[1:]] for r in _rows(record, _MARKS)]
+    deploy = ["deploy", *([""] * len(PHASES)), format_duration(record.duration_seconds)]
+    deploy.append(_verdict(record.duration_seconds, record.budget_seconds))
+    out = textwrap.wrap(
+        terminal(f"gitops-deploy {record.stack}: {_headline(record)}"), width, break_on_hyphens=False
+    )
+    out += columns(headers, [*rows, deploy], width, align="<" + ">" * (len(PHASES) + 1) + "<")
+    legend = [f"{_MARKS[o]} {o}" for o in ("failed", "unfinished") if o in _used(record)]
+    if legend:
+        out.append("(" + ", ".join(legend) + ")")
+    cause = _cause_line(record)
+    if cause:
+        out += textwrap.wrap(terminal(cause), width, subsequent_indent="  ", break_on_hyphens=False)
+    return "\n".join(out) + "\n"
+
+
+def _used(record: DeployRecord) -> set[PhaseOutcome]:
+    return {p.outcome for a in record.apps for p in a.phases.values()}
+
+
+def render_markdown(record: DeployRecord) -> str:
+    """The same table as Markdown, for `$GITHUB_STEP_SUMMARY`."""
+    marks: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": " ✗", "unfinished": " …"}
+    headers = ["app", *(_HEADERS[p] for p in PHASES), "total", "verdict"]
+    rows = [[md_text(row[0]), *row[1:]] for row in _rows(record, marks)]
+    total = format_duration(record.duration_seconds)
+    verdict = _verdict(record.duration_seconds, record.budget_seconds)
+    rows.append(["**deploy**", *([""] * len(PHASES)), f"**{total}**", f"**{verdict}**"])
+    out = [f"### gitops-deploy {md_code(record.stack)}: {_headline(record)}", ""]
+    out += md_table(headers, rows, align="<" + ">" * (len(PHASES) + 1) + "<")
+    used = _used(record) - {"succeeded"}
+    if used:
+        out += ["", ", ".join(f"{marks[o].strip()} {o}" for o in ("failed", "unfinished") if o in used)]
+    cause = _cause_line(record)
+    if cause:
+        out += ["", f"**{md_text(cause)}**"]
+    return "\n".join(out) + "\n"

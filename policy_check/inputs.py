@@ -1,0 +1,115 @@
+"""What the pack is handed: the program's resources, the objects each Application renders, and those of
+the project's other stacks on a shared cluster (docs/engine-rules.md#clusters-two-stacks-share)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from model.config_reader import ConfigError
+from model.errors import GitopsError
+from model.stack_files import StackFileError, read_stack_config, stack_names
+from policy_check import check_context, objects
+from policy_check.analyzer_client import Diagnostic, PolicyInput
+from policy_check.promotion import simulate_promoted
+from policy_check.render_common import RenderResult
+from policy_check.render_source import Repository, this_repository
+from policy_check.simulate import PLACEHOLDER_PASSWORD, ProgramFailed, SimResource, Simulation
+
+
+class CheckError(GitopsError):
+    """A problem with the check's input (stack, config, engines): reported in one line, no traceback."""
+
+
+def sim_inputs(resources: Sequence[SimResource]) -> tuple[list[PolicyInput], list[PolicyInput]]:
+    """(Analyze, AnalyzeStack) inputs for what the program registered, in the wire form the engine sends."""
+    analyze, stack = [], []
+    for r in resources:
+        common: dict[str, Any] = {
+            "urn": r.urn,
+            "type": r.type,
+            "name": r.name,
+            "parent": r.parent,
+            "dependencies": tuple(r.dependencies),
+            "custom": r.custom,
+        }
+        # raw_inputs keep secret envelopes and unknown sentinels; outputs add provider-computed fields.
+        state = {**r.outputs, **r.raw_inputs}
+        if r.custom:
+            analyze.append(PolicyInput(props=r.raw_inputs, **common))
+        stack.append(PolicyInput(props=state, **common))
+    return analyze, stack
+
+
+def render_applications(
+    sim: Simulation,
+    project_dir: Path,
+    source_keys: Mapping[str, str] | None = None,
+    *,
+    repository: Repository | None = None,
+    allow_remote: bool = False,
+) -> tuple[list[RenderResult], list[PolicyInput]]:
+    """Render each Application as Argo CD would, as results and as policy inputs; `repository` is this
+    checkout (default: its origin remote), and only its folders are rendered."""
+    try:
+        from policy_check.render import render_all  # needs Helm's and kustomize's engines, imported only here
+    except ImportError as exc:
+        raise CheckError(f"rendering is unavailable ({exc}); run with --no-render to skip it") from exc
+    results = render_all(
+        sim.resources,
+        project_dir,
+        sim.stack,
+        source_keys=source_keys,
+        repository=repository or this_repository(project_dir, _stack_values(sim.stack, project_dir)),
+        allow_remote=allow_remote,
+    )
+    inputs = [
+        PolicyInput(urn=o.urn, type=o.type, name=o.name, props=o.manifest, parent=r.application_urn)
+        for r in results
+        for o in r.objects
+    ]
+    return results, inputs
+
+
+def _stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
+    """The stack file's config, or {} when there is none to read (the config was handed over in code)."""
+    try:
+        return read_stack_config(stack, project_dir)
+    except StackFileError:
+        return {}
+
+
+def other_stacks(
+    stack: str, keys: Mapping[str, str], project_dir: Path
+) -> tuple[list[objects.Owned], list[Diagnostic]]:
+    """The objects of every other stack that shares a known cluster with this one, each simulated and
+    rendered as this one was; a "can't judge yet" note for each that could not be."""
+    theirs: list[objects.Owned] = []
+    notes: list[Diagnostic] = []
+    known = objects.known_clusters(keys)
+    for other in stack_names(project_dir) if known else []:
+        if other == stack.rsplit("/", 1)[-1]:
+            continue
+        try:
+            values = read_stack_config(other, project_dir)
+            config = check_context.stack_config(values, project_dir, other)
+            other_keys = objects.clusters(config.argocd, config.cluster)
+            if not known & objects.known_clusters(other_keys):
+                continue
+            sim, _ = simulate_promoted(
+                other, password=PLACEHOLDER_PASSWORD, config=values, project_dir=project_dir
+            )
+            renders, rendered = render_applications(sim, project_dir)
+        except (StackFileError, ProgramFailed, ValueError, CheckError, ConfigError) as exc:
+            reason = exc.cause if isinstance(exc, ProgramFailed) else exc
+            policy = objects.UNIQUE
+            message = (
+                f"can't run policy '{policy}' during preview: stack {other} shares a cluster but {reason}"
+            )
+            notes.append(Diagnostic(policy=policy, message=message, urn="", level="mandatory"))
+            continue
+        _, whole = sim_inputs(sim.resources)
+        ctx = check_context.context(whole=[*whole, *rendered], renders=renders, thresholds={})
+        theirs += objects.owned(other, ctx, renders, other_keys)
+    return theirs, notes

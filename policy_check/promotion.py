@@ -1,0 +1,55 @@
+"""Simulate a promoting stack as the deploy order runs it: each upstream stack first, its exports fed on
+(docs/engine-rules.md#the-policy-check)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from model.names import PROJECT
+from model.stack_files import PROJECT_DIR, read_stack_config, stack_names
+from policy_check.simulate import ProgramMocks, Simulation, simulate
+
+PROMOTE_KEY = f"{PROJECT}:promote"
+
+
+def upstream_of(config: Mapping[str, Any]) -> str | None:
+    """The stack a config promotes from, or None when it builds."""
+    promote = config.get(PROMOTE_KEY)
+    return str(promote["from"]) if isinstance(promote, Mapping) and "from" in promote else None
+
+
+def upstream_outputs(
+    config: Mapping[str, Any], *, password: str, project_dir: Path = PROJECT_DIR, _seen: tuple[str, ...] = ()
+) -> dict[str, dict[str, Any]]:
+    """Exports of every stack `config` promotes from, transitively, each simulated from its stack file;
+    the chain stops at a stack with no file in the project."""
+    upstream = upstream_of(config)
+    if upstream is None or upstream not in stack_names(project_dir):
+        return {}
+    if upstream in _seen:
+        raise ValueError(f"promotion cycle: {' -> '.join((*_seen, upstream))}")
+    upstream_config = read_stack_config(upstream, project_dir)
+    before = upstream_outputs(
+        upstream_config, password=password, project_dir=project_dir, _seen=(*_seen, upstream)
+    )
+    sim = simulate(
+        upstream, project_dir=project_dir, password=password, mocks=ProgramMocks(stack_outputs=before)
+    )
+    return {**before, upstream: sim.exports}
+
+
+def simulate_promoted(
+    stack: str,
+    *,
+    password: str,
+    config: Mapping[str, Any] | None = None,
+    project_dir: Path = PROJECT_DIR,
+    **kwargs: Any,
+) -> tuple[Simulation, ProgramMocks]:
+    """Run `stack` after its upstream stacks, as `deploy.yml` orders them; returns the mocks too."""
+    values = dict(read_stack_config(stack, project_dir) if config is None else config)
+    mocks = ProgramMocks(stack_outputs=upstream_outputs(values, password=password, project_dir=project_dir))
+    sim = simulate(stack, project_dir=project_dir, config=values, password=password, mocks=mocks, **kwargs)
+    return sim, mocks
