@@ -184,7 +184,7 @@ MAX_STDERR_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 
 
-def _drain(stream: IO[bytes], limit: int, into: bytearray, over: threading.Event, keep_tail: bool) -> None:
+def drain(stream: IO[bytes], limit: int, into: bytearray, over: threading.Event, keep_tail: bool) -> None:
     """Read `stream` to its end; keep at most `limit` bytes (the last ones with `keep_tail`)."""
     while chunk := stream.read(_CHUNK):
         into.extend(chunk)
@@ -221,8 +221,8 @@ def run_bounded(
     out, err, over = bytearray(), bytearray(), threading.Event()
     assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
     readers = [
-        threading.Thread(target=_drain, args=(proc.stdout, max_output, out, over, False), daemon=True),
-        threading.Thread(target=_drain, args=(proc.stderr, MAX_STDERR_BYTES, err, threading.Event(), True)),
+        threading.Thread(target=drain, args=(proc.stdout, max_output, out, over, False), daemon=True),
+        threading.Thread(target=drain, args=(proc.stderr, MAX_STDERR_BYTES, err, threading.Event(), True)),
     ]
     for reader in readers:
         reader.daemon = True
