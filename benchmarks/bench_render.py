@@ -21,8 +21,7 @@ import yaml
 
 from model.stack_files import read_stack_config
 from policy_check.render import render_all
-from policy_check.render_common import PYTHON
-from policy_check.render_helm import MAX_RENDERS_IN_PARALLEL
+from policy_check.render_common import MAX_RENDERS_IN_PARALLEL, PYTHON
 from policy_check.render_kustomize import kubectl_path, kustomization
 from policy_check.render_source import this_repository
 from policy_check.simulate import SimResource
@@ -66,7 +65,12 @@ def _engines_alone(apps: list[SimResource], project: Path, workdir: Path) -> Cal
     commands = [[PYTHON, "-I", "-c", HELM_ALONE, json.dumps(charts)]] if charts else []
     commands += overlays
     run = partial(subprocess.run, check=True, capture_output=True, timeout=120)
-    return lambda: list(ThreadPoolExecutor(MAX_RENDERS_IN_PARALLEL).map(run, commands))
+
+    def render() -> None:
+        with ThreadPoolExecutor(MAX_RENDERS_IN_PARALLEL) as pool:
+            list(pool.map(run, commands))
+
+    return render
 
 
 def _paired(ours: Callable[[], object], floor: Callable[[], object], runs: int) -> tuple[float, float]:

@@ -20,6 +20,7 @@ from model.names import APPLICATION_TYPE
 from model.text import QUOTE_KEEP, clip
 from policy_check.kustomize_refs import kustomization_file
 from policy_check.render_common import (
+    MAX_RENDERS_IN_PARALLEL,
     CannotJudge,
     RenderBounds,
     RenderedObject,
@@ -27,7 +28,7 @@ from policy_check.render_common import (
     RenderResult,
     object_label,
 )
-from policy_check.render_helm import HELM_TIMEOUT_SECONDS, MAX_RENDERS_IN_PARALLEL, HelmWorker, render_helm
+from policy_check.render_helm import HELM_TIMEOUT_SECONDS, HelmWorker, render_helm
 from policy_check.render_kustomize import KUSTOMIZE_TIMEOUT_SECONDS, render_kustomize
 from policy_check.render_source import Repository
 from policy_check.simulate import UNKNOWN, SimResource

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -22,6 +23,8 @@ MAX_SECONDS_AFTER_RENDER = 60.0
 """Most seconds one Application's rendered objects may take to read, type and schema-check."""
 MAX_VALUES_PER_APPLICATION = 1_000_000
 """Most values (mappings, lists and scalars, as YAML aliases expand them) one Application may render."""
+MAX_RENDERS_IN_PARALLEL = max(2, os.cpu_count() or 1)
+"""Most Applications rendered at once: their engines are processes, which the cores run side by side."""
 MAX_OBJECT_DEPTH = 100
 """Most levels one rendered object may nest (a big CRD's schema needs a few dozen); deeper, the YAML
 reader, the schema check and the pack's gRPC would run out of stack."""

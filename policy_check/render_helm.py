@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import subprocess
@@ -19,6 +18,7 @@ import yaml
 from model.files import FileRefused, read_text
 from policy_check.render_common import (
     MAX_BYTES_PER_APPLICATION,
+    MAX_RENDERS_IN_PARALLEL,
     MAX_STDERR_BYTES,
     PYTHON,
     CannotJudge,
@@ -37,8 +37,6 @@ WORKER = Path(__file__).with_name("helm_worker.py")
 """Run by path in isolated mode: it needs only helm_python, not this project on sys.path."""
 MAX_ANSWER_BYTES = 2 * MAX_BYTES_PER_APPLICATION + 64 * 1024
 """Most bytes of one answer: JSON around the manifests, whose escaping may double them."""
-MAX_RENDERS_IN_PARALLEL = max(2, os.cpu_count() or 1)
-"""Most Applications rendered at once (the engines are processes; the cores run them)."""
 _STOP_SECONDS = 5.0
 """How long a worker told to stop may take before it is killed."""
 SUPPORTED_KEYS = frozenset({"valuesObject", "values", "valueFiles", "parameters", "releaseName"})
@@ -119,7 +117,7 @@ class HelmWorker:
             self._lock.release()
 
     def _stop(self) -> None:
-        """End the process: at once when it overran, else after it reads the end of its input."""
+        """Kill the process if it still runs, and reap it; the next request starts another."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
