@@ -1,5 +1,5 @@
-"""Render one Helm chart with helm-python-sdk (Helm v4's Go SDK) in a throwaway process
-(docs/engine-rules.md#argo-cds-render): one JSON request on stdin, one JSON answer on stdout."""
+"""Render Helm charts with helm-python-sdk (Helm v4's Go SDK) in a process of their own
+(docs/engine-rules.md#argo-cds-render): one JSON request a line on stdin, one JSON answer a line on stdout."""
 
 from __future__ import annotations
 
@@ -119,19 +119,19 @@ def render(request: dict[str, Any]) -> dict[str, Any]:
 
 
 EPILOG = """\
-It is internal to the CLI-free check: policy_check/render_helm.py starts it and writes the request (the
-chart folder, release name, namespace and values) to its stdin; stdout gets the rendered manifests,
-or the chart's error.
+It is internal to the CLI-free check: policy_check/render_helm.py starts it and writes each request (the
+chart folder, release name, namespace and values) as a line to its stdin; stdout gets a line for each,
+the rendered manifests or the chart's error. It exits at the end of its input.
 
 exit codes:
-  0  answered (a chart that does not render is an answer: {"error": ...})
-  1  the request on stdin is not JSON
+  0  answered every request (a chart that does not render is an answer: {"error": ...})
+  1  a request on stdin is not JSON
   2  a bad option
 """
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Answer one request."""
+    """Answer each request, in order."""
     import argparse
 
     argparse.ArgumentParser(
@@ -140,12 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     ).parse_args(argv)
-    try:
-        request = json.load(sys.stdin)
-    except ValueError as exc:
-        print(f"error: the request on stdin is not JSON ({exc})", file=sys.stderr)
-        return 1
-    json.dump(render(request), sys.stdout)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+        except ValueError as exc:
+            print(f"error: the request on stdin is not JSON ({exc})", file=sys.stderr)
+            return 1
+        sys.stdout.write(json.dumps(render(request)) + "\n")
+        sys.stdout.flush()
     return 0
 
 

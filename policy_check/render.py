@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
+from kubernetes_validate import utils as schemas
+from referencing import Registry, Resource
 
 from model.names import APPLICATION_TYPE
 from model.text import QUOTE_KEEP, clip
 from policy_check.kustomize_refs import kustomization_file
 from policy_check.render_common import (
+    MAX_RENDERS_IN_PARALLEL,
     CannotJudge,
     RenderBounds,
     RenderedObject,
@@ -21,7 +28,7 @@ from policy_check.render_common import (
     RenderResult,
     object_label,
 )
-from policy_check.render_helm import HELM_TIMEOUT_SECONDS, render_helm
+from policy_check.render_helm import HELM_TIMEOUT_SECONDS, HelmWorker, render_helm
 from policy_check.render_kustomize import KUSTOMIZE_TIMEOUT_SECONDS, render_kustomize
 from policy_check.render_source import Repository
 from policy_check.simulate import UNKNOWN, SimResource
@@ -84,11 +91,30 @@ def _engine(source: dict[str, Any], folder: Path | None) -> str:
     return "kustomize" if "kustomize" in source else "helm"
 
 
+@cache  # one per apiVersion and kind: the package's schemas are few, and a compiled one is reused
+def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    """kubernetes_validate.validate's strict validator for `kind`, built once (its lookup, its registry)."""
+    version = [v for v in schemas.all_versions() if schemas.major_minor(v) <= KUBERNETES_VERSION][-1]
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = schemas.schema_contents(f"{folder}/{kind.lower()}-{group}.json", KUBERNETES_VERSION)
+    except FileNotFoundError:
+        raise kubernetes_validate.SchemaNotFoundError(kind, KUBERNETES_VERSION, api_version) from None
+    definitions = schemas.schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
 def validate_object(manifest: dict[str, Any]) -> str | None:
     """The strict Kubernetes-schema error of one object, or None; kinds without a schema pass."""
+    api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
     try:
-        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as err:
+        if isinstance(api_version, str) and isinstance(kind, str):
+            _validator(api_version, kind).validate(manifest)
+        else:  # the package says what is wrong with such an object
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    except jsonschema.ValidationError as err:
         where = ".".join(str(p) for p in err.path) or "(root)"
         message = err.message
         if not isinstance(err.instance, str):
@@ -166,9 +192,11 @@ def render_application(
     *,
     repository: Repository = UNKNOWN_REPOSITORY,
     allow_remote: bool = False,
+    worker: HelmWorker | None = None,
 ) -> RenderResult:
     """Render one registered Application's source if it is a folder of `repository` (this checkout);
-    `source_key` names its config key in errors, `allow_remote` lets kustomize fetch remote bases."""
+    `source_key` names its config key in errors, `allow_remote` lets kustomize fetch remote bases,
+    `worker` renders a chart (else a worker of its own)."""
     spec = application.inputs.get("spec", {})
     app = _app_name(application)
     raw_source = spec.get("source") or {}
@@ -206,6 +234,7 @@ def render_application(
                     project_dir=project_dir,
                     timeout=timeout or HELM_TIMEOUT_SECONDS,
                     bounds=bounds,
+                    worker=worker,
                 )
             )
         else:
@@ -246,22 +275,27 @@ def render_all(
     repository: Repository = UNKNOWN_REPOSITORY,
     allow_remote: bool = False,
 ) -> list[RenderResult]:
-    """Render every Application in `resources` (one not rendered is listed, never skipped);
-    `source_keys` maps an app's name to its `source` config key, which render errors name."""
+    """Render every Application in `resources` (one not rendered is listed, never skipped), a few at once,
+    listed in their order; `source_keys` maps an app's name to its `source` config key, which render
+    errors name."""
     keys = source_keys or {}
-    return [
-        render_application(
-            res,
-            project_dir,
-            stack,
-            timeout,
-            keys.get(_app_name(res)),
-            repository=repository,
-            allow_remote=allow_remote,
+    applications = [res for res in resources if res.type == APPLICATION_TYPE]
+    with HelmWorker() as worker, ThreadPoolExecutor(MAX_RENDERS_IN_PARALLEL) as pool:
+        return list(
+            pool.map(
+                lambda res: render_application(
+                    res,
+                    project_dir,
+                    stack,
+                    timeout,
+                    keys.get(_app_name(res)),
+                    repository=repository,
+                    allow_remote=allow_remote,
+                    worker=worker,
+                ),
+                applications,
+            )
         )
-        for res in resources
-        if res.type == APPLICATION_TYPE
-    ]
 
 
 def _app_name(application: SimResource) -> str:

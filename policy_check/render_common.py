@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -22,6 +23,8 @@ MAX_SECONDS_AFTER_RENDER = 60.0
 """Most seconds one Application's rendered objects may take to read, type and schema-check."""
 MAX_VALUES_PER_APPLICATION = 1_000_000
 """Most values (mappings, lists and scalars, as YAML aliases expand them) one Application may render."""
+MAX_RENDERS_IN_PARALLEL = max(2, os.cpu_count() or 1)
+"""Most Applications rendered at once: their engines are processes, which the cores run side by side."""
 MAX_OBJECT_DEPTH = 100
 """Most levels one rendered object may nest (a big CRD's schema needs a few dozen); deeper, the YAML
 reader, the schema check and the pack's gRPC would run out of stack."""
@@ -128,13 +131,28 @@ def relative(path: Path, project_dir: Path | None) -> str:
     return path.as_posix()
 
 
+FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""PyYAML's safe loader on libyaml when it was built with it: the same objects, read several times faster."""
+
+
 def parse_documents(text: str, origin: str, bounds: RenderBounds | None = None) -> list[dict[str, Any]]:
     """Every non-empty YAML document of a rendered stream, each a Kubernetes object, read one at a time
-    so that a render past a bound stops being read there."""
+    so that a render past a bound stops being read there (by libyaml; PyYAML's own reader names an error)."""
     bounds = bounds or RenderBounds()
+    counted = bounds.objects, bounds.values
+    try:
+        return _documents(text, origin, bounds, FAST_LOADER)
+    except yaml.YAMLError:  # only libyaml's: PyYAML's own reader says what is wrong, as it always has
+        bounds.objects, bounds.values = counted
+        return _documents(text, origin, bounds, yaml.SafeLoader)
+
+
+def _documents(
+    text: str, origin: str, bounds: RenderBounds, loader: type[yaml.SafeLoader]
+) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     try:
-        for doc in yaml.safe_load_all(text):
+        for doc in yaml.load_all(text, Loader=loader):
             if doc is None:
                 continue
             if not isinstance(doc, dict) or not doc.get("apiVersion") or not doc.get("kind"):
@@ -152,6 +170,8 @@ def parse_documents(text: str, origin: str, bounds: RenderBounds | None = None) 
                     bounds.add_object()
                     objects.append(item)
     except yaml.YAMLError as exc:
+        if loader is not yaml.SafeLoader:
+            raise
         raise RenderError(f"{origin}: rendered output is not valid YAML: {exc}") from exc
     except RecursionError:
         raise _too_deep(origin) from None
@@ -184,7 +204,7 @@ MAX_STDERR_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 
 
-def _drain(stream: IO[bytes], limit: int, into: bytearray, over: threading.Event, keep_tail: bool) -> None:
+def drain(stream: IO[bytes], limit: int, into: bytearray, over: threading.Event, keep_tail: bool) -> None:
     """Read `stream` to its end; keep at most `limit` bytes (the last ones with `keep_tail`)."""
     while chunk := stream.read(_CHUNK):
         into.extend(chunk)
@@ -221,8 +241,8 @@ def run_bounded(
     out, err, over = bytearray(), bytearray(), threading.Event()
     assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
     readers = [
-        threading.Thread(target=_drain, args=(proc.stdout, max_output, out, over, False), daemon=True),
-        threading.Thread(target=_drain, args=(proc.stderr, MAX_STDERR_BYTES, err, threading.Event(), True)),
+        threading.Thread(target=drain, args=(proc.stdout, max_output, out, over, False), daemon=True),
+        threading.Thread(target=drain, args=(proc.stderr, MAX_STDERR_BYTES, err, threading.Event(), True)),
     ]
     for reader in readers:
         reader.daemon = True

@@ -17,6 +17,7 @@ import yaml
 
 from policy_check.kustomize_refs import remote_references
 from policy_check.render_common import (
+    FAST_LOADER,
     CannotJudge,
     RenderBounds,
     RenderError,
@@ -111,7 +112,7 @@ def _origin(obj: dict[str, Any], workdir: Path, project_dir: Path) -> str | None
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     if not isinstance(annotations, dict) or ORIGIN_ANNOTATION not in annotations:
         return None
-    origin = yaml.safe_load(annotations.pop(ORIGIN_ANNOTATION)) or {}
+    origin = yaml.load(annotations.pop(ORIGIN_ANNOTATION), Loader=FAST_LOADER) or {}
     if not annotations:
         del obj["metadata"]["annotations"]
     path = origin.get("path") if isinstance(origin, dict) else None

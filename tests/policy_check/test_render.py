@@ -13,6 +13,7 @@ import yaml
 
 from model.names import APPLICATION_TYPE
 from model.stack_files import read_stack_config
+from policy_check import render_helm
 from policy_check.render import (
     REMOTE_SOURCE,
     child_urn,
@@ -20,6 +21,7 @@ from policy_check.render import (
     type_token,
 )
 from policy_check.render_common import RenderedObject, RenderError, RenderResult
+from policy_check.render_helm import HelmWorker
 from policy_check.render_kustomize import _check_replicas, kubectl_path, parse_image
 from policy_check.render_source import Repository, normalize_repo_url
 from policy_check.simulate import UNKNOWN, simulate
@@ -476,3 +478,46 @@ def test_the_render_equals_argo_cds_own_build_of_the_overlay(project: Path, tmp_
         manifest["metadata"] = {k: v for k, v in manifest["metadata"].items() if k != "namespace"}
         offline[(manifest["kind"], o.name)] = manifest
     assert offline == argo
+
+
+# --- one Helm worker for every chart, apps rendered a few at once --------------------------------------
+
+
+def test_one_helm_worker_renders_every_chart_and_results_keep_their_order(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    start = HelmWorker._start
+
+    def counted(worker: HelmWorker) -> subprocess.Popen[bytes]:
+        started.append(start(worker))
+        return started[-1]
+
+    monkeypatch.setattr(HelmWorker, "_start", counted)
+    settings, apps = _settings("dev", project), list(_apps("dev", project).values())
+    names = [f"{apps[i % len(apps)]['name']}{i}" for i in range(6)]
+    resources = [
+        application("dev", settings, {**apps[i % len(apps)], "name": n}) for i, n in enumerate(names)
+    ]
+    results = render_all(resources, project, "dev", repository=HERE)
+    assert [r.application for r in results] == names
+    assert {r.status for r in results} == {"rendered"}, [r.reason for r in results]
+    assert len(started) == 1 and started[0].poll() is not None, "one worker, ended with the render"
+
+
+def test_a_worker_that_dies_is_one_line_and_the_next_chart_gets_a_new_one(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dying = tmp_path / "dying_worker.py"
+    dying.write_text("import sys\nsys.stdin.readline()\nsys.exit('the engine crashed')\n")
+    chart = str(project / CHART)
+    request = {"chart_dir": chart, "release": "web", "namespace": "web"}
+    with HelmWorker() as worker:
+        monkeypatch.setattr(render_helm, "WORKER", dying)
+        with pytest.raises(RenderError, match=r"^helm worker failed \(exit 1\): the engine crashed$"):
+            worker.ask(request, 60)
+        monkeypatch.setattr(render_helm, "WORKER", Path(render_helm.__file__).with_name("helm_worker.py"))
+        assert "manifests" in worker.ask(request, 60)
+        alive = worker._proc
+        assert alive is not None and alive.poll() is None
+    assert alive.poll() is not None and worker._proc is None
