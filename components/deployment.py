@@ -192,11 +192,12 @@ class ArgoProject(pulumi.ComponentResource):
         self.register_outputs({"project_name": self.project_name})
 
 
-def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
+def _failed_release_guard(cfg: StackConfig) -> tuple[FailedReleaseRecord, dict[str, str]]:
     """Stop before registering anything when an app would ship content that failed its health gate.
 
     Returns the record to export: what this update was given, less the releases allowed to ship again
-    and shipped now (they pass their gate in this update, or the update fails and exports nothing).
+    and shipped now (they pass their gate in this update, or the update fails and exports nothing); and
+    each built app's content tag.
     """
     record = cfg.failed_releases if cfg.failed_releases is not None else read_own_record()
     # A promoting stack builds nothing, but its checkout's content tag is the one its upstream built
@@ -221,12 +222,12 @@ def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
             f"{NAMESPACE}:allowFailedReleases: {ref} names no recorded failed release (shipped since, or "
             "never failed); remove it"
         )
-    return record.without(shipped_again)
+    return record.without(shipped_again), built
 
 
 def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
     """Register every resource of the stack and export each app's verified digest and the failed releases."""
-    failed_releases = _failed_release_guard(cfg)
+    failed_releases, tags = _failed_release_guard(cfg)
     argocd_provider, destination_provider = _providers(cfg)
     if cfg.cluster_declared and cfg.cluster.context is None:
         pulumi.log.warn(
@@ -255,6 +256,7 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
         preflight,
         # Argo CD's finalizer removes the apps; the namespace may hold more than this stack.
         _namespaces(cfg, destination_provider, gate),
+        tags,
         project,
         promoted,
         argocd_provider,
