@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ from model.names import (
 
 Gate = pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] | None
 """`depends_on` for what precedes the releases: it fails when a promotion cannot be supplied."""
+COLLECTOR_THRESHOLDS = (700, 10, 100)
+"""gc thresholds for the run: a full collection after 100 of the middle one, not CPython's 10, as the run's
+Outputs live until its end and every full collection walks them all."""
 APPS_OUTPUT = "apps"
 """The export that maps each app to its verified `imageDigest`, which a promoting stack reads upstream."""
 
@@ -223,6 +227,14 @@ def _failed_release_guard(cfg: StackConfig) -> tuple[FailedReleaseRecord, dict[s
             "never failed); remove it"
         )
     return record.without(shipped_again), built
+
+
+def settle_collector() -> None:
+    """Keep what is loaded so far (the SDKs' modules) out of full collections and make those rarer; once per
+    process, so that a process running the program again freezes no garbage of its last run."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
