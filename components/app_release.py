@@ -18,7 +18,6 @@ from components.argo_application import ArgoApplication
 from components.health import HealthCheck, HealthCheckArgs
 from components.image_size import ImageSize
 from model.config import AppConfig, StackConfig, StackSecrets
-from model.content_tag import content_tag
 from model.image_ref import is_repo_digest
 from model.names import (
     APP_IMAGE_TYPE,
@@ -47,6 +46,8 @@ class StackWiring:
     """The registry preflight, which every build waits for."""
     namespaces: Mapping[str, pulumi.Resource]
     """Each app namespace's patch, which the app's pull secret waits for."""
+    tags: Mapping[str, str]
+    """Each built app's content tag, computed once per run."""
     project: Sequence[pulumi.Resource] = ()
     """The AppProject when the stack manages it: every Application waits for it."""
     promoted: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
@@ -136,9 +137,7 @@ class AppImage(pulumi.ComponentResource):
             self.image_ref = self.repo_digest = pulumi.Output.from_input(given)
             self.local_image_id = pulumi.Output.from_input("")
         else:
-            tag = content_tag(
-                image.context, image.dockerfile, image.platform, image.build_args, root=cfg.project_dir
-            )
+            tag = stack.tags[app.name]
             built = docker.Image(
                 f"{name}{IMAGE_SUFFIX}",
                 image_name=f"{image.repository}:{tag}",

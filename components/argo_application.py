@@ -97,18 +97,18 @@ def kustomize_source(
     source: SourceConfig,
     app: str,
     repository: str,
-    digest: pulumi.Input[str],
+    digest: str | pulumi.Output[str],
     replicas: int,
-    pull_secret: pulumi.Input[str],
+    pull_secret: str | pulumi.Output[str],
 ) -> dict[str, Any]:
     """`spec.source` for a kustomize overlay, which any number of apps can share unedited
     (docs/engine-rules.md#kustomize-source); only the digest and the pull secret may be Outputs."""
     prefix = f"{source.image_name}={repository}@"
-    image = prefix + digest if isinstance(digest, str) else pulumi.Output.concat(prefix, digest)
+    image = prefix + digest if isinstance(digest, str) else digest.apply(prefix.__add__)
     patch = (
         pull_secret_patch(pull_secret)
         if isinstance(pull_secret, str)
-        else pulumi.Output.concat(pull_secret).apply(pull_secret_patch)
+        else pull_secret.apply(pull_secret_patch)
     )
     return {
         "repoURL": source.repo_url,
@@ -121,6 +121,27 @@ def kustomize_source(
             "replicas": [{"name": source.workload, "count": replicas}],
             "patches": [{"target": {"kind": PULL_SECRET_KINDS}, "patch": patch}],
         },
+    }
+
+
+def application_spec(
+    app: AppConfig,
+    cfg: StackConfig,
+    digest: str | pulumi.Output[str],
+    tag: str | pulumi.Output[str],
+    pull_secret: str | pulumi.Output[str],
+) -> dict[str, Any]:
+    """The Application's `spec`; only the image's digest, tag and pull secret may be Outputs."""
+    source, repository = app.source, app.image.repository
+    if source.type == "helm":
+        built = helm_source(source, repository, digest, tag, app.replicas, pull_secret)
+    else:
+        built = kustomize_source(source, app.name, repository, digest, app.replicas, pull_secret)
+    return {
+        "project": cfg.argocd.project,
+        "destination": cfg.cluster.destination(app.namespace),
+        "source": built,
+        "syncPolicy": sync_policy(cfg.argocd.retry_refresh),
     }
 
 
@@ -177,17 +198,8 @@ class ArgoApplication(pulumi.ComponentResource):
         repo_digest, tag = image
         repository, source = app.image.repository, app.source
         digest = repo_digest.apply(lambda ref: _digest_of(ref, repository))
-        if source.type == "helm":
-            built = helm_source(source, repository, digest, tag, app.replicas, pull_secret)
-        else:
-            built = kustomize_source(source, app.name, repository, digest, app.replicas, pull_secret)
-        destination = cfg.cluster.destination(app.namespace)
-        spec = {
-            "project": cfg.argocd.project,
-            "destination": destination,
-            "source": built,
-            "syncPolicy": sync_policy(cfg.argocd.retry_refresh),
-        }
+
+        spec = application_spec(app, cfg, digest, tag, pull_secret)
         # The wait names the same digest Output as the source; unknown when it is (a preview before the push).
         workload = ReleaseWorkload(app.namespace, workload_name(app.name, source.type, source.workload))
         waited = repo_digest.apply(lambda d: wait_for(source, *split_digest(d), app.replicas, workload))
@@ -215,7 +227,9 @@ class ArgoApplication(pulumi.ComponentResource):
         )
         # Only a pinned app carries the rollback's id: a rollback pins the release its gate last passed.
         rollback_id = cfg.rollback_id if app.image.pin is not None else None
-        self.trigger = pulumi.Output.from_input(spec).apply(lambda s: release_trigger(s, rollback_id))
+        # The same spec built again from the values of its Outputs, as walking the spec for them costs more.
+        leaves = pulumi.Output.all(digest, tag, pull_secret)
+        self.trigger = leaves.apply(lambda v: release_trigger(application_spec(app, cfg, *v), rollback_id))
         # The name is known from config, but taking it from the resource carries the dependency.
         self.application_name = self.application.id.apply(lambda _: app.name)
         self.register_outputs({"application_name": self.application_name})

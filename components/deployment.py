@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ from model.names import (
 
 Gate = pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] | None
 """`depends_on` for what precedes the releases: it fails when a promotion cannot be supplied."""
+COLLECTOR_THRESHOLDS = (700, 10, 100)
+"""gc thresholds for the run: a full collection after 100 of the middle one, not CPython's 10, as the run's
+Outputs live until its end and every full collection walks them all."""
 APPS_OUTPUT = "apps"
 """The export that maps each app to its verified `imageDigest`, which a promoting stack reads upstream."""
 
@@ -192,11 +196,12 @@ class ArgoProject(pulumi.ComponentResource):
         self.register_outputs({"project_name": self.project_name})
 
 
-def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
+def _failed_release_guard(cfg: StackConfig) -> tuple[FailedReleaseRecord, dict[str, str]]:
     """Stop before registering anything when an app would ship content that failed its health gate.
 
     Returns the record to export: what this update was given, less the releases allowed to ship again
-    and shipped now (they pass their gate in this update, or the update fails and exports nothing).
+    and shipped now (they pass their gate in this update, or the update fails and exports nothing); and
+    each built app's content tag.
     """
     record = cfg.failed_releases if cfg.failed_releases is not None else read_own_record()
     # A promoting stack builds nothing, but its checkout's content tag is the one its upstream built
@@ -221,12 +226,20 @@ def _failed_release_guard(cfg: StackConfig) -> FailedReleaseRecord:
             f"{NAMESPACE}:allowFailedReleases: {ref} names no recorded failed release (shipped since, or "
             "never failed); remove it"
         )
-    return record.without(shipped_again)
+    return record.without(shipped_again), built
+
+
+def settle_collector() -> None:
+    """Keep what is loaded so far (the SDKs' modules) out of full collections and make those rarer; once per
+    process, so that a process running the program again freezes no garbage of its last run."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
     """Register every resource of the stack and export each app's verified digest and the failed releases."""
-    failed_releases = _failed_release_guard(cfg)
+    failed_releases, tags = _failed_release_guard(cfg)
     argocd_provider, destination_provider = _providers(cfg)
     if cfg.cluster_declared and cfg.cluster.context is None:
         pulumi.log.warn(
@@ -255,6 +268,7 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
         preflight,
         # Argo CD's finalizer removes the apps; the namespace may hold more than this stack.
         _namespaces(cfg, destination_provider, gate),
+        tags,
         project,
         promoted,
         argocd_provider,
