@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import selectors
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ LEVELS = {
     analyzer_pb2.DISABLED: "disabled",
 }
 LEVEL_CODES = {v: k for k, v in LEVELS.items()}
+PIPELINE = 4
+"""Analyze calls kept in flight: the pack's gRPC server runs four at a time."""
 _MAX_MESSAGE = 400 * 1024 * 1024  # the CLI's and the pack's gRPC message limit
 
 
@@ -237,8 +241,8 @@ class PolicyPackServer:
     ) -> None:
         self.close()
 
-    def start(self) -> None:
-        """Start the engine endpoint and the pack, read its port, then configure it as the CLI does."""
+    def spawn(self) -> None:
+        """Start the engine endpoint and the pack's process, without waiting for it: `start` connects."""
         self._engine_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self._engine_server)
         engine_port = self._engine_server.add_insecure_port("127.0.0.1:0")
@@ -257,6 +261,11 @@ class PolicyPackServer:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
+
+    def start(self) -> None:
+        """Spawn the pack (unless `spawn` did), read its port, then configure it as the CLI does."""
+        if self._proc is None:
+            self.spawn()
         port = self._read_port()
         self._channel = grpc.insecure_channel(
             f"127.0.0.1:{port}",
@@ -333,7 +342,10 @@ class PolicyPackServer:
         try:
             return method(request, timeout=self.rpc_timeout)
         except grpc.RpcError as exc:
-            raise PolicyPackError(f"policy pack call failed: {exc}{self._tail()}") from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: grpc.RpcError) -> PolicyPackError:
+        return PolicyPackError(f"policy pack call failed: {exc}{self._tail()}")
 
     def _diagnostics(self, response: analyzer_pb2.AnalyzeResponse) -> list[Diagnostic]:
         return [
@@ -343,13 +355,33 @@ class PolicyPackServer:
 
     def analyze(self, resource: PolicyInput) -> list[Diagnostic]:
         """Resource policies on one resource (Analyze); diagnostics carry the resource's URN."""
+        return self.analyze_all([resource])
+
+    def analyze_all(self, resources: Iterable[PolicyInput]) -> list[Diagnostic]:
+        """`analyze` of each resource, PIPELINE calls in flight, each bounded; diagnostics in their order."""
+        return [d for _, found in self.answers(resources) for d in found]
+
+    def answers(self, resources: Iterable[PolicyInput]) -> Iterator[tuple[PolicyInput, list[Diagnostic]]]:
+        """Each resource with its Analyze diagnostics, in order, PIPELINE calls in flight, each bounded."""
         assert self._stub is not None, "start() first"
-        request = analyzer_pb2.AnalyzeRequest(
-            urn=resource.urn, type=resource.type, name=resource.name, properties=to_struct(resource.props)
-        )
-        request.options.parent = resource.parent
-        found = self._diagnostics(self._call(self._stub.Analyze, request))
-        return [Diagnostic(d.policy, d.message, d.urn or resource.urn, d.level) for d in found]
+        pending: deque[tuple[PolicyInput, Any]] = deque()
+        for resource in resources:
+            if len(pending) == PIPELINE:
+                yield self._answered(*pending.popleft())
+            request = analyzer_pb2.AnalyzeRequest(
+                urn=resource.urn, type=resource.type, name=resource.name, properties=to_struct(resource.props)
+            )
+            request.options.parent = resource.parent
+            pending.append((resource, self._stub.Analyze.future(request, timeout=self.rpc_timeout)))
+        while pending:
+            yield self._answered(*pending.popleft())
+
+    def _answered(self, resource: PolicyInput, call: Any) -> tuple[PolicyInput, list[Diagnostic]]:
+        try:
+            found = self._diagnostics(call.result())  # bounded by the call's deadline
+        except grpc.RpcError as exc:
+            raise self._failed(exc) from exc
+        return resource, [Diagnostic(d.policy, d.message, d.urn or resource.urn, d.level) for d in found]
 
     def analyze_stack(self, resources: Iterable[PolicyInput]) -> list[Diagnostic]:
         """Stack policies on the whole set (AnalyzeStack)."""
@@ -366,10 +398,8 @@ class PolicyPackServer:
         return self._diagnostics(self._call(self._stub.AnalyzeStack, request))
 
     def close(self) -> None:
-        """Close the channel and stop the pack and the engine endpoint; bounded."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        """Stop the pack, then close the channel (closed first, it lingers a fifth of a second while the
+        pack lives) and the engine endpoint; bounded."""
         if self._proc is not None:
             if self._proc.poll() is None:
                 self._proc.terminate()
@@ -381,7 +411,52 @@ class PolicyPackServer:
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
             self._proc = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         if self._engine_server is not None:
             self._engine_server.stop(grace=None)
             self._engine_server = None
         self._stderr.close()
+
+
+class AnalyzeStream:
+    """Analyze calls made while their inputs arrive (`add`, from any thread): one thread starts the spawned
+    pack, then sends each input as it comes; `end` when all are in."""
+
+    def __init__(self, pack: PolicyPackServer) -> None:
+        self._pack = pack
+        self._inputs: queue.Queue[PolicyInput | None] = queue.Queue()
+        self._thread = futures.ThreadPoolExecutor(1, thread_name_prefix="analyze")
+        self._answers = self._thread.submit(self._send)
+        self._added: list[str] = []  # appended from any thread
+
+    def _send(self) -> dict[str, list[Diagnostic]]:
+        self._pack.start()
+        # Unbounded get: `end` always puts the closing None, also when the caller fails.
+        arrivals = iter(self._inputs.get, None)
+        return {resource.urn: found for resource, found in self._pack.answers(arrivals)}
+
+    def __enter__(self) -> AnalyzeStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The thread done (its own failure dropped when the caller failed: the caller's error shows)."""
+        if not self._answers.done():
+            self._inputs.put(None)
+            futures.wait([self._answers], timeout=self._bound())
+        self._thread.shutdown(wait=False)
+
+    def add(self, resource: PolicyInput) -> None:
+        self._added.append(resource.urn)
+        self._inputs.put(resource)
+
+    def end(self) -> dict[str, list[Diagnostic]]:
+        """Every input is in: each one's diagnostics by URN; raises what starting or asking the pack raised
+        (bounded)."""
+        self._inputs.put(None)
+        return self._answers.result(timeout=self._bound())
+
+    def _bound(self) -> float:
+        """`start`'s two waits and four calls, and one call per input."""
+        return 2 * self._pack.start_timeout + self._pack.rpc_timeout * (4 + len(self._added))
