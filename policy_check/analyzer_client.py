@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import selectors
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -38,8 +36,7 @@ LEVELS = {
     analyzer_pb2.DISABLED: "disabled",
 }
 LEVEL_CODES = {v: k for k, v in LEVELS.items()}
-PIPELINE = 4
-"""Analyze calls kept in flight: the pack's gRPC server runs four at a time."""
+PIPELINE = 4  # Analyze calls kept in flight: the pack's gRPC server runs four at a time
 _MAX_MESSAGE = 400 * 1024 * 1024  # the CLI's and the pack's gRPC message limit
 
 
@@ -139,13 +136,11 @@ def reconcile_config(
     if unknown:
         raise PolicyConfigError(f"policy config names unknown policies {unknown}; known: {sorted(policies)}")
     result: dict[str, tuple[str, dict[str, Any]]] = {}
+    all_level = (given.get("all") or {}).get("enforcementLevel")
     for name, p in policies.items():
         schema = json_format.MessageToDict(p.configSchema.properties)
         defaults = {k: v["default"] for k, v in schema.items() if isinstance(v, dict) and "default" in v}
-        result[name] = (LEVELS.get(p.enforcementLevel, "advisory"), defaults)
-    all_level = (given.get("all") or {}).get("enforcementLevel")
-    for name, (level, props) in list(result.items()):
-        result[name] = (all_level or level, props)
+        result[name] = (all_level or LEVELS.get(p.enforcementLevel, "advisory"), defaults)
     for name, value in given.items():
         if name == "all":
             continue
@@ -236,13 +231,11 @@ class PolicyPackServer:
             raise
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def spawn(self) -> None:
-        """Start the engine endpoint and the pack's process, without waiting for it: `start` connects."""
+    def start(self) -> None:
+        """Start the engine endpoint and the pack, read its port, then configure it as the CLI does."""
         self._engine_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self._engine_server)
         engine_port = self._engine_server.add_insecure_port("127.0.0.1:0")
@@ -261,19 +254,9 @@ class PolicyPackServer:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
-
-    def start(self) -> None:
-        """Spawn the pack (unless `spawn` did), read its port, then configure it as the CLI does."""
-        if self._proc is None:
-            self.spawn()
         port = self._read_port()
-        self._channel = grpc.insecure_channel(
-            f"127.0.0.1:{port}",
-            options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                ("grpc.max_send_message_length", _MAX_MESSAGE),
-            ],
-        )
+        limits = [(f"grpc.max_{way}_message_length", _MAX_MESSAGE) for way in ("receive", "send")]
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=limits)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=self.start_timeout)
         except grpc.FutureTimeoutError as exc:
@@ -347,22 +330,20 @@ class PolicyPackServer:
     def _failed(self, exc: grpc.RpcError) -> PolicyPackError:
         return PolicyPackError(f"policy pack call failed: {exc}{self._tail()}")
 
-    def _diagnostics(self, response: analyzer_pb2.AnalyzeResponse) -> list[Diagnostic]:
+    def _diagnostics(self, response: analyzer_pb2.AnalyzeResponse, urn: str = "") -> list[Diagnostic]:
+        """The response's diagnostics, those without a URN given `urn` (the resource's, from Analyze)."""
         return [
-            Diagnostic(d.policyName, d.message, d.urn, LEVELS.get(d.enforcementLevel, "advisory"))
+            Diagnostic(d.policyName, d.message, d.urn or urn, LEVELS.get(d.enforcementLevel, "advisory"))
             for d in response.diagnostics
         ]
 
     def analyze(self, resource: PolicyInput) -> list[Diagnostic]:
         """Resource policies on one resource (Analyze); diagnostics carry the resource's URN."""
-        return self.analyze_all([resource])
-
-    def analyze_all(self, resources: Iterable[PolicyInput]) -> list[Diagnostic]:
-        """`analyze` of each resource, PIPELINE calls in flight, each bounded; diagnostics in their order."""
-        return [d for _, found in self.answers(resources) for d in found]
+        [(_, found)] = self.answers([resource])
+        return found
 
     def answers(self, resources: Iterable[PolicyInput]) -> Iterator[tuple[PolicyInput, list[Diagnostic]]]:
-        """Each resource with its Analyze diagnostics, in order, PIPELINE calls in flight, each bounded."""
+        """Each resource with its `analyze` diagnostics, in order, PIPELINE calls in flight, each bounded."""
         assert self._stub is not None, "start() first"
         pending: deque[tuple[PolicyInput, Any]] = deque()
         for resource in resources:
@@ -378,10 +359,9 @@ class PolicyPackServer:
 
     def _answered(self, resource: PolicyInput, call: Any) -> tuple[PolicyInput, list[Diagnostic]]:
         try:
-            found = self._diagnostics(call.result())  # bounded by the call's deadline
+            return resource, self._diagnostics(call.result(), resource.urn)  # bounded by the call's deadline
         except grpc.RpcError as exc:
             raise self._failed(exc) from exc
-        return resource, [Diagnostic(d.policy, d.message, d.urn or resource.urn, d.level) for d in found]
 
     def analyze_stack(self, resources: Iterable[PolicyInput]) -> list[Diagnostic]:
         """Stack policies on the whole set (AnalyzeStack)."""
@@ -418,45 +398,3 @@ class PolicyPackServer:
             self._engine_server.stop(grace=None)
             self._engine_server = None
         self._stderr.close()
-
-
-class AnalyzeStream:
-    """Analyze calls made while their inputs arrive (`add`, from any thread): one thread starts the spawned
-    pack, then sends each input as it comes; `end` when all are in."""
-
-    def __init__(self, pack: PolicyPackServer) -> None:
-        self._pack = pack
-        self._inputs: queue.Queue[PolicyInput | None] = queue.Queue()
-        self._thread = futures.ThreadPoolExecutor(1, thread_name_prefix="analyze")
-        self._answers = self._thread.submit(self._send)
-        self._added: list[str] = []  # appended from any thread
-
-    def _send(self) -> dict[str, list[Diagnostic]]:
-        self._pack.start()
-        # Unbounded get: `end` always puts the closing None, also when the caller fails.
-        arrivals = iter(self._inputs.get, None)
-        return {resource.urn: found for resource, found in self._pack.answers(arrivals)}
-
-    def __enter__(self) -> AnalyzeStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        """The thread done (its own failure dropped when the caller failed: the caller's error shows)."""
-        if not self._answers.done():
-            self._inputs.put(None)
-            futures.wait([self._answers], timeout=self._bound())
-        self._thread.shutdown(wait=False)
-
-    def add(self, resource: PolicyInput) -> None:
-        self._added.append(resource.urn)
-        self._inputs.put(resource)
-
-    def end(self) -> dict[str, list[Diagnostic]]:
-        """Every input is in: each one's diagnostics by URN; raises what starting or asking the pack raised
-        (bounded)."""
-        self._inputs.put(None)
-        return self._answers.result(timeout=self._bound())
-
-    def _bound(self) -> float:
-        """`start`'s two waits and four calls, and one call per input."""
-        return 2 * self._pack.start_timeout + self._pack.rpc_timeout * (4 + len(self._added))

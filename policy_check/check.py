@@ -20,9 +20,9 @@ from model.errors import GitopsError
 from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
 from model.text import bounded, terminal
 from policy_check import check_context, github, objects, report_format
+from policy_check.analyze_stream import AnalyzeStream
 from policy_check.analyzer_client import (
     PACK_DIR,
-    AnalyzeStream,
     Diagnostic,
     PolicyInput,
     PolicyPackServer,

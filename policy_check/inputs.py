@@ -93,7 +93,9 @@ def other_stacks(
             sim = simulate_stack(
                 other, password=PLACEHOLDER_PASSWORD, config=values, project_dir=project_dir, sims=sims
             )
-            renders, rendered = render_applications(sim, project_dir)
+            renders, rendered = render_applications(
+                sim, project_dir, repository=this_repository(project_dir, values)
+            )
         except (StackFileError, ProgramFailed, ValueError, CheckError, ConfigError) as exc:
             reason = exc.cause if isinstance(exc, ProgramFailed) else exc
             policy = objects.UNIQUE
