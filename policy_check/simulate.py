@@ -198,7 +198,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, also keeping parent, provider, dependencies and secretness."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks, on_record: Callable[[SimResource], None] | None) -> None:
+    def __init__(
+        self, mocks: pulumi.runtime.Mocks, on_record: Callable[[SimResource], None] | None = None
+    ) -> None:
         super().__init__(mocks)
         self.records: list[SimResource] = []
         self.on_record = on_record
