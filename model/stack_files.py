@@ -97,13 +97,18 @@ def _document_line(text: str) -> int:
     return node.start_mark.line + 1 if node is not None else 1
 
 
-def key_line(text: str, path: Sequence[str | int]) -> int | None:
-    """1-based line of a key path (`("config", "gitops-deploy:apps", 1, "replicas")`), or of its deepest part
-    that is there (a key left at its default); None when the text is not YAML."""
+def compose(text: str) -> Node | None:
+    """The YAML text's node tree, for `key_line` to walk more than once; None when it is not YAML."""
     try:
-        node: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return None
+
+
+def key_line(text: str | Node | None, path: Sequence[str | int]) -> int | None:
+    """1-based line of a key path (`("config", "gitops-deploy:apps", 1, "replicas")`), or of its deepest part
+    that is there (a key left at its default), in the text or its `compose`d tree; None when not YAML."""
+    node = compose(text) if isinstance(text, str) else text
     line: int | None = None
     for part in path:
         if isinstance(node, MappingNode) and isinstance(part, str):

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import grpc
@@ -36,6 +36,7 @@ LEVELS = {
     analyzer_pb2.DISABLED: "disabled",
 }
 LEVEL_CODES = {v: k for k, v in LEVELS.items()}
+PIPELINE = 4  # Analyze calls kept in flight: the pack's gRPC server runs four at a time
 _MAX_MESSAGE = 400 * 1024 * 1024  # the CLI's and the pack's gRPC message limit
 
 
@@ -135,13 +136,11 @@ def reconcile_config(
     if unknown:
         raise PolicyConfigError(f"policy config names unknown policies {unknown}; known: {sorted(policies)}")
     result: dict[str, tuple[str, dict[str, Any]]] = {}
+    all_level = (given.get("all") or {}).get("enforcementLevel")
     for name, p in policies.items():
         schema = json_format.MessageToDict(p.configSchema.properties)
         defaults = {k: v["default"] for k, v in schema.items() if isinstance(v, dict) and "default" in v}
-        result[name] = (LEVELS.get(p.enforcementLevel, "advisory"), defaults)
-    all_level = (given.get("all") or {}).get("enforcementLevel")
-    for name, (level, props) in list(result.items()):
-        result[name] = (all_level or level, props)
+        result[name] = (all_level or LEVELS.get(p.enforcementLevel, "advisory"), defaults)
     for name, value in given.items():
         if name == "all":
             continue
@@ -232,9 +231,7 @@ class PolicyPackServer:
             raise
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def start(self) -> None:
@@ -258,13 +255,8 @@ class PolicyPackServer:
             stderr=self._stderr,
         )
         port = self._read_port()
-        self._channel = grpc.insecure_channel(
-            f"127.0.0.1:{port}",
-            options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                ("grpc.max_send_message_length", _MAX_MESSAGE),
-            ],
-        )
+        limits = [(f"grpc.max_{way}_message_length", _MAX_MESSAGE) for way in ("receive", "send")]
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=limits)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=self.start_timeout)
         except grpc.FutureTimeoutError as exc:
@@ -333,23 +325,43 @@ class PolicyPackServer:
         try:
             return method(request, timeout=self.rpc_timeout)
         except grpc.RpcError as exc:
-            raise PolicyPackError(f"policy pack call failed: {exc}{self._tail()}") from exc
+            raise self._failed(exc) from exc
 
-    def _diagnostics(self, response: analyzer_pb2.AnalyzeResponse) -> list[Diagnostic]:
+    def _failed(self, exc: grpc.RpcError) -> PolicyPackError:
+        return PolicyPackError(f"policy pack call failed: {exc}{self._tail()}")
+
+    def _diagnostics(self, response: analyzer_pb2.AnalyzeResponse, urn: str = "") -> list[Diagnostic]:
+        """The response's diagnostics, those without a URN given `urn` (the resource's, from Analyze)."""
         return [
-            Diagnostic(d.policyName, d.message, d.urn, LEVELS.get(d.enforcementLevel, "advisory"))
+            Diagnostic(d.policyName, d.message, d.urn or urn, LEVELS.get(d.enforcementLevel, "advisory"))
             for d in response.diagnostics
         ]
 
     def analyze(self, resource: PolicyInput) -> list[Diagnostic]:
         """Resource policies on one resource (Analyze); diagnostics carry the resource's URN."""
+        [(_, found)] = self.answers([resource])
+        return found
+
+    def answers(self, resources: Iterable[PolicyInput]) -> Iterator[tuple[PolicyInput, list[Diagnostic]]]:
+        """Each resource with its `analyze` diagnostics, in order, PIPELINE calls in flight, each bounded."""
         assert self._stub is not None, "start() first"
-        request = analyzer_pb2.AnalyzeRequest(
-            urn=resource.urn, type=resource.type, name=resource.name, properties=to_struct(resource.props)
-        )
-        request.options.parent = resource.parent
-        found = self._diagnostics(self._call(self._stub.Analyze, request))
-        return [Diagnostic(d.policy, d.message, d.urn or resource.urn, d.level) for d in found]
+        pending: deque[tuple[PolicyInput, Any]] = deque()
+        for resource in resources:
+            if len(pending) == PIPELINE:
+                yield self._answered(*pending.popleft())
+            request = analyzer_pb2.AnalyzeRequest(
+                urn=resource.urn, type=resource.type, name=resource.name, properties=to_struct(resource.props)
+            )
+            request.options.parent = resource.parent
+            pending.append((resource, self._stub.Analyze.future(request, timeout=self.rpc_timeout)))
+        while pending:
+            yield self._answered(*pending.popleft())
+
+    def _answered(self, resource: PolicyInput, call: Any) -> tuple[PolicyInput, list[Diagnostic]]:
+        try:
+            return resource, self._diagnostics(call.result(), resource.urn)  # bounded by the call's deadline
+        except grpc.RpcError as exc:
+            raise self._failed(exc) from exc
 
     def analyze_stack(self, resources: Iterable[PolicyInput]) -> list[Diagnostic]:
         """Stack policies on the whole set (AnalyzeStack)."""
@@ -366,10 +378,8 @@ class PolicyPackServer:
         return self._diagnostics(self._call(self._stub.AnalyzeStack, request))
 
     def close(self) -> None:
-        """Close the channel and stop the pack and the engine endpoint; bounded."""
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        """Stop the pack, then close the channel (closed first, it lingers a fifth of a second while the
+        pack lives) and the engine endpoint; bounded."""
         if self._proc is not None:
             if self._proc.poll() is None:
                 self._proc.terminate()
@@ -381,6 +391,9 @@ class PolicyPackServer:
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
             self._proc = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         if self._engine_server is not None:
             self._engine_server.stop(grace=None)
             self._engine_server = None

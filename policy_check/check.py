@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from model.errors import GitopsError
 from model.stack_files import PROJECT_DIR, StackFileError, read_stack_config, stack_file
 from model.text import bounded, terminal
 from policy_check import check_context, github, objects, report_format
+from policy_check.analyze_stream import AnalyzeStream
 from policy_check.analyzer_client import (
     PACK_DIR,
     Diagnostic,
@@ -29,7 +31,7 @@ from policy_check.analyzer_client import (
 )
 from policy_check.check_images import image_builds, measure_builds, not_measured
 from policy_check.findings import Context, Finding, group, ordered
-from policy_check.inputs import CheckError, other_stacks, render_applications, sim_inputs
+from policy_check.inputs import CheckError, other_stacks, render_applications, sim_input, sim_inputs
 from policy_check.promotion import upstream_of, upstream_outputs
 from policy_check.render_common import RenderResult
 from policy_check.render_source import REPO_URL_KEY, normalize_repo_url, this_repository
@@ -38,6 +40,7 @@ from policy_check.simulate import (
     PLACEHOLDER_PASSWORD,
     ProgramFailed,
     ProgramMocks,
+    SimResource,
     Simulation,
     simulate,
 )
@@ -73,15 +76,19 @@ def evaluate(
     pack_dir: Path = PACK_DIR,
     pack: PolicyPackServer | None = None,
     context: Context | None = None,
+    answered: Mapping[str, list[Diagnostic]] | None = None,
 ) -> CheckReport:
-    """Every resource through Analyze, then the whole set through AnalyzeStack, in one pack run; the
-    violations become findings, naming the stack's keys and files when `context` is given."""
+    """Every resource through Analyze (but those `answered` already, by URN), then the whole set through
+    AnalyzeStack, in one pack run; the violations become findings, naming the stack's keys and files
+    when `context` is given."""
     report = CheckReport(stack=stack, resources=len(whole), renders=list(renders), rendering=rendering)
     if pack is None:
         with PolicyPackServer(pack_dir, config_file=config_file, stack=stack) as started:
             return evaluate(stack, analyze, whole, renders=renders, rendering=rendering, pack=started)
-    for resource in analyze:
-        report.diagnostics += pack.analyze(resource)
+    answered = answered or {}
+    asked = pack.answers(r for r in analyze if r.urn not in answered)
+    for resource in analyze:  # in their order, as the engine reports them
+        report.diagnostics += answered[resource.urn] if resource.urn in answered else next(asked)[1]
     report.diagnostics += pack.analyze_stack(whole)
     report.resources = len(whole) - sum(len(r.objects) for r in renders)
     if context is None:
@@ -141,18 +148,22 @@ def run_check(
         raise CheckError(str(exc)) from None
     config_file = config_file or default_config_file(stack, project_dir)
     load_policy_config(config_file)  # a file the CLI would refuse fails before the program runs
-    upstream, preview = _upstream_outputs(stack, project_dir, values)
-    mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
-    sim = _simulate(stack, source, project_dir, values, mocks, preview)
-    try:
-        # Paths are the program's: relative to where its `__main__.py` really is, as the program reads them.
-        program_dir = (project_dir / "__main__.py").resolve().parent
-        stack_config = check_context.stack_config(values, program_dir, stack)
-    except ConfigError as exc:
-        raise CheckError(f"{source}: {exc}") from None
-    apps = check_context.app_infos(stack_config)
-    builds = image_builds(sim, project_dir)
-    with PolicyPackServer(PACK_DIR, config_file=config_file, stack=stack) as pack:
+    pack = PolicyPackServer(PACK_DIR, config_file=config_file, stack=stack)
+    # The pack starts, then hears of each resource the program registers, while the program runs.
+    with closing(pack), AnalyzeStream(pack) as stream:
+        sims: dict[str, Simulation] = {}
+        upstream, preview = _upstream_outputs(stack, project_dir, values, sims)
+        mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
+        sim = _simulate(stack, source, project_dir, values, mocks, preview, None if build else stream)
+        try:
+            # Paths are the program's: relative to where its `__main__.py` really is, as the program reads them.
+            program_dir = (project_dir / "__main__.py").resolve().parent
+            stack_config = check_context.stack_config(values, program_dir, stack)
+        except ConfigError as exc:
+            raise CheckError(f"{source}: {exc}") from None
+        apps = check_context.app_infos(stack_config)
+        builds = image_builds(sim, project_dir)
+        answered = stream.end()
         if build:
             images, measured = measure_builds(builds, project_dir, size_limit(pack))
             if measured:
@@ -181,8 +192,17 @@ def run_check(
             policy_file=config_file,
             project_dir=project_dir,
         )
-        report = evaluate(stack, analyze, whole, renders=renders, rendering=render, pack=pack, context=found)
-    judged, notes = judge_objects(stack, stack_config, found, renders, project_dir)
+        report = evaluate(
+            stack,
+            analyze,
+            whole,
+            renders=renders,
+            rendering=render,
+            pack=pack,
+            context=found,
+            answered=answered,
+        )
+    judged, notes = judge_objects(stack, stack_config, found, renders, project_dir, sims)
     report.findings = ordered([*report.findings, *judged], found)
     report.diagnostics += notes
     report.images, report.building = images, build
@@ -192,22 +212,28 @@ def run_check(
 
 
 def judge_objects(
-    stack: str, config: StackConfig, found: Context, renders: Sequence[RenderResult], project_dir: Path
+    stack: str,
+    config: StackConfig,
+    found: Context,
+    renders: Sequence[RenderResult],
+    project_dir: Path,
+    sims: dict[str, Simulation] | None = None,
 ) -> tuple[list[Finding], list[Diagnostic]]:
-    """The objects judged as a whole, also against the project's other stacks on a shared cluster."""
+    """The objects judged as a whole, also against the project's other stacks on a shared cluster (each
+    simulated once per run with `sims`)."""
     keys = objects.clusters(config.argocd, config.cluster)
     mine = objects.owned(stack, found, renders, keys)
-    theirs, notes = other_stacks(stack, keys, project_dir) if renders else ([], [])
+    theirs, notes = other_stacks(stack, keys, project_dir, sims) if renders else ([], [])
     findings = objects.collisions(mine, theirs, stack, found) + objects.invalid_names(mine, found)
     return findings + objects.missing_workloads(renders, found), notes
 
 
 def _upstream_outputs(
-    stack: str, project_dir: Path, values: Mapping[str, Any]
+    stack: str, project_dir: Path, values: Mapping[str, Any], sims: dict[str, Simulation]
 ) -> tuple[dict[str, Any], bool]:
     """A promoting stack's upstream exports, simulated; preview when an upstream has no stack file here."""
     try:
-        outputs = upstream_outputs(values, password=PLACEHOLDER_PASSWORD, project_dir=project_dir)
+        outputs = upstream_outputs(values, password=PLACEHOLDER_PASSWORD, project_dir=project_dir, sims=sims)
     except StackFileError as exc:
         raise CheckError(str(exc)) from None
     except ProgramFailed as exc:
@@ -223,10 +249,19 @@ def _simulate(
     values: Mapping[str, Any],
     mocks: ProgramMocks,
     preview: bool = False,
+    stream: AnalyzeStream | None = None,
 ) -> Simulation:
-    """The program under mocks, as `pulumi up` would declare it; config problems become one CheckError."""
+    """The program under mocks, as `pulumi up` would declare it, each resource it registers handed to
+    `stream`; config problems become one CheckError."""
+
+    def feed(record: SimResource) -> None:
+        if record.custom and stream is not None:
+            stream.add(sim_input(record))
+
     try:
-        return simulate(stack, project_dir=project_dir, config=values, preview=preview, mocks=mocks)
+        return simulate(
+            stack, project_dir=project_dir, config=values, preview=preview, mocks=mocks, on_record=feed
+        )
     except ProgramFailed as exc:
         if isinstance(exc.cause, ConfigError):
             raise CheckError(f"{source}: {exc.cause}") from None

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from model.config import StackConfig, app_key, parse_config
 from model.files import read_text
 from model.names import APP_RELEASE_TYPE, APPLICATION_TYPE, PROJECT
-from model.stack_files import MAX_BYTES, key_line
+from model.stack_files import MAX_BYTES, compose, key_line
 from policy_check.analyzer_client import PolicyInput
 from policy_check.findings import AppInfo, Context, KeyPath, ResourceInfo
 from policy_check.render_common import RenderResult, object_label, relative
@@ -111,10 +111,10 @@ def context(
     project_dir: Path | None = None,
 ) -> Context:
     """The findings' context; `stack_file` and `policy_file` are shown relative to `project_dir`."""
-    text = read_text(stack_file, MAX_BYTES) if stack_file and stack_file.is_file() else None
+    tree = compose(read_text(stack_file, MAX_BYTES)) if stack_file and stack_file.is_file() else None
 
     def line_of(path: KeyPath) -> int | None:
-        return key_line(text, path) if text is not None else None
+        return key_line(tree, path)
 
     return Context(
         stack_file=relative(stack_file, project_dir) if stack_file else None,

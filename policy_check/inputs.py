@@ -12,7 +12,7 @@ from model.errors import GitopsError
 from model.stack_files import StackFileError, read_stack_config, stack_names
 from policy_check import check_context, objects
 from policy_check.analyzer_client import Diagnostic, PolicyInput
-from policy_check.promotion import simulate_promoted
+from policy_check.promotion import simulate_stack
 from policy_check.render_common import RenderResult
 from policy_check.render_source import Repository, this_repository
 from policy_check.simulate import PLACEHOLDER_PASSWORD, ProgramFailed, SimResource, Simulation
@@ -22,24 +22,17 @@ class CheckError(GitopsError):
     """A problem with the check's input (stack, config, engines): reported in one line, no traceback."""
 
 
+def sim_input(r: SimResource, stack: bool = False) -> PolicyInput:
+    """What the engine hands the pack of a registered resource: its inputs (Analyze) or its state
+    (`stack`: AnalyzeStack), in wire form."""
+    # raw_inputs keep secret envelopes and unknown sentinels; outputs add provider-computed fields.
+    props = {**r.outputs, **r.raw_inputs} if stack else r.raw_inputs
+    return PolicyInput(r.urn, r.type, r.name, props, r.parent, tuple(r.dependencies), custom=r.custom)
+
+
 def sim_inputs(resources: Sequence[SimResource]) -> tuple[list[PolicyInput], list[PolicyInput]]:
     """(Analyze, AnalyzeStack) inputs for what the program registered, in the wire form the engine sends."""
-    analyze, stack = [], []
-    for r in resources:
-        common: dict[str, Any] = {
-            "urn": r.urn,
-            "type": r.type,
-            "name": r.name,
-            "parent": r.parent,
-            "dependencies": tuple(r.dependencies),
-            "custom": r.custom,
-        }
-        # raw_inputs keep secret envelopes and unknown sentinels; outputs add provider-computed fields.
-        state = {**r.outputs, **r.raw_inputs}
-        if r.custom:
-            analyze.append(PolicyInput(props=r.raw_inputs, **common))
-        stack.append(PolicyInput(props=state, **common))
-    return analyze, stack
+    return [sim_input(r) for r in resources if r.custom], [sim_input(r, stack=True) for r in resources]
 
 
 def render_applications(
@@ -81,10 +74,10 @@ def _stack_values(stack: str, project_dir: Path) -> dict[str, Any]:
 
 
 def other_stacks(
-    stack: str, keys: Mapping[str, str], project_dir: Path
+    stack: str, keys: Mapping[str, str], project_dir: Path, sims: dict[str, Simulation] | None = None
 ) -> tuple[list[objects.Owned], list[Diagnostic]]:
-    """The objects of every other stack that shares a known cluster with this one, each simulated and
-    rendered as this one was; a "can't judge yet" note for each that could not be."""
+    """The objects of every other stack that shares a known cluster with this one, each simulated (once
+    per run with `sims`) and rendered as this one was; a "can't judge yet" note for each that could not be."""
     theirs: list[objects.Owned] = []
     notes: list[Diagnostic] = []
     known = objects.known_clusters(keys)
@@ -97,10 +90,12 @@ def other_stacks(
             other_keys = objects.clusters(config.argocd, config.cluster)
             if not known & objects.known_clusters(other_keys):
                 continue
-            sim, _ = simulate_promoted(
-                other, password=PLACEHOLDER_PASSWORD, config=values, project_dir=project_dir
+            sim = simulate_stack(
+                other, password=PLACEHOLDER_PASSWORD, config=values, project_dir=project_dir, sims=sims
             )
-            renders, rendered = render_applications(sim, project_dir)
+            renders, rendered = render_applications(
+                sim, project_dir, repository=this_repository(project_dir, values)
+            )
         except (StackFileError, ProgramFailed, ValueError, CheckError, ConfigError) as exc:
             reason = exc.cause if isinstance(exc, ProgramFailed) else exc
             policy = objects.UNIQUE

@@ -21,23 +21,52 @@ def upstream_of(config: Mapping[str, Any]) -> str | None:
 
 
 def upstream_outputs(
-    config: Mapping[str, Any], *, password: str, project_dir: Path = PROJECT_DIR, _seen: tuple[str, ...] = ()
+    config: Mapping[str, Any],
+    *,
+    password: str,
+    project_dir: Path = PROJECT_DIR,
+    sims: dict[str, Simulation] | None = None,
+    _seen: tuple[str, ...] = (),
 ) -> dict[str, dict[str, Any]]:
-    """Exports of every stack `config` promotes from, transitively, each simulated from its stack file;
-    the chain stops at a stack with no file in the project."""
+    """Exports of every stack `config` promotes from, transitively, each simulated from its stack file
+    (once per run with `sims`); the chain stops at a stack with no file in the project."""
     upstream = upstream_of(config)
     if upstream is None or upstream not in stack_names(project_dir):
         return {}
     if upstream in _seen:
         raise ValueError(f"promotion cycle: {' -> '.join((*_seen, upstream))}")
-    upstream_config = read_stack_config(upstream, project_dir)
+    sim = simulate_stack(upstream, password=password, project_dir=project_dir, sims=sims, _seen=_seen)
+    return {**sim.upstream, upstream: sim.exports}
+
+
+def simulate_stack(
+    stack: str,
+    *,
+    password: str,
+    project_dir: Path = PROJECT_DIR,
+    config: Mapping[str, Any] | None = None,
+    sims: dict[str, Simulation] | None = None,
+    _seen: tuple[str, ...] = (),
+) -> Simulation:
+    """`stack` as its stack file (or `config`, read from it) declares it, after its upstream stacks; with
+    `sims`, each stack is simulated once per run."""
+    if sims is not None and stack in sims:
+        return sims[stack]
+    values = dict(read_stack_config(stack, project_dir) if config is None else config)
     before = upstream_outputs(
-        upstream_config, password=password, project_dir=project_dir, _seen=(*_seen, upstream)
+        values, password=password, project_dir=project_dir, sims=sims, _seen=(*_seen, stack)
     )
     sim = simulate(
-        upstream, project_dir=project_dir, password=password, mocks=ProgramMocks(stack_outputs=before)
+        stack,
+        project_dir=project_dir,
+        config=values,
+        password=password,
+        mocks=ProgramMocks(stack_outputs=before),
     )
-    return {**before, upstream: sim.exports}
+    sim.upstream = before
+    if sims is not None:
+        sims[stack] = sim
+    return sim
 
 
 def simulate_promoted(

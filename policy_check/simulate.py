@@ -6,7 +6,7 @@ import gc
 import hashlib
 import logging
 import runpy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,8 @@ class Simulation:
     resources: list[SimResource]
     exports: dict[str, Any]
     logs: list[str]
+    upstream: dict[str, Any] = field(default_factory=dict)
+    """The exports of the stacks it promotes from, by stack, as its mocks answered them."""
 
     def by_type(self, type_: str) -> list[SimResource]:
         """Resources of one type token."""
@@ -196,9 +198,12 @@ class ProgramMocks(pulumi.runtime.Mocks):
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, also keeping parent, provider, dependencies and secretness."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+    def __init__(
+        self, mocks: pulumi.runtime.Mocks, on_record: Callable[[SimResource], None] | None = None
+    ) -> None:
         super().__init__(mocks)
         self.records: list[SimResource] = []
+        self.on_record = on_record
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -208,25 +213,26 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs = _unwrap(raw, "", secrets)
             _keep_secret_outputs(response.object, secrets)
             out_secrets: set[str] = set()
-            self.records.append(
-                SimResource(
-                    urn=response.urn,
-                    type=request.type,
-                    name=request.name,
-                    custom=bool(request.custom),
-                    parent=request.parent,
-                    provider=request.provider,
-                    dependencies=tuple(request.dependencies),
-                    inputs=inputs,
-                    secret_paths=frozenset(secrets),
-                    outputs=_unwrap(json_format.MessageToDict(response.object), "", out_secrets),
-                    output_secret_paths=frozenset(out_secrets),
-                    raw_inputs=raw,
-                    custom_timeouts={
-                        k: v for k, v in json_format.MessageToDict(request.customTimeouts).items() if v
-                    },
-                )
+            record = SimResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=tuple(request.dependencies),
+                inputs=inputs,
+                secret_paths=frozenset(secrets),
+                outputs=_unwrap(json_format.MessageToDict(response.object), "", out_secrets),
+                output_secret_paths=frozenset(out_secrets),
+                raw_inputs=raw,
+                custom_timeouts={
+                    k: v for k, v in json_format.MessageToDict(request.customTimeouts).items() if v
+                },
             )
+            self.records.append(record)
+            if self.on_record is not None:
+                self.on_record(record)
         return response
 
 
@@ -300,8 +306,10 @@ def simulate(
     preview: bool = False,
     mocks: ProgramMocks | None = None,
     own_outputs: Mapping[str, Any] | None = None,
+    on_record: Callable[[SimResource], None] | None = None,
 ) -> Simulation:
-    """Run `__main__.py` with the stack's config (or `config`) under mocks; what it registered."""
+    """Run `__main__.py` with the stack's config (or `config`) under mocks; what it registered (each
+    record also handed to `on_record` as it is made, from the SDK's threads)."""
     values = dict(read_stack_config(stack, project_dir) if config is None else config)
     secrets = dict(secret_config or {})
     if password is not None:
@@ -309,7 +317,7 @@ def simulate(
     all_values = engine_config({**values, **secrets})
     # A `secure:` value in the stack file reads as a placeholder; the CLI marks its key secret, so here too.
     set_all_config(all_values, [k for k in secrets if k in all_values] + secret_keys(values))
-    monitor = _RecordingMonitor(mocks or ProgramMocks(own_outputs=own_outputs))
+    monitor = _RecordingMonitor(mocks or ProgramMocks(own_outputs=own_outputs), on_record)
     logger = _LogCollector()
     settings.ROOT.set(None)
     pulumi_mocks.set_mocks(
