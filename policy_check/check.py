@@ -156,7 +156,7 @@ def run_check(
         mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
         sim = _simulate(stack, source, project_dir, values, mocks, preview, None if build else stream)
         try:
-            # Paths are the program's: relative to where its `__main__.py` really is, as the program reads them.
+            # Paths are the program's: relative to where its `__main__.py` really is.
             program_dir = (project_dir / "__main__.py").resolve().parent
             stack_config = check_context.stack_config(values, program_dir, stack)
         except ConfigError as exc:
