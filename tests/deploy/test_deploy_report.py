@@ -64,6 +64,15 @@ PROD = {
     "budgetSeconds": 300,
     "overBudget": 2,  # 320 and 400
     "recovery": {"recovered": 1, "meanSeconds": 3580.0, "open": 1, "openSince": ["2026-01-05T04:06:40Z"]},
+    # The period (00:00 to 04:06:40) is under a day, so counted as one. No commit times: lead time unknown.
+    # registry-auth is stopped before the update; 5 shipped, 2 of them failed (rolled back, rollback failed).
+    "dora": {
+        "deploymentFrequency": {"perDay": 3, "perWeek": 21},
+        "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 3},
+        "changeFailureRate": 0.4,
+        "timeToRestoreSeconds": 3580.0,
+        "stoppedBeforeUsers": {"total": 2, "beforeUpdate": 1, "byRollback": 1},
+    },
 }
 STAGING = {
     "deploys": 4,
@@ -79,6 +88,13 @@ STAGING = {
     "budgetSeconds": None,
     "overBudget": 0,
     "recovery": {"recovered": 1, "meanSeconds": 1070.0, "open": 0, "openSince": []},
+    "dora": {
+        "deploymentFrequency": {"perDay": 3, "perWeek": 21},
+        "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 3},
+        "changeFailureRate": 0.0,
+        "timeToRestoreSeconds": 1070.0,
+        "stoppedBeforeUsers": {"total": 1, "beforeUpdate": 1, "byRollback": 0},
+    },
 }
 OVERALL = {
     "deploys": 10,
@@ -103,6 +119,13 @@ OVERALL = {
         "meanSeconds": (3580 + 1070) / 2,
         "open": 1,
         "openSince": ["2026-01-05T04:06:40Z"],
+    },
+    "dora": {
+        "deploymentFrequency": {"perDay": 6, "perWeek": 42},
+        "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 6},
+        "changeFailureRate": 0.25,
+        "timeToRestoreSeconds": 2325.0,
+        "stoppedBeforeUsers": {"total": 3, "beforeUpdate": 2, "byRollback": 1},
     },
 }
 
@@ -146,6 +169,7 @@ def test_the_json_report_has_the_known_answers(artifacts: Path) -> None:
     assert report["kind"] == "gitops-deploy/deploy-report" and report["version"] == 1
     assert report["stacks"] == {"prod": PROD, "staging": STAGING}
     assert report["overall"] == OVERALL
+    assert (report["period"], report["outside"]) == (["2026-01-05T00:00:00Z", "2026-01-05T04:06:40Z"], 0)
     skipped = {Path(s["path"]).relative_to(artifacts).as_posix(): s["reason"] for s in report["skipped"]}
     assert skipped == {
         "run-99-again/deploy-record.json": (
@@ -253,7 +277,8 @@ def test_python_m_deploy_report_runs_with_help_and_exit_codes(artifacts: Path, t
     assert helped.returncode == 0
     text = " ".join(helped.stdout.split())
     for words in (
-        "usage: python -m deploy report [-h] [--format {json,markdown,table}] PATH [PATH ...]",
+        "usage: python -m deploy report [-h] [--format {json,markdown,table}]",
+        "[--since DATE] [--until DATE] PATH [PATH ...]",
         "Summarize gitops-deploy deploy records",
         "exit codes: 0 the report was written",
         "1 no deploy record was found",
