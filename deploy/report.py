@@ -231,8 +231,8 @@ DESCRIPTION = (
 )
 EXIT_CODES: tuple[tuple[str, str], ...] = (
     (str(EXIT_OK), "the report was written (skipped files are listed in it)"),
-    (str(EXIT_NO_RECORDS), "no deploy record was found"),
-    (str(EXIT_USAGE), "bad command line or a path that does not exist"),
+    (str(EXIT_NO_RECORDS), "no deploy record was found (in the period, with --since/--until)"),
+    (str(EXIT_USAGE), "bad command line (a bad --since/--until date too) or a path that does not exist"),
 )
 
 
