@@ -296,7 +296,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"report: error: {terminal(str(problem))}\n")
         return EXIT_USAGE
     if since is not None and until is not None and until <= since:
-        err.write(f"report: error: --until {args.until} is not after --since {args.since}\n")
+        err.write(terminal(f"report: error: --until {args.until} is not after --since {args.since}") + "\n")
         return EXIT_USAGE
     report = build_report(load(args.paths), since, until)
     out.write(RENDERERS[args.format](report))

@@ -421,7 +421,17 @@ def test_the_deploy_reads_its_commits_time_from_git_and_never_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = {**os.environ, "GIT_COMMITTER_DATE": "2026-01-05T10:00:00+02:00"}
-    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    git = [
+        "git",
+        "-C",
+        str(tmp_path),
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "commit.gpgsign=false",
+    ]
     subprocess.run([*git, "init", "-q"], check=True, env=env)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=env)
     monkeypatch.delenv("GITHUB_SHA", raising=False)
