@@ -1,4 +1,4 @@
-"""The figures of many deploy records: per stack and overall, success, causes, duration, recovery.
+"""The figures of many deploy records: per stack and overall, success, causes, duration, recovery, DORA keys.
 
 The definitions: docs/release.md.
 """
@@ -11,10 +11,15 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from model.record import CAUSES, Cause, DeployRecord, RecordError, read_record
+
+PRE_UPDATE_CAUSES: frozenset[Cause] = frozenset(
+    {"registry-auth", "registry-unreachable", "lint", "build", "policy"}
+)
+"""Causes that fail a deploy before the update changes any workload (preflight, build, preview's policies)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,102 @@ class Recovery:
         return statistics.fmean(self.recovered) if self.recovered else None
 
 
+def stopped_before_update(record: DeployRecord) -> bool:
+    """A failed deploy that changed no workload: a pre-update cause, or no app reached its sync phase."""
+    if record.outcome != "failed":
+        return False
+    reached = any("sync" in app.phases for app in record.apps)
+    return record.cause in PRE_UPDATE_CAUSES or not reached
+
+
+def shipped(record: DeployRecord) -> bool:
+    """A deploy whose release reached the cluster: any but one stopped before the update."""
+    return not stopped_before_update(record)
+
+
+def change_failure_rate(records: Sequence[DeployRecord]) -> float | None:
+    """Of the deploys that shipped a release, the share whose release failed (None when none shipped)."""
+    shipping = [r for r in records if shipped(r)]
+    if not shipping:
+        return None
+    return sum(1 for r in shipping if r.outcome != "succeeded") / len(shipping)
+
+
+def period_days(start: datetime, end: datetime) -> float:
+    """The length of a report's period in days, at least one."""
+    return max((end - start) / timedelta(days=1), 1.0)
+
+
+def deployment_frequency(records: Sequence[DeployRecord], days: float) -> float:
+    """Succeeded deploys per day over a period of `days`."""
+    return sum(1 for r in records if r.outcome == "succeeded") / days
+
+
+@dataclass(frozen=True)
+class LeadTime:
+    """Commit time to deploy success, in seconds, over succeeded deploys that know their commit's time."""
+
+    seconds: tuple[float, ...]
+    unknown: int
+    """Succeeded deploys without a commit time (version 1 records, git unavailable)."""
+
+    @property
+    def median(self) -> float | None:
+        """The median lead time, None without any."""
+        return statistics.median(self.seconds) if self.seconds else None
+
+    @property
+    def p95(self) -> float | None:
+        """The nearest-rank 95th percentile lead time, None without any."""
+        return p95(self.seconds) if self.seconds else None
+
+
+def lead_time(records: Sequence[DeployRecord]) -> LeadTime:
+    """The lead time for changes of the succeeded deploys (a commit dated after its deploy counts 0 s)."""
+    succeeded = [r for r in records if r.outcome == "succeeded"]
+    known = [max((r.ended_at - r.commit_at).total_seconds(), 0.0) for r in succeeded if r.commit_at]
+    return LeadTime(tuple(known), len(succeeded) - len(known))
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Failures stopped before users: before the update changed a workload, or by a rollback."""
+
+    before_update: int
+    by_rollback: int
+
+    @property
+    def total(self) -> int:
+        """All failures stopped before users."""
+        return self.before_update + self.by_rollback
+
+
+def stopped_before_users(records: Sequence[DeployRecord]) -> Stopped:
+    """Failed deploys whose failed release no user ran for long: stopped before the update, or rolled back."""
+    before = sum(1 for r in records if stopped_before_update(r))
+    return Stopped(before, sum(1 for r in records if r.outcome == "rolled-back"))
+
+
+@dataclass(frozen=True)
+class Dora:
+    """The four keys and the failures stopped before users; time to restore is Recovery.mean_seconds."""
+
+    per_day: float
+    lead_time: LeadTime
+    change_failure_rate: float | None
+    stopped: Stopped
+
+
+def dora(records: Sequence[DeployRecord], days: float) -> Dora:
+    """The DORA figures of a set of records over a period of `days`."""
+    return Dora(
+        deployment_frequency(records, days),
+        lead_time(records),
+        change_failure_rate(records),
+        stopped_before_users(records),
+    )
+
+
 @dataclass(frozen=True)
 class Summary:
     """The figures of one stack, or of all of them."""
@@ -114,6 +215,7 @@ class Summary:
     """The budget when every deploy had the same one, else None."""
     over_budget: int
     recovery: Recovery = field(default_factory=Recovery)
+    dora: Dora | None = None
 
     @property
     def failed(self) -> int:
@@ -150,7 +252,7 @@ def _recovery(records: Sequence[DeployRecord]) -> Recovery:
     return Recovery(tuple(recovered), (opened,) if opened is not None else ())
 
 
-def summarize(records: Sequence[DeployRecord], recovery: Recovery) -> Summary:
+def summarize(records: Sequence[DeployRecord], recovery: Recovery, days: float = 1.0) -> Summary:
     """The figures of a non-empty set of records."""
     outcomes = Counter(r.outcome for r in records)
     failed = [r for r in records if r.outcome != "succeeded"]
@@ -165,7 +267,8 @@ def summarize(records: Sequence[DeployRecord], recovery: Recovery) -> Summary:
     over = sum(1 for r in records if r.over_budget)
     counted = (outcomes["succeeded"], outcomes["rolled-back"], outcomes["rollback-failed"])
     median = statistics.median(durations)
-    return Summary(len(records), *counted, causes, median, p95(durations), budget, over, recovery)
+    summary = (len(records), *counted, causes, median, p95(durations), budget, over, recovery)
+    return Summary(*summary, dora(records, days))
 
 
 @dataclass(frozen=True)
@@ -175,21 +278,34 @@ class Report:
     stacks: dict[str, Summary]
     overall: Summary | None
     skipped: tuple[Skipped, ...]
+    period: tuple[datetime, datetime] | None = None
+    """`--since`/`--until` when given, else the records' first start and last end."""
+    outside: int = 0
+    """Records left out for starting outside `--since`/`--until`."""
 
 
-def build_report(loaded: Loaded) -> Report:
-    """Group the records by stack and summarize each group and the whole."""
+def build_report(loaded: Loaded, since: datetime | None = None, until: datetime | None = None) -> Report:
+    """Group the records that start in [since, until) by stack and summarize each group and the whole."""
+    inside = [
+        r
+        for _, r in loaded.records
+        if (since is None or r.started_at >= since) and (until is None or r.started_at < until)
+    ]
+    outside = len(loaded.records) - len(inside)
     by_stack: dict[str, list[DeployRecord]] = {}
-    for _, record in loaded.records:
+    for record in inside:
         by_stack.setdefault(record.stack, []).append(record)
+    start = since or min((r.started_at for r in inside), default=None)
+    end = until or max((r.ended_at for r in inside), default=None)
+    period = (start, end) if start is not None and end is not None else None
+    days = period_days(*period) if period else 1.0
     stacks: dict[str, Summary] = {}
     for stack in sorted(by_stack):
-        stacks[stack] = summarize(by_stack[stack], _recovery(by_stack[stack]))
+        stacks[stack] = summarize(by_stack[stack], _recovery(by_stack[stack]), days)
     if not stacks:
-        return Report({}, None, loaded.skipped)
+        return Report({}, None, loaded.skipped, period, outside)
     overall = Recovery(
         tuple(s for summary in stacks.values() for s in summary.recovery.recovered),
         tuple(t for summary in stacks.values() for t in summary.recovery.open_since),
     )
-    everything = [r for _, r in loaded.records]
-    return Report(stacks, summarize(everything, overall), loaded.skipped)
+    return Report(stacks, summarize(inside, overall, days), loaded.skipped, period, outside)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +110,24 @@ def _stamp(timestamp: int | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
+GIT_SECONDS = 5
+"""The bound on reading the deployed commit's time: a slow or missing git never holds up the record."""
+
+
+def commit_time(work_dir: Path, sha: str | None = None) -> datetime | None:
+    """The committer time of `sha` ($GITHUB_SHA, else HEAD) in `work_dir`'s repository; None if unknown."""
+    revision = sha or os.environ.get("GITHUB_SHA") or "HEAD"
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(work_dir), "show", "-s", "--format=%cI", revision, "--"],
+            capture_output=True, text=True, timeout=GIT_SECONDS, check=False,
+        )  # fmt: skip
+        moment = datetime.fromisoformat(done.stdout.strip()) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return None if moment is None or moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def build_record(
     stack: str,
     ups: Sequence[Iterable[EngineEvent | Event]],
@@ -120,6 +140,7 @@ def build_record(
     budget_seconds: int = DEFAULT_BUDGET_SECONDS,
     rolled_back: Collection[str] = (),
     error: str | None = None,
+    commit_at: datetime | None = None,
 ) -> DeployRecord:
     """The record of one deploy: `ups[0]` is the release, later ones its rollback.
 
@@ -157,12 +178,13 @@ def build_record(
                 )
             )
     apps = tuple(AppRecord(t.app, before.get(t.app), after.get(t.app), dict(t.phases)) for t in timings.apps)
-    return DeployRecord(stack, start, max(end, start), budget_seconds, outcome, cause, tuple(found), apps)
+    end = max(end, start)
+    return DeployRecord(stack, start, end, budget_seconds, outcome, cause, tuple(found), apps, commit_at)
 
 
 def finish(
     stack: str, run: Run, code: int, after: Mapping[str, str], ended: datetime, out: TextIO,
-    *, record: Path | None, step_summary: Path | None,
+    *, record: Path | None, step_summary: Path | None, work_dir: Path | None = None,
 ) -> None:  # fmt: skip
     """The deploy record: the table on `out`, Markdown for $GITHUB_STEP_SUMMARY, JSON for `--record`."""
     # Whole seconds, as the record stores them: the table then shows what the record says.
@@ -174,6 +196,7 @@ def finish(
         stack, run.ups, RECORD_OUTCOMES.get(code, "failed"), digests_before=run.good, digests_after=after,
         started_at=min(run.started.replace(microsecond=0), ended), ended_at=ended,
         budget_seconds=run.budget_seconds, rolled_back=run.rolled_back, error=run.error,
+        commit_at=commit_time(work_dir) if work_dir is not None else None,
     )  # fmt: skip
     out.write(render_text(built))
     if step_summary is not None:

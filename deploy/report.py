@@ -7,7 +7,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -55,7 +55,28 @@ def _summary_json(summary: Summary) -> dict[str, Any]:
             "open": len(summary.recovery.open_since),
             "openSince": [_iso(t) for t in summary.recovery.open_since],
         },
+        "dora": _dora_json(summary),
     }
+
+
+def _dora_json(summary: Summary) -> dict[str, Any] | None:
+    d = summary.dora
+    if d is None:
+        return None
+    rate = d.change_failure_rate
+    return {
+        "deploymentFrequency": {"perDay": round(d.per_day, 4), "perWeek": round(7 * d.per_day, 4)},
+        "leadTimeSeconds": {
+            "median": d.lead_time.median, "p95": d.lead_time.p95,
+            "known": len(d.lead_time.seconds), "unknown": d.lead_time.unknown,
+        },
+        "changeFailureRate": None if rate is None else round(rate, 4),
+        "timeToRestoreSeconds": summary.recovery.mean_seconds,
+        "stoppedBeforeUsers": {
+            "total": d.stopped.total, "beforeUpdate": d.stopped.before_update,
+            "byRollback": d.stopped.by_rollback,
+        },
+    }  # fmt: skip
 
 
 def render_json(report: Report) -> str:
@@ -63,6 +84,8 @@ def render_json(report: Report) -> str:
     document = {
         "kind": REPORT_KIND,
         "version": REPORT_VERSION,
+        "period": [_iso(t) for t in report.period] if report.period else None,
+        "outside": report.outside,
         "overall": _summary_json(report.overall) if report.overall else None,
         "stacks": {name: _summary_json(s) for name, s in report.stacks.items()},
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in report.skipped],
@@ -88,6 +111,33 @@ def _row(summary: Summary) -> list[str]:
         _duration(summary.recovery.mean_seconds),
         str(len(summary.recovery.open_since)),
     ]
+
+
+_DORA_COLUMNS = ("deploys/week", "lead median", "lead p95", "lead unknown", "CFR", "restore", "stopped")
+_DORA_TITLE = "DORA keys (stopped: failures stopped before users, before the update + by a rollback):"
+
+
+def _dora_row(summary: Summary) -> list[str]:
+    d = summary.dora
+    if d is None:
+        return ["-"] * len(_DORA_COLUMNS)
+    rate = d.change_failure_rate
+    return [
+        f"{7 * d.per_day:.1f}",
+        _duration(d.lead_time.median),
+        _duration(d.lead_time.p95),
+        str(d.lead_time.unknown),
+        "-" if rate is None else _percent(rate),
+        _duration(summary.recovery.mean_seconds),
+        f"{d.stopped.total} ({d.stopped.before_update}+{d.stopped.by_rollback})",
+    ]
+
+
+def _period(report: Report) -> str:
+    if report.period is None:
+        return "Period: none"
+    outside = f"; {report.outside} record(s) outside it left out" if report.outside else ""
+    return f"Period: {_iso(report.period[0])} to {_iso(report.period[1])}{outside}"
 
 
 def _rows(report: Report) -> list[tuple[str, Summary]]:
@@ -123,6 +173,9 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
         if opened:
             out += ["", "Not recovered yet (the last deploy failed):"]
             out += [fit(f"  {terminal(name)}: failing since {_iso(t)}", width) for name, t in opened]
+        dora_rows = [[terminal(name), *_dora_row(s)] for name, s in rows]
+        out += ["", fit(_DORA_TITLE, width), fit(_period(report), width)]
+        out += columns(["stack", *_DORA_COLUMNS], dora_rows, width, align="<" + ">" * 7, cut_left=True)
     if report.skipped:
         out += ["", "Skipped:"]
         for s in report.skipped:
@@ -154,6 +207,11 @@ def render_markdown(report: Report) -> str:
         if opened:
             out += ["", "**Not recovered yet** (the last deploy failed):", ""]
             out += [f"- {md_text(name)}: failing since {_iso(t)}" for name, t in opened]
+        out += ["", f"**{_DORA_TITLE.rstrip(':')}**; {_period(report)}", ""]
+        dora_headers = ["stack", "deploys per week", "lead time median", "lead time p95", "lead time unknown"]
+        dora_headers += ["change failure rate", "time to restore", "stopped before users"]
+        dora_rows = [[md_text(name), *_dora_row(s)] for name, s in rows]
+        out += md_table(dora_headers, dora_rows, align="<" + ">" * 7)
     if report.skipped:
         out += ["", "**Skipped**", ""]
         out += [f"- {md_code(str(s.path))}: {md_text(s.reason)}" for s in report.skipped]
@@ -167,13 +225,14 @@ DESCRIPTION = (
     "Summarize gitops-deploy deploy records (files, or folders searched recursively for *.json): "
     "per stack and overall, the number of deploys, success rate, rollbacks, failures by cause "
     "with each cause's share, median and 95th-percentile duration against the budget and how "
-    "many went over, and mean time to recovery. Files that are not deploy records are listed "
-    "as skipped with the reason."
+    "many went over, mean time to recovery, and the DORA keys (deployment frequency, lead time "
+    "for changes, change failure rate, time to restore) with the failures stopped before users. "
+    "Files that are not deploy records are listed as skipped with the reason."
 )
 EXIT_CODES: tuple[tuple[str, str], ...] = (
     (str(EXIT_OK), "the report was written (skipped files are listed in it)"),
-    (str(EXIT_NO_RECORDS), "no deploy record was found"),
-    (str(EXIT_USAGE), "bad command line or a path that does not exist"),
+    (str(EXIT_NO_RECORDS), "no deploy record was found (in the period, with --since/--until)"),
+    (str(EXIT_USAGE), "bad command line (a bad --since/--until date too) or a path that does not exist"),
 )
 
 
@@ -191,6 +250,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="table",
         help="table (plain text, 100 columns; the default), markdown, or json",
     )
+    parser.add_argument(
+        "--since", metavar="DATE", help="only deploys that started on or after DATE (ISO: 2026-01-05, UTC)"
+    )
+    parser.add_argument(
+        "--until", metavar="DATE", help="only deploys that started on or before DATE (the whole day, UTC)"
+    )
+
+
+def _bound(option: str, value: str | None, end: bool) -> datetime | None:
+    """An ISO date or time; a date's end bound is the next midnight, a time without a zone is UTC."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1 if end else 0)
+        moment = datetime.fromisoformat(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{option} {value!r} is not an ISO date (2026-01-05) or time") from None
+    return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,10 +289,20 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if missing:
         err.write(f"report: error: no such file or folder: {terminal(', '.join(missing))}\n")
         return EXIT_USAGE
-    report = build_report(load(args.paths))
+    try:
+        since = _bound("--since", args.since, end=False)
+        until = _bound("--until", args.until, end=True)
+    except ValueError as problem:
+        err.write(f"report: error: {terminal(str(problem))}\n")
+        return EXIT_USAGE
+    if since is not None and until is not None and until <= since:
+        err.write(terminal(f"report: error: --until {args.until} is not after --since {args.since}") + "\n")
+        return EXIT_USAGE
+    report = build_report(load(args.paths), since, until)
     out.write(RENDERERS[args.format](report))
     if report.overall is None:
-        err.write("report: no deploy record found in the given paths\n")
+        where = "in the period" if report.outside else "in the given paths"
+        err.write(f"report: no deploy record found {where}\n")
         return EXIT_NO_RECORDS
     return EXIT_OK
 

@@ -292,5 +292,6 @@ def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interru
         out,
         record=options.record,
         step_summary=options.step_summary,
+        work_dir=options.work_dir,
     )
     return code

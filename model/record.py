@@ -26,8 +26,8 @@ from model.text import columns, fit, md_code, md_table, md_text, terminal
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""
-VERSION = 1
-"""Raised when a field changes meaning or goes away; readers ignore fields they do not know."""
+VERSION = 2
+"""Raised when a field changes meaning, goes away or is added; every older version stays readable."""
 MAX_RECORD_BYTES = 1024 * 1024
 """A record is a few kilobytes; anything this large is not one, and is not read whole."""
 TABLE_WIDTH = 100
@@ -98,6 +98,8 @@ class DeployRecord:
     """The first failure's cause; None when the deploy succeeded."""
     failures: tuple[FailureRecord, ...]
     apps: tuple[AppRecord, ...]
+    commit_at: datetime | None = None
+    """When the deployed commit was made (its committer time); None when unknown or in a version 1 record."""
 
     @property
     def duration_seconds(self) -> int:
@@ -132,14 +134,16 @@ _APP = _object(
     phases={"type": "object", "propertyNames": {"enum": list(PHASES)}, "additionalProperties": _PHASE},
 )  # fmt: skip
 _RECORD = _object(
-    kind={"const": KIND}, version={"const": VERSION}, stack=_TEXT, startedAt=_TEXT, endedAt=_TEXT,
+    kind={"const": KIND}, version={"enum": list(range(1, VERSION + 1))}, stack=_TEXT,
+    startedAt=_TEXT, endedAt=_TEXT,
     durationSeconds=_SECONDS, budgetSeconds={"type": "integer", "minimum": 1},
     outcome={"enum": list(OUTCOMES)}, cause={"enum": [*CAUSES, None]},
     failures={"type": "array", "items": _FAILURE}, apps={"type": "array", "items": _APP},
 )  # fmt: skip
+_RECORD["properties"]["commitAt"] = _OPTIONAL_TEXT  # version 2; absent from version 1
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "gitops-deploy deploy record, version 1",
+    "title": f"gitops-deploy deploy record, versions 1 to {VERSION}",
     **_RECORD,
     "if": {"properties": {"outcome": {"const": "succeeded"}}},
     "then": {"properties": {"cause": {"const": None}}},
@@ -164,6 +168,7 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
         "budgetSeconds": record.budget_seconds,
         "outcome": record.outcome,
         "cause": record.cause,
+        "commitAt": None if record.commit_at is None else _iso(record.commit_at),
         "failures": [asdict(f) for f in record.failures],
         "apps": [
             {
@@ -243,7 +248,9 @@ def from_json(data: Any) -> DeployRecord:
     keys = ("cause", "during", "app", "resource", "message")
     failures = tuple(FailureRecord(*(f[k] for k in keys)) for f in data["failures"])
     stack, budget, outcome, cause = data["stack"], int(data["budgetSeconds"]), data["outcome"], data["cause"]
-    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps)
+    commit = data.get("commitAt")
+    commit_at = None if commit is None else _moment(commit, "commitAt")
+    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps, commit_at)
 
 
 def _app(raw: Mapping[str, Any], index: int) -> AppRecord:

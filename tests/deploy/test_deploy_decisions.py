@@ -591,7 +591,8 @@ def test_up_help_names_every_option_and_exit_code() -> None:
 def test_report_help_says_what_it_reads_and_its_exit_codes() -> None:
     text = _words(_help("report"))
     assert text.startswith(
-        "usage: python -m deploy report [-h] [--format {json,markdown,table}] PATH [PATH ...]"
+        "usage: python -m deploy report [-h] [--format {json,markdown,table}] [--since DATE] [--until DATE] "
+        "PATH [PATH ...]"
     )
     assert "Summarize gitops-deploy deploy records" in text and "mean time to recovery" in text
     for code, meaning in REPORT_EXIT_CODES:

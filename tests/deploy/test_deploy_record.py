@@ -4,14 +4,17 @@ never a traceback), and rendered as the end-of-deploy table in text and Markdown
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploy.outcome import build_record
+from deploy.outcome import build_record, commit_time
 from model.config import DEFAULT_BUDGET_SECONDS
 from model.record import (
     KIND,
@@ -177,8 +180,8 @@ _DELETE = object()
         ),
         ("version", _DELETE, "broken deploy record: version is None, not a whole number"),
         ("version", "1", "broken deploy record: version is '1', not a whole number"),
-        ("version", 2, "deploy record version 2 is newer than this tool reads (up to 1)"),
-        ("version", 0, "broken deploy record: version: 1 was expected"),
+        ("version", 3, "deploy record version 3 is newer than this tool reads (up to 2)"),
+        ("version", 0, "broken deploy record: version: 0 is not one of [1, 2]"),
         ("stack", "", "broken deploy record: stack: '' should be non-empty"),
         ("outcome", "exploded", "broken deploy record: outcome: 'exploded' is not one of"),
         ("cause", None, "broken deploy record: cause: None is not one of"),
@@ -398,3 +401,43 @@ def test_markdown_escapes_what_it_shows() -> None:
 )
 def test_durations_are_short_and_unambiguous(seconds: int, shown: str) -> None:
     assert format_duration(seconds) == shown
+
+
+def test_a_version_1_record_stays_readable_without_its_commit_time(rolled_back: DeployRecord) -> None:
+    doc = {**to_json(rolled_back), "version": 1}
+    del doc["commitAt"]
+    assert from_json(doc) == rolled_back and from_json(doc).commit_at is None
+
+
+def test_the_commit_time_is_written_and_read_back(rolled_back: DeployRecord) -> None:
+    commit = dataclasses.replace(rolled_back, commit_at=datetime(2026, 1, 1, 9, tzinfo=UTC))
+    assert to_json(commit)["commitAt"] == "2026-01-01T09:00:00Z"
+    assert from_json(to_json(commit)) == commit
+    with pytest.raises(RecordError, match="commitAt 'noon' is not an ISO 8601 time"):
+        from_json({**to_json(commit), "commitAt": "noon"})
+
+
+def test_the_deploy_reads_its_commits_time_from_git_and_never_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**os.environ, "GIT_COMMITTER_DATE": "2026-01-05T10:00:00+02:00"}
+    git = [
+        "git",
+        "-C",
+        str(tmp_path),
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    subprocess.run([*git, "init", "-q"], check=True, env=env)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=env)
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    assert commit_time(tmp_path) == datetime(2026, 1, 5, 8, tzinfo=UTC)
+    monkeypatch.setenv("GITHUB_SHA", "0" * 40)  # not in this clone
+    assert commit_time(tmp_path) is None
+    assert commit_time(tmp_path / "not-a-repo") is None
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git at all
+    assert commit_time(tmp_path) is None

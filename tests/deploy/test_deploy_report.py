@@ -26,7 +26,16 @@ from deploy.report import (
     TABLE_WIDTH,
     main,
 )
-from model.record import DeployRecord, FailureRecord, RecordError, from_json, to_json, write_record
+from model.record import (
+    AppRecord,
+    DeployRecord,
+    FailureRecord,
+    PhaseTiming,
+    RecordError,
+    from_json,
+    to_json,
+    write_record,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 1, 5, tzinfo=UTC)
@@ -64,6 +73,15 @@ PROD = {
     "budgetSeconds": 300,
     "overBudget": 2,  # 320 and 400
     "recovery": {"recovered": 1, "meanSeconds": 3580.0, "open": 1, "openSince": ["2026-01-05T04:06:40Z"]},
+    # The period (00:00 to 04:06:40) is under a day, so counted as one. No commit times: lead time unknown.
+    # registry-auth is stopped before the update; 5 shipped, 2 of them failed (rolled back, rollback failed).
+    "dora": {
+        "deploymentFrequency": {"perDay": 3, "perWeek": 21},
+        "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 3},
+        "changeFailureRate": 0.4,
+        "timeToRestoreSeconds": 3580.0,
+        "stoppedBeforeUsers": {"total": 2, "beforeUpdate": 1, "byRollback": 1},
+    },
 }
 STAGING = {
     "deploys": 4,
@@ -79,6 +97,13 @@ STAGING = {
     "budgetSeconds": None,
     "overBudget": 0,
     "recovery": {"recovered": 1, "meanSeconds": 1070.0, "open": 0, "openSince": []},
+    "dora": {
+        "deploymentFrequency": {"perDay": 3, "perWeek": 21},
+        "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 3},
+        "changeFailureRate": 0.0,
+        "timeToRestoreSeconds": 1070.0,
+        "stoppedBeforeUsers": {"total": 1, "beforeUpdate": 1, "byRollback": 0},
+    },
 }
 OVERALL = {
     "deploys": 10,
@@ -103,6 +128,13 @@ OVERALL = {
         "meanSeconds": (3580 + 1070) / 2,
         "open": 1,
         "openSince": ["2026-01-05T04:06:40Z"],
+    },
+    "dora": {
+        "deploymentFrequency": {"perDay": 6, "perWeek": 42},
+        "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 6},
+        "changeFailureRate": 0.25,
+        "timeToRestoreSeconds": 2325.0,
+        "stoppedBeforeUsers": {"total": 3, "beforeUpdate": 2, "byRollback": 1},
     },
 }
 
@@ -146,6 +178,7 @@ def test_the_json_report_has_the_known_answers(artifacts: Path) -> None:
     assert report["kind"] == "gitops-deploy/deploy-report" and report["version"] == 1
     assert report["stacks"] == {"prod": PROD, "staging": STAGING}
     assert report["overall"] == OVERALL
+    assert (report["period"], report["outside"]) == (["2026-01-05T00:00:00Z", "2026-01-05T04:06:40Z"], 0)
     skipped = {Path(s["path"]).relative_to(artifacts).as_posix(): s["reason"] for s in report["skipped"]}
     assert skipped == {
         "run-99-again/deploy-record.json": (
@@ -253,7 +286,8 @@ def test_python_m_deploy_report_runs_with_help_and_exit_codes(artifacts: Path, t
     assert helped.returncode == 0
     text = " ".join(helped.stdout.split())
     for words in (
-        "usage: python -m deploy report [-h] [--format {json,markdown,table}] PATH [PATH ...]",
+        "usage: python -m deploy report [-h] [--format {json,markdown,table}]",
+        "[--since DATE] [--until DATE] PATH [PATH ...]",
         "Summarize gitops-deploy deploy records",
         "exit codes: 0 the report was written",
         "1 no deploy record was found",
@@ -377,3 +411,135 @@ def test_any_json_value_as_a_record_is_read_or_refused_never_raised(data: st.Dat
     report = build_report(Loaded(((Path("r.json"), record),), ()))
     for render in RENDERERS.values():
         assert not _CONTROLS.search(render(report))
+
+
+# --- the DORA keys over generated records with known answers ---------------------------------------------
+
+_SYNCED = (AppRecord("web", None, None, {"sync": PhaseTiming(10, "succeeded", "update")}),)
+
+
+def _dora_record(
+    stack: str, day: int, outcome: Any, cause: Any = None, lead_hours: int | None = None, synced: bool = True
+) -> DeployRecord:
+    """A deploy of 60 s starting `day` days after DAY; its commit `lead_hours` before it ended."""
+    start = DAY + timedelta(days=day)
+    end = start + timedelta(seconds=60)
+    failures = () if cause is None else (FailureRecord(cause, "release", "web", None, "failed"),)
+    commit = None if lead_hours is None else end - timedelta(hours=lead_hours)
+    apps = _SYNCED if synced else ()
+    return DeployRecord(stack, start, end, 300, outcome, cause, failures, apps, commit)
+
+
+def _dora_of(tmp_path: Path, records: list[DeployRecord], *argv: str) -> tuple[int, dict[str, Any]]:
+    for i, record in enumerate(records):
+        write_record(record, tmp_path / "records" / f"{i:03d}.json")
+    code, out, _ = _run(str(tmp_path / "records"), "--format", "json", *argv)
+    return code, json.loads(out)
+
+
+def test_the_dora_keys_per_stack_and_overall(tmp_path: Path) -> None:
+    records = [
+        _dora_record("prod", 0, "succeeded", lead_hours=1),
+        _dora_record("prod", 1, "failed", "policy", synced=False),  # stopped in preview
+        _dora_record("prod", 2, "rolled-back", "health"),  # stopped by the rollback; shipped, failed
+        _dora_record("prod", 3, "succeeded", lead_hours=3),  # restores 1 day after day 2's failure
+        _dora_record("prod", 4, "failed", "other", synced=False),  # stopped before the update (exit 5, 6)
+        _dora_record("prod", 5, "rollback-failed", "health"),  # reached users
+        _dora_record("prod", 6, "succeeded", lead_hours=2),
+        _dora_record("staging", 0, "failed", "health"),  # a first deploy's failed gate: reached users
+        _dora_record("staging", 13, "succeeded", lead_hours=24),
+    ]
+    code, report = _dora_of(tmp_path, records, "--since", "2026-01-05", "--until", "2026-01-18")
+    assert code == EXIT_OK and report["period"] == ["2026-01-05T00:00:00Z", "2026-01-19T00:00:00Z"]
+    prod, staging, overall = (
+        report["stacks"]["prod"]["dora"],
+        report["stacks"]["staging"]["dora"],
+        report["overall"]["dora"],
+    )
+    # 14 days: 3 and 1 succeeded deploys.
+    assert prod["deploymentFrequency"] == {"perDay": round(3 / 14, 4), "perWeek": 1.5}
+    assert staging["deploymentFrequency"] == {"perDay": round(1 / 14, 4), "perWeek": 0.5}
+    hour = 3600.0
+    assert prod["leadTimeSeconds"] == {"median": 2 * hour, "p95": 3 * hour, "known": 3, "unknown": 0}
+    assert overall["leadTimeSeconds"] == {"median": 2.5 * hour, "p95": 24 * hour, "known": 4, "unknown": 0}
+    # Shipped: prod 5 (2 failed), staging 2 (1 failed), overall 7 (3 failed).
+    assert (prod["changeFailureRate"], staging["changeFailureRate"]) == (0.4, 0.5)
+    assert overall["changeFailureRate"] == round(3 / 7, 4)
+    # prod: day 1's failure (its end) to day 3's success (its end); day 5's is still open.
+    assert prod["timeToRestoreSeconds"] == 2 * 24 * hour
+    assert staging["timeToRestoreSeconds"] == 13 * 24 * hour
+    assert prod["stoppedBeforeUsers"] == {"total": 3, "beforeUpdate": 2, "byRollback": 1}
+    assert staging["stoppedBeforeUsers"] == {"total": 0, "beforeUpdate": 0, "byRollback": 0}
+    assert overall["stoppedBeforeUsers"] == {"total": 3, "beforeUpdate": 2, "byRollback": 1}
+
+
+def test_since_and_until_bound_the_period(tmp_path: Path) -> None:
+    records = [_dora_record("prod", day, "succeeded", lead_hours=day + 1) for day in range(10)]
+    code, report = _dora_of(tmp_path, records, "--since", "2026-01-07", "--until", "2026-01-08")
+    assert code == EXIT_OK and (report["overall"]["deploys"], report["outside"]) == (2, 8)
+    assert report["overall"]["dora"]["deploymentFrequency"]["perDay"] == 1.0
+    assert report["overall"]["dora"]["leadTimeSeconds"]["median"] == 3.5 * 3600
+    code, report = _dora_of(tmp_path, [], "--since", "2026-01-07T12:00:00+00:00")
+    assert (code, report["overall"]["deploys"], report["period"][0]) == (EXIT_OK, 7, "2026-01-07T12:00:00Z")
+
+
+def test_an_empty_period(tmp_path: Path) -> None:
+    code, report = _dora_of(
+        tmp_path, [_dora_record("prod", 0, "succeeded")], "--since", "2027-01-01", "--until", "2027-01-01"
+    )
+    assert (code, report["overall"], report["stacks"], report["outside"]) == (EXIT_NO_RECORDS, None, {}, 1)
+    assert report["period"] == ["2027-01-01T00:00:00Z", "2027-01-02T00:00:00Z"]
+    code, _, err = _run(str(tmp_path / "records"), "--since", "2027-01-01")
+    assert (code, err) == (EXIT_NO_RECORDS, "report: no deploy record found in the period\n")
+
+
+def test_a_period_with_only_failures(tmp_path: Path) -> None:
+    records = [
+        _dora_record("prod", 0, "failed", "build", synced=False),
+        _dora_record("prod", 1, "rolled-back", "health"),
+    ]
+    _, report = _dora_of(tmp_path, records)
+    dora = report["overall"]["dora"]
+    assert dora["deploymentFrequency"] == {"perDay": 0.0, "perWeek": 0.0}
+    assert dora["leadTimeSeconds"] == {"median": None, "p95": None, "known": 0, "unknown": 0}
+    assert (dora["changeFailureRate"], dora["timeToRestoreSeconds"]) == (1.0, None)
+    assert dora["stoppedBeforeUsers"] == {"total": 2, "beforeUpdate": 1, "byRollback": 1}
+    code, out, _ = _run(str(tmp_path / "records"))
+    words = [line.split() for line in out.splitlines()]
+    assert code == EXIT_OK and ["prod", "0.0", "-", "-", "0", "100.0%", "-", "2", "(1+1)"] in words
+
+
+def test_version_1_records_count_their_lead_time_as_unknown(tmp_path: Path) -> None:
+    old = to_json(_dora_record("prod", 0, "succeeded"))
+    del old["commitAt"]
+    old["version"] = 1
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    code, report = _dora_of(tmp_path, [_dora_record("prod", 1, "succeeded", lead_hours=5)])
+    assert code == EXIT_OK and report["overall"]["deploys"] == 2 and report["skipped"] == []
+    lead = report["overall"]["dora"]["leadTimeSeconds"]
+    assert lead == {"median": 5 * 3600.0, "p95": 5 * 3600.0, "known": 1, "unknown": 1}
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ("--since", "yesterday"),
+            "report: error: --since 'yesterday' is not an ISO date (2026-01-05) or time\n",
+        ),
+        (
+            ("--until", "2026-02-30"),
+            "report: error: --until '2026-02-30' is not an ISO date (2026-01-05) or time\n",
+        ),
+        (
+            ("--since", "2026-01-05", "--until", "2026-01-04"),
+            "report: error: --until 2026-01-04 is not after --since 2026-01-05\n",
+        ),
+    ],
+)
+def test_bad_since_or_until_is_a_one_line_usage_error(
+    tmp_path: Path, argv: tuple[str, ...], error: str
+) -> None:
+    write_record(_dora_record("prod", 0, "succeeded"), tmp_path / "r.json")
+    assert _run(str(tmp_path / "r.json"), *argv) == (EXIT_USAGE, "", error)
