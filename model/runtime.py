@@ -20,6 +20,7 @@ CONTRADICTS, NOT_CHECKABLE, MALFORMED = "GD001", "GD002", "GD003"
 """The runtime rules' codes: levels error, info and warning, lowered or skipped like hadolint's."""
 RULE_LEVELS = {CONTRADICTS: "error", NOT_CHECKABLE: "info", MALFORMED: "warning"}
 MAX_DECLARATION_BYTES = 1 << 20
+"""Declarations are read without following a symlink: the build context sends it as a link, not its target."""
 _TAG_VERSION = re.compile(r"v?([0-9]+(?:\.[0-9]+){0,2})(?![0-9.])")
 """The release line a tag starts with: `18`, `3.12`, `20.11.1` (then `-alpine`, `-slim`, ...)."""
 _FLAG = re.compile(r"--\S+")
@@ -93,7 +94,7 @@ def _node_alias(value: str) -> bool:
 def _version_file(
     runtime: str, path: Path, parse: Callable[[str], Callable[[str], bool] | None]
 ) -> Declaration:
-    text = read_text(path, MAX_DECLARATION_BYTES)
+    text = read_text(path, MAX_DECLARATION_BYTES, follow_symlinks=False)
     lines = [
         (n, s.strip()) for n, s in enumerate(text.splitlines(), 1) if s.strip() and not s.startswith("#")
     ]
@@ -105,7 +106,7 @@ def _version_file(
 
 
 def _package_json(path: Path) -> Declaration | None:
-    text = read_text(path, MAX_DECLARATION_BYTES)
+    text = read_text(path, MAX_DECLARATION_BYTES, follow_symlinks=False)
     data = json.loads(text)
     engines = data.get("engines") if isinstance(data, dict) else None
     if engines is None:
@@ -120,7 +121,7 @@ def _package_json(path: Path) -> Declaration | None:
 
 
 def _pyproject(path: Path) -> Declaration | None:
-    text = read_text(path, MAX_DECLARATION_BYTES)
+    text = read_text(path, MAX_DECLARATION_BYTES, follow_symlinks=False)
     project = tomllib.loads(text).get("project", {})
     value = project.get("requires-python") if isinstance(project, dict) else None
     if value is None:

@@ -149,3 +149,12 @@ def test_malformed_declarations(tmp_path: Path, name: str, text: str) -> None:
 def test_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / ".nvmrc")
     assert declarations(tmp_path)[1] == [(".nvmrc", "cannot be read (not a regular file)")]
+
+
+def test_a_symlinked_declaration_is_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("token-123\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / ".nvmrc").symlink_to(secret)
+    found, [(name, why)] = declarations(tmp_path / "app")
+    assert found == [] and name == ".nvmrc" and "token" not in why, why
