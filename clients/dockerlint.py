@@ -11,8 +11,11 @@ import pulumi
 
 from clients.hadolint import LEVELS, Finding, LintError, find_hadolint, run_hadolint
 from model.budget import LINT_TIMEOUT_SECONDS
+from model.build_context import MAX_DOCKERFILE_BYTES
 from model.config import BuildConfig, StackConfig
 from model.config_schema import UNTRUSTED_REGISTRY
+from model.files import FileRefused, read_text
+from model.runtime import RULE_LEVELS, check_dockerfile
 
 __all__ = ["DockerfileLint", "LintError", "LintReport", "lint_stack"]
 
@@ -103,11 +106,14 @@ def lint_stack(
         raise LintError("Dockerfile not found, so it cannot be linted: " + "; ".join(missing))
     found = run_hadolint(
         list(by_file),
-        ignore=cfg.build.ignore,
+        ignore=[code for code in cfg.build.ignore if code not in RULE_LEVELS],
         trusted_registries=cfg.build.trusted_registries,
         binary=binary or find_hadolint(),
         timeout=timeout,
     )
+    for path, finding in _runtime_findings(cfg):
+        if finding not in found.setdefault(path, []) and finding.code not in cfg.build.ignore:
+            found[path].append(finding)
     results = []
     for path, apps in by_file.items():
         findings = sorted(found.get(path, []), key=lambda f: (f.line, f.code))
@@ -123,10 +129,25 @@ def lint_stack(
     report = LintReport(threshold=cfg.build.lint_threshold, results=tuple(results))
     for r in report.results:
         for f in r.warnings:
-            warn(f"hadolint: {r.relative} ({_apps_label(r.apps)}) {_line(f)}")
+            tool = "runtime" if f.code in RULE_LEVELS else "hadolint"
+            warn(f"{tool}: {r.relative} ({_apps_label(r.apps)}) {_line(f)}")
     if report.failed:
         raise LintError(failure_message(report))
     return report
+
+
+def _runtime_findings(cfg: StackConfig) -> list[tuple[Path, Finding]]:
+    """Each built app's Dockerfile against the runtime its build context declares."""
+    out = []
+    for app in cfg.built_apps:
+        path = app.image.dockerfile.resolve()
+        try:
+            text = read_text(path, MAX_DOCKERFILE_BYTES)
+        except FileRefused as exc:
+            raise LintError(f"{_rel(path, cfg.project_dir)} ({_apps_label([app.name])}) {exc}") from None
+        for f in check_dockerfile(text, _rel(path, cfg.project_dir), app.image.context, cfg.project_dir):
+            out.append((path, Finding(path, f.line, f.code, RULE_LEVELS[f.code], f.message)))
+    return out
 
 
 def _rel(path: Path, project_dir: Path) -> str:

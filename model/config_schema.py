@@ -20,6 +20,7 @@ from model.health_settings import DEFAULTS, SETTINGS
 from model.http_origin import server_problem
 from model.k8s_names import DNS1123_LABEL
 from model.names import PROJECT
+from model.runtime import RULE_LEVELS
 
 NAMESPACE = PROJECT
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
@@ -43,7 +44,7 @@ UNTRUSTED_REGISTRY = "DL3026"
 REPO_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 REPO_URL = re.compile(r"https?://[^\s/]+/\S*|ssh://[^\s/]+/\S+|[\w.-]+@[\w.-]+:\S+")
 _PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?")
-_RULE_CODE = re.compile(r"(DL|SC)[0-9]{4}")
+_RULE_CODE = re.compile("|".join([r"(DL|SC)[0-9]{4}", *RULE_LEVELS]))
 _SEGMENT = r"[A-Za-z0-9_.-]{1,100}"
 _STACK_REF = re.compile(rf"(?:{_SEGMENT}/{_SEGMENT}/)?{_SEGMENT}")
 """A stack name, or `<org>/<project>/<stack>`, in the characters Pulumi allows (tokens.ParseStackName)."""
@@ -224,7 +225,9 @@ _BUILD = {
         "string", "Lowest hadolint level that fails.", DEFAULT_LINT_THRESHOLD, choices=LINT_THRESHOLDS
     ),
     "ignore": _list(
-        "Hadolint rule codes to skip.", "hadolint rule codes such as 'DL3008' or 'SC2086'", "rule-code"
+        "Lint rule codes to skip.",
+        f"hadolint rule codes such as 'DL3008' or 'SC2086', or {', '.join(RULE_LEVELS)}",
+        "rule-code",
     ),
     "trustedRegistries": _list(
         "When set, base images from any other registry fail.",

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.support.registry import LocalRegistry
 pytestmark = pytest.mark.docker
 
 LIMIT = 5_000_000
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 PASSWORD = "Dkr-pw-" + secrets.token_hex(6)
 
 
@@ -174,6 +176,22 @@ def test_a_failing_run_step_names_the_app_the_dockerfile_and_the_step(
         "| last output: compiling"
     ), broken
     assert _image(report, "fine")["sizeBytes"], "the other app is still built and judged"
+    assert report["verdict"] == "fail" and report["counts"]["buildErrors"] == 1
+
+
+def test_a_dependency_missing_at_build_time_fails_the_build_naming_it(
+    engine: LocalDockerEngine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = make_project(tmp_path / "project")
+    shutil.copytree(FIXTURES / "missing_dependency" / "build_time", project / "app")
+    write_stack(project, "t", stack_config([app("app", "app")]))
+    policy = write_policy_config(tmp_path / "policy.json", max_bytes=LIMIT)
+
+    code, report = _check(project, policy, capsys, "--build", "--no-render")
+    assert code == 1, report
+    built = _image(report, "app")
+    assert built["status"] == "error", built
+    assert built["detail"].endswith("| last output: ERROR: No matching distribution found for flask"), built
     assert report["verdict"] == "fail" and report["counts"]["buildErrors"] == 1
 
 
