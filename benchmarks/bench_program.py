@@ -43,8 +43,10 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 sys.path.insert(0, {str(_harness.ROOT)!r})
 from model.stack_files import engine_config
+from model.config_rules import PASSWORD_KEY
+from model.names import PROJECT
 from policy_check.simulate import PLACEHOLDER_PASSWORD, ProgramMocks
-secret = "gitops-deploy:registryPassword"
+secret = f"{{PROJECT}}:{{PASSWORD_KEY}}"
 config = {{**json.load(open(sys.argv[1])), secret: PLACEHOLDER_PASSWORD}}
 set_all_config(engine_config(config), [secret])
 class Counting(mocks.MockMonitor):

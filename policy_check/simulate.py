@@ -20,6 +20,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.image_size import LOCAL_SOURCE, REGISTRY_SOURCE
+from model.config_rules import PASSWORD_KEY
 from model.errors import GitopsError
 from model.failed_releases import READ_STACK_OUTPUTS
 from model.image_ref import is_local_image_id
@@ -313,7 +314,7 @@ def simulate(
     values = dict(read_stack_config(stack, project_dir) if config is None else config)
     secrets = dict(secret_config or {})
     if password is not None:
-        secrets["gitops-deploy:registryPassword"] = password
+        secrets[f"{PROJECT}:{PASSWORD_KEY}"] = password
     all_values = engine_config({**values, **secrets})
     # A `secure:` value in the stack file reads as a placeholder; the CLI marks its key secret, so here too.
     set_all_config(all_values, [k for k in secrets if k in all_values] + secret_keys(values))
