@@ -14,7 +14,8 @@ from clients.http_bounds import DeadlineExceeded, call_within
 from clients.registry import ACCEPT, RegistryClient, split_reference
 from clients.registry_session import RegistryError
 from deploy.events import REGISTRY_KEY
-from model.config import NAMESPACE, SECRET_KEYS
+from model.config import NAMESPACE
+from model.config_schema import PASSWORD_KEY as _PASSWORD
 
 REQUEST_TIMEOUT_S = 5.0
 """Timeout of each socket operation of the check (the client's deadline on a whole request is 3x)."""
@@ -23,7 +24,7 @@ TOTAL_DEADLINE_S = 30.0
 _BACKSTOP_S = 1.0
 """The thread running the check is abandoned this long after the client's deadline, which ends every
 request itself; only a fault outside any request could still be running then."""
-PASSWORD_KEY = f"{NAMESPACE}:{SECRET_KEYS[0]}"
+PASSWORD_KEY = f"{NAMESPACE}:{_PASSWORD}"
 
 Status = Literal["present", "missing", "unknown"]
 

@@ -13,7 +13,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from model.budget import budget_problems
-from model.config_reader import ConfigError, Reader, app_key, schema_problems  # noqa: F401
+from model.config_reader import ConfigError, Reader, app_key, schema_problems
 from model.config_rules import (
     HEADERS_KEY,
     PASSWORD_KEY,
@@ -29,6 +29,7 @@ from model.config_schema import (  # noqa: F401  (the config's public names, imp
     DEFAULT_SYNC_TIMEOUT_SECONDS,
     IN_CLUSTER_SERVER,
     NAMESPACE,
+    NOTIFY_KEY,
     REPO_PATH,
     SECRET_KEYS,
     TOP_LEVEL_KEYS,
@@ -42,8 +43,11 @@ from model.config_types import (
     DeployConfig,
     HealthConfig,
     ImageConfig,
+    NotifyConfig,
     PromoteConfig,
     RegistryConfig,
+    SmokeConfig,
+    SoakConfig,
     SourceConfig,
     StackConfig,
     StackSecrets,
@@ -62,7 +66,7 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
 
     `stack` is the stack being deployed, so that a stack promoting from itself is caught.
     """
-    values = _unset(raw)
+    values = _smoke_off(_unset(raw))
     r = Reader(NAMESPACE)
     problems, failed = schema_problems(values)
     for problem in problems:
@@ -78,17 +82,57 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
     config = _stack(v, project_dir, record if "failedReleases" in values else None)
     for problem in budget_problems(config):
         r.add(problem)
+    _soak_rules(r, v, config)
     r.raise_if_problems()
     return config
 
 
 def read_deploy(value: Any) -> DeployConfig:
     """`gitops-deploy:deploy` alone: `python -m deploy` knows its budget even when another key is broken."""
-    values = _unset({"deploy": value})
-    problems, failed = schema_problems(values, only=("deploy",))
+    v = _alone("deploy", value)
+    deploy = _deploy(v)
+    if deploy.soak.rules_off:
+        raise ConfigError([_SOAK_RULES_OFF.replace("<key>", f"{NAMESPACE}:deploy.soak")])
+    return deploy
+
+
+def read_notify(value: Any) -> NotifyConfig | None:
+    """`gitops-deploy:notify` (decrypted), which only `python -m deploy` reads; None when unset."""
+    if value is None:
+        return None
+    return _typed(NotifyConfig, _alone(NOTIFY_KEY, value), NOTIFY_KEY)
+
+
+def _alone(key: str, value: Any) -> Values:
+    """One top-level key's values, validated on their own; ConfigError naming what is wrong."""
+    values = _unset({key: value})
+    problems, failed = schema_problems(values, only=(key,))
     if problems:
         raise ConfigError([dataclasses.replace(p, key=f"{NAMESPACE}:{p.key}") for p in problems])
-    return _typed(DeployConfig, Values(values, failed), "deploy")
+    return Values(values, failed)
+
+
+_SOAK_RULES_OFF = (
+    "<key>: got failuresInARow 0 and maxErrorPercent 100 (both failure rules off); expected at least one "
+    "failure rule, or seconds 0 to turn the soak off"
+)
+
+
+def _soak_rules(r: Reader, v: Values, config: StackConfig) -> None:
+    """A soak that runs needs at least one of its two failure rules, in the stack's and each app's."""
+    found = [("deploy.soak", config.deploy.soak)] + [
+        (f"{app_key(app.index, v.raw['apps'][app.index])}.soak", app.soak)
+        for app in config.apps
+        if "soak" in v.raw["apps"][app.index]
+    ]
+    for key, soak in found:
+        if soak.rules_off:
+            r.problems.append(_SOAK_RULES_OFF.replace("<key>", f"{NAMESPACE}:{key}"))
+    r.raise_if_problems()
+
+
+def _deploy(v: Values) -> DeployConfig:
+    return _typed(DeployConfig, v, "deploy", soak=_typed(SoakConfig, v, "deploy", "soak"))
 
 
 def _unset(value: Any) -> Any:
@@ -115,8 +159,16 @@ def _stack(v: Values, project_dir: Path, record: FailedReleaseRecord | None) -> 
         rollback_id=v.get("rollbackId"),
         failed_releases=record,
         allow_failed_releases=tuple(dict.fromkeys(v.get("allowFailedReleases") or ())),
-        deploy=_typed(DeployConfig, v, "deploy"),
+        deploy=_deploy(v),
     )
+
+
+def _smoke_off(values: Any) -> Any:
+    """`smoke: false` (or true) is `smoke: {enabled: ...}`, the form the schema and the types read."""
+    for app in values.get("apps") or [] if isinstance(values, Mapping) else []:
+        if isinstance(app, dict) and isinstance(app.get("smoke"), bool):
+            app["smoke"] = {"enabled": app["smoke"]}
+    return values
 
 
 def _app(v: Values, i: int, project_dir: Path) -> AppConfig:
@@ -129,10 +181,22 @@ def _app(v: Values, i: int, project_dir: Path) -> AppConfig:
     workload = v.get(*source, "workload") or v.get("apps", i, "name")
     read = _typed(SourceConfig, v, *source, image_name=image_name, workload=workload)
     health = _typed(HealthConfig, v, "apps", i, "health")
-    return _typed(AppConfig, v, "apps", i, index=i, image=built, source=read, health=health)
+    stack_soak = _typed(SoakConfig, v, "deploy", "soak")
+    own = {k: val for k, val in dataclasses.asdict(_typed(SoakConfig, v, "apps", i, "soak")).items()}
+    given = v.get("apps", i, "soak", fill=False) or {}
+    soak = dataclasses.replace(stack_soak, **{k: val for k, val in own.items() if _camel(k) in given})
+    smoke = _typed(SmokeConfig, v, "apps", i, "smoke")
+    return _typed(
+        AppConfig, v, "apps", i, index=i, image=built, source=read, health=health, soak=soak, smoke=smoke
+    )
 
 
 _CAST: dict[str, Callable[[Any], Any]] = {"integer": int, "number": float, "array": tuple}
+
+
+def _camel(field_name: str) -> str:
+    """The config key of a field: `sync_timeout_seconds` is `syncTimeoutSeconds`."""
+    return "repoURL" if field_name == "repo_url" else re.sub(r"_(\w)", lambda m: m[1].upper(), field_name)
 
 
 def _typed(cls: type[T], v: Values, *path: str | int, **given: Any) -> T:
@@ -140,7 +204,7 @@ def _typed(cls: type[T], v: Values, *path: str | int, **given: Any) -> T:
     an unset key without a default leaves the field's own default."""
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(cast(Any, cls)):
-        name = "repoURL" if f.name == "repo_url" else re.sub(r"_(\w)", lambda m: m[1].upper(), f.name)
+        name = _camel(f.name)
         value, key = v.get(*path, name, fill=False), key_at((*path, name))
         if key is not None and value is not None:
             value = _CAST.get(key.kind, dict if key.values is not None else lambda x: x)(value)

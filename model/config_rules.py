@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 import pulumi
 
 from model.config_reader import KeyPath, Reader, app_key
-from model.config_schema import ARGOCD_PROJECT, NAMESPACE, REPO_PATH, SECRET_KEYS, UNTRUSTED_REGISTRY, default
+from model.config_schema import (
+    ARGOCD_PROJECT,
+    HEADERS_KEY,
+    NAMESPACE,
+    PASSWORD_KEY,
+    REPO_PATH,
+    UNTRUSTED_REGISTRY,
+    default,
+)
 from model.content_tag import ContextError, check_context
 from model.health_settings import cross_problems, limit
 from model.http_origin import (
@@ -30,7 +38,6 @@ from model.image_ref import REPO_DIGEST
 from model.k8s_names import DNS1035_LABEL, LABEL_MAX
 from model.names import DERIVED_NAME_SUFFIXES
 
-PASSWORD_KEY, HEADERS_KEY = SECRET_KEYS
 APP_NAME_MAX = LABEL_MAX - max(len(suffix) for suffix in DERIVED_NAME_SUFFIXES)
 """The longest app name whose derived names (`<app>-registry`, the overlay's `<app>-app`) all stay
 63-character labels; a Service's must also start with a letter (model/k8s_names.py)."""

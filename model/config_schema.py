@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from model.failed_releases import RELEASE_REF
 from model.health_settings import DEFAULTS, SETTINGS
-from model.http_origin import server_problem
+from model.http_origin import server_problem, url_problem
 from model.k8s_names import DNS1123_LABEL
 from model.names import PROJECT
 from model.runtime import RULE_LEVELS
@@ -33,6 +33,12 @@ DEFAULT_BUDGET_SECONDS = 300
 """The pipeline this project replaces aimed at deploys under 5 minutes."""
 MIN_BUDGET_SECONDS, MAX_OPERATION_WAIT_SECONDS = 60, 3600
 DEFAULT_DEGRADED_GRACE_SECONDS = 30
+DEFAULT_SOAK_SECONDS, MAX_SOAK_SECONDS = 300, 3600
+"""The pipeline this project replaces watched every release for 5 minutes after its deploy."""
+DEFAULT_SOAK_INTERVAL_SECONDS, DEFAULT_SOAK_FAILURES_IN_A_ROW = 10, 3
+DEFAULT_SOAK_MAX_ERROR_PERCENT, DEFAULT_SOAK_WINDOW_SECONDS = 50, 60
+DEFAULT_SMOKE_PORT, DEFAULT_SMOKE_TIMEOUT_SECONDS, MAX_SMOKE_TIMEOUT_SECONDS = 8080, 60, 600
+NOTIFY_FORMATS = ("json", "slack")
 DEFAULT_REPLICAS, MAX_REPLICAS = 3, 1000
 DEFAULT_PLATFORM, DEFAULT_LINT_THRESHOLD = "linux/amd64", "warning"
 LINT_THRESHOLDS = ("error", "warning", "info", "style", "none")
@@ -57,6 +63,7 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "git-url": lambda v: REPO_URL.fullmatch(v) is not None,
     "stack-ref": lambda v: _STACK_REF.fullmatch(v) is not None,
     "release-ref": lambda v: RELEASE_REF.fullmatch(v) is not None,
+    "http-url": lambda v: url_problem(v, ("http", "https")) is None,
 }
 """Whole-string formats: an ECMA-262 `pattern` has no anchor that refuses a trailing newline."""
 DNS_LABEL = (
@@ -184,6 +191,46 @@ _SOURCE = {
     "imageName": _text("Kustomize only: the image name the overlay uses (default the repository)."),
     "workload": _label("Kustomize only: the overlay's workload that gets `replicas` (default the app)."),
 }
+_SOAK = {
+    "seconds": _int(
+        "How long every released app is watched after `up` (0: no soak).",
+        DEFAULT_SOAK_SECONDS,
+        0,
+        MAX_SOAK_SECONDS,
+    ),
+    "intervalSeconds": _int("Wait between two soak probes.", DEFAULT_SOAK_INTERVAL_SECONDS, 1, 300),
+    "failuresInARow": _int(
+        "Failed probes in a row that fail the soak (0: this rule is off).",
+        DEFAULT_SOAK_FAILURES_IN_A_ROW,
+        0,
+        100,
+    ),
+    "maxErrorPercent": _int(
+        "Failed probes in the window, in percent, above which the soak fails (100: this rule is off).",
+        DEFAULT_SOAK_MAX_ERROR_PERCENT,
+        1,
+        100,
+    ),
+    "windowSeconds": _int(
+        "The sliding window of maxErrorPercent; judged once a whole window was probed.",
+        DEFAULT_SOAK_WINDOW_SECONDS,
+        10,
+        MAX_SOAK_SECONDS,
+    ),
+}
+_SMOKE = {
+    "enabled": Key("boolean", "Run the app's built image alone before anything ships.", True),
+    "port": _int(
+        "Port the container listens on (the health URL's path is probed there).", DEFAULT_SMOKE_PORT, 1, 65535
+    ),
+    "env": _map("Extra environment of the smoke run, e.g. a stub database URL (scrubbed from logs)."),
+    "timeoutSeconds": _int(
+        "Bound on the whole smoke run: start, probes and clean-up.",
+        DEFAULT_SMOKE_TIMEOUT_SECONDS,
+        1,
+        MAX_SMOKE_TIMEOUT_SECONDS,
+    ),
+}
 _APP = {
     "name": _label("DNS-1123 label, unique in the stack; names every resource of the app.", required=True),
     "namespace": _label("Namespace the app runs in, on the destination cluster.", required=True),
@@ -197,6 +244,12 @@ _APP = {
             "headers": _map("Extra request headers (sent as secrets, merged with healthHeaders)."),
         },
         required=True,
+    ),
+    "soak": _obj("This app's soak settings over gitops-deploy:deploy.soak.", _SOAK),
+    "smoke": _obj(
+        "The check's smoke run of the built image (false: off).",
+        _SMOKE,
+        expected="false, or an object of enabled, port, env and timeoutSeconds",
     ),
 }
 _ARGOCD = {
@@ -255,6 +308,13 @@ _DEPLOY = {
         0,
         MAX_OPERATION_WAIT_SECONDS,
     ),
+    "soak": _obj("The watch of every released app after `up`, apart from the budget.", _SOAK),
+    "environmentUrl": _text(
+        "The URL of GitHub deployments (default: the first app's health URL).",
+        format="http-url",
+        bad="an http(s):// URL without user:password@",
+        shown="redact",
+    ),
 }
 _STACK_REF_TEXT = (
     "the upstream stack's name ('dev') or '<org>/<project>/<stack>', in letters, digits, '_', '.' and '-'"
@@ -305,7 +365,27 @@ KEYS: dict[str, Key] = {
     "deploy": _obj("The deploy's time budget and its early rollback of a Degraded release.", _DEPLOY),
     "registryPassword": _text("Registry password or token.", required=True, secret=True),
     "healthHeaders": Key("", "Secret health-check headers per app: {app: {header: value}}.", secret=True),
+    "notify": _obj(
+        "A webhook every deploy event that matters is posted to (`python -m deploy`).",
+        {
+            "url": _text(
+                "http(s) URL of the webhook; kept encrypted.",
+                required=True,
+                format="http-url",
+                bad="an http(s):// URL",
+                shown="redact",
+            ),
+            "format": Key(
+                "string",
+                "The body: a versioned JSON document, or Slack's text.",
+                "json",
+                choices=NOTIFY_FORMATS,
+            ),
+        },
+        secret=True,
+    ),
 }
+PASSWORD_KEY, HEADERS_KEY, NOTIFY_KEY = "registryPassword", "healthHeaders", "notify"
 
 TOP_LEVEL_KEYS = tuple(k for k, key in KEYS.items() if not key.secret)
 SECRET_KEYS = tuple(k for k, key in KEYS.items() if key.secret)
@@ -342,9 +422,10 @@ _CHECKER.checks("positive")(
 
 @functools.cache
 def validator(only: tuple[str, ...] = ()) -> Draft202012Validator:
-    """The validator of a stack's values (keys without the namespace), or of the keys in `only`; unknown
+    """The validator of a stack's plain values (keys without the namespace), or of the keys in `only`
+    (secret ones too); unknown
     top-level keys are left to `model.config.unknown_key_problems`, which names them with the namespace."""
-    keys = {k: v for k, v in KEYS.items() if not v.secret and (not only or k in only)}
+    keys = {k: v for k, v in KEYS.items() if (k in only if only else not v.secret)}
     schema = {"$schema": Draft202012Validator.META_SCHEMA["$id"], **json_schema(_obj("", keys))}
     return Draft202012Validator({**schema, "additionalProperties": True}, format_checker=_CHECKER)
 

@@ -16,6 +16,13 @@ from model.config_schema import (
     DEFAULT_DEGRADED_GRACE_SECONDS,
     DEFAULT_LINT_THRESHOLD,
     DEFAULT_PLATFORM,
+    DEFAULT_SMOKE_PORT,
+    DEFAULT_SMOKE_TIMEOUT_SECONDS,
+    DEFAULT_SOAK_FAILURES_IN_A_ROW,
+    DEFAULT_SOAK_INTERVAL_SECONDS,
+    DEFAULT_SOAK_MAX_ERROR_PERCENT,
+    DEFAULT_SOAK_SECONDS,
+    DEFAULT_SOAK_WINDOW_SECONDS,
     DEFAULT_SYNC_TIMEOUT_SECONDS,
     IN_CLUSTER_SERVER,
 )
@@ -45,6 +52,25 @@ class ArgoCDConfig:
 
 
 @dataclass(frozen=True)
+class SoakConfig:
+    """`gitops-deploy:deploy.soak`, or an app's `soak` over it."""
+
+    seconds: int = DEFAULT_SOAK_SECONDS
+    """0: no soak."""
+    interval_seconds: int = DEFAULT_SOAK_INTERVAL_SECONDS
+    failures_in_a_row: int = DEFAULT_SOAK_FAILURES_IN_A_ROW
+    """0: the rule is off."""
+    max_error_percent: int = DEFAULT_SOAK_MAX_ERROR_PERCENT
+    """100: the rule is off (a rate never exceeds 100 %)."""
+    window_seconds: int = DEFAULT_SOAK_WINDOW_SECONDS
+
+    @property
+    def rules_off(self) -> bool:
+        """A soak that runs with neither failure rule could never fail."""
+        return bool(self.seconds) and self.failures_in_a_row == 0 and self.max_error_percent == 100
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     """`gitops-deploy:deploy`."""
 
@@ -52,6 +78,27 @@ class DeployConfig:
     degraded_grace_seconds: int = DEFAULT_DEGRADED_GRACE_SECONDS
     operation_wait_seconds: int | None = None
     """None: what the budget leaves (model/budget.py `operation_wait_seconds`)."""
+    soak: SoakConfig = field(default_factory=SoakConfig)
+    environment_url: str | None = None
+    """The URL of GitHub deployments; None: the first app's health URL."""
+
+
+@dataclass(frozen=True)
+class SmokeConfig:
+    """An app's `smoke`: its built image run alone by the check (`smoke: false` is `enabled` false)."""
+
+    enabled: bool = True
+    port: int = DEFAULT_SMOKE_PORT
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: int = DEFAULT_SMOKE_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """`gitops-deploy:notify`, read by `python -m deploy` only (a secret)."""
+
+    url: str
+    format: Literal["json", "slack"] = "json"
 
 
 @dataclass(frozen=True)
@@ -127,6 +174,9 @@ class AppConfig:
     image: ImageConfig
     source: SourceConfig
     health: HealthConfig
+    soak: SoakConfig = field(default_factory=SoakConfig)
+    """The app's effective soak: its own `soak` keys over `gitops-deploy:deploy.soak`."""
+    smoke: SmokeConfig = field(default_factory=SmokeConfig)
 
 
 @dataclass(frozen=True)
