@@ -12,7 +12,7 @@ import pulumi
 from clients.hadolint import LEVELS, Finding, LintError, find_hadolint, run_hadolint
 from model.budget import LINT_TIMEOUT_SECONDS
 from model.build_context import MAX_DOCKERFILE_BYTES
-from model.config import BuildConfig, StackConfig
+from model.config import NAMESPACE, BuildConfig, StackConfig
 from model.config_schema import UNTRUSTED_REGISTRY
 from model.files import FileRefused, read_text
 from model.runtime import RULE_LEVELS, check_dockerfile
@@ -77,10 +77,16 @@ def failure_message(report: LintReport) -> str:
     for r in failing:
         lines.append(f"  {r.relative} ({_apps_label(r.apps)}):")
         lines.extend(f"    {_line(f)}" for f in r.failures)
-    lines.append(
-        "Fix the Dockerfile, or, after review, add the rule code to gitops-deploy:build.ignore or put "
-        "`# hadolint ignore=<code>` on the line above the instruction."
+    codes = {f.code for r in failing for f in r.failures}
+    # hadolint reads its inline pragma; the runtime rules are ours and only build.ignore lowers them.
+    inline = (
+        " or put `# hadolint ignore=<code>` on the line above the instruction"
+        if codes - set(RULE_LEVELS)
+        else ""
     )
+    runtime = " (or the app's runtime declaration)" if codes & set(RULE_LEVELS) else ""
+    ignore = f"add the rule code to {NAMESPACE}:build.ignore{inline}"
+    lines.append(f"Fix the Dockerfile{runtime}, or, after review, {ignore}.")
     return "\n".join(lines)
 
 

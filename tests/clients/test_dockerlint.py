@@ -104,6 +104,7 @@ def test_latest_base_fails_by_default(tmp_path: Path) -> None:
     assert "line 1: DL3007 (warning) Using latest" in msg, msg
     assert "lintThreshold 'warning'" in msg
     assert str(tmp_path) not in msg, "paths are reported relative to the project"
+    assert msg.endswith("or put `# hadolint ignore=<code>` on the line above the instruction."), msg
 
 
 def test_untagged_base_fails_by_default(tmp_path: Path) -> None:

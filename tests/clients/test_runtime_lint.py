@@ -52,6 +52,11 @@ def test_a_contradiction_fails_the_lint_by_default(tmp_path: Path) -> None:
         f"    line 1: {CONTRADICTS} (error) base image node:18-alpine (app/Dockerfile line 1) runs node 18, "
         "but app/package.json line 4 declares node '>=20'"
     ) in msg, msg
+    # hadolint's inline pragma cannot lower a runtime rule: the hint names only what can.
+    assert msg.endswith(
+        "Fix the Dockerfile (or the app's runtime declaration), or, after review, add the rule code to "
+        "gitops-deploy:build.ignore."
+    ), msg
 
 
 def test_a_contradiction_is_lowered_by_the_threshold_or_skipped_by_ignore(tmp_path: Path) -> None:
