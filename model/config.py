@@ -21,6 +21,7 @@ from model.config_rules import (
     app_rules,
     registry_server,
     secret_header_problems,
+    soaked_rules,
     stack_rules,
 )
 from model.config_schema import (  # noqa: F401  (the config's public names, imported from here)
@@ -75,6 +76,7 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
     server = registry_server(r, v)
     stack_rules(r, v, stack)
     app_rules(r, v, server, project_dir)
+    soaked_rules(r, v)
     record, record_problems = FailedReleaseRecord.from_json(v.get("failedReleases"))
     for p in record_problems:
         r.problem(f"failedReleases{p.path}", p.given, p.expected)
@@ -160,6 +162,7 @@ def _stack(v: Values, project_dir: Path, record: FailedReleaseRecord | None) -> 
         failed_releases=record,
         allow_failed_releases=tuple(dict.fromkeys(v.get("allowFailedReleases") or ())),
         deploy=_deploy(v),
+        soaked=dict(v.get("soaked") or {}),
     )
 
 
