@@ -111,7 +111,7 @@ def upstream_digests(apps: Any, wanted: Sequence[Wanted], *, upstream: str) -> d
                 f"app '{want.app}' runs {digest!r} in stack '{upstream}'; this stack expects an image "
                 f"of '{want.repository}' (image.repository must be the same in both stacks)"
             )
-        elif (problem := _unsoaked(entry, digest, upstream)) is not None:
+        elif (problem := _unsoaked(entry, match.group(0), upstream)) is not None:
             problems.append(f"app '{want.app}' {problem}, or set {pin}")
         else:
             digests[want.app] = match.group(0)
