@@ -33,6 +33,7 @@ from model.config_schema import (  # noqa: F401  (the config's public names, imp
     NOTIFY_KEY,
     REPO_PATH,
     SECRET_KEYS,
+    SOAKED_KEY,
     TOP_LEVEL_KEYS,
     key_at,
 )
@@ -162,7 +163,7 @@ def _stack(v: Values, project_dir: Path, record: FailedReleaseRecord | None) -> 
         failed_releases=record,
         allow_failed_releases=tuple(dict.fromkeys(v.get("allowFailedReleases") or ())),
         deploy=_deploy(v),
-        soaked=dict(v.get("soaked") or {}),
+        soaked=dict(v.get(SOAKED_KEY) or {}),
     )
 
 

@@ -318,6 +318,9 @@ _DEPLOY = {
         shown="redact",
     ),
 }
+SOAKED_KEY = "soaked"
+"""Runtime config key (`gitops-deploy:soaked`): the JSON `{app: digest}` of the apps whose soak passed,
+which `python -m deploy` hands to the one update it runs after a passing soak."""
 _STACK_REF_TEXT = (
     "the upstream stack's name ('dev') or '<org>/<project>/<stack>', in letters, digits, '_', '.' and '-'"
 )
@@ -359,7 +362,7 @@ KEYS: dict[str, Key] = {
         "Set by python -m deploy during a rollback; not for stack files (every pinned app's gate reruns)."
     ),
     "failedReleases": Key("", "The failed-release record `python -m deploy` hands to one update."),
-    "soaked": Key(
+    SOAKED_KEY: Key(
         "object",
         "Set by python -m deploy once a soak passed: each app's digest that passed it; not for stack files.",
         expected="an object of app names to '<repository>@sha256:<64 hex digits>'",
@@ -399,9 +402,6 @@ KEYS: dict[str, Key] = {
     ),
 }
 PASSWORD_KEY, HEADERS_KEY, NOTIFY_KEY = "registryPassword", "healthHeaders", "notify"
-SOAKED_KEY = "soaked"
-"""Runtime config key (`gitops-deploy:soaked`): the JSON `{app: digest}` of the apps whose soak passed,
-which `python -m deploy` hands to the one update it runs after a passing soak."""
 
 TOP_LEVEL_KEYS = tuple(k for k, key in KEYS.items() if not key.secret)
 SECRET_KEYS = tuple(k for k, key in KEYS.items() if key.secret)
