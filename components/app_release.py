@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,17 @@ class StackWiring:
     """Provider of the cluster where Argo CD runs; None means the default provider."""
     destination_provider: k8s.Provider | None = None
     """Provider of the cluster where the pods run; None means the default provider."""
+    soaked_before: Mapping[str, str] = field(default_factory=dict)
+    """Each app's `soakedDigest` in the stack's last outputs, carried over while its release is the same."""
+
+
+def soaked_digest(verified: str, *, soak_seconds: int, given: str | None, before: str | None) -> str:
+    """The digest that passed its gate and its soak, or "" (not promotable): any verified digest when the
+    app has no soak; else the one `python -m deploy` hands over after its soak passed, or the last update's
+    while the release is still the same."""
+    if soak_seconds == 0 or verified in (given, before):
+        return verified
+    return ""
 
 
 def _providers(provider: k8s.Provider | None) -> dict[str, pulumi.ProviderResource] | None:
@@ -173,6 +185,8 @@ class AppRelease(pulumi.ComponentResource):
     """`repository@sha256:...` the Application runs."""
     verified_digest: pulumi.Output[str]
     """The same digest, resolving only once this update's HealthCheck passed (never, when it fails)."""
+    soaked_digest: pulumi.Output[str]
+    """The verified digest once it passed its soak too (`soaked_digest`); "" while it has not."""
     application_name: pulumi.Output[str]
     """Name of the Argo CD Application."""
     pull_secret_name: pulumi.Output[str]
@@ -221,12 +235,21 @@ class AppRelease(pulumi.ComponentResource):
         self.image_digest = image.repo_digest
         # `health.id` resolves once the HealthCheck's create/update passed (at once for an unchanged one).
         self.verified_digest = pulumi.Output.all(health.id, image.repo_digest).apply(lambda v: str(v[1]))
+        self.soaked_digest = self.verified_digest.apply(
+            functools.partial(
+                soaked_digest,
+                soak_seconds=app.soak.seconds,
+                given=stack.cfg.soaked.get(app.name),
+                before=stack.soaked_before.get(app.name),
+            )
+        )
         self.application_name = application.application_name
         self.pull_secret_name = secret.secret_name
         self.register_outputs(
             {
                 "image_digest": self.image_digest,
                 "verified_digest": self.verified_digest,
+                "soaked_digest": self.soaked_digest,
                 "application_name": self.application_name,
                 "pull_secret_name": self.pull_secret_name,
             }

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.app_release import AppRelease, StackWiring
 from components.registry_preflight import RegistryPreflight
-from model.budget import app_budgets, info_line
+from model.budget import app_budgets, info_line, soak_line
 from model.config import NAMESPACE, PromoteConfig, StackConfig, StackSecrets
 from model.content_tag import content_tag
 from model.errors import GitopsError
@@ -22,9 +22,10 @@ from model.failed_releases import (
     FailedReleaseBlocked,
     FailedReleaseRecord,
     blocked,
+    read_own_outputs,
     read_own_record,
 )
-from model.image_ref import REPO_DIGEST
+from model.image_ref import REPO_DIGEST, is_repo_digest
 from model.names import (
     APPPROJECT_SUFFIX,
     ARGO_PROJECT_TYPE,
@@ -41,7 +42,10 @@ COLLECTOR_THRESHOLDS = (700, 10, 100)
 """gc thresholds for the run: a full collection after 100 of the middle one, not CPython's 10, as the run's
 Outputs live until its end and every full collection walks them all."""
 APPS_OUTPUT = "apps"
-"""The export that maps each app to its verified `imageDigest`, which a promoting stack reads upstream."""
+"""The export that maps each app to its verified `imageDigest` and its `soakedDigest`."""
+IMAGE_DIGEST, SOAKED_DIGEST = "imageDigest", "soakedDigest"
+"""An app's digest that passed its health gate; the same once it passed its soak too, else "": the one a
+promoting stack takes (docs/promotion.md#promotion-waits-for-the-soak)."""
 
 
 class PromotionError(GitopsError, pulumi.RunError):
@@ -76,7 +80,8 @@ class Wanted:
 
 
 def upstream_digests(apps: Any, wanted: Sequence[Wanted], *, upstream: str) -> dict[str, str]:
-    """Each wanted app's digest that passed its health gate upstream; one PromotionError for every miss."""
+    """Each wanted app's digest that passed its health gate and its soak upstream; one PromotionError for
+    every miss."""
     where = f"{NAMESPACE}:promote: stack '{upstream}'"
     if not isinstance(apps, Mapping):
         raise PromotionError(
@@ -87,7 +92,7 @@ def upstream_digests(apps: Any, wanted: Sequence[Wanted], *, upstream: str) -> d
     problems: list[str] = []
     for want in wanted:
         entry = apps.get(want.app)
-        digest = entry.get("imageDigest") if isinstance(entry, Mapping) else None
+        digest = entry.get(IMAGE_DIGEST) if isinstance(entry, Mapping) else None
         match = REPO_DIGEST.fullmatch(digest) if isinstance(digest, str) else None
         pin = f"{NAMESPACE}:apps[{want.index}].image.pin"
         if entry is None:
@@ -106,6 +111,8 @@ def upstream_digests(apps: Any, wanted: Sequence[Wanted], *, upstream: str) -> d
                 f"app '{want.app}' runs {digest!r} in stack '{upstream}'; this stack expects an image "
                 f"of '{want.repository}' (image.repository must be the same in both stacks)"
             )
+        elif (problem := _unsoaked(entry, match.group(0), upstream)) is not None:
+            problems.append(f"app '{want.app}' {problem}, or set {pin}")
         else:
             digests[want.app] = match.group(0)
     if problems:
@@ -113,6 +120,21 @@ def upstream_digests(apps: Any, wanted: Sequence[Wanted], *, upstream: str) -> d
         lines = "\n".join(f"  - {p}" for p in problems)
         raise PromotionError(f"{where} cannot supply {len(problems)} {noun}:\n{lines}")
     return digests
+
+
+def _unsoaked(entry: Mapping[str, Any], digest: str, upstream: str) -> str | None:
+    """Why a verified upstream digest may not be promoted yet, or None when it passed its soak."""
+    if SOAKED_DIGEST not in entry:
+        return (
+            f"has no soak result in stack '{upstream}' for {digest}: an older version of this program "
+            f"deployed it; deploy stack '{upstream}' again with this version and let the soak finish"
+        )
+    if entry[SOAKED_DIGEST] != digest:
+        return (
+            f"has not passed its soak in stack '{upstream}' with {digest} (still soaking, or its soak was "
+            f"stopped or failed); deploy stack '{upstream}' again and let the soak finish"
+        )
+    return None
 
 
 def _promotion(cfg: StackConfig) -> tuple[dict[str, pulumi.Output[str]], Gate]:
@@ -196,14 +218,16 @@ class ArgoProject(pulumi.ComponentResource):
         self.register_outputs({"project_name": self.project_name})
 
 
-def _failed_release_guard(cfg: StackConfig) -> tuple[FailedReleaseRecord, dict[str, str]]:
+def _failed_release_guard(
+    cfg: StackConfig, own: Mapping[str, Any] | None
+) -> tuple[FailedReleaseRecord, dict[str, str]]:
     """Stop before registering anything when an app would ship content that failed its health gate.
 
     Returns the record to export: what this update was given, less the releases allowed to ship again
     and shipped now (they pass their gate in this update, or the update fails and exports nothing); and
     each built app's content tag.
     """
-    record = cfg.failed_releases if cfg.failed_releases is not None else read_own_record()
+    record = cfg.failed_releases if cfg.failed_releases is not None else read_own_record(own)
     # A promoting stack builds nothing, but its checkout's content tag is the one its upstream built
     # from the same source: a release that failed here is kept out by it all the same.
     built = {
@@ -229,6 +253,15 @@ def _failed_release_guard(cfg: StackConfig) -> tuple[FailedReleaseRecord, dict[s
     return record.without(shipped_again), built
 
 
+def soaked_before(own: Mapping[str, Any] | None) -> dict[str, str]:
+    """Each app's `soakedDigest` in the stack's last outputs (none on a first update, or from a version
+    that exported none)."""
+    apps = (own or {}).get(APPS_OUTPUT)
+    entries = apps.items() if isinstance(apps, Mapping) else ()
+    found = {app: e.get(SOAKED_DIGEST) for app, e in entries if isinstance(e, Mapping)}
+    return {str(app): d for app, d in found.items() if is_repo_digest(d)}
+
+
 def settle_collector() -> None:
     """Keep what is loaded so far (the SDKs' modules) out of full collections and make those rarer; once per
     process, so that a process running the program again freezes no garbage of its last run."""
@@ -238,8 +271,11 @@ def settle_collector() -> None:
 
 
 def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
-    """Register every resource of the stack and export each app's verified digest and the failed releases."""
-    failed_releases, tags = _failed_release_guard(cfg)
+    """Register every resource of the stack and export each app's verified and soaked digests and the failed
+    releases."""
+    # The stack's last outputs, read once (docs/engine-rules.md#reading-a-stacks-own-outputs).
+    own = read_own_outputs()
+    failed_releases, tags = _failed_release_guard(cfg, own)
     argocd_provider, destination_provider = _providers(cfg)
     if cfg.cluster_declared and cfg.cluster.context is None:
         pulumi.log.warn(
@@ -273,18 +309,23 @@ def deploy(cfg: StackConfig, secrets: StackSecrets) -> dict[str, AppRelease]:
         promoted,
         argocd_provider,
         destination_provider,
+        soaked_before(own),
     )
     releases = {app.name: AppRelease(app.name, app, stack) for app in cfg.apps}
     # The budget itself is checked with the config; here each app says what its bounded phases can cost.
-    for budget in app_budgets(cfg):
+    # The soak runs after the update, apart from the budget: its own line.
+    for budget, app in zip(app_budgets(cfg), cfg.apps, strict=True):
         pulumi.log.info(info_line(budget), resource=releases[budget.app])
+        pulumi.log.info(soak_line(app), resource=releases[app.name])
     # Each digest resolves only once its app's HealthCheck passed; when a gate fails the outputs are not
-    # registered, so the engine keeps the last digests that passed (docs/release.md).
+    # registered, so the engine keeps the last digests that passed (docs/release.md). The soaked digest
+    # follows it only once the soak passed (docs/promotion.md#promotion-waits-for-the-soak).
     pulumi.export(
         APPS_OUTPUT,
         {
             name: {
-                "imageDigest": release.verified_digest,
+                IMAGE_DIGEST: release.verified_digest,
+                SOAKED_DIGEST: release.soaked_digest,
                 "application": release.application_name,
                 "pullSecret": release.pull_secret_name,
             }

@@ -14,7 +14,7 @@ from model.config_schema import (
     MIN_SYNC_SECONDS,
     NAMESPACE,
 )
-from model.config_types import StackConfig
+from model.config_types import AppConfig, SoakConfig, StackConfig
 from model.errors import Problem
 from model.health_settings import DEFAULTS, worst_case_seconds
 
@@ -149,6 +149,29 @@ def info_line(budget: AppBudget) -> str:
     )
 
 
+def soak_rules(soak: SoakConfig) -> str:
+    """The soak's duration, probe interval and failure rules, in words; never part of the budget."""
+    if soak.seconds == 0:
+        return "no soak (soak.seconds 0): promotable as soon as its health gate passes"
+    rules = []
+    if soak.failures_in_a_row:
+        rules.append(f"{soak.failures_in_a_row} failed probes in a row")
+    if soak.max_error_percent < 100:
+        rules.append(f"over {soak.max_error_percent}% failed probes in {human(soak.window_seconds)}")
+    return (
+        f"soak {human(soak.seconds)} after the update, a probe every {human(soak.interval_seconds)}, "
+        f"failing on {' or on '.join(rules)}"
+    )
+
+
+def soak_line(app: AppConfig) -> str:
+    """The line preview and up print for an app's soak, apart from its budget line."""
+    where = f"{NAMESPACE}:apps[{app.index}].soak over {NAMESPACE}:deploy.soak"
+    if app.soak.seconds == 0:
+        return f"{app.name}: {soak_rules(app.soak)} ({where})"
+    return f"{app.name}: {soak_rules(app.soak)}; not part of the deploy budget ({where})"
+
+
 def _largest_attempts(cfg: StackConfig, index: int, room: float) -> int | None:
     """The most health-check attempts (same interval and timeout) whose worst case fits `room`."""
     health = cfg.apps[index].health
@@ -209,3 +232,4 @@ def _default_figures() -> str:
 
 if __name__ == "__main__":
     print(_default_figures())
+    print(f"then, apart from the budget, the default {soak_rules(SoakConfig())}")

@@ -21,6 +21,7 @@ from model.config_rules import (
     app_rules,
     registry_server,
     secret_header_problems,
+    soaked_rules,
     stack_rules,
 )
 from model.config_schema import (  # noqa: F401  (the config's public names, imported from here)
@@ -32,6 +33,7 @@ from model.config_schema import (  # noqa: F401  (the config's public names, imp
     NOTIFY_KEY,
     REPO_PATH,
     SECRET_KEYS,
+    SOAKED_KEY,
     TOP_LEVEL_KEYS,
     key_at,
 )
@@ -75,6 +77,7 @@ def parse_config(raw: Mapping[str, Any], project_dir: Path, *, stack: str | None
     server = registry_server(r, v)
     stack_rules(r, v, stack)
     app_rules(r, v, server, project_dir)
+    soaked_rules(r, v)
     record, record_problems = FailedReleaseRecord.from_json(v.get("failedReleases"))
     for p in record_problems:
         r.problem(f"failedReleases{p.path}", p.given, p.expected)
@@ -160,6 +163,7 @@ def _stack(v: Values, project_dir: Path, record: FailedReleaseRecord | None) -> 
         failed_releases=record,
         allow_failed_releases=tuple(dict.fromkeys(v.get("allowFailedReleases") or ())),
         deploy=_deploy(v),
+        soaked=dict(v.get(SOAKED_KEY) or {}),
     )
 
 

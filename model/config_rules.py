@@ -21,6 +21,7 @@ from model.config_schema import (
     NAMESPACE,
     PASSWORD_KEY,
     REPO_PATH,
+    SOAKED_KEY,
     UNTRUSTED_REGISTRY,
     default,
 )
@@ -149,6 +150,28 @@ def app_rules(r: Reader, v: Values, server: str | None, project_dir: Path) -> No
         _image(r, v, i, f"{key}.image", server, project_dir)
         _source(r, v, i, f"{key}.source")
         _health(r, v, i, f"{key}.health")
+
+
+def soaked_rules(r: Reader, v: Values) -> None:
+    """Each soaked digest is of an app of the stack, and of that app's repository."""
+    soaked = v.get(SOAKED_KEY) or {}
+    items = v.get("apps") or []
+    repositories = {
+        v.get("apps", i, "name"): v.get("apps", i, "image", "repository") for i in range(len(items))
+    }
+    for app in soaked:
+        key, digest = f"{SOAKED_KEY}.{app}", v.get(SOAKED_KEY, app)
+        if digest is None:
+            continue  # the schema refused it already
+        if app not in repositories:
+            known = ", ".join(sorted(str(a) for a in repositories if a is not None)) or "none"
+            r.problem(key, f"app {str(app)!r}", f"an app of {NAMESPACE}:apps ({known})")
+            continue
+        match, repository = REPO_DIGEST.fullmatch(digest), repositories[app]
+        if match is not None and repository is not None and match.group("repo") != repository:
+            r.problem(
+                key, repr(digest), f"a digest of the app's repository, '{repository}@sha256:<64 hex digits>'"
+            )
 
 
 def app_name(r: Reader, key: str, name: str) -> str | None:

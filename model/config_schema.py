@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from model.failed_releases import RELEASE_REF
 from model.health_settings import DEFAULTS, SETTINGS
 from model.http_origin import server_problem, url_problem
+from model.image_ref import REPO_DIGEST
 from model.k8s_names import DNS1123_LABEL
 from model.names import PROJECT
 from model.runtime import RULE_LEVELS
@@ -64,6 +65,7 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "stack-ref": lambda v: _STACK_REF.fullmatch(v) is not None,
     "release-ref": lambda v: RELEASE_REF.fullmatch(v) is not None,
     "http-url": lambda v: url_problem(v, ("http", "https")) is None,
+    "repo-digest": lambda v: REPO_DIGEST.fullmatch(v) is not None,
 }
 """Whole-string formats: an ECMA-262 `pattern` has no anchor that refuses a trailing newline."""
 DNS_LABEL = (
@@ -316,6 +318,9 @@ _DEPLOY = {
         shown="redact",
     ),
 }
+SOAKED_KEY = "soaked"
+"""Runtime config key (`gitops-deploy:soaked`): the JSON `{app: digest}` of the apps whose soak passed,
+which `python -m deploy` hands to the one update it runs after a passing soak."""
 _STACK_REF_TEXT = (
     "the upstream stack's name ('dev') or '<org>/<project>/<stack>', in letters, digits, '_', '.' and '-'"
 )
@@ -357,6 +362,17 @@ KEYS: dict[str, Key] = {
         "Set by python -m deploy during a rollback; not for stack files (every pinned app's gate reruns)."
     ),
     "failedReleases": Key("", "The failed-release record `python -m deploy` hands to one update."),
+    SOAKED_KEY: Key(
+        "object",
+        "Set by python -m deploy once a soak passed: each app's digest that passed it; not for stack files.",
+        expected="an object of app names to '<repository>@sha256:<64 hex digits>'",
+        values=Key(
+            "string",
+            format="repo-digest",
+            expected="'<repository>@sha256:<64 hex digits>', the digest that passed the app's soak",
+            shown="describe",
+        ),
+    ),
     "allowFailedReleases": _list(
         "'<app>:<content tag>' failed releases that may ship again.",
         "'<app>:<content tag>' naming a recorded failed release, such as 'web:ctx-0123456789ab'",

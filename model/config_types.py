@@ -204,6 +204,8 @@ class StackConfig:
     """None: the program reads the stack's own output."""
     allow_failed_releases: tuple[str, ...] = ()
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    soaked: Mapping[str, str] = field(default_factory=dict)
+    """`gitops-deploy:soaked`: each app's digest whose soak passed, as `python -m deploy` hands it over."""
 
     @property
     def built_apps(self) -> tuple[AppConfig, ...]:

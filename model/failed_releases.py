@@ -183,21 +183,25 @@ def own_stack_name() -> str:
     return f"{org}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
 
-def read_own_record() -> FailedReleaseRecord:
-    """The record in this stack's last outputs; a read or shape problem is a warning, not a failed run."""
+def read_own_outputs() -> Mapping[str, Any] | None:
+    """This stack's outputs as its last update left them; None, with a warning, when they cannot be read."""
     name = own_stack_name()
     try:
         result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": name})
     except Exception as err:
         pulumi.log.warn(
-            f"could not read stack {name}'s {RECORD_OUTPUT} output ({err}); not enforced in this run"
+            f"could not read stack {name}'s outputs ({err}); its {RECORD_OUTPUT} record is not enforced and "
+            "no soaked digest is carried over in this run"
         )
-        return FailedReleaseRecord()
+        return None
     value = result.value if isinstance(result.value, Mapping) else {}
     outputs = value.get("outputs")
-    record, problems = FailedReleaseRecord.from_json(
-        outputs.get(RECORD_OUTPUT) if isinstance(outputs, Mapping) else None
-    )
+    return outputs if isinstance(outputs, Mapping) else {}
+
+
+def read_own_record(outputs: Mapping[str, Any] | None) -> FailedReleaseRecord:
+    """The record in this stack's last outputs; a shape problem is a warning, not a failed run."""
+    record, problems = FailedReleaseRecord.from_json((outputs or {}).get(RECORD_OUTPUT))
     for p in problems:
         pulumi.log.warn(
             f"stack output {RECORD_OUTPUT}{p.path}: got {p.given}; expected {p.expected}; ignored"

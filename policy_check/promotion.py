@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.deployment import APPS_OUTPUT, IMAGE_DIGEST, SOAKED_DIGEST
 from model.names import PROJECT
 from model.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from policy_check.simulate import ProgramMocks, Simulation, simulate
@@ -36,7 +37,20 @@ def upstream_outputs(
     if upstream in _seen:
         raise ValueError(f"promotion cycle: {' -> '.join((*_seen, upstream))}")
     sim = simulate_stack(upstream, password=password, project_dir=project_dir, sims=sims, _seen=_seen)
-    return {**sim.upstream, upstream: sim.exports}
+    return {**sim.upstream, upstream: soaked(sim.exports)}
+
+
+def soaked(exports: Mapping[str, Any]) -> dict[str, Any]:
+    """A stack's exports once the deploy order ran its soak and it passed: each verified digest is soaked
+    (the follow-up update `python -m deploy` runs then, docs/promotion.md#promotion-waits-for-the-soak)."""
+    apps = exports.get(APPS_OUTPUT)
+    if not isinstance(apps, Mapping):
+        return dict(exports)
+    after = {
+        app: {**entry, SOAKED_DIGEST: entry.get(IMAGE_DIGEST)} if isinstance(entry, Mapping) else entry
+        for app, entry in apps.items()
+    }
+    return {**exports, APPS_OUTPUT: after}
 
 
 def simulate_stack(

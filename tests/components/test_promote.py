@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from components.deployment import PromotionError, stack_reference_name
 from model.config import PromoteConfig
+from model.config_schema import NAMESPACE, SOAKED_KEY
 from model.names import (
     APPLICATION_TYPE,
     DOCKER_IMAGE_TYPE,
@@ -59,8 +61,14 @@ def _stack(*apps: dict[str, Any], promote: str | None = None) -> dict[str, Any]:
 
 
 def _upstream() -> Simulation:
-    """A stack that builds web and api, as dev does."""
-    return simulate("up", config=_stack(_app("web", WEB), _app("api", API)), password=TEST_PASSWORD)
+    """A stack that builds web and api, as dev does, after its soak passed: the deploy's follow-up update
+    hands the program the digests that passed it."""
+    cfg = _stack(_app("web", WEB), _app("api", API))
+    released = simulate("up", config=cfg, password=TEST_PASSWORD)
+    cfg[f"{NAMESPACE}:{SOAKED_KEY}"] = json.dumps(
+        {app: e["imageDigest"] for app, e in released.exports["apps"].items()}
+    )
+    return simulate("up", config=cfg, password=TEST_PASSWORD)
 
 
 def _promote(cfg: dict[str, Any], outputs: dict[str, Any], **kwargs: Any) -> tuple[Simulation, ProgramMocks]:
@@ -129,7 +137,8 @@ def test_an_app_missing_upstream_is_one_clear_error_and_nothing_is_registered() 
     ]
     assert applied == [], applied
     # Not vacuous: the same stack, with its upstream complete, registers all of that.
-    complete, _ = _promote(cfg, {"apps": {**upstream.exports["apps"], "worker": {"imageDigest": WORKER}}})
+    worker = {"imageDigest": WORKER, "soakedDigest": WORKER}
+    complete, _ = _promote(cfg, {"apps": {**upstream.exports["apps"], "worker": worker}})
     registered = {r.type for r in complete.resources}
     assert {"kubernetes:core/v1:NamespacePatch", "kubernetes:argoproj.io/v1alpha1:AppProject"} <= registered
 
