@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from model.config_schema import KEYS, NAMESPACE, Key
+from model.config_key import Key
+from model.config_schema import KEYS, NAMESPACE
 from model.text import md_code, md_table, md_text
 
 ROOT = Path(__file__).resolve().parents[1]

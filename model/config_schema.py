@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from model.config_key import Key, json_schema, label, obj, string_map, strings, text, whole
 from model.failed_releases import RELEASE_REF
 from model.health_settings import DEFAULTS, SETTINGS
 from model.http_origin import server_problem, url_problem
@@ -68,80 +68,6 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "repo-digest": lambda v: REPO_DIGEST.fullmatch(v) is not None,
 }
 """Whole-string formats: an ECMA-262 `pattern` has no anchor that refuses a trailing newline."""
-DNS_LABEL = (
-    "a DNS-1123 label: at most 63 lowercase letters, digits and '-', "
-    "starting and ending with a letter or digit"
-)
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: JSON type (empty: any, checked by hand), doc, default and what a valid value is."""
-
-    kind: str
-    doc: str = ""
-    default: Any = None
-    required: bool = False
-    expected: str = ""
-    """What a valid value is, in messages; derived from the type when empty."""
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    format: str = ""
-    """A name in FORMATS, or `positive` (a finite number above 0)."""
-    bad: str = ""
-    """What is expected when the format fails (default: `wanted`)."""
-    shown: str = "repr"
-    """How a value failing its format is shown: `repr`, `describe`, `redact` or a fixed text."""
-    blank: bool = False
-    keys: Mapping[str, Key] | None = None
-    items: Key | None = None
-    values: Key | None = None
-    """The schema of a map's values (its names are free)."""
-    empty: str = ""
-    """A list that must not be empty: what is expected instead."""
-    secret: bool = False
-
-    @property
-    def wanted(self) -> str:
-        """What a valid value is, in a message."""
-        if self.expected or self.choices:
-            return self.expected or "one of " + ", ".join(self.choices)
-        if self.kind == "integer":
-            return f"a whole number from {self.low:g} to {self.high:g}"
-        return {
-            "string": "a non-empty string",
-            "number": "a positive number",
-            "boolean": "true or false",
-            "object": "an object",
-            "array": "a list",
-        }.get(self.kind, "")
-
-
-def _text(doc: str, **kw: Any) -> Key:
-    return Key("string", doc, **kw)
-
-
-def _label(doc: str, **kw: Any) -> Key:
-    return Key("string", doc, format="dns-label", bad=DNS_LABEL, **kw)
-
-
-def _int(doc: str, default: int | None, low: float, high: float) -> Key:
-    return Key("integer", doc, default, low=low, high=high)
-
-
-def _obj(doc: str, keys: Mapping[str, Key], **kw: Any) -> Key:
-    return Key("object", doc, keys=keys, **kw)
-
-
-def _list(doc: str, what: str, fmt: str) -> Key:
-    item = Key("string", format=fmt, expected=what, shown="describe")
-    return Key("array", doc, expected=f"a list of {what}", items=item)
-
-
-def _map(doc: str) -> Key:
-    value = Key("string", expected="a string (quote numbers and booleans)", blank=True)
-    return Key("object", doc, expected="an object of names to string values", values=value)
 
 
 _HEALTH_DOCS = {
@@ -160,60 +86,60 @@ def _health(setting: Any) -> Key:
     limit, default = setting.metadata["limit"], DEFAULTS.get(setting.name)
     doc = _HEALTH_DOCS[limit.key]
     if limit.kind == "whole":
-        return _int(doc, default, limit.minimum, limit.maximum)
+        return whole(doc, default, limit.minimum, limit.maximum)
     if limit.kind == "positive":
         return Key("number", doc, default, format="positive", shown="describe")
-    return _text(doc, required=True) if limit.kind == "url" else Key("boolean", doc, default)
+    return text(doc, required=True) if limit.kind == "url" else Key("boolean", doc, default)
 
 
 _IMAGE = {
-    "repository": _text("<registry.server>/<path>, without tag or digest.", required=True),
-    "context": _text("Build context, relative to the repository root.", required=True),
-    "dockerfile": _text("Dockerfile, relative to the repository root (default <context>/Dockerfile)."),
-    "platform": _text(
+    "repository": text("<registry.server>/<path>, without tag or digest.", required=True),
+    "context": text("Build context, relative to the repository root.", required=True),
+    "dockerfile": text("Dockerfile, relative to the repository root (default <context>/Dockerfile)."),
+    "platform": text(
         "Target platform of the build.",
         default=DEFAULT_PLATFORM,
         format="platform",
         bad="an os/arch[/variant] platform such as 'linux/amd64'",
     ),
-    "buildArgs": _map("`--build-arg` values."),
-    "pin": _text("<repository>@sha256:<digest> to deploy instead of building (set by a rollback)."),
+    "buildArgs": string_map("`--build-arg` values."),
+    "pin": text("<repository>@sha256:<digest> to deploy instead of building (set by a rollback)."),
 }
 _SOURCE = {
-    "repoURL": _text(
+    "repoURL": text(
         "Git URL: http(s)://, ssh:// or git@host:org/repo.",
         required=True,
         format="git-url",
         bad="an http(s):// or ssh:// Git URL, or git@host:org/repo.git",
         shown="redact",
     ),
-    "targetRevision": _text("Branch, tag or commit.", required=True),
-    "path": _text("Folder of the chart or overlay in that repository.", required=True),
+    "targetRevision": text("Branch, tag or commit.", required=True),
+    "path": text("Folder of the chart or overlay in that repository.", required=True),
     "type": Key("string", "How the folder is rendered.", required=True, choices=SOURCE_TYPES),
-    "imageName": _text("Kustomize only: the image name the overlay uses (default the repository)."),
-    "workload": _label("Kustomize only: the overlay's workload that gets `replicas` (default the app)."),
+    "imageName": text("Kustomize only: the image name the overlay uses (default the repository)."),
+    "workload": label("Kustomize only: the overlay's workload that gets `replicas` (default the app)."),
 }
 _SOAK = {
-    "seconds": _int(
+    "seconds": whole(
         "How long every released app is watched after `up` (0: no soak).",
         DEFAULT_SOAK_SECONDS,
         0,
         MAX_SOAK_SECONDS,
     ),
-    "intervalSeconds": _int("Wait between two soak probes.", DEFAULT_SOAK_INTERVAL_SECONDS, 1, 300),
-    "failuresInARow": _int(
+    "intervalSeconds": whole("Wait between two soak probes.", DEFAULT_SOAK_INTERVAL_SECONDS, 1, 300),
+    "failuresInARow": whole(
         "Failed probes in a row that fail the soak (0: this rule is off).",
         DEFAULT_SOAK_FAILURES_IN_A_ROW,
         0,
         100,
     ),
-    "maxErrorPercent": _int(
+    "maxErrorPercent": whole(
         "Failed probes in the window, in percent, above which the soak fails (100: this rule is off).",
         DEFAULT_SOAK_MAX_ERROR_PERCENT,
         1,
         100,
     ),
-    "windowSeconds": _int(
+    "windowSeconds": whole(
         "The sliding window of maxErrorPercent; judged once a whole window was probed.",
         DEFAULT_SOAK_WINDOW_SECONDS,
         10,
@@ -222,11 +148,11 @@ _SOAK = {
 }
 _SMOKE = {
     "enabled": Key("boolean", "Run the app's built image alone before anything ships.", True),
-    "port": _int(
+    "port": whole(
         "Port the container listens on (the health URL's path is probed there).", DEFAULT_SMOKE_PORT, 1, 65535
     ),
-    "env": _map("Extra environment of the smoke run, e.g. a stub database URL (scrubbed from logs)."),
-    "timeoutSeconds": _int(
+    "env": string_map("Extra environment of the smoke run, e.g. a stub database URL (scrubbed from logs)."),
+    "timeoutSeconds": whole(
         "Bound on the whole smoke run: start, probes and clean-up.",
         DEFAULT_SMOKE_TIMEOUT_SECONDS,
         1,
@@ -234,32 +160,32 @@ _SMOKE = {
     ),
 }
 _APP = {
-    "name": _label("DNS-1123 label, unique in the stack; names every resource of the app.", required=True),
-    "namespace": _label("Namespace the app runs in, on the destination cluster.", required=True),
-    "replicas": _int("Replica count handed to the chart or overlay.", DEFAULT_REPLICAS, 1, MAX_REPLICAS),
-    "image": _obj("How the app's image is built and named.", _IMAGE, required=True),
-    "source": _obj("Where Argo CD reads the app's manifests.", _SOURCE, required=True),
-    "health": _obj(
+    "name": label("DNS-1123 label, unique in the stack; names every resource of the app.", required=True),
+    "namespace": label("Namespace the app runs in, on the destination cluster.", required=True),
+    "replicas": whole("Replica count handed to the chart or overlay.", DEFAULT_REPLICAS, 1, MAX_REPLICAS),
+    "image": obj("How the app's image is built and named.", _IMAGE, required=True),
+    "source": obj("Where Argo CD reads the app's manifests.", _SOURCE, required=True),
+    "health": obj(
         "The live check that gates a release.",
         {
             **{s.metadata["limit"].key: _health(s) for s in SETTINGS},
-            "headers": _map("Extra request headers (sent as secrets, merged with healthHeaders)."),
+            "headers": string_map("Extra request headers (sent as secrets, merged with healthHeaders)."),
         },
         required=True,
     ),
-    "soak": _obj("This app's soak settings over gitops-deploy:deploy.soak.", _SOAK),
-    "smoke": _obj(
+    "soak": obj("This app's soak settings over gitops-deploy:deploy.soak.", _SOAK),
+    "smoke": obj(
         "The check's smoke run of the built image (false: off).",
         _SMOKE,
         expected="false, or an object of enabled, port, env and timeoutSeconds",
     ),
 }
 _ARGOCD = {
-    "namespace": _label("Namespace of Argo CD; Applications are created there.", default=ARGOCD_NAMESPACE),
-    "project": _label("Argo CD project of every Application.", default=ARGOCD_PROJECT),
-    "context": _text("Kube context of the cluster where Argo CD runs (default provider when unset)."),
+    "namespace": label("Namespace of Argo CD; Applications are created there.", default=ARGOCD_NAMESPACE),
+    "project": label("Argo CD project of every Application.", default=ARGOCD_PROJECT),
+    "context": text("Kube context of the cluster where Argo CD runs (default provider when unset)."),
     "manageProject": Key("boolean", "Declare the AppProject `project`, fenced to this stack.", False),
-    "syncTimeoutSeconds": _int(
+    "syncTimeoutSeconds": whole(
         "How long `pulumi up` waits for Argo CD to run the release, Synced and Healthy.",
         DEFAULT_SYNC_TIMEOUT_SECONDS,
         MIN_SYNC_SECONDS,
@@ -268,7 +194,7 @@ _ARGOCD = {
     "retryRefresh": Key(
         "boolean", "syncPolicy.retry.refresh: retries use the newest revision (Argo CD v3.2+).", True
     ),
-    "repoURL": _text(
+    "repoURL": text(
         "This repository's Git URL as Argo CD reads it (the CLI-free check renders its apps).",
         format="git-url",
         bad="this repository's http(s)://, ssh:// or git@host:org/repo URL",
@@ -279,12 +205,12 @@ _BUILD = {
     "lintThreshold": Key(
         "string", "Lowest hadolint level that fails.", DEFAULT_LINT_THRESHOLD, choices=LINT_THRESHOLDS
     ),
-    "ignore": _list(
+    "ignore": strings(
         "Lint rule codes to skip.",
         f"hadolint rule codes such as 'DL3008' or 'SC2086', or {', '.join(RULE_LEVELS)}",
         "rule-code",
     ),
-    "trustedRegistries": _list(
+    "trustedRegistries": strings(
         "When set, base images from any other registry fail.",
         "registry hosts such as 'docker.io' or 'registry.example.com:5000' (ports 1-65535)",
         "registry-host",
@@ -292,26 +218,26 @@ _BUILD = {
     "onPreview": Key("boolean", "Build every image during `pulumi preview` (without pushing).", True),
 }
 _DEPLOY = {
-    "budgetSeconds": _int(
+    "budgetSeconds": whole(
         "Every app's worst case (a release rolled back) must fit this.",
         DEFAULT_BUDGET_SECONDS,
         MIN_BUDGET_SECONDS,
         MAX_SECONDS,
     ),
-    "degradedGraceSeconds": _int(
+    "degradedGraceSeconds": whole(
         "How long a release may stay Degraded before `python -m deploy` rolls it back.",
         DEFAULT_DEGRADED_GRACE_SECONDS,
         0,
         MAX_SECONDS,
     ),
-    "operationWaitSeconds": _int(
+    "operationWaitSeconds": whole(
         "Wait for an Argo CD operation the deploy did not start (unset: what the budget leaves).",
         None,
         0,
         MAX_OPERATION_WAIT_SECONDS,
     ),
-    "soak": _obj("The watch of every released app after `up`, apart from the budget.", _SOAK),
-    "environmentUrl": _text(
+    "soak": obj("The watch of every released app after `up`, apart from the budget.", _SOAK),
+    "environmentUrl": text(
         "The URL of GitHub deployments (default: the first app's health URL).",
         format="http-url",
         bad="an http(s):// URL without user:password@",
@@ -325,32 +251,32 @@ _STACK_REF_TEXT = (
     "the upstream stack's name ('dev') or '<org>/<project>/<stack>', in letters, digits, '_', '.' and '-'"
 )
 KEYS: dict[str, Key] = {
-    "registry": _obj(
+    "registry": obj(
         "The container registry every app pushes to.",
         {
-            "server": _text("Registry host with an optional port, no scheme.", required=True),
-            "username": _text("User that pushes images; the pull secrets carry it too.", required=True),
+            "server": text("Registry host with an optional port, no scheme.", required=True),
+            "username": text("User that pushes images; the pull secrets carry it too.", required=True),
             "insecure": Key("boolean", "Plain HTTP or unverified TLS (local registries only).", False),
         },
         required=True,
     ),
-    "argocd": _obj("Where Argo CD runs and how Applications are declared in it.", _ARGOCD),
-    "cluster": _obj(
+    "argocd": obj("Where Argo CD runs and how Applications are declared in it.", _ARGOCD),
+    "cluster": obj(
         f"Where the apps run (absent: in-cluster {IN_CLUSTER_SERVER}); exactly one of name and server.",
         {
-            "name": _text("Cluster secret name registered in Argo CD."),
-            "server": _text("https:// API server URL of the cluster."),
-            "context": _text("Kube context the program uses for objects in that cluster (pull secrets)."),
+            "name": text("Cluster secret name registered in Argo CD."),
+            "server": text("https:// API server URL of the cluster."),
+            "context": text("Kube context the program uses for objects in that cluster (pull secrets)."),
         },
     ),
-    "build": _obj("How images are linted and built.", _BUILD),
+    "build": obj("How images are linted and built.", _BUILD),
     "apps": Key(
-        "array", "The apps of the stack.", required=True, items=_obj("", _APP), empty="at least one app"
+        "array", "The apps of the stack.", required=True, items=obj("", _APP), empty="at least one app"
     ),
-    "promote": _obj(
+    "promote": obj(
         "Build nothing: deploy the digests that passed their health gates in another stack.",
         {
-            "from": _text(
+            "from": text(
                 "The upstream stack: dev, or <org>/<project>/<stack>.",
                 required=True,
                 format="stack-ref",
@@ -358,7 +284,7 @@ KEYS: dict[str, Key] = {
             )
         },
     ),
-    "rollbackId": _text(
+    "rollbackId": text(
         "Set by python -m deploy during a rollback; not for stack files (every pinned app's gate reruns)."
     ),
     "failedReleases": Key("", "The failed-release record `python -m deploy` hands to one update."),
@@ -373,18 +299,18 @@ KEYS: dict[str, Key] = {
             shown="describe",
         ),
     ),
-    "allowFailedReleases": _list(
+    "allowFailedReleases": strings(
         "'<app>:<content tag>' failed releases that may ship again.",
         "'<app>:<content tag>' naming a recorded failed release, such as 'web:ctx-0123456789ab'",
         "release-ref",
     ),
-    "deploy": _obj("The deploy's time budget and its early rollback of a Degraded release.", _DEPLOY),
-    "registryPassword": _text("Registry password or token.", required=True, secret=True),
+    "deploy": obj("The deploy's time budget and its early rollback of a Degraded release.", _DEPLOY),
+    "registryPassword": text("Registry password or token.", required=True, secret=True),
     "healthHeaders": Key("", "Secret health-check headers per app: {app: {header: value}}.", secret=True),
-    "notify": _obj(
+    "notify": obj(
         "A webhook every deploy event that matters is posted to (`python -m deploy`).",
         {
-            "url": _text(
+            "url": text(
                 "http(s) URL of the webhook; kept encrypted.",
                 required=True,
                 format="http-url",
@@ -408,26 +334,6 @@ SECRET_KEYS = tuple(k for k, key in KEYS.items() if key.secret)
 """Keys read as secrets; with TOP_LEVEL_KEYS, every `gitops-deploy:*` key the program knows."""
 
 
-def json_schema(key: Key) -> dict[str, Any]:
-    """The JSON Schema of one key (and of everything under it)."""
-    schema: dict[str, Any] = {"type": key.kind} if key.kind else {}
-    if key.kind == "string" and not key.blank:
-        schema["pattern"] = r"\S"
-    schema |= {k: v for k, v in (("minimum", key.low), ("maximum", key.high)) if v is not None}
-    schema |= {"enum": list(key.choices)} if key.choices else {}
-    schema |= {"format": key.format} if key.format else {}
-    if key.keys is not None:
-        schema["properties"] = {name: json_schema(k) for name, k in key.keys.items()}
-        schema["required"] = [name for name, k in key.keys.items() if k.required]
-        schema["additionalProperties"] = False
-    if key.values is not None:
-        schema["additionalProperties"] = json_schema(key.values)
-    if key.items is not None:
-        schema["items"] = json_schema(key.items)
-        schema |= {"minItems": 1} if key.empty else {}
-    return schema
-
-
 _CHECKER = FormatChecker(formats=())
 for _name, _valid in FORMATS.items():
     _CHECKER.checks(_name)(lambda v, valid=_valid: not isinstance(v, str) or valid(v))
@@ -442,13 +348,13 @@ def validator(only: tuple[str, ...] = ()) -> Draft202012Validator:
     (secret ones too); unknown
     top-level keys are left to `model.config.unknown_key_problems`, which names them with the namespace."""
     keys = {k: v for k, v in KEYS.items() if (k in only if only else not v.secret)}
-    schema = {"$schema": Draft202012Validator.META_SCHEMA["$id"], **json_schema(_obj("", keys))}
+    schema = {"$schema": Draft202012Validator.META_SCHEMA["$id"], **json_schema(obj("", keys))}
     return Draft202012Validator({**schema, "additionalProperties": True}, format_checker=_CHECKER)
 
 
 def key_at(path: Sequence[str | int]) -> Key | None:
     """The Key a value path is under (list indexes and map names included), or None."""
-    key: Key | None = _obj("", KEYS)
+    key: Key | None = obj("", KEYS)
     for part in path:
         if key is None:
             return None
