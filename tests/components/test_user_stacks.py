@@ -24,8 +24,9 @@ from model.stack_files import PROJECT_DIR, load_yaml, stack_file, stack_names
 from tests.support.example_project import copy_project
 
 PASSWORD_KEY = "gitops-deploy:registryPassword"
-SECRET_KEYS = (PASSWORD_KEY, "gitops-deploy:healthHeaders")
-"""Config keys whose every value must be a `secure:` envelope (`pulumi config set --secret`)."""
+SECRET_KEYS = (PASSWORD_KEY, "gitops-deploy:healthHeaders", "gitops-deploy:notify.url")
+"""Config values that must be `secure:` envelopes (`pulumi config set --secret`), every leaf under them;
+a dotted name is one value inside a key (`pulumi config set --secret --path`)."""
 SALT = "encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n"
 CIPHERTEXT = "v1:Qm9ndXMtY2lwaGVydGV4dC1ub3QtYS1zZWNyZXQ="
 """What `pulumi config set --secret` writes with the passphrase provider; nothing can decrypt this one."""
@@ -49,11 +50,15 @@ def plaintext_secrets(text: str) -> list[str]:
     config = (yaml.safe_load(text) or {}).get("config") or {}
     found = []
     for key in SECRET_KEYS:
-        if key in config:
+        top, _, inner = key.partition(".")
+        value = config.get(top)
+        if inner and isinstance(value, dict) and set(value) != {"secure"}:
+            value = value.get(inner)
+        if value is not None:
             found += [
                 path
-                for path, value in _leaves(config[key], key)
-                if not (isinstance(value, dict) and isinstance(value.get("secure"), str))
+                for path, leaf in _leaves(value, key)
+                if not (isinstance(leaf, dict) and isinstance(leaf.get("secure"), str))
             ]
     return found
 
@@ -80,8 +85,26 @@ def test_no_stack_file_of_the_project_holds_a_secret_in_plaintext() -> None:
             [],
         ),
         ("config:\n  gitops-deploy:registry: {server: r.example.com, username: ci}\n", []),
+        (
+            "config:\n  gitops-deploy:notify:\n    url: https://hooks.example.com/T0/x\n    format: slack\n",
+            ["gitops-deploy:notify.url"],
+        ),
+        (
+            f"{SALT}config:\n  gitops-deploy:notify:\n    url:\n      secure: {CIPHERTEXT}\n    format: x\n",
+            [],
+        ),
+        (f"{SALT}config:\n  gitops-deploy:notify:\n    secure: {CIPHERTEXT}\n", []),
     ],
-    ids=["password", "header", "encrypted-password", "encrypted-header", "no-secret"],
+    ids=[
+        "password",
+        "header",
+        "encrypted-password",
+        "encrypted-header",
+        "no-secret",
+        "webhook",
+        "encrypted-webhook",
+        "encrypted-notify",
+    ],
 )
 def test_the_plaintext_check_accepts_only_secure_values(text: str, found: list[str]) -> None:
     assert plaintext_secrets(text) == found
