@@ -38,6 +38,7 @@ CLEANUP_RESERVE_S = 5.0
 ENGINE_TIMEOUT_S = 30
 """Longest wait for one Engine API answer during a smoke run."""
 _POLL_S = 0.25
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 PASSED = "passed"
 NOT_STARTED = "did not start"
@@ -259,16 +260,22 @@ def _explain(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the clean-up is done (then they act); main thread only."""
+    """Ctrl-C and SIGTERM wait until the clean-up is done, then act as they would have (main thread only).
+
+    Python runs signal handlers in the main thread whichever thread the kernel picked, so the handlers are
+    swapped for ones that only record the signal, rather than the main thread's mask being changed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    got: list[int] = []
+    previous = {s: signal.signal(s, lambda n, _: got.append(n)) for s in _SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def remove(client: docker.DockerClient, name: str) -> str:

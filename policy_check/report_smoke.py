@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from model.text import bounded, md_block, md_text
+from clients.smoke_run import LOG_LINE_CHARS, LOG_LINES
+from model.text import bounded, clip, md_block, md_text
 from policy_check.report import CheckReport, SmokeRow
 
 POLICY = "smoke-run"
@@ -17,8 +18,12 @@ _SHOWN = {"failed": "FAILED", "cant-judge": "can't judge yet", "skipped": "skipp
 
 
 def scrubbed(rows: list[SmokeRow]) -> list[SmokeRow]:
-    """Each row's detail bounded; the log lines are scrubbed and cut where they are read."""
-    return [replace(s, detail=bounded(s.detail)) for s in rows]
+    """Each row's detail bounded, its log lines (scrubbed where they were read) cut again to the bounds."""
+
+    def cut(s: SmokeRow) -> tuple[str, ...]:
+        return tuple(clip(line, LOG_LINE_CHARS) for line in s.logs[-LOG_LINES:])
+
+    return [replace(s, detail=bounded(s.detail), logs=cut(s)) for s in rows]
 
 
 def failure(s: SmokeRow) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import pytest
 
-from clients.smoke_run import LABEL, NAME_PREFIX, leftovers
+from clients.smoke_run import EXPIRES_LABEL, LABEL, NAME_PREFIX, leftovers, sweep
 from policy_check import github, report_format
 from policy_check.check import main, run_check
 from policy_check.report import CheckReport
@@ -257,4 +257,19 @@ def test_a_stopped_check_leaves_no_container_running(
                 proc.kill()
     assert proc.returncode == 128 + sig, err
     assert f"error: stopped ({sig.name})".encode() in err, err
+    _none_left(client)
+
+
+def test_a_run_removes_what_a_killed_run_left_once_its_time_is_over(client: docker.DockerClient) -> None:
+    """A SIGKILLed check cannot clean up; the next run removes its objects once they expired, not before."""
+    now = time.time()
+    for name, expires in (("gitops-smoke-killed-1", now - 1), ("gitops-smoke-running-1", now + 60)):
+        labels = {LABEL: "web", EXPIRES_LABEL: str(int(expires))}
+        client.api.create_network(name, driver="bridge", labels=labels)
+        client.api.create_container("gitops-test/busybox:1", "sh", name=name, labels=labels)
+    assert sweep(client, now) == ["gitops-smoke-killed-1"]
+    containers, networks = leftovers(client)
+    assert [c["Names"] for c in containers] == [["/gitops-smoke-running-1"]]
+    assert [n["Name"] for n in networks] == ["gitops-smoke-running-1"]
+    assert sweep(client, now + 120) == ["gitops-smoke-running-1"]
     _none_left(client)
