@@ -47,6 +47,7 @@ WRONG_STATUS = "wrong status"
 TOO_SLOW = "too slow"
 NO_ANSWER = "never answered"
 NO_TIME = "out of time"
+LEFT_BEHIND = "not removed"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class SmokeResult:
 
     passed: bool
     cause: str
-    """PASSED, or NOT_STARTED, EXITED, WRONG_STATUS, TOO_SLOW, NO_ANSWER, NO_TIME."""
+    """PASSED, or NOT_STARTED, EXITED, WRONG_STATUS, TOO_SLOW, NO_ANSWER, NO_TIME, LEFT_BEHIND."""
     detail: str
     """One line on what happened, secrets scrubbed."""
     exit_code: int | None = None
@@ -108,7 +109,9 @@ def run_smoke(
     finally:
         left = remove(client, name)
     if left:
-        result = replace(result, passed=False, detail=f"{result.detail}; clean-up failed: {left}")
+        cause = LEFT_BEHIND if result.passed else result.cause
+        detail = f"{result.detail}; clean-up failed: {left}"
+        result = replace(result, passed=False, cause=cause, detail=detail)
     hidden = spec.secrets()
     detail = terminal(redact(result.detail, hidden))
     return replace(result, detail=detail, logs=tuple(scrub(result.logs, hidden)), seconds=clock() - start)
