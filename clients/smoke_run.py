@@ -206,7 +206,11 @@ class _Run:
                 return exited
             left = self.deadline - self.clock()
             if left <= 0:
-                never = f"{_where(url)} never answered HTTP within the smoke run's time"
+                limit = f"{self.spec.timeout_seconds:g} s of smoke.timeoutSeconds"
+                never = (
+                    f"{_where(url)} on port {self.spec.port} never answered HTTP in the {limit}: "
+                    "does the app listen on that port?"
+                )
                 return self._failed(NO_ANSWER, never)
             with contextlib.suppress(httpx.HTTPError):
                 with httpx.Client(timeout=min(timeout, left), follow_redirects=False) as http:

@@ -138,7 +138,10 @@ def test_each_kind_passes_or_fails_for_its_cause(every_kind: tuple[CheckReport, 
     assert "probes: #1 too slow 200 1" in slow["detail"], slow  # HTTP 200 after ~1000 ms, over 400 ms
 
     silent = _row(data, "silent")
-    assert silent["detail"] == "GET /healthz never answered HTTP within the smoke run's time", silent
+    assert silent["detail"] == (
+        f"GET /healthz on port 8080 never answered HTTP in the {NEVER_LISTENS_TIMEOUT} s of "
+        "smoke.timeoutSeconds: does the app listen on that port?"
+    ), silent
     assert silent["logs"] == ["waiting for a queue that never comes"], silent
     assert NEVER_LISTENS_TIMEOUT - 3 < silent["seconds"] <= NEVER_LISTENS_TIMEOUT + 1, silent
 
