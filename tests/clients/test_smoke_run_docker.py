@@ -21,11 +21,13 @@ from typing import Any
 import docker
 import pytest
 
-from clients.smoke_run import EXPIRES_LABEL, LABEL, NAME_PREFIX, leftovers, sweep
+from clients.image_engine import BuildSpec, build_image
+from clients.smoke_run import EXPIRES_LABEL, LABEL, NAME_PREFIX, SmokeSpec, leftovers, run_smoke, sweep
+from model.health_settings import HealthSettings
 from policy_check import github, report_format
 from policy_check.check import main, run_check
 from policy_check.report import CheckReport
-from tests.support.docker_engine import LocalDockerEngine, import_busybox
+from tests.support.docker_engine import LocalDockerEngine, import_busybox, write_context
 from tests.support.projects import app, make_project, stack_config, write_policy_config, write_stack
 
 pytestmark = pytest.mark.docker
@@ -275,4 +277,18 @@ def test_a_run_removes_what_a_killed_run_left_once_its_time_is_over(client: dock
     assert [c["Names"] for c in containers] == [["/gitops-smoke-running-1"]]
     assert [n["Name"] for n in networks] == ["gitops-smoke-running-1"]
     assert sweep(client, now + 120) == ["gitops-smoke-running-1"]
+    _none_left(client)
+
+
+def test_an_image_without_a_command_did_not_start_and_leaves_nothing(
+    client: docker.DockerClient, tmp_path: Path
+) -> None:
+    context = write_context(tmp_path / "data", "FROM scratch\nCOPY payload /payload\n", {"payload": b"x"})
+    image = build_image(client, BuildSpec(context, context / "Dockerfile"))
+    health = HealthSettings("https://data.example.com/healthz")
+    spec = SmokeSpec("data", image, 8080, health, timeout_seconds=10)
+    found = run_smoke(client, spec)
+    assert (found.passed, found.cause, found.exit_code) == (False, "did not start", None), found
+    assert found.detail.startswith("the engine refused to start it: "), found
+    assert "no command specified" in found.detail.lower(), found
     _none_left(client)
