@@ -22,7 +22,16 @@ import docker
 import pytest
 
 from clients.image_engine import BuildSpec, build_image
-from clients.smoke_run import EXPIRES_LABEL, LABEL, NAME_PREFIX, SmokeSpec, leftovers, run_smoke, sweep
+from clients.smoke_run import (
+    EXPIRES_LABEL,
+    LABEL,
+    NAME_PREFIX,
+    SmokeSpec,
+    leftovers,
+    remove,
+    run_smoke,
+    sweep,
+)
 from model.health_settings import HealthSettings
 from policy_check import github, report_format
 from policy_check.check import main, run_check
@@ -292,3 +301,27 @@ def test_an_image_without_a_command_did_not_start_and_leaves_nothing(
     assert found.detail.startswith("the engine refused to start it: "), found
     assert "no command specified" in found.detail.lower(), found
     _none_left(client)
+
+
+def test_a_ctrl_c_during_the_clean_up_acts_once_it_is_done(client: docker.DockerClient) -> None:
+    name = "gitops-smoke-interrupted-1"
+    labels = {LABEL: "web", EXPIRES_LABEL: str(int(time.time() + 60))}
+    client.api.create_network(name, driver="bridge", labels=labels)
+    client.api.create_container("gitops-test/busybox:1", "sh", name=name, labels=labels)
+
+    class Interrupting:
+        """The real engine's API, with a Ctrl-C arriving as the container is being removed."""
+
+        def __getattr__(self, attribute: str) -> Any:
+            return getattr(client.api, attribute)
+
+        def remove_container(self, *args: Any, **kwargs: Any) -> Any:
+            os.kill(os.getpid(), signal.SIGINT)
+            return client.api.remove_container(*args, **kwargs)
+
+    class Client:
+        api = Interrupting()
+
+    with pytest.raises(KeyboardInterrupt):
+        remove(Client(), name)
+    _none_left(client)  # the network too: the Ctrl-C waited for the clean-up
