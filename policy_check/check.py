@@ -30,6 +30,7 @@ from policy_check.analyzer_client import (
     read_json_file,
 )
 from policy_check.check_images import image_builds, measure_builds, not_measured
+from policy_check.check_smoke import smoke_rows, stopped_code, terminate_unwinds
 from policy_check.findings import Context, Finding, group, ordered
 from policy_check.inputs import CheckError, other_stacks, render_applications, sim_input, sim_inputs
 from policy_check.promotion import upstream_of, upstream_outputs
@@ -50,9 +51,10 @@ EPILOG = f"""\
 exit codes:
   {EXIT_OK}  pass: no mandatory finding, render error or build error
   {EXIT_FAILED}  the change would not ship: a mandatory policy violation, a chart or overlay that does not
-     render, or (with --build) an image that does not build
+     render, or (with --build) an image that does not build or fails its smoke run
   {EXIT_ERROR}  bad input, nothing judged: an unknown stack, a stack file or stack config that cannot be read
      or is refused, a missing or invalid policy config, the pack did not start, a bad option
+  130, 143  stopped by Ctrl-C or SIGTERM; every smoke-run container was removed first
 
 Under GitHub Actions (GITHUB_ACTIONS=true) it also appends the Markdown report to
 $GITHUB_STEP_SUMMARY and prints an ::error or ::warning annotation per finding on stderr, on the
@@ -61,7 +63,7 @@ stack file and the line of the key to change (or the chart or overlay file).
 examples:
   make policy-check STACK=dev
   .venv/bin/python -m policy_check --stack staging --format markdown > report.md
-  .venv/bin/python -m policy_check --stack dev --build       # also build and measure each image
+  .venv/bin/python -m policy_check --stack dev --build       # also build, measure and smoke-run each image
 """
 
 
@@ -132,12 +134,14 @@ def run_check(
     config_file: Path | None = None,
     config: dict[str, Any] | None = None,
     build: bool = False,
+    smoke: bool = True,
     own_outputs: dict[str, Any] | None = None,
     repo_url: str | None = None,
     allow_remote: bool = False,
 ) -> CheckReport:
     """Simulate the program as `pulumi up` declares it, render its Applications, and judge it all
-    (docs/engine-rules.md#the-policy-check); `own_outputs` holds the failed-release record."""
+    (docs/engine-rules.md#the-policy-check); with `build`, each image is built, measured and (`smoke`)
+    smoke-run; `own_outputs` holds the failed-release record."""
     if repo_url is not None and normalize_repo_url(repo_url) is None:
         raise CheckError("--repo-url: expected a Git URL (https://host/org/repo.git or git@host:org/repo)")
     path = stack_file(stack, project_dir) if config is None else None
@@ -166,11 +170,12 @@ def run_check(
         answered = stream.end()
         if build:
             images, measured = measure_builds(builds, project_dir, size_limit(pack))
+            smoked = smoke_rows(builds, images, stack_config, enabled=smoke)
             if measured:
                 mocks = ProgramMocks(local_images=measured, stack_outputs=upstream, own_outputs=own_outputs)
                 sim = _simulate(stack, source, project_dir, values, mocks, preview)
         else:
-            images = not_measured(builds, project_dir, "--build not given")
+            images, smoked = not_measured(builds, project_dir, "--build not given"), []
         analyze, whole = sim_inputs(sim.resources)
         renders: list[RenderResult] = []
         if render:
@@ -205,7 +210,7 @@ def run_check(
     judged, notes = judge_objects(stack, stack_config, found, renders, project_dir, sims)
     report.findings = ordered([*report.findings, *judged], found)
     report.diagnostics += notes
-    report.images, report.building = images, build
+    report.images, report.building, report.smoke = images, build, smoked
     report.stack_file, report.policy_file = found.stack_file, found.policy_file
     report.app_keys = {name: info.key for name, info in apps.items()}
     return report
@@ -291,8 +296,10 @@ def parser() -> argparse.ArgumentParser:
         "--build",
         action="store_true",
         help="build each non-pinned app's image with the local Docker Engine (DOCKER_HOST) and judge "
-        "image-size-limit on its measured size",
+        "image-size-limit on its measured size, then start it alone and probe its health endpoint as the "
+        "gate does (the smoke run; an app's `smoke: false` skips it)",
     )
+    p.add_argument("--no-smoke", action="store_true", help="with --build, skip every smoke run")
     p.add_argument(
         "--stack-outputs",
         type=Path,
@@ -322,19 +329,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     fmt: Format = args.format
     actions = github.in_actions()
     try:
-        outputs = _stack_outputs(args.stack_outputs)
-        report = run_check(
-            args.stack,
-            project_dir=args.project_dir,
-            render=not args.no_render,
-            config_file=args.policy_config,
-            build=args.build,
-            own_outputs=outputs,
-            repo_url=args.repo_url,
-            allow_remote=args.allow_remote,
-        )
+        with terminate_unwinds():
+            outputs = _stack_outputs(args.stack_outputs)
+            report = run_check(
+                args.stack,
+                project_dir=args.project_dir,
+                render=not args.no_render,
+                config_file=args.policy_config,
+                build=args.build,
+                smoke=not args.no_smoke,
+                own_outputs=outputs,
+                repo_url=args.repo_url,
+                allow_remote=args.allow_remote,
+            )
     except GitopsError as exc:
         return _input_error(args.stack, str(exc), fmt, actions)
+    except KeyboardInterrupt as exc:
+        print(f"error: stopped ({str(exc) or 'SIGINT'}); nothing was judged", file=sys.stderr)
+        return stopped_code(exc)
     report.stack_outputs = str(args.stack_outputs) if args.stack_outputs else None
     print(report_format.formatted(report, fmt), end="" if fmt != "table" else "\n")
     if actions:

@@ -11,6 +11,7 @@ from pathlib import Path
 from model.text import annotation_data, annotation_property, bounded
 from policy_check.report import CheckReport
 from policy_check.report_format import scrubbed
+from policy_check.report_smoke import annotation
 
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -36,7 +37,8 @@ def command(
 
 
 def finding_annotations(report: CheckReport) -> list[str]:
-    """An error per mandatory finding, render and build error; a warning per advisory finding."""
+    """An error per mandatory finding, render and build error and failed smoke run; a warning per advisory
+    finding."""
     out = []
     report = scrubbed(report)
     for f in report.findings:
@@ -50,6 +52,8 @@ def finding_annotations(report: CheckReport) -> list[str]:
         out.append(command("error", r.reason, file=r.path or None, title=f"render error ({r.application})"))
     for i in report.build_errors:
         out.append(command("error", i.detail, file=i.dockerfile, title=f"build error ({i.app})"))
+    for s in report.smoke_failures:
+        out.append(command("error", annotation(s), file=s.dockerfile, title=f"smoke run failed ({s.app})"))
     return out
 
 

@@ -10,7 +10,7 @@ from policy_check.findings import Finding, blocks
 from policy_check.render_common import RenderResult
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-"""0: nothing blocks the change; 1: a mandatory finding, render error or build error; 2: bad input."""
+"""0: nothing blocks the change; 1: a mandatory finding, render, build or smoke failure; 2: bad input."""
 
 Format = Literal["table", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("table", "json", "markdown")
@@ -32,6 +32,25 @@ class ImageRow:
     size_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class SmokeRow:
+    """One app's smoke run under `--build`: its image started alone and probed as the health gate does."""
+
+    app: str
+    image: str
+    dockerfile: str
+    status: str
+    """passed, failed, cant-judge (no engine) or skipped (`smoke: false`, --no-smoke, a failed build)."""
+    detail: str
+    """What the probes found, why it failed, or why it did not run; secrets scrubbed."""
+    cause: str = ""
+    """A failure's class: exited, did not start, wrong status, too slow, never answered, out of time."""
+    exit_code: int | None = None
+    logs: tuple[str, ...] = ()
+    """The container's last log lines on a failure, scrubbed and cut."""
+    seconds: float = 0.0
+
+
 @dataclass
 class CheckReport:
     """Everything one policy check found."""
@@ -45,6 +64,8 @@ class CheckReport:
     """Each built app's image; measured only with --build."""
     building: bool = False
     """Whether --build was given."""
+    smoke: list[SmokeRow] = field(default_factory=list)
+    """Each built app's smoke run; run only with --build."""
     findings: list[Finding] = field(default_factory=list)
     """The violations grouped by root cause (policy_check/findings.py); filled by the check."""
     app_keys: dict[str, str] = field(default_factory=dict)
@@ -75,6 +96,16 @@ class CheckReport:
         return sorted(notes, key=lambda d: (d.policy, d.urn, d.message))
 
     @property
+    def smoke_failures(self) -> list[SmokeRow]:
+        """Apps whose image did not start, or whose endpoint failed the gate's probes, under --build."""
+        return [s for s in self.smoke if s.status == "failed"]
+
+    @property
+    def smoke_unjudged(self) -> list[SmokeRow]:
+        """Smoke runs that could not run (no Docker Engine): "can't judge yet"."""
+        return [s for s in self.smoke if s.status == "cant-judge"]
+
+    @property
     def render_errors(self) -> list[RenderResult]:
         """Applications whose chart or overlay failed to render."""
         return [r for r in self.renders if r.status == "error"]
@@ -92,9 +123,10 @@ class CheckReport:
 
     @property
     def exit_code(self) -> int:
-        """1 on any mandatory violation or finding (the check's own too), render or build error; else 0."""
+        """1 on any mandatory violation or finding (the check's own too), render, build or smoke failure."""
         blocking = self.mandatory or any(f.blocking for f in self.findings)
-        return EXIT_FAILED if blocking or self.render_errors or self.build_errors else EXIT_OK
+        failed = self.render_errors or self.build_errors or self.smoke_failures
+        return EXIT_FAILED if blocking or failed else EXIT_OK
 
     @property
     def verdict(self) -> str:
@@ -108,7 +140,8 @@ class CheckReport:
             "advisory": sum(1 for f in self.findings if not f.blocking),
             "renderErrors": len(self.render_errors),
             "buildErrors": len(self.build_errors),
-            "cantJudge": len(self.cant_judge) + len(self.not_rendered),
+            "smokeFailures": len(self.smoke_failures),
+            "cantJudge": len(self.cant_judge) + len(self.not_rendered) + len(self.smoke_unjudged),
             "resources": self.resources,
             "renderedObjects": sum(len(r.objects) for r in self.renders),
         }
@@ -118,7 +151,7 @@ class CheckReport:
         c = self.counts()
         errors = f"{c['renderErrors']} render error(s)"
         if self.building:
-            errors += f", {c['buildErrors']} build error(s)"
+            errors += f", {c['buildErrors']} build error(s), {c['smokeFailures']} smoke failure(s)"
         mandatory = f"{mark}{c['mandatory']} mandatory{mark}"
         return f"{mandatory}, {c['advisory']} advisory; {errors}; {c['cantJudge']} can't judge yet"
 

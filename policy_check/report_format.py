@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from model.text import bounded, clip, md_block, md_code, md_text, terminal
+from policy_check import report_smoke
 from policy_check.analyzer_client import Diagnostic
 from policy_check.findings import Finding, Place, blocks
 from policy_check.render_common import RenderedObject, RenderResult, object_label
@@ -79,6 +80,7 @@ def scrubbed(report: CheckReport) -> CheckReport:
         diagnostics=[diagnostic(d) for d in report.diagnostics],
         renders=[status(r) for r in report.renders],
         images=[replace(i, detail=bounded(i.detail)) for i in report.images],
+        smoke=report_smoke.scrubbed(report.smoke),
         findings=[finding(f) for f in report.findings],
         app_keys={k: bounded(v) for k, v in report.app_keys.items()},
         labels={u: bounded(v) for u, v in report.labels.items()},
@@ -99,6 +101,7 @@ def _groups(report: CheckReport) -> Iterator[tuple[str | None, list[Finding]]]:
         seen.add(app)
         yield app, by_app.get(app, [])
     failed = {r.application for r in report.render_errors} | {i.app for i in report.build_errors}
+    failed |= {s.app for s in report.smoke_failures}
     for name in sorted(({a for a in by_app if a is not None} | failed) - seen):
         yield name, by_app.get(name, [])
     if by_app.get(None):
@@ -119,7 +122,7 @@ def _errors(report: CheckReport, app: str | None) -> list[str]:
         if r.application == app
     ]
     out += [f"BUILD ERROR ({i.dockerfile}): {i.detail}" for i in report.build_errors if i.app == app]
-    return out
+    return out + [report_smoke.failure(s) for s in report_smoke.errors(report, app)]
 
 
 def _files(report: CheckReport, code: Callable[[str], str] = str) -> str:
@@ -214,6 +217,8 @@ def table(report: CheckReport) -> str:
         errors = _errors(report, app)
         for text in errors:
             lines += _wrap(text, 2)
+        for smoke in report_smoke.errors(report, app):
+            lines += report_smoke.table_logs(smoke, _wrap)
         for f in findings:
             level = "MANDATORY" if f.blocking else f.level
             lines += _wrap(f"{level} {', '.join(f.policies)}: {f.problem}", 2, 6)
@@ -224,11 +229,13 @@ def table(report: CheckReport) -> str:
         if not findings and not errors:
             lines.append("  no findings")
     notes = report.cant_judge
-    if notes:
+    if notes or report.smoke_unjudged:
         lines += ["", "Can't judge yet (unknown until `pulumi up` runs; not a pass, not a fail):"]
         for d in notes:
             where = _resource_label(report, d.urn)
             lines += _wrap(f"{d.policy}: {where}: {_cant_judge_reason(d.message)}", 2, 6)
+        for note in report_smoke.notes(report):
+            lines += _wrap(note, 2, 6)
     lines.append("")
     intro = _images_intro(report)
     if intro:
@@ -237,7 +244,7 @@ def table(report: CheckReport) -> str:
         lines.append("Image sizes (--build: built with the local Docker Engine, measured as a push uploads):")
         for i in report.images:
             lines += _wrap(_image_text(i), 2, 6)
-    lines.append("")
+    lines += ["", *report_smoke.table_lines(report, _wrap), ""]
     intro = _render_intro(report)
     if intro:
         lines += _wrap(intro, 0, 2)
@@ -286,6 +293,8 @@ def markdown(report: CheckReport) -> str:
         out += ["", f"#### {title}", ""]
         errors = _errors(report, app)
         out += [f"- **{md_text(e.split(':', 1)[0])}**: {md_text(e.split(':', 1)[1].strip())}" for e in errors]
+        for smoke in report_smoke.errors(report, app):
+            out += report_smoke.markdown_logs(smoke)
         for f in findings:
             level = "**MANDATORY**" if f.blocking else f.level
             out.append(f"- {level} {', '.join(md_code(p) for p in f.policies)}: {md_text(f.problem)}")
@@ -295,15 +304,17 @@ def markdown(report: CheckReport) -> str:
         if not findings and not errors:
             out.append("- no findings")
     notes = report.cant_judge
-    if notes:
+    if notes or report.smoke_unjudged:
         out += ["", "#### Can't judge yet", "", "Unknown until `pulumi up` runs; not a pass, not a fail.", ""]
         for d in notes:
             where, reason = _resource_label(report, d.urn), _cant_judge_reason(d.message)
             out.append(f"- {md_code(d.policy)} {md_text(where)}: {md_text(reason)}")
+        out += [f"- {md_text(note)}" for note in report_smoke.notes(report)]
     out += ["", "<details><summary>Image sizes</summary>", ""]
     intro = _images_intro(report)
     out += [md_text(intro)] if intro else [f"- {md_text(_image_text(i))}" for i in report.images]
-    out += ["", "</details>", "", "<details><summary>Rendered objects per Application</summary>", ""]
+    out += ["", "</details>", *report_smoke.markdown_lines(report)]
+    out += ["", "<details><summary>Rendered objects per Application</summary>", ""]
     intro = _render_intro(report)
     if intro:
         out.append(md_text(intro))
@@ -353,6 +364,10 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
         | {"reason": _cant_judge_reason(d.message)}
         for d in report.cant_judge
     ]
+    cant_judge += [
+        {"policy": report_smoke.POLICY, "urn": "", "resource": f"App {s.app}", "reason": s.detail}
+        for s in report.smoke_unjudged
+    ]
     renders = [
         _pick(r, "application engine path status reason")
         | {"objects": [_pick(o, "type name namespace urn template scaled_by") for o in r.objects]}
@@ -371,6 +386,7 @@ def to_dict(report: CheckReport) -> dict[str, Any]:
         "cantJudge": cant_judge,
         "images": [_pick(i, "app image dockerfile status detail size_bytes") for i in report.images],
         "building": report.building,
+        "smoke": report_smoke.as_dicts(report),
         "rendering": report.rendering,
         "renders": renders,
     }

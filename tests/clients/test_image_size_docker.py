@@ -71,6 +71,7 @@ def _check(
             str(policy),
             "--format",
             "json",
+            "--no-smoke",  # these images have no command to run: tests/clients/test_smoke_run_docker.py
             *extra,
         ]
     )

@@ -33,7 +33,7 @@ from policy_check.analyzer_client import Diagnostic
 from policy_check.check import _input_error
 from policy_check.findings import Change, Finding, Place
 from policy_check.render_common import RenderedObject, RenderResult
-from policy_check.report import CheckReport, ImageRow
+from policy_check.report import CheckReport, ImageRow, SmokeRow
 from policy_check.report_format import formatted
 
 PROPERTIES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -68,9 +68,10 @@ HOSTILE = [
 _HIDDEN = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 DETAILS = [
     ["<details><summary>Image sizes</summary>", "</details>"],
+    ["<details><summary>Smoke runs</summary>", "</details>"],
     ["<details><summary>Rendered objects per Application</summary>", "</details>"],
 ]
-"""The only HTML the Markdown report has: its own two folded sections."""
+"""The only HTML the Markdown report has: its own folded sections."""
 
 
 def _markdown() -> MarkdownIt:
@@ -206,6 +207,10 @@ def _hostile_report(text: str) -> CheckReport:
         renders=[render],
         images=[ImageRow(app, text, text, "error", text)],
         building=True,
+        smoke=[
+            SmokeRow(app, text, text, "failed", text, cause="exited", exit_code=3, logs=(text, "last")),
+            SmokeRow(app, text, text, "cant-judge", text),
+        ],
         findings=[finding],
         app_keys={app: f"gitops-deploy:apps[0] ({text})"},
         stack_file=text,
@@ -230,10 +235,12 @@ def test_the_markdown_report_keeps_its_verdict_and_structure(text: str) -> None:
     assert [tag for tag, _ in headings] == ["h3", "h4", "h4", "h4"], headings
     tokens = _markdown().parse(markdown)
     kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
-    assert not kinds & {"fence", "code_block", "table_open", "link_open", "image", "s_open"}, kinds
+    assert not kinds & {"code_block", "table_open", "link_open", "image", "s_open"}, kinds
+    [logs] = [t for t in tokens if t.type == "fence"]  # the smoke run's log lines, never closed early
+    assert logs.content.splitlines()[-1] == "last", logs.content
     html = [t.content.strip() for t in tokens if t.type == "html_block"]
     html += [c.content for t in tokens for c in t.children or [] if c.type == "html_inline"]
-    assert html == [*DETAILS[0], *DETAILS[1]], html
+    assert html == [line for section in DETAILS for line in section], html
     assert not _raw_controls(markdown)
     last = [t.content for t in tokens if t.type == "inline"][-1]
     assert last.startswith("FAIL: stack ")
@@ -266,7 +273,7 @@ def test_the_json_report_reads_back(text: str) -> None:
 def test_annotations_and_the_step_summary(text: str, tmp_path: Path) -> None:
     report = _hostile_report(text)
     lines = github.finding_annotations(report)
-    assert len(lines) == 3  # the finding, the render error, the build error
+    assert len(lines) == 4  # the finding, the render error, the build error, the smoke run
     for line in lines:
         assert "\n" not in line and "\r" not in line and not _raw_controls(line, allowed="")
         head, _, _ = line.partition("::")[2].partition("::")
