@@ -166,7 +166,12 @@ def post_json(
             )
         except Exception as exc:  # every transport failure: the cause's kind only, never the URL
             cause = http_bounds.classify(exc)
-            reason = f"{host} could not be reached ({cause.kind})"
+            timed_out = cause.kind == http_bounds.TIMEOUT  # httpx's own timeout, the same bound
+            reason = (
+                f"{host} did not answer within {bound:.1f} s"
+                if timed_out
+                else (f"{host} could not be reached ({cause.kind})")
+            )
             status = None
         finally:
             allowance.spent += allowance.clock() - start
