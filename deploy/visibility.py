@@ -24,7 +24,6 @@ from deploy.decide import Verdict
 from deploy.events import Event
 from deploy.notices import AppVerdict, Notice, SoakVerdict
 from deploy.outcome import Exit
-from deploy.targets import short
 from deploy.view import StackView
 from model.config import NAMESPACE, read_notify
 from model.config_reader import ConfigError
@@ -48,6 +47,11 @@ def github_target(asked: bool | None, env: Mapping[str, str]) -> GitHubTarget | 
     if asked is False or (asked is None and env.get("GITHUB_ACTIONS") != "true"):
         return None
     return GitHubTarget.from_env(env)
+
+
+def _digest(reference: str | None) -> str:
+    """`sha256:0123456789ab`: enough of a digest to recognise it in GitHub's 140 characters."""
+    return (reference or "").partition("@")[2][:19] or "unknown"
 
 
 def _first_line(text: str) -> str:
@@ -165,13 +169,13 @@ class Reporter:
         if self._github is None or self._deployment is None:
             return
         state = _STATES.get(code, "error")
-        digests = ", ".join(f"{a.name} {short(a.digest_after)}" for a in record.apps if a.digest_after)
+        digests = ", ".join(f"{a.name} {_digest(a.digest_after)}" for a in record.apps if a.digest_after)
         reason = next((f.message for f in record.failures), record.cause or "")
         if code == Exit.OK:
             text = f"deployed {digests}" if digests else "deployed"
         elif code == Exit.ROLLED_BACK:
             restored = ", ".join(
-                f"{a.name} {short(a.digest_after or '')}" for a in record.apps if a.name in rolled_back
+                f"{a.name} {_digest(a.digest_after)}" for a in record.apps if a.name in rolled_back
             )
             text = f"rolled back ({record.cause}): restored {restored}; {reason}"
         else:
