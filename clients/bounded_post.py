@@ -55,6 +55,8 @@ class Tries:
     """The longest Retry-After honoured; a longer one ends the tries."""
     per_try: float = 2.0
     """The bound on one exchange (connect, send, answer)."""
+    unnamed_limit_wait: float | None = None
+    """The wait a rate-limited answer that names none asks for (GitHub: a minute); None: the backoff."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ def post_json(
             if not (limited or status >= 500):
                 break
             wait = retry_after(answer.headers)
+            wait = tries.unnamed_limit_wait if wait is None and limited else wait
         except (DeadlineExceeded, BodyRefused) as exc:
             reason = (
                 f"{host} did not answer within {bound:.1f} s"

@@ -19,7 +19,8 @@ ACCEPT = "application/vnd.github+json"
 DEFAULT_API_URL = "https://api.github.com"
 TOTAL_SECONDS = 5.0
 """What GitHub may take from a whole deploy, across every call and wait: then it is left alone."""
-TRIES = Tries(tries=2, backoff=(0.5,), max_wait=1.0, per_try=2.0)
+TRIES = Tries(tries=2, backoff=(0.5,), max_wait=1.0, per_try=2.0, unnamed_limit_wait=60.0)
+"""A rate limit naming no wait asks for a minute (docs/engine-rules.md#github-deployments): no retry."""
 DESCRIPTION_CHARS = 140
 """GitHub's limit on a status's description."""
 ENV_VARIABLES = ("GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_TOKEN")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from clients import github_deployments, webhook
 from clients.bounded_post import Allowance, PostFailed, retry_after
 from clients.github_deployments import DESCRIPTION_CHARS, Deployments, GitHubTarget, GitHubUnavailable
 from clients.webhook import Webhook
@@ -111,6 +113,7 @@ def test_the_stand_in_refuses_a_misspelt_field_and_a_wrong_token(github: GitHubA
         (Failure(422), 1, "answered 422 Unprocessable Entity (1 try)"),
         (Failure(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time()) + 600)}), 1,
          "(rate-limited); it asked to wait"),
+        (Failure(429), 1, "answered 429 Too Many Requests (rate-limited); it asked to wait 60 s"),
         (Failure(429, {"retry-after": "60"}), 1,
          "answered 429 Too Many Requests (rate-limited); it asked to wait 60 s"),
     ],
@@ -257,3 +260,13 @@ def test_a_document_of_another_shape_is_refused() -> None:
     body = notices.to_json(ALL[0])
     body["details"]["apps"][0]["extra"] = 1
     assert list(VALIDATOR.iter_errors(body))
+
+
+def test_the_docs_state_the_tries_and_waits_the_clients_use() -> None:
+    text = " ".join((Path(__file__).resolve().parents[2] / "docs" / "visibility.md").read_text().split())
+    assert f"{github_deployments.TRIES.tries} tries of a call at most" in text
+    waits = " and ".join(f"{w:g} s" for w in webhook.TRIES.backoff)
+    assert f"{webhook.TRIES.tries} tries per notification, waits of {waits}" in text
+    assert "A `Retry-After` of up to a second is honoured" in text and webhook.TRIES.max_wait == 1.0
+    assert github_deployments.TRIES.max_wait == 1.0 and github_deployments.DESCRIPTION_CHARS == 140
+    assert "at most 140 characters" in text
