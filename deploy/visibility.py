@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +53,13 @@ def github_target(asked: bool | None, env: Mapping[str, str]) -> GitHubTarget | 
 def _digest(reference: str | None) -> str:
     """`sha256:0123456789ab`: enough of a digest to recognise it in GitHub's 140 characters."""
     return (reference or "").partition("@")[2][:19] or "unknown"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _first_line(text: str) -> str:
@@ -147,10 +155,11 @@ class Reporter:
         reason = next((f.message for f in record.failures), "")
         after = {a.name: a.digest_after for a in record.apps}
         found: list[Notice] = []
-        if code >= 128 or code in _STOPS:
-            by = _STOPS.get(code, "signal")
-            found.append(notices.stopped(stack, at, by, reason or f"exit {code}", code))
-            return found
+        if code in _STOPS:
+            return [notices.stopped(stack, at, _STOPS[code], reason or f"exit {code}", code)]
+        if code >= 128:
+            said = f"interrupted by {_signal_name(code - 128)}" + (f": {reason}" if reason else "")
+            return [notices.stopped(stack, at, "signal", said, code)]
         if code in (Exit.ROLLED_BACK, Exit.ROLLBACK_FAILED):
             rollback = [f.message for f in record.failures if f.during == "rollback"]
             ok = code == Exit.ROLLED_BACK

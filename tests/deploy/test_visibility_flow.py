@@ -4,6 +4,10 @@ the deployment and its statuses, one notification per event, and neither ever fa
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,7 @@ from jsonschema import Draft202012Validator
 from deploy import notices
 from deploy.outcome import Exit
 from tests.deploy.test_deploy_flow import CONFLICT
+from tests.support.engine_events import read
 from tests.support.fake_pulumi import GRPC_TRANSPORT, FakePulumi, run_deploy
 from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
 from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, tag, write_config
@@ -284,3 +289,68 @@ def test_under_actions_without_a_token_the_statuses_are_off_with_a_note(
         fake, project, "--stack", STACK, "--no-github-deployments", env={"GITHUB_ACTIONS": "true"}
     )
     assert "GitHub" not in off.stderr
+
+
+def test_a_signal_ends_the_deployment_with_error_and_notifies_the_stop(
+    fake: FakePulumi, project: Path, github: GitHubAPI, hook: WebhookServer
+) -> None:
+    with_webhook(fake, project, hook)
+    pause = next(i for i, line in enumerate(read("cancelled.jsonl")) if "stdoutEvent" in str(line))
+    play(fake, {"fixture": "cancelled.jsonl", "exit": 255, "pause_before": [pause]})
+    path = project.parent / "record.json"
+    argv = [sys.executable, "-m", "deploy", "up", "--work-dir", str(project), "--stack", STACK]
+    proc = subprocess.Popen(
+        [*argv, "--record", str(path)], cwd=project, env={**fake.env(), **actions_env(github)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        fake.wait_until_waiting(1)
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, stderr
+    for text in (stdout, stderr, path.read_text(encoding="utf-8")):
+        assert TOKEN not in text and SECRET_PATH not in text
+    assert github.problems() == [] and github.environment(STACK) == [["in_progress", "error"]]
+    assert events(hook) == ["stopped"]
+    assert hook.delivered[0]["details"] == {
+        "by": "signal",
+        "reason": "interrupted by SIGINT: update canceled",
+        "exit": 130,
+    }
+
+
+def test_a_promoting_stack_notifies_the_promotion_with_the_digests_it_runs(
+    fake: FakePulumi, project: Path, hook: WebhookServer
+) -> None:
+    with_webhook(fake, project, hook)
+    write_config(
+        project, {**CONFIG, NOTIFY: {"secure": "v1:bm90aWZ5"}, "gitops-deploy:promote": {"from": "dev"}}
+    )
+    play(fake, {"fixture": "good_deploy.jsonl"})
+    proc, _ = deploy(fake, project, None)
+    assert proc.returncode == Exit.OK, proc.stderr
+    assert events(hook) == ["gate", "promotion"]
+    promotion = hook.delivered[1]
+    assert promotion["details"] == {"from": "dev", "outcome": "succeeded", "digests": OLD}
+    assert promotion["text"].startswith(
+        "promoted dev's digests (api registry.example.com/platform/api@sha256:"
+    )
+
+
+def test_a_broken_notify_value_is_one_warning_that_never_shows_the_url(
+    fake: FakePulumi, project: Path
+) -> None:
+    url = "ftp://hooks.example.com/services/T0KEN-IN-THE-PATH"
+    write_config(project, {**CONFIG, NOTIFY: {"secure": "v1:bm90aWZ5"}})
+    fake.scenario["secrets"] = {NOTIFY: json.dumps({"url": url})}
+    fake.write()
+    play(fake, {"fixture": "good_deploy.jsonl"})
+    proc, record = deploy(fake, project, None)
+    assert proc.returncode == Exit.OK, proc.stderr
+    assert (
+        f"deploy: warning: no notifications: {NOTIFY}.url: got '[secret]'; expected an http(s):// URL"
+        in (proc.stderr)
+    )
+    assert record["warnings"] == []
