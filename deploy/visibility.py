@@ -7,13 +7,14 @@ failure is one warning line and a note in the deploy record (docs/visibility.md)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO
+from typing import Any, Concatenate, Literal, ParamSpec, TextIO, TypeVar
 
 import httpx
 
@@ -66,6 +67,40 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0]
 
 
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+
+def _never_fails(
+    default: Callable[..., _R],
+) -> Callable[[Callable[Concatenate[Reporter, _P], _R]], Callable[Concatenate[Reporter, _P], _R]]:
+    """A reporting step that cannot fail the deploy: an unforeseen error is one warning (its type only:
+    its text might hold the webhook URL), and `default(*args)` is returned."""
+
+    def wrap(step: Callable[Concatenate[Reporter, _P], _R]) -> Callable[Concatenate[Reporter, _P], _R]:
+        @functools.wraps(step)
+        def guarded(self: Reporter, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return step(self, *args, **kwargs)
+            except Exception as exc:
+                self._out.write(
+                    f"deploy: warning: reporting the deploy failed ({type(exc).__name__}); ignored\n"
+                )
+                return default(*args, **kwargs)
+
+        return guarded
+
+    return wrap
+
+
+def _nothing(*_: Any) -> None:
+    return None
+
+
+def _unchanged(record: DeployRecord, *_: Any) -> DeployRecord:
+    return record
+
+
 class Reporter:
     """The deploy's reports to GitHub and to the webhook; every method is safe to call in any order."""
 
@@ -95,6 +130,7 @@ class Reporter:
 
     # --- the deploy's moments ---
 
+    @_never_fails(_nothing)
     def start(self, stack: str, view: StackView, out: TextIO) -> None:
         """Read the webhook from the stack; create the GitHub deployment, `in_progress`."""
         self._out, self._stack = out, stack
@@ -121,6 +157,7 @@ class Reporter:
         except PostFailed as err:
             self._github_failed(err)
 
+    @_never_fails(_nothing)
     def gate(self, events: Sequence[Event], verdict: Verdict | None) -> None:
         """The release gate's verdict: passed when `verdict` is None (the update succeeded)."""
         failed = {f.app: _first_line(f.report) or f.kind for f in (verdict.health if verdict else ())}
@@ -130,10 +167,12 @@ class Reporter:
         if verdict is None or failed:
             self.notify(notices.gate(self._stack, self._now(), verdicts))
 
+    @_never_fails(_nothing)
     def soak(self, verdicts: Sequence[SoakVerdict]) -> None:
         """The soak's verdict."""
         self.notify(notices.soak(self._stack, self._now(), verdicts))
 
+    @_never_fails(_unchanged)
     def finish(self, record: DeployRecord, code: int, rolled_back: Sequence[str]) -> DeployRecord:
         """The end: the final GitHub status and the last notifications; the record, with what failed."""
         if code >= 128:

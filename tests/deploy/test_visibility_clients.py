@@ -3,6 +3,7 @@ description allows, the documented retirement of earlier deployments, and every 
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from clients.github_deployments import DESCRIPTION_CHARS, Deployments, GitHubTar
 from clients.webhook import Webhook
 from deploy import notices
 from deploy.notices import AppVerdict, SoakVerdict
+from deploy.visibility import Reporter
 from tests.support.github_api import OWNER, REPO, SHA, TOKEN, Failure, GitHubAPI
 from tests.support.github_openapi import operations, request_problems
 from tests.support.webhook_server import SECRET_PATH, Answer, WebhookServer
@@ -270,3 +272,10 @@ def test_the_docs_state_the_tries_and_waits_the_clients_use() -> None:
     assert "A `Retry-After` of up to a second is honoured" in text and webhook.TRIES.max_wait == 1.0
     assert github_deployments.TRIES.max_wait == 1.0 and github_deployments.DESCRIPTION_CHARS == 140
     assert "at most 140 characters" in text
+
+
+def test_an_unforeseen_error_while_reporting_is_one_warning_naming_its_type_only() -> None:
+    out = io.StringIO()
+    reporter = Reporter()
+    reporter.start("prod", None, out)  # type: ignore[arg-type]
+    assert out.getvalue() == "deploy: warning: reporting the deploy failed (AttributeError); ignored\n"
