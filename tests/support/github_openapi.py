@@ -44,7 +44,7 @@ class Operation:
 
 
 def _description(name: str) -> dict[str, Any]:
-    ensure_installed()
+    ensure_installed(PACKAGE)
     path = SCHEMA_DIR / "node_modules" / PACKAGE / "generated" / DESCRIPTIONS[name]
     if not path.is_file():
         raise SchemaUnavailable(f"{path} is missing: run `make schemas`")
