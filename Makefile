@@ -42,8 +42,9 @@ $(FLOOR_VENV)/.installed: requirements.txt $(FLOOR_REQUIREMENTS) tests/support/f
 	$(FLOOR_PY) -m pip install --quiet -r $(FLOOR_VENV)/floors.txt
 	touch $@
 
-# Argo CD's Application schema for the tests, pinned by tests/schemas/package-lock.json (npm package
-# @kubernetes-models/argo-cd); installed into the ignored tests/schemas/node_modules/.
+# Argo CD's Application schema and GitHub's OpenAPI description for the tests, pinned by
+# tests/schemas/package-lock.json (npm packages @kubernetes-models/argo-cd and @octokit/openapi);
+# installed into the ignored tests/schemas/node_modules/.
 SCHEMAS := tests/schemas/node_modules/.package-lock.json
 $(SCHEMAS): tests/schemas/package.json tests/schemas/package-lock.json
 	cd tests/schemas && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error

@@ -20,6 +20,7 @@ from deploy.outcome import Exit, exit_codes_help, wrapped
 from deploy.process import CANCEL_GRACE_S, Interrupted, Interrupts
 from deploy.pulumi_cli import DeployPulumiCommand
 from deploy.run import deploy_up
+from deploy.visibility import Reporter, github_target
 from model.failed_releases import RELEASE_REF
 from model.http_origin import redact_urls
 
@@ -129,6 +130,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a lock or an in-progress update older than this is left over from an interrupted run "
         f"(default {STALE_AFTER.total_seconds() / 60:g})",
     )
+    up.add_argument(
+        "--github-deployments",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="report the deploy to GitHub's Deployments API (environment = the stack) with "
+        "GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_SHA and GITHUB_TOKEN; default: on under GitHub Actions "
+        "(docs/visibility.md)",
+    )
     summary = sub.add_parser(
         "report",
         help="summarize deploy records: success rate, failures by cause, duration against the budget, MTTR",
@@ -168,6 +177,12 @@ def _up(args: argparse.Namespace, out: TextIO) -> int:
     config = policy_config(args.stack)
     if not (work_dir / POLICY_PACK).is_dir() or not (work_dir / config).is_file():
         return _setup_error(out, f"policy pack config {config} not found in {work_dir}")
+    github = github_target(args.github_deployments, os.environ)
+    if isinstance(github, str):
+        if args.github_deployments:
+            return _setup_error(out, f"--github-deployments: {github}")
+        out.write(f"deploy: note: GitHub deployment statuses are off: {github} (docs/visibility.md)\n")
+        github = None
     interrupts = Interrupts(out, cancel_grace_s=args.cancel_grace)
     with interrupts.installed():
         try:
@@ -199,5 +214,6 @@ def _up(args: argparse.Namespace, out: TextIO) -> int:
             step_summary=Path(os.environ["GITHUB_STEP_SUMMARY"])
             if os.environ.get("GITHUB_STEP_SUMMARY")
             else None,
+            reporter=Reporter(github),
         )
         return deploy_up(stack, options, out, interrupts)

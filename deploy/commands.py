@@ -16,6 +16,7 @@ from deploy.degraded import DegradedWatch
 from deploy.events import Event, event
 from deploy.process import Interrupted, Interrupts
 from deploy.view import stderr_of
+from deploy.visibility import Reporter
 
 STALE_AFTER = timedelta(minutes=30)
 """A lock or an in-progress update older than this outlived any deploy (the jobs' timeout-minutes)."""
@@ -37,6 +38,8 @@ class UpOptions:
     """`--record FILE`: where to write the deploy record."""
     step_summary: Path | None = None
     """$GITHUB_STEP_SUMMARY: where to append the table as Markdown."""
+    reporter: Reporter = field(default_factory=Reporter)
+    """GitHub's deployment statuses and the webhook (deploy/visibility.py)."""
 
 
 @dataclass(frozen=True)

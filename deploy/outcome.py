@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -185,6 +185,7 @@ def build_record(
 def finish(
     stack: str, run: Run, code: int, after: Mapping[str, str], ended: datetime, out: TextIO,
     *, record: Path | None, step_summary: Path | None, work_dir: Path | None = None,
+    on_record: Callable[[DeployRecord], DeployRecord] | None = None,
 ) -> None:  # fmt: skip
     """The deploy record: the table on `out`, Markdown for $GITHUB_STEP_SUMMARY, JSON for `--record`."""
     # Whole seconds, as the record stores them: the table then shows what the record says.
@@ -198,6 +199,7 @@ def finish(
         budget_seconds=run.budget_seconds, rolled_back=run.rolled_back, error=run.error,
         commit_at=commit_time(work_dir) if work_dir is not None else None,
     )  # fmt: skip
+    built = on_record(built) if on_record is not None else built  # the reports, and what failed of them
     out.write(render_text(built))
     if step_summary is not None:
         try:

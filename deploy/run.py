@@ -176,6 +176,7 @@ def _wait_for_operations(
 def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts, run: Run) -> Exit:
     interrupts.check()
     view = read_view(stack, options.work_dir, options.allow_failed_releases, out, interrupts)
+    options.reporter.start(stack.name, view, out)
     interrupts.step_bound = health_step_bound(view.worst_cases)
     run.good, run.budget_seconds = dict(view.good), view.deploy.budget_seconds
     found = blocked(view.record, view.tags, view.allowed)
@@ -222,6 +223,7 @@ def _release(
             "release for it\n"
         )
     if result.error is None:
+        options.reporter.gate(result.events, None)
         out.write("deploy: the update succeeded\n")
         return Exit.OK
     run.error = stderr_of(result.error)
@@ -235,6 +237,7 @@ def _release(
         else {}
     )
     verdict = classify(result.events, view.entries, run.error, degraded=degraded)
+    options.reporter.gate(result.events, verdict)
     if not verdict.rollback:
         _report_failure(out, result, verdict, stack.name)
         return Exit.FAILED
@@ -293,5 +296,6 @@ def deploy_up(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interru
         record=options.record,
         step_summary=options.step_summary,
         work_dir=options.work_dir,
+        on_record=lambda built: options.reporter.finish(built, code, run.rolled_back),
     )
     return code

@@ -66,6 +66,10 @@ class StackView:
     """Where the rollback targets are; None when the config lacks a usable registry."""
     cluster: Target | None = None
     """Where Argo CD's Applications are."""
+    config: StackConfig | None = None
+    """The stack config as the program parses it; None when the program rejects it."""
+    secret_keys: frozenset[str] = frozenset()
+    """The config keys the stack stores encrypted."""
 
 
 def stderr_of(err: CommandError) -> str:
@@ -191,5 +195,5 @@ def read_view(
         values, last_known_good(outputs), record, entries, tags,
         (*allowed, *(cfg.allow_failed_releases if cfg is not None else ())), deploy, wait,
         {app.name: app.health.budget_seconds for app in apps}, registry_from_config(values),
-        target_from_config(values, os.environ),
+        target_from_config(values, os.environ), cfg, frozenset(k for k, v in config.items() if v.secret),
     )  # fmt: skip

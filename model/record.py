@@ -26,7 +26,7 @@ from model.text import columns, fit, md_code, md_table, md_text, terminal
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""
-VERSION = 2
+VERSION = 3
 """Raised when a field changes meaning, goes away or is added; every older version stays readable."""
 MAX_RECORD_BYTES = 1024 * 1024
 """A record is a few kilobytes; anything this large is not one, and is not read whole."""
@@ -100,6 +100,8 @@ class DeployRecord:
     apps: tuple[AppRecord, ...]
     commit_at: datetime | None = None
     """When the deployed commit was made (its committer time); None when unknown or in a version 1 record."""
+    warnings: tuple[str, ...] = ()
+    """What the deploy could not report (GitHub, the webhook); empty in records before version 3."""
 
     @property
     def duration_seconds(self) -> int:
@@ -141,6 +143,7 @@ _RECORD = _object(
     failures={"type": "array", "items": _FAILURE}, apps={"type": "array", "items": _APP},
 )  # fmt: skip
 _RECORD["properties"]["commitAt"] = _OPTIONAL_TEXT  # version 2; absent from version 1
+_RECORD["properties"]["warnings"] = {"type": "array", "items": _TEXT}  # version 3; absent before
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": f"gitops-deploy deploy record, versions 1 to {VERSION}",
@@ -169,6 +172,7 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
         "outcome": record.outcome,
         "cause": record.cause,
         "commitAt": None if record.commit_at is None else _iso(record.commit_at),
+        "warnings": list(record.warnings),
         "failures": [asdict(f) for f in record.failures],
         "apps": [
             {
@@ -250,7 +254,8 @@ def from_json(data: Any) -> DeployRecord:
     stack, budget, outcome, cause = data["stack"], int(data["budgetSeconds"]), data["outcome"], data["cause"]
     commit = data.get("commitAt")
     commit_at = None if commit is None else _moment(commit, "commitAt")
-    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps, commit_at)
+    warnings = tuple(data.get("warnings", ()))
+    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps, commit_at, warnings)
 
 
 def _app(raw: Mapping[str, Any], index: int) -> AppRecord:

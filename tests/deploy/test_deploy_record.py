@@ -180,8 +180,13 @@ _DELETE = object()
         ),
         ("version", _DELETE, "broken deploy record: version is None, not a whole number"),
         ("version", "1", "broken deploy record: version is '1', not a whole number"),
-        ("version", 3, "deploy record version 3 is newer than this tool reads (up to 2)"),
-        ("version", 0, "broken deploy record: version: 0 is not one of [1, 2]"),
+        (
+            "version",
+            VERSION + 1,
+            f"deploy record version {VERSION + 1} is newer than this tool reads (up to {VERSION})",
+        ),
+        ("version", 0, f"broken deploy record: version: 0 is not one of {list(range(1, VERSION + 1))}"),
+        ("warnings", [""], "broken deploy record: warnings[0]: '' should be non-empty"),
         ("stack", "", "broken deploy record: stack: '' should be non-empty"),
         ("outcome", "exploded", "broken deploy record: outcome: 'exploded' is not one of"),
         ("cause", None, "broken deploy record: cause: None is not one of"),
@@ -405,8 +410,16 @@ def test_durations_are_short_and_unambiguous(seconds: int, shown: str) -> None:
 
 def test_a_version_1_record_stays_readable_without_its_commit_time(rolled_back: DeployRecord) -> None:
     doc = {**to_json(rolled_back), "version": 1}
-    del doc["commitAt"]
+    del doc["commitAt"], doc["warnings"]
     assert from_json(doc) == rolled_back and from_json(doc).commit_at is None
+
+
+def test_a_version_2_record_has_no_warnings_and_a_version_3_one_keeps_them(rolled_back: DeployRecord) -> None:
+    doc = {**to_json(rolled_back), "version": 2}
+    del doc["warnings"]
+    assert from_json(doc).warnings == ()
+    noted = dataclasses.replace(rolled_back, warnings=("GitHub deployment statuses not reported: x",))
+    assert to_json(noted)["warnings"] == list(noted.warnings) and from_json(to_json(noted)) == noted
 
 
 def test_the_commit_time_is_written_and_read_back(rolled_back: DeployRecord) -> None:

@@ -29,7 +29,7 @@ WORKFLOWS = PROJECT_DIR / ".github" / "workflows"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.yml"))
 DEPLOY_STACK = "./.github/workflows/deploy-stack.yml"
 PULUMI_CREDENTIALS = {"PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
-ALLOWED_SECRETS = {*PULUMI_CREDENTIALS, "KUBECONFIG"}
+ALLOWED_SECRETS = {*PULUMI_CREDENTIALS, "KUBECONFIG", "GITHUB_TOKEN"}
 # The inputs of pulumi/actions' action.yml at v6.6.1, the v6 the workflows use: the schema of its `with`.
 PULUMI_ACTION_INPUTS = {
     *("command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr"),
@@ -259,9 +259,23 @@ def test_deploy_promotes_one_stack_after_the_other_each_with_its_files() -> None
 def test_each_stack_deploys_alone_in_its_environment_and_is_never_cancelled() -> None:
     job = deploy_job()
     assert (
-        job["environment"] == "${{ inputs.stack }}" and "${{ inputs.stack }}" in job["concurrency"]["group"]
+        job["environment"]["name"] == "${{ inputs.stack }}"
+        and "${{ inputs.stack }}" in job["concurrency"]["group"]
     )
     assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def test_the_deploy_reports_to_githubs_deployments_in_place_of_the_environments_own() -> None:
+    """The deploy creates the stack's deployment and its statuses (docs/visibility.md): it gets the token
+    and the permission, from the caller too (a called workflow gets no more than its caller grants); the
+    job's environment creates no second deployment."""
+    job = deploy_job()
+    assert job["environment"]["deployment"] is False
+    assert deploy_step(job)["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert load("deploy-stack")["permissions"] == {"contents": "read", "deployments": "write"}
+    callers = [j for j in load("deploy")["jobs"].values() if j.get("uses") == DEPLOY_STACK]
+    assert callers and all(j["permissions"] == {"contents": "read", "deployments": "write"} for j in callers)
+    assert load("deploy")["permissions"] == {"contents": "read"}, "the tests get no write permission"
 
 
 def test_the_deploy_is_the_steps_process_and_its_record_is_uploaded_whatever_the_outcome() -> None:

@@ -24,7 +24,6 @@ from typing import Any
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 PACKAGE = "@kubernetes-models/argo-cd"
-_INSTALLED = SCHEMA_DIR / "node_modules" / "@kubernetes-models" / "argo-cd" / "package.json"
 _TIMEOUT_SECONDS = 300
 
 
@@ -32,14 +31,16 @@ class SchemaUnavailable(RuntimeError):
     """node or npm is missing, or the package could not be installed."""
 
 
-def pinned_version() -> str:
-    """The package version `tests/schemas/package.json` pins."""
-    return str(json.loads((SCHEMA_DIR / "package.json").read_text())["dependencies"][PACKAGE])
+def pinned_version(package: str = PACKAGE) -> str:
+    """The version of `package` `tests/schemas/package.json` pins."""
+    return str(json.loads((SCHEMA_DIR / "package.json").read_text())["dependencies"][package])
 
 
-def ensure_installed() -> None:
-    """Install the pinned package with `npm ci` (as `make schemas` does) when it is not there yet."""
-    if _INSTALLED.is_file() and json.loads(_INSTALLED.read_text())["version"] == pinned_version():
+def ensure_installed(package: str = PACKAGE) -> None:
+    """Install the pinned packages with `npm ci` (as `make schemas` does) when `package` is not there yet
+    in its pinned version."""
+    installed = SCHEMA_DIR / "node_modules" / package / "package.json"
+    if installed.is_file() and json.loads(installed.read_text())["version"] == pinned_version(package):
         return
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
