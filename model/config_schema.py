@@ -314,8 +314,8 @@ KEYS: dict[str, Key] = {
                 "http(s) URL of the webhook; kept encrypted.",
                 required=True,
                 format="http-url",
-                bad="an http(s):// URL",
-                shown="redact",
+                bad="an http(s):// URL without user:password@",
+                shown="a value that is not one (not shown: a webhook's URL holds its token)",
             ),
             "format": Key(
                 "string",

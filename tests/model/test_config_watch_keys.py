@@ -136,10 +136,12 @@ def test_notify_is_read_alone_and_its_url_never_shows(tmp_path: Path) -> None:
         "https://hooks.example.com/T0/B0/secret"
     )
     assert read_notify({"url": "http://127.0.0.1:9/x", "format": "slack"}).format == "slack"  # type: ignore[union-attr]
-    with pytest.raises(ConfigError) as caught:
-        read_notify({"url": "ftp://user:hunter2@hooks.example.com/T0"})
-    [problem] = caught.value.problems
-    assert problem.startswith("gitops-deploy:notify.url: got ") and "hunter2" not in problem, problem
+    for url in ("ftp://user:hunter2@hooks.example.com/T0", "https://hooks.example.com/T0/hunter2 x"):
+        with pytest.raises(ConfigError) as caught:
+            read_notify({"url": url})
+        [problem] = caught.value.problems
+        assert problem.startswith("gitops-deploy:notify.url: got a value that is not one"), problem
+        assert "hunter2" not in problem and "hooks.example.com" not in problem, problem
     with pytest.raises(
         ConfigError, match=r"gitops-deploy:notify\.format: got string 'xml'; expected one of json, slack"
     ):
