@@ -201,7 +201,7 @@ async def probe_once(
     return Probe(attempt, outcome, status, latency, body)
 
 
-def _client(settings: HealthSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+def probe_client(settings: HealthSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     """A fresh connection per probe that follows no redirect itself (a given transport brings its own TLS)."""
     timeout = httpx.Timeout(settings.timeout_seconds)
     if transport is not None:
@@ -230,7 +230,7 @@ async def run_check(
     probes: list[Probe] = []
     streak = 0
     verdict = ""
-    async with _client(s, transport) as client:
+    async with probe_client(s, transport) as client:
         for attempt in range(1, s.attempts + 1):
             limit = min(s.timeout_seconds, deadline - clock() - PROBE_OVERHEAD_SECONDS)
             if limit <= 0:

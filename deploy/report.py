@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from deploy.figures import Report, Summary, build_report, load
 from deploy.outcome import exit_codes_help, wrapped
-from model.record import format_duration
+from model.record_table import format_duration
 from model.text import columns, fit, md_code, md_table, md_text, terminal
 
 EXIT_OK, EXIT_NO_RECORDS, EXIT_USAGE = 0, 1, 2

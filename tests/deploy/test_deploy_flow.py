@@ -19,7 +19,8 @@ import pytest
 
 from deploy.recovery import runbook
 from model.failed_releases import FailedRelease, blocked_message
-from model.record import read_record, render_markdown, render_text
+from model.record import read_record
+from model.record_table import render_markdown, render_text
 from tests.deploy.test_deploy_degraded import WEB_HEALTH
 from tests.support import engine_events
 from tests.support.fake_pulumi import (

@@ -20,21 +20,18 @@ from model.record import (
     KIND,
     MAX_RECORD_BYTES,
     SCHEMA,
-    TABLE_WIDTH,
     VERSION,
     AppRecord,
     DeployRecord,
     FailureRecord,
     PhaseTiming,
     RecordError,
-    format_duration,
     from_json,
     read_record,
-    render_markdown,
-    render_text,
     to_json,
     write_record,
 )
+from model.record_table import TABLE_WIDTH, format_duration, render_markdown, render_text
 from tests.support.engine_events import T0, load_case
 
 WEB_OLD = "registry.example.com/platform/web@sha256:" + "1" * 64
@@ -180,8 +177,10 @@ _DELETE = object()
         ),
         ("version", _DELETE, "broken deploy record: version is None, not a whole number"),
         ("version", "1", "broken deploy record: version is '1', not a whole number"),
-        ("version", 3, "deploy record version 3 is newer than this tool reads (up to 2)"),
-        ("version", 0, "broken deploy record: version: 0 is not one of [1, 2]"),
+        ("version", VERSION + 1, f"deploy record version {VERSION + 1} is newer than this tool reads (up to 3)"),
+        ("version", 0, "broken deploy record: version: 0 is not one of [1, 2, 3]"),
+        ("soakSeconds", 282, "broken deploy record: soakSeconds 282 is over the deploy's 281 s"),
+        ("apps.0.soak", [{"verdict": "passed"}], "broken deploy record: apps[0].soak[0]"),
         ("stack", "", "broken deploy record: stack: '' should be non-empty"),
         ("outcome", "exploded", "broken deploy record: outcome: 'exploded' is not one of"),
         ("cause", None, "broken deploy record: cause: None is not one of"),
