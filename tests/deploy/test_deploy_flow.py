@@ -39,6 +39,7 @@ from tests.support.fake_pulumi.project import (
     OUTPUTS,
     STACK,
     apps_output,
+    deploy_key,
     tag,
     write_config,
 )
@@ -394,7 +395,7 @@ RECORDED_API = {"preflight": 3, "build": 30, "image-size": 2, "sync": 40, "healt
 
 
 def _with_deploy_key(project: Path, value: dict[str, Any]) -> dict[str, Any]:
-    config = {**copy.deepcopy(CONFIG), "gitops-deploy:deploy": value}
+    config = {**copy.deepcopy(CONFIG), "gitops-deploy:deploy": deploy_key(**value)}
     write_config(project, config)
     return config
 
