@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from pulumi.automation import Stack
@@ -49,7 +49,8 @@ class Soak:
     wait: Wait | None = None
     """Wait up to that long, True on a signal; the default wakes on the deploy's signals at once."""
     probes: ProbeAll | None = None
-    notes: dict[str, str] = field(default_factory=dict)
+    warned: bool = False
+    """The deploy said once that the soak cannot read Argo CD."""
 
 
 def released(events: Sequence[Event], before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
@@ -104,7 +105,8 @@ def _announce(ctx: Soak, targets: Sequence[Target]) -> None:
             f"deploy: soaking {t.app} ({what} {t.digest or 'as deployed'}) for {c.seconds} s apart from the "
             f"budget: a probe every {c.interval_seconds} s, failing on {' or '.join(rules)}\n"
         )
-    if ctx.applications is None and targets:
+    if ctx.applications is None and targets and not ctx.warned:
+        ctx.warned = True
         ctx.out.write(
             "deploy: warning: cannot reach Argo CD's Applications: the soak probes the health URLs alone\n"
         )
