@@ -26,6 +26,7 @@ from tests.support.fake_pulumi import (
 from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
 from tests.support.fake_pulumi.project import CONFIG, NEW_WEB, OLD, OUTPUTS, STACK, apps_output, write_config
 from tests.support.health_servers import Reply, ScriptedServer
+from tests.support.kube_api import Flow, StandInKubeAPI, kubeconfig, load_flow
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.cli
@@ -198,3 +199,46 @@ def test_a_signal_during_the_soak_ends_it_not_soaked_with_nothing_rolled_back(
     [soak] = next(a for a in record.apps if a.name == "web").soaks
     assert (soak.verdict, soak.reason) == ("not-soaked", "interrupted by a signal")
     assert TOKEN not in stderr + path.read_text()
+
+
+FLOWS = Path(__file__).resolve().parents[1] / "fixtures" / "argocd" / "operations"
+KUBE_TOKEN = "stand-in-token-5oak"
+
+
+@pytest.fixture
+def api(grpc_fake: FakePulumi) -> Iterator[StandInKubeAPI]:
+    server = StandInKubeAPI(mark=lambda: len(grpc_fake.ups()))
+    yield server
+    server.stop()
+
+
+def test_argo_cd_reporting_the_release_out_of_sync_during_the_soak_rolls_it_back(
+    grpc_fake: FakePulumi, project: Path, api: StandInKubeAPI, tmp_path: Path
+) -> None:
+    """The endpoint stays healthy; the Application, read as the deploy reads it for operations, does not."""
+    with ScriptedServer({"/healthz": [Reply(200)]}) as server:
+        config = _soak_config(project, server.url("/healthz"), failuresInARow=2, maxErrorPercent=100)
+        config["kubernetes:kubeconfig"] = str(kubeconfig(tmp_path / "kubeconfig", api.url, token=KUBE_TOKEN))
+        write_config(project, config)
+        _, objects, _ = load_flow(FLOWS / "user-sync.yaml")
+        synced = objects[-1]
+        drifted = copy.deepcopy(synced)
+        drifted["status"]["sync"]["status"] = "OutOfSync"
+        # Read 1: the wait for operations; 2: the soak's first probe; 3-4: out of sync; then synced again.
+        api.play("argocd", "web", Flow([synced, drifted, synced], reads=2))
+        grpc_fake.play(
+            {"fixture": "good_deploy.jsonl", "outputs": apps_output(NEW_WEB, OLD["api"])},
+            {"fixture": "rollback_ok.jsonl", "outputs": apps_output(OLD["web"], OLD["api"])},
+            outputs=OUTPUTS,
+            secrets=_secrets(),
+        )
+        path = tmp_path / "record.json"
+        proc = run_deploy(grpc_fake, project, "--stack", STACK, "--record", str(path))
+    assert proc.returncode == 3, proc.stderr
+    assert "the soak probes the health URLs alone" not in proc.stderr
+    assert "last #3 ok 200 " in proc.stderr and "; Argo CD: OutOfSync/Healthy at +2 s" in proc.stderr
+    assert len(grpc_fake.ups()) == 3, "release, rollback, the follow-up that marks the restored release"
+    assert [r.mark for r in api.log if r.method == "GET" and "/web" in r.path][:4] == [0, 1, 1, 1]
+    record = read_record(path)
+    assert (record.outcome, record.cause) == ("rolled-back", "soak")
+    assert KUBE_TOKEN not in proc.stderr + proc.stdout + path.read_text()
