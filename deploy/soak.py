@@ -15,8 +15,8 @@ from clients.health_probe import Probe, probe_client, probe_once
 from deploy.argo_status import ReleaseState
 from model.config_types import SoakConfig
 from model.health_settings import HealthSettings
-from model.record import SoakRecord
-from model.soak import Breach, Judge, Sample, Verdict, percentile
+from model.record import SoakRecord, SoakVerdict
+from model.soak import Breach, Judge, Sample, percentile
 
 STOP_POLL_S = 0.02
 """How often a probe in flight looks for a signal: a soak never waits out a probe once signalled."""
@@ -51,7 +51,7 @@ class Soaked:
     judge: Judge
     started: float
     ended: float
-    verdict: Verdict = "not-soaked"
+    verdict: SoakVerdict = "not-soaked"
     breach: Breach | None = None
     why: str = ""
     """Why it was not soaked (cut short by a signal or another app's rollback)."""
@@ -137,7 +137,8 @@ def run_soak(
             if breach is not None:
                 soaked.verdict, soaked.breach = "failed", breach
                 return _end(soaks, clock(), "another app's release failed its soak and is rolled back")
-            soaked.next_at += soaked.target.soak.interval_seconds
+            # A probe that outlasts the interval delays the next one rather than bunching them up.
+            soaked.next_at = max(soaked.next_at + soaked.target.soak.interval_seconds, clock())
             if soaked.next_at - soaked.started > soaked.target.soak.seconds:
                 soaked.verdict = "passed"
                 active.remove(soaked)

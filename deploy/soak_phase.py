@@ -24,13 +24,13 @@ from deploy.process import WORKING_OPS, Interrupts
 from deploy.rollback import roll_back
 from deploy.runtime_config import SOAKED_KEY, RuntimeKey, runtime_config
 from deploy.soak import Outcome, ProbeAll, Soaked, Target, Wait, http_probes, monotonic, run_soak
-from deploy.view import StackView, last_known_good, stderr_of
+from deploy.view import DEPLOY_KEY, StackView, last_known_good, stderr_of
 from model.config_schema import HEADERS_KEY, NAMESPACE
 from model.failed_releases import FailedReleaseRecord
 from model.record import During, FailureRecord, SoakRecord
 from model.record_table import soak_line
 
-_SOAK_KEY = f"{NAMESPACE}:deploy.soak"
+_SOAK_KEY = f"{DEPLOY_KEY}.soak"
 
 
 @dataclass

@@ -6,12 +6,8 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from model.config_types import SoakConfig
-
-Verdict = Literal["passed", "failed", "not-soaked"]
-VERDICTS: tuple[Verdict, ...] = ("passed", "failed", "not-soaked")
 
 
 @dataclass(frozen=True)
