@@ -33,7 +33,6 @@ pytestmark = pytest.mark.cli
 
 HEADERS_KEY = "gitops-deploy:healthHeaders"
 TOKEN = "Bearer soak-cli-secret-58d1"
-PIN = "gitops-deploy:apps[0].image.pin"
 
 project = project_fixture()
 fake = fake_fixture(FILE_TRANSPORT, GRPC_TRANSPORT)
@@ -242,3 +241,46 @@ def test_argo_cd_reporting_the_release_out_of_sync_during_the_soak_rolls_it_back
     record = read_record(path)
     assert (record.outcome, record.cause) == ("rolled-back", "soak")
     assert KUBE_TOKEN not in proc.stderr + proc.stdout + path.read_text()
+
+
+def test_a_gate_rollbacks_restored_release_is_soaked_too(grpc_fake: FakePulumi, project: Path) -> None:
+    with ScriptedServer({"/healthz": [Reply(200)]}) as server:
+        _soak_config(project, server.url("/healthz"))
+        grpc_fake.play(
+            {"fixture": "health_failure_web.jsonl", "exit": 255},
+            {"fixture": "rollback_ok.jsonl", "outputs": apps_output(OLD["web"], OLD["api"])},
+            outputs=OUTPUTS,
+            secrets=_secrets(),
+        )
+        proc = run_deploy(grpc_fake, project, "--stack", STACK)
+    assert proc.returncode == 3, proc.stderr
+    _, rollback, follow_up = grpc_fake.ups()
+    assert "web: health check failed" in proc.stderr
+    assert "deploy: soak web (restored release): passed after 2s of 2s" in proc.stderr
+    assert json.loads(follow_up.config[SOAKED_KEY]) == {"web": OLD["web"]}
+    for up in (rollback, follow_up):
+        assert up.config["gitops-deploy:apps"][0]["image"]["pin"] == OLD["web"]
+
+
+def test_a_restored_release_that_fails_its_soak_too_is_exit_4(
+    grpc_fake: FakePulumi, project: Path, tmp_path: Path
+) -> None:
+    with ScriptedServer({"/healthz": [Reply(503)]}) as server:
+        config = _soak_config(project, server.url("/healthz"), failuresInARow=1, maxErrorPercent=100)
+        grpc_fake.play(
+            {"fixture": "good_deploy.jsonl", "outputs": apps_output(NEW_WEB, OLD["api"])},
+            {"fixture": "rollback_ok.jsonl", "outputs": apps_output(OLD["web"], OLD["api"])},
+            outputs=OUTPUTS,
+            secrets=_secrets(),
+        )
+        path = tmp_path / "record.json"
+        proc = run_deploy(grpc_fake, project, "--stack", STACK, "--record", str(path))
+    assert proc.returncode == 4, proc.stderr
+    assert len(grpc_fake.ups()) == 2, "no follow-up: nothing passed its soak"
+    assert (
+        "deploy: the restored release of web failed its soak too: soak failed after 0 s of 2 s" in proc.stderr
+    )
+    assert read_config(project, STACK) == config
+    record = read_record(path)
+    assert (record.outcome, record.cause) == ("rollback-failed", "soak")
+    assert [(f.cause, f.during) for f in record.failures] == [("soak", "release"), ("soak", "rollback")]
