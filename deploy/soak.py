@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from clients.health_probe import Probe, probe_client, probe_once
+from clients.health_probe import Probe, probe_client, probe_once, run_fresh
 from deploy.argo_status import ReleaseState
 from model.config_types import SoakConfig
 from model.health_settings import HealthSettings
@@ -179,7 +179,7 @@ def http_probes(clock: Callable[[], float], stopped: Callable[[], bool]) -> Prob
             await asyncio.wait([gathered], timeout=STOP_POLL_S)
         return gathered.result()
 
-    return lambda targets: asyncio.run(every(targets))
+    return lambda targets: run_fresh(every(targets))
 
 
 def monotonic() -> float:
