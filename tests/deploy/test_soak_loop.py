@@ -13,11 +13,13 @@ from io import StringIO
 import pytest
 
 from deploy.argo_status import ReleaseState, release_state
+from deploy.events import Event, recognise
 from deploy.process import Interrupts
 from deploy.soak import Outcome, Target, http_probes, monotonic, run_soak
-from deploy.soak_phase import failure_report
+from deploy.soak_phase import failure_report, released
 from model.config_types import SoakConfig
 from model.health_settings import HealthSettings
+from model.names import HEALTH_CHECK_TYPE
 from tests.support.health_servers import ClockedServer, Reply, ScriptedServer
 
 HEADER = {"Authorization": "Bearer soak-secret-7f3a"}
@@ -190,3 +192,21 @@ def test_a_signal_wakes_the_real_wait_at_once() -> None:
     assert outcome.interrupted and outcome.apps[0].verdict == "not-soaked"
     assert took < 3.0, f"the wait slept through the signal ({took:.1f} s)"
     assert interrupts.exit_code == 143
+
+
+def _pre(app: str, op: str) -> Event:
+    urn = (
+        "urn:pulumi:prod::gitops-deploy::gitops-deploy:index:AppRelease$pulumi-python:dynamic/health:"
+        f"HealthCheck::{app}-health"
+    )
+    found = recognise(urn)  # the URN decoded as the deploy decodes every event's
+    assert found is not None and found.app == app
+    return Event("pre", 1, 0, urn, HEALTH_CHECK_TYPE, op, app=found.app, phase=found.phase)
+
+
+def test_released_apps_are_those_whose_digest_changed_or_whose_gate_ran_again() -> None:
+    before = {"web": "r/web@sha256:1", "api": "r/api@sha256:2", "db": "r/db@sha256:3"}
+    after = {"web": "r/web@sha256:1", "api": "r/api@sha256:9", "db": "r/db@sha256:3", "new": "r/new@sha256:4"}
+    events = [_pre("web", "update"), _pre("db", "same"), _pre("api", "same")]
+    assert released(events, before, after) == ["web", "api", "new"]
+    assert released([], after, after) == []
