@@ -6,9 +6,10 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 
@@ -21,6 +22,7 @@ BODY_LIMIT_BYTES = 64 * 1024
 MAX_REDIRECTS = 5
 """Redirects followed in one probe before it counts as a redirect loop."""
 
+T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -201,7 +203,7 @@ async def probe_once(
     return Probe(attempt, outcome, status, latency, body)
 
 
-def _client(settings: HealthSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+def probe_client(settings: HealthSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     """A fresh connection per probe that follows no redirect itself (a given transport brings its own TLS)."""
     timeout = httpx.Timeout(settings.timeout_seconds)
     if transport is not None:
@@ -230,7 +232,7 @@ async def run_check(
     probes: list[Probe] = []
     streak = 0
     verdict = ""
-    async with _client(s, transport) as client:
+    async with probe_client(s, transport) as client:
         for attempt in range(1, s.attempts + 1):
             limit = min(s.timeout_seconds, deadline - clock() - PROBE_OVERHEAD_SECONDS)
             if limit <= 0:
@@ -277,14 +279,19 @@ def check_endpoint(
     sleep: Sleep = asyncio.sleep,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> CheckOutcome:
-    """Run the check on a fresh loop, closed without waiting for stuck DNS lookups (`asyncio.run` would wait
-    for the executor where a resolver that never answers keeps a thread, past the worst-case bound)."""
+    """Run the check on a fresh loop (`run_fresh`)."""
+    return run_fresh(run_check(settings, headers, clock=clock, sleep=sleep, transport=transport))
+
+
+def run_fresh(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` on a fresh loop, closed without waiting for stuck DNS lookups (`asyncio.run` would wait
+    for the executor where a resolver that never answers keeps a thread, past the worst-case bound), and
+    never made the thread's current loop (so `asyncio.run` does not leave the thread without one)."""
     loop = asyncio.new_event_loop()
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-dns")
     loop.set_default_executor(executor)
     try:
-        check = run_check(settings, headers, clock=clock, sleep=sleep, transport=transport)
-        return loop.run_until_complete(check)
+        return loop.run_until_complete(work)
     finally:
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())

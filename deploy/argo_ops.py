@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from clients.argo_cluster import Applications, ClusterError, Conflict
-from deploy.argo_status import Health, Operation, health, operation, terminate_patch
+from deploy.argo_status import (
+    Health,
+    Operation,
+    ReleaseState,
+    health,
+    operation,
+    release_state,
+    terminate_patch,
+)
 
 POLL_S = 2.0
 """How often the wait reads the Applications again."""
@@ -124,3 +132,12 @@ def read_health(applications: Applications, app: str) -> Health | None:
     except ClusterError:
         return None
     return health(found) if found is not None else None
+
+
+def read_release(applications: Applications, app: str) -> ReleaseState | None:
+    """The app's sync, health and release; None when the Application cannot be read."""
+    try:
+        found = applications.get(app)
+    except ClusterError:
+        return None
+    return release_state(found) if found is not None else None

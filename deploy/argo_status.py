@@ -143,3 +143,36 @@ def health(application: Mapping[str, Any]) -> Health | None:
         named = f"{where} ({message})" if message else where
         (workloads if workload.carries(res) else others).append(named)
     return Health(str(workload), tuple(workloads), tuple(others))
+
+
+SYNCED, HEALTHY = "Synced", "Healthy"
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """An Application's sync and health status, and which release it compared (revision and source)."""
+
+    sync: str | None
+    health: str | None
+    release: str
+    """`status.sync.revision(s)` and `status.sync.comparedTo.source(s)`, as one comparable text."""
+
+    def problem(self, first: ReleaseState) -> str | None:
+        """Why this read fails a soak probe, against the soak's first read; None when Synced and Healthy on
+        the same release."""
+        if self.release != first.release:
+            return "Argo CD: another release than at the soak's start"
+        if self.sync != SYNCED or self.health != HEALTHY:
+            return f"Argo CD: {self.sync or 'no sync status'}/{self.health or 'no health status'}"
+        return None
+
+
+def release_state(application: Mapping[str, Any]) -> ReleaseState:
+    """The soak's view of one Application object (as the API serves it)."""
+    status = _map(application.get("status"))
+    sync = _map(status.get("sync"))
+    compared = _map(sync.get("comparedTo"))
+    release = repr(
+        (sync.get("revision"), sync.get("revisions"), compared.get("source"), compared.get("sources"))
+    )
+    return ReleaseState(_text(sync.get("status")), _text(_map(status.get("health")).get("status")), release)

@@ -100,7 +100,8 @@ RULES: tuple[Rule, ...] = (
     Rule("lint", (PROGRAM,), _LINT, "clients/dockerlint.py, clients/hadolint.py"),
 )
 # fmt: on
-"""First match wins; a failure no rule matches is `other` (policy violations are `policy`)."""
+"""First match wins; a failure no rule matches is `other` (policy violations are `policy`; a failed soak,
+which no engine event reports, is `soak`: deploy/soak_phase.py)."""
 
 # Lines that only repeat that something failed (deployment_executor.go, program_source.go).
 _REPEAT = _re(

@@ -18,8 +18,9 @@ from deploy.process import Interrupted, Interrupts
 from deploy.view import stderr_of
 from deploy.visibility import Reporter
 
-STALE_AFTER = timedelta(minutes=30)
-"""A lock or an in-progress update older than this outlived any deploy (the jobs' timeout-minutes)."""
+STALE_AFTER = timedelta(minutes=45)
+"""A lock or an in-progress update older than this outlived any deploy (the jobs' timeout-minutes, a soak
+after `up` included)."""
 
 
 @dataclass(frozen=True)

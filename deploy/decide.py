@@ -45,11 +45,11 @@ class ResourceFailure:
 @dataclass(frozen=True)
 class HealthFailure:
     """An app whose release gate failed: the HealthCheck, an Application whose wait timed out, or one
-    Argo CD reported Degraded for the grace period (the deploy stopped its wait)."""
+    Argo CD reported Degraded for the grace period (the deploy stopped its wait); or whose soak failed."""
 
     app: str
     urn: str
-    kind: Literal["health-check", "application", "degraded"]
+    kind: Literal["health-check", "application", "degraded", "soak"]
     report: str
     """The health report (the failed resource's error text, or the Degraded status line)."""
 

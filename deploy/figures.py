@@ -97,11 +97,18 @@ class Recovery:
     """Seconds from each closed incident's first failure to the success that closed it."""
     open_since: tuple[datetime, ...] = ()
     """When each incident still open at the end of the records began (one per stack at most)."""
+    late: tuple[bool, ...] = ()
+    """Per closed incident (as `recovered`): whether the soak caught its first failure, not the gate."""
 
     @property
     def mean_seconds(self) -> float | None:
         """Mean time to recovery over closed incidents."""
         return statistics.fmean(self.recovered) if self.recovered else None
+
+    def mean_caught(self, in_soak: bool) -> float | None:
+        """Mean time to recovery of the incidents the soak caught (True), or the gate and before (False)."""
+        found = [s for s, late in zip(self.recovered, self.late, strict=False) if late == in_soak]
+        return statistics.fmean(found) if found else None
 
 
 def stopped_before_update(record: DeployRecord) -> bool:
@@ -115,6 +122,21 @@ def stopped_before_update(record: DeployRecord) -> bool:
 def shipped(record: DeployRecord) -> bool:
     """A deploy whose release reached the cluster: any but one stopped before the update."""
     return not stopped_before_update(record)
+
+
+def caught_in_soak(record: DeployRecord) -> bool:
+    """A late failure: the release passed its gate, and its soak caught it."""
+    return record.cause == "soak"
+
+
+def change_failure_rates(records: Sequence[DeployRecord]) -> tuple[float | None, float | None]:
+    """The change failure rate in two parts: failures caught by the gate (or before), and late ones."""
+    shipping = [r for r in records if shipped(r)]
+    if not shipping:
+        return None, None
+    late = sum(1 for r in shipping if caught_in_soak(r))
+    failed = sum(1 for r in shipping if r.outcome != "succeeded")
+    return (failed - late) / len(shipping), late / len(shipping)
 
 
 def change_failure_rate(records: Sequence[DeployRecord]) -> float | None:
@@ -188,6 +210,8 @@ class Dora:
     lead_time: LeadTime
     change_failure_rate: float | None
     stopped: Stopped
+    caught: tuple[float | None, float | None] = (None, None)
+    """The change failure rate of failures caught by the gate (or before), and of late ones (the soak)."""
 
 
 def dora(records: Sequence[DeployRecord], days: float) -> Dora:
@@ -197,6 +221,7 @@ def dora(records: Sequence[DeployRecord], days: float) -> Dora:
         lead_time(records),
         change_failure_rate(records),
         stopped_before_users(records),
+        change_failure_rates(records),
     )
 
 
@@ -242,14 +267,18 @@ def p95(values: Sequence[float]) -> float:
 def _recovery(records: Sequence[DeployRecord]) -> Recovery:
     """Incidents of one stack's records, in start order."""
     recovered: list[float] = []
+    late: list[bool] = []
     opened: datetime | None = None
+    opened_late = False
     for record in sorted(records, key=lambda r: (r.started_at, r.ended_at)):
         if record.outcome != "succeeded":
-            opened = opened or record.ended_at
+            if opened is None:
+                opened, opened_late = record.ended_at, caught_in_soak(record)
         elif opened is not None:
             recovered.append((record.ended_at - opened).total_seconds())
+            late.append(opened_late)
             opened = None
-    return Recovery(tuple(recovered), (opened,) if opened is not None else ())
+    return Recovery(tuple(recovered), (opened,) if opened is not None else (), tuple(late))
 
 
 def summarize(records: Sequence[DeployRecord], recovery: Recovery, days: float = 1.0) -> Summary:
@@ -261,7 +290,7 @@ def summarize(records: Sequence[DeployRecord], recovery: Recovery, days: float =
         CauseCount(cause, counts[cause], counts[cause] / len(failed))
         for cause in sorted(counts, key=lambda c: (-counts[c], CAUSES.index(c)))
     )
-    durations = [r.duration_seconds for r in records]
+    durations = [r.deploy_seconds for r in records]
     budgets = {r.budget_seconds for r in records}
     budget = budgets.pop() if len(budgets) == 1 else None
     over = sum(1 for r in records if r.over_budget)
@@ -307,5 +336,6 @@ def build_report(loaded: Loaded, since: datetime | None = None, until: datetime 
     overall = Recovery(
         tuple(s for summary in stacks.values() for s in summary.recovery.recovered),
         tuple(t for summary in stacks.values() for t in summary.recovery.open_since),
+        tuple(late for summary in stacks.values() for late in summary.recovery.late),
     )
     return Report(stacks, summarize(inside, overall, days), loaded.skipped, period, outside)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from deploy.targets import short
-from model.record import CAUSES, OUTCOMES, Cause, Outcome
+from model.record import CAUSES, OUTCOMES, Cause, Outcome, SoakRecord
 
 KIND = "gitops-deploy/notification"
 VERSION = 1
@@ -36,20 +36,6 @@ class AppVerdict:
     app: str
     passed: bool
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class SoakVerdict:
-    """One app's soak: probed for `seconds` after the release, judged by the soak's two rules."""
-
-    app: str
-    passed: bool
-    seconds: int
-    probes: int
-    failures: int
-    error_percent: float
-    reason: str = ""
-    """Why it failed (the rule it broke), or empty."""
 
 
 @dataclass(frozen=True)
@@ -122,23 +108,26 @@ def rollback(
     )  # fmt: skip
 
 
-def soak(stack: str, at: datetime, verdicts: Sequence[SoakVerdict]) -> Notice:
-    """The soak's verdict: every app watched after the release."""
-    failed = [v for v in verdicts if not v.passed]
+def soak(stack: str, at: datetime, soaked: Sequence[tuple[str, SoakRecord]]) -> Notice:
+    """The soak's verdict: every app watched after the release, and how each one fared."""
+    judged = [(app, r) for app, r in soaked if r.verdict != "not-soaked"]
+    failed = [(app, r) for app, r in judged if r.verdict == "failed"]
     if failed:
-        text = "; ".join(f"{v.app} failed its soak" + (f": {v.reason}" if v.reason else "") for v in failed)
+        text = "; ".join(
+            f"{app} failed its soak" + (f": {r.reason}" if r.reason else "") for app, r in failed
+        )
     else:
         text = "; ".join(
-            f"{v.app} passed its {v.seconds} s soak ({v.failures} of {v.probes} probes failed)"
-            for v in verdicts
+            f"{app} passed its {r.seconds} s soak ({r.failures} of {r.probes} probes failed)"
+            for app, r in judged
         )
     apps = [
         {
-            "app": v.app, "passed": v.passed, "seconds": v.seconds, "probes": v.probes,
-            "failures": v.failures, "errorPercent": round(v.error_percent, 1),
-            "reason": _cut(v.reason) or None,
+            "app": app, "passed": r.verdict == "passed", "seconds": r.seconds, "probes": r.probes,
+            "failures": r.failures, "errorPercent": round(100 * r.failures / r.probes, 1) if r.probes else 0,
+            "reason": _cut(r.reason or "") or None,
         }
-        for v in verdicts
+        for app, r in judged
     ]  # fmt: skip
     return Notice("soak", stack, at, _cut(text or "no app soaked"), {"passed": not failed, "apps": apps})
 

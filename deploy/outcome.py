@@ -17,8 +17,10 @@ from pulumi.automation.events import EngineEvent
 from deploy.causes import PROGRAM, cause_of, classify, failures, summary
 from deploy.events import Event
 from deploy.process import SIGNALS
+from deploy.runtime_config import RuntimeKey
 from deploy.timings import measure
 from model.config import DEFAULT_BUDGET_SECONDS
+from model.failed_releases import FailedReleaseRecord
 from model.record import (
     OUTCOMES,
     AppRecord,
@@ -27,10 +29,10 @@ from model.record import (
     During,
     FailureRecord,
     Outcome,
-    render_markdown,
-    render_text,
+    SoakRecord,
     write_record,
 )
+from model.record_table import render_markdown, render_text
 
 
 class Exit(IntEnum):
@@ -50,8 +52,10 @@ MEANINGS: Mapping[Exit, str] = {
     Exit.FAILED: "the update failed; nothing was rolled back",
     Exit.SETUP: "could not start: no Pulumi CLI on PATH, no such stack or one it cannot read (its passphrase "
     "unset), no policy config, a bad option",
-    Exit.ROLLED_BACK: "a release gate failed; the failed apps were rolled back and the release recorded",
-    Exit.ROLLBACK_FAILED: "a release gate failed and the rollback failed too",
+    Exit.ROLLED_BACK: "a release gate or a soak failed; the failed apps were rolled back and the release "
+    "recorded",
+    Exit.ROLLBACK_FAILED: "a release gate or a soak failed and the rollback failed too (or the restored "
+    "release failed its soak)",
     Exit.BLOCKED: "an app would ship content that failed its health gate before: nothing was changed",
     Exit.LOCKED: "the stack is locked, another update is in progress, or an Argo CD operation this deploy "
     "did not start did not end in time: nothing was changed",
@@ -104,6 +108,17 @@ class Run:
     rolled_back: list[str] = field(default_factory=list)
     error: str | None = None
     """The CLI's error, or why the deploy stopped before the update: the cause when events show none."""
+    idle: list[int] = field(default_factory=list)
+    """Per `up` (as `ups`), the seconds before it that the deploy spent soaking: not the rollback's time."""
+    soaks: dict[str, list[SoakRecord]] = field(default_factory=dict)
+    """Each app's soaks, in order."""
+    soak_failures: list[FailureRecord] = field(default_factory=list)
+    soak_seconds: int = 0
+    """Wall-clock seconds spent soaking and marking the soaked digests: apart from the budget."""
+    held: list[RuntimeKey] = field(default_factory=list)
+    """The rollbacks' pins, which every later `up` of the deploy keeps."""
+    record: FailedReleaseRecord | None = None
+    """The failed-release record the last `up` was given, when the deploy gave one."""
 
 
 def _stamp(timestamp: int | None) -> datetime | None:
@@ -141,6 +156,10 @@ def build_record(
     rolled_back: Collection[str] = (),
     error: str | None = None,
     commit_at: datetime | None = None,
+    idle: Sequence[int] = (),
+    soaks: Mapping[str, Sequence[SoakRecord]] | None = None,
+    soak_failures: Sequence[FailureRecord] = (),
+    soak_seconds: int = 0,
 ) -> DeployRecord:
     """The record of one deploy: `ups[0]` is the release, later ones its rollback.
 
@@ -152,7 +171,7 @@ def build_record(
     if budget_seconds < 1:
         raise ValueError(f"budget_seconds must be at least 1, got {budget_seconds}")
     before, after = dict(digests_before or {}), dict(digests_after or {})
-    timings = measure(ups, apps=[*before, *after], rolled_back=rolled_back)
+    timings = measure(ups, apps=[*before, *after], rolled_back=rolled_back, idle=idle)
     start = started_at or _stamp(timings.start) or datetime.now(UTC)
     end = ended_at or _stamp(timings.end) or start
     found: list[FailureRecord] = []
@@ -169,6 +188,10 @@ def build_record(
                 for f in listed
                 if not f.repeat or f is first
             )
+            if index == 0 and soak_failures:
+                # A soak follows a release `up` that succeeded: its failure comes before any rollback's.
+                cause = cause or soak_failures[0].cause
+                found.extend(soak_failures)
         if cause is None:
             text = error.strip() if error else ""
             cause = classify(PROGRAM, text) if text else "other"
@@ -177,9 +200,16 @@ def build_record(
                     cause, "release", None, None, summary(text) or "the update failed before any engine event"
                 )
             )
-    apps = tuple(AppRecord(t.app, before.get(t.app), after.get(t.app), dict(t.phases)) for t in timings.apps)
+    soaked = soaks or {}
+    apps = tuple(
+        AppRecord(t.app, before.get(t.app), after.get(t.app), dict(t.phases), tuple(soaked.get(t.app, ())))
+        for t in timings.apps
+    )
     end = max(end, start)
-    return DeployRecord(stack, start, end, budget_seconds, outcome, cause, tuple(found), apps, commit_at)
+    soak = min(soak_seconds, int((end - start).total_seconds()))
+    return DeployRecord(
+        stack, start, end, budget_seconds, outcome, cause, tuple(found), apps, commit_at, soak_seconds=soak
+    )
 
 
 def finish(
@@ -197,7 +227,8 @@ def finish(
         stack, run.ups, RECORD_OUTCOMES.get(code, "failed"), digests_before=run.good, digests_after=after,
         started_at=min(run.started.replace(microsecond=0), ended), ended_at=ended,
         budget_seconds=run.budget_seconds, rolled_back=run.rolled_back, error=run.error,
-        commit_at=commit_time(work_dir) if work_dir is not None else None,
+        commit_at=commit_time(work_dir) if work_dir is not None else None, idle=run.idle, soaks=run.soaks,
+        soak_failures=run.soak_failures, soak_seconds=run.soak_seconds,
     )  # fmt: skip
     built = on_record(built) if on_record is not None else built  # the reports, and what failed of them
     out.write(render_text(built))

@@ -93,6 +93,8 @@ class Interrupts:
         self._holding = False
         self._queue: SimpleQueue[int | None] | None = None
         self.clock: Callable[[], float] = time.monotonic
+        self.wake = threading.Event()
+        """Set once a signal arrived (by the worker thread, not the handler): a deploy's wait ends at once."""
 
     @property
     def interrupted(self) -> bool:
@@ -149,6 +151,7 @@ class Interrupts:
             self._decide(signum)
 
     def _decide(self, signum: int) -> None:
+        self.wake.set()
         name = signal.Signals(signum).name
         with self._lock:
             if self._up is None:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from deploy.figures import Report, Summary, build_report, load
 from deploy.outcome import exit_codes_help, wrapped
-from model.record import format_duration
+from model.record_table import format_duration
 from model.text import columns, fit, md_code, md_table, md_text, terminal
 
 EXIT_OK, EXIT_NO_RECORDS, EXIT_USAGE = 0, 1, 2
@@ -72,11 +72,38 @@ def _dora_json(summary: Summary) -> dict[str, Any] | None:
         },
         "changeFailureRate": None if rate is None else round(rate, 4),
         "timeToRestoreSeconds": summary.recovery.mean_seconds,
+        "caughtByGate": {
+            "changeFailureRate": _rounded(d.caught[0]),
+            "timeToRestoreSeconds": summary.recovery.mean_caught(False),
+        },
+        "caughtInSoak": {
+            "changeFailureRate": _rounded(d.caught[1]),
+            "timeToRestoreSeconds": summary.recovery.mean_caught(True),
+        },
         "stoppedBeforeUsers": {
             "total": d.stopped.total, "beforeUpdate": d.stopped.before_update,
             "byRollback": d.stopped.by_rollback,
         },
     }  # fmt: skip
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+_CAUGHT_COLUMNS = ("CFR gate", "CFR soak", "restore gate", "restore soak")
+_CAUGHT_TITLE = "Late failures (caught in the soak after the gate passed) apart from the gate's:"
+
+
+def _caught_row(summary: Summary) -> list[str]:
+    d = summary.dora
+    gate, soak = d.caught if d is not None else (None, None)
+    return [
+        "-" if gate is None else _percent(gate),
+        "-" if soak is None else _percent(soak),
+        _duration(summary.recovery.mean_caught(False)),
+        _duration(summary.recovery.mean_caught(True)),
+    ]
 
 
 def render_json(report: Report) -> str:
@@ -176,6 +203,9 @@ def render_table(report: Report, width: int = TABLE_WIDTH) -> str:
         dora_rows = [[terminal(name), *_dora_row(s)] for name, s in rows]
         out += ["", fit(_DORA_TITLE, width), fit(_period(report), width)]
         out += columns(["stack", *_DORA_COLUMNS], dora_rows, width, align="<" + ">" * 7, cut_left=True)
+        caught = [[terminal(name), *_caught_row(s)] for name, s in rows]
+        out += ["", fit(_CAUGHT_TITLE, width)]
+        out += columns(["stack", *_CAUGHT_COLUMNS], caught, width, align="<>>>>", cut_left=True)
     if report.skipped:
         out += ["", "Skipped:"]
         for s in report.skipped:
@@ -212,6 +242,9 @@ def render_markdown(report: Report) -> str:
         dora_headers += ["change failure rate", "time to restore", "stopped before users"]
         dora_rows = [[md_text(name), *_dora_row(s)] for name, s in rows]
         out += md_table(dora_headers, dora_rows, align="<" + ">" * 7)
+        out += ["", f"**{_CAUGHT_TITLE.rstrip(':')}**", ""]
+        caught = [[md_text(name), *_caught_row(s)] for name, s in rows]
+        out += md_table(["stack", *_CAUGHT_COLUMNS], caught, align="<>>>>")
     if report.skipped:
         out += ["", "**Skipped**", ""]
         out += [f"- {md_code(str(s.path))}: {md_text(s.reason)}" for s in report.skipped]

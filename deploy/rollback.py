@@ -27,6 +27,7 @@ _FAILURE_KIND = {
     "health-check": "health check failed",
     "application": "Application's wait timed out",
     "degraded": "Argo CD reported it Degraded for the grace period; the deploy stopped the wait",
+    "soak": "soak failed",
 }
 
 
@@ -36,9 +37,11 @@ def record_key(record: FailedReleaseRecord, view: StackView) -> RuntimeKey:
 
 
 def _report(out: TextIO, verdict: Verdict, plan: RollbackPlan) -> None:
-    out.write("deploy: the release failed its health gate:\n")
+    soak = all(f.kind == "soak" for f in verdict.health)
+    out.write(f"deploy: the release failed its {'soak' if soak else 'health gate'}:\n")
     for failure in verdict.health:
-        out.write(f"  - {failure.app}: {_FAILURE_KIND[failure.kind]} ({failure.urn})\n")
+        where = f" ({failure.urn})" if failure.urn else ""
+        out.write(f"  - {failure.app}: {_FAILURE_KIND[failure.kind]}{where}\n")
         out.write(f"{indent(failure.report, 6)}\n")
     for line in plan.stuck:
         out.write(f"  - cannot roll back {line}\n")
@@ -107,12 +110,14 @@ def roll_back(
     record = given
     for release in failed:
         record = record.add(release)
+    pins = [RuntimeKey(p.key, p.digest, p.previous, path=True) for p in plan.pins]
     keys = [
-        *(RuntimeKey(p.key, p.digest, p.previous, path=True) for p in plan.pins),
+        *(k for k in run.held if k.key not in {p.key for p in pins}),
+        *pins,
         RuntimeKey(ROLLBACK_ID_KEY, uuid.uuid4().hex, view.values.get(ROLLBACK_ID_KEY)),
         record_key(record, view),
     ]
-    run.rolled_back = pinned
+    run.rolled_back = [*dict.fromkeys([*run.rolled_back, *pinned])]
     stopped = [urn for app, (urn, _) in degraded.items() if app in pinned]
     if stopped:
         problem = refresh(stack, options, out, interrupts, stopped)
@@ -138,6 +143,8 @@ def roll_back(
         for line in lines or [run.error]:
             out.write(f"{indent(line)}\n")
         return Exit.ROLLBACK_FAILED
+    run.held = [*(k for k in run.held if k.key not in {p.key for p in pins}), *pins]
+    run.record = record
     apps = ", ".join(f"{p.app} -> {p.digest}" for p in plan.pins)
     out.write(f"deploy: rolled back {apps}; the failed release is not live. Failing the deploy.\n")
     for release in failed:

@@ -23,6 +23,7 @@ from deploy.outcome import Exit, Run, finish
 from deploy.process import Interrupted, Interrupts, health_step_bound
 from deploy.rollback import record_key, roll_back
 from deploy.runtime_config import runtime_config
+from deploy.soak_phase import Soak, soak_released
 from deploy.targets import PASSWORD_KEY, check_targets, short
 from deploy.view import DEPLOY_KEY, StackUnreadable, StackView, indent, last_known_good, read_view, stderr_of
 from model.budget import OPERATION_WAIT_KEY
@@ -173,7 +174,7 @@ def _wait_for_operations(
     return Exit.LOCKED
 
 
-def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts, run: Run) -> Exit:
+def _deploy(stack: Stack, options: UpOptions, out: TextIO, interrupts: Interrupts, run: Run) -> int:
     interrupts.check()
     view = read_view(stack, options.work_dir, options.allow_failed_releases, out, interrupts)
     options.reporter.start(stack.name, view, out)
@@ -206,8 +207,8 @@ def _release(
     view: StackView,
     missing: Mapping[str, str],
     applications: Applications | None,
-) -> Exit:
-    """The release `up`, and the rollback when its gate fails."""
+) -> int:
+    """The release `up` and its soak, and the rollback when its gate or its soak fails."""
     given = view.record.without(options.allow_failed_releases)
     # The program reads the record from the stack's outputs itself; pass it only when it differs.
     first_keys = [record_key(given, view)] if given != view.record else []
@@ -222,10 +223,11 @@ def _release(
             f"(Degraded: {', '.join(judged.others) or 'nothing any more'}); the deploy did not stop the "
             "release for it\n"
         )
+    soak = Soak(stack, options, out, interrupts, run, view, missing, applications)
     if result.error is None:
         options.reporter.gate(result.events, None)
         out.write("deploy: the update succeeded\n")
-        return Exit.OK
+        return soak_released(soak, result, given, Exit.OK)
     run.error = stderr_of(result.error)
     if isinstance(result.error, ConcurrentUpdateError):
         _report_conflict(out, stack, result.error, options)
@@ -241,9 +243,11 @@ def _release(
     if not verdict.rollback:
         _report_failure(out, result, verdict, stack.name)
         return Exit.FAILED
-    return roll_back(
+    code = roll_back(
         stack, options, out, interrupts, run, view, result, verdict, given, missing, degraded, applications
     )
+    # The restored release, and the apps released with it, are soaked too.
+    return soak_released(soak, result, given, code) if code == Exit.ROLLED_BACK else code
 
 
 def _report_pending(out: TextIO, events: Sequence[Event], stack: str) -> None:

@@ -11,6 +11,8 @@ from pulumi.automation import ConfigValue, Stack
 from pulumi.automation.errors import CommandError
 
 from deploy.process import Interrupts
+from model.config import NAMESPACE
+from model.config_schema import SOAKED_KEY as SOAKED
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,7 @@ def _restore(stack: Stack, keys: Sequence[RuntimeKey], out: TextIO) -> None:
             + "".join(f"  pulumi config rm --stack {stack.name} --path '{k.key}'\n" for k in removed)
             + f"  ({str(err).strip().splitlines()[-1]})\n"
         )
+
+
+SOAKED_KEY = f"{NAMESPACE}:{SOAKED}"
+"""Set for the soak's follow-up update only: `{app: repo digest}` of the apps whose soak passed."""

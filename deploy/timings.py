@@ -145,10 +145,14 @@ def _release_phases(
     return preflight, by_app
 
 
-def _rollbacks(ups: Sequence[Sequence[Event]], rolled_back: Collection[str]) -> dict[str, PhaseTiming]:
-    """Per app, the time from the end of the previous `up` to the end of its own steps in a later one."""
+def _rollbacks(
+    ups: Sequence[Sequence[Event]], rolled_back: Collection[str], idle: Sequence[int] = ()
+) -> dict[str, PhaseTiming]:
+    """Per app, the time from the end of the previous `up` to the end of its own steps in a later one,
+    less the soak between them (`idle`, per `up`)."""
     result: dict[str, PhaseTiming] = {}
-    for previous, events in pairwise(ups):
+    for index, (previous, events) in enumerate(pairwise(ups), start=1):
+        soaked = idle[index] if index < len(idle) else 0
         before, this = bounds(previous), bounds(events)
         if before is None or this is None:
             continue
@@ -166,7 +170,7 @@ def _rollbacks(ups: Sequence[Sequence[Event]], rolled_back: Collection[str]) -> 
                 failed = any(e.kind == "failed" or e.error for e in events)
                 end, outcomes = this.end, {"failed" if failed else "succeeded"}
             outcome: PhaseOutcome = next(o for o in ("failed", "unfinished", "succeeded") if o in outcomes)
-            seconds = max(end - before.end, 0)
+            seconds = max(end - before.end - soaked, 0)
             earlier = result.get(app)
             if earlier is not None:
                 seconds += earlier.seconds
@@ -180,15 +184,16 @@ def measure(
     *,
     apps: Iterable[str] = (),
     rolled_back: Collection[str] = (),
+    idle: Sequence[int] = (),
 ) -> DeployTimings:
     """Time each app's phases: the release is `ups[0]`, any later `up` is a rollback.
 
     `apps` adds apps the events may not show; `rolled_back` names apps a later `up` rolled back even if
-    none of their steps ran in it.
+    none of their steps ran in it; `idle` gives, per `up`, the seconds before it spent soaking.
     """
     ups = [decode(s) for s in streams]
     preflight, by_app = _release_phases(_steps(ups[0])) if ups else (None, {})
-    rollbacks = _rollbacks(ups, rolled_back)
+    rollbacks = _rollbacks(ups, rolled_back, idle)
     timings = []
     for app in _app_names(ups, [*apps, *rolled_back]):
         own: dict[Phase, PhaseTiming | None] = {**by_app.get(app, {}), "preflight": preflight}

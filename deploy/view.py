@@ -16,7 +16,15 @@ from clients.argo_cluster import Target, target_from_config
 from deploy.process import Interrupted, Interrupts
 from deploy.targets import Registry, registry_from_config
 from model.budget import app_budgets
-from model.config import NAMESPACE, TOP_LEVEL_KEYS, DeployConfig, StackConfig, parse_config, read_deploy
+from model.config import (
+    NAMESPACE,
+    TOP_LEVEL_KEYS,
+    AppConfig,
+    DeployConfig,
+    StackConfig,
+    parse_config,
+    read_deploy,
+)
 from model.config_reader import ConfigError
 from model.content_tag import content_tag
 from model.errors import GitopsError
@@ -70,6 +78,11 @@ class StackView:
     """The stack config as the program parses it; None when the program rejects it."""
     secret_keys: frozenset[str] = frozenset()
     """The config keys the stack stores encrypted."""
+
+    @property
+    def apps(self) -> tuple[AppConfig, ...]:
+        """The apps as the program parses them (none when it rejects the config): their health and soak."""
+        return self.config.apps if self.config is not None else ()
 
 
 def stderr_of(err: CommandError) -> str:
@@ -195,5 +208,6 @@ def read_view(
         values, last_known_good(outputs), record, entries, tags,
         (*allowed, *(cfg.allow_failed_releases if cfg is not None else ())), deploy, wait,
         {app.name: app.health.budget_seconds for app in apps}, registry_from_config(values),
-        target_from_config(values, os.environ), cfg, frozenset(k for k, v in config.items() if v.secret),
+        target_from_config(values, os.environ), cfg,
+        frozenset(k for k, v in config.items() if v.secret),
     )  # fmt: skip

@@ -24,14 +24,14 @@ from clients.webhook import Webhook, host_of
 from deploy import notices
 from deploy.decide import Verdict
 from deploy.events import Event
-from deploy.notices import AppVerdict, Notice, SoakVerdict
+from deploy.notices import AppVerdict, Notice
 from deploy.outcome import Exit
 from deploy.view import StackView
 from model.config import NAMESPACE, read_notify
 from model.config_reader import ConfigError
 from model.config_schema import NOTIFY_KEY
 from model.http_origin import redact
-from model.record import DeployRecord
+from model.record import DeployRecord, SoakRecord
 
 NOTIFY_CONFIG_KEY = f"{NAMESPACE}:{NOTIFY_KEY}"
 AFTER_SIGNAL_SECONDS = 1.5
@@ -168,9 +168,9 @@ class Reporter:
             self.notify(notices.gate(self._stack, self._now(), verdicts))
 
     @_never_fails(_nothing)
-    def soak(self, verdicts: Sequence[SoakVerdict]) -> None:
+    def soak(self, soaked: Sequence[tuple[str, SoakRecord]]) -> None:
         """The soak's verdict."""
-        self.notify(notices.soak(self._stack, self._now(), verdicts))
+        self.notify(notices.soak(self._stack, self._now(), soaked))
 
     @_never_fails(_unchanged)
     def finish(self, record: DeployRecord, code: int, rolled_back: Sequence[str]) -> DeployRecord:

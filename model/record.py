@@ -1,4 +1,4 @@
-"""The deploy record: one JSON document per deploy, its versioned shape, and the end-of-deploy table.
+"""The deploy record: one JSON document per deploy and its versioned shape (its table: model/record_table.py).
 
 Reading validates: anything that is not a deploy record raises RecordError with the reason
 (docs/release.md describes every field).
@@ -10,7 +10,6 @@ import json
 import os
 import re
 import tempfile
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from jsonschema.exceptions import best_match
 
 from model.errors import GitopsError
 from model.files import FileRefused, read_bounded
-from model.text import columns, fit, md_code, md_table, md_text, terminal
+from model.text import fit
 
 KIND = "gitops-deploy/deploy-record"
 """Every record says what it is, so any other JSON file is told apart at once."""
@@ -30,18 +29,21 @@ VERSION = 3
 """Raised when a field changes meaning, goes away or is added; every older version stays readable."""
 MAX_RECORD_BYTES = 1024 * 1024
 """A record is a few kilobytes; anything this large is not one, and is not read whole."""
-TABLE_WIDTH = 100
 
 Outcome = Literal["succeeded", "failed", "rolled-back", "rollback-failed"]
 OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "rolled-back", "rollback-failed")
 During = Literal["release", "rollback"]
-Cause = Literal["registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "other"]
+Cause = Literal[
+    "registry-auth", "registry-unreachable", "lint", "build", "policy", "sync", "health", "soak", "other"
+]  # fmt: skip
 CAUSES: tuple[Cause, ...] = get_args(Cause)
 Phase = Literal["preflight", "build", "image-size", "sync", "health", "rollback"]
 PHASES: tuple[Phase, ...] = get_args(Phase)
 """Every phase, in the order an app goes through them."""
 PhaseOutcome = Literal["succeeded", "failed", "unfinished"]
 PHASE_OUTCOMES: tuple[PhaseOutcome, ...] = ("succeeded", "failed", "unfinished")
+SoakVerdict = Literal["passed", "failed", "not-soaked"]
+SOAK_VERDICTS: tuple[SoakVerdict, ...] = get_args(SoakVerdict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,29 @@ class RecordError(GitopsError):
 
 
 @dataclass(frozen=True)
+class SoakRecord:
+    """One soak of one app's release after `up` (version 3): apart from the budget."""
+
+    digest: str | None
+    restored: bool
+    """The release a rollback restored, soaked in its turn."""
+    seconds: int
+    """Seconds it was soaked (less than planned when it failed or was cut short)."""
+    planned_seconds: int
+    interval_seconds: int
+    window_seconds: int
+    probes: int
+    failures: int
+    latency_ms: tuple[float, float, float]
+    """p50, p95 and max of every probe's latency (a failed probe's too: what a user waited)."""
+    verdict: SoakVerdict
+    reason: str | None
+    """The broken rule of a failed soak, or why it was not soaked; None when it passed."""
+    first_failure: str | None
+    last_failure: str | None
+
+
+@dataclass(frozen=True)
 class AppRecord:
     """One app: its digest before and after the deploy, and its phases in PHASES order."""
 
@@ -66,6 +91,8 @@ class AppRecord:
     digest_before: str | None
     digest_after: str | None
     phases: Mapping[Phase, PhaseTiming]
+    soaks: tuple[SoakRecord, ...] = ()
+    """Its soaks in this deploy, in order: the release's, then a restored one's (none before version 3)."""
 
     @property
     def total_seconds(self) -> int:
@@ -102,6 +129,8 @@ class DeployRecord:
     """When the deployed commit was made (its committer time); None when unknown or in a version 1 record."""
     warnings: tuple[str, ...] = ()
     """What the deploy could not report (GitHub, the webhook); empty in records before version 3."""
+    soak_seconds: int = 0
+    """Wall-clock seconds spent soaking (and marking the soaked digests), apart from the budget."""
 
     @property
     def duration_seconds(self) -> int:
@@ -109,9 +138,14 @@ class DeployRecord:
         return int((self.ended_at - self.started_at).total_seconds())
 
     @property
+    def deploy_seconds(self) -> int:
+        """The seconds the budget bounds: the duration without the soak."""
+        return max(self.duration_seconds - self.soak_seconds, 0)
+
+    @property
     def over_budget(self) -> bool:
-        """Whether the deploy took longer than its budget."""
-        return self.duration_seconds > self.budget_seconds
+        """Whether the deploy (its soak left out) took longer than its budget."""
+        return self.deploy_seconds > self.budget_seconds
 
 
 # --- the JSON shape ----------------------------------------------------------------------------------
@@ -135,6 +169,14 @@ _APP = _object(
     name=_TEXT, digestBefore=_OPTIONAL_TEXT, digestAfter=_OPTIONAL_TEXT, totalSeconds=_SECONDS,
     phases={"type": "object", "propertyNames": {"enum": list(PHASES)}, "additionalProperties": _PHASE},
 )  # fmt: skip
+_MS = {"type": "number", "minimum": 0}
+_SOAK = _object(
+    digest=_OPTIONAL_TEXT, restored={"type": "boolean"}, seconds=_SECONDS, plannedSeconds=_SECONDS,
+    intervalSeconds=_SECONDS, windowSeconds=_SECONDS, probes=_SECONDS, failures=_SECONDS,
+    latencyMs=_object(p50=_MS, p95=_MS, max=_MS), verdict={"enum": list(SOAK_VERDICTS)},
+    reason=_OPTIONAL_TEXT, firstFailure=_OPTIONAL_TEXT, lastFailure=_OPTIONAL_TEXT,
+)  # fmt: skip
+_APP["properties"]["soak"] = {"type": "array", "items": _SOAK}  # version 3; absent before
 _RECORD = _object(
     kind={"const": KIND}, version={"enum": list(range(1, VERSION + 1))}, stack=_TEXT,
     startedAt=_TEXT, endedAt=_TEXT,
@@ -144,6 +186,7 @@ _RECORD = _object(
 )  # fmt: skip
 _RECORD["properties"]["commitAt"] = _OPTIONAL_TEXT  # version 2; absent from version 1
 _RECORD["properties"]["warnings"] = {"type": "array", "items": _TEXT}  # version 3; absent before
+_RECORD["properties"]["soakSeconds"] = _SECONDS  # version 3; absent before
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": f"gitops-deploy deploy record, versions 1 to {VERSION}",
@@ -173,6 +216,7 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
         "cause": record.cause,
         "commitAt": None if record.commit_at is None else _iso(record.commit_at),
         "warnings": list(record.warnings),
+        "soakSeconds": record.soak_seconds,
         "failures": [asdict(f) for f in record.failures],
         "apps": [
             {
@@ -184,10 +228,31 @@ def to_json(record: DeployRecord) -> dict[str, Any]:
                     phase: {"seconds": p.seconds, "outcome": p.outcome, "op": p.op}
                     for phase, p in app.phases.items()
                 },
+                "soak": [_soak_json(soak) for soak in app.soaks],
             }
             for app in record.apps
         ],
     }
+
+
+def _soak_json(soak: SoakRecord) -> dict[str, Any]:
+    p50, p95, most = soak.latency_ms
+    return {
+        "digest": soak.digest, "restored": soak.restored, "seconds": soak.seconds,
+        "plannedSeconds": soak.planned_seconds, "intervalSeconds": soak.interval_seconds,
+        "windowSeconds": soak.window_seconds, "probes": soak.probes, "failures": soak.failures,
+        "latencyMs": {"p50": p50, "p95": p95, "max": most}, "verdict": soak.verdict, "reason": soak.reason,
+        "firstFailure": soak.first_failure, "lastFailure": soak.last_failure,
+    }  # fmt: skip
+
+
+def _soak(raw: Mapping[str, Any]) -> SoakRecord:
+    ms = raw["latencyMs"]
+    return SoakRecord(
+        raw["digest"], raw["restored"], raw["seconds"], raw["plannedSeconds"], raw["intervalSeconds"],
+        raw["windowSeconds"], raw["probes"], raw["failures"], (ms["p50"], ms["p95"], ms["max"]),
+        raw["verdict"], raw["reason"], raw["firstFailure"], raw["lastFailure"],
+    )  # fmt: skip
 
 
 def _moment(value: str, key: str) -> datetime:
@@ -255,7 +320,14 @@ def from_json(data: Any) -> DeployRecord:
     commit = data.get("commitAt")
     commit_at = None if commit is None else _moment(commit, "commitAt")
     warnings = tuple(data.get("warnings", ()))
-    return DeployRecord(stack, started, ended, budget, outcome, cause, failures, apps, commit_at, warnings)
+    soaked = int(data.get("soakSeconds", 0))
+    if soaked > elapsed:
+        raise RecordError(
+            f"broken deploy record: soakSeconds {soaked} is longer than the deploy ({elapsed} s)"
+        )
+    return DeployRecord(
+        stack, started, ended, budget, outcome, cause, failures, apps, commit_at, warnings, soaked
+    )
 
 
 def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
@@ -263,7 +335,8 @@ def _app(raw: Mapping[str, Any], index: int) -> AppRecord:
         cast(Phase, name): PhaseTiming(int(p["seconds"]), p["outcome"], p["op"])
         for name, p in sorted(raw["phases"].items(), key=lambda item: PHASES.index(item[0]))
     }
-    app = AppRecord(raw["name"], raw["digestBefore"], raw["digestAfter"], phases)
+    soaks = tuple(_soak(soak) for soak in raw.get("soak", ()))
+    app = AppRecord(raw["name"], raw["digestBefore"], raw["digestAfter"], phases, soaks)
     if app.total_seconds != raw["totalSeconds"]:
         raise RecordError(
             f"broken deploy record: apps[{index}].totalSeconds is {raw['totalSeconds']}, but its phases "
@@ -305,95 +378,3 @@ def write_record(record: DeployRecord, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# --- the end-of-deploy table -------------------------------------------------------------------------
-
-_HEADERS: Mapping[Phase, str] = {p: "size" if p == "image-size" else p for p in PHASES}
-_MARKS: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": "!", "unfinished": "~"}
-
-
-def format_duration(seconds: float) -> str:
-    """`45s`, `4m05s`, `1h02m`: short and unambiguous."""
-    whole = max(round(seconds), 0)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-
-
-def _verdict(seconds: int, budget: int) -> str:
-    return "within budget" if seconds <= budget else "over budget"
-
-
-def _headline(record: DeployRecord) -> str:
-    verdict = _verdict(record.duration_seconds, record.budget_seconds)
-    return (
-        f"{record.outcome} in {format_duration(record.duration_seconds)}, budget "
-        f"{format_duration(record.budget_seconds)}: {verdict}"
-    )
-
-
-def _cause_line(record: DeployRecord) -> str | None:
-    if record.cause is None:
-        return None
-    first = next((f for f in record.failures if f.cause == record.cause), None)
-    where = f" ({first.app})" if first is not None and first.app else ""
-    return f"cause: {record.cause}{where}" + (
-        f": {first.message}" if first is not None and first.message else ""
-    )
-
-
-def _rows(record: DeployRecord, mark: Mapping[PhaseOutcome, str]) -> list[list[str]]:
-    rows = []
-    for app in record.apps:
-        cells = [app.name]
-        for phase in PHASES:
-            p = app.phases.get(phase)
-            cells.append("-" if p is None else format_duration(p.seconds) + mark[p.outcome])
-        cells += [format_duration(app.total_seconds), _verdict(app.total_seconds, record.budget_seconds)]
-        rows.append(cells)
-    return rows
-
-
-def render_text(record: DeployRecord, width: int = TABLE_WIDTH) -> str:
-    """The end-of-deploy table as plain text, no line longer than `width`."""
-    headers = ["app", *(_HEADERS[p] for p in PHASES), "total", "verdict"]
-    rows = [[terminal(r[0]), *r[1:]] for r in _rows(record, _MARKS)]
-    deploy = ["deploy", *([""] * len(PHASES)), format_duration(record.duration_seconds)]
-    deploy.append(_verdict(record.duration_seconds, record.budget_seconds))
-    out = textwrap.wrap(
-        terminal(f"gitops-deploy {record.stack}: {_headline(record)}"), width, break_on_hyphens=False
-    )
-    out += columns(headers, [*rows, deploy], width, align="<" + ">" * (len(PHASES) + 1) + "<")
-    legend = [f"{_MARKS[o]} {o}" for o in ("failed", "unfinished") if o in _used(record)]
-    if legend:
-        out.append("(" + ", ".join(legend) + ")")
-    cause = _cause_line(record)
-    if cause:
-        out += textwrap.wrap(terminal(cause), width, subsequent_indent="  ", break_on_hyphens=False)
-    return "\n".join(out) + "\n"
-
-
-def _used(record: DeployRecord) -> set[PhaseOutcome]:
-    return {p.outcome for a in record.apps for p in a.phases.values()}
-
-
-def render_markdown(record: DeployRecord) -> str:
-    """The same table as Markdown, for `$GITHUB_STEP_SUMMARY`."""
-    marks: Mapping[PhaseOutcome, str] = {"succeeded": "", "failed": " ✗", "unfinished": " …"}
-    headers = ["app", *(_HEADERS[p] for p in PHASES), "total", "verdict"]
-    rows = [[md_text(row[0]), *row[1:]] for row in _rows(record, marks)]
-    total = format_duration(record.duration_seconds)
-    verdict = _verdict(record.duration_seconds, record.budget_seconds)
-    rows.append(["**deploy**", *([""] * len(PHASES)), f"**{total}**", f"**{verdict}**"])
-    out = [f"### gitops-deploy {md_code(record.stack)}: {_headline(record)}", ""]
-    out += md_table(headers, rows, align="<" + ">" * (len(PHASES) + 1) + "<")
-    used = _used(record) - {"succeeded"}
-    if used:
-        out += ["", ", ".join(f"{marks[o].strip()} {o}" for o in ("failed", "unfinished") if o in used)]
-    cause = _cause_line(record)
-    if cause:
-        out += ["", f"**{md_text(cause)}**"]
-    return "\n".join(out) + "\n"

@@ -19,7 +19,8 @@ import pytest
 
 from deploy.recovery import runbook
 from model.failed_releases import FailedRelease, blocked_message
-from model.record import read_record, render_markdown, render_text
+from model.record import read_record
+from model.record_table import render_markdown, render_text
 from tests.deploy.test_deploy_degraded import WEB_HEALTH
 from tests.support import engine_events
 from tests.support.fake_pulumi import (
@@ -38,6 +39,7 @@ from tests.support.fake_pulumi.project import (
     OUTPUTS,
     STACK,
     apps_output,
+    deploy_key,
     tag,
     write_config,
 )
@@ -393,7 +395,7 @@ RECORDED_API = {"preflight": 3, "build": 30, "image-size": 2, "sync": 40, "healt
 
 
 def _with_deploy_key(project: Path, value: dict[str, Any]) -> dict[str, Any]:
-    config = {**copy.deepcopy(CONFIG), "gitops-deploy:deploy": value}
+    config = {**copy.deepcopy(CONFIG), "gitops-deploy:deploy": deploy_key(**value)}
     write_config(project, config)
     return config
 

@@ -20,21 +20,18 @@ from model.record import (
     KIND,
     MAX_RECORD_BYTES,
     SCHEMA,
-    TABLE_WIDTH,
     VERSION,
     AppRecord,
     DeployRecord,
     FailureRecord,
     PhaseTiming,
     RecordError,
-    format_duration,
     from_json,
     read_record,
-    render_markdown,
-    render_text,
     to_json,
     write_record,
 )
+from model.record_table import TABLE_WIDTH, format_duration, render_markdown, render_text
 from tests.support.engine_events import T0, load_case
 
 WEB_OLD = "registry.example.com/platform/web@sha256:" + "1" * 64
@@ -187,6 +184,8 @@ _DELETE = object()
         ),
         ("version", 0, f"broken deploy record: version: 0 is not one of {list(range(1, VERSION + 1))}"),
         ("warnings", [""], "broken deploy record: warnings[0]: '' should be non-empty"),
+        ("soakSeconds", 282, "broken deploy record: soakSeconds 282 is longer than the deploy (281 s)"),
+        ("apps.0.soak", [{"verdict": "passed"}], "broken deploy record: apps[0].soak[0]"),
         ("stack", "", "broken deploy record: stack: '' should be non-empty"),
         ("outcome", "exploded", "broken deploy record: outcome: 'exploded' is not one of"),
         ("cause", None, "broken deploy record: cause: None is not one of"),

@@ -80,6 +80,9 @@ PROD = {
         "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 3},
         "changeFailureRate": 0.4,
         "timeToRestoreSeconds": 3580.0,
+        # No soak caught any of them: every failure is the gate's (or came before it).
+        "caughtByGate": {"changeFailureRate": 0.4, "timeToRestoreSeconds": 3580.0},
+        "caughtInSoak": {"changeFailureRate": 0.0, "timeToRestoreSeconds": None},
         "stoppedBeforeUsers": {"total": 2, "beforeUpdate": 1, "byRollback": 1},
     },
 }
@@ -102,6 +105,8 @@ STAGING = {
         "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 3},
         "changeFailureRate": 0.0,
         "timeToRestoreSeconds": 1070.0,
+        "caughtByGate": {"changeFailureRate": 0.0, "timeToRestoreSeconds": 1070.0},
+        "caughtInSoak": {"changeFailureRate": 0.0, "timeToRestoreSeconds": None},
         "stoppedBeforeUsers": {"total": 1, "beforeUpdate": 1, "byRollback": 0},
     },
 }
@@ -134,6 +139,8 @@ OVERALL = {
         "leadTimeSeconds": {"median": None, "p95": None, "known": 0, "unknown": 6},
         "changeFailureRate": 0.25,
         "timeToRestoreSeconds": 2325.0,
+        "caughtByGate": {"changeFailureRate": 0.25, "timeToRestoreSeconds": 2325.0},
+        "caughtInSoak": {"changeFailureRate": 0.0, "timeToRestoreSeconds": None},
         "stoppedBeforeUsers": {"total": 3, "beforeUpdate": 2, "byRollback": 1},
     },
 }

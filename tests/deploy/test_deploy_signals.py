@@ -36,7 +36,15 @@ from tests.support.fake_pulumi import (
     start_deploy,
 )
 from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
-from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, apps_output, write_config
+from tests.support.fake_pulumi.project import (
+    CONFIG,
+    OLD,
+    OUTPUTS,
+    STACK,
+    apps_output,
+    deploy_key,
+    write_config,
+)
 
 # `python -m deploy` against the stand-in Pulumi CLI, a subprocess per case: `make test-fast` skips it.
 pytestmark = pytest.mark.cli
@@ -305,7 +313,7 @@ def _quick_api_health(project: Path) -> float:
     config = copy.deepcopy(CONFIG)
     health = {"attempts": 1, "intervalSeconds": 1, "timeoutSeconds": 1, "successThreshold": 1}
     config["gitops-deploy:apps"][1]["health"].update(health)
-    config["gitops-deploy:deploy"] = {"degradedGraceSeconds": 1}
+    config["gitops-deploy:deploy"] = deploy_key(degradedGraceSeconds=1)
     write_config(project, config)
     return worst_case_seconds(1, 1, 1)
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.fake_pulumi import GRPC_TRANSPORT, FakePulumi, read_config, run_deploy
 from tests.support.fake_pulumi.fixtures import fake_fixture, project_fixture
-from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, write_config
+from tests.support.fake_pulumi.project import CONFIG, OLD, OUTPUTS, STACK, deploy_key, write_config
 from tests.support.kube_api import Flow, StandInKubeAPI, kubeconfig, load_flow
 
 pytestmark = pytest.mark.cli
@@ -38,7 +38,7 @@ def _config(project: Path, api: StandInKubeAPI, tmp_path: Path, deploy: dict[str
     config = {
         **copy.deepcopy(CONFIG),
         "kubernetes:kubeconfig": str(path),
-        "gitops-deploy:deploy": deploy,
+        "gitops-deploy:deploy": deploy_key(**deploy),
     }
     write_config(project, config)
     return config

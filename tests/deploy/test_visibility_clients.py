@@ -18,8 +18,9 @@ from clients.bounded_post import Allowance, PostFailed, retry_after
 from clients.github_deployments import DESCRIPTION_CHARS, Deployments, GitHubTarget, GitHubUnavailable
 from clients.webhook import Webhook
 from deploy import notices
-from deploy.notices import AppVerdict, SoakVerdict
+from deploy.notices import AppVerdict
 from deploy.visibility import Reporter
+from model.record import SoakRecord, SoakVerdict
 from tests.support.github_api import OWNER, REPO, SHA, TOKEN, Failure, GitHubAPI
 from tests.support.github_openapi import operations, request_problems
 from tests.support.webhook_server import SECRET_PATH, Answer, WebhookServer
@@ -211,11 +212,35 @@ def test_a_hanging_webhook_costs_at_most_its_allowance() -> None:
 # --- the notification document ---
 
 VALIDATOR = Draft202012Validator(notices.SCHEMA)
+
+
+def _soaked(
+    verdict: SoakVerdict, seconds: int, probes: int, failures: int, reason: str | None = None
+) -> SoakRecord:
+    """A soak as the record keeps it: what the notification is built from."""
+    failing = "#2 503 12 ms" if failures else None
+    return SoakRecord(
+        None,
+        False,
+        seconds,
+        300,
+        10,
+        60,
+        probes,
+        failures,
+        (4.0, 9.0, 12.0),
+        verdict,
+        reason,
+        failing,
+        failing,
+    )
+
+
 ALL = [
     notices.gate("prod", AT, [AppVerdict("web", False, "health check failed"), AppVerdict("api", True)]),
     notices.rollback("prod", AT, {"web": "registry.example.com/web@sha256:" + "1" * 64}, True),
     notices.rollback("prod", AT, {"web": None}, False, "the rollback's health check failed"),
-    notices.soak("prod", AT, [SoakVerdict("web", False, 300, 30, 3, 10.0, "3 probes failed in a row")]),
+    notices.soak("prod", AT, [("web", _soaked("failed", 300, 30, 3, "3 probes failed in a row"))]),
     notices.promotion(
         "staging", AT, "dev", "succeeded", {"web": "registry.example.com/web@sha256:" + "2" * 64}
     ),
@@ -238,11 +263,12 @@ def test_every_event_renders_to_a_valid_document_and_a_slack_line(notice: notice
 
 
 def test_the_soak_verdict_renders_each_apps_figures() -> None:
-    verdicts = [
-        SoakVerdict("web", True, 300, 30, 1, 3.33, ""),
-        SoakVerdict("api", False, 120, 12, 6, 50, "error rate 50 % over 60 s"),
+    soaked = [
+        ("web", _soaked("passed", 300, 30, 1)),
+        ("api", _soaked("failed", 120, 12, 6, "error rate 50 % over 60 s")),
+        ("db", _soaked("not-soaked", 0, 0, 0, "soak off")),
     ]
-    notice = notices.soak("prod", AT, verdicts)
+    notice = notices.soak("prod", AT, soaked)
     body = notices.to_json(notice)
     assert body["details"] == {
         "passed": False,
@@ -254,7 +280,7 @@ def test_the_soak_verdict_renders_each_apps_figures() -> None:
         ],
     }  # fmt: skip
     assert body["text"] == "api failed its soak: error rate 50 % over 60 s"
-    passed = notices.soak("prod", AT, [SoakVerdict("web", True, 300, 30, 1, 3.33)])
+    passed = notices.soak("prod", AT, [("web", _soaked("passed", 300, 30, 1))])
     assert passed.text == "web passed its 300 s soak (1 of 30 probes failed)"
 
 

@@ -14,7 +14,7 @@ import yaml
 from deploy.outcome import build_record
 from model.budget import app_budgets, info_line
 from model.config import StackConfig, parse_config
-from model.record import render_text
+from model.record_table import render_text
 from model.stack_files import PROJECT_DIR
 from policy_check.check import main as check_main
 from policy_check.simulate import Simulation, simulate

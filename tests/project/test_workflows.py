@@ -20,8 +20,9 @@ import yaml
 
 from deploy.cli import POLICY_PACK, policy_config
 from deploy.commands import STALE_AFTER
-from deploy.view import DEPLOY_KEY
+from deploy.view import APPS_KEY, DEPLOY_KEY
 from model.config import read_deploy
+from model.config_schema import DEFAULT_SOAK_SECONDS, MAX_SOAK_SECONDS
 from model.stack_files import PROJECT_DIR, read_stack_config, stack_names
 from tests.support.example_project import COPY_IGNORED, make_example_project
 
@@ -57,6 +58,10 @@ SAME_REPO = "github.event.pull_request.head.repo.full_name == github.repository"
 UNBOUNDED_MINUTES = 11
 GRACEFUL_CANCEL_MINUTES = 1
 SETUP_MINUTES = 5
+# The soak, apart from the budget: the release's, then a failed one's restored release's, each as long as
+# the stack's longest soak; then the follow-up update that marks the soaked digests (a program run).
+SOAK_ROUNDS = 2
+FOLLOW_UP_MINUTES = 2
 
 
 def load(name: str) -> dict[Any, Any]:
@@ -294,14 +299,32 @@ def test_the_deploy_is_the_steps_process_and_its_record_is_uploaded_whatever_the
     )
 
 
+def _longest_soak(config: dict[str, Any], stack_seconds: int) -> int:
+    """The longest soak of the stack's apps: an app's own `soak.seconds`, else the stack's."""
+    apps = config.get(APPS_KEY) or []
+    own = [app["soak"].get("seconds", stack_seconds) for app in apps if isinstance(app.get("soak"), dict)]
+    return max([stack_seconds, *own])
+
+
+def test_the_soak_is_in_the_time_limit_with_its_defaults_and_its_longest() -> None:
+    assert _longest_soak({}, DEFAULT_SOAK_SECONDS) == DEFAULT_SOAK_SECONDS
+    assert _longest_soak({APPS_KEY: [{"soak": {"seconds": MAX_SOAK_SECONDS}}, {}]}, 0) == MAX_SOAK_SECONDS
+
+
 @pytest.mark.parametrize("stack", deployed_stacks())
 def test_time_limits_leave_room_for_the_budget_and_a_graceful_cancel(stack: str) -> None:
     """The stack's budget, read as `python -m deploy` reads it: model/budget.py fits a release and its
     rollback into it."""
-    budget_minutes = read_deploy(read_stack_config(stack).get(DEPLOY_KEY)).budget_seconds / 60
+    config = read_stack_config(stack)
+    deploy = read_deploy(config.get(DEPLOY_KEY))
+    budget_minutes = deploy.budget_seconds / 60
+    soak_minutes = (
+        math.ceil(SOAK_ROUNDS * _longest_soak(config, deploy.soak.seconds) / 60) + FOLLOW_UP_MINUTES
+    )
     job = deploy_job()
     step = deploy_step(job)["timeout-minutes"]
-    assert step >= math.ceil(budget_minutes) + UNBOUNDED_MINUTES + GRACEFUL_CANCEL_MINUTES, stack
+    least = math.ceil(budget_minutes) + UNBOUNDED_MINUTES + soak_minutes + GRACEFUL_CANCEL_MINUTES
+    assert step >= least, stack
     assert job["timeout-minutes"] >= step + SETUP_MINUTES
     # A lock or in-progress update older than any job is left over (`python -m deploy up --stale-after`).
     assert job["timeout-minutes"] < STALE_AFTER.total_seconds() / 60

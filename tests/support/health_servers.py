@@ -7,10 +7,11 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
+from typing import Any, Self
 
 from tests.support.processes import QuietHandler, serve_in_thread, stop_serving
 
@@ -143,7 +144,7 @@ class ScriptedServer:
         if self._server is not None:
             stop_serving(self._server, self._thread)
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -197,3 +198,17 @@ def trickling_headers_server(byte_every: float = 0.05) -> Iterator[str]:
         stop.set()
         thread.join(5)
         sock.close()
+
+
+class ClockedServer(ScriptedServer):
+    """Answers `/healthz` by a clock the test drives: `reply(now())` (degrade at t, blip once, go slow)."""
+
+    def __init__(self, reply: Callable[[float], Reply], now: Callable[[], float], **kwargs: Any) -> None:
+        self._reply, self._now = reply, now
+        super().__init__({"/healthz": [Reply()]}, **kwargs)
+
+    def _next(self, path: str, headers: Mapping[str, str], method: str = "GET") -> Reply | None:
+        with self._lock:
+            self.headers_seen.append(dict(headers))
+            self.requests.append((method, path, dict(headers)))
+            return self._reply(self._now()) if path in self.routes else None

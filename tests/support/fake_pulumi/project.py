@@ -43,8 +43,15 @@ CONFIG: dict[str, Any] = {
     "gitops-deploy:registry": {"server": "registry.example.com", "username": "ci"},
     "gitops-deploy:registryPassword": {"secure": "v1:c2VjcmV0"},
     "gitops-deploy:apps": [_app("web"), _app("api")],
+    # No soak after `up` (it would probe these hosts for 5 minutes): tests/deploy/test_deploy_soak.py soaks.
+    "gitops-deploy:deploy": {"soak": {"seconds": 0}},
 }
 """The prod stack's config, as the test writes it."""
+
+
+def deploy_key(**settings: object) -> dict[str, object]:
+    """`gitops-deploy:deploy` with these settings, over CONFIG's (its soak stays off unless given)."""
+    return {**CONFIG["gitops-deploy:deploy"], **settings}
 
 
 def apps_output(web: str, api: str) -> dict[str, Any]:
