@@ -28,7 +28,7 @@ from deploy.view import DEPLOY_KEY, StackView, last_known_good, stderr_of
 from model.config_schema import HEADERS_KEY, NAMESPACE
 from model.failed_releases import FailedReleaseRecord
 from model.record import During, FailureRecord, SoakRecord
-from model.record_table import soak_line
+from model.record_table import soak_result
 
 _SOAK_KEY = f"{DEPLOY_KEY}.soak"
 
@@ -129,7 +129,7 @@ def _soak(ctx: Soak, targets: Sequence[Target]) -> Outcome:
     for (app, record), soaked in zip(records, outcome.apps, strict=True):
         ctx.run.soaks.setdefault(app, []).append(record)
         if soaked.verdict != "failed":
-            ctx.out.write(f"deploy: {soak_line(app, record)}\n")
+            ctx.out.write(f"deploy: {soak_result(app, record)}\n")
     if not outcome.interrupted:
         ctx.options.reporter.soak(records)
     return outcome

@@ -37,7 +37,7 @@ def _headline(record: DeployRecord) -> str:
     )
 
 
-def soak_line(app: str, soak: SoakRecord) -> str:
+def soak_result(app: str, soak: SoakRecord) -> str:
     """One soak of one app, in a line: its verdict, probes, failures and latency."""
     p50, p95, most = soak.latency_ms
     what = "restored release" if soak.restored else "release"
@@ -54,7 +54,7 @@ def soak_line(app: str, soak: SoakRecord) -> str:
 
 
 def _soak_lines(record: DeployRecord) -> list[str]:
-    return [soak_line(app.name, soak) for app in record.apps for soak in app.soaks]
+    return [soak_result(app.name, soak) for app in record.apps for soak in app.soaks]
 
 
 def _cause_line(record: DeployRecord) -> str | None:
