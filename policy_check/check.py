@@ -1,18 +1,13 @@
-"""The policy pack on a stack's program without the Pulumi CLI, a cluster or any credential.
-
-Runs the stack's program under the SDK's mocks, renders each chart and overlay the way Argo CD will,
-and judges it all with the policy pack over gRPC, as `pulumi preview --policy-pack policies` would
-(docs/engine-rules.md#the-policy-check). `make policy-check STACK=<stack>` runs it.
-"""
+"""The CLI-free check: the program under mocks, its Applications rendered, all judged by the pack (its
+command line: policy_check/options.py)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from contextlib import closing
+from contextlib import closing, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model.config import StackConfig
 from model.config_reader import ConfigError
@@ -32,11 +27,19 @@ from policy_check.analyzer_client import (
 from policy_check.check_images import image_builds, measure_builds, not_measured
 from policy_check.check_smoke import smoke_rows, stopped_code, terminate_unwinds
 from policy_check.findings import Context, Finding, group, ordered
-from policy_check.inputs import CheckError, other_stacks, render_applications, sim_input, sim_inputs
+from policy_check.inputs import (
+    CheckError,
+    other_stacks,
+    render_applications,
+    render_pool,
+    sim_input,
+    sim_inputs,
+)
+from policy_check.options import parser
 from policy_check.promotion import upstream_of, upstream_outputs
 from policy_check.render_common import RenderResult
-from policy_check.render_source import REPO_URL_KEY, normalize_repo_url, this_repository
-from policy_check.report import EXIT_ERROR, EXIT_FAILED, EXIT_OK, FORMATS, CheckReport, Format
+from policy_check.render_source import normalize_repo_url, this_repository
+from policy_check.report import EXIT_ERROR, CheckReport, Format
 from policy_check.simulate import (
     PLACEHOLDER_PASSWORD,
     ProgramFailed,
@@ -46,25 +49,10 @@ from policy_check.simulate import (
     simulate,
 )
 
+if TYPE_CHECKING:  # the engines are imported only when something is rendered
+    from policy_check.render import RenderPool
+
 SIZE_POLICIES = ("image-size-limit", "image-size-registry")
-EPILOG = f"""\
-exit codes:
-  {EXIT_OK}  pass: no mandatory finding, render error or build error
-  {EXIT_FAILED}  the change would not ship: a mandatory policy violation, a chart or overlay that does not
-     render, or (with --build) an image that does not build or fails its smoke run
-  {EXIT_ERROR}  bad input, nothing judged: an unknown stack, a stack file or stack config that cannot be read
-     or is refused, a missing or invalid policy config, the pack did not start, a bad option
-  130, 143  stopped by Ctrl-C or SIGTERM; every smoke-run container was removed first
-
-Under GitHub Actions (GITHUB_ACTIONS=true) it also appends the Markdown report to
-$GITHUB_STEP_SUMMARY and prints an ::error or ::warning annotation per finding on stderr, on the
-stack file and the line of the key to change (or the chart or overlay file).
-
-examples:
-  make policy-check STACK=dev
-  .venv/bin/python -m policy_check --stack staging --format markdown > report.md
-  .venv/bin/python -m policy_check --stack dev --build       # also build, measure and smoke-run each image
-"""
 
 
 def evaluate(
@@ -154,18 +142,34 @@ def run_check(
     load_policy_config(config_file)  # a file the CLI would refuse fails before the program runs
     pack = PolicyPackServer(PACK_DIR, config_file=config_file, stack=stack)
     # The pack starts, then hears of each resource the program registers, while the program runs.
-    with closing(pack), AnalyzeStream(pack) as stream:
+    # Paths are the program's: relative to where its `__main__.py` really is.
+    program_dir = (project_dir / "__main__.py").resolve().parent
+    try:
+        stack_config: StackConfig | None = check_context.stack_config(values, program_dir, stack)
+        refused: ConfigError | None = None
+    except ConfigError as exc:  # said after the program ran, which names what it refuses first
+        stack_config, refused = None, exc
+    apps = check_context.app_infos(stack_config)
+    # Without a build the program runs once: each Application renders while the program goes on.
+    early = render and not build and stack_config is not None
+    renderer = (
+        render_pool(
+            project_dir,
+            stack,
+            check_context.source_keys(apps),
+            repository=this_repository(project_dir, values, repo_url),
+            allow_remote=allow_remote,
+        )
+        if early
+        else nullcontext()
+    )
+    with closing(pack), AnalyzeStream(pack) as stream, renderer as pool:
         sims: dict[str, Simulation] = {}
         upstream, preview = _upstream_outputs(stack, project_dir, values, sims)
         mocks = ProgramMocks(stack_outputs=upstream, own_outputs=own_outputs)
-        sim = _simulate(stack, source, project_dir, values, mocks, preview, None if build else stream)
-        try:
-            # Paths are the program's: relative to where its `__main__.py` really is.
-            program_dir = (project_dir / "__main__.py").resolve().parent
-            stack_config = check_context.stack_config(values, program_dir, stack)
-        except ConfigError as exc:
-            raise CheckError(f"{source}: {exc}") from None
-        apps = check_context.app_infos(stack_config)
+        sim = _simulate(stack, source, project_dir, values, mocks, preview, None if build else stream, pool)
+        if refused is not None or stack_config is None:
+            raise CheckError(f"{source}: {refused}") from None
         builds = image_builds(sim, project_dir)
         answered = stream.end()
         if build:
@@ -185,6 +189,7 @@ def run_check(
                 check_context.source_keys(apps),
                 repository=this_repository(project_dir, values, repo_url),
                 allow_remote=allow_remote,
+                pool=pool,
             )
             analyze += rendered
             whole += rendered
@@ -255,13 +260,16 @@ def _simulate(
     mocks: ProgramMocks,
     preview: bool = False,
     stream: AnalyzeStream | None = None,
+    renders: RenderPool | None = None,
 ) -> Simulation:
     """The program under mocks, as `pulumi up` would declare it, each resource it registers handed to
-    `stream`; config problems become one CheckError."""
+    `stream` and `renders`; config problems become one CheckError."""
 
     def feed(record: SimResource) -> None:
         if record.custom and stream is not None:
             stream.add(sim_input(record))
+        if renders is not None:
+            renders.add(record)
 
     try:
         return simulate(
@@ -271,56 +279,6 @@ def _simulate(
         if isinstance(exc.cause, ConfigError):
             raise CheckError(f"{source}: {exc.cause}") from None
         raise CheckError(f"the program failed for stack {stack!r}: {exc.cause}") from None
-
-
-def parser() -> argparse.ArgumentParser:
-    """The command line, with what it does, its options and its exit codes in --help."""
-    p = argparse.ArgumentParser(
-        prog="python -m policy_check",
-        description=__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--stack", required=True, help="the stack to judge: reads Pulumi.<stack>.yaml")
-    p.add_argument(
-        "--policy-config",
-        type=Path,
-        metavar="FILE",
-        help="the pack's config (default policies/config.<stack>.json)",
-    )
-    p.add_argument(
-        "--format", choices=FORMATS, default="table", help="how to print the report (default table)"
-    )
-    p.add_argument("--no-render", action="store_true", help="skip rendering charts and overlays")
-    p.add_argument(
-        "--build",
-        action="store_true",
-        help="build each non-pinned app's image with the local Docker Engine (DOCKER_HOST) and judge "
-        "image-size-limit on its measured size, then start it alone and probe its health endpoint as the "
-        "gate does (the smoke run; an app's `smoke: false` skips it)",
-    )
-    p.add_argument("--no-smoke", action="store_true", help="with --build, skip every smoke run")
-    p.add_argument(
-        "--stack-outputs",
-        type=Path,
-        metavar="FILE",
-        help="the stack's outputs (`pulumi stack output --json --stack S > FILE`), to check the "
-        "failed-release record; without it the record is not checked",
-    )
-    p.add_argument(
-        "--repo-url",
-        metavar="URL",
-        help=f"this repository as Argo CD reads it (default {REPO_URL_KEY}, else `git remote get-url "
-        "origin`); an app whose source.repoURL is another repository is not rendered",
-    )
-    p.add_argument(
-        "--allow-remote",
-        action="store_true",
-        help="let kustomize fetch an overlay's remote bases and resources (unpinned); without it the "
-        'check makes no network call and such an app is "can\'t judge yet"',
-    )
-    p.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model.config_reader import ConfigError
 from model.errors import GitopsError
@@ -16,6 +16,9 @@ from policy_check.promotion import simulate_stack
 from policy_check.render_common import RenderResult
 from policy_check.render_source import Repository, this_repository
 from policy_check.simulate import PLACEHOLDER_PASSWORD, ProgramFailed, SimResource, Simulation
+
+if TYPE_CHECKING:  # the engines are imported only when something is rendered
+    from policy_check.render import RenderPool
 
 
 class CheckError(GitopsError):
@@ -35,6 +38,29 @@ def sim_inputs(resources: Sequence[SimResource]) -> tuple[list[PolicyInput], lis
     return [sim_input(r) for r in resources if r.custom], [sim_input(r, stack=True) for r in resources]
 
 
+def render_pool(
+    project_dir: Path,
+    stack: str,
+    source_keys: Mapping[str, str] | None = None,
+    *,
+    repository: Repository | None = None,
+    allow_remote: bool = False,
+) -> RenderPool:
+    """Renders of the Applications as Argo CD would render them, started as they are handed in;
+    `repository` is this checkout (default: its origin remote), and only its folders are rendered."""
+    try:
+        from policy_check.render import RenderPool  # needs Helm's and kustomize's engines, imported only here
+    except ImportError as exc:
+        raise CheckError(f"rendering is unavailable ({exc}); run with --no-render to skip it") from exc
+    return RenderPool(
+        project_dir,
+        stack,
+        source_keys=source_keys,
+        repository=repository or this_repository(project_dir, _stack_values(stack, project_dir)),
+        allow_remote=allow_remote,
+    )
+
+
 def render_applications(
     sim: Simulation,
     project_dir: Path,
@@ -42,21 +68,17 @@ def render_applications(
     *,
     repository: Repository | None = None,
     allow_remote: bool = False,
+    pool: RenderPool | None = None,
 ) -> tuple[list[RenderResult], list[PolicyInput]]:
-    """Render each Application as Argo CD would, as results and as policy inputs; `repository` is this
-    checkout (default: its origin remote), and only its folders are rendered."""
-    try:
-        from policy_check.render import render_all  # needs Helm's and kustomize's engines, imported only here
-    except ImportError as exc:
-        raise CheckError(f"rendering is unavailable ({exc}); run with --no-render to skip it") from exc
-    results = render_all(
-        sim.resources,
-        project_dir,
-        sim.stack,
-        source_keys=source_keys,
-        repository=repository or this_repository(project_dir, _stack_values(sim.stack, project_dir)),
-        allow_remote=allow_remote,
-    )
+    """Render each Application as Argo CD would, as results and as policy inputs (in `pool` when one was
+    already handed them while the program ran)."""
+    if pool is None:
+        with render_pool(
+            project_dir, sim.stack, source_keys, repository=repository, allow_remote=allow_remote
+        ) as own:
+            results = own.results(sim.resources)
+    else:
+        results = pool.results(sim.resources)
     inputs = [
         PolicyInput(urn=o.urn, type=o.type, name=o.name, props=o.manifest, parent=r.application_urn)
         for r in results

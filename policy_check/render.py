@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -265,6 +266,58 @@ def render_application(
     return result("rendered", "", objects, seconds)
 
 
+class RenderPool:
+    """Renders started as the program registers its Applications (`add`, from any thread), a few at once,
+    so that they overlap the rest of the program's run; `results` lists them in the Applications' order."""
+
+    def __init__(
+        self,
+        project_dir: Path,
+        stack: str,
+        *,
+        timeout: float | None = None,
+        source_keys: Mapping[str, str] | None = None,
+        repository: Repository = UNKNOWN_REPOSITORY,
+        allow_remote: bool = False,
+    ) -> None:
+        self._project_dir, self._stack, self._timeout = project_dir, stack, timeout
+        self._keys = source_keys or {}
+        self._repository, self._allow_remote = repository, allow_remote
+        self._worker = HelmWorker()
+        self._pool = ThreadPoolExecutor(MAX_RENDERS_IN_PARALLEL, thread_name_prefix="render")
+        self._started: dict[str, Future[RenderResult]] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> RenderPool:
+        self._worker.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Renders not yet started are dropped; running ones end by their own bounds."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._worker.__exit__(*exc)
+
+    def add(self, resource: SimResource) -> None:
+        """Start rendering `resource` when it is an Application (each one once)."""
+        if resource.type != APPLICATION_TYPE:
+            return
+        with self._lock:
+            if resource.urn not in self._started:
+                self._started[resource.urn] = self._pool.submit(
+                    render_application, resource, self._project_dir, self._stack, self._timeout,
+                    self._keys.get(_app_name(resource)), repository=self._repository,
+                    allow_remote=self._allow_remote, worker=self._worker,
+                )  # fmt: skip
+
+    def results(self, resources: Sequence[SimResource]) -> list[RenderResult]:
+        """Every Application of `resources` rendered (one not yet added starts now), in their order; each
+        render is bounded by its engine's timeout."""
+        applications = [res for res in resources if res.type == APPLICATION_TYPE]
+        for res in applications:
+            self.add(res)
+        return [self._started[res.urn].result() for res in applications]
+
+
 def render_all(
     resources: Sequence[SimResource],
     project_dir: Path,
@@ -278,24 +331,11 @@ def render_all(
     """Render every Application in `resources` (one not rendered is listed, never skipped), a few at once,
     listed in their order; `source_keys` maps an app's name to its `source` config key, which render
     errors name."""
-    keys = source_keys or {}
-    applications = [res for res in resources if res.type == APPLICATION_TYPE]
-    with HelmWorker() as worker, ThreadPoolExecutor(MAX_RENDERS_IN_PARALLEL) as pool:
-        return list(
-            pool.map(
-                lambda res: render_application(
-                    res,
-                    project_dir,
-                    stack,
-                    timeout,
-                    keys.get(_app_name(res)),
-                    repository=repository,
-                    allow_remote=allow_remote,
-                    worker=worker,
-                ),
-                applications,
-            )
-        )
+    with RenderPool(
+        project_dir, stack, timeout=timeout, source_keys=source_keys, repository=repository,
+        allow_remote=allow_remote,
+    ) as pool:  # fmt: skip
+        return pool.results(resources)
 
 
 def _app_name(application: SimResource) -> str:
