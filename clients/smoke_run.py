@@ -212,9 +212,12 @@ class _Run:
                     "does the app listen on that port?"
                 )
                 return self._failed(NO_ANSWER, never)
-            with contextlib.suppress(httpx.HTTPError):
-                with httpx.Client(timeout=min(timeout, left), follow_redirects=False) as http:
-                    http.get(url, headers=headers)
+            # Its headers are enough: the body, of any size, is never read here.
+            with (
+                contextlib.suppress(httpx.HTTPError),
+                httpx.Client(timeout=min(timeout, left), follow_redirects=False) as http,
+                http.stream("GET", url, headers=headers),
+            ):
                 return None
             time.sleep(min(_POLL_S, max(self.deadline - self.clock(), 0)))
 
