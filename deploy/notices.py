@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 
 from deploy.targets import short
 from model.record import CAUSES, OUTCOMES, Cause, Outcome, SoakRecord
+from model.text import slack_text
 
 KIND = "gitops-deploy/notification"
 VERSION = 1
@@ -68,7 +69,7 @@ def to_json(notice: Notice) -> dict[str, Any]:
 
 def to_slack(notice: Notice) -> dict[str, Any]:
     """The notification as Slack's incoming webhooks take it (format `slack`): `{"text": ...}`."""
-    return {"text": f"*gitops-deploy {notice.stack}* ({notice.event}): {notice.text}"}
+    return {"text": f"*gitops-deploy {slack_text(notice.stack)}* ({notice.event}): {slack_text(notice.text)}"}
 
 
 def render(notice: Notice, fmt: Literal["json", "slack"]) -> dict[str, Any]:

@@ -75,6 +75,18 @@ def md_block(text: str) -> str:
     return "\n".join([fence, *lines, fence])
 
 
+# --- Slack's message text -----------------------------------------------------------------------
+# api.slack.com/reference/surfaces/formatting#escaping: `&`, `<` and `>` are the control characters
+# (`<!channel>`, `<url|text>`); only they are escaped, as HTML entities. docs/engine-rules.md#slack-text
+
+_SLACK = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def slack_text(text: str) -> str:
+    """Plain text inside a Slack message: one line, never a mention, a link or a broadcast."""
+    return terminal(text).translate(_SLACK)
+
+
 # --- GitHub Actions workflow commands -------------------------------------------------------------
 # @actions/core, packages/core/src/command.ts: escapeData replaces %, \r, \n; escapeProperty also : and ,.
 

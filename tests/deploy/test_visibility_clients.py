@@ -305,3 +305,11 @@ def test_an_unforeseen_error_while_reporting_is_one_warning_naming_its_type_only
     reporter = Reporter()
     reporter.start("prod", None, out)  # type: ignore[arg-type]
     assert out.getvalue() == "deploy: warning: reporting the deploy failed (AttributeError); ignored\n"
+
+
+def test_the_slack_line_never_mentions_links_or_breaks_a_line() -> None:
+    reason = "<!channel> see <https://evil.example|logs> & retry\nnow"
+    slack = notices.render(notices.failed("prod<x>", AT, "other", reason, 1), "slack")
+    assert "<" not in slack["text"] and ">" not in slack["text"] and "\n" not in slack["text"]
+    assert "&lt;!channel&gt; see &lt;https://evil.example|logs&gt; &amp; retry now" in slack["text"]
+    assert slack["text"].startswith("*gitops-deploy prod&lt;x&gt;* (failed): ")
