@@ -33,6 +33,8 @@ LOG_LINES = 10
 """The container's last log lines a failure quotes..."""
 LOG_LINE_CHARS = 200
 """...each cut to this many characters."""
+LOG_BYTES = 64 * 1024
+"""The most of a container's last log lines read: far more than LOG_LINES lines of LOG_LINE_CHARS."""
 CLEANUP_RESERVE_S = 5.0
 """The part of `timeout_seconds` kept for removing the container and the network (a quarter at most)."""
 ENGINE_TIMEOUT_S = 30
@@ -186,11 +188,22 @@ class _Run:
         return SmokeResult(False, EXITED, detail, code, self._logs())
 
     def _logs(self) -> tuple[str, ...]:
+        # Streamed and cut at LOG_BYTES: the last lines of a container may be of any length.
+        chunks: list[bytes] = []
         try:
-            raw = self.api.logs(self.name, stdout=True, stderr=True, tail=LOG_LINES)
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            stream = self.api.logs(
+                self.name, stdout=True, stderr=True, tail=LOG_LINES, stream=True, follow=False
+            )
+            try:
+                for chunk in stream:
+                    chunks.append(chunk)
+                    if sum(map(len, chunks)) >= LOG_BYTES:
+                        break
+            finally:
+                stream.close()
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
             return ()
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        text = b"".join(chunks)[:LOG_BYTES].decode("utf-8", "replace")
         return tuple(text.splitlines()[-LOG_LINES:])
 
     def _failed(self, cause: str, detail: str) -> SmokeResult:
