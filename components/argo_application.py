@@ -19,6 +19,9 @@ from model.names import (
     ARGO_APPLICATION_TYPE,
     ARGOCD_FINALIZER,
     IMAGE_SIZE_ANNOTATION,
+    PULL_SECRETS_ANNOTATION,
+    PULL_SECRETS_APPEND,
+    PULL_SECRETS_PATH,
     TIMEOUT_ANNOTATION,
     WAIT_FOR_ANNOTATION,
     app_labels,
@@ -78,19 +81,29 @@ def helm_source(
     }
 
 
-def pull_secret_patch(pull_secret: str) -> str:
-    """A strategic-merge patch adding the app's pull secret to a workload's pod template (merged by name)."""
-    return (
-        "apiVersion: apps/v1\n"
-        "kind: Deployment\n"
-        "metadata:\n"
-        "  name: pull-secret\n"
-        "spec:\n"
-        "  template:\n"
-        "    spec:\n"
-        "      imagePullSecrets:\n"
-        f"        - name: {pull_secret}\n"
-    )
+def _set_patch(pull_secret: str) -> str:
+    secret = [{"name": pull_secret}]
+    test = {"op": "test", "path": PULL_SECRETS_PATH, "value": None}  # fails where the workload lists its own
+    return json.dumps([test, {"op": "add", "path": PULL_SECRETS_PATH, "value": secret}])
+
+
+def _append_patch(pull_secret: str) -> str:
+    return json.dumps([{"op": "add", "path": f"{PULL_SECRETS_PATH}/-", "value": {"name": pull_secret}}])
+
+
+def pull_secret_patches(pull_secret: str | pulumi.Output[str]) -> list[dict[str, Any]]:
+    """JSON 6902 patches handing every Deployment and StatefulSet the app's pull secret: set where the
+    workload lists none (the render fails where it lists its own), appended where it is annotated to keep
+    its own (docs/engine-rules.md#kustomize-source); only the patches' text waits on the secret's name."""
+    patches = []
+    for selector, build in (("!=", _set_patch), ("=", _append_patch)):
+        target = {
+            "kind": PULL_SECRET_KINDS,
+            "annotationSelector": PULL_SECRETS_ANNOTATION + selector + PULL_SECRETS_APPEND,
+        }
+        text = build(pull_secret) if isinstance(pull_secret, str) else pull_secret.apply(build)
+        patches.append({"target": target, "patch": text})
+    return patches
 
 
 def kustomize_source(
@@ -105,11 +118,6 @@ def kustomize_source(
     (docs/engine-rules.md#kustomize-source); only the digest and the pull secret may be Outputs."""
     prefix = f"{source.image_name}={repository}@"
     image = prefix + digest if isinstance(digest, str) else digest.apply(prefix.__add__)
-    patch = (
-        pull_secret_patch(pull_secret)
-        if isinstance(pull_secret, str)
-        else pull_secret.apply(pull_secret_patch)
-    )
     return {
         "repoURL": source.repo_url,
         "targetRevision": source.target_revision,
@@ -119,7 +127,7 @@ def kustomize_source(
             "commonLabels": {APP_NAME_LABEL: app},
             "images": [image],
             "replicas": [{"name": source.workload, "count": replicas}],
-            "patches": [{"target": {"kind": PULL_SECRET_KINDS}, "patch": patch}],
+            "patches": pull_secret_patches(pull_secret),
         },
     }
 

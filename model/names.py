@@ -91,6 +91,11 @@ MANAGED_BY = {MANAGED_BY_KEY: MANAGED_BY_VALUE}
 APP_NAME_LABEL = "app.kubernetes.io/name"
 PULL_SECRET_ROLE_KEY, PULL_SECRET_ROLE_VALUE = "gitops-deploy/role", "image-pull-secret"
 PULL_SECRET_ROLE = {PULL_SECRET_ROLE_KEY: PULL_SECRET_ROLE_VALUE}  # marks the image pull Secret of an app
+PULL_SECRETS_ANNOTATION, PULL_SECRETS_APPEND = "gitops-deploy/pull-secrets", "append"
+"""On an overlay's workload that lists its own imagePullSecrets: the app's pull secret is appended to them
+(docs/engine-rules.md#kustomize-source)."""
+PULL_SECRETS_PATH = "/spec/template/spec/imagePullSecrets"
+"""Where a Deployment's or StatefulSet's pull secrets are, as a JSON Pointer."""
 IMAGE_SIZE_ANNOTATION = "gitops-deploy/image-size-bytes"
 """Compressed size of the app's image, as the registry reports it."""
 ARGOCD_FINALIZER = "resources-finalizer.argocd.argoproj.io"

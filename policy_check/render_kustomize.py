@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from model.names import PULL_SECRETS_ANNOTATION, PULL_SECRETS_APPEND, PULL_SECRETS_PATH
 from policy_check.kustomize_refs import remote_references
 from policy_check.render_common import (
     FAST_LOADER,
@@ -196,6 +197,48 @@ def _check_images(
         )
 
 
+_OWN_PULL_SECRETS = re.compile(rf"testing value \"?{re.escape(PULL_SECRETS_PATH)}\"? failed")
+"""kustomize's error where the pull-secret patch's `test` meets a workload listing its own pull secrets."""
+_NO_PULL_SECRETS = re.compile(rf"missing path: \"?{re.escape(PULL_SECRETS_PATH)}/-")
+"""kustomize's error where the appending patch meets an annotated workload that lists none."""
+
+
+def _pull_secret_error(
+    stderr: str, objects: Sequence[tuple[str | None, dict[str, Any]]]
+) -> RenderError | None:
+    """One line naming the workloads the pull-secret patch cannot apply to, and what to change; None when
+    the error is another one."""
+    own = _OWN_PULL_SECRETS.search(stderr) is not None
+    if not own and _NO_PULL_SECRETS.search(stderr) is None:
+        return None
+    names = sorted(
+        f"{obj.get('kind')} '{obj['metadata'].get('name')}'"
+        for _, obj in objects
+        if obj.get("kind") in ("Deployment", "StatefulSet")
+        and isinstance(obj.get("metadata"), dict)
+        and bool(_pod_spec(obj).get("imagePullSecrets")) == own
+        and ((obj["metadata"].get("annotations") or {}).get(PULL_SECRETS_ANNOTATION) == PULL_SECRETS_APPEND)
+        != own
+    )
+    which = ", ".join(names) or "a workload"
+    note = f"{PULL_SECRETS_ANNOTATION}: {PULL_SECRETS_APPEND}"
+    if own:
+        return RenderError(
+            f"the overlay's {which} lists its own imagePullSecrets, which the app's pull secret would "
+            f"replace; annotate it {note} to add the app's to them, or remove them"
+        )
+    return RenderError(
+        f"the overlay's {which} is annotated {note} but lists no imagePullSecrets; remove the annotation"
+    )
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    pod = template.get("spec") if isinstance(template, dict) else None
+    return pod if isinstance(pod, dict) else {}
+
+
 def _build(kubectl: Path, folder: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     return run_bounded([str(kubectl), "kustomize", str(folder)], timeout=timeout, what="kubectl kustomize")
 
@@ -228,13 +271,16 @@ def render_kustomize(
         done = _build(kubectl, workdir, timeout)
         if done.returncode != 0:
             missing = _NO_REPLICA_TARGET.search(done.stderr)
-            if missing:
+            secrets = _OWN_PULL_SECRETS.search(done.stderr) or _NO_PULL_SECRETS.search(done.stderr)
+            if missing or secrets:
                 # Which workloads the overlay does have: its own render, without the Application's options.
                 alone = _build(kubectl, overlay, timeout)
                 objects = (
                     [(None, o) for o in parse_documents(alone.stdout, "")] if alone.returncode == 0 else []
                 )
-                raise _no_workload(missing.group(1), _workloads(objects), source_key)
+                if missing:
+                    raise _no_workload(missing.group(1), _workloads(objects), source_key)
+                raise _pull_secret_error(done.stderr, objects) or RenderError(done.stderr.strip())
             message = done.stderr.strip().replace(str(workdir), "<temporary kustomization>")
             raise RenderError(message or f"kubectl kustomize exited {done.returncode}")
         bounds.start_reading()

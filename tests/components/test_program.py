@@ -240,10 +240,18 @@ def test_application_inputs(sims: dict[str, Simulation], example_project: Path, 
             # What lets apps share an overlay: their own names, pod selectors and pull secret.
             assert kustomize["namePrefix"] == f"{app['name']}-"
             assert kustomize["commonLabels"] == {"app.kubernetes.io/name": app["name"]}
-            [patch] = kustomize["patches"]
-            assert patch["target"] == {"kind": "Deployment|StatefulSet"}
-            assert yaml.safe_load(patch["patch"])["spec"]["template"]["spec"]["imagePullSecrets"] == [
-                {"name": f"{app['name']}-registry"}
+            secret = {"name": f"{app['name']}-registry"}
+            path = "/spec/template/spec/imagePullSecrets"
+            workloads, selector = "Deployment|StatefulSet", "gitops-deploy/pull-secrets"
+            assert [(p["target"], json.loads(p["patch"])) for p in kustomize["patches"]] == [
+                (
+                    {"kind": workloads, "annotationSelector": f"{selector}!=append"},
+                    [{"op": "test", "path": path, "value": None}, {"op": "add", "path": path, "value": [secret]}],
+                ),
+                (
+                    {"kind": workloads, "annotationSelector": f"{selector}=append"},
+                    [{"op": "add", "path": f"{path}/-", "value": secret}],
+                ),
             ]
             assert "helm" not in source
 

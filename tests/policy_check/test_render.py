@@ -328,6 +328,48 @@ def test_kustomize_replicas_matching_no_workload_is_an_error(project_copy: Path)
     )
 
 
+_OWN_SECRETS = (
+    "      securityContext:\n        runAsNonRoot",
+    "      imagePullSecrets:\n        - name: sidecar-registry\n      securityContext:\n        runAsNonRoot",
+)
+_APPEND = ("metadata:\n", "metadata:\n  annotations:\n    gitops-deploy/pull-secrets: append\n")
+
+
+def _pull_secrets(result: RenderResult) -> list[dict[str, str]]:
+    assert result.status == "rendered", result.reason
+    return list(_only(result, DEPLOYMENT).manifest["spec"]["template"]["spec"]["imagePullSecrets"])
+
+
+def test_a_workload_listing_its_own_pull_secrets_fails_the_render_instead_of_losing_them(
+    project_copy: Path,
+) -> None:
+    _edit(project_copy / OVERLAY / "deployment.yaml", *_OWN_SECRETS)
+    result = _render_one("staging", "web", project_copy)
+    assert result.status == "error"
+    assert result.reason == (
+        f"Application 'web': kustomize render of {OVERLAY} failed: the overlay's Deployment 'app' lists its "
+        "own imagePullSecrets, which the app's pull secret would replace; annotate it "
+        "gitops-deploy/pull-secrets: append to add the app's to them, or remove them"
+    )
+
+
+def test_an_annotated_workload_keeps_its_own_pull_secrets_and_gets_the_apps(project_copy: Path) -> None:
+    _edit(project_copy / OVERLAY / "deployment.yaml", *_OWN_SECRETS)
+    _edit(project_copy / OVERLAY / "deployment.yaml", *_APPEND)
+    result = _render_one("staging", "web", project_copy)
+    assert _pull_secrets(result) == [{"name": "sidecar-registry"}, {"name": "web-registry"}]
+
+
+def test_an_annotated_workload_without_pull_secrets_is_an_error(project_copy: Path) -> None:
+    _edit(project_copy / OVERLAY / "deployment.yaml", *_APPEND)
+    result = _render_one("staging", "web", project_copy)
+    assert result.status == "error"
+    assert result.reason.endswith(
+        "the overlay's Deployment 'app' is annotated gitops-deploy/pull-secrets: append but lists no "
+        "imagePullSecrets; remove the annotation"
+    ), result.reason
+
+
 def test_replicas_check_catches_a_kustomize_that_ignores_the_name() -> None:
     workload = {"kind": "Deployment", "metadata": {"name": "frontend"}, "spec": {"replicas": 2}}
     with pytest.raises(RenderError, match="names workload 'web', but the overlay has Deployment 'frontend'"):
