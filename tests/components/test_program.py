@@ -11,7 +11,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from model.config import DEFAULT_SYNC_TIMEOUT_SECONDS
 from model.health_settings import DEFAULTS
@@ -246,7 +245,10 @@ def test_application_inputs(sims: dict[str, Simulation], example_project: Path, 
             assert [(p["target"], json.loads(p["patch"])) for p in kustomize["patches"]] == [
                 (
                     {"kind": workloads, "annotationSelector": f"{selector}!=append"},
-                    [{"op": "test", "path": path, "value": None}, {"op": "add", "path": path, "value": [secret]}],
+                    [
+                        {"op": "test", "path": path, "value": None},
+                        {"op": "add", "path": path, "value": [secret]},
+                    ],
                 ),
                 (
                     {"kind": workloads, "annotationSelector": f"{selector}=append"},
