@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -198,6 +199,7 @@ def _app(v: Values, i: int, project_dir: Path) -> AppConfig:
 _CAST: dict[str, Callable[[Any], Any]] = {"integer": int, "number": float, "array": tuple}
 
 
+@functools.cache
 def _camel(field_name: str) -> str:
     """The config key of a field: `sync_timeout_seconds` is `syncTimeoutSeconds`."""
     return "repoURL" if field_name == "repo_url" else re.sub(r"_(\w)", lambda m: m[1].upper(), field_name)

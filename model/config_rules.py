@@ -52,7 +52,7 @@ class Values:
 
     def get(self, *path: str | int, fill: bool = True) -> Any:
         """The value at `path`, its default when unset (`fill`); None when it or what holds it was refused."""
-        if any(path[:i] in self.failed for i in range(1, len(path) + 1)):
+        if self.failed and any(path[:i] in self.failed for i in range(1, len(path) + 1)):
             return None
         node: Any = self.raw
         for part in path:
@@ -138,6 +138,7 @@ def app_rules(r: Reader, v: Values, server: str | None, project_dir: Path) -> No
     """Every app's rules, and names unique in the stack."""
     items = v.get("apps") or []
     seen: dict[str, int] = {}
+    walked: dict[tuple[Path, Path], str | None] = {}  # each build context walked once a parse
     for i, item in enumerate(items):
         key = app_key(i, item)
         name = v.get("apps", i, "name")
@@ -147,7 +148,7 @@ def app_rules(r: Reader, v: Values, server: str | None, project_dir: Path) -> No
                 r.problem(f"{key}.name", repr(name), f"a name no other app uses ({first} already has it)")
             else:
                 seen[name] = i
-        _image(r, v, i, f"{key}.image", server, project_dir)
+        _image(r, v, i, f"{key}.image", server, project_dir, walked)
         _source(r, v, i, f"{key}.source")
         _health(r, v, i, f"{key}.health")
 
@@ -188,7 +189,15 @@ def app_name(r: Reader, key: str, name: str) -> str | None:
     return name
 
 
-def _image(r: Reader, v: Values, i: int, key: str, server: str | None, project_dir: Path) -> None:
+def _image(
+    r: Reader,
+    v: Values,
+    i: int,
+    key: str,
+    server: str | None,
+    project_dir: Path,
+    walked: dict[tuple[Path, Path], str | None],
+) -> None:
     repository = v.get("apps", i, "image", "repository")
     if repository is not None and server is not None:
         host, _, path = repository.partition("/")
@@ -230,10 +239,19 @@ def _image(r: Reader, v: Values, i: int, key: str, server: str | None, project_d
             dkey, repr(dockerfile_s or "Dockerfile"), f"an existing Dockerfile; looked for {dockerfile}"
         )
     else:
-        try:  # what pulumi-docker would fail on, and symlinks out of the repository, fail here first
-            check_context(context, dockerfile, project_dir)
-        except ContextError as exc:
-            r.problem(f"{key}.context", repr(context_s), str(exc))
+        if (context, dockerfile) not in walked:
+            walked[context, dockerfile] = _context_problem(context, dockerfile, project_dir)
+        if (problem := walked[context, dockerfile]) is not None:
+            r.problem(f"{key}.context", repr(context_s), problem)
+
+
+def _context_problem(context: Path, dockerfile: Path, project_dir: Path) -> str | None:
+    """What pulumi-docker would fail on, and symlinks out of the repository, found here first."""
+    try:
+        check_context(context, dockerfile, project_dir)
+    except ContextError as exc:
+        return str(exc)
+    return None
 
 
 def _relative(r: Reader, key: str, path: str, what: str) -> bool:

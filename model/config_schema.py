@@ -352,9 +352,13 @@ def validator(only: tuple[str, ...] = ()) -> Draft202012Validator:
     return Draft202012Validator({**schema, "additionalProperties": True}, format_checker=_CHECKER)
 
 
+_ROOT = obj("", KEYS)
+"""The whole stack's values as one object key."""
+
+
 def key_at(path: Sequence[str | int]) -> Key | None:
     """The Key a value path is under (list indexes and map names included), or None."""
-    key: Key | None = obj("", KEYS)
+    key: Key | None = _ROOT
     for part in path:
         if key is None:
             return None

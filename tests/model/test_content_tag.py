@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from model import content_tag as content_tag_module
+from model.config import parse_config
+from model.config_reader import ConfigError
 from model.content_tag import (
     CHUNK_BYTES,
     MAX_IGNORE_FILE_BYTES,
@@ -41,6 +43,7 @@ from model.dockerignore import (
     read_patterns,
     walk,
 )
+from model.stack_files import read_stack_config
 
 # -- moby/patternmatcher v0.6.0's tables ------------------------------------------------------------
 
@@ -522,3 +525,23 @@ def test_the_tag_moves_exactly_when_what_docker_sends_does(
         ignore = f"{ignore}\n{line}"
         Path(f"{dockerfile}.dockerignore").write_text(ignore)
     assert (tag() != before) == (_oracle(context, ignore) != sent), (mutation, ignore)
+
+
+def test_apps_sharing_a_context_walk_it_once_a_parse_and_each_names_its_problem(
+    example_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The config walks each build context once however many apps build from it; a bad one is each app's."""
+    values = {k.removeprefix("gitops-deploy:"): v for k, v in read_stack_config("dev", example_copy).items()}
+    first = values["apps"][0]
+    values["apps"] = [{**first, "name": f"app{i}"} for i in range(5)]
+    walks: list[Path] = []
+    real_walk = content_tag_module._walk
+    monkeypatch.setattr(content_tag_module, "_walk", lambda *a: walks.append(a[0]) or real_walk(*a))
+    parse_config(values, example_copy, stack="dev")
+    assert len(walks) == 1
+    (example_copy / first["image"]["context"] / "gone").symlink_to("nowhere")
+    with pytest.raises(ConfigError) as refused:
+        parse_config(values, example_copy, stack="dev")
+    assert len(walks) == 2
+    problems = [p for p in refused.value.problems if "gone -> 'nowhere'" in p]
+    assert [p.split(":", 2)[1] for p in problems] == [f"apps[{i}] (app{i}).image.context" for i in range(5)]
