@@ -536,7 +536,12 @@ def test_apps_sharing_a_context_walk_it_once_a_parse_and_each_names_its_problem(
     values["apps"] = [{**first, "name": f"app{i}"} for i in range(5)]
     walks: list[Path] = []
     real_walk = content_tag_module._walk
-    monkeypatch.setattr(content_tag_module, "_walk", lambda *a: walks.append(a[0]) or real_walk(*a))
+
+    def counted(context: Path, dockerfile: Path, root: Path) -> Any:
+        walks.append(context)
+        return real_walk(context, dockerfile, root)
+
+    monkeypatch.setattr(content_tag_module, "_walk", counted)
     parse_config(values, example_copy, stack="dev")
     assert len(walks) == 1
     (example_copy / first["image"]["context"] / "gone").symlink_to("nowhere")
