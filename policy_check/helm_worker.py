@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 _PLACEHOLDER = "gitops-deploy-force-string-7f3a9c"
@@ -100,22 +97,34 @@ def render(request: dict[str, Any]) -> dict[str, Any]:
             return {"cant_judge": cant_judge}
         if not to_build:
             return _rendered(helm, request["chart_dir"], values, request)
-        local = request.get("local_dependencies") or {}
-        with tempfile.TemporaryDirectory(prefix="gitops-render-chart-") as tmp:
-            # The repository's chart is never written to: the build goes into a copy.
-            copy = Path(tmp) / Path(request["chart_dir"]).name
-            try:
-                shutil.copytree(request["chart_dir"], copy)
-                (copy / "charts").mkdir(exist_ok=True)
-                for dep in to_build:
-                    helm.package(local[dep["name"]], destination=copy / "charts")
-                return _rendered(helm, str(copy), values, request)
-            except (helm.HelmError, OSError, ValueError, KeyError) as exc:
-                # Name the repository's chart, not the throwaway copy.
-                message = str(exc).strip().replace(str(copy), request["chart_dir"])
-                return {"error": message, "error_type": type(exc).__name__}
+        return _rendered_with_dependencies(helm, values, request, to_build)
     except (helm.HelmError, OSError, ValueError, KeyError) as exc:
         return {"error": str(exc).strip(), "error_type": type(exc).__name__}
+
+
+def _rendered_with_dependencies(
+    helm: Any, values: dict[str, Any], request: dict[str, Any], to_build: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Render a copy of the chart with its `file://` dependencies packaged into its `charts/`."""
+    # Imported here: every process pays its imports before its first render, and few charts need these.
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    local = request.get("local_dependencies") or {}
+    with tempfile.TemporaryDirectory(prefix="gitops-render-chart-") as tmp:
+        # The repository's chart is never written to: the build goes into a copy.
+        copy = Path(tmp) / Path(request["chart_dir"]).name
+        try:
+            shutil.copytree(request["chart_dir"], copy)
+            (copy / "charts").mkdir(exist_ok=True)
+            for dep in to_build:
+                helm.package(local[dep["name"]], destination=copy / "charts")
+            return _rendered(helm, str(copy), values, request)
+        except (helm.HelmError, OSError, ValueError, KeyError) as exc:
+            # Name the repository's chart, not the throwaway copy.
+            message = str(exc).strip().replace(str(copy), request["chart_dir"])
+            return {"error": message, "error_type": type(exc).__name__}
 
 
 EPILOG = """\
@@ -130,16 +139,22 @@ exit codes:
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Answer each request, in order."""
-    import argparse
+def _parser() -> Any:
+    import argparse  # only for --help
 
-    argparse.ArgumentParser(
+    return argparse.ArgumentParser(
         prog="python -I policy_check/helm_worker.py",
         description=__doc__,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    ).parse_args(argv)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Answer each request, in order."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:  # --help; the check starts it with none, so it never pays for argparse
+        _parser().parse_args(argv)
     for line in sys.stdin:
         if not line.strip():
             continue
