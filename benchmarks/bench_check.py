@@ -214,12 +214,11 @@ def _case(apps: int, render: bool, runs: int, tmp: Path) -> dict[str, float]:
 def _rows(render: bool, runs: int, tmp: Path) -> list[list[object]]:
     """The table's rows for each size, rendered or not; per app and linearity from the warm figures."""
     cases = {apps: _case(apps, render, 1 if (apps, render) == SLOW else runs, tmp) for apps in SIZES}
-    one, ten = cases[1]["warm_s"], cases[10]["warm_s"]
+    per_app_at = cases[_harness.LINEAR_AT]["warm_s"] / _harness.LINEAR_AT
     rows: list[list[object]] = []
     for apps, c in cases.items():
         parts = c["pack_s"] + c["render_s"]
         cold, warm = c["program_cold_s"] + parts, c["program_s"] + parts
-        linear = one + (apps - 1) * (ten - one) / 9
         rows.append(
             [
                 apps,
@@ -230,7 +229,7 @@ def _rows(render: bool, runs: int, tmp: Path) -> list[list[object]]:
                 c["cold_s"] / cold,
                 c["warm_s"],
                 c["warm_s"] / apps * 1e3,
-                c["warm_s"] / linear,
+                c["warm_s"] / apps / per_app_at,
                 c["program_s"],
                 c["pack_s"],
                 c["render_s"],
@@ -266,6 +265,6 @@ if __name__ == "__main__":
     _harness.table(headers, rows, "d - d .2f .2f .2f .2f .1f .2f .2f .2f .2f .2f .2f .0f")
     print(
         f"(least of {runs} fresh interpreters each, of one for 200 rendered apps; check: a fresh "
-        "interpreter's first, as the CLI runs; warm: its second; x linear: against the line through 1 "
-        "and 10 apps)"
+        "interpreter's first, as the CLI runs; warm: its second; x linear: per app against per app at "
+        f"{_harness.LINEAR_AT} apps)"
     )

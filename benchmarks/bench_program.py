@@ -27,8 +27,6 @@ from policy_check.simulate import simulate
 from tests.support.example_project import FIXTURES
 
 APPS = (1, 10, 50, 200)
-LINEAR_AT = 10
-"""The per-app figure the others are set against, for the ratio to linear."""
 STACK = "staging"
 PROVIDER_KEY = "__provider"
 """A dynamic resource's serialized provider, which the minimal program's own replaces."""
@@ -184,7 +182,7 @@ def _program_table(runs: int, floor: dict[str, Any]) -> None:
         ours, minimal, settled = _programs(apps, runs)
         per_app, floor_per_app = ours["eval_s"] * 1e3 / apps, minimal["eval_s"] * 1e3 / apps
         settled_per_app = settled["eval_s"] * 1e3 / apps
-        linear = per_app if apps == LINEAR_AT else linear
+        linear = per_app if apps == _harness.LINEAR_AT else linear
         resources = sum(ours["types"].values())
         rows.append([apps, resources, per_app, floor_per_app, per_app / floor_per_app])
         rows[-1] += [settled_per_app, per_app / settled_per_app, per_app]
@@ -203,7 +201,7 @@ if __name__ == "__main__":
     print(f"import floor: {ft * 1e3:.0f} ms, peak {fp:.0f} MiB; fresh interpreter: {fresh * 1e3:.0f} ms")
     print(
         "program vs minimal program, as it is and with the program's collector settings (same-gc); "
-        f"x linear: per app against per app at {LINEAR_AT} apps"
+        f"x linear: per app against per app at {_harness.LINEAR_AT} apps"
     )
     _program_table(runs, floor)
     binary, rows = find_hadolint(), []
