@@ -203,14 +203,9 @@ _NO_PULL_SECRETS = re.compile(rf"missing path: \"?{re.escape(PULL_SECRETS_PATH)}
 """kustomize's error where the appending patch meets an annotated workload that lists none."""
 
 
-def _pull_secret_error(
-    stderr: str, objects: Sequence[tuple[str | None, dict[str, Any]]]
-) -> RenderError | None:
-    """One line naming the workloads the pull-secret patch cannot apply to, and what to change; None when
-    the error is another one."""
-    own = _OWN_PULL_SECRETS.search(stderr) is not None
-    if not own and _NO_PULL_SECRETS.search(stderr) is None:
-        return None
+def _pull_secret_error(own: bool, objects: Sequence[tuple[str | None, dict[str, Any]]]) -> RenderError:
+    """One line naming the workloads a pull-secret patch cannot apply to (`own`: they list their own
+    pull secrets without the annotation; else they carry it but list none), and what to change."""
     names = sorted(
         f"{obj.get('kind')} '{obj['metadata'].get('name')}'"
         for _, obj in objects
@@ -271,7 +266,8 @@ def render_kustomize(
         done = _build(kubectl, workdir, timeout)
         if done.returncode != 0:
             missing = _NO_REPLICA_TARGET.search(done.stderr)
-            secrets = _OWN_PULL_SECRETS.search(done.stderr) or _NO_PULL_SECRETS.search(done.stderr)
+            own = _OWN_PULL_SECRETS.search(done.stderr) is not None
+            secrets = own or _NO_PULL_SECRETS.search(done.stderr) is not None
             if missing or secrets:
                 # Which workloads the overlay does have: its own render, without the Application's options.
                 alone = _build(kubectl, overlay, timeout)
@@ -280,7 +276,7 @@ def render_kustomize(
                 )
                 if missing:
                     raise _no_workload(missing.group(1), _workloads(objects), source_key)
-                raise _pull_secret_error(done.stderr, objects) or RenderError(done.stderr.strip())
+                raise _pull_secret_error(own, objects)
             message = done.stderr.strip().replace(str(workdir), "<temporary kustomization>")
             raise RenderError(message or f"kubectl kustomize exited {done.returncode}")
         bounds.start_reading()
