@@ -20,7 +20,7 @@ from policy_check.render import (
     render_all,
     type_token,
 )
-from policy_check.render_common import RenderedObject, RenderError, RenderResult
+from policy_check.render_common import PYTHON, RenderedObject, RenderError, RenderResult
 from policy_check.render_helm import HelmWorker
 from policy_check.render_kustomize import _check_replicas, kubectl_path, parse_image
 from policy_check.render_source import Repository, normalize_repo_url
@@ -563,3 +563,18 @@ def test_a_worker_that_dies_is_one_line_and_the_next_chart_gets_a_new_one(
         alive = worker._proc
         assert alive is not None and alive.poll() is None
     assert alive.poll() is not None and worker._proc is None
+
+
+def test_the_helm_worker_starts_with_only_what_every_render_needs() -> None:
+    """Its start-up is paid per check; what only file:// dependencies or --help need loads when they do."""
+    started = subprocess.run(
+        [PYTHON, "-I", "-X", "importtime", str(render_helm.WORKER)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in started.stderr.splitlines() if "|" in line}
+    assert "json" in loaded, started.stderr[-500:]
+    assert not loaded & {"argparse", "shutil", "tempfile"}, sorted(loaded)
