@@ -19,6 +19,7 @@ from model.names import (
     ARGO_APPLICATION_TYPE,
     ARGOCD_FINALIZER,
     IMAGE_SIZE_ANNOTATION,
+    PULL_SECRET_WORKLOADS,
     PULL_SECRETS_ANNOTATION,
     PULL_SECRETS_APPEND,
     PULL_SECRETS_PATH,
@@ -37,8 +38,8 @@ SYNC_POLICY: dict[str, Any] = {
 DELETE_TIMEOUT_SECONDS = 600
 """How long removing an Application may wait: Argo CD's finalizer prunes the app's resources first
 (docs/engine-rules.md#application-delete)."""
-PULL_SECRET_KINDS = "Deployment|StatefulSet"
-"""The kinds the pull-secret patch targets (a kustomize selector is an anchored regular expression)."""
+PULL_SECRET_KINDS = "|".join(PULL_SECRET_WORKLOADS)
+"""The pull-secret patches' `target.kind` (a kustomize selector is an anchored regular expression)."""
 
 
 def sync_policy(retry_refresh: bool) -> dict[str, Any]:

@@ -91,6 +91,8 @@ MANAGED_BY = {MANAGED_BY_KEY: MANAGED_BY_VALUE}
 APP_NAME_LABEL = "app.kubernetes.io/name"
 PULL_SECRET_ROLE_KEY, PULL_SECRET_ROLE_VALUE = "gitops-deploy/role", "image-pull-secret"
 PULL_SECRET_ROLE = {PULL_SECRET_ROLE_KEY: PULL_SECRET_ROLE_VALUE}  # marks the image pull Secret of an app
+PULL_SECRET_WORKLOADS = ("Deployment", "StatefulSet")
+"""The kinds an overlay's pull-secret patches hand the app's pull secret to."""
 PULL_SECRETS_ANNOTATION, PULL_SECRETS_APPEND = "gitops-deploy/pull-secrets", "append"
 """On an overlay's workload that lists its own imagePullSecrets: the app's pull secret is appended to them
 (docs/engine-rules.md#kustomize-source)."""

@@ -15,7 +15,12 @@ from typing import Any
 
 import yaml
 
-from model.names import PULL_SECRETS_ANNOTATION, PULL_SECRETS_APPEND, PULL_SECRETS_PATH
+from model.names import (
+    PULL_SECRET_WORKLOADS,
+    PULL_SECRETS_ANNOTATION,
+    PULL_SECRETS_APPEND,
+    PULL_SECRETS_PATH,
+)
 from policy_check.kustomize_refs import remote_references
 from policy_check.render_common import (
     FAST_LOADER,
@@ -209,7 +214,7 @@ def _pull_secret_error(own: bool, objects: Sequence[tuple[str | None, dict[str, 
     names = sorted(
         f"{obj.get('kind')} '{obj['metadata'].get('name')}'"
         for _, obj in objects
-        if obj.get("kind") in ("Deployment", "StatefulSet")
+        if obj.get("kind") in PULL_SECRET_WORKLOADS
         and isinstance(obj.get("metadata"), dict)
         and bool(_pod_spec(obj).get("imagePullSecrets")) == own
         and ((obj["metadata"].get("annotations") or {}).get(PULL_SECRETS_ANNOTATION) == PULL_SECRETS_APPEND)
