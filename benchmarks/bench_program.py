@@ -177,12 +177,12 @@ def _dockerfiles(project: Path, count: int) -> StackConfig:
 def _program_table(runs: int, floor: dict[str, Any]) -> None:
     """Per app: the program, the minimal program (as it is, and with the program's collector settings), the
     ratios, the ratio to linear, and peak memory."""
-    rows, linear, before = [], 0.0, (0, 0.0, 0.0)
+    rows, linear, before = [], 0.0, (0.0, 0.0)
     for apps in APPS:
         ours, minimal, settled = _programs(apps, runs)
         # What the apps added since the size above cost, without what a stack pays once (hadolint, config).
-        added = (ours["eval_s"] - before[1]) / (minimal["eval_s"] - before[2])
-        before = (apps, ours["eval_s"], minimal["eval_s"])
+        added = (ours["eval_s"] - before[0]) / (minimal["eval_s"] - before[1])
+        before = (ours["eval_s"], minimal["eval_s"])
         per_app, floor_per_app = ours["eval_s"] * 1e3 / apps, minimal["eval_s"] * 1e3 / apps
         settled_per_app = settled["eval_s"] * 1e3 / apps
         linear = per_app if apps == _harness.LINEAR_AT else linear
